@@ -1,0 +1,163 @@
+# mezzanine: a plain Makefile. Quiet unless V=1.
+#   make            build the daemon (mezzanine) and the CLI (mezz)
+#   make run        install missing dependencies, build, start on embedded defaults
+#   make test       install missing dependencies, build, run every test
+#   make bench      run the benchmarks and write docs/BENCHMARKS.md
+#   make fuzz       build and run every fuzz target (libFuzzer, ASan+UBSan)
+#   make install    install binaries, units, config and docs under $(DESTDIR)$(PREFIX)
+#   SANITIZER=address,undefined   build everything with those sanitizers
+
+CC        ?= cc
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+SANITIZER ?=
+comma     := ,
+
+BUILD := build$(if $(SANITIZER),-$(subst $(comma),-,$(SANITIZER)))
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+PKGS := sqlite3 libsodium libwebsockets jansson inih libcurl libsystemd \
+        libsecp256k1 nettle libcrypto libisal
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+          -Wno-missing-field-initializers -fno-strict-aliasing -pthread -MMD -MP \
+          -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmbedcrypto -lm -pthread
+ifneq ($(SANITIZER),)
+CFLAGS  += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZER)
+endif
+
+# Module libraries: every .c file in a folder, except the programs' mains.
+MAINS       := appliance/mezzanine.c appliance/mezz.c
+APP_SRC     := $(filter-out $(MAINS),$(wildcard appliance/*.c))
+SEQ_SRC     := $(wildcard sequencer/*.c)
+DA_SRC      := $(wildcard da/*.c)
+L1_SRC      := $(wildcard l1bridge/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+LIBAPP := $(BUILD)/libapp.a
+LIBSEQ := $(BUILD)/libseq.a
+LIBDA  := $(BUILD)/libda.a
+LIBL1  := $(BUILD)/libl1.a
+LIBS   := $(LIBAPP) $(LIBSEQ) $(LIBDA) $(LIBL1)
+
+DAEMON      := $(BUILD)/mezzanine
+DAEMON_TEST := $(BUILD)/mezzanine-test
+CLI         := $(BUILD)/mezz
+
+# Criterion unit tests: one binary per folder under tests/.
+UNIT_DIRS  := appliance sequencer l1bridge da
+UNIT_BINS  := $(foreach d,$(UNIT_DIRS),$(if $(wildcard tests/$(d)/*.c),$(BUILD)/tests/test_$(d)))
+
+BENCH_SRC  := $(wildcard tests/bench/*.c)
+BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS  := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+FUZZ_TIME  ?= 20
+
+.PHONY: all run test unit integration bench bench-quick fuzz install clean deps tools
+
+all: $(DAEMON) $(CLI) $(DAEMON_TEST)
+
+deps:
+	$(Q)scripts/install-deps
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+# Test builds of the daemon compile in the fault hooks (see appliance/fault.h).
+$(BUILD)/test-obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  CC[T]   $<")
+	$(Q)$(CC) $(CFLAGS) -DMEZZ_FAULT_HOOKS -c -o $@ $<
+
+$(LIBAPP): $(call obj,$(APP_SRC))
+$(LIBSEQ): $(call obj,$(SEQ_SRC))
+$(LIBDA):  $(call obj,$(DA_SRC))
+$(LIBL1):  $(call obj,$(L1_SRC))
+$(LIBS):
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(DAEMON): $(BUILD)/appliance/mezzanine.o $(LIBS)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(CLI): $(BUILD)/appliance/mezz.o $(LIBS)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(DAEMON_TEST): $(patsubst %.c,$(BUILD)/test-obj/%.o,appliance/mezzanine.c $(APP_SRC)) $(LIBSEQ) $(LIBDA) $(LIBL1)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+.SECONDEXPANSION:
+$(BUILD)/tests/test_%: $$(call obj,$$(wildcard tests/$$*/*.c)) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+$(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+tools: all $(UNIT_BINS) $(BENCH_BINS)
+
+run: deps all
+	$(Q)scripts/run-dev $(BUILD)
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory tools
+	$(Q)scripts/run-tests $(BUILD)
+
+unit: tools
+	$(Q)scripts/run-tests $(BUILD) unit
+
+integration: tools
+	$(Q)scripts/run-tests $(BUILD) integration
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory tools
+	$(Q)scripts/run-bench $(BUILD) full
+
+bench-quick: deps
+	$(Q)$(MAKE) --no-print-directory tools
+	$(Q)scripts/run-bench $(BUILD) quick
+
+# Fuzz targets link the module sources directly, built by clang with
+# libFuzzer, ASan and UBSan in their own folder.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined \
+               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+build-fuzz/%: tests/fuzz/%.c $(SEQ_SRC) $(L1_SRC) $(DA_SRC) $(APP_SRC)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz: deps $(FUZZ_BINS)
+	$(Q)scripts/run-fuzz $(FUZZ_TIME) $(FUZZ_BINS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/mezzanine \
+	           $(DESTDIR)/etc/mezzanine $(DESTDIR)/lib/systemd/system
+	install -m 0755 $(DAEMON) $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 firmware-config/mezzanine.conf $(DESTDIR)/etc/mezzanine/mezzanine.conf
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/mezzanine/
+	install -m 0644 systemd/*.service $(DESTDIR)/lib/systemd/system/
+
+clean:
+	rm -rf build build-* 
+
+-include $(shell find $(BUILD) build-fuzz -name '*.d' 2>/dev/null)

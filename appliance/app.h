@@ -1,0 +1,244 @@
+/*
+ * app.h - the appliance: config, storage, identity, tenants and keys, the
+ * committer thread, the lws server, the block feed, and logging.
+ *
+ * Threads:
+ *   - the lws thread owns every socket, the auth cache and the feed;
+ *   - the committer thread owns the SQLite write connection and the
+ *     sequencer state (next seq, open slot, chain tip).
+ * They meet only in two bounded queues (struct app_queue): ingress
+ * (lws -> committer) and completions (committer -> lws, followed by
+ * lws_cancel_service()).
+ *
+ * Error space: 0 is success, negative is failure; -errno for system errors;
+ * APP_E* in [-1499, -1400]. app_strerror() also names seq_, l1_ and SQLite
+ * codes (SQLite codes are mapped to APP_ESQLITE with the text kept by the
+ * caller's error buffer).
+ */
+#ifndef MEZZ_APP_H
+#define MEZZ_APP_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define APP_ERRORS(X)                                                        \
+	X(APP_EINVAL, -1401, "invalid argument")                             \
+	X(APP_ENOMEM, -1402, "out of memory")                                \
+	X(APP_ECONFIG, -1403, "invalid configuration")                       \
+	X(APP_ESQLITE, -1404, "database error")                              \
+	X(APP_EFULL, -1405, "queue full")                                    \
+	X(APP_EHALTED, -1406, "sequencer halted after a storage failure")    \
+	X(APP_ENOTFOUND, -1407, "not found")                                 \
+	X(APP_EEXIST, -1408, "already exists")                               \
+	X(APP_EKEYFILE, -1409, "identity key file is unreadable or malformed") \
+	X(APP_ESTOPPED, -1410, "shutting down")
+
+enum {
+#define APP_ERR_ENUM(name, code, msg) name = code,
+	APP_ERRORS(APP_ERR_ENUM)
+#undef APP_ERR_ENUM
+};
+
+/* Names any mezzanine error code (app_, seq_, l1_) or -errno. Never NULL. */
+const char *app_strerror(int err);
+
+/* ------------------------------------------------------------------ */
+/* Logging: one line per event, "ts=... level=... msg=... key=value", to
+ * stderr (journald). Only the appliance logs. */
+
+enum app_log_level { APP_LOG_DEBUG, APP_LOG_INFO, APP_LOG_WARN, APP_LOG_ERROR };
+void app_log_set_level(enum app_log_level lvl);
+int app_log_level_parse(const char *s, enum app_log_level *out);
+void app_log(enum app_log_level lvl, const char *msg, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define app_info(msg, ...) app_log(APP_LOG_INFO, msg, __VA_ARGS__)
+#define app_warn(msg, ...) app_log(APP_LOG_WARN, msg, __VA_ARGS__)
+#define app_error(msg, ...) app_log(APP_LOG_ERROR, msg, __VA_ARGS__)
+
+/* Panics report file:line and abort. For invariants that must never fail. */
+#define APP_PANIC(...) app__panic(__FILE__, __LINE__, __VA_ARGS__)
+void app__panic(const char *file, int line, const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ */
+/* Config: one table (config.c) drives parsing, defaults, bounds, the
+ * commented default file and `mezz config check`. */
+
+struct app_config {
+	/* [server] */
+	char listen_addr[64];
+	int listen_port;
+	long max_message_bytes;
+	long max_tx_bytes;
+	long max_batch_items;
+	long ws_send_queue_bytes;
+	/* [storage] */
+	char data_dir[512];
+	/* [sequencer] */
+	long slot_ms;
+	long group_max_txs;
+	long group_linger_us;
+	long ingress_queue_max;
+	/* [feed] */
+	long feed_queue_max_blocks;
+	long feed_cache_blocks;
+	/* [log] */
+	char log_level[16];
+};
+
+/* One entry of the config table, exposed for tests and `mezz config check`. */
+enum app_cfg_type { APP_CFG_INT, APP_CFG_STR, APP_CFG_LISTEN };
+struct app_cfg_entry {
+	const char *section;
+	const char *name;
+	enum app_cfg_type type;
+	long min, max;      /* APP_CFG_INT bounds; APP_CFG_STR max length */
+	const char *dflt;   /* default, as text */
+	size_t offset;      /* into struct app_config */
+	const char *help;   /* one line, for errors and docs */
+};
+extern const struct app_cfg_entry app_cfg_table[];
+extern const size_t app_cfg_table_len;
+
+/* Defaults from the table. */
+void app_config_defaults(struct app_config *c);
+/*
+ * Load a file over the defaults. Every error (unknown key, bad value, out of
+ * bounds, syntax) is appended to err as "FILE:LINE: message\n" (up to
+ * errlen bytes); returns the number of errors (0 on success) or -errno if
+ * the file cannot be read.
+ */
+int app_config_load(struct app_config *c, const char *path, char *err, size_t errlen);
+/* Apply "section.key=value" (command-line --set). 0 or APP_ECONFIG with err. */
+int app_config_set(struct app_config *c, const char *assignment, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ */
+/* Identity: the ed25519 key (data_dir/identity.key, 0600, created on first
+ * start) and the API-key hashing secret (data_dir/apikey.secret, 0600). */
+
+struct app_identity {
+	uint8_t sk[64];
+	uint8_t pk[32];
+	uint8_t key_secret[32]; /* BLAKE2b key for hashing API keys */
+};
+/* Loads both files, creating them if absent (create = 1). */
+int app_identity_load(struct app_identity *id, const char *data_dir, int create);
+/* Keyed BLAKE2b-256 of an API key. */
+void app_apikey_hash(uint8_t out[static 32], const struct app_identity *id,
+		     const char *key, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Storage (store.c): SQLite, WAL, synchronous=FULL. */
+
+struct app_store;
+
+/* Opens (creating the schema if needed). readonly = 1 for the lws thread's
+ * read connection. errbuf receives SQLite's message on failure. */
+int app_store_open(struct app_store **out, const char *data_dir, int readonly,
+		   char *errbuf, size_t errlen);
+void app_store_close(struct app_store *s);
+/* The underlying sqlite3 handle, for modules that keep their own statements. */
+struct sqlite3 *app_store_db(struct app_store *s);
+
+/* Tenants, namespaces and API keys (used by the CLI; bumps auth_version). */
+struct app_namespace {
+	uint64_t chain_id;
+	char name[64];
+	int64_t tenant_id;
+	int ingress_public;
+	int feed_public;
+};
+int app_store_tenant_create(struct app_store *s, const char *name, int64_t *id);
+int app_store_tenant_find(struct app_store *s, const char *name, int64_t *id);
+int app_store_namespace_create(struct app_store *s, const struct app_namespace *ns);
+int app_store_key_create(struct app_store *s, int64_t tenant_id,
+			 const uint8_t hash[static 32], const char *prefix, int64_t *id);
+int app_store_key_revoke(struct app_store *s, int64_t key_id);
+/* Monotonic counter bumped by every tenant, namespace or key change. */
+int app_store_auth_version(struct app_store *s, int64_t *version);
+
+/* ------------------------------------------------------------------ */
+/* Bounded multi-producer queue of fixed-size items with a condvar. */
+
+struct app_queue {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	size_t item_size, cap, head, len;
+	uint8_t *buf;
+	int closed;
+};
+int app_queue_init(struct app_queue *q, size_t item_size, size_t cap);
+void app_queue_destroy(struct app_queue *q);
+/* Push all n items or none: APP_EFULL if they do not fit, APP_ESTOPPED if closed. */
+int app_queue_push(struct app_queue *q, const void *items, size_t n);
+/* Pop up to max items; waits until at least one item is there, the queue is
+ * closed, or deadline_ns (CLOCK_MONOTONIC, 0 = no wait) passes.
+ * Returns the count popped (0 on timeout or closed-and-empty). */
+size_t app_queue_pop(struct app_queue *q, void *items, size_t max, uint64_t deadline_ns);
+size_t app_queue_len(struct app_queue *q);
+void app_queue_close(struct app_queue *q);
+
+uint64_t app_now_ns(void);	/* CLOCK_MONOTONIC */
+uint64_t app_wall_ms(void);	/* CLOCK_REALTIME */
+
+
+/* ------------------------------------------------------------------ */
+/* Storage used by the committer and the readers. */
+
+#include "sequencer/seq.h"
+
+#define MEZZ_VERSION "0.1.0"
+
+/* A transaction as stored. data is owned by whoever holds the struct. */
+struct app_tx {
+	uint64_t seq;
+	uint64_t ns;
+	uint64_t group_id;
+	uint64_t slot;
+	uint8_t hash[32];
+	uint8_t *data;
+	size_t len;
+};
+
+/* The tip of storage, read at start. has_block = 0 before the first seal. */
+struct app_tip {
+	uint64_t next_seq;
+	uint64_t next_group;
+	int has_block;
+	struct seq_block_hdr last;
+	uint8_t last_hash[32];
+};
+int app_store_tip(struct app_store *s, struct app_tip *tip);
+
+/* Look up a stored transaction by (ns, hash). APP_ENOTFOUND if absent.
+ * data is not loaded (NULL). ns == 0 matches any namespace. */
+int app_store_tx_find(struct app_store *s, uint64_t ns, const uint8_t hash[static 32],
+		      struct app_tx *tx);
+/* Load a group header, signature and its tx leaves (malloc'd, count entries). */
+int app_store_group_load(struct app_store *s, uint64_t group_id, struct seq_group_hdr *h,
+			 uint8_t sig[static 64], uint8_t (**leaves)[32]);
+/* One SQLite transaction: every tx row and the group row. The COMMIT is the
+ * fsync (synchronous=FULL). On failure the transaction is rolled back. */
+int app_store_group_commit(struct app_store *s, const struct seq_group *g,
+			   const struct app_tx *txs, size_t n, char *errbuf, size_t errlen);
+/* Transactions with seq in [first, last], in seq order, data loaded
+ * (malloc'd per tx). *out is a malloc'd array of *n entries. */
+int app_store_txs_range(struct app_store *s, uint64_t first, uint64_t last,
+			struct app_tx **out, size_t *n);
+void app_txs_free(struct app_tx *txs, size_t n);
+/* Store a sealed block (header, signature, namespace table). */
+int app_store_block_put(struct app_store *s, const struct seq_block_hdr *h,
+			const uint8_t sig[static 64], const struct seq_block_ns *ns,
+			size_t ns_count, char *errbuf, size_t errlen);
+int app_store_block_get(struct app_store *s, uint64_t height, struct seq_block_hdr *h,
+			uint8_t sig[static 64], struct seq_block_ns **ns, size_t *ns_count);
+/* Height of the highest sealed block; APP_ENOTFOUND if none. */
+int app_store_block_tip(struct app_store *s, uint64_t *height);
+int app_store_namespaces(struct app_store *s, struct app_namespace **out, size_t *n);
+/* Tenant owning a key hash, if the key exists and is not revoked. */
+int app_store_key_lookup(struct app_store *s, const uint8_t hash[static 32],
+			 int64_t *tenant_id);
+
+#endif /* MEZZ_APP_H */

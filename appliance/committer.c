@@ -1,0 +1,464 @@
+/*
+ * committer.c - the sequencer thread: takes submissions off the ingress
+ * queue, orders them into groups, makes each group durable with one SQLite
+ * transaction (one fsync), signs the group's root, answers every submitter
+ * with a receipt, and seals one superblock per slot.
+ *
+ * Block lifecycle (per slot):
+ *
+ *   OPEN --(group committed: txs appended)--> OPEN
+ *   OPEN --(slot clock passes the slot end)--> SEALED --(block row committed)--> PUBLISHED
+ *
+ *   transition            function        asserts
+ *   OPEN -> OPEN          commit_group    group slot == open_slot
+ *   OPEN -> SEALED        seal_slot       open txs contiguous from last block
+ *   SEALED -> PUBLISHED   seal_slot       block row stored before the feed hears of it
+ *
+ * Durability rules: a receipt leaves this file only after the group's COMMIT
+ * returned (synchronous=FULL: the WAL is fsynced). If a COMMIT fails the
+ * sequencer halts: nothing in that group is receipted and no later group is
+ * attempted, because after a failed fsync the state of the file is unknown.
+ *
+ * Recovery: transactions committed in groups but not yet in a sealed block
+ * are read back at start; every slot before the current one is sealed from
+ * them, the rest stay open.
+ */
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "appliance/daemon.h"
+#include "l1bridge/l1.h"
+
+#define POP_MAX 65536
+
+static void post_done(struct app_committer *c, struct app_done *d, size_t n)
+{
+	/* The lws thread drains `done` continually; if it is momentarily full,
+	 * wait rather than drop an answer. */
+	while (n) {
+		size_t chunk = n > 1024 ? 1024 : n;
+		int rc = app_queue_push(c->done, d, chunk);
+
+		if (rc == APP_EFULL) {
+			lws_cancel_service(c->lws);
+			struct timespec ts = {0, 200000};
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (rc) /* closed: the server is gone; free what we own */
+			for (size_t i = 0; i < chunk; i++)
+				free(d[i].json);
+		d += chunk;
+		n -= chunk;
+	}
+	lws_cancel_service(c->lws);
+}
+
+static void answer_error(struct app_committer *c, struct app_sub *s, size_t n, int code,
+			 const char *msg)
+{
+	struct app_done *d = calloc(n, sizeof(*d));
+
+	if (!d)
+		APP_PANIC("out of memory answering %zu submissions", n);
+	for (size_t i = 0; i < n; i++) {
+		d[i].kind = DONE_ANSWER;
+		d[i].req = s[i].req;
+		d[i].slot = s[i].slot;
+		d[i].is_error = 1;
+		d[i].json = app_error_json(code, "%s", msg);
+		free(s[i].data);
+		s[i].data = NULL;
+	}
+	post_done(c, d, n);
+	free(d);
+}
+
+static int open_push(struct app_committer *c, const struct app_tx *t)
+{
+	if (c->open_n == c->open_cap) {
+		size_t cap = c->open_cap ? c->open_cap * 2 : 1024;
+		struct app_tx *v = realloc(c->open_txs, cap * sizeof(*v));
+
+		if (!v)
+			return APP_ENOMEM;
+		c->open_txs = v;
+		c->open_cap = cap;
+	}
+	c->open_txs[c->open_n++] = *t;
+	return 0;
+}
+
+/* Seal every open transaction with slot <= `slot` into one block for `slot`. */
+static int seal_slot(struct app_committer *c, uint64_t slot)
+{
+	struct seq_block_hdr h;
+	struct seq_block_ns *ns = NULL;
+	struct seq_tx *st = NULL;
+	struct app_tx *txs = NULL;
+	struct app_block *b;
+	uint8_t sig[64], zero[32] = {0};
+	size_t n = 0;
+	uint64_t first_seq = c->has_block ? c->last.first_seq + c->last.tx_count : 1;
+	char err[256];
+	int rc;
+
+	while (n < c->open_n && c->open_txs[n].slot <= slot)
+		n++;
+	if (n && c->open_txs[0].seq != first_seq)
+		APP_PANIC("open slot starts at seq %llu, expected %llu",
+			  (unsigned long long)c->open_txs[0].seq, (unsigned long long)first_seq);
+	st = malloc((n ? n : 1) * sizeof(*st));
+	if (!st)
+		return APP_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		st[i].seq = c->open_txs[i].seq;
+		st[i].ns = c->open_txs[i].ns;
+		memcpy(st[i].hash, c->open_txs[i].hash, 32);
+	}
+	rc = seq_block_build(&h, &ns, st, n, first_seq, c->has_block ? c->last.height + 1 : 1,
+			     slot, seq_slot_start(slot, 0, (uint32_t)c->cfg->slot_ms),
+			     c->has_block ? c->last_hash : zero);
+	free(st);
+	if (rc)
+		return rc;
+	seq_block_sign(sig, &h, c->id->sk);
+	rc = app_store_block_put(c->store, &h, sig, ns, h.ns_count, err, sizeof(err));
+	if (rc) {
+		app_error("seal_failed", "height=%llu slot=%llu sqlite=\"%s\"",
+			  (unsigned long long)h.height, (unsigned long long)slot, err);
+		free(ns);
+		return rc;
+	}
+	c->last = h;
+	c->has_block = 1;
+	seq_block_hash(c->last_hash, &h);
+	atomic_store(&c->stats.height, h.height);
+	atomic_store(&c->stats.has_block, 1);
+
+	/* Move the sealed transactions (and their data) into the feed's block. */
+	if (n) {
+		txs = malloc(n * sizeof(*txs));
+		if (!txs)
+			APP_PANIC("out of memory sealing %zu txs", n);
+		memcpy(txs, c->open_txs, n * sizeof(*txs));
+		memmove(c->open_txs, c->open_txs + n, (c->open_n - n) * sizeof(*txs));
+		c->open_n -= n;
+	}
+	rc = app_block_make(&b, &h, sig, ns, h.ns_count, txs, n);
+	if (rc)
+		return rc;
+	{
+		struct app_done d = {.kind = DONE_BLOCK, .block = b};
+
+		if (app_queue_push(c->done, &d, 1) == 0)
+			lws_cancel_service(c->lws);
+		else /* the feed will load it from storage when it notices */
+			app_block_unref(b);
+	}
+	return 0;
+}
+
+/* eth_sendRawTransaction answers with the hash; everything else gets the receipt. */
+static char *answer_json(struct app_committer *c, const struct app_sub *s,
+			 const struct seq_receipt *r)
+{
+	char *out;
+
+	if (!s->want_hash)
+		return app_receipt_json(r, s->ns_name, c->id->pk);
+	out = malloc(2 + 2 + 64 + 1 + 1);
+	if (out) {
+		out[0] = '"';
+		l1_hex_encode(out + 1, r->hash, 32);
+		strcat(out, "\"");
+	}
+	return out;
+}
+
+/* A small open-addressing set over (ns, hash) for duplicates inside a group. */
+static size_t dup_find_or_add(uint32_t *tab, size_t cap, const struct app_sub *s, uint32_t i)
+{
+	uint64_t h;
+
+	memcpy(&h, s[i].hash, 8);
+	h ^= s[i].ns * 0x9e3779b97f4a7c15ull;
+	for (size_t k = h & (cap - 1);; k = (k + 1) & (cap - 1)) {
+		if (tab[k] == UINT32_MAX) {
+			tab[k] = i;
+			return i;
+		}
+		if (s[tab[k]].ns == s[i].ns && !memcmp(s[tab[k]].hash, s[i].hash, 32))
+			return tab[k];
+	}
+}
+
+static void commit_group(struct app_committer *c, struct app_sub *s, size_t n)
+{
+	struct app_done *d = calloc(n, sizeof(*d));
+	uint32_t *alias = malloc(n * sizeof(*alias)), *set = NULL;
+	uint64_t *ns = malloc(n * sizeof(*ns));
+	uint8_t(*hashes)[32] = malloc(n * 32);
+	struct app_tx *txs = malloc(n * sizeof(*txs));
+	size_t *pos = malloc(n * sizeof(*pos)); /* index within the group */
+	size_t setcap = 16, m = 0;
+	struct seq_group g = {0};
+	struct seq_merkle_tree tree = {0};
+	char err[256];
+	uint64_t t0;
+	int rc;
+
+	while (setcap < 2 * n)
+		setcap <<= 1;
+	set = malloc(setcap * sizeof(*set));
+	if (!d || !alias || !ns || !hashes || !txs || !pos || !set)
+		APP_PANIC("out of memory committing a group of %zu", n);
+	memset(set, 0xff, setcap * sizeof(*set));
+
+	for (size_t i = 0; i < n; i++) {
+		struct app_tx found;
+
+		d[i].kind = DONE_ANSWER;
+		d[i].req = s[i].req;
+		d[i].slot = s[i].slot;
+		alias[i] = (uint32_t)dup_find_or_add(set, setcap, s, (uint32_t)i);
+		if (alias[i] != i)
+			continue;
+		rc = app_store_tx_find(c->store, s[i].ns, s[i].hash, &found);
+		if (rc == 0) { /* already durable: answer with the stored receipt */
+			struct seq_receipt r;
+
+			if (app_receipt_load(c->store, &found, &r) == 0) {
+				d[i].json = answer_json(c, &s[i], &r);
+			} else {
+				d[i].is_error = 1;
+				d[i].json = app_error_json(RPC_INTERNAL, "stored receipt unreadable");
+			}
+			pos[i] = SIZE_MAX;
+			continue;
+		}
+		pos[i] = m;
+		ns[m] = s[i].ns;
+		memcpy(hashes[m], s[i].hash, 32);
+		txs[m] = (struct app_tx){.seq = c->next_seq + m, .ns = s[i].ns,
+					 .group_id = c->next_group, .slot = c->open_slot,
+					 .data = s[i].data, .len = s[i].len};
+		memcpy(txs[m].hash, s[i].hash, 32);
+		m++;
+	}
+
+	if (m) {
+		t0 = app_now_ns();
+		rc = seq_group_build(&g, c->next_group, c->open_slot, c->next_seq, ns,
+				     (const uint8_t(*)[32])hashes, m, c->id->sk);
+		if (rc)
+			APP_PANIC("seq_group_build: %s", app_strerror(rc));
+		rc = app_store_group_commit(c->store, &g, txs, m, err, sizeof(err));
+		if (rc) {
+			/* No retry after a failed fsync: halt, answer nobody with a receipt. */
+			atomic_store(&c->stats.halted, 1);
+			app_error("sequencer_halted", "group=%llu txs=%zu sqlite=\"%s\"",
+				  (unsigned long long)c->next_group, m, err);
+			for (size_t i = 0; i < n; i++) {
+				free(d[i].json);
+				d[i].is_error = 1;
+				d[i].json = app_error_json(
+					RPC_HALTED, "sequencer halted after a storage failure; "
+						    "nothing from this request was preconfirmed");
+				free(s[i].data);
+			}
+			seq_group_free(&g);
+			goto out;
+		}
+		atomic_store(&c->stats.last_commit_us, (app_now_ns() - t0) / 1000);
+		if (seq_merkle_tree_build(&tree, (const uint8_t(*)[32])g.leaves, m))
+			APP_PANIC("out of memory building group tree of %zu", m);
+		for (size_t i = 0; i < n; i++) {
+			struct seq_receipt r;
+
+			if (alias[i] != i || pos[i] == SIZE_MAX)
+				continue;
+			memset(&r, 0, sizeof(r));
+			memcpy(r.hash, s[i].hash, 32);
+			r.ns = s[i].ns;
+			r.seq = c->next_seq + pos[i];
+			r.slot = c->open_slot;
+			r.group_id = c->next_group;
+			r.index = (uint32_t)pos[i];
+			r.count = (uint32_t)m;
+			memcpy(r.root, g.hdr.root, 32);
+			memcpy(r.sig, g.sig, 64);
+			seq_merkle_tree_path(&tree, pos[i], r.path, &r.path_len);
+			d[i].json = answer_json(c, &s[i], &r);
+		}
+		seq_merkle_tree_free(&tree);
+		seq_group_free(&g);
+		for (size_t k = 0; k < m; k++)
+			if (open_push(c, &txs[k]))
+				APP_PANIC("out of memory holding the open slot");
+		c->next_seq += m;
+		c->next_group++;
+		atomic_store(&c->stats.next_seq, c->next_seq);
+		atomic_fetch_add(&c->stats.groups, 1);
+		atomic_fetch_add(&c->stats.txs, m);
+	}
+	/* Duplicates: data freed, answer copied from the first occurrence. */
+	for (size_t i = 0; i < n; i++) {
+		if (alias[i] != i || pos[i] == SIZE_MAX)
+			free(s[i].data);
+		if (alias[i] != i) {
+			d[i].is_error = d[alias[i]].is_error;
+			d[i].json = d[alias[i]].json ? strdup(d[alias[i]].json) : NULL;
+		}
+	}
+out:
+	/* A NULL json (allocation failure) is answered as an internal error. */
+	post_done(c, d, n);
+	free(d);
+	free(alias);
+	free(ns);
+	free(hashes);
+	free(txs);
+	free(pos);
+	free(set);
+}
+
+static uint64_t now_slot(struct app_committer *c)
+{
+	return seq_slot_at(app_wall_ms(), 0, (uint32_t)c->cfg->slot_ms);
+}
+
+static void *run(void *arg)
+{
+	struct app_committer *c = arg;
+	struct app_sub *items = malloc(POP_MAX * sizeof(*items));
+	size_t max = (size_t)c->cfg->group_max_txs;
+
+	if (!items)
+		APP_PANIC("out of memory for the committer");
+	for (;;) {
+		uint64_t cur = now_slot(c), wall = app_wall_ms(), deadline, end_ms;
+		size_t n;
+
+		if (cur > c->open_slot && !atomic_load(&c->stats.halted)) {
+			int rc = seal_slot(c, c->open_slot);
+
+			if (rc) {
+				atomic_store(&c->stats.halted, 1);
+				app_error("sequencer_halted", "reason=seal err=\"%s\"", app_strerror(rc));
+			}
+			c->open_slot = cur;
+			atomic_store(&c->stats.open_slot, cur);
+		}
+		end_ms = seq_slot_start(c->open_slot + 1, 0, (uint32_t)c->cfg->slot_ms);
+		deadline = app_now_ns() + (end_ms > wall ? end_ms - wall : 0) * 1000000ull + 1;
+		n = app_queue_pop(c->ingress, items, max, deadline);
+		if (n == 0) {
+			if (c->ingress->closed && app_queue_len(c->ingress) == 0)
+				break;
+			continue;
+		}
+		if (c->cfg->group_linger_us && n < max) {
+			uint64_t until = app_now_ns() + (uint64_t)c->cfg->group_linger_us * 1000;
+
+			while (n < max && app_now_ns() < until) {
+				size_t k = app_queue_pop(c->ingress, items + n, max - n, until);
+
+				if (!k)
+					break;
+				n += k;
+			}
+		}
+		if (atomic_load(&c->stats.halted))
+			answer_error(c, items, n, RPC_HALTED,
+				     "sequencer halted after a storage failure; see the daemon log");
+		else
+			commit_group(c, items, n);
+	}
+	free(items);
+	atomic_store(&c->stats.exited, 1);
+	lws_cancel_service(c->lws);
+	return NULL;
+}
+
+int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
+{
+	struct app_tip tip;
+	struct app_tx *txs = NULL;
+	size_t n = 0;
+	uint64_t cur;
+	int rc;
+
+	rc = app_store_tip(c->store, &tip);
+	if (rc) {
+		snprintf(errbuf, errlen, "reading the chain tip: %s", app_strerror(rc));
+		return rc;
+	}
+	c->next_seq = tip.next_seq;
+	c->next_group = tip.next_group;
+	c->has_block = tip.has_block;
+	c->last = tip.last;
+	memcpy(c->last_hash, tip.last_hash, 32);
+	/* Committed but unsealed transactions: everything after the last block. */
+	{
+		uint64_t from = tip.has_block ? tip.last.first_seq + tip.last.tx_count : 1;
+
+		rc = app_store_txs_range(c->store, from, c->next_seq - 1, &txs, &n);
+		if (rc) {
+			snprintf(errbuf, errlen, "reading unsealed transactions: %s",
+				 app_strerror(rc));
+			return rc;
+		}
+		if (n != c->next_seq - from) {
+			snprintf(errbuf, errlen, "sequence gap: %zu unsealed rows for %llu seqs", n,
+				 (unsigned long long)(c->next_seq - from));
+			app_txs_free(txs, n);
+			return APP_ESQLITE;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (open_push(c, &txs[i]))
+			return APP_ENOMEM;
+	free(txs); /* data now owned by open_txs */
+	cur = now_slot(c);
+	/* Seal complete slots left from before the restart, in order. */
+	while (c->open_n && c->open_txs[0].slot < cur) {
+		rc = seal_slot(c, c->open_txs[0].slot);
+		if (rc) {
+			snprintf(errbuf, errlen, "sealing recovered slot: %s", app_strerror(rc));
+			return rc;
+		}
+	}
+	c->open_slot = cur;
+	if (c->open_n && c->open_txs[c->open_n - 1].slot > c->open_slot)
+		c->open_slot = c->open_txs[c->open_n - 1].slot; /* clock went back */
+	if (c->has_block && c->last.slot >= c->open_slot)
+		c->open_slot = c->last.slot + 1;
+	atomic_store(&c->stats.next_seq, c->next_seq);
+	atomic_store(&c->stats.open_slot, c->open_slot);
+	if (n)
+		app_info("recovered", "unsealed_txs=%zu next_seq=%llu", n,
+			 (unsigned long long)c->next_seq);
+	rc = pthread_create(&c->thread, NULL, run, c);
+	if (rc) {
+		snprintf(errbuf, errlen, "pthread_create failed");
+		return -rc;
+	}
+	c->started = 1;
+	return 0;
+}
+
+void app_committer_stop(struct app_committer *c)
+{
+	if (!c->started)
+		return;
+	app_queue_close(c->ingress);
+	pthread_join(c->thread, NULL);
+	c->started = 0;
+	app_txs_free(c->open_txs, c->open_n);
+	c->open_txs = NULL;
+	c->open_n = c->open_cap = 0;
+}

@@ -1,0 +1,232 @@
+/*
+ * config.c - table-driven configuration (after Redis' standardConfig).
+ *
+ * app_cfg_table is the single source of truth: parsing, defaults, bounds,
+ * `mezz config check`, and the test that keeps firmware-config/mezzanine.conf
+ * in step with it all read this table. Adding a key means adding a row here
+ * and a commented entry in the default file.
+ */
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "appliance/app.h"
+
+#define OFF(f) offsetof(struct app_config, f)
+
+const struct app_cfg_entry app_cfg_table[] = {
+	{"server", "listen", APP_CFG_LISTEN, 0, 0, "127.0.0.1:9545", OFF(listen_addr),
+	 "address:port for JSON-RPC over HTTP and WebSocket"},
+	{"server", "max_message_bytes", APP_CFG_INT, 1024, 1L << 30, "4194304",
+	 OFF(max_message_bytes), "largest HTTP body or WebSocket message accepted"},
+	{"server", "max_tx_bytes", APP_CFG_INT, 1, 16L << 20, "131072", OFF(max_tx_bytes),
+	 "largest single transaction payload accepted"},
+	{"server", "max_batch_items", APP_CFG_INT, 1, 1000000, "10000", OFF(max_batch_items),
+	 "most requests in one JSON-RPC batch array"},
+	{"server", "ws_send_queue_bytes", APP_CFG_INT, 65536, 1L << 31, "16777216",
+	 OFF(ws_send_queue_bytes), "bytes queued to one client before it is disconnected"},
+	{"storage", "data_dir", APP_CFG_STR, 1, 511, "/var/lib/mezzanine", OFF(data_dir),
+	 "directory for the database and the identity key"},
+	{"sequencer", "slot_ms", APP_CFG_INT, 10, 60000, "250", OFF(slot_ms),
+	 "slot duration: one superblock is sealed per slot"},
+	{"sequencer", "group_max_txs", APP_CFG_INT, 1, 65536, "4096", OFF(group_max_txs),
+	 "most transactions in one preconfirmation group (one fsync)"},
+	{"sequencer", "group_linger_us", APP_CFG_INT, 0, 1000, "0", OFF(group_linger_us),
+	 "extra wait for more transactions before committing a group"},
+	{"sequencer", "ingress_queue_max", APP_CFG_INT, 16, 1L << 22, "65536",
+	 OFF(ingress_queue_max), "transactions waiting for commit before ingress answers busy"},
+	{"feed", "queue_max_blocks", APP_CFG_INT, 1, 100000, "256", OFF(feed_queue_max_blocks),
+	 "blocks queued to one subscriber before it is disconnected"},
+	{"feed", "cache_blocks", APP_CFG_INT, 1, 100000, "64", OFF(feed_cache_blocks),
+	 "recent blocks kept in memory for subscribers"},
+	{"log", "level", APP_CFG_STR, 1, 15, "info", OFF(log_level),
+	 "debug, info, warn or error"},
+};
+const size_t app_cfg_table_len = sizeof(app_cfg_table) / sizeof(app_cfg_table[0]);
+
+static const struct app_cfg_entry *find(const char *section, const char *name)
+{
+	for (size_t i = 0; i < app_cfg_table_len; i++)
+		if (!strcmp(app_cfg_table[i].section, section) &&
+		    !strcmp(app_cfg_table[i].name, name))
+			return &app_cfg_table[i];
+	return NULL;
+}
+
+/* Parse one value into the struct. On failure writes a reason into why. */
+static int apply(struct app_config *c, const struct app_cfg_entry *e, const char *v,
+		 char *why, size_t whylen)
+{
+	char *end;
+	long n;
+
+	switch (e->type) {
+	case APP_CFG_INT:
+		errno = 0;
+		n = strtol(v, &end, 10);
+		if (errno || end == v || *end) {
+			snprintf(why, whylen, "'%s' is not an integer", v);
+			return APP_ECONFIG;
+		}
+		if (n < e->min || n > e->max) {
+			snprintf(why, whylen, "%ld is out of range [%ld, %ld]", n, e->min, e->max);
+			return APP_ECONFIG;
+		}
+		*(long *)((char *)c + e->offset) = n;
+		return 0;
+	case APP_CFG_STR:
+		if (strlen(v) < (size_t)e->min || strlen(v) > (size_t)e->max) {
+			snprintf(why, whylen, "length must be %ld..%ld characters", e->min, e->max);
+			return APP_ECONFIG;
+		}
+		if (!strcmp(e->name, "level") && !strcmp(e->section, "log")) {
+			enum app_log_level l;
+
+			if (app_log_level_parse(v, &l)) {
+				snprintf(why, whylen, "'%s' is not one of debug, info, warn, error", v);
+				return APP_ECONFIG;
+			}
+		}
+		snprintf((char *)c + e->offset, (size_t)e->max + 1, "%s", v);
+		return 0;
+	case APP_CFG_LISTEN: {
+		const char *colon = strrchr(v, ':');
+
+		if (!colon || colon == v || (size_t)(colon - v) >= sizeof(c->listen_addr)) {
+			snprintf(why, whylen, "'%s' is not address:port", v);
+			return APP_ECONFIG;
+		}
+		errno = 0;
+		n = strtol(colon + 1, &end, 10);
+		if (errno || end == colon + 1 || *end || n < 1 || n > 65535) {
+			snprintf(why, whylen, "port in '%s' must be 1..65535", v);
+			return APP_ECONFIG;
+		}
+		memcpy(c->listen_addr, v, (size_t)(colon - v));
+		c->listen_addr[colon - v] = 0;
+		c->listen_port = (int)n;
+		return 0;
+	}
+	}
+	return APP_ECONFIG;
+}
+
+void app_config_defaults(struct app_config *c)
+{
+	char why[128];
+
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < app_cfg_table_len; i++)
+		if (apply(c, &app_cfg_table[i], app_cfg_table[i].dflt, why, sizeof(why)))
+			APP_PANIC("default for %s.%s is invalid: %s", app_cfg_table[i].section,
+				  app_cfg_table[i].name, why);
+}
+
+struct load_ctx {
+	struct app_config *c;
+	const char *path;
+	FILE *f;
+	int line;
+	int errors;
+	char *err;
+	size_t errlen, used;
+};
+
+static void add_error(struct load_ctx *x, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void add_error(struct load_ctx *x, int line, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	x->errors++;
+	if (!x->err || x->used + 1 >= x->errlen)
+		return;
+	n = snprintf(x->err + x->used, x->errlen - x->used, "%s:%d: ", x->path, line);
+	if (n > 0 && x->used + (size_t)n < x->errlen)
+		x->used += (size_t)n;
+	va_start(ap, fmt);
+	n = vsnprintf(x->err + x->used, x->errlen - x->used, fmt, ap);
+	va_end(ap);
+	if (n > 0 && x->used + (size_t)n < x->errlen)
+		x->used += (size_t)n;
+	if (x->used + 1 < x->errlen) {
+		x->err[x->used++] = '\n';
+		x->err[x->used] = 0;
+	}
+}
+
+/* inih reader that counts lines, so every error can name its line. */
+static char *reader(char *buf, int size, void *stream)
+{
+	struct load_ctx *x = stream;
+	char *r = fgets(buf, size, x->f);
+
+	if (r)
+		x->line++;
+	return r;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct load_ctx *x = user;
+	const struct app_cfg_entry *e = find(section, name);
+	char why[256];
+
+	if (!e) {
+		add_error(x, x->line, "unknown key '%s' in section [%s]", name, section);
+		return 1;
+	}
+	if (apply(x->c, e, value, why, sizeof(why)))
+		add_error(x, x->line, "%s.%s: %s (%s)", section, name, why, e->help);
+	return 1; /* keep going: report every error, not just the first */
+}
+
+int app_config_load(struct app_config *c, const char *path, char *err, size_t errlen)
+{
+	struct load_ctx x = {.c = c, .path = path, .err = err, .errlen = errlen};
+	int rc;
+
+	if (err && errlen)
+		err[0] = 0;
+	x.f = fopen(path, "r");
+	if (!x.f)
+		return -errno;
+	rc = ini_parse_stream(reader, &x, handler, &x);
+	fclose(x.f);
+	if (rc > 0)
+		add_error(&x, rc, "syntax error (expected 'key = value' or '[section]')");
+	else if (rc < 0)
+		add_error(&x, 0, "could not parse file");
+	return x.errors;
+}
+
+int app_config_set(struct app_config *c, const char *assignment, char *err, size_t errlen)
+{
+	char section[64], name[64];
+	const char *dot = strchr(assignment, '.'), *eq = strchr(assignment, '=');
+	const struct app_cfg_entry *e;
+	char why[256];
+
+	if (!dot || !eq || dot > eq || (size_t)(dot - assignment) >= sizeof(section) ||
+	    (size_t)(eq - dot - 1) >= sizeof(name)) {
+		snprintf(err, errlen, "'%s' is not section.key=value", assignment);
+		return APP_ECONFIG;
+	}
+	memcpy(section, assignment, (size_t)(dot - assignment));
+	section[dot - assignment] = 0;
+	memcpy(name, dot + 1, (size_t)(eq - dot - 1));
+	name[eq - dot - 1] = 0;
+	e = find(section, name);
+	if (!e) {
+		snprintf(err, errlen, "unknown key '%s.%s'", section, name);
+		return APP_ECONFIG;
+	}
+	if (apply(c, e, eq + 1, why, sizeof(why))) {
+		snprintf(err, errlen, "%s.%s: %s", section, name, why);
+		return APP_ECONFIG;
+	}
+	return 0;
+}

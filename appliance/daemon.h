@@ -1,0 +1,140 @@
+/*
+ * daemon.h - internals shared by the daemon's files (committer.c, server.c,
+ * rpc.c, feed.c, auth.c, receipt.c). Not a public interface: the CLI and the
+ * other modules use app.h only.
+ *
+ * Ownership across the two queues:
+ *   ingress (lws -> committer): struct app_sub; `data` passes to the
+ *     committer, which frees it or moves it into a sealed block.
+ *   done (committer -> lws): struct app_done; `json` and `block` pass to the
+ *     lws thread. `req` is never dereferenced by the committer: only the lws
+ *     thread touches requests, so they need no lock.
+ */
+#ifndef MEZZ_DAEMON_H
+#define MEZZ_DAEMON_H
+
+#include <stdatomic.h>
+
+#include "appliance/app.h"
+
+struct lws_context;
+struct app_req;
+
+/* JSON-RPC error codes. Stable: documented in docs/API.md. */
+enum {
+	RPC_PARSE_ERROR = -32700,
+	RPC_INVALID_REQUEST = -32600,
+	RPC_METHOD_NOT_FOUND = -32601,
+	RPC_INVALID_PARAMS = -32602,
+	RPC_INTERNAL = -32603,
+	RPC_UNAUTHORIZED = -32001,	/* missing, unknown or revoked API key */
+	RPC_FORBIDDEN = -32002,		/* key may not act on this namespace */
+	RPC_UNKNOWN_NAMESPACE = -32003,
+	RPC_TOO_LARGE = -32004,		/* message, batch or transaction over its cap */
+	RPC_HALTED = -32005,		/* sequencer stopped after a storage failure */
+	RPC_BUSY = -32006,		/* ingress queue full: retry shortly */
+	RPC_NOT_FOUND = -32007,		/* no such block or transaction */
+	RPC_INVALID_TX = -32008,	/* transaction failed decoding or checks */
+};
+
+/* A submission handed to the committer. */
+struct app_sub {
+	struct app_req *req;
+	uint32_t slot; /* index of the answer within req */
+	uint64_t ns;
+	char ns_name[64];
+	int want_hash; /* answer with the bare tx hash (eth_sendRawTransaction) */
+	uint8_t hash[32];
+	uint8_t *data;
+	size_t len;
+};
+
+/*
+ * A sealed block as the feed serves it. Built by the committer (or loaded
+ * from storage by the lws thread), then owned by the lws thread, which
+ * reference-counts it without locks. txs are sorted by (ns, seq); ns_first[i]
+ * is the index of namespace i's first transaction in txs.
+ */
+struct app_block {
+	int refs;
+	struct seq_block_hdr hdr;
+	uint8_t sig[64];
+	uint8_t hash[32];
+	struct seq_block_ns *ns;
+	size_t ns_count;
+	size_t *ns_first;
+	struct app_tx *txs;
+	size_t n;
+	char **ns_json; /* lazily built per-namespace JSON fragments */
+	size_t bytes;	/* approximate memory held */
+};
+/* Builds the namespace index (sorts txs). Takes ownership of txs and ns. */
+int app_block_make(struct app_block **out, const struct seq_block_hdr *h,
+		   const uint8_t sig[static 64], struct seq_block_ns *ns, size_t ns_count,
+		   struct app_tx *txs, size_t n);
+/* Loads a block and its transactions from storage. */
+int app_block_load(struct app_block **out, struct app_store *s, uint64_t height);
+void app_block_unref(struct app_block *b);
+
+enum app_done_kind { DONE_ANSWER, DONE_BLOCK };
+
+struct app_done {
+	enum app_done_kind kind;
+	struct app_req *req;
+	uint32_t slot;
+	int is_error;
+	char *json; /* the "result" value, or the "error" object when is_error */
+	struct app_block *block;
+};
+
+/* Counters the committer publishes for mezz_status and metrics. */
+struct app_stats {
+	atomic_uint_fast64_t next_seq;
+	atomic_uint_fast64_t height;	/* last sealed height */
+	atomic_uint_fast64_t has_block;
+	atomic_uint_fast64_t open_slot;
+	atomic_uint_fast64_t groups;
+	atomic_uint_fast64_t txs;
+	atomic_uint_fast64_t last_commit_us;
+	atomic_int halted;
+	atomic_int exited; /* the committer thread has returned */
+};
+
+struct app_committer {
+	const struct app_config *cfg;
+	const struct app_identity *id;
+	struct app_store *store;
+	struct app_queue *ingress;
+	struct app_queue *done;
+	struct lws_context *lws; /* set before start; for lws_cancel_service */
+	struct app_stats stats;
+	pthread_t thread;
+	int started;
+	/* committer-thread state */
+	uint64_t next_seq, next_group, open_slot;
+	int has_block;
+	struct seq_block_hdr last;
+	uint8_t last_hash[32];
+	struct app_tx *open_txs; /* transactions of the open slot, seq order */
+	size_t open_n, open_cap;
+};
+
+/* Recovers unsealed transactions and starts the thread. */
+int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen);
+/* Closes ingress, waits for the thread to commit what it took, joins. */
+void app_committer_stop(struct app_committer *c);
+
+/* Receipts as JSON (receipt.c). The caller frees the string. */
+char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,
+		       const uint8_t pk[static 32]);
+/* Rebuild the receipt of a stored transaction (proof from its group). */
+int app_receipt_load(struct app_store *s, const struct app_tx *tx, struct seq_receipt *r);
+/* Error object JSON: {"code":c,"message":"..."} (message escaped). */
+char *app_error_json(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Fault hooks, compiled in only for test builds (see fault.c). */
+#ifdef MEZZ_FAULT_HOOKS
+int app_fault_install(void);
+#endif
+
+#endif /* MEZZ_DAEMON_H */

@@ -1,0 +1,133 @@
+/*
+ * fault.c - fault hooks for tests (after SQLite's sqlite3FaultSim), compiled
+ * only into the test build of the daemon (mezzanine-test, -DMEZZ_FAULT_HOOKS).
+ *
+ * A SQLite VFS that wraps the default one and fails xSync once the number of
+ * syncs passes MEZZ_FAULT_FSYNC_AFTER (environment), so a test can watch the
+ * sequencer halt on an fsync error instead of preconfirming.
+ */
+#ifdef MEZZ_FAULT_HOOKS
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "appliance/daemon.h"
+
+static sqlite3_vfs fault_vfs;
+static sqlite3_vfs *base_vfs;
+static long fail_after = -1;
+static atomic_long syncs;
+
+struct fault_file {
+	sqlite3_file base; /* must be first */
+	sqlite3_file *real;
+};
+
+static sqlite3_io_methods fault_io;
+
+static int f_close(sqlite3_file *f)
+{
+	struct fault_file *ff = (struct fault_file *)f;
+	int rc = ff->real->pMethods ? ff->real->pMethods->xClose(ff->real) : SQLITE_OK;
+
+	sqlite3_free(ff->real);
+	return rc;
+}
+#define FWD(name, sig, args)                                  \
+	static int f_##name sig                               \
+	{                                                     \
+		struct fault_file *ff = (struct fault_file *)f; \
+		return ff->real->pMethods->x##name args;      \
+	}
+FWD(Read, (sqlite3_file * f, void *b, int n, sqlite3_int64 o), (ff->real, b, n, o))
+FWD(Write, (sqlite3_file * f, const void *b, int n, sqlite3_int64 o), (ff->real, b, n, o))
+FWD(Truncate, (sqlite3_file * f, sqlite3_int64 s), (ff->real, s))
+FWD(FileSize, (sqlite3_file * f, sqlite3_int64 *s), (ff->real, s))
+FWD(Lock, (sqlite3_file * f, int l), (ff->real, l))
+FWD(Unlock, (sqlite3_file * f, int l), (ff->real, l))
+FWD(CheckReservedLock, (sqlite3_file * f, int *r), (ff->real, r))
+FWD(FileControl, (sqlite3_file * f, int op, void *a), (ff->real, op, a))
+FWD(SectorSize, (sqlite3_file * f), (ff->real))
+FWD(DeviceCharacteristics, (sqlite3_file * f), (ff->real))
+FWD(ShmMap, (sqlite3_file * f, int i, int sz, int ext, void volatile **pp), (ff->real, i, sz, ext, pp))
+FWD(ShmLock, (sqlite3_file * f, int o, int n, int fl), (ff->real, o, n, fl))
+FWD(ShmUnmap, (sqlite3_file * f, int d), (ff->real, d))
+static void f_ShmBarrier(sqlite3_file *f)
+{
+	struct fault_file *ff = (struct fault_file *)f;
+
+	ff->real->pMethods->xShmBarrier(ff->real);
+}
+
+static int f_Sync(sqlite3_file *f, int flags)
+{
+	struct fault_file *ff = (struct fault_file *)f;
+
+	if (fail_after >= 0 && atomic_fetch_add(&syncs, 1) >= fail_after)
+		return SQLITE_IOERR_FSYNC;
+	return ff->real->pMethods->xSync(ff->real, flags);
+}
+
+static int f_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out)
+{
+	struct fault_file *ff = (struct fault_file *)f;
+	int rc;
+
+	(void)vfs;
+	ff->real = sqlite3_malloc(base_vfs->szOsFile);
+	if (!ff->real)
+		return SQLITE_NOMEM;
+	memset(ff->real, 0, (size_t)base_vfs->szOsFile);
+	rc = base_vfs->xOpen(base_vfs, name, ff->real, flags, out);
+	if (rc != SQLITE_OK) {
+		sqlite3_free(ff->real);
+		ff->real = NULL;
+		f->pMethods = NULL;
+		return rc;
+	}
+	fault_io = *ff->real->pMethods;
+	fault_io.xClose = f_close;
+	fault_io.xRead = f_Read;
+	fault_io.xWrite = f_Write;
+	fault_io.xTruncate = f_Truncate;
+	fault_io.xSync = f_Sync;
+	fault_io.xFileSize = f_FileSize;
+	fault_io.xLock = f_Lock;
+	fault_io.xUnlock = f_Unlock;
+	fault_io.xCheckReservedLock = f_CheckReservedLock;
+	fault_io.xFileControl = f_FileControl;
+	fault_io.xSectorSize = f_SectorSize;
+	fault_io.xDeviceCharacteristics = f_DeviceCharacteristics;
+	fault_io.xShmMap = f_ShmMap;
+	fault_io.xShmLock = f_ShmLock;
+	fault_io.xShmBarrier = f_ShmBarrier;
+	fault_io.xShmUnmap = f_ShmUnmap;
+	fault_io.xFetch = NULL;
+	fault_io.xUnfetch = NULL;
+	if (fault_io.iVersion > 2)
+		fault_io.iVersion = 2;
+	f->pMethods = &fault_io;
+	return SQLITE_OK;
+}
+
+int app_fault_install(void)
+{
+	const char *e = getenv("MEZZ_FAULT_FSYNC_AFTER");
+
+	if (!e)
+		return 0;
+	fail_after = atol(e);
+	base_vfs = sqlite3_vfs_find(NULL);
+	if (!base_vfs)
+		return -1;
+	fault_vfs = *base_vfs;
+	fault_vfs.zName = "mezz-fault";
+	fault_vfs.szOsFile = (int)sizeof(struct fault_file);
+	fault_vfs.xOpen = f_open;
+	return sqlite3_vfs_register(&fault_vfs, 1) == SQLITE_OK ? 0 : -1;
+}
+#else
+/* ISO C forbids an empty translation unit. */
+typedef int mezz_fault_hooks_disabled;
+#endif

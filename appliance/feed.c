@@ -1,0 +1,346 @@
+/*
+ * feed.c - the block feed on the lws thread: a ring of recent sealed blocks,
+ * subscriptions that catch up from storage and then follow live, and the
+ * JSON a subscriber (or mezz_getBlock) receives. The subscriber state
+ * machine is drawn in server.h.
+ *
+ * Exactly once and in order: a subscription's next_height only moves
+ * forward, by one, when the block at that height has been queued to its
+ * connection; nothing else queues blocks for it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "appliance/server.h"
+#include "l1bridge/l1.h"
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void sb_reserve(struct sbuf *b, size_t more)
+{
+	char *np;
+	size_t cap;
+
+	if (b->oom || b->len + more + 1 <= b->cap)
+		return;
+	cap = b->cap ? b->cap : 1024;
+	while (cap < b->len + more + 1)
+		cap *= 2;
+	np = realloc(b->p, cap);
+	if (!np) {
+		b->oom = 1;
+		return;
+	}
+	b->p = np;
+	b->cap = cap;
+}
+
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	sb_reserve(b, n);
+	if (b->oom)
+		return;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = 0;
+}
+
+static void sb_puts(struct sbuf *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+static void sb_hex(struct sbuf *b, const uint8_t *d, size_t n)
+{
+	static const char hx[] = "0123456789abcdef";
+
+	sb_reserve(b, 2 * n + 4);
+	if (b->oom)
+		return;
+	b->p[b->len++] = '"';
+	b->p[b->len++] = '0';
+	b->p[b->len++] = 'x';
+	for (size_t i = 0; i < n; i++) {
+		b->p[b->len++] = hx[d[i] >> 4];
+		b->p[b->len++] = hx[d[i] & 15];
+	}
+	b->p[b->len++] = '"';
+	b->p[b->len] = 0;
+}
+
+static void sb_u64(struct sbuf *b, uint64_t v)
+{
+	char t[24];
+
+	snprintf(t, sizeof(t), "%llu", (unsigned long long)v);
+	sb_puts(b, t);
+}
+
+/* Sub-block of namespace index k: built once per block and reused for every
+ * subscriber. */
+static const char *ns_fragment(struct app_server *s, struct app_block *b, size_t k)
+{
+	const struct app_namespace *ns;
+	struct sbuf o = {0};
+
+	if (b->ns_json[k])
+		return b->ns_json[k];
+	ns = app_auth_ns_by_id(&s->auth, b->ns[k].ns);
+	sb_puts(&o, "{\"chainId\":");
+	sb_u64(&o, b->ns[k].ns);
+	sb_puts(&o, ",\"name\":\"");
+	sb_puts(&o, ns ? ns->name : "");
+	sb_puts(&o, "\",\"count\":");
+	sb_u64(&o, b->ns[k].count);
+	sb_puts(&o, ",\"root\":");
+	sb_hex(&o, b->ns[k].root, 32);
+	sb_puts(&o, ",\"txs\":[");
+	for (size_t j = b->ns_first[k]; j < b->ns_first[k + 1]; j++) {
+		const struct app_tx *t = &b->txs[j];
+
+		if (j != b->ns_first[k])
+			sb_put(&o, ",", 1);
+		sb_puts(&o, "{\"seq\":");
+		sb_u64(&o, t->seq);
+		sb_puts(&o, ",\"hash\":");
+		sb_hex(&o, t->hash, 32);
+		sb_puts(&o, ",\"data\":");
+		sb_hex(&o, t->data, t->len);
+		sb_put(&o, "}", 1);
+	}
+	sb_puts(&o, "]}");
+	if (o.oom) {
+		free(o.p);
+		return NULL;
+	}
+	b->ns_json[k] = o.p;
+	return o.p;
+}
+
+static int in_filter(const uint64_t *f, size_t n, uint64_t ns)
+{
+	if (!f)
+		return 1;
+	for (size_t i = 0; i < n; i++)
+		if (f[i] == ns)
+			return 1;
+	return 0;
+}
+
+char *app_feed_block_json(struct app_server *s, struct app_block *b, const uint64_t *filter,
+			  size_t filter_n, int64_t tenant, const char *level)
+{
+	struct sbuf o = {0};
+	uint8_t raw[SEQ_BLOCK_HDR_LEN];
+	const struct seq_block_hdr *h = &b->hdr;
+	int first = 1;
+
+	seq_block_hdr_encode(raw, h);
+	sb_puts(&o, "{\"level\":\"");
+	sb_puts(&o, level);
+	sb_puts(&o, "\",\"height\":");
+	sb_u64(&o, h->height);
+	sb_puts(&o, ",\"slot\":");
+	sb_u64(&o, h->slot);
+	sb_puts(&o, ",\"hash\":");
+	sb_hex(&o, b->hash, 32);
+	sb_puts(&o, ",\"header\":{\"version\":");
+	sb_u64(&o, h->version);
+	sb_puts(&o, ",\"height\":");
+	sb_u64(&o, h->height);
+	sb_puts(&o, ",\"slot\":");
+	sb_u64(&o, h->slot);
+	sb_puts(&o, ",\"timeMs\":");
+	sb_u64(&o, h->time_ms);
+	sb_puts(&o, ",\"parent\":");
+	sb_hex(&o, h->parent, 32);
+	sb_puts(&o, ",\"firstSeq\":");
+	sb_u64(&o, h->first_seq);
+	sb_puts(&o, ",\"txCount\":");
+	sb_u64(&o, h->tx_count);
+	sb_puts(&o, ",\"nsCount\":");
+	sb_u64(&o, h->ns_count);
+	sb_puts(&o, ",\"nsRoot\":");
+	sb_hex(&o, h->ns_root, 32);
+	sb_puts(&o, ",\"txRoot\":");
+	sb_hex(&o, h->tx_root, 32);
+	sb_puts(&o, "},\"headerRaw\":");
+	sb_hex(&o, raw, sizeof(raw));
+	sb_puts(&o, ",\"signature\":");
+	sb_hex(&o, b->sig, 64);
+	/* The whole namespace table, so a reader can recompute nsRoot. */
+	sb_puts(&o, ",\"nsTable\":[");
+	for (size_t k = 0; k < b->ns_count; k++) {
+		if (k)
+			sb_put(&o, ",", 1);
+		sb_puts(&o, "{\"chainId\":");
+		sb_u64(&o, b->ns[k].ns);
+		sb_puts(&o, ",\"count\":");
+		sb_u64(&o, b->ns[k].count);
+		sb_puts(&o, ",\"root\":");
+		sb_hex(&o, b->ns[k].root, 32);
+		sb_put(&o, "}", 1);
+	}
+	sb_puts(&o, "],\"namespaces\":[");
+	for (size_t k = 0; k < b->ns_count; k++) {
+		const struct app_namespace *ns = app_auth_ns_by_id(&s->auth, b->ns[k].ns);
+		const char *frag;
+
+		if (!in_filter(filter, filter_n, b->ns[k].ns))
+			continue;
+		if (!ns || !app_auth_may_read(ns, tenant))
+			continue;
+		frag = ns_fragment(s, b, k);
+		if (!frag) {
+			o.oom = 1;
+			break;
+		}
+		if (!first)
+			sb_put(&o, ",", 1);
+		first = 0;
+		sb_puts(&o, frag);
+	}
+	sb_puts(&o, "]}");
+	if (o.oom) {
+		free(o.p);
+		return NULL;
+	}
+	return o.p;
+}
+
+static struct app_block **ring_slot(struct app_server *s, uint64_t height)
+{
+	return &s->feed.ring[height % s->feed.cap];
+}
+
+struct app_block *app_feed_get(struct app_server *s, uint64_t height)
+{
+	struct app_block **slot = ring_slot(s, height), *b = NULL;
+
+	if (*slot && (*slot)->hdr.height == height) {
+		(*slot)->refs++;
+		return *slot;
+	}
+	if (app_block_load(&b, s->ro, height))
+		return NULL;
+	return b; /* not cached: catch-up of old heights must not evict the live tail */
+}
+
+/* Queue block b to one subscription. -1 if the connection was dropped. */
+static int send_block(struct app_conn *c, struct app_subscr *sub, struct app_block *b)
+{
+	struct app_server *s = c->srv;
+	int64_t tenant;
+	char *body, *msg;
+	size_t len;
+	int rc;
+
+	if (app_conn_tenant(c, &tenant)) {
+		app_conn_drop(c, "API key revoked");
+		return -1;
+	}
+	body = app_feed_block_json(s, b, sub->ns, sub->ns_n, tenant, "sealed");
+	if (!body) {
+		app_conn_drop(c, "out of memory building a block message");
+		return -1;
+	}
+	len = strlen(body) + 128;
+	msg = malloc(len);
+	if (!msg) {
+		free(body);
+		app_conn_drop(c, "out of memory building a block message");
+		return -1;
+	}
+	len = (size_t)snprintf(msg, len,
+			       "{\"jsonrpc\":\"2.0\",\"method\":\"mezz_subscription\","
+			       "\"params\":{\"subscription\":\"0x%llx\",\"result\":%s}}",
+			       (unsigned long long)sub->id, body);
+	free(body);
+	rc = app_conn_send(c, msg, len, 1, b->hdr.height);
+	free(msg);
+	if (rc == 0)
+		sub->next_height = b->hdr.height + 1;
+	return rc;
+}
+
+void app_feed_block(struct app_server *s, struct app_block *b)
+{
+	struct app_block **slot = ring_slot(s, b->hdr.height);
+	uint64_t h = b->hdr.height;
+
+	app_block_unref(*slot);
+	*slot = b; /* the ring holds the committer's reference */
+	if (h > s->feed.tip)
+		s->feed.tip = h;
+	for (struct app_conn *c = s->ws_list, *next; c; c = next) {
+		next = c->ws_next;
+		for (struct app_subscr *sub = c->subs; sub; sub = sub->next) {
+			if (sub->state != SUB_LIVE)
+				continue;
+			if (sub->next_height == h) {
+				if (send_block(c, sub, b))
+					break;
+			} else if (sub->next_height < h) {
+				sub->state = SUB_CATCHUP; /* missed one: read from storage */
+				lws_callback_on_writable(c->wsi);
+			}
+		}
+	}
+}
+
+void app_feed_pump(struct app_conn *c)
+{
+	struct app_server *s = c->srv;
+
+	for (struct app_subscr *sub = c->subs; sub; sub = sub->next) {
+		struct app_block *b;
+
+		if (sub->state != SUB_CATCHUP)
+			continue;
+		if (sub->next_height > s->feed.tip) {
+			sub->state = SUB_LIVE;
+			continue;
+		}
+		b = app_feed_get(s, sub->next_height);
+		if (!b) {
+			app_conn_drop(c, "block missing from storage");
+			return;
+		}
+		if (send_block(c, sub, b)) {
+			app_block_unref(b);
+			return;
+		}
+		app_block_unref(b);
+		if (sub->next_height > s->feed.tip)
+			sub->state = SUB_LIVE;
+		return; /* one block per writeable callback keeps the loop fair */
+	}
+}
+
+void app_feed_unsubscribe_all(struct app_conn *c)
+{
+	struct app_subscr *sub = c->subs, *next;
+
+	for (; sub; sub = next) {
+		next = sub->next;
+		free(sub->ns);
+		free(sub);
+		c->srv->subscribers--;
+	}
+	c->subs = NULL;
+}
+
+void app_feed_destroy(struct app_server *s)
+{
+	if (!s->feed.ring)
+		return;
+	for (size_t i = 0; i < s->feed.cap; i++)
+		app_block_unref(s->feed.ring[i]);
+	free(s->feed.ring);
+	s->feed.ring = NULL;
+}

@@ -1,0 +1,663 @@
+/*
+ * mezz.c - the operator CLI. Tenant, namespace and key management work on
+ * the database directly (the daemon notices through meta.auth_version);
+ * status and block verification speak JSON-RPC to a running daemon;
+ * receipt verification is offline.
+ */
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "appliance/app.h"
+#include "l1bridge/l1.h"
+#include "sequencer/seq.h"
+
+static struct app_config cfg;
+static const char *rpc_url = "http://127.0.0.1:9545/";
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: mezz [-c CONFIG] [--data-dir DIR] [--url URL] COMMAND\n"
+		"commands:\n"
+		"  tenant create NAME            create a tenant\n"
+		"  tenant list\n"
+		"  namespace create TENANT NAME CHAIN_ID [--ingress public|key] [--feed public|key]\n"
+		"  namespace list\n"
+		"  key create TENANT             issue an API key (shown once)\n"
+		"  key list\n"
+		"  key revoke ID\n"
+		"  status                        one screen of the running daemon's state\n"
+		"  verify receipt FILE|- [--public-key HEX]\n"
+		"  verify blocks FROM TO [--public-key HEX]\n"
+		"  config check FILE             validate a config file\n");
+	return 2;
+}
+
+static int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "mezz: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	return 1;
+}
+
+static int valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 63)
+		return 0;
+	for (; *s; s++)
+		if (!islower((unsigned char)*s) && !isdigit((unsigned char)*s) && *s != '-' &&
+		    *s != '_')
+			return 0;
+	return 1;
+}
+
+static struct app_store *open_store(void)
+{
+	struct app_store *s;
+	char err[256];
+
+	if (app_store_open(&s, cfg.data_dir, 0, err, sizeof(err))) {
+		die("cannot open the database in %s: %s", cfg.data_dir, err);
+		return NULL;
+	}
+	return s;
+}
+
+static int print_query(const char *sql)
+{
+	struct app_store *s = open_store();
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	if (!s)
+		return 1;
+	if (sqlite3_prepare_v2(app_store_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
+		app_store_close(s);
+		return die("query failed: %s", sqlite3_errmsg(app_store_db(s)));
+	}
+	for (int i = 0; i < sqlite3_column_count(st); i++)
+		printf("%s%s", i ? "\t" : "", sqlite3_column_name(st, i));
+	printf("\n");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		for (int i = 0; i < sqlite3_column_count(st); i++) {
+			const unsigned char *t = sqlite3_column_text(st, i);
+
+			printf("%s%s", i ? "\t" : "", t ? (const char *)t : "-");
+		}
+		printf("\n");
+	}
+	sqlite3_finalize(st);
+	app_store_close(s);
+	return rc;
+}
+
+static int cmd_tenant(int argc, char **argv)
+{
+	struct app_store *s;
+	int64_t id;
+	int rc;
+
+	if (argc >= 1 && !strcmp(argv[0], "list"))
+		return print_query("SELECT id, name, datetime(created_ms/1000,'unixepoch') AS created"
+				   " FROM tenants ORDER BY id");
+	if (argc != 2 || strcmp(argv[0], "create"))
+		return usage();
+	if (!valid_name(argv[1]))
+		return die("tenant name must be 1-63 characters of a-z, 0-9, '-' or '_'");
+	if (!(s = open_store()))
+		return 1;
+	rc = app_store_tenant_create(s, argv[1], &id);
+	app_store_close(s);
+	if (rc == APP_EEXIST)
+		return die("tenant '%s' already exists", argv[1]);
+	if (rc)
+		return die("creating tenant: %s", app_strerror(rc));
+	printf("tenant %s created (id %lld)\n", argv[1], (long long)id);
+	return 0;
+}
+
+static int parse_access(const char *v, int *out)
+{
+	if (!strcmp(v, "public"))
+		*out = 1;
+	else if (!strcmp(v, "key"))
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static int cmd_namespace(int argc, char **argv)
+{
+	struct app_namespace ns = {0};
+	struct app_store *s;
+	char *end;
+	int rc;
+
+	if (argc >= 1 && !strcmp(argv[0], "list"))
+		return print_query("SELECT n.name, n.chain_id, t.name AS tenant,"
+				   " CASE n.ingress_public WHEN 1 THEN 'public' ELSE 'key' END AS ingress,"
+				   " CASE n.feed_public WHEN 1 THEN 'public' ELSE 'key' END AS feed"
+				   " FROM namespaces n JOIN tenants t ON t.id = n.tenant_id ORDER BY n.chain_id");
+	if (argc < 4 || strcmp(argv[0], "create"))
+		return usage();
+	ns.ingress_public = 1;
+	ns.feed_public = 1;
+	for (int i = 4; i < argc; i++) {
+		if (i + 1 < argc && !strcmp(argv[i], "--ingress") &&
+		    !parse_access(argv[i + 1], &ns.ingress_public))
+			i++;
+		else if (i + 1 < argc && !strcmp(argv[i], "--feed") &&
+			 !parse_access(argv[i + 1], &ns.feed_public))
+			i++;
+		else
+			return die("unexpected '%s' (use --ingress public|key, --feed public|key)",
+				   argv[i]);
+	}
+	if (!valid_name(argv[2]))
+		return die("namespace name must be 1-63 characters of a-z, 0-9, '-' or '_'");
+	errno = 0;
+	ns.chain_id = strtoull(argv[3], &end, 0);
+	if (errno || *end || ns.chain_id == 0 || ns.chain_id > (uint64_t)INT64_MAX)
+		return die("chain id must be an integer in 1..2^63-1");
+	snprintf(ns.name, sizeof(ns.name), "%s", argv[2]);
+	if (!(s = open_store()))
+		return 1;
+	rc = app_store_tenant_find(s, argv[1], &ns.tenant_id);
+	if (rc) {
+		app_store_close(s);
+		return die("no tenant named '%s' (create it with: mezz tenant create %s)", argv[1],
+			   argv[1]);
+	}
+	rc = app_store_namespace_create(s, &ns);
+	app_store_close(s);
+	if (rc == APP_EEXIST)
+		return die("a namespace with that name or chain id already exists");
+	if (rc)
+		return die("creating namespace: %s", app_strerror(rc));
+	printf("namespace %s (chain id %llu) created for tenant %s: ingress %s, feed %s\n",
+	       ns.name, (unsigned long long)ns.chain_id, argv[1],
+	       ns.ingress_public ? "public" : "key", ns.feed_public ? "public" : "key");
+	return 0;
+}
+
+static int cmd_key(int argc, char **argv)
+{
+	struct app_identity id;
+	struct app_store *s;
+	uint8_t raw[32], hash[32];
+	char key[3 + 64], prefix[16];
+	int64_t tenant, kid;
+	int rc;
+
+	if (argc >= 1 && !strcmp(argv[0], "list"))
+		return print_query("SELECT k.id, t.name AS tenant, k.prefix || '...' AS key,"
+				   " datetime(k.created_ms/1000,'unixepoch') AS created,"
+				   " CASE WHEN k.revoked_ms IS NULL THEN 'active' ELSE 'revoked' END AS state"
+				   " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id ORDER BY k.id");
+	if (argc == 2 && !strcmp(argv[0], "revoke")) {
+		char *end;
+
+		kid = strtoll(argv[1], &end, 10);
+		if (*end || kid <= 0)
+			return die("key id must be a positive integer (see mezz key list)");
+		if (!(s = open_store()))
+			return 1;
+		rc = app_store_key_revoke(s, kid);
+		app_store_close(s);
+		if (rc == APP_ENOTFOUND)
+			return die("no active key with id %lld", (long long)kid);
+		if (rc)
+			return die("revoking: %s", app_strerror(rc));
+		printf("key %lld revoked\n", (long long)kid);
+		return 0;
+	}
+	if (argc != 2 || strcmp(argv[0], "create"))
+		return usage();
+	/* The key hashing secret lives beside the identity; create both if new. */
+	rc = app_identity_load(&id, cfg.data_dir, 1);
+	if (rc)
+		return die("cannot read the key secret in %s: %s", cfg.data_dir, app_strerror(rc));
+	if (!(s = open_store()))
+		return 1;
+	if (app_store_tenant_find(s, argv[1], &tenant)) {
+		app_store_close(s);
+		return die("no tenant named '%s'", argv[1]);
+	}
+	randombytes_buf(raw, sizeof(raw));
+	memcpy(key, "mz_", 3);
+	sodium_bin2base64(key + 3, sizeof(key) - 3, raw, sizeof(raw),
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	snprintf(prefix, sizeof(prefix), "%.10s", key);
+	app_apikey_hash(hash, &id, key, strlen(key));
+	rc = app_store_key_create(s, tenant, hash, prefix, &kid);
+	app_store_close(s);
+	sodium_memzero(&id, sizeof(id));
+	if (rc)
+		return die("storing key: %s", app_strerror(rc));
+	fprintf(stderr, "key %lld for tenant %s (shown once; store it now):\n", (long long)kid,
+		argv[1]);
+	printf("%s\n", key);
+	return 0;
+}
+
+/* ---- JSON-RPC client --------------------------------------------------- */
+
+struct buf {
+	char *p;
+	size_t len;
+};
+
+static size_t on_body(char *d, size_t sz, size_t n, void *u)
+{
+	struct buf *b = u;
+	char *np = realloc(b->p, b->len + sz * n + 1);
+
+	if (!np)
+		return 0;
+	b->p = np;
+	memcpy(b->p + b->len, d, sz * n);
+	b->len += sz * n;
+	b->p[b->len] = 0;
+	return sz * n;
+}
+
+/* Call method with params (stolen). Returns the result (new ref) or NULL. */
+static json_t *rpc(const char *method, json_t *params)
+{
+	CURL *c = curl_easy_init();
+	json_t *req = json_pack("{s:s,s:i,s:s,s:o}", "jsonrpc", "2.0", "id", 1, "method", method,
+				"params", params ? params : json_array());
+	char *body = json_dumps(req, JSON_COMPACT);
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	struct buf b = {0};
+	json_t *resp = NULL, *res = NULL;
+	CURLcode cc;
+
+	curl_easy_setopt(c, CURLOPT_URL, rpc_url);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK) {
+		die("cannot reach %s: %s", rpc_url, curl_easy_strerror(cc));
+	} else if (!(resp = json_loads(b.p ? b.p : "", 0, NULL))) {
+		die("%s answered with something that is not JSON", rpc_url);
+	} else if (json_object_get(resp, "error")) {
+		json_t *e = json_object_get(resp, "error");
+
+		die("%s: %s (code %lld)", method, json_string_value(json_object_get(e, "message")),
+		    (long long)json_integer_value(json_object_get(e, "code")));
+	} else {
+		res = json_incref(json_object_get(resp, "result"));
+	}
+	json_decref(resp);
+	json_decref(req);
+	free(body);
+	free(b.p);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return res;
+}
+
+static int cmd_status(void)
+{
+	json_t *r = rpc("mezz_status", NULL);
+
+	if (!r)
+		return 1;
+	printf("mezzanine %s   public key %s\n", json_string_value(json_object_get(r, "version")),
+	       json_string_value(json_object_get(r, "publicKey")));
+	printf("height      %lld\nslot        %lld (%lld ms)\nnext seq    %lld\n"
+	       "groups      %lld\ntransactions %lld\nlast commit %lld us\n"
+	       "ingress q   %lld\nsubscribers %lld\nnamespaces  %lld\nhalted      %s\n",
+	       (long long)json_integer_value(json_object_get(r, "height")),
+	       (long long)json_integer_value(json_object_get(r, "slot")),
+	       (long long)json_integer_value(json_object_get(r, "slotMs")),
+	       (long long)json_integer_value(json_object_get(r, "nextSeq")),
+	       (long long)json_integer_value(json_object_get(r, "groups")),
+	       (long long)json_integer_value(json_object_get(r, "transactions")),
+	       (long long)json_integer_value(json_object_get(r, "lastCommitUs")),
+	       (long long)json_integer_value(json_object_get(r, "ingressQueue")),
+	       (long long)json_integer_value(json_object_get(r, "subscribers")),
+	       (long long)json_integer_value(json_object_get(r, "namespaces")),
+	       json_is_true(json_object_get(r, "halted")) ? "YES (storage failure; see log)" : "no");
+	json_decref(r);
+	return 0;
+}
+
+/* ---- verification ------------------------------------------------------ */
+
+static int hex_field(json_t *o, const char *k, uint8_t *out, size_t len)
+{
+	json_t *v = json_object_get(o, k);
+	size_t n;
+
+	if (!json_is_string(v) ||
+	    l1_hex_decode(out, len, &n, json_string_value(v), json_string_length(v)) || n != len)
+		return die("field '%s' must be %zu bytes of 0x-hex", k, len);
+	return 0;
+}
+
+static int u64_field(json_t *o, const char *k, uint64_t *out)
+{
+	json_t *v = json_object_get(o, k);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return die("field '%s' must be a non-negative integer", k);
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+/* The key to verify against: --public-key, else this box's own identity. */
+static int trusted_key(const char *hex, uint8_t pk[32])
+{
+	struct app_identity id;
+	size_t n;
+
+	if (hex) {
+		if (l1_hex_decode(pk, 32, &n, hex, strlen(hex)) || n != 32)
+			return die("--public-key must be 32 bytes of hex");
+		return 0;
+	}
+	if (app_identity_load(&id, cfg.data_dir, 0))
+		return die("no --public-key given and no identity readable in %s", cfg.data_dir);
+	memcpy(pk, id.pk, 32);
+	sodium_memzero(&id, sizeof(id));
+	return 0;
+}
+
+static int verify_receipt(const char *path, const char *pkhex)
+{
+	json_error_t je;
+	json_t *root = strcmp(path, "-") ? json_load_file(path, 0, &je) : json_loadf(stdin, 0, &je);
+	json_t *j = root;
+	json_t *proof, *res;
+	struct seq_receipt r = {0};
+	uint64_t v;
+	uint8_t pk[32];
+	int rc = 1;
+
+	if (!root)
+		return die("%s: not JSON: %s (line %d)", path, je.text, je.line);
+	/* Accept a bare receipt or a whole JSON-RPC response. */
+	res = json_object_get(j, "result");
+	if (json_is_object(res))
+		j = res;
+	if (trusted_key(pkhex, pk) || hex_field(j, "hash", r.hash, 32) ||
+	    hex_field(j, "root", r.root, 32) || hex_field(j, "signature", r.sig, 64) ||
+	    u64_field(j, "chainId", &r.ns) || u64_field(j, "seq", &r.seq) ||
+	    u64_field(j, "slot", &r.slot) || u64_field(j, "group", &r.group_id))
+		goto out;
+	if (u64_field(j, "index", &v) || v > UINT32_MAX)
+		goto out;
+	r.index = (uint32_t)v;
+	if (u64_field(j, "count", &v) || v > UINT32_MAX)
+		goto out;
+	r.count = (uint32_t)v;
+	proof = json_object_get(j, "proof");
+	if (!json_is_array(proof) || json_array_size(proof) > SEQ_MERKLE_MAX_DEPTH) {
+		die("field 'proof' must be an array of at most %d hashes", SEQ_MERKLE_MAX_DEPTH);
+		goto out;
+	}
+	r.path_len = json_array_size(proof);
+	for (size_t i = 0; i < r.path_len; i++) {
+		json_t *e = json_array_get(proof, i);
+		size_t n;
+
+		if (!json_is_string(e) || l1_hex_decode(r.path[i], 32, &n, json_string_value(e),
+							json_string_length(e)) || n != 32) {
+			die("proof[%zu] must be 32 bytes of hex", i);
+			goto out;
+		}
+	}
+	rc = seq_receipt_verify(&r, pk);
+	if (rc) {
+		printf("INVALID receipt for seq %llu: %s\n", (unsigned long long)r.seq,
+		       app_strerror(rc));
+		rc = 1;
+	} else {
+		printf("OK receipt: tx %s is seq %llu in group %llu (slot %llu), signed by the "
+		       "trusted key\n",
+		       json_string_value(json_object_get(j, "hash")), (unsigned long long)r.seq,
+		       (unsigned long long)r.group_id, (unsigned long long)r.slot);
+	}
+out:
+	json_decref(root);
+	return rc;
+}
+
+/* Check one block: signature, header fields, namespace table and the
+ * sub-blocks we were given. */
+static int verify_block(json_t *b, const uint8_t pk[32], struct seq_block_hdr *h)
+{
+	uint8_t raw[SEQ_BLOCK_HDR_LEN], sig[64], root[32];
+	json_t *tab = json_object_get(b, "nsTable"), *nss = json_object_get(b, "namespaces"), *e;
+	uint8_t(*leaves)[32] = NULL;
+	size_t i;
+	int rc;
+
+	if (hex_field(b, "headerRaw", raw, sizeof(raw)) || hex_field(b, "signature", sig, 64))
+		return 1;
+	if ((rc = seq_block_hdr_decode(h, raw, sizeof(raw))))
+		return die("header: %s", app_strerror(rc));
+	if ((rc = seq_block_verify(h, sig, pk)))
+		return die("height %llu: %s", (unsigned long long)h->height, app_strerror(rc));
+	if (!json_is_array(tab) || json_array_size(tab) != h->ns_count)
+		return die("height %llu: nsTable does not match nsCount", (unsigned long long)h->height);
+	leaves = calloc(h->ns_count ? h->ns_count : 1, 32);
+	if (!leaves)
+		return die("out of memory");
+	json_array_foreach(tab, i, e) {
+		uint64_t ns, count;
+		uint8_t r[32];
+
+		if (u64_field(e, "chainId", &ns) || u64_field(e, "count", &count) ||
+		    hex_field(e, "root", r, 32))
+			goto fail;
+		seq_merkle_ns_leaf(leaves[i], ns, count, r);
+	}
+	seq_merkle_root(root, (const uint8_t(*)[32])leaves, h->ns_count);
+	free(leaves);
+	leaves = NULL;
+	if (memcmp(root, h->ns_root, 32))
+		return die("height %llu: namespace table does not hash to nsRoot",
+			   (unsigned long long)h->height);
+	/* Each delivered sub-block must hash to its entry in the table. */
+	json_array_foreach(nss, i, e) {
+		json_t *txs = json_object_get(e, "txs"), *t;
+		uint64_t ns;
+		uint8_t want[32];
+		size_t k, j;
+
+		if (u64_field(e, "chainId", &ns) || hex_field(e, "root", want, 32))
+			return 1;
+		leaves = calloc(json_array_size(txs) + 1, 32);
+		if (!leaves)
+			return die("out of memory");
+		json_array_foreach(txs, k, t) {
+			uint64_t seq;
+			uint8_t th[32], calc[32];
+			json_t *d = json_object_get(t, "data");
+			size_t dl = json_string_length(d) / 2, n;
+			uint8_t *data = malloc(dl + 1);
+
+			if (!data || u64_field(t, "seq", &seq) || hex_field(t, "hash", th, 32) ||
+			    l1_hex_decode(data, dl + 1, &n, json_string_value(d), json_string_length(d))) {
+				free(data);
+				goto fail;
+			}
+			l1_keccak256(calc, data, n);
+			free(data);
+			if (memcmp(calc, th, 32)) {
+				die("height %llu: tx seq %llu data does not hash to its hash",
+				    (unsigned long long)h->height, (unsigned long long)seq);
+				goto fail;
+			}
+			seq_merkle_tx_leaf(leaves[k], seq, ns, th);
+		}
+		seq_merkle_root(root, (const uint8_t(*)[32])leaves, json_array_size(txs));
+		free(leaves);
+		leaves = NULL;
+		for (j = 0; j < json_array_size(tab); j++) {
+			json_t *te = json_array_get(tab, j);
+			uint64_t tns;
+
+			if (!u64_field(te, "chainId", &tns) && tns == ns)
+				break;
+		}
+		if (j == json_array_size(tab) || memcmp(root, want, 32) ||
+		    hex_field(json_array_get(tab, j), "root", want, 32) || memcmp(root, want, 32))
+			return die("height %llu: sub-block of chain %llu does not match its root",
+				   (unsigned long long)h->height, (unsigned long long)ns);
+	}
+	return 0;
+fail:
+	free(leaves);
+	return 1;
+}
+
+static int verify_blocks(const char *from_s, const char *to_s, const char *pkhex)
+{
+	uint64_t from = strtoull(from_s, NULL, 10), to = strtoull(to_s, NULL, 10);
+	struct seq_block_hdr prev, cur;
+	uint8_t pk[32];
+	int have_prev = 0;
+
+	if (from < 1 || to < from)
+		return die("give heights FROM <= TO, both >= 1");
+	if (trusted_key(pkhex, pk))
+		return 1;
+	for (uint64_t h = from; h <= to; h++) {
+		json_t *b = rpc("mezz_getBlock", json_pack("[{s:I}]", "height", (json_int_t)h));
+		int rc;
+
+		if (!b)
+			return 1;
+		rc = verify_block(b, pk, &cur);
+		json_decref(b);
+		if (rc)
+			return 1;
+		if (cur.height != h)
+			return die("asked for height %llu, got %llu", (unsigned long long)h,
+				   (unsigned long long)cur.height);
+		if (have_prev && seq_block_check_link(&prev, &cur))
+			return die("height %llu does not chain to %llu", (unsigned long long)h,
+				   (unsigned long long)(h - 1));
+		prev = cur;
+		have_prev = 1;
+	}
+	printf("OK blocks %llu..%llu: signatures, namespace tables, sub-blocks and hash chain "
+	       "verified\n",
+	       (unsigned long long)from, (unsigned long long)to);
+	return 0;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	const char *pk = NULL;
+	int n = argc;
+
+	for (int i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "--public-key") && i + 1 < argc) {
+			pk = argv[i + 1];
+			n = i;
+			break;
+		}
+	if (n == 2 && !strcmp(argv[0], "receipt"))
+		return verify_receipt(argv[1], pk);
+	if (n == 3 && !strcmp(argv[0], "blocks"))
+		return verify_blocks(argv[1], argv[2], pk);
+	return usage();
+}
+
+static int cmd_config(int argc, char **argv)
+{
+	struct app_config c;
+	char err[16384];
+	int rc;
+
+	if (argc != 2 || strcmp(argv[0], "check"))
+		return usage();
+	app_config_defaults(&c);
+	rc = app_config_load(&c, argv[1], err, sizeof(err));
+	if (rc < 0)
+		return die("cannot read %s: %s", argv[1], strerror(-rc));
+	if (rc > 0) {
+		fputs(err, stderr);
+		fprintf(stderr, "%s: %d error(s)\n", argv[1], rc);
+		return 1;
+	}
+	printf("%s: OK\n", argv[1]);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *config_path = NULL, *data_dir = NULL;
+	int i = 1, rc;
+	char err[4096];
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "-c") && i + 1 < argc)
+			config_path = argv[++i];
+		else if (!strcmp(argv[i], "--data-dir") && i + 1 < argc)
+			data_dir = argv[++i];
+		else if (!strcmp(argv[i], "--url") && i + 1 < argc)
+			rpc_url = argv[++i];
+		else
+			return usage();
+	}
+	if (i >= argc)
+		return usage();
+	app_config_defaults(&cfg);
+	if (!config_path && !data_dir && access("/etc/mezzanine/mezzanine.conf", R_OK) == 0)
+		config_path = "/etc/mezzanine/mezzanine.conf";
+	if (config_path && strcmp(argv[i], "config")) {
+		rc = app_config_load(&cfg, config_path, err, sizeof(err));
+		if (rc) {
+			fputs(err, stderr);
+			return die("cannot use %s", config_path);
+		}
+	}
+	if (data_dir)
+		snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", data_dir);
+	if (sodium_init() < 0)
+		return die("libsodium failed to initialise");
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (!strcmp(argv[i], "tenant"))
+		rc = cmd_tenant(argc - i - 1, argv + i + 1);
+	else if (!strcmp(argv[i], "namespace"))
+		rc = cmd_namespace(argc - i - 1, argv + i + 1);
+	else if (!strcmp(argv[i], "key"))
+		rc = cmd_key(argc - i - 1, argv + i + 1);
+	else if (!strcmp(argv[i], "status"))
+		rc = cmd_status();
+	else if (!strcmp(argv[i], "verify"))
+		rc = cmd_verify(argc - i - 1, argv + i + 1);
+	else if (!strcmp(argv[i], "config"))
+		rc = cmd_config(argc - i - 1, argv + i + 1);
+	else
+		rc = usage();
+	curl_global_cleanup();
+	return rc;
+}

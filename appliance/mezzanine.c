@@ -1,0 +1,205 @@
+/*
+ * mezzanine.c - the daemon: load config, open storage, load (or create) the
+ * identity, start the committer thread, serve until SIGTERM/SIGINT, then
+ * shut down in order: stop taking submissions, let the committer finish
+ * the group it holds and deliver those answers, close everything.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "appliance/server.h"
+
+static struct app_server *g_server;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (g_server)
+		app_server_request_stop(g_server);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: mezzanine [-c CONFIG] [--set section.key=value]... [--data-dir DIR]\n"
+		   "  -c, --config FILE   config file (default: none; embedded defaults)\n"
+		   "      --set K=V       override one key, e.g. --set server.listen=0.0.0.0:9545\n"
+		   "      --data-dir DIR  same as --set storage.data_dir=DIR\n"
+		   "  -V, --version       print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
+		{"data-dir", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+	struct app_config cfg;
+	struct app_identity id;
+	struct app_store *store = NULL;
+	struct app_queue ingress, done;
+	struct app_committer com;
+	struct app_server srv;
+	char err[4096], *sets[64];
+	const char *config_path = NULL;
+	enum app_log_level lvl;
+	int nsets = 0, opt, rc, status = 1;
+
+	while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 's':
+		case 'd':
+			if (nsets == 64) {
+				fprintf(stderr, "mezzanine: too many --set options\n");
+				return 2;
+			}
+			if (opt == 'd') {
+				size_t l = strlen(optarg) + 32;
+
+				sets[nsets] = malloc(l);
+				if (!sets[nsets])
+					return 1;
+				snprintf(sets[nsets], l, "storage.data_dir=%s", optarg);
+			} else {
+				sets[nsets] = strdup(optarg);
+			}
+			nsets++;
+			break;
+		case 'V':
+			printf("mezzanine %s\n", MEZZ_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	app_config_defaults(&cfg);
+	if (config_path) {
+		rc = app_config_load(&cfg, config_path, err, sizeof(err));
+		if (rc < 0) {
+			fprintf(stderr, "mezzanine: cannot read %s: %s\n", config_path, strerror(-rc));
+			return 1;
+		}
+		if (rc > 0) {
+			fprintf(stderr, "%s", err);
+			fprintf(stderr, "mezzanine: %d error(s) in %s\n", rc, config_path);
+			return 1;
+		}
+	}
+	for (int i = 0; i < nsets; i++) {
+		if (app_config_set(&cfg, sets[i], err, sizeof(err))) {
+			fprintf(stderr, "mezzanine: --set %s\n", err);
+			return 1;
+		}
+		free(sets[i]);
+	}
+	app_log_level_parse(cfg.log_level, &lvl);
+	app_log_set_level(lvl);
+	if (sodium_init() < 0) {
+		app_error("startup_failed", "reason=\"libsodium init failed\"");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = app_identity_load(&id, cfg.data_dir, 1);
+	if (rc) {
+		app_error("startup_failed", "reason=\"identity key\" dir=%s err=\"%s\"", cfg.data_dir,
+			  app_strerror(rc));
+		return 1;
+	}
+#ifdef MEZZ_FAULT_HOOKS
+	if (app_fault_install()) {
+		app_error("startup_failed", "reason=\"fault hooks\"");
+		return 1;
+	}
+#endif
+	rc = app_store_open(&store, cfg.data_dir, 0, err, sizeof(err));
+	if (rc) {
+		app_error("startup_failed", "reason=\"database\" dir=%s err=\"%s\"", cfg.data_dir, err);
+		return 1;
+	}
+	if (app_queue_init(&ingress, sizeof(struct app_sub), (size_t)cfg.ingress_queue_max) ||
+	    app_queue_init(&done, sizeof(struct app_done),
+			   (size_t)cfg.ingress_queue_max + 4096)) {
+		app_error("startup_failed", "reason=\"out of memory\"");
+		return 1;
+	}
+	memset(&com, 0, sizeof(com));
+	com.cfg = &cfg;
+	com.id = &id;
+	com.store = store;
+	com.ingress = &ingress;
+	com.done = &done;
+	memset(&srv, 0, sizeof(srv));
+	srv.cfg = &cfg;
+	srv.id = &id;
+	srv.ingress = &ingress;
+	srv.done = &done;
+	srv.committer = &com;
+
+	rc = app_server_init(&srv, err, sizeof(err));
+	if (rc) {
+		app_error("startup_failed", "reason=\"server\" err=\"%s\"", err);
+		goto out;
+	}
+	com.lws = srv.ctx;
+	rc = app_committer_start(&com, err, sizeof(err));
+	if (rc) {
+		app_error("startup_failed", "reason=\"committer\" err=\"%s\"", err);
+		goto out;
+	}
+	g_server = &srv;
+	{
+		struct sigaction sa = {0};
+
+		sa.sa_handler = on_signal;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+	}
+	{
+		char pk[67];
+		static const char hx[] = "0123456789abcdef";
+
+		pk[0] = '0', pk[1] = 'x';
+		for (int i = 0; i < 32; i++)
+			pk[2 + 2 * i] = hx[id.pk[i] >> 4], pk[3 + 2 * i] = hx[id.pk[i] & 15];
+		pk[66] = 0;
+		app_info("started", "version=%s listen=%s:%d data_dir=%s public_key=%s next_seq=%llu",
+			 MEZZ_VERSION, cfg.listen_addr, cfg.listen_port, cfg.data_dir, pk,
+			 (unsigned long long)com.next_seq);
+	}
+
+	app_server_run(&srv);
+
+	/* Orderly stop: refuse new work, let the committer drain, deliver answers. */
+	app_info("stopping", "%s", "reason=signal");
+	srv.accepting = 0;
+	app_queue_close(&ingress);
+	while (!atomic_load(&com.stats.exited))
+		lws_service(srv.ctx, 0);
+	lws_service(srv.ctx, 0); /* flush the last answers */
+	app_committer_stop(&com);
+	status = atomic_load(&com.stats.halted) ? 1 : 0;
+out:
+	g_server = NULL;
+	app_committer_stop(&com);
+	app_server_destroy(&srv);
+	app_store_close(store);
+	app_queue_destroy(&ingress);
+	app_queue_destroy(&done);
+	sodium_memzero(&id, sizeof(id));
+	app_info("stopped", "status=%d", status);
+	return status;
+}

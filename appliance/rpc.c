@@ -1,0 +1,748 @@
+/*
+ * rpc.c - JSON-RPC 2.0 on the lws thread: parse a message (one request or a
+ * batch), authorise, answer what can be answered at once, and hand
+ * submissions to the committer. A request object collects the answers of
+ * every item and is sent once the last one is in; if the connection has
+ * gone by then, the answers are dropped (the transactions stay durable and
+ * resubmission is idempotent).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "appliance/server.h"
+#include "l1bridge/l1.h"
+
+/* ---- requests --------------------------------------------------------- */
+
+static struct app_req *req_new(struct app_conn *c, int is_batch, size_t n)
+{
+	struct app_req *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->ids = calloc(n, sizeof(char *));
+	r->answers = calloc(n, sizeof(char *));
+	if (!r->ids || !r->answers) {
+		free(r->ids);
+		free(r->answers);
+		free(r);
+		return NULL;
+	}
+	r->conn = c;
+	r->is_batch = is_batch;
+	r->n = n;
+	r->next = c->reqs;
+	if (c->reqs)
+		c->reqs->prev = r;
+	c->reqs = r;
+	return r;
+}
+
+static void req_free(struct app_req *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->ids[i]);
+		free(r->answers[i]);
+	}
+	free(r->ids);
+	free(r->answers);
+	free(r);
+}
+
+static void req_unlink(struct app_req *r)
+{
+	struct app_conn *c = r->conn;
+
+	if (!c)
+		return;
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		c->reqs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->conn = NULL;
+}
+
+void app_req_detach_all(struct app_conn *c)
+{
+	struct app_req *r = c->reqs, *next;
+
+	for (; r; r = next) {
+		next = r->next;
+		r->conn = NULL;
+		r->prev = r->next = NULL;
+		if (r->pending == 0)
+			req_free(r);
+	}
+	c->reqs = NULL;
+}
+
+/* Store item i's answer: `value` is a result value or an error object. */
+static void req_set(struct app_req *r, size_t i, int is_error, const char *value)
+{
+	const char *id = r->ids[i];
+	size_t cap;
+
+	if (!id) /* a notification gets no answer */
+		return;
+	if (!value) {
+		value = "{\"code\":-32603,\"message\":\"internal error: out of memory\"}";
+		is_error = 1;
+	}
+	cap = strlen(id) + strlen(value) + 48;
+	free(r->answers[i]);
+	r->answers[i] = malloc(cap);
+	if (r->answers[i])
+		snprintf(r->answers[i], cap, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"%s\":%s}", id,
+			 is_error ? "error" : "result", value);
+}
+
+static void req_error(struct app_req *r, size_t i, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void req_error(struct app_req *r, size_t i, int code, const char *fmt, ...)
+{
+	char msg[512], *e;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	e = app_error_json(code, "%s", msg);
+	req_set(r, i, 1, e);
+	free(e);
+}
+
+static void req_finish(struct app_req *r)
+{
+	struct app_conn *c = r->conn;
+	size_t total = 2, n = 0;
+	char *out = NULL;
+
+	if (!c) {
+		req_free(r);
+		return;
+	}
+	for (size_t i = 0; i < r->n; i++)
+		if (r->answers[i]) {
+			total += strlen(r->answers[i]) + 1;
+			n++;
+		}
+	if (n && (out = malloc(total + 1))) {
+		size_t k = 0;
+
+		if (r->is_batch)
+			out[k++] = '[';
+		for (size_t i = 0, first = 1; i < r->n; i++) {
+			size_t l;
+
+			if (!r->answers[i])
+				continue;
+			if (!first)
+				out[k++] = ',';
+			first = 0;
+			l = strlen(r->answers[i]);
+			memcpy(out + k, r->answers[i], l);
+			k += l;
+		}
+		if (r->is_batch)
+			out[k++] = ']';
+		app_conn_send(c, out, k, 0, 0);
+		free(out);
+	} else if (!c->is_ws) { /* only notifications: HTTP still needs a reply */
+		c->http_status = HTTP_STATUS_NO_CONTENT;
+		lws_callback_on_writable(c->wsi);
+	}
+	req_unlink(r);
+	req_free(r);
+}
+
+void app_rpc_answer(struct app_server *s, struct app_req *r, uint32_t slot, int is_error,
+		    char *json)
+{
+	(void)s;
+	if (r->conn)
+		req_set(r, slot, is_error, json);
+	free(json);
+	if (--r->pending == 0) {
+		if (r->conn)
+			req_finish(r);
+		else
+			req_free(r);
+	}
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+int app_conn_tenant(struct app_conn *c, int64_t *tenant)
+{
+	*tenant = 0;
+	if (c->auth_bad)
+		return -1;
+	if (!c->auth[0])
+		return 0;
+	return app_auth_bearer(&c->srv->auth, c->auth, tenant) == 0 ? 0 : -1;
+}
+
+/* Resolve a namespace argument (name string or chain id number). */
+static const struct app_namespace *ns_arg(struct app_server *s, json_t *v)
+{
+	if (json_is_string(v))
+		return app_auth_ns_by_name(&s->auth, json_string_value(v));
+	if (json_is_integer(v) && json_integer_value(v) > 0)
+		return app_auth_ns_by_id(&s->auth, (uint64_t)json_integer_value(v));
+	return NULL;
+}
+
+/* Checks the caller may submit to ns; on refusal sets the answer. */
+static int check_ingress(struct app_req *r, size_t i, const struct app_namespace *ns,
+			 int64_t tenant, int key_ok)
+{
+	if (!key_ok) {
+		req_error(r, i, RPC_UNAUTHORIZED,
+			  "invalid or revoked API key (send 'Authorization: Bearer <key>')");
+		return -1;
+	}
+	if (app_auth_may_ingress(ns, tenant))
+		return 0;
+	if (!tenant)
+		req_error(r, i, RPC_UNAUTHORIZED,
+			  "namespace '%s' accepts transactions only with its tenant's API key",
+			  ns->name);
+	else
+		req_error(r, i, RPC_FORBIDDEN, "this API key's tenant does not own namespace '%s'",
+			  ns->name);
+	return -1;
+}
+
+/* Decode a 0x-hex payload with the size cap checked before allocation. */
+static uint8_t *hex_payload(struct app_req *r, size_t i, struct app_server *s, json_t *v,
+			    size_t *len)
+{
+	const char *h;
+	size_t hl, bytes;
+	uint8_t *buf;
+
+	if (!json_is_string(v)) {
+		req_error(r, i, RPC_INVALID_PARAMS, "data must be a 0x-prefixed hex string");
+		return NULL;
+	}
+	h = json_string_value(v);
+	hl = json_string_length(v);
+	if (hl < 2 || h[0] != '0' || (h[1] != 'x' && h[1] != 'X') || (hl & 1)) {
+		req_error(r, i, RPC_INVALID_PARAMS,
+			  "data must be 0x-prefixed hex with an even number of digits");
+		return NULL;
+	}
+	bytes = (hl - 2) / 2;
+	if (bytes == 0) {
+		req_error(r, i, RPC_INVALID_PARAMS, "data must not be empty");
+		return NULL;
+	}
+	if (bytes > (size_t)s->cfg->max_tx_bytes) {
+		req_error(r, i, RPC_TOO_LARGE,
+			  "transaction is %zu bytes; server.max_tx_bytes is %ld", bytes,
+			  s->cfg->max_tx_bytes);
+		return NULL;
+	}
+	buf = malloc(bytes);
+	if (!buf || l1_hex_decode(buf, bytes, len, h, hl) != 0) {
+		free(buf);
+		req_error(r, i, RPC_INVALID_PARAMS, "data is not valid hex");
+		return NULL;
+	}
+	return buf;
+}
+
+struct subs_vec {
+	struct app_sub *v;
+	size_t n, cap;
+};
+
+static int subs_add(struct subs_vec *sv, const struct app_sub *s)
+{
+	if (sv->n == sv->cap) {
+		size_t cap = sv->cap ? sv->cap * 2 : 16;
+		struct app_sub *nv = realloc(sv->v, cap * sizeof(*nv));
+
+		if (!nv)
+			return -1;
+		sv->v = nv;
+		sv->cap = cap;
+	}
+	sv->v[sv->n++] = *s;
+	return 0;
+}
+
+static void queue_sub(struct app_req *r, size_t i, struct subs_vec *sv,
+		      const struct app_namespace *ns, uint8_t *data, size_t len,
+		      const uint8_t hash[32], int want_hash)
+{
+	struct app_sub s = {.req = r, .slot = (uint32_t)i, .ns = ns->chain_id,
+			    .want_hash = want_hash, .data = data, .len = len};
+
+	snprintf(s.ns_name, sizeof(s.ns_name), "%s", ns->name);
+	memcpy(s.hash, hash, 32);
+	if (subs_add(sv, &s)) {
+		free(data);
+		req_error(r, i, RPC_INTERNAL, "out of memory");
+		return;
+	}
+	r->pending++;
+}
+
+/* ---- methods ---------------------------------------------------------- */
+
+static void m_send_transaction(struct app_conn *c, struct app_req *r, size_t i, json_t *params,
+			       struct subs_vec *sv)
+{
+	struct app_server *s = c->srv;
+	json_t *p = json_is_array(params) ? json_array_get(params, 0) : params;
+	const struct app_namespace *ns;
+	int64_t tenant;
+	int key_ok = app_conn_tenant(c, &tenant) == 0;
+	uint8_t *data, hash[32];
+	size_t len;
+
+	if (!json_is_object(p) || (json_is_array(params) && json_array_size(params) != 1)) {
+		req_error(r, i, RPC_INVALID_PARAMS,
+			  "params must be {\"namespace\": NAME, \"data\": \"0x...\"}");
+		return;
+	}
+	ns = ns_arg(s, json_object_get(p, "namespace"));
+	if (!ns) {
+		req_error(r, i, RPC_UNKNOWN_NAMESPACE, "unknown namespace (give its name)");
+		return;
+	}
+	if (check_ingress(r, i, ns, tenant, key_ok))
+		return;
+	data = hex_payload(r, i, s, json_object_get(p, "data"), &len);
+	if (!data)
+		return;
+	l1_keccak256(hash, data, len);
+	queue_sub(r, i, sv, ns, data, len, hash, 0);
+}
+
+static void m_eth_send_raw(struct app_conn *c, struct app_req *r, size_t i, json_t *params,
+			   struct subs_vec *sv, const struct app_namespace *ns)
+{
+	struct app_server *s = c->srv;
+	struct l1_tx tx;
+	int64_t tenant;
+	int key_ok = app_conn_tenant(c, &tenant) == 0, rc;
+	uint8_t *raw;
+	size_t len;
+
+	if (!json_is_array(params) || json_array_size(params) != 1) {
+		req_error(r, i, RPC_INVALID_PARAMS, "params must be [\"0x<signed transaction>\"]");
+		return;
+	}
+	if (check_ingress(r, i, ns, tenant, key_ok))
+		return;
+	raw = hex_payload(r, i, s, json_array_get(params, 0), &len);
+	if (!raw)
+		return;
+	rc = l1_tx_decode(&tx, raw, len, ns->chain_id, (size_t)s->cfg->max_tx_bytes);
+	if (rc == L1_ECHAINID) {
+		req_error(r, i, RPC_INVALID_TX,
+			  "invalid transaction: wrong chain id (this endpoint is chain %llu)",
+			  (unsigned long long)ns->chain_id);
+		free(raw);
+		return;
+	}
+	if (rc) {
+		req_error(r, i, RPC_INVALID_TX, "invalid transaction: %s", app_strerror(rc));
+		free(raw);
+		return;
+	}
+	queue_sub(r, i, sv, ns, raw, len, tx.hash, 1);
+}
+
+static void m_get_preconfirmation(struct app_conn *c, struct app_req *r, size_t i,
+				  json_t *params)
+{
+	struct app_server *s = c->srv;
+	json_t *p = json_is_array(params) ? json_array_get(params, 0) : params;
+	json_t *h = json_is_object(p) ? json_object_get(p, "hash") : p;
+	const struct app_namespace *ns = NULL;
+	struct app_tx tx;
+	struct seq_receipt rc;
+	uint8_t hash[32];
+	size_t hl;
+	int64_t tenant;
+	char *json;
+
+	if (!json_is_string(h) ||
+	    l1_hex_decode(hash, 32, &hl, json_string_value(h), json_string_length(h)) || hl != 32) {
+		req_error(r, i, RPC_INVALID_PARAMS, "params must be {\"hash\": \"0x<32 bytes>\"}");
+		return;
+	}
+	if (json_is_object(p) && json_object_get(p, "namespace")) {
+		ns = ns_arg(s, json_object_get(p, "namespace"));
+		if (!ns) {
+			req_error(r, i, RPC_UNKNOWN_NAMESPACE, "unknown namespace");
+			return;
+		}
+	}
+	if (app_conn_tenant(c, &tenant)) {
+		req_error(r, i, RPC_UNAUTHORIZED, "invalid or revoked API key");
+		return;
+	}
+	if (app_store_tx_find(s->ro, ns ? ns->chain_id : 0, hash, &tx)) {
+		req_error(r, i, RPC_NOT_FOUND, "no preconfirmed transaction with that hash");
+		return;
+	}
+	ns = app_auth_ns_by_id(&s->auth, tx.ns);
+	if (!ns || !app_auth_may_read(ns, tenant)) {
+		/* Same answer as absent: do not reveal private namespaces' contents. */
+		req_error(r, i, RPC_NOT_FOUND, "no preconfirmed transaction with that hash");
+		return;
+	}
+	if (app_receipt_load(s->ro, &tx, &rc)) {
+		req_error(r, i, RPC_INTERNAL, "stored receipt could not be read");
+		return;
+	}
+	json = app_receipt_json(&rc, ns->name, s->id->pk);
+	req_set(r, i, 0, json);
+	free(json);
+}
+
+/* Parse a namespaces filter (array of names or chain ids) the caller may read. */
+static int ns_filter(struct app_conn *c, struct app_req *r, size_t i, json_t *arr,
+		     int64_t tenant, uint64_t **out, size_t *n)
+{
+	size_t k;
+	json_t *v;
+
+	*out = NULL;
+	*n = 0;
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 1024) {
+		req_error(r, i, RPC_INVALID_PARAMS, "namespaces must be a non-empty array of names");
+		return -1;
+	}
+	*out = calloc(json_array_size(arr), sizeof(uint64_t));
+	if (!*out) {
+		req_error(r, i, RPC_INTERNAL, "out of memory");
+		return -1;
+	}
+	json_array_foreach(arr, k, v) {
+		const struct app_namespace *ns = ns_arg(c->srv, v);
+
+		if (!ns) {
+			req_error(r, i, RPC_UNKNOWN_NAMESPACE, "unknown namespace at index %zu", k);
+			goto fail;
+		}
+		if (!app_auth_may_read(ns, tenant)) {
+			req_error(r, i, tenant ? RPC_FORBIDDEN : RPC_UNAUTHORIZED,
+				  "the feed of namespace '%s' needs its tenant's API key", ns->name);
+			goto fail;
+		}
+		(*out)[(*n)++] = ns->chain_id;
+	}
+	return 0;
+fail:
+	free(*out);
+	*out = NULL;
+	return -1;
+}
+
+static void m_get_block(struct app_conn *c, struct app_req *r, size_t i, json_t *params)
+{
+	struct app_server *s = c->srv;
+	json_t *p = json_is_array(params) ? json_array_get(params, 0) : params;
+	json_t *hv = json_is_object(p) ? json_object_get(p, "height") : p;
+	uint64_t *filter = NULL;
+	size_t fn = 0;
+	int64_t tenant;
+	struct app_block *b;
+	char *json;
+
+	if (!json_is_integer(hv) || json_integer_value(hv) < 1) {
+		req_error(r, i, RPC_INVALID_PARAMS, "params must be {\"height\": N} with N >= 1");
+		return;
+	}
+	if (app_conn_tenant(c, &tenant)) {
+		req_error(r, i, RPC_UNAUTHORIZED, "invalid or revoked API key");
+		return;
+	}
+	if (json_is_object(p) &&
+	    ns_filter(c, r, i, json_object_get(p, "namespaces"), tenant, &filter, &fn))
+		return;
+	b = app_feed_get(s, (uint64_t)json_integer_value(hv));
+	if (!b) {
+		free(filter);
+		req_error(r, i, RPC_NOT_FOUND, "no sealed block at height %lld",
+			  (long long)json_integer_value(hv));
+		return;
+	}
+	json = app_feed_block_json(s, b, filter, fn, tenant, "sealed");
+	app_block_unref(b);
+	free(filter);
+	req_set(r, i, 0, json);
+	free(json);
+}
+
+static void m_status(struct app_conn *c, struct app_req *r, size_t i)
+{
+	struct app_server *s = c->srv;
+	struct app_stats *st = &s->committer->stats;
+	char pk[67], buf[1024];
+
+	l1_hex_encode(pk, s->id->pk, 32);
+	snprintf(buf, sizeof(buf),
+		 "{\"version\":\"%s\",\"publicKey\":\"%s\",\"height\":%llu,\"slot\":%llu,"
+		 "\"slotMs\":%ld,\"nextSeq\":%llu,\"groups\":%llu,\"transactions\":%llu,"
+		 "\"lastCommitUs\":%llu,\"ingressQueue\":%zu,\"subscribers\":%zu,"
+		 "\"namespaces\":%zu,\"halted\":%s}",
+		 MEZZ_VERSION, pk,
+		 (unsigned long long)(atomic_load(&st->has_block) ? atomic_load(&st->height) : 0),
+		 (unsigned long long)atomic_load(&st->open_slot), s->cfg->slot_ms,
+		 (unsigned long long)atomic_load(&st->next_seq),
+		 (unsigned long long)atomic_load(&st->groups),
+		 (unsigned long long)atomic_load(&st->txs),
+		 (unsigned long long)atomic_load(&st->last_commit_us), app_queue_len(s->ingress),
+		 s->subscribers, s->auth.n, atomic_load(&st->halted) ? "true" : "false");
+	req_set(r, i, 0, buf);
+}
+
+static void m_subscribe(struct app_conn *c, struct app_req *r, size_t i, json_t *params)
+{
+	struct app_server *s = c->srv;
+	json_t *opts = json_array_get(params, 1), *fh;
+	struct app_subscr *sub;
+	int64_t tenant;
+	char idbuf[40];
+
+	if (!c->is_ws) {
+		req_error(r, i, RPC_METHOD_NOT_FOUND,
+			  "mezz_subscribe needs a WebSocket connection (ws://host:port/)");
+		return;
+	}
+	if (!json_is_array(params) || !json_is_string(json_array_get(params, 0)) ||
+	    strcmp(json_string_value(json_array_get(params, 0)), "blocks") ||
+	    json_array_size(params) > 2 || (opts && !json_is_object(opts))) {
+		req_error(r, i, RPC_INVALID_PARAMS,
+			  "params must be [\"blocks\", {\"namespaces\": [...], \"fromHeight\": N}]");
+		return;
+	}
+	if (app_conn_tenant(c, &tenant)) {
+		req_error(r, i, RPC_UNAUTHORIZED, "invalid or revoked API key");
+		return;
+	}
+	sub = calloc(1, sizeof(*sub));
+	if (!sub) {
+		req_error(r, i, RPC_INTERNAL, "out of memory");
+		return;
+	}
+	if (opts && ns_filter(c, r, i, json_object_get(opts, "namespaces"), tenant, &sub->ns,
+			      &sub->ns_n)) {
+		free(sub);
+		return;
+	}
+	fh = opts ? json_object_get(opts, "fromHeight") : NULL;
+	if (fh && (!json_is_integer(fh) || json_integer_value(fh) < 1)) {
+		free(sub->ns);
+		free(sub);
+		req_error(r, i, RPC_INVALID_PARAMS, "fromHeight must be an integer >= 1");
+		return;
+	}
+	sub->next_height = fh ? (uint64_t)json_integer_value(fh) : s->feed.tip + 1;
+	sub->state = SUB_CATCHUP;
+	sub->id = s->next_sub_id++;
+	sub->next = c->subs;
+	c->subs = sub;
+	s->subscribers++;
+	snprintf(idbuf, sizeof(idbuf), "\"0x%llx\"", (unsigned long long)sub->id);
+	req_set(r, i, 0, idbuf);
+	lws_callback_on_writable(c->wsi);
+}
+
+static void m_unsubscribe(struct app_conn *c, struct app_req *r, size_t i, json_t *params)
+{
+	json_t *v = json_array_get(params, 0);
+	unsigned long long id;
+	struct app_subscr **pp;
+
+	if (!json_is_string(v) || sscanf(json_string_value(v), "0x%llx", &id) != 1) {
+		req_error(r, i, RPC_INVALID_PARAMS, "params must be [\"<subscription id>\"]");
+		return;
+	}
+	for (pp = &c->subs; *pp; pp = &(*pp)->next)
+		if ((*pp)->id == id) {
+			struct app_subscr *dead = *pp;
+
+			*pp = dead->next;
+			free(dead->ns);
+			free(dead);
+			c->srv->subscribers--;
+			req_set(r, i, 0, "true");
+			return;
+		}
+	req_set(r, i, 0, "false");
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *item,
+		     struct subs_vec *sv)
+{
+	json_t *id, *ver, *method, *params;
+	const char *m;
+
+	r->ids[i] = strdup("null");
+	if (!json_is_object(item)) {
+		req_error(r, i, RPC_INVALID_REQUEST, "each request must be a JSON object");
+		return;
+	}
+	id = json_object_get(item, "id");
+	if (id && !json_is_string(id) && !json_is_number(id) && !json_is_null(id)) {
+		req_error(r, i, RPC_INVALID_REQUEST, "id must be a string, number or null");
+		return;
+	}
+	ver = json_object_get(item, "jsonrpc");
+	method = json_object_get(item, "method");
+	params = json_object_get(item, "params");
+	if (!json_is_string(ver) || strcmp(json_string_value(ver), "2.0")) {
+		req_error(r, i, RPC_INVALID_REQUEST, "\"jsonrpc\" must be \"2.0\"");
+		return;
+	}
+	if (!json_is_string(method)) {
+		req_error(r, i, RPC_INVALID_REQUEST, "\"method\" must be a string");
+		return;
+	}
+	if (params && !json_is_array(params) && !json_is_object(params)) {
+		req_error(r, i, RPC_INVALID_PARAMS, "\"params\" must be an array or an object");
+		return;
+	}
+	free(r->ids[i]);
+	r->ids[i] = id ? json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+	m = json_string_value(method);
+	if (app_auth_refresh(&c->srv->auth)) {
+		req_error(r, i, RPC_INTERNAL, "namespace registry unavailable");
+		return;
+	}
+
+	if (c->path == PATH_ROLLUP) {
+		const struct app_namespace *ns = app_auth_ns_by_name(&c->srv->auth, c->rollup);
+		char hex[24];
+
+		if (!ns) {
+			req_error(r, i, RPC_UNKNOWN_NAMESPACE, "no rollup named '%s' on this appliance",
+				  c->rollup);
+		} else if (!strcmp(m, "eth_chainId")) {
+			snprintf(hex, sizeof(hex), "\"0x%llx\"", (unsigned long long)ns->chain_id);
+			req_set(r, i, 0, hex);
+		} else if (!strcmp(m, "eth_sendRawTransaction")) {
+			m_eth_send_raw(c, r, i, params, sv, ns);
+		} else {
+			req_error(r, i, RPC_METHOD_NOT_FOUND,
+				  "method '%.64s' is not supported on /rollup/%s: it serves "
+				  "eth_chainId and eth_sendRawTransaction (mezz_* methods are on /)",
+				  m, c->rollup);
+		}
+		return;
+	}
+	if (c->path != PATH_ROOT) {
+		req_error(r, i, RPC_METHOD_NOT_FOUND, "unknown path: use / or /rollup/<name>");
+		return;
+	}
+	if (!strcmp(m, "mezz_sendTransaction"))
+		m_send_transaction(c, r, i, params, sv);
+	else if (!strcmp(m, "mezz_getPreconfirmation"))
+		m_get_preconfirmation(c, r, i, params);
+	else if (!strcmp(m, "mezz_getBlock"))
+		m_get_block(c, r, i, params);
+	else if (!strcmp(m, "mezz_status"))
+		m_status(c, r, i);
+	else if (!strcmp(m, "mezz_subscribe"))
+		m_subscribe(c, r, i, params);
+	else if (!strcmp(m, "mezz_unsubscribe"))
+		m_unsubscribe(c, r, i, params);
+	else if (!strncmp(m, "eth_", 4))
+		req_error(r, i, RPC_METHOD_NOT_FOUND,
+			  "Ethereum methods are served on /rollup/<name>, not on /");
+	else
+		req_error(r, i, RPC_METHOD_NOT_FOUND,
+			  "unknown method '%.64s'; / serves mezz_sendTransaction, "
+			  "mezz_getPreconfirmation, mezz_getBlock, mezz_status, mezz_subscribe, "
+			  "mezz_unsubscribe",
+			  m);
+}
+
+static void send_single_error(struct app_conn *c, int code, const char *msg)
+{
+	char *e = app_error_json(code, "%s", msg), buf[1024];
+
+	snprintf(buf, sizeof(buf), "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":%s}",
+		 e ? e : "null");
+	free(e);
+	app_conn_send(c, buf, strlen(buf), 0, 0);
+}
+
+void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
+{
+	struct app_server *s = c->srv;
+	struct subs_vec sv = {0};
+	json_error_t jerr;
+	json_t *root;
+	struct app_req *r;
+	size_t n;
+	int is_batch;
+
+	root = json_loadb((const char *)msg, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "parse error: %s (line %d, column %d)", jerr.text,
+			 jerr.line, jerr.column);
+		send_single_error(c, RPC_PARSE_ERROR, why);
+		return;
+	}
+	is_batch = json_is_array(root);
+	n = is_batch ? json_array_size(root) : 1;
+	if (is_batch && n == 0) {
+		send_single_error(c, RPC_INVALID_REQUEST, "empty batch");
+		goto out;
+	}
+	if (n > (size_t)s->cfg->max_batch_items) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "batch has %zu requests; server.max_batch_items is %ld",
+			 n, s->cfg->max_batch_items);
+		send_single_error(c, RPC_TOO_LARGE, why);
+		goto out;
+	}
+	r = req_new(c, is_batch, n);
+	if (!r) {
+		send_single_error(c, RPC_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		dispatch(c, r, i, is_batch ? json_array_get(root, i) : root, &sv);
+	if (sv.n) {
+		int rc = s->accepting ? app_queue_push(s->ingress, sv.v, sv.n) : APP_ESTOPPED;
+
+		if (rc) {
+			for (size_t k = 0; k < sv.n; k++) {
+				free(sv.v[k].data);
+				if (rc == APP_EFULL)
+					req_error(r, sv.v[k].slot, RPC_BUSY,
+						  "ingress queue is full; retry in a few milliseconds");
+				else
+					req_error(r, sv.v[k].slot, RPC_BUSY,
+						  "the appliance is shutting down; retry against it "
+						  "when it is back");
+			}
+			r->pending -= sv.n;
+		}
+	}
+	free(sv.v);
+	if (r->pending == 0)
+		req_finish(r);
+out:
+	json_decref(root);
+}

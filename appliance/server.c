@@ -1,0 +1,480 @@
+/*
+ * server.c - the lws thread: one port, JSON-RPC 2.0 over HTTP POST and
+ * over WebSocket, on "/" (mezz_* methods) and "/rollup/<name>" (Ethereum).
+ *
+ * Rules kept here (lws README.coding): only this thread touches lws; other
+ * threads hand over through the done queue and lws_cancel_service(); every
+ * write happens in a WRITEABLE callback, one lws_write per callback; every
+ * length from the wire is checked against its cap before memory is taken.
+ * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE is deliberately not handled
+ * (CVE-2025-11677 in Debian's lws).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "appliance/server.h"
+
+#define DONE_BATCH 4096
+
+static void out_free_all(struct app_conn *c)
+{
+	struct out_msg *m = c->out_head, *next;
+
+	for (; m; m = next) {
+		next = m->next;
+		free(m);
+	}
+	c->out_head = c->out_tail = NULL;
+	c->out_bytes = c->out_blocks = 0;
+	free(c->http_resp);
+	c->http_resp = NULL;
+}
+
+static struct out_msg *out_new(const char *data, size_t len)
+{
+	struct out_msg *m = malloc(sizeof(*m) + LWS_PRE + len);
+
+	if (!m)
+		return NULL;
+	m->next = NULL;
+	m->len = len;
+	m->is_block = 0;
+	m->height = 0;
+	memcpy(m->buf + LWS_PRE, data, len);
+	return m;
+}
+
+void app_conn_drop(struct app_conn *c, const char *reason)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+	app_info("client_dropped", "reason=\"%s\"", reason);
+	lws_callback_on_writable(c->wsi);
+}
+
+int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block,
+		  uint64_t height)
+{
+	struct app_server *s = c->srv;
+	struct out_msg *m;
+
+	if (c->closing)
+		return -1;
+	if (!c->is_ws) { /* HTTP: exactly one response per transaction */
+		m = out_new(data, len);
+		if (!m)
+			return -1;
+		free(c->http_resp);
+		c->http_resp = m;
+		lws_callback_on_writable(c->wsi);
+		return 0;
+	}
+	if (c->out_bytes + len > (size_t)s->cfg->ws_send_queue_bytes ||
+	    (is_block && c->out_blocks + 1 > (size_t)s->cfg->feed_queue_max_blocks)) {
+		char why[120];
+		uint64_t resume = height;
+
+		/* The oldest queued block is the first one the client has not had. */
+		for (m = c->out_head; m; m = m->next)
+			if (m->is_block) {
+				resume = m->height;
+				break;
+			}
+		snprintf(why, sizeof(why), "send queue full; resubscribe with fromHeight=%llu",
+			 (unsigned long long)resume);
+		app_conn_drop(c, why);
+		return -1;
+	}
+	m = out_new(data, len);
+	if (!m)
+		return -1;
+	m->is_block = is_block;
+	m->height = height;
+	if (c->out_tail)
+		c->out_tail->next = m;
+	else
+		c->out_head = m;
+	c->out_tail = m;
+	c->out_bytes += len;
+	c->out_blocks += is_block ? 1 : 0;
+	lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+static void drain_done(struct app_server *s)
+{
+	struct app_done d[256];
+	size_t n, total = 0;
+
+	while (total < DONE_BATCH && (n = app_queue_pop(s->done, d, 256, 0)) > 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (d[i].kind == DONE_BLOCK)
+				app_feed_block(s, d[i].block);
+			else
+				app_rpc_answer(s, d[i].req, d[i].slot, d[i].is_error, d[i].json);
+		}
+		total += n;
+	}
+	/* A sealed height we were not told about (done queue was full): the
+	 * feed catches up from storage. */
+	if (atomic_load(&s->committer->stats.has_block)) {
+		uint64_t h = atomic_load(&s->committer->stats.height);
+
+		if (h > s->feed.tip) {
+			s->feed.tip = h;
+			for (struct app_conn *c = s->ws_list; c; c = c->ws_next)
+				if (c->subs)
+					lws_callback_on_writable(c->wsi);
+		}
+	}
+	if (app_queue_len(s->done))
+		lws_cancel_service(s->ctx);
+}
+
+static void conn_init(struct app_conn *c, struct app_server *s, struct lws *wsi, int is_ws)
+{
+	char uri[256];
+	int n;
+
+	memset(c, 0, sizeof(*c));
+	c->srv = s;
+	c->wsi = wsi;
+	c->is_ws = is_ws;
+	c->inited = 1;
+	c->path = PATH_OTHER;
+	n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
+	if (n <= 0)
+		n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_POST_URI);
+	if (n > 0) {
+		if (!strcmp(uri, "/"))
+			c->path = PATH_ROOT;
+		else if (!strncmp(uri, "/rollup/", 8) && strlen(uri + 8) > 0 &&
+			 strlen(uri + 8) < sizeof(c->rollup)) {
+			c->path = PATH_ROLLUP;
+			snprintf(c->rollup, sizeof(c->rollup), "%s", uri + 8);
+		}
+	}
+	n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (n >= (int)sizeof(c->auth))
+		c->auth_bad = 1;
+	else if (n > 0)
+		lws_hdr_copy(wsi, c->auth, sizeof(c->auth), WSI_TOKEN_HTTP_AUTHORIZATION);
+}
+
+static void conn_cleanup(struct app_conn *c)
+{
+	struct app_server *s = c->srv;
+
+	if (!c->inited)
+		return;
+	app_req_detach_all(c);
+	app_feed_unsubscribe_all(c);
+	out_free_all(c);
+	free(c->rx);
+	c->rx = NULL;
+	if (c->is_ws) {
+		if (c->ws_prev)
+			c->ws_prev->ws_next = c->ws_next;
+		else if (s->ws_list == c)
+			s->ws_list = c->ws_next;
+		if (c->ws_next)
+			c->ws_next->ws_prev = c->ws_prev;
+	}
+	c->inited = 0;
+}
+
+/* Append to the receive buffer, refusing before allocation when over cap. */
+static int rx_append(struct app_conn *c, const void *in, size_t len)
+{
+	size_t cap = (size_t)c->srv->cfg->max_message_bytes;
+
+	if (len > cap - c->rx_len || c->rx_len + len > cap)
+		return -1;
+	if (c->rx_len + len > c->rx_cap) {
+		size_t ncap = c->rx_cap ? c->rx_cap : 4096;
+		unsigned char *nb;
+
+		while (ncap < c->rx_len + len)
+			ncap *= 2;
+		if (ncap > cap)
+			ncap = cap;
+		nb = realloc(c->rx, ncap);
+		if (!nb)
+			return -1;
+		c->rx = nb;
+		c->rx_cap = ncap;
+	}
+	memcpy(c->rx + c->rx_len, in, len);
+	c->rx_len += len;
+	return 0;
+}
+
+static int http_write_response(struct app_conn *c)
+{
+	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
+					     *end = hdr + sizeof(hdr) - 1;
+	struct out_msg *m = c->http_resp;
+	int status = c->http_status ? c->http_status : HTTP_STATUS_OK;
+	size_t len = m ? m->len : 0;
+
+	if (lws_add_http_common_headers(c->wsi, (unsigned int)status, "application/json",
+					(lws_filepos_t)len, &p, end))
+		return -1;
+	if (status == HTTP_STATUS_REQ_ENTITY_TOO_LARGE &&
+	    lws_add_http_header_by_token(c->wsi, WSI_TOKEN_CONNECTION,
+					 (const unsigned char *)"close", 5, &p, end))
+		return -1;
+	if (lws_finalize_write_http_header(c->wsi, start, &p, end))
+		return -1;
+	if (len && lws_write(c->wsi, m->buf + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) != (int)len)
+		return -1;
+	free(c->http_resp);
+	c->http_resp = NULL;
+	c->http_status = 0;
+	if (status == HTTP_STATUS_REQ_ENTITY_TOO_LARGE)
+		return -1; /* the unread body makes the connection unusable */
+	return lws_http_transaction_completed(c->wsi) ? -1 : 0;
+}
+
+static void http_reject_too_big(struct app_conn *c)
+{
+	char msg[256], *err;
+
+	err = app_error_json(RPC_TOO_LARGE,
+			     "request body exceeds server.max_message_bytes (%ld bytes)",
+			     c->srv->cfg->max_message_bytes);
+	snprintf(msg, sizeof(msg), "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":%s}",
+		 err ? err : "null");
+	free(err);
+	c->rx_reject = 1;
+	c->http_status = HTTP_STATUS_REQ_ENTITY_TOO_LARGE;
+	app_conn_send(c, msg, strlen(msg), 0, 0);
+}
+
+static int serve_get(struct app_conn *c, const char *uri)
+{
+	static const char root[] =
+		"mezzanine: send JSON-RPC 2.0 by POST or WebSocket to / or /rollup/<name>\n";
+	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
+					     *end = buf + sizeof(buf) - 1;
+	const char *body = root;
+	int status = HTTP_STATUS_OK;
+
+	if (!strcmp(uri, "/healthz"))
+		body = atomic_load(&c->srv->committer->stats.halted) ? "halted\n" : "ok\n";
+	else if (strcmp(uri, "/"))
+		status = HTTP_STATUS_NOT_FOUND, body = "not found\n";
+	if (!strcmp(uri, "/healthz") && atomic_load(&c->srv->committer->stats.halted))
+		status = HTTP_STATUS_SERVICE_UNAVAILABLE;
+	if (lws_add_http_common_headers(c->wsi, (unsigned int)status, "text/plain",
+					strlen(body), &p, end) ||
+	    lws_finalize_write_http_header(c->wsi, start, &p, end))
+		return -1;
+	/* Short bodies fit lws' own buffer; this is the single write. */
+	memcpy(buf + LWS_PRE, body, strlen(body));
+	if (lws_write(c->wsi, buf + LWS_PRE, strlen(body), LWS_WRITE_HTTP_FINAL) < 0)
+		return -1;
+	return lws_http_transaction_completed(c->wsi) ? -1 : 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		    size_t len)
+{
+	struct app_conn *c = user;
+	struct app_server *s = lws_context_user(lws_get_context(wsi));
+
+	switch (reason) {
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		if (s)
+			drain_done(s);
+		return 0;
+
+	case LWS_CALLBACK_HTTP: {
+		char cl[32];
+
+		conn_init(c, s, wsi, 0);
+		if (!lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
+			return serve_get(c, in ? (const char *)in : "/");
+		if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+		    strtoull(cl, NULL, 10) > (unsigned long long)s->cfg->max_message_bytes)
+			http_reject_too_big(c);
+		return 0;
+	}
+	case LWS_CALLBACK_HTTP_BODY:
+		if (c->rx_reject)
+			return 0;
+		if (rx_append(c, in, len))
+			http_reject_too_big(c);
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (c->rx_reject)
+			return 0;
+		app_rpc_handle(c, c->rx, c->rx_len);
+		c->rx_len = 0;
+		return 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (!c->http_resp && !c->http_status)
+			return 0;
+		return http_write_response(c);
+	case LWS_CALLBACK_CLOSED_HTTP:
+		conn_cleanup(c);
+		return 0;
+
+	case LWS_CALLBACK_ESTABLISHED:
+		conn_init(c, s, wsi, 1);
+		c->ws_next = s->ws_list;
+		if (s->ws_list)
+			s->ws_list->ws_prev = c;
+		s->ws_list = c;
+		return 0;
+	case LWS_CALLBACK_RECEIVE:
+		if (lws_is_first_fragment(wsi))
+			c->rx_len = 0;
+		if (rx_append(c, in, len)) {
+			char why[96];
+
+			snprintf(why, sizeof(why), "message exceeds server.max_message_bytes (%ld)",
+				 s->cfg->max_message_bytes);
+			lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+					 (unsigned char *)why, strlen(why));
+			return -1;
+		}
+		if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+			app_rpc_handle(c, c->rx, c->rx_len);
+			c->rx_len = 0;
+			/* Do not let one large message pin its buffer forever. */
+			if (c->rx_cap > 65536) {
+				free(c->rx);
+				c->rx = NULL;
+				c->rx_cap = 0;
+			}
+		}
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE: {
+		struct out_msg *m;
+
+		if (c->closing) {
+			lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+					 (unsigned char *)c->close_reason, strlen(c->close_reason));
+			return -1;
+		}
+		m = c->out_head;
+		if (!m) {
+			app_feed_pump(c);
+			m = c->out_head;
+			if (!m)
+				return 0;
+		}
+		if (lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len)
+			return -1;
+		c->out_head = m->next;
+		if (!c->out_head)
+			c->out_tail = NULL;
+		c->out_bytes -= m->len;
+		c->out_blocks -= m->is_block ? 1 : 0;
+		free(m);
+		if (c->out_head || c->subs)
+			lws_callback_on_writable(wsi);
+		return 0;
+	}
+	case LWS_CALLBACK_CLOSED:
+		conn_cleanup(c);
+		return 0;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static struct lws_protocols protocols[] = {
+	{"mezzanine", callback, sizeof(struct app_conn), 65536, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
+{
+	struct lws_context_creation_info info;
+	int rc;
+
+	rc = app_store_open(&s->ro, s->cfg->data_dir, 1, errbuf, errlen);
+	if (rc)
+		return rc;
+	s->auth.ro = s->ro;
+	s->auth.id = s->id;
+	rc = app_auth_refresh(&s->auth);
+	if (rc) {
+		snprintf(errbuf, errlen, "loading namespaces: %s", app_strerror(rc));
+		return rc;
+	}
+	s->feed.cap = (size_t)s->cfg->feed_cache_blocks;
+	s->feed.ring = calloc(s->feed.cap, sizeof(*s->feed.ring));
+	if (!s->feed.ring)
+		return APP_ENOMEM;
+	if (app_store_block_tip(s->ro, &s->feed.tip))
+		s->feed.tip = 0;
+	s->next_sub_id = 1;
+	s->accepting = 1;
+
+	lws_set_log_level(LLL_ERR, NULL);
+	memset(&info, 0, sizeof(info));
+	info.port = s->cfg->listen_port;
+	info.iface = s->cfg->listen_addr;
+	info.protocols = protocols;
+	info.user = s;
+	info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(s->cfg->listen_addr, ':') == NULL);
+	info.pt_serv_buf_size = 65536;
+	info.max_http_header_data = 4096;
+	info.ka_time = 60;
+	info.ka_probes = 3;
+	info.ka_interval = 10;
+	info.timeout_secs = 30;
+	s->ctx = lws_create_context(&info);
+	if (!s->ctx) {
+		snprintf(errbuf, errlen, "cannot listen on %s:%d (in use, or bad address?)",
+			 s->cfg->listen_addr, s->cfg->listen_port);
+		return APP_ECONFIG;
+	}
+	return 0;
+}
+
+void app_server_run(struct app_server *s)
+{
+	while (!s->stop)
+		if (lws_service(s->ctx, 0) < 0)
+			break;
+}
+
+void app_server_request_stop(struct app_server *s)
+{
+	s->stop = 1;
+	if (s->ctx)
+		lws_cancel_service(s->ctx);
+}
+
+void app_server_destroy(struct app_server *s)
+{
+	if (s->ctx)
+		lws_context_destroy(s->ctx); /* closes every connection: conn_cleanup */
+	s->ctx = NULL;
+	/* Answers still queued for requests that are gone. */
+	{
+		struct app_done d[64];
+		size_t n;
+
+		while ((n = app_queue_pop(s->done, d, 64, 0)) > 0)
+			for (size_t i = 0; i < n; i++) {
+				if (d[i].kind == DONE_BLOCK)
+					app_block_unref(d[i].block);
+				else
+					app_rpc_answer(s, d[i].req, d[i].slot, d[i].is_error,
+						       d[i].json);
+			}
+	}
+	app_feed_destroy(s);
+	app_auth_free(&s->auth);
+	app_store_close(s->ro);
+	s->ro = NULL;
+}

@@ -1,0 +1,141 @@
+/*
+ * server.h - the lws thread's objects (internal to the appliance):
+ * connections, requests, subscriptions and the feed cache. Everything here
+ * is touched only by the lws thread, so nothing here is locked.
+ *
+ * Subscriber states (one struct app_subscr):
+ *
+ *   CATCHUP --(next > tip after a pump)--> LIVE
+ *   LIVE --(block h arrives, next == h)--> LIVE (message queued, next++)
+ *   LIVE --(block h arrives, next < h: an event was missed)--> CATCHUP
+ *   any --(connection queue over its cap)--> DROPPED (connection closed with
+ *          the height to resume from)
+ *
+ *   transition         function
+ *   CATCHUP -> LIVE    feed_pump
+ *   LIVE -> LIVE       app_feed_block
+ *   LIVE -> CATCHUP    app_feed_block
+ *   any -> DROPPED     conn_enqueue (over cap) -> conn_drop
+ */
+#ifndef MEZZ_SERVER_H
+#define MEZZ_SERVER_H
+
+#include <jansson.h>
+#include <libwebsockets.h>
+
+#include "appliance/auth.h"
+#include "appliance/daemon.h"
+
+struct app_server;
+
+struct out_msg {
+	struct out_msg *next;
+	size_t len;
+	int is_block;
+	uint64_t height; /* for feed messages: the block it carries */
+	unsigned char buf[]; /* LWS_PRE headroom, then len bytes */
+};
+
+enum subscr_state { SUB_CATCHUP, SUB_LIVE };
+
+struct app_subscr {
+	struct app_subscr *next;
+	uint64_t id;
+	enum subscr_state state;
+	uint64_t next_height;
+	uint64_t *ns; /* filter: chain ids; NULL = every namespace it may read */
+	size_t ns_n;
+};
+
+enum conn_path { PATH_ROOT, PATH_ROLLUP, PATH_OTHER };
+
+struct app_conn {
+	struct app_server *srv;
+	struct lws *wsi;
+	int inited;
+	int is_ws;
+	enum conn_path path;
+	char rollup[64];
+	char auth[160]; /* Authorization header as received */
+	int auth_bad;	/* header present but over-long */
+	/* receive buffer for the message being assembled */
+	unsigned char *rx;
+	size_t rx_len, rx_cap;
+	int rx_reject; /* HTTP: body over the cap, answer 413 */
+	/* send queue */
+	struct out_msg *out_head, *out_tail;
+	size_t out_bytes, out_blocks;
+	int closing;
+	char close_reason[120];
+	/* HTTP: the one response of the current transaction */
+	struct out_msg *http_resp;
+	int http_status;
+	/* requests still waiting for the committer */
+	struct app_req *reqs;
+	struct app_subscr *subs;
+	struct app_conn *ws_next, *ws_prev; /* all WebSocket connections */
+};
+
+struct app_req {
+	struct app_conn *conn; /* NULL once the connection closed */
+	struct app_req *next, *prev;
+	int is_batch;
+	size_t n, pending;
+	char **ids;	/* JSON text of each id; NULL for notifications */
+	char **answers; /* complete response objects */
+};
+
+struct feed_cache {
+	struct app_block **ring;
+	size_t cap;
+	uint64_t tip; /* highest sealed height known; 0 = none */
+};
+
+struct app_server {
+	const struct app_config *cfg;
+	const struct app_identity *id;
+	struct lws_context *ctx;
+	struct app_queue *ingress, *done;
+	struct app_committer *committer;
+	struct app_store *ro;
+	struct app_auth auth;
+	struct feed_cache feed;
+	struct app_conn *ws_list;
+	uint64_t next_sub_id;
+	size_t subscribers;
+	volatile int stop;
+	int accepting;
+};
+
+int app_server_init(struct app_server *s, char *errbuf, size_t errlen);
+/* Run until s->stop is set. */
+void app_server_run(struct app_server *s);
+void app_server_destroy(struct app_server *s);
+/* Called from a signal handler: sets stop and wakes the loop. */
+void app_server_request_stop(struct app_server *s);
+
+/* rpc.c: dispatch one parsed message (object or batch array). */
+void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len);
+/* rpc.c: a committer answer arrived for req/slot. */
+void app_rpc_answer(struct app_server *s, struct app_req *req, uint32_t slot, int is_error,
+		    char *json);
+void app_req_detach_all(struct app_conn *c);
+
+/* server.c: queue bytes to a connection (copied). 0, or -1 if dropped. */
+int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block,
+		  uint64_t height);
+void app_conn_drop(struct app_conn *c, const char *reason);
+
+/* feed.c */
+void app_feed_block(struct app_server *s, struct app_block *b);
+void app_feed_pump(struct app_conn *c);
+struct app_block *app_feed_get(struct app_server *s, uint64_t height); /* +1 ref */
+/* Block as JSON for a reader: namespaces limited to filter (NULL = all)
+ * and to what `tenant` may read. Returns malloc'd text. */
+char *app_feed_block_json(struct app_server *s, struct app_block *b, const uint64_t *filter,
+			  size_t filter_n, int64_t tenant, const char *level);
+void app_feed_unsubscribe_all(struct app_conn *c);
+void app_feed_destroy(struct app_server *s);
+int app_conn_tenant(struct app_conn *c, int64_t *tenant);
+
+#endif /* MEZZ_SERVER_H */

@@ -1,0 +1,658 @@
+/*
+ * store.c - SQLite storage. WAL with synchronous=FULL: a COMMIT returns only
+ * after the WAL is fsynced, which is what a preconfirmation promises.
+ *
+ * Every statement is prepared once per connection. The write connection
+ * belongs to the committer thread (and to the CLI); read-only connections
+ * belong to the lws thread. SQLite's own locking lets them run concurrently.
+ */
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "appliance/app.h"
+
+enum {
+	ST_TX_INSERT,
+	ST_GROUP_INSERT,
+	ST_TX_FIND,
+	ST_TX_FIND_ANY,
+	ST_GROUP_GET,
+	ST_GROUP_LEAVES,
+	ST_TXS_RANGE,
+	ST_BLOCK_INSERT,
+	ST_BLOCKNS_INSERT,
+	ST_BLOCK_GET,
+	ST_BLOCKNS_GET,
+	ST_BLOCK_TIP,
+	ST_KEY_LOOKUP,
+	ST_AUTH_VERSION,
+	ST_COUNT
+};
+
+static const char *const sql_text[ST_COUNT] = {
+	[ST_TX_INSERT] = "INSERT INTO txs(seq, ns, hash, grp, slot, data) VALUES (?,?,?,?,?,?)",
+	[ST_GROUP_INSERT] = "INSERT INTO groups(id, slot, first_seq, count, root, sig) VALUES (?,?,?,?,?,?)",
+	[ST_TX_FIND] = "SELECT seq, ns, grp, slot FROM txs WHERE hash = ? AND ns = ?",
+	[ST_TX_FIND_ANY] = "SELECT seq, ns, grp, slot FROM txs WHERE hash = ? ORDER BY seq LIMIT 1",
+	[ST_GROUP_GET] = "SELECT slot, first_seq, count, root, sig FROM groups WHERE id = ?",
+	[ST_GROUP_LEAVES] = "SELECT seq, ns, hash FROM txs WHERE seq >= ? AND seq < ? ORDER BY seq",
+	[ST_TXS_RANGE] = "SELECT seq, ns, hash, grp, slot, data FROM txs WHERE seq >= ? AND seq <= ? ORDER BY seq",
+	[ST_BLOCK_INSERT] = "INSERT INTO blocks(height, slot, first_seq, tx_count, header, sig, hash) VALUES (?,?,?,?,?,?,?)",
+	[ST_BLOCKNS_INSERT] = "INSERT INTO block_ns(height, ns, count, root) VALUES (?,?,?,?)",
+	[ST_BLOCK_GET] = "SELECT header, sig FROM blocks WHERE height = ?",
+	[ST_BLOCKNS_GET] = "SELECT ns, count, root FROM block_ns WHERE height = ? ORDER BY ns",
+	[ST_BLOCK_TIP] = "SELECT max(height) FROM blocks",
+	[ST_KEY_LOOKUP] = "SELECT tenant_id FROM api_keys WHERE hash = ? AND revoked_ms IS NULL",
+	[ST_AUTH_VERSION] = "SELECT v FROM meta WHERE k = 'auth_version'",
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+	"INSERT OR IGNORE INTO meta(k, v) VALUES ('schema', 1), ('auth_version', 0);"
+	"CREATE TABLE IF NOT EXISTS tenants(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
+	"  created_ms INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS namespaces(chain_id INTEGER PRIMARY KEY,"
+	"  name TEXT UNIQUE NOT NULL, tenant_id INTEGER NOT NULL REFERENCES tenants(id),"
+	"  ingress_public INTEGER NOT NULL, feed_public INTEGER NOT NULL,"
+	"  created_ms INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS api_keys(id INTEGER PRIMARY KEY,"
+	"  tenant_id INTEGER NOT NULL REFERENCES tenants(id), hash BLOB UNIQUE NOT NULL,"
+	"  prefix TEXT NOT NULL, created_ms INTEGER NOT NULL, revoked_ms INTEGER);"
+	"CREATE TABLE IF NOT EXISTS txs(seq INTEGER PRIMARY KEY, ns INTEGER NOT NULL,"
+	"  hash BLOB NOT NULL, grp INTEGER NOT NULL, slot INTEGER NOT NULL, data BLOB NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS txs_hash ON txs(hash);"
+	"CREATE TABLE IF NOT EXISTS groups(id INTEGER PRIMARY KEY, slot INTEGER NOT NULL,"
+	"  first_seq INTEGER NOT NULL, count INTEGER NOT NULL, root BLOB NOT NULL,"
+	"  sig BLOB NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS blocks(height INTEGER PRIMARY KEY, slot INTEGER UNIQUE NOT NULL,"
+	"  first_seq INTEGER NOT NULL, tx_count INTEGER NOT NULL, header BLOB NOT NULL,"
+	"  sig BLOB NOT NULL, hash BLOB NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS block_ns(height INTEGER NOT NULL, ns INTEGER NOT NULL,"
+	"  count INTEGER NOT NULL, root BLOB NOT NULL, PRIMARY KEY(height, ns)) WITHOUT ROWID;";
+
+struct app_store {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+	int readonly;
+};
+
+static void set_err(char *errbuf, size_t errlen, sqlite3 *db)
+{
+	if (errbuf && errlen)
+		snprintf(errbuf, errlen, "%s", db ? sqlite3_errmsg(db) : "cannot open database");
+}
+
+struct sqlite3 *app_store_db(struct app_store *s)
+{
+	return s->db;
+}
+
+int app_store_open(struct app_store **out, const char *data_dir, int readonly,
+		   char *errbuf, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct app_store *s = calloc(1, sizeof(*s));
+	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+
+	*out = NULL;
+	if (!s)
+		return APP_ENOMEM;
+	s->readonly = readonly;
+	snprintf(path, sizeof(path), "%s/mezzanine.db", data_dir);
+	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_busy_timeout(s->db, 5000);
+	if (!readonly) {
+		if (sqlite3_exec(s->db,
+				 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+				 "PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=4096;",
+				 NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+			goto fail;
+	}
+	for (int i = 0; i < ST_COUNT; i++) {
+		if (readonly && (i == ST_TX_INSERT || i == ST_GROUP_INSERT ||
+				 i == ST_BLOCK_INSERT || i == ST_BLOCKNS_INSERT))
+			continue;
+		if (sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &s->st[i], NULL) != SQLITE_OK)
+			goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	set_err(errbuf, errlen, s->db);
+	app_store_close(s);
+	return APP_ESQLITE;
+}
+
+void app_store_close(struct app_store *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+/* Run a statement that returns no rows. */
+static int exec_stmt(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : APP_ESQLITE;
+}
+
+static int exec_sql(struct app_store *s, const char *sql)
+{
+	return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : APP_ESQLITE;
+}
+
+static int bump_auth_version(struct app_store *s)
+{
+	return exec_sql(s, "UPDATE meta SET v = v + 1 WHERE k = 'auth_version'");
+}
+
+int app_store_auth_version(struct app_store *s, int64_t *version)
+{
+	sqlite3_stmt *st = s->st[ST_AUTH_VERSION];
+	int rc = APP_ESQLITE;
+
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*version = sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int app_store_tenant_create(struct app_store *s, const char *name, int64_t *id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = APP_ESQLITE;
+
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO tenants(name, created_ms) VALUES (?, ?)", -1,
+			       &st, NULL) != SQLITE_OK)
+		return APP_ESQLITE;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)app_wall_ms());
+	switch (sqlite3_step(st)) {
+	case SQLITE_DONE:
+		*id = sqlite3_last_insert_rowid(s->db);
+		rc = bump_auth_version(s);
+		break;
+	case SQLITE_CONSTRAINT:
+		rc = APP_EEXIST;
+		break;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int app_store_tenant_find(struct app_store *s, const char *name, int64_t *id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = APP_ENOTFOUND;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT id FROM tenants WHERE name = ?", -1, &st, NULL))
+		return APP_ESQLITE;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int app_store_namespace_create(struct app_store *s, const struct app_namespace *ns)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = APP_ESQLITE;
+
+	if (sqlite3_prepare_v2(s->db,
+			       "INSERT INTO namespaces(chain_id, name, tenant_id, ingress_public,"
+			       " feed_public, created_ms) VALUES (?,?,?,?,?,?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return APP_ESQLITE;
+	sqlite3_bind_int64(st, 1, (int64_t)ns->chain_id);
+	sqlite3_bind_text(st, 2, ns->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, ns->tenant_id);
+	sqlite3_bind_int(st, 4, ns->ingress_public);
+	sqlite3_bind_int(st, 5, ns->feed_public);
+	sqlite3_bind_int64(st, 6, (int64_t)app_wall_ms());
+	switch (sqlite3_step(st)) {
+	case SQLITE_DONE:
+		rc = bump_auth_version(s);
+		break;
+	case SQLITE_CONSTRAINT:
+		rc = APP_EEXIST;
+		break;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int app_store_key_create(struct app_store *s, int64_t tenant_id,
+			 const uint8_t hash[static 32], const char *prefix, int64_t *id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = APP_ESQLITE;
+
+	if (sqlite3_prepare_v2(s->db,
+			       "INSERT INTO api_keys(tenant_id, hash, prefix, created_ms)"
+			       " VALUES (?,?,?,?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return APP_ESQLITE;
+	sqlite3_bind_int64(st, 1, tenant_id);
+	sqlite3_bind_blob(st, 2, hash, 32, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, prefix, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (int64_t)app_wall_ms());
+	if (sqlite3_step(st) == SQLITE_DONE) {
+		*id = sqlite3_last_insert_rowid(s->db);
+		rc = bump_auth_version(s);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int app_store_key_revoke(struct app_store *s, int64_t key_id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = APP_ESQLITE;
+
+	if (sqlite3_prepare_v2(s->db,
+			       "UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
+			       -1, &st, NULL) != SQLITE_OK)
+		return APP_ESQLITE;
+	sqlite3_bind_int64(st, 1, (int64_t)app_wall_ms());
+	sqlite3_bind_int64(st, 2, key_id);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		rc = sqlite3_changes(s->db) == 1 ? bump_auth_version(s) : APP_ENOTFOUND;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int app_store_key_lookup(struct app_store *s, const uint8_t hash[static 32],
+			 int64_t *tenant_id)
+{
+	sqlite3_stmt *st = s->st[ST_KEY_LOOKUP];
+	int rc = APP_ENOTFOUND;
+
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*tenant_id = sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int app_store_namespaces(struct app_store *s, struct app_namespace **out, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	struct app_namespace *v = NULL;
+	size_t len = 0, cap = 0;
+	int rc = 0, step;
+
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT chain_id, name, tenant_id, ingress_public, feed_public"
+			       " FROM namespaces ORDER BY chain_id",
+			       -1, &st, NULL) != SQLITE_OK)
+		return APP_ESQLITE;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			struct app_namespace *nv;
+
+			cap = cap ? cap * 2 : 16;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				rc = APP_ENOMEM;
+				goto out;
+			}
+			v = nv;
+		}
+		memset(&v[len], 0, sizeof(v[len]));
+		v[len].chain_id = (uint64_t)sqlite3_column_int64(st, 0);
+		snprintf(v[len].name, sizeof(v[len].name), "%s",
+			 (const char *)sqlite3_column_text(st, 1));
+		v[len].tenant_id = sqlite3_column_int64(st, 2);
+		v[len].ingress_public = sqlite3_column_int(st, 3);
+		v[len].feed_public = sqlite3_column_int(st, 4);
+		len++;
+	}
+	if (step != SQLITE_DONE)
+		rc = APP_ESQLITE;
+out:
+	sqlite3_finalize(st);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+int app_store_tip(struct app_store *s, struct app_tip *tip)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t h;
+	int rc;
+
+	memset(tip, 0, sizeof(*tip));
+	tip->next_seq = 1;
+	tip->next_group = 1;
+	if (sqlite3_prepare_v2(s->db, "SELECT (SELECT max(seq) FROM txs), (SELECT max(id) FROM groups)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return APP_ESQLITE;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+			tip->next_seq = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+			tip->next_group = (uint64_t)sqlite3_column_int64(st, 1) + 1;
+	}
+	sqlite3_finalize(st);
+	rc = app_store_block_tip(s, &h);
+	if (rc == APP_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	{
+		uint8_t sig[64];
+		struct seq_block_ns *ns = NULL;
+		size_t nn;
+
+		rc = app_store_block_get(s, h, &tip->last, sig, &ns, &nn);
+		free(ns);
+		if (rc)
+			return rc;
+	}
+	tip->has_block = 1;
+	seq_block_hash(tip->last_hash, &tip->last);
+	return 0;
+}
+
+int app_store_tx_find(struct app_store *s, uint64_t ns, const uint8_t hash[static 32],
+		      struct app_tx *tx)
+{
+	sqlite3_stmt *st = s->st[ns ? ST_TX_FIND : ST_TX_FIND_ANY];
+	int rc = APP_ENOTFOUND, step;
+
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	if (ns)
+		sqlite3_bind_int64(st, 2, (int64_t)ns);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		memset(tx, 0, sizeof(*tx));
+		tx->seq = (uint64_t)sqlite3_column_int64(st, 0);
+		tx->ns = (uint64_t)sqlite3_column_int64(st, 1);
+		tx->group_id = (uint64_t)sqlite3_column_int64(st, 2);
+		tx->slot = (uint64_t)sqlite3_column_int64(st, 3);
+		memcpy(tx->hash, hash, 32);
+		rc = 0;
+	} else if (step != SQLITE_DONE) {
+		rc = APP_ESQLITE;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int copy_blob(uint8_t *dst, size_t len, sqlite3_stmt *st, int col)
+{
+	if ((size_t)sqlite3_column_bytes(st, col) != len)
+		return APP_ESQLITE;
+	memcpy(dst, sqlite3_column_blob(st, col), len);
+	return 0;
+}
+
+int app_store_group_load(struct app_store *s, uint64_t group_id, struct seq_group_hdr *h,
+			 uint8_t sig[static 64], uint8_t (**leaves)[32])
+{
+	sqlite3_stmt *st = s->st[ST_GROUP_GET];
+	uint8_t (*lv)[32] = NULL;
+	int rc = APP_ENOTFOUND;
+	size_t i = 0;
+
+	*leaves = NULL;
+	sqlite3_bind_int64(st, 1, (int64_t)group_id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		h->group_id = group_id;
+		h->slot = (uint64_t)sqlite3_column_int64(st, 0);
+		h->first_seq = (uint64_t)sqlite3_column_int64(st, 1);
+		h->count = (uint32_t)sqlite3_column_int64(st, 2);
+		rc = copy_blob(h->root, 32, st, 3);
+		if (!rc)
+			rc = copy_blob(sig, 64, st, 4);
+	}
+	sqlite3_reset(st);
+	if (rc)
+		return rc;
+	lv = malloc((size_t)h->count * 32);
+	if (!lv)
+		return APP_ENOMEM;
+	st = s->st[ST_GROUP_LEAVES];
+	sqlite3_bind_int64(st, 1, (int64_t)h->first_seq);
+	sqlite3_bind_int64(st, 2, (int64_t)(h->first_seq + h->count));
+	while (sqlite3_step(st) == SQLITE_ROW && i < h->count) {
+		uint8_t th[32];
+
+		if (copy_blob(th, 32, st, 2))
+			break;
+		seq_merkle_tx_leaf(lv[i], (uint64_t)sqlite3_column_int64(st, 0),
+				   (uint64_t)sqlite3_column_int64(st, 1), th);
+		i++;
+	}
+	sqlite3_reset(st);
+	if (i != h->count) {
+		free(lv);
+		return APP_ESQLITE;
+	}
+	*leaves = lv;
+	return 0;
+}
+
+int app_store_group_commit(struct app_store *s, const struct seq_group *g,
+			   const struct app_tx *txs, size_t n, char *errbuf, size_t errlen)
+{
+	sqlite3_stmt *st;
+
+	if (exec_sql(s, "BEGIN"))
+		goto fail;
+	st = s->st[ST_TX_INSERT];
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_int64(st, 1, (int64_t)txs[i].seq);
+		sqlite3_bind_int64(st, 2, (int64_t)txs[i].ns);
+		sqlite3_bind_blob(st, 3, txs[i].hash, 32, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, (int64_t)g->hdr.group_id);
+		sqlite3_bind_int64(st, 5, (int64_t)g->hdr.slot);
+		sqlite3_bind_blob(st, 6, txs[i].data, (int)txs[i].len, SQLITE_STATIC);
+		if (exec_stmt(st))
+			goto fail;
+	}
+	st = s->st[ST_GROUP_INSERT];
+	sqlite3_bind_int64(st, 1, (int64_t)g->hdr.group_id);
+	sqlite3_bind_int64(st, 2, (int64_t)g->hdr.slot);
+	sqlite3_bind_int64(st, 3, (int64_t)g->hdr.first_seq);
+	sqlite3_bind_int64(st, 4, g->hdr.count);
+	sqlite3_bind_blob(st, 5, g->hdr.root, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, g->sig, 64, SQLITE_STATIC);
+	if (exec_stmt(st))
+		goto fail;
+	if (exec_sql(s, "COMMIT"))
+		goto fail;
+	return 0;
+fail:
+	set_err(errbuf, errlen, s->db);
+	exec_sql(s, "ROLLBACK");
+	return APP_ESQLITE;
+}
+
+void app_txs_free(struct app_tx *txs, size_t n)
+{
+	if (!txs)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(txs[i].data);
+	free(txs);
+}
+
+int app_store_txs_range(struct app_store *s, uint64_t first, uint64_t last,
+			struct app_tx **out, size_t *n)
+{
+	sqlite3_stmt *st = s->st[ST_TXS_RANGE];
+	struct app_tx *v = NULL;
+	size_t len = 0, cap = 0;
+	int rc = 0, step;
+
+	*out = NULL;
+	*n = 0;
+	if (last < first)
+		return 0;
+	sqlite3_bind_int64(st, 1, (int64_t)first);
+	sqlite3_bind_int64(st, 2, (int64_t)last);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct app_tx *t;
+		size_t dlen = (size_t)sqlite3_column_bytes(st, 5);
+
+		if (len == cap) {
+			struct app_tx *nv;
+
+			cap = cap ? cap * 2 : 64;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				rc = APP_ENOMEM;
+				break;
+			}
+			v = nv;
+		}
+		t = &v[len];
+		memset(t, 0, sizeof(*t));
+		t->seq = (uint64_t)sqlite3_column_int64(st, 0);
+		t->ns = (uint64_t)sqlite3_column_int64(st, 1);
+		t->group_id = (uint64_t)sqlite3_column_int64(st, 3);
+		t->slot = (uint64_t)sqlite3_column_int64(st, 4);
+		if (copy_blob(t->hash, 32, st, 2)) {
+			rc = APP_ESQLITE;
+			break;
+		}
+		t->data = malloc(dlen ? dlen : 1);
+		if (!t->data) {
+			rc = APP_ENOMEM;
+			break;
+		}
+		memcpy(t->data, sqlite3_column_blob(st, 5), dlen);
+		t->len = dlen;
+		len++;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = APP_ESQLITE;
+	sqlite3_reset(st);
+	if (rc) {
+		app_txs_free(v, len);
+		return rc;
+	}
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+int app_store_block_put(struct app_store *s, const struct seq_block_hdr *h,
+			const uint8_t sig[static 64], const struct seq_block_ns *ns,
+			size_t ns_count, char *errbuf, size_t errlen)
+{
+	uint8_t enc[SEQ_BLOCK_HDR_LEN], hash[32];
+	sqlite3_stmt *st = s->st[ST_BLOCK_INSERT];
+
+	seq_block_hdr_encode(enc, h);
+	seq_block_hash(hash, h);
+	if (exec_sql(s, "BEGIN"))
+		goto fail;
+	sqlite3_bind_int64(st, 1, (int64_t)h->height);
+	sqlite3_bind_int64(st, 2, (int64_t)h->slot);
+	sqlite3_bind_int64(st, 3, (int64_t)h->first_seq);
+	sqlite3_bind_int64(st, 4, (int64_t)h->tx_count);
+	sqlite3_bind_blob(st, 5, enc, sizeof(enc), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 6, sig, 64, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 7, hash, 32, SQLITE_STATIC);
+	if (exec_stmt(st))
+		goto fail;
+	st = s->st[ST_BLOCKNS_INSERT];
+	for (size_t i = 0; i < ns_count; i++) {
+		sqlite3_bind_int64(st, 1, (int64_t)h->height);
+		sqlite3_bind_int64(st, 2, (int64_t)ns[i].ns);
+		sqlite3_bind_int64(st, 3, (int64_t)ns[i].count);
+		sqlite3_bind_blob(st, 4, ns[i].root, 32, SQLITE_STATIC);
+		if (exec_stmt(st))
+			goto fail;
+	}
+	if (exec_sql(s, "COMMIT"))
+		goto fail;
+	return 0;
+fail:
+	set_err(errbuf, errlen, s->db);
+	exec_sql(s, "ROLLBACK");
+	return APP_ESQLITE;
+}
+
+int app_store_block_get(struct app_store *s, uint64_t height, struct seq_block_hdr *h,
+			uint8_t sig[static 64], struct seq_block_ns **ns, size_t *ns_count)
+{
+	sqlite3_stmt *st = s->st[ST_BLOCK_GET];
+	struct seq_block_ns *v = NULL;
+	size_t len = 0;
+	int rc = APP_ENOTFOUND;
+
+	*ns = NULL;
+	*ns_count = 0;
+	sqlite3_bind_int64(st, 1, (int64_t)height);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		rc = seq_block_hdr_decode(h, sqlite3_column_blob(st, 0),
+					  (size_t)sqlite3_column_bytes(st, 0));
+		if (!rc)
+			rc = copy_blob(sig, 64, st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc)
+		return rc;
+	if (h->ns_count) {
+		v = calloc(h->ns_count, sizeof(*v));
+		if (!v)
+			return APP_ENOMEM;
+	}
+	st = s->st[ST_BLOCKNS_GET];
+	sqlite3_bind_int64(st, 1, (int64_t)height);
+	while (len < h->ns_count && sqlite3_step(st) == SQLITE_ROW) {
+		v[len].ns = (uint64_t)sqlite3_column_int64(st, 0);
+		v[len].count = (uint64_t)sqlite3_column_int64(st, 1);
+		if (copy_blob(v[len].root, 32, st, 2))
+			break;
+		len++;
+	}
+	sqlite3_reset(st);
+	if (len != h->ns_count) {
+		free(v);
+		return APP_ESQLITE;
+	}
+	*ns = v;
+	*ns_count = len;
+	return 0;
+}
+
+int app_store_block_tip(struct app_store *s, uint64_t *height)
+{
+	sqlite3_stmt *st = s->st[ST_BLOCK_TIP];
+	int rc = APP_ENOTFOUND;
+
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		*height = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
