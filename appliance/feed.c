@@ -287,7 +287,7 @@ void app_feed_block(struct app_server *s, struct app_block *b)
 					break;
 			} else if (sub->next_height < h) {
 				sub->state = SUB_CATCHUP; /* missed one: read from storage */
-				lws_callback_on_writable(c->wsi);
+				app_conn_wake(c);
 			}
 		}
 	}

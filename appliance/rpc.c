@@ -153,7 +153,7 @@ static void req_finish(struct app_req *r)
 		free(out);
 	} else if (!c->is_ws) { /* only notifications: HTTP still needs a reply */
 		c->http_status = HTTP_STATUS_NO_CONTENT;
-		lws_callback_on_writable(c->wsi);
+		app_conn_wake(c);
 	}
 	req_unlink(r);
 	req_free(r);
@@ -558,7 +558,7 @@ static void m_subscribe(struct app_conn *c, struct app_req *r, size_t i, json_t 
 	s->subscribers++;
 	snprintf(idbuf, sizeof(idbuf), "\"0x%llx\"", (unsigned long long)sub->id);
 	req_set(r, i, 0, idbuf);
-	lws_callback_on_writable(c->wsi);
+	app_conn_wake(c);
 }
 
 static void m_unsubscribe(struct app_conn *c, struct app_req *r, size_t i, json_t *params)

@@ -45,6 +45,13 @@ static struct out_msg *out_new(const char *data, size_t len)
 	return m;
 }
 
+void app_conn_wake(struct app_conn *c)
+{
+	/* A connection without a socket is a test harness (fuzzing): nothing to wake. */
+	if (c->wsi)
+		lws_callback_on_writable(c->wsi);
+}
+
 void app_conn_drop(struct app_conn *c, const char *reason)
 {
 	if (c->closing)
@@ -52,7 +59,7 @@ void app_conn_drop(struct app_conn *c, const char *reason)
 	c->closing = 1;
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
 	app_info("client_dropped", "reason=\"%s\"", reason);
-	lws_callback_on_writable(c->wsi);
+	app_conn_wake(c);
 }
 
 int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block,
@@ -69,7 +76,7 @@ int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block
 			return -1;
 		free(c->http_resp);
 		c->http_resp = m;
-		lws_callback_on_writable(c->wsi);
+		app_conn_wake(c);
 		return 0;
 	}
 	if (c->out_bytes + len > (size_t)s->cfg->ws_send_queue_bytes ||
@@ -100,7 +107,7 @@ int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block
 	c->out_tail = m;
 	c->out_bytes += len;
 	c->out_blocks += is_block ? 1 : 0;
-	lws_callback_on_writable(c->wsi);
+	app_conn_wake(c);
 	return 0;
 }
 
@@ -127,7 +134,7 @@ static void drain_done(struct app_server *s)
 			s->feed.tip = h;
 			for (struct app_conn *c = s->ws_list; c; c = c->ws_next)
 				if (c->subs)
-					lws_callback_on_writable(c->wsi);
+					app_conn_wake(c);
 		}
 	}
 	if (app_queue_len(s->done))

@@ -125,6 +125,8 @@ void app_req_detach_all(struct app_conn *c);
 int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block,
 		  uint64_t height);
 void app_conn_drop(struct app_conn *c, const char *reason);
+/* Ask lws for a WRITEABLE callback on this connection. */
+void app_conn_wake(struct app_conn *c);
 
 /* feed.c */
 void app_feed_block(struct app_server *s, struct app_block *b);

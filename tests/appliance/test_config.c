@@ -1,0 +1,148 @@
+/* Config table, defaults, parsing errors with line numbers, and the check
+ * that firmware-config/mezzanine.conf and the table agree key for key. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "appliance/app.h"
+
+static char *write_tmp(const char *text)
+{
+	static char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/mezz-cfg-XXXXXX");
+	fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+Test(config, defaults_match_table)
+{
+	struct app_config c;
+
+	app_config_defaults(&c);
+	cr_assert_str_eq(c.listen_addr, "127.0.0.1");
+	cr_assert_eq(c.listen_port, 9545);
+	cr_assert_eq(c.slot_ms, 250);
+	cr_assert_eq(c.max_tx_bytes, 131072);
+	cr_assert_str_eq(c.data_dir, "/var/lib/mezzanine");
+	cr_assert_str_eq(c.log_level, "info");
+}
+
+/* Every key in the shipped file is in the table with the same default, and
+ * every key in the table is in the file. */
+Test(config, default_file_matches_table)
+{
+	FILE *f = fopen("firmware-config/mezzanine.conf", "r");
+	char line[512], section[64] = "";
+	int seen[64] = {0};
+	struct app_config c;
+	char err[4096];
+
+	cr_assert_not_null(f, "run from the repository root");
+	cr_assert(app_cfg_table_len < 64);
+	while (fgets(line, sizeof(line), f)) {
+		char key[64], val[256];
+		size_t i;
+
+		if (line[0] == '#' || line[0] == ';' || line[0] == '\n')
+			continue;
+		if (sscanf(line, "[%63[^]]]", section) == 1)
+			continue;
+		cr_assert_eq(sscanf(line, "%63s = %255s", key, val), 2, "bad line: %s", line);
+		for (i = 0; i < app_cfg_table_len; i++)
+			if (!strcmp(app_cfg_table[i].section, section) &&
+			    !strcmp(app_cfg_table[i].name, key))
+				break;
+		cr_assert_lt(i, app_cfg_table_len, "%s.%s is in the file but not the table",
+			     section, key);
+		cr_assert_str_eq(val, app_cfg_table[i].dflt, "%s.%s: file says %s, table %s",
+				 section, key, val, app_cfg_table[i].dflt);
+		seen[i]++;
+	}
+	fclose(f);
+	for (size_t i = 0; i < app_cfg_table_len; i++)
+		cr_assert_eq(seen[i], 1, "%s.%s appears %d times in the file", app_cfg_table[i].section,
+			     app_cfg_table[i].name, seen[i]);
+	app_config_defaults(&c);
+	cr_assert_eq(app_config_load(&c, "firmware-config/mezzanine.conf", err, sizeof(err)), 0,
+		     "%s", err);
+}
+
+Test(config, every_error_reported_with_its_line)
+{
+	struct app_config c;
+	char err[4096];
+	const char *p = write_tmp("[server]\n"
+				  "listen = nonsense\n"	 /* line 2 */
+				  "max_tx_bytes = 0\n"	 /* line 3: below min */
+				  "bogus = 1\n"		 /* line 4: unknown */
+				  "[sequencer]\n"
+				  "slot_ms = fast\n"	 /* line 6: not int */
+				  "[log]\n"
+				  "level = loud\n");	 /* line 8 */
+
+	app_config_defaults(&c);
+	cr_assert_eq(app_config_load(&c, p, err, sizeof(err)), 5, "%s", err);
+	cr_assert(strstr(err, ":2: "), "%s", err);
+	cr_assert(strstr(err, ":3: server.max_tx_bytes: 0 is out of range"), "%s", err);
+	cr_assert(strstr(err, ":4: unknown key 'bogus'"), "%s", err);
+	cr_assert(strstr(err, ":6: sequencer.slot_ms: 'fast' is not an integer"), "%s", err);
+	cr_assert(strstr(err, ":8: "), "%s", err);
+	unlink(p);
+}
+
+Test(config, values_applied)
+{
+	struct app_config c;
+	char err[1024];
+	const char *p = write_tmp("[server]\nlisten = 0.0.0.0:19000\n[sequencer]\nslot_ms=100\n");
+
+	app_config_defaults(&c);
+	cr_assert_eq(app_config_load(&c, p, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(c.listen_addr, "0.0.0.0");
+	cr_assert_eq(c.listen_port, 19000);
+	cr_assert_eq(c.slot_ms, 100);
+	unlink(p);
+}
+
+Test(config, syntax_error_has_line)
+{
+	struct app_config c;
+	char err[1024];
+	const char *p = write_tmp("[server]\nthis line has no equals sign\n");
+
+	app_config_defaults(&c);
+	cr_assert_eq(app_config_load(&c, p, err, sizeof(err)), 1);
+	cr_assert(strstr(err, ":2: syntax error"), "%s", err);
+	unlink(p);
+}
+
+Test(config, missing_file_is_errno)
+{
+	struct app_config c;
+	char err[64];
+
+	app_config_defaults(&c);
+	cr_assert_lt(app_config_load(&c, "/nonexistent/mezz.conf", err, sizeof(err)), 0);
+}
+
+Test(config, set_overrides)
+{
+	struct app_config c;
+	char err[256];
+
+	app_config_defaults(&c);
+	cr_assert_eq(app_config_set(&c, "sequencer.slot_ms=500", err, sizeof(err)), 0);
+	cr_assert_eq(c.slot_ms, 500);
+	cr_assert_eq(app_config_set(&c, "sequencer.slot_ms=5", err, sizeof(err)), APP_ECONFIG);
+	cr_assert(strstr(err, "out of range"), "%s", err);
+	cr_assert_eq(app_config_set(&c, "nope", err, sizeof(err)), APP_ECONFIG);
+	cr_assert_eq(app_config_set(&c, "a.b=1", err, sizeof(err)), APP_ECONFIG);
+	cr_assert(strstr(err, "unknown key"), "%s", err);
+}

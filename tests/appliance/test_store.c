@@ -1,0 +1,181 @@
+/* Storage and identity against real SQLite and a real directory. */
+#include <criterion/criterion.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "appliance/app.h"
+
+static char dir[64];
+
+static void setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/mezz-store-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_geq(sodium_init(), 0);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+Test(store, identity_created_0600_and_stable)
+{
+	struct app_identity a, b;
+	struct stat st;
+	char path[128];
+
+	cr_assert_eq(app_identity_load(&a, dir, 1), 0);
+	snprintf(path, sizeof(path), "%s/identity.key", dir);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600);
+	cr_assert_eq(app_identity_load(&b, dir, 0), 0);
+	cr_assert_arr_eq(a.pk, b.pk, 32);
+	cr_assert_arr_eq(a.key_secret, b.key_secret, 32);
+}
+
+Test(store, damaged_identity_rejected)
+{
+	struct app_identity a;
+	char path[128];
+	FILE *f;
+
+	cr_assert_eq(app_identity_load(&a, dir, 1), 0);
+	snprintf(path, sizeof(path), "%s/identity.key", dir);
+	f = fopen(path, "r+b");
+	cr_assert_not_null(f);
+	fseek(f, 40, SEEK_SET); /* inside the embedded public key */
+	fputc(0x55 ^ a.sk[40], f);
+	fclose(f);
+	cr_assert_eq(app_identity_load(&a, dir, 0), APP_EKEYFILE);
+}
+
+Test(store, tenant_namespace_key_lifecycle)
+{
+	struct app_identity id;
+	struct app_store *s;
+	struct app_namespace ns = {.chain_id = 31337, .ingress_public = 0, .feed_public = 1};
+	struct app_namespace *list;
+	uint8_t h[32];
+	int64_t t, k, tenant, v0, v1;
+	size_t n;
+	char err[256];
+
+	cr_assert_eq(app_identity_load(&id, dir, 1), 0);
+	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_store_auth_version(s, &v0), 0);
+	cr_assert_eq(app_store_tenant_create(s, "acme", &t), 0);
+	cr_assert_eq(app_store_tenant_create(s, "acme", &t), APP_EEXIST);
+	ns.tenant_id = t;
+	snprintf(ns.name, sizeof(ns.name), "demo");
+	cr_assert_eq(app_store_namespace_create(s, &ns), 0);
+	cr_assert_eq(app_store_namespace_create(s, &ns), APP_EEXIST);
+	app_apikey_hash(h, &id, "mz_secret", 9);
+	cr_assert_eq(app_store_key_create(s, t, h, "mz_secret", &k), 0);
+	cr_assert_eq(app_store_key_lookup(s, h, &tenant), 0);
+	cr_assert_eq(tenant, t);
+	cr_assert_eq(app_store_key_revoke(s, k), 0);
+	cr_assert_eq(app_store_key_lookup(s, h, &tenant), APP_ENOTFOUND);
+	cr_assert_eq(app_store_key_revoke(s, k), APP_ENOTFOUND);
+	cr_assert_eq(app_store_auth_version(s, &v1), 0);
+	cr_assert_eq(v1, v0 + 4, "every change bumps the auth version");
+	cr_assert_eq(app_store_namespaces(s, &list, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(list[0].name, "demo");
+	cr_assert_eq(list[0].ingress_public, 0);
+	free(list);
+	app_store_close(s);
+}
+
+Test(store, group_commit_and_reload)
+{
+	struct app_identity id;
+	struct app_store *s;
+	struct seq_group g;
+	struct app_tx txs[3];
+	uint64_t ns[3] = {7, 7, 9};
+	uint8_t hashes[3][32], sig[64], (*leaves)[32];
+	struct seq_group_hdr h;
+	struct app_tip tip;
+	struct app_tx found, *range;
+	size_t n;
+	char err[256];
+
+	cr_assert_eq(app_identity_load(&id, dir, 1), 0);
+	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0);
+	for (int i = 0; i < 3; i++) {
+		memset(hashes[i], i + 1, 32);
+		txs[i] = (struct app_tx){.seq = 1 + (uint64_t)i, .ns = ns[i], .group_id = 1,
+					 .slot = 5, .data = (uint8_t *)"abc", .len = 3};
+		memcpy(txs[i].hash, hashes[i], 32);
+	}
+	cr_assert_eq(seq_group_build(&g, 1, 5, 1, ns, (const uint8_t(*)[32])hashes, 3, id.sk), 0);
+	cr_assert_eq(app_store_group_commit(s, &g, txs, 3, err, sizeof(err)), 0, "%s", err);
+	/* the same seq again must fail and roll back whole */
+	cr_assert_eq(app_store_group_commit(s, &g, txs, 3, err, sizeof(err)), APP_ESQLITE);
+	cr_assert_eq(app_store_tip(s, &tip), 0);
+	cr_assert_eq(tip.next_seq, 4);
+	cr_assert_eq(tip.next_group, 2);
+	cr_assert_eq(tip.has_block, 0);
+	cr_assert_eq(app_store_tx_find(s, 9, hashes[2], &found), 0);
+	cr_assert_eq(found.seq, 3);
+	cr_assert_eq(app_store_tx_find(s, 7, hashes[2], &found), APP_ENOTFOUND);
+	cr_assert_eq(app_store_group_load(s, 1, &h, sig, &leaves), 0);
+	cr_assert_arr_eq(h.root, g.hdr.root, 32);
+	cr_assert_arr_eq(sig, g.sig, 64);
+	cr_assert_arr_eq(leaves, g.leaves, 3 * 32);
+	free(leaves);
+	cr_assert_eq(app_store_txs_range(s, 2, 3, &range, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(range[0].seq, 2);
+	cr_assert_eq(range[1].len, 3);
+	app_txs_free(range, n);
+	seq_group_free(&g);
+	app_store_close(s);
+}
+
+Test(store, block_put_get)
+{
+	struct app_identity id;
+	struct app_store *s;
+	struct seq_block_hdr h, got;
+	struct seq_block_ns *ns = NULL, *gns;
+	struct seq_tx tx = {.seq = 1, .ns = 5};
+	uint8_t zero[32] = {0}, sig[64], gsig[64];
+	size_t gn;
+	uint64_t tipv;
+	char err[256];
+
+	cr_assert_eq(app_identity_load(&id, dir, 1), 0);
+	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0);
+	cr_assert_eq(app_store_block_tip(s, &tipv), APP_ENOTFOUND);
+	memset(tx.hash, 3, 32);
+	cr_assert_eq(seq_block_build(&h, &ns, &tx, 1, 1, 1, 10, 2500, zero), 0);
+	seq_block_sign(sig, &h, id.sk);
+	cr_assert_eq(app_store_block_put(s, &h, sig, ns, h.ns_count, err, sizeof(err)), 0);
+	cr_assert_eq(app_store_block_get(s, 1, &got, gsig, &gns, &gn), 0);
+	{
+		uint8_t a[SEQ_BLOCK_HDR_LEN], b[SEQ_BLOCK_HDR_LEN];
+
+		seq_block_hdr_encode(a, &h);
+		seq_block_hdr_encode(b, &got);
+		cr_assert_arr_eq(a, b, sizeof(a)); /* struct padding makes memcmp unfit */
+	}
+	cr_assert_eq(gn, 1);
+	cr_assert_eq(gns[0].ns, 5);
+	cr_assert_eq(seq_block_verify(&got, gsig, id.pk), 0);
+	cr_assert_eq(app_store_block_tip(s, &tipv), 0);
+	cr_assert_eq(tipv, 1);
+	free(ns);
+	free(gns);
+	app_store_close(s);
+}
