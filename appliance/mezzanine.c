@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "appliance/server.h"
 
@@ -189,7 +190,12 @@ int main(int argc, char **argv)
 	app_queue_close(&ingress);
 	while (!atomic_load(&com.stats.exited))
 		lws_service(srv.ctx, 0);
-	lws_service(srv.ctx, 0); /* flush the last answers */
+	/* Give the last answers ~100 ms to reach their sockets (non-blocking
+	 * service: -1 returns at once instead of waiting for the next event). */
+	for (int i = 0; i < 20; i++) {
+		lws_service(srv.ctx, -1);
+		usleep(5000);
+	}
 	app_committer_stop(&com);
 	status = atomic_load(&com.stats.halted) ? 1 : 0;
 out:

@@ -141,11 +141,15 @@ static void drain_done(struct app_server *s)
 		lws_cancel_service(s->ctx);
 }
 
+static void conn_cleanup(struct app_conn *c);
+
 static void conn_init(struct app_conn *c, struct app_server *s, struct lws *wsi, int is_ws)
 {
 	char uri[256];
 	int n;
 
+	/* HTTP keep-alive reuses the session data for the next transaction. */
+	conn_cleanup(c);
 	memset(c, 0, sizeof(*c));
 	c->srv = s;
 	c->wsi = wsi;
@@ -327,7 +331,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			return 0;
 		return http_write_response(c);
 	case LWS_CALLBACK_CLOSED_HTTP:
-		conn_cleanup(c);
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		if (c)
+			conn_cleanup(c);
 		return 0;
 
 	case LWS_CALLBACK_ESTABLISHED:

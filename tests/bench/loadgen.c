@@ -1,0 +1,969 @@
+/*
+ * loadgen: a JSON-RPC over WebSocket load generator for mezzanine.
+ *
+ * It submits mezz_sendTransaction requests on N connections and measures
+ * the latency from send to the preconfirmation receipt, which the daemon
+ * answers only after the group fsync. Two modes:
+ *
+ *   --rate R > 0   open loop: a timer releases R tx/s whatever the latency,
+ *                  so a slow daemon cannot throttle the offered load. Only a
+ *                  per-connection in-flight cap (--max-inflight) stops sends;
+ *                  hitting it is counted and reported ("cap_hits").
+ *   --rate 0       closed loop: each connection keeps --window messages of
+ *                  --batch transactions in flight; this finds the maximum
+ *                  sustained throughput.
+ *
+ * Each worker thread (--threads) owns one lws context and its share of the
+ * connections and of the rate; nothing is shared between workers while the
+ * run is going (STYLE.md rule 14), results are merged after pthread_join.
+ * Latencies go into preallocated arrays; percentiles are computed after the
+ * run. With --subscribe one extra thread subscribes to the block feed and
+ * records when each transaction was delivered in a sealed block; every
+ * payload starts with an 8-byte tag (worker, counter) so the feed can be
+ * matched to the send time without waiting for the receipt.
+ *
+ * The last line on stdout is one JSON object with the results.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUSY_CODE (-32006)
+#define TICK_US 200
+#define MAX_WORKERS 16
+
+struct opts {
+	char host[256];
+	char path[256];
+	int port;
+	const char *ns;
+	int conns, threads, window, batch, size, subscribe;
+	double rate, duration, warmup, drain;
+	long max_inflight; /* per connection, in transactions */
+	long daemon_pid;
+	size_t max_samples;
+};
+
+static struct opts O = {
+	.ns = "bench", .conns = 4, .threads = 1, .window = 64, .batch = 1, .size = 200,
+	.rate = 0, .duration = 10, .warmup = 2, .drain = 5, .max_inflight = 0,
+	.max_samples = 0,
+};
+
+/* A latency sample array, preallocated; samples past cap are counted, not kept. */
+struct lat {
+	uint32_t *v;
+	size_t n, cap, dropped;
+};
+
+struct slot {
+	uint64_t id; /* 0 when free */
+	uint64_t t_send, t_sched;
+	int in_window;
+};
+
+struct worker;
+
+struct conn {
+	struct worker *w;
+	struct lws *wsi;
+	int established, closed;
+	uint64_t next_id;
+	long inflight;  /* transactions */
+	long due_msgs;  /* open loop: messages released by the timer, not yet sent */
+	struct slot *ring;
+	size_t mask;
+	unsigned char *buf; /* LWS_PRE + message */
+	size_t bufcap;
+	char *rx;
+	size_t rxn, rxcap;
+};
+
+struct worker {
+	int idx;
+	pthread_t thread;
+	struct lws_context *ctx;
+	struct conn *conns;
+	int nconns;
+	double rate;
+	lws_sorted_usec_list_t sul;
+	int phase; /* 0 connecting, 1 running, 2 draining, 3 done */
+	int up, failed;
+	uint64_t released, rr;
+	uint64_t tag; /* payload counter */
+	uint64_t rng;
+	struct lat lat, lat_sched;
+	uint64_t *tsend_by_tag; /* only with --subscribe */
+	size_t tag_cap;
+	/* counters for transactions sent inside the measurement window */
+	uint64_t sent, receipts, errors, busy, ok_in_window, lost, cap_hits, max_lag_ns;
+	uint64_t sent_total;
+	int first_error_code;
+	char first_error[160];
+};
+
+struct sub {
+	pthread_t thread;
+	struct lws_context *ctx;
+	struct lws *wsi;
+	int ready, failed, closed;
+	char *rx;
+	size_t rxn, rxcap;
+	uint64_t *tag, *t_deliv; /* pairs, preallocated */
+	size_t n, cap;
+	uint64_t blocks;
+};
+
+static struct worker W[MAX_WORKERS];
+static struct sub S;
+static pthread_barrier_t start_barrier;
+static _Atomic uint64_t t0_ns, tmeas_ns, tend_ns;
+static atomic_int stop_all, sub_stop;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *why)
+{
+	fprintf(stderr, "loadgen: %s\n", why);
+	exit(2);
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1Dull;
+}
+
+static void lat_init(struct lat *l, size_t cap)
+{
+	l->v = malloc(cap * sizeof(*l->v));
+	if (!l->v)
+		die("out of memory for latency samples");
+	l->cap = cap;
+}
+
+static void lat_add(struct lat *l, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+
+	if (l->n == l->cap) {
+		l->dropped++;
+		return;
+	}
+	l->v[l->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static uint32_t pct(const struct lat *l, double p)
+{
+	size_t i;
+
+	if (!l->n)
+		return 0;
+	i = (size_t)(p / 100.0 * (double)l->n);
+	if (i >= l->n)
+		i = l->n - 1;
+	return l->v[i];
+}
+
+static const char hexdig[] = "0123456789abcdef";
+
+/* Append one request; its payload is tag (8 bytes, big endian) + random. */
+static size_t put_tx(struct worker *w, char *p, uint64_t id, uint64_t tag)
+{
+	char *s = p;
+	uint8_t b[8];
+	int i;
+
+	p += sprintf(p, "{\"jsonrpc\":\"2.0\",\"id\":%" PRIu64 ",\"method\":\"mezz_sendTransaction\","
+		     "\"params\":{\"namespace\":\"%s\",\"data\":\"0x", id, O.ns);
+	tag |= (uint64_t)w->idx << 56;
+	for (i = 0; i < 8; i++)
+		b[i] = (uint8_t)(tag >> (56 - 8 * i));
+	for (i = 0; i < 8; i++) {
+		*p++ = hexdig[b[i] >> 4];
+		*p++ = hexdig[b[i] & 15];
+	}
+	for (i = 8; i < O.size; i += 8) {
+		uint64_t r = xorshift(&w->rng);
+		int k;
+
+		for (k = 0; k < 8 && i + k < O.size; k++) {
+			*p++ = hexdig[(r >> (8 * k + 4)) & 15];
+			*p++ = hexdig[(r >> (8 * k)) & 15];
+		}
+	}
+	memcpy(p, "\"}}", 3);
+	p += 3;
+	return (size_t)(p - s);
+}
+
+static int in_window(uint64_t t)
+{
+	return t >= atomic_load(&tmeas_ns) && t < atomic_load(&tend_ns);
+}
+
+/* Send one message of O.batch transactions. Returns 0 or -1 on a write error. */
+static int send_msg(struct conn *c, uint64_t t_sched)
+{
+	struct worker *w = c->w;
+	char *p = (char *)c->buf + LWS_PRE, *s = p;
+	uint64_t ids[O.batch], tags[O.batch], t;
+	int i, win;
+
+	if (O.batch > 1)
+		*p++ = '[';
+	for (i = 0; i < O.batch; i++) {
+		ids[i] = c->next_id++;
+		tags[i] = w->tag++;
+		if (i)
+			*p++ = ',';
+		p += put_tx(w, p, ids[i], tags[i]);
+	}
+	if (O.batch > 1)
+		*p++ = ']';
+	t = now_ns();
+	win = in_window(t);
+	for (i = 0; i < O.batch; i++) {
+		struct slot *sl = &c->ring[ids[i] & c->mask];
+
+		if (sl->id) {
+			/* Never answered while the ring went round: count it as lost. */
+			if (sl->in_window)
+				w->lost++;
+			c->inflight--;
+		}
+		sl->id = ids[i];
+		sl->t_send = t;
+		sl->t_sched = t_sched ? t_sched : t;
+		sl->in_window = win;
+		if (w->tsend_by_tag && tags[i] < w->tag_cap)
+			w->tsend_by_tag[tags[i]] = win ? t : 0;
+	}
+	c->inflight += O.batch;
+	w->sent_total += (uint64_t)O.batch;
+	if (win)
+		w->sent += (uint64_t)O.batch;
+	if (t_sched && t > t_sched && t - t_sched > w->max_lag_ns && win)
+		w->max_lag_ns = t - t_sched;
+	if (lws_write(c->wsi, (unsigned char *)s, (size_t)(p - s), LWS_WRITE_TEXT) < (int)(p - s))
+		return -1;
+	return 0;
+}
+
+static void complete(struct conn *c, uint64_t id, int is_err, int code, const char *msg,
+		     size_t msglen, uint64_t t)
+{
+	struct worker *w = c->w;
+	struct slot *sl = &c->ring[id & c->mask];
+
+	if (sl->id != id)
+		return; /* unknown or already counted as lost */
+	sl->id = 0;
+	c->inflight--;
+	if (!sl->in_window)
+		return;
+	if (is_err) {
+		if (code == BUSY_CODE) {
+			w->busy++;
+		} else {
+			w->errors++;
+			if (!w->first_error_code) {
+				w->first_error_code = code;
+				snprintf(w->first_error, sizeof(w->first_error), "%.*s",
+					 (int)(msglen > 120 ? 120 : msglen), msg);
+			}
+		}
+		return;
+	}
+	w->receipts++;
+	if (in_window(t))
+		w->ok_in_window++;
+	lat_add(&w->lat, t - sl->t_send);
+	if (O.rate > 0)
+		lat_add(&w->lat_sched, t - sl->t_sched);
+}
+
+/*
+ * Answers are {"jsonrpc":"2.0","id":N,"result":{...}} or ...,"error":{"code":C,...}
+ * (receipt.c and rpc.c build them with snprintf), alone or in an array. A
+ * scan for the "id" keys is enough and much cheaper than a JSON parse.
+ */
+static void on_answers(struct conn *c, char *p, size_t n)
+{
+	char *end = p + n;
+	uint64_t t = now_ns();
+
+	while (p < end && (p = memmem(p, (size_t)(end - p), "\"id\":", 5))) {
+		uint64_t id;
+		char *q;
+
+		p += 5;
+		id = strtoull(p, &q, 10);
+		if (q == p) {
+			c->w->errors++; /* "id":null: the daemon could not parse a request */
+			continue;
+		}
+		p = q;
+		if (!strncmp(p, ",\"error\":{\"code\":", 17)) {
+			int code = (int)strtol(p + 17, &q, 10);
+			char *m = memmem(q, (size_t)(end - q), "\"message\":\"", 11), *me;
+
+			m = m ? m + 11 : q;
+			me = memchr(m, '"', (size_t)(end - m));
+			complete(c, id, 1, code, m, me ? (size_t)(me - m) : 0, t);
+			p = q;
+		} else {
+			complete(c, id, 0, 0, NULL, 0, t);
+		}
+	}
+}
+
+static int rx_append(char **rx, size_t *rxn, size_t *rxcap, const void *in, size_t len)
+{
+	if (*rxn + len + 1 > *rxcap) {
+		size_t cap = (*rxcap ? *rxcap : 65536);
+		char *nb;
+
+		while (cap < *rxn + len + 1)
+			cap *= 2;
+		nb = realloc(*rx, cap);
+		if (!nb)
+			return -1;
+		*rx = nb;
+		*rxcap = cap;
+	}
+	memcpy(*rx + *rxn, in, len);
+	*rxn += len;
+	(*rx)[*rxn] = 0;
+	return 0;
+}
+
+static int may_send(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	if (w->phase != 1 || !c->established || c->closed)
+		return 0;
+	if (O.rate > 0)
+		return c->due_msgs > 0;
+	return c->inflight + O.batch <= (long)O.window * O.batch;
+}
+
+static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		     size_t len)
+{
+	struct conn *c = lws_get_opaque_user_data(wsi);
+
+	(void)user;
+	if (!c)
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	switch (reason) {
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		c->established = 1;
+		c->w->up++;
+		break;
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		fprintf(stderr, "loadgen: connect failed: %s\n", in ? (char *)in : "?");
+		c->closed = 1;
+		c->w->failed++;
+		c->wsi = NULL;
+		break;
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		if (!c->closed && c->w->phase < 3)
+			fprintf(stderr, "loadgen: connection closed by the daemon\n");
+		c->closed = 1;
+		c->wsi = NULL;
+		break;
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		if (rx_append(&c->rx, &c->rxn, &c->rxcap, in, len))
+			return -1;
+		if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+			break;
+		on_answers(c, c->rx, c->rxn);
+		c->rxn = 0;
+		if (may_send(c))
+			lws_callback_on_writable(wsi);
+		break;
+	case LWS_CALLBACK_CLIENT_WRITEABLE:
+		if (!may_send(c))
+			break;
+		if (O.rate > 0) {
+			struct worker *w = c->w;
+
+			if (c->inflight + O.batch > O.max_inflight) {
+				w->cap_hits++;
+				break; /* resumes when answers come back */
+			}
+			/* Intended send time of this message's first transaction. */
+			uint64_t k = w->sent_total;
+			uint64_t ts = atomic_load(&t0_ns) + (uint64_t)((double)k * 1e9 / w->rate);
+
+			c->due_msgs--;
+			if (send_msg(c, ts))
+				return -1;
+		} else if (send_msg(c, 0)) {
+			return -1;
+		}
+		if (may_send(c))
+			lws_callback_on_writable(wsi);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static const struct lws_protocols client_protocols[] = {
+	{"mezz-bench", cb_client, 0, 65536, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static struct lws *connect_one(struct lws_context *ctx, void *opaque)
+{
+	struct lws_client_connect_info ci;
+
+	memset(&ci, 0, sizeof(ci));
+	ci.context = ctx;
+	ci.address = O.host;
+	ci.port = O.port;
+	ci.path = O.path;
+	ci.host = O.host;
+	ci.origin = O.host;
+	ci.opaque_user_data = opaque;
+	ci.local_protocol_name = "mezz-bench";
+	return lws_client_connect_via_info(&ci);
+}
+
+static struct lws_context *make_context(const struct lws_protocols *prot)
+{
+	struct lws_context_creation_info info;
+
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = prot;
+	info.gid = -1;
+	info.uid = -1;
+	info.count_threads = 1;
+	return lws_create_context(&info);
+}
+
+/* The open-loop clock: release every transaction whose time has come. */
+static void tick(lws_sorted_usec_list_t *sul)
+{
+	struct worker *w = lws_container_of(sul, struct worker, sul);
+	uint64_t t = now_ns(), t0 = atomic_load(&t0_ns);
+
+	if (w->phase == 1 && t >= atomic_load(&tend_ns)) {
+		w->phase = 2;
+	}
+	if (w->phase == 1 && O.rate > 0 && t > t0) {
+		uint64_t due = (uint64_t)((double)(t - t0) / 1e9 * w->rate) / (uint64_t)O.batch;
+
+		while (w->released < due) {
+			struct conn *c = &w->conns[w->rr++ % (uint64_t)w->nconns];
+
+			w->released++;
+			if (c->closed)
+				continue;
+			c->due_msgs++;
+			lws_callback_on_writable(c->wsi);
+		}
+	}
+	if (w->phase == 2) {
+		long inflight = 0;
+
+		for (int i = 0; i < w->nconns; i++)
+			if (!w->conns[i].closed)
+				inflight += w->conns[i].inflight;
+		if (!inflight || t >= atomic_load(&tend_ns) + (uint64_t)(O.drain * 1e9))
+			w->phase = 3;
+	}
+	if (w->phase != 3)
+		lws_sul_schedule(w->ctx, 0, &w->sul, tick, O.rate > 0 ? TICK_US : 1000);
+}
+
+static void *worker_run(void *arg)
+{
+	struct worker *w = arg;
+
+	w->ctx = make_context(client_protocols);
+	if (!w->ctx)
+		die("lws_create_context failed");
+	for (int i = 0; i < w->nconns; i++) {
+		w->conns[i].wsi = connect_one(w->ctx, &w->conns[i]);
+		if (!w->conns[i].wsi) {
+			w->conns[i].closed = 1;
+			w->failed++;
+		}
+	}
+	while (w->up + w->failed < w->nconns)
+		if (lws_service(w->ctx, 0) < 0)
+			break;
+	pthread_barrier_wait(&start_barrier); /* everyone connected */
+	pthread_barrier_wait(&start_barrier); /* main has set t0 */
+	w->phase = 1;
+	if (O.rate <= 0)
+		for (int i = 0; i < w->nconns; i++)
+			if (!w->conns[i].closed)
+				lws_callback_on_writable(w->conns[i].wsi);
+	lws_sul_schedule(w->ctx, 0, &w->sul, tick, 1);
+	while (w->phase != 3 && !atomic_load(&stop_all))
+		if (lws_service(w->ctx, 0) < 0)
+			break;
+	lws_context_destroy(w->ctx);
+	return NULL;
+}
+
+/* The feed subscriber: records (tag, delivery time) for every sealed tx. */
+static void sub_block(struct sub *s, const char *buf, size_t n, uint64_t t)
+{
+	json_t *root = json_loadb(buf, n, 0, NULL), *res, *nss, *nsv, *txv;
+	size_t i, j;
+
+	if (!root)
+		return;
+	res = json_object_get(json_object_get(root, "params"), "result");
+	if (!res) {
+		/* The answer to mezz_subscribe. */
+		if (json_object_get(root, "result"))
+			s->ready = 1;
+		else
+			s->failed = 1;
+		json_decref(root);
+		return;
+	}
+	if (strcmp(json_string_value(json_object_get(res, "level")) ?: "", "sealed"))
+		goto out;
+	s->blocks++;
+	nss = json_object_get(res, "namespaces");
+	json_array_foreach(nss, i, nsv) {
+		json_array_foreach(json_object_get(nsv, "txs"), j, txv) {
+			const char *d = json_string_value(json_object_get(txv, "data"));
+			uint64_t tag = 0;
+
+			if (!d || strncmp(d, "0x", 2) || strlen(d) < 18 || s->n == s->cap)
+				continue;
+			for (int k = 2; k < 18; k++) {
+				char ch = d[k];
+
+				tag = tag << 4 | (uint64_t)(ch <= '9' ? ch - '0' : ch - 'a' + 10);
+			}
+			s->tag[s->n] = tag;
+			s->t_deliv[s->n++] = t;
+		}
+	}
+out:
+	json_decref(root);
+}
+
+static int cb_sub(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		  size_t len)
+{
+	struct sub *s = lws_get_opaque_user_data(wsi);
+	static const char req[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"mezz_subscribe\","
+				  "\"params\":[\"blocks\",{\"namespaces\":[\"%s\"]}]}";
+	unsigned char buf[LWS_PRE + 512];
+
+	if (!s)
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	switch (reason) {
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		lws_callback_on_writable(wsi);
+		break;
+	case LWS_CALLBACK_CLIENT_WRITEABLE: {
+		int n = snprintf((char *)buf + LWS_PRE, 512, req, O.ns);
+
+		if (lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_TEXT) < n)
+			return -1;
+		break;
+	}
+	case LWS_CALLBACK_CLIENT_RECEIVE: {
+		uint64_t t = now_ns();
+
+		if (rx_append(&s->rx, &s->rxn, &s->rxcap, in, len))
+			return -1;
+		if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+			break;
+		sub_block(s, s->rx, s->rxn, t);
+		s->rxn = 0;
+		break;
+	}
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		s->closed = 1;
+		if (!s->ready)
+			s->failed = 1;
+		s->wsi = NULL;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static const struct lws_protocols sub_protocols[] = {
+	{"mezz-bench-sub", cb_sub, 0, 65536, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void sub_wake(lws_sorted_usec_list_t *sul)
+{
+	if (!atomic_load(&sub_stop))
+		lws_sul_schedule(S.ctx, 0, sul, sub_wake, 10000);
+}
+
+static void *sub_run(void *arg)
+{
+	struct sub *s = arg;
+	struct lws_client_connect_info ci;
+	lws_sorted_usec_list_t sul;
+
+	s->ctx = make_context(sub_protocols);
+	if (!s->ctx)
+		die("lws_create_context failed");
+	memset(&ci, 0, sizeof(ci));
+	ci.context = s->ctx;
+	ci.address = O.host;
+	ci.port = O.port;
+	ci.path = O.path;
+	ci.host = O.host;
+	ci.origin = O.host;
+	ci.opaque_user_data = s;
+	ci.local_protocol_name = "mezz-bench-sub";
+	s->wsi = lws_client_connect_via_info(&ci);
+	if (!s->wsi)
+		s->failed = 1;
+	while (!s->ready && !s->failed)
+		if (lws_service(s->ctx, 0) < 0)
+			break;
+	pthread_barrier_wait(&start_barrier);
+	pthread_barrier_wait(&start_barrier);
+	memset(&sul, 0, sizeof(sul));
+	lws_sul_schedule(s->ctx, 0, &sul, sub_wake, 10000);
+	while (!atomic_load(&sub_stop) && !s->failed)
+		if (lws_service(s->ctx, 0) < 0)
+			break;
+	lws_sul_cancel(&sul);
+	lws_context_destroy(s->ctx);
+	return NULL;
+}
+
+static uint64_t proc_cpu_ticks(long pid)
+{
+	char path[64], buf[2048], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+			 &st) != 2)
+		return 0;
+	return ut + st;
+}
+
+static double self_cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static void sleep_until(uint64_t t)
+{
+	uint64_t n;
+
+	while ((n = now_ns()) < t && !atomic_load(&stop_all)) {
+		struct timespec ts = {(time_t)((t - n) / 1000000000ull), (long)((t - n) % 1000000000ull)};
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	atomic_store(&stop_all, 1);
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: loadgen --url ws://HOST:PORT/ [--namespace NS] [--conns N] [--threads T]\n"
+		"               [--rate TX_PER_S (0 = closed loop)] [--window MSGS_PER_CONN]\n"
+		"               [--batch TXS_PER_MSG] [--size BYTES] [--duration S] [--warmup S]\n"
+		"               [--drain S] [--max-inflight TXS_PER_CONN] [--subscribe]\n"
+		"               [--daemon-pid PID] [--max-samples N]\n");
+	exit(2);
+}
+
+static void parse_url(const char *u)
+{
+	const char *p, *slash;
+	char hostport[300];
+
+	if (strncmp(u, "ws://", 5))
+		die("--url must start with ws://");
+	p = u + 5;
+	slash = strchr(p, '/');
+	snprintf(hostport, sizeof(hostport), "%.*s", (int)(slash ? slash - p : (long)strlen(p)), p);
+	snprintf(O.path, sizeof(O.path), "%s", slash ? slash : "/");
+	p = strrchr(hostport, ':');
+	if (!p)
+		die("--url needs a port");
+	O.port = atoi(p + 1);
+	snprintf(O.host, sizeof(O.host), "%.*s", (int)(p - hostport), hostport);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"url", 1, 0, 'u'},	     {"namespace", 1, 0, 'n'}, {"conns", 1, 0, 'c'},
+		{"threads", 1, 0, 'T'},	     {"rate", 1, 0, 'r'},      {"window", 1, 0, 'w'},
+		{"batch", 1, 0, 'b'},	     {"size", 1, 0, 's'},      {"duration", 1, 0, 'd'},
+		{"warmup", 1, 0, 'W'},	     {"drain", 1, 0, 'D'},     {"max-inflight", 1, 0, 'm'},
+		{"subscribe", 0, 0, 'S'},    {"daemon-pid", 1, 0, 'p'}, {"max-samples", 1, 0, 'M'},
+		{0, 0, 0, 0},
+	};
+	int ch, have_url = 0, nworkers;
+	uint64_t sent = 0, receipts = 0, errors = 0, busy = 0, okw = 0, lost = 0, caps = 0, lag = 0;
+	uint64_t d0 = 0, d1 = 0;
+	double c0, c1;
+	struct lat all = {0}, alls = {0}, sublat = {0};
+	size_t per_worker_samples;
+	const char *first_err = "";
+	int first_code = 0;
+
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'u': parse_url(optarg); have_url = 1; break;
+		case 'n': O.ns = optarg; break;
+		case 'c': O.conns = atoi(optarg); break;
+		case 'T': O.threads = atoi(optarg); break;
+		case 'r': O.rate = atof(optarg); break;
+		case 'w': O.window = atoi(optarg); break;
+		case 'b': O.batch = atoi(optarg); break;
+		case 's': O.size = atoi(optarg); break;
+		case 'd': O.duration = atof(optarg); break;
+		case 'W': O.warmup = atof(optarg); break;
+		case 'D': O.drain = atof(optarg); break;
+		case 'm': O.max_inflight = atol(optarg); break;
+		case 'S': O.subscribe = 1; break;
+		case 'p': O.daemon_pid = atol(optarg); break;
+		case 'M': O.max_samples = (size_t)atoll(optarg); break;
+		default: usage();
+		}
+	}
+	if (!have_url || O.conns < 1 || O.threads < 1 || O.threads > MAX_WORKERS ||
+	    O.threads > O.conns || O.batch < 1 || O.batch > 100000 || O.window < 1 ||
+	    O.size < 16 || O.size > 1 << 20 || O.duration <= 0 || O.warmup < 0)
+		usage();
+	if (O.max_inflight <= 0)
+		O.max_inflight = O.rate > 0 ? 8192 : (long)O.window * O.batch;
+	if (O.max_inflight < O.batch)
+		O.max_inflight = O.batch;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	lws_set_log_level(LLL_ERR, NULL);
+
+	nworkers = O.threads;
+	if (!O.max_samples) {
+		double est = O.rate > 0 ? O.rate * 1.2 : 600000.0;
+
+		O.max_samples = (size_t)(est * (O.duration + 1)) + 100000;
+	}
+	per_worker_samples = O.max_samples / (size_t)nworkers + 1;
+	for (int i = 0; i < nworkers; i++) {
+		struct worker *w = &W[i];
+		long inflight_cap = O.rate > 0 ? O.max_inflight : (long)O.window * O.batch;
+		size_t ring = 1;
+
+		while (ring < (size_t)inflight_cap * 2 + (size_t)O.batch)
+			ring <<= 1;
+		w->idx = i;
+		w->nconns = O.conns / nworkers + (i < O.conns % nworkers);
+		w->rate = O.rate / nworkers;
+		w->rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)getpid() << 16) ^ (uint64_t)i ^ now_ns();
+		w->conns = calloc((size_t)w->nconns, sizeof(*w->conns));
+		if (!w->conns)
+			die("out of memory");
+		lat_init(&w->lat, per_worker_samples);
+		if (O.rate > 0)
+			lat_init(&w->lat_sched, per_worker_samples);
+		if (O.subscribe) {
+			w->tag_cap = (size_t)((O.rate > 0 ? O.rate * 1.5 : 600000.0) / nworkers *
+					      (O.duration + O.warmup + 1)) + 100000;
+			w->tsend_by_tag = calloc(w->tag_cap, sizeof(uint64_t));
+			if (!w->tsend_by_tag)
+				die("out of memory for the feed tags");
+		}
+		for (int k = 0; k < w->nconns; k++) {
+			struct conn *c = &w->conns[k];
+
+			c->w = w;
+			c->next_id = 1;
+			c->ring = calloc(ring, sizeof(*c->ring));
+			c->mask = ring - 1;
+			c->bufcap = LWS_PRE + (size_t)O.batch * ((size_t)O.size * 2 + 200) + 16;
+			c->buf = malloc(c->bufcap);
+			if (!c->ring || !c->buf)
+				die("out of memory");
+		}
+	}
+	if (O.subscribe) {
+		S.cap = (size_t)((O.rate > 0 ? O.rate * 1.5 : 600000.0) * (O.duration + O.warmup + 2)) +
+			100000;
+		S.tag = malloc(S.cap * sizeof(uint64_t));
+		S.t_deliv = malloc(S.cap * sizeof(uint64_t));
+		if (!S.tag || !S.t_deliv)
+			die("out of memory for the feed");
+	}
+	pthread_barrier_init(&start_barrier, NULL, (unsigned)(nworkers + O.subscribe + 1));
+	for (int i = 0; i < nworkers; i++)
+		if (pthread_create(&W[i].thread, NULL, worker_run, &W[i]))
+			die("pthread_create failed");
+	if (O.subscribe && pthread_create(&S.thread, NULL, sub_run, &S))
+		die("pthread_create failed");
+	pthread_barrier_wait(&start_barrier);
+	for (int i = 0; i < nworkers; i++)
+		if (W[i].failed)
+			die("could not connect every connection");
+	if (O.subscribe && S.failed)
+		die("mezz_subscribe failed");
+	{
+		uint64_t t = now_ns() + 1000000;
+
+		atomic_store(&t0_ns, t);
+		atomic_store(&tmeas_ns, t + (uint64_t)(O.warmup * 1e9));
+		atomic_store(&tend_ns, t + (uint64_t)((O.warmup + O.duration) * 1e9));
+	}
+	pthread_barrier_wait(&start_barrier);
+	sleep_until(atomic_load(&tmeas_ns));
+	c0 = self_cpu_s();
+	if (O.daemon_pid)
+		d0 = proc_cpu_ticks(O.daemon_pid);
+	sleep_until(atomic_load(&tend_ns));
+	c1 = self_cpu_s();
+	if (O.daemon_pid)
+		d1 = proc_cpu_ticks(O.daemon_pid);
+	for (int i = 0; i < nworkers; i++)
+		pthread_join(W[i].thread, NULL);
+	if (O.subscribe) {
+		/* The last transactions are sealed at the end of their slot. */
+		sleep_until(now_ns() + 1500000000ull);
+		atomic_store(&sub_stop, 1);
+		pthread_join(S.thread, NULL);
+	}
+
+	lat_init(&all, O.max_samples + (size_t)nworkers);
+	if (O.rate > 0)
+		lat_init(&alls, O.max_samples + (size_t)nworkers);
+	for (int i = 0; i < nworkers; i++) {
+		struct worker *w = &W[i];
+
+		sent += w->sent;
+		receipts += w->receipts;
+		errors += w->errors;
+		busy += w->busy;
+		okw += w->ok_in_window;
+		lost += w->lost;
+		caps += w->cap_hits;
+		if (w->max_lag_ns > lag)
+			lag = w->max_lag_ns;
+		if (w->first_error_code && !first_code) {
+			first_code = w->first_error_code;
+			first_err = w->first_error;
+		}
+		memcpy(all.v + all.n, w->lat.v, w->lat.n * sizeof(uint32_t));
+		all.n += w->lat.n;
+		all.dropped += w->lat.dropped;
+		if (O.rate > 0) {
+			memcpy(alls.v + alls.n, w->lat_sched.v, w->lat_sched.n * sizeof(uint32_t));
+			alls.n += w->lat_sched.n;
+		}
+	}
+	qsort(all.v, all.n, sizeof(uint32_t), cmp_u32);
+	if (O.rate > 0)
+		qsort(alls.v, alls.n, sizeof(uint32_t), cmp_u32);
+	if (O.subscribe) {
+		lat_init(&sublat, S.n + 1);
+		for (size_t i = 0; i < S.n; i++) {
+			unsigned wi = (unsigned)(S.tag[i] >> 56);
+			uint64_t k = S.tag[i] & 0x00FFFFFFFFFFFFFFull, ts;
+
+			if (wi >= (unsigned)nworkers || k >= W[wi].tag_cap)
+				continue;
+			ts = W[wi].tsend_by_tag[k];
+			if (ts && S.t_deliv[i] > ts)
+				lat_add(&sublat, S.t_deliv[i] - ts);
+		}
+		qsort(sublat.v, sublat.n, sizeof(uint32_t), cmp_u32);
+	}
+	if (first_code)
+		fprintf(stderr, "loadgen: first error %d: %s\n", first_code, first_err);
+	printf("{\"mode\":\"%s\",\"conns\":%d,\"threads\":%d,\"batch\":%d,\"window\":%d,"
+	       "\"size\":%d,\"duration\":%.1f,"
+	       "\"offered\":%.0f,\"achieved_tps\":%.0f,\"sent\":%" PRIu64 ",\"receipts\":%" PRIu64
+	       ",\"errors\":%" PRIu64 ",\"busy\":%" PRIu64 ",\"lost\":%" PRIu64
+	       ",\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,\"p999_us\":%u,\"max_us\":%u",
+	       O.rate > 0 ? "open" : "closed", O.conns, O.threads, O.batch, O.window, O.size,
+	       O.duration, O.rate, (double)okw / O.duration, sent, receipts, errors, busy, lost,
+	       pct(&all, 50), pct(&all, 90), pct(&all, 99), pct(&all, 99.9),
+	       all.n ? all.v[all.n - 1] : 0);
+	if (O.rate > 0)
+		printf(",\"cap_hits\":%" PRIu64 ",\"max_inflight\":%ld,\"max_send_lag_us\":%" PRIu64
+		       ",\"sched_p99_us\":%u,\"sched_p999_us\":%u",
+		       caps, O.max_inflight, lag / 1000, pct(&alls, 99), pct(&alls, 99.9));
+	if (O.subscribe)
+		printf(",\"blocks\":%" PRIu64 ",\"delivered\":%zu,\"deliv_p50_us\":%u,"
+		       "\"deliv_p99_us\":%u,\"deliv_max_us\":%u",
+		       S.blocks, sublat.n, pct(&sublat, 50), pct(&sublat, 99),
+		       sublat.n ? sublat.v[sublat.n - 1] : 0);
+	printf(",\"samples_dropped\":%zu,\"loadgen_cpu_pct\":%.0f", all.dropped,
+	       100.0 * (c1 - c0) / O.duration);
+	if (O.daemon_pid)
+		printf(",\"daemon_cpu_pct\":%.0f",
+		       100.0 * (double)(d1 - d0) / (double)sysconf(_SC_CLK_TCK) / O.duration);
+	printf("}\n");
+	return 0;
+}
