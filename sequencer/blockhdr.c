@@ -7,6 +7,7 @@
  * byte for byte. The block hash and the signature both cover exactly these
  * bytes; the "MZSB" magic keeps them apart from "MZGR" group messages.
  */
+#include "sequencer/bytes.h"
 #include "sequencer/seq.h"
 
 #include <string.h>
@@ -16,46 +17,20 @@
 
 #define BLOCK_MAGIC "MZSB"
 
-static uint8_t *put_u32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-	return p + 4;
-}
-
-static uint8_t *put_u64(uint8_t *p, uint64_t v)
-{
-	p = put_u32(p, (uint32_t)(v >> 32));
-	return put_u32(p, (uint32_t)v);
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
-}
-
 void seq_block_hdr_encode(uint8_t out[static SEQ_BLOCK_HDR_LEN],
 			  const struct seq_block_hdr *h)
 {
 	uint8_t *p = out;
 
 	memcpy(p, BLOCK_MAGIC, 4);
-	p = put_u32(p + 4, h->version);
-	p = put_u64(p, h->height);
-	p = put_u64(p, h->slot);
-	p = put_u64(p, h->time_ms);
+	p = seq__put_u32(p + 4, h->version);
+	p = seq__put_u64(p, h->height);
+	p = seq__put_u64(p, h->slot);
+	p = seq__put_u64(p, h->time_ms);
 	memcpy(p, h->parent, 32);
-	p = put_u64(p + 32, h->first_seq);
-	p = put_u64(p, h->tx_count);
-	p = put_u32(p, h->ns_count);
+	p = seq__put_u64(p + 32, h->first_seq);
+	p = seq__put_u64(p, h->tx_count);
+	p = seq__put_u32(p, h->ns_count);
 	memcpy(p, h->ns_root, 32);
 	memcpy(p + 32, h->tx_root, 32);
 }
@@ -67,18 +42,18 @@ int seq_block_hdr_decode(struct seq_block_hdr *h, const uint8_t *buf, size_t len
 	if (h == NULL)
 		return SEQ_EINVAL;
 	if (buf == NULL || len != SEQ_BLOCK_HDR_LEN ||
-	    memcmp(p, BLOCK_MAGIC, 4) != 0 || get_u32(p + 4) != SEQ_BLOCK_VERSION)
+	    memcmp(p, BLOCK_MAGIC, 4) != 0 || seq__get_u32(p + 4) != SEQ_BLOCK_VERSION)
 		return SEQ_EDECODE;
-	h->version = get_u32(p + 4);
+	h->version = seq__get_u32(p + 4);
 	p += 8;
-	h->height = get_u64(p);
-	h->slot = get_u64(p + 8);
-	h->time_ms = get_u64(p + 16);
+	h->height = seq__get_u64(p);
+	h->slot = seq__get_u64(p + 8);
+	h->time_ms = seq__get_u64(p + 16);
 	memcpy(h->parent, p + 24, 32);
 	p += 56;
-	h->first_seq = get_u64(p);
-	h->tx_count = get_u64(p + 8);
-	h->ns_count = get_u32(p + 16);
+	h->first_seq = seq__get_u64(p);
+	h->tx_count = seq__get_u64(p + 8);
+	h->ns_count = seq__get_u32(p + 16);
 	memcpy(h->ns_root, p + 20, 32);
 	memcpy(h->tx_root, p + 52, 32);
 	return 0;

@@ -6,6 +6,7 @@
  * costs ~19 us, far too much per transaction); each receipt carries that
  * signature plus the transaction's audit path, so it verifies on its own.
  */
+#include "sequencer/bytes.h"
 #include "sequencer/seq.h"
 
 #include <stdlib.h>
@@ -16,32 +17,17 @@
 #define GROUP_MAGIC "MZGR"
 #define GROUP_VERSION 1u
 
-static uint8_t *put_u32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-	return p + 4;
-}
-
-static uint8_t *put_u64(uint8_t *p, uint64_t v)
-{
-	p = put_u32(p, (uint32_t)(v >> 32));
-	return put_u32(p, (uint32_t)v);
-}
-
 void seq_group_message(uint8_t out[static SEQ_GROUP_MSG_LEN],
 		       const struct seq_group_hdr *h)
 {
 	uint8_t *p = out;
 
 	memcpy(p, GROUP_MAGIC, 4);
-	p = put_u32(p + 4, GROUP_VERSION);
-	p = put_u64(p, h->group_id);
-	p = put_u64(p, h->slot);
-	p = put_u64(p, h->first_seq);
-	p = put_u32(p, h->count);
+	p = seq__put_u32(p + 4, GROUP_VERSION);
+	p = seq__put_u64(p, h->group_id);
+	p = seq__put_u64(p, h->slot);
+	p = seq__put_u64(p, h->first_seq);
+	p = seq__put_u32(p, h->count);
 	memcpy(p, h->root, 32);
 }
 

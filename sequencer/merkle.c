@@ -10,6 +10,7 @@
  * Each hash input is assembled in a small stack buffer and hashed with one
  * SHA256() call, so an output may alias an input.
  */
+#include "sequencer/bytes.h"
 #include "sequencer/seq.h"
 
 #include <assert.h>
@@ -21,22 +22,14 @@
 
 enum { TAG_TX_LEAF = 0x00, TAG_NODE = 0x01, TAG_NS_LEAF = 0x02 };
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
 void seq_merkle_tx_leaf(uint8_t out[static 32], uint64_t seq, uint64_t ns,
 			const uint8_t tx_hash[static 32])
 {
 	uint8_t buf[1 + 8 + 8 + 32];
 
 	buf[0] = TAG_TX_LEAF;
-	put_u64(buf + 1, seq);
-	put_u64(buf + 9, ns);
+	seq__put_u64(buf + 1, seq);
+	seq__put_u64(buf + 9, ns);
 	memcpy(buf + 17, tx_hash, 32);
 	SHA256(buf, sizeof(buf), out);
 }
@@ -47,8 +40,8 @@ void seq_merkle_ns_leaf(uint8_t out[static 32], uint64_t ns, uint64_t count,
 	uint8_t buf[1 + 8 + 8 + 32];
 
 	buf[0] = TAG_NS_LEAF;
-	put_u64(buf + 1, ns);
-	put_u64(buf + 9, count);
+	seq__put_u64(buf + 1, ns);
+	seq__put_u64(buf + 9, count);
 	memcpy(buf + 17, ns_root, 32);
 	SHA256(buf, sizeof(buf), out);
 }
