@@ -205,14 +205,18 @@ static int check_ingress(struct app_req *r, size_t i, const struct app_namespace
 			  "invalid or revoked API key (send 'Authorization: Bearer <key>')");
 		return -1;
 	}
+	/* A key acts only within its own tenant, even on a public namespace:
+	 * a misdirected key is a client bug worth surfacing, not ignoring. */
+	if (tenant && tenant != ns->tenant_id) {
+		req_error(r, i, RPC_FORBIDDEN, "this API key's tenant does not own namespace '%s'",
+			  ns->name);
+		return -1;
+	}
 	if (app_auth_may_ingress(ns, tenant))
 		return 0;
 	if (!tenant)
 		req_error(r, i, RPC_UNAUTHORIZED,
 			  "namespace '%s' accepts transactions only with its tenant's API key",
-			  ns->name);
-	else
-		req_error(r, i, RPC_FORBIDDEN, "this API key's tenant does not own namespace '%s'",
 			  ns->name);
 	return -1;
 }
@@ -693,7 +697,7 @@ void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 	size_t n;
 	int is_batch;
 
-	root = json_loadb((const char *)msg, len, JSON_REJECT_DUPLICATES, &jerr);
+	root = json_loadb((const char *)msg, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!root) {
 		char why[300];
 

@@ -65,3 +65,23 @@ Test(queue, threads_see_every_item_in_order)
 	pthread_join(t, NULL);
 	app_queue_destroy(&q);
 }
+
+/* Error messages quote client input; the JSON must stay valid UTF-8. */
+#include <jansson.h>
+char *app_error_json(int code, const char *fmt, ...);
+
+Test(error_json, broken_utf8_becomes_replacement_char)
+{
+	/* "a" + half of "é" + quote + backslash + control + overlong "/" + valid "é" */
+	char *e = app_error_json(-32700, "a\xc3\"\\\x01\xc0\xaf\xc3\xa9");
+	json_t *j;
+
+	cr_assert_not_null(e);
+	j = json_loads(e, 0, NULL);
+	cr_assert_not_null(j, "not valid JSON: %s", e);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "message")),
+			 "a\xef\xbf\xbd\"\\\x01\xef\xbf\xbd\xef\xbf\xbd\xc3\xa9");
+	cr_assert_eq(json_integer_value(json_object_get(j, "code")), -32700);
+	json_decref(j);
+	free(e);
+}

@@ -24,6 +24,7 @@
  *
  * The last line on stdout is one JSON object with the results.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -41,7 +42,7 @@
 #include <unistd.h>
 
 #define BUSY_CODE (-32006)
-#define TICK_US 200
+#define TICK_US 1000
 #define MAX_WORKERS 16
 
 struct opts {
@@ -98,7 +99,7 @@ struct worker {
 	struct conn *conns;
 	int nconns;
 	double rate;
-	lws_sorted_usec_list_t sul;
+	atomic_int done;
 	int phase; /* 0 connecting, 1 running, 2 draining, 3 done */
 	int up, failed;
 	uint64_t released, rr;
@@ -368,6 +369,45 @@ static int rx_append(char **rx, size_t *rxn, size_t *rxcap, const void *in, size
 	return 0;
 }
 
+/*
+ * The open-loop clock, run every TICK_US: release every transaction whose
+ * time has come, and move through the phases. The main thread wakes each
+ * worker with lws_cancel_service() (EVENT_WAIT_CANCELLED): an lws sul timer
+ * would make poll() spin, as lws rounds its wait down to whole milliseconds.
+ */
+static void tick(struct worker *w)
+{
+	uint64_t t = now_ns(), t0 = atomic_load(&t0_ns);
+
+	if (w->phase == 1 && t >= atomic_load(&tend_ns)) {
+		w->phase = 2;
+	}
+	if (w->phase == 1 && O.rate > 0 && t > t0) {
+		uint64_t due = (uint64_t)((double)(t - t0) / 1e9 * w->rate) / (uint64_t)O.batch;
+
+		while (w->released < due) {
+			struct conn *c = &w->conns[w->rr++ % (uint64_t)w->nconns];
+
+			w->released++;
+			if (c->closed)
+				continue;
+			c->due_msgs++;
+			lws_callback_on_writable(c->wsi);
+		}
+	}
+	if (w->phase == 2) {
+		long inflight = 0;
+
+		for (int i = 0; i < w->nconns; i++)
+			if (!w->conns[i].closed)
+				inflight += w->conns[i].inflight;
+		if (!inflight || t >= atomic_load(&tend_ns) + (uint64_t)(O.drain * 1e9))
+			w->phase = 3;
+	}
+	if (w->phase == 3)
+		atomic_store(&w->done, 1);
+}
+
 static int may_send(struct conn *c)
 {
 	struct worker *w = c->w;
@@ -385,6 +425,12 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 	struct conn *c = lws_get_opaque_user_data(wsi);
 
 	(void)user;
+	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+		for (int i = 0; i < O.threads; i++)
+			if (W[i].ctx == lws_get_context(wsi))
+				tick(&W[i]);
+		return 0;
+	}
 	if (!c)
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	switch (reason) {
@@ -477,48 +523,11 @@ static struct lws_context *make_context(const struct lws_protocols *prot)
 	return lws_create_context(&info);
 }
 
-/* The open-loop clock: release every transaction whose time has come. */
-static void tick(lws_sorted_usec_list_t *sul)
-{
-	struct worker *w = lws_container_of(sul, struct worker, sul);
-	uint64_t t = now_ns(), t0 = atomic_load(&t0_ns);
-
-	if (w->phase == 1 && t >= atomic_load(&tend_ns)) {
-		w->phase = 2;
-	}
-	if (w->phase == 1 && O.rate > 0 && t > t0) {
-		uint64_t due = (uint64_t)((double)(t - t0) / 1e9 * w->rate) / (uint64_t)O.batch;
-
-		while (w->released < due) {
-			struct conn *c = &w->conns[w->rr++ % (uint64_t)w->nconns];
-
-			w->released++;
-			if (c->closed)
-				continue;
-			c->due_msgs++;
-			lws_callback_on_writable(c->wsi);
-		}
-	}
-	if (w->phase == 2) {
-		long inflight = 0;
-
-		for (int i = 0; i < w->nconns; i++)
-			if (!w->conns[i].closed)
-				inflight += w->conns[i].inflight;
-		if (!inflight || t >= atomic_load(&tend_ns) + (uint64_t)(O.drain * 1e9))
-			w->phase = 3;
-	}
-	if (w->phase != 3)
-		lws_sul_schedule(w->ctx, 0, &w->sul, tick, O.rate > 0 ? TICK_US : 1000);
-}
 
 static void *worker_run(void *arg)
 {
 	struct worker *w = arg;
 
-	w->ctx = make_context(client_protocols);
-	if (!w->ctx)
-		die("lws_create_context failed");
 	for (int i = 0; i < w->nconns; i++) {
 		w->conns[i].wsi = connect_one(w->ctx, &w->conns[i]);
 		if (!w->conns[i].wsi) {
@@ -536,11 +545,10 @@ static void *worker_run(void *arg)
 		for (int i = 0; i < w->nconns; i++)
 			if (!w->conns[i].closed)
 				lws_callback_on_writable(w->conns[i].wsi);
-	lws_sul_schedule(w->ctx, 0, &w->sul, tick, 1);
 	while (w->phase != 3 && !atomic_load(&stop_all))
 		if (lws_service(w->ctx, 0) < 0)
 			break;
-	lws_context_destroy(w->ctx);
+	atomic_store(&w->done, 1);
 	return NULL;
 }
 
@@ -594,6 +602,8 @@ static int cb_sub(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 				  "\"params\":[\"blocks\",{\"namespaces\":[\"%s\"]}]}";
 	unsigned char buf[LWS_PRE + 512];
 
+	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED)
+		return 0;
 	if (!s)
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	switch (reason) {
@@ -636,21 +646,11 @@ static const struct lws_protocols sub_protocols[] = {
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-static void sub_wake(lws_sorted_usec_list_t *sul)
-{
-	if (!atomic_load(&sub_stop))
-		lws_sul_schedule(S.ctx, 0, sul, sub_wake, 10000);
-}
-
 static void *sub_run(void *arg)
 {
 	struct sub *s = arg;
 	struct lws_client_connect_info ci;
-	lws_sorted_usec_list_t sul;
 
-	s->ctx = make_context(sub_protocols);
-	if (!s->ctx)
-		die("lws_create_context failed");
 	memset(&ci, 0, sizeof(ci));
 	ci.context = s->ctx;
 	ci.address = O.host;
@@ -668,13 +668,9 @@ static void *sub_run(void *arg)
 			break;
 	pthread_barrier_wait(&start_barrier);
 	pthread_barrier_wait(&start_barrier);
-	memset(&sul, 0, sizeof(sul));
-	lws_sul_schedule(s->ctx, 0, &sul, sub_wake, 10000);
 	while (!atomic_load(&sub_stop) && !s->failed)
 		if (lws_service(s->ctx, 0) < 0)
 			break;
-	lws_sul_cancel(&sul);
-	lws_context_destroy(s->ctx);
 	return NULL;
 }
 
@@ -697,6 +693,34 @@ static uint64_t proc_cpu_ticks(long pid)
 			 &st) != 2)
 		return 0;
 	return ut + st;
+}
+
+/* Time this process's threads spent runnable but waiting for a CPU, in ns. */
+static uint64_t self_runq_ns(void)
+{
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *e;
+	uint64_t sum = 0;
+
+	if (!dir)
+		return 0;
+	while ((e = readdir(dir))) {
+		char path[300];
+		unsigned long long run, wait;
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fscanf(f, "%llu %llu", &run, &wait) == 2)
+			sum += wait;
+		fclose(f);
+	}
+	closedir(dir);
+	return sum;
 }
 
 static double self_cpu_s(void)
@@ -767,7 +791,8 @@ int main(int argc, char **argv)
 	int ch, have_url = 0, nworkers;
 	uint64_t sent = 0, receipts = 0, errors = 0, busy = 0, okw = 0, lost = 0, caps = 0, lag = 0;
 	uint64_t d0 = 0, d1 = 0;
-	double c0, c1;
+	double c0 = 0, c1 = 0;
+	uint64_t q0 = 0, q1 = 0;
 	struct lat all = {0}, alls = {0}, sublat = {0};
 	size_t per_worker_samples;
 	const char *first_err = "";
@@ -858,6 +883,11 @@ int main(int argc, char **argv)
 		if (!S.tag || !S.t_deliv)
 			die("out of memory for the feed");
 	}
+	for (int i = 0; i < nworkers; i++)
+		if (!(W[i].ctx = make_context(client_protocols)))
+			die("lws_create_context failed");
+	if (O.subscribe && !(S.ctx = make_context(sub_protocols)))
+		die("lws_create_context failed");
 	pthread_barrier_init(&start_barrier, NULL, (unsigned)(nworkers + O.subscribe + 1));
 	for (int i = 0; i < nworkers; i++)
 		if (pthread_create(&W[i].thread, NULL, worker_run, &W[i]))
@@ -878,21 +908,60 @@ int main(int argc, char **argv)
 		atomic_store(&tend_ns, t + (uint64_t)((O.warmup + O.duration) * 1e9));
 	}
 	pthread_barrier_wait(&start_barrier);
-	sleep_until(atomic_load(&tmeas_ns));
-	c0 = self_cpu_s();
-	if (O.daemon_pid)
-		d0 = proc_cpu_ticks(O.daemon_pid);
-	sleep_until(atomic_load(&tend_ns));
-	c1 = self_cpu_s();
-	if (O.daemon_pid)
-		d1 = proc_cpu_ticks(O.daemon_pid);
-	for (int i = 0; i < nworkers; i++)
+	/* The clock: wake every worker each TICK_US until all are done. */
+	{
+		struct timespec next;
+		int measuring = 0, ended = 0, live = nworkers;
+
+		clock_gettime(CLOCK_MONOTONIC, &next);
+		while (live) {
+			uint64_t t = now_ns();
+
+			if (!measuring && t >= atomic_load(&tmeas_ns)) {
+				measuring = 1;
+				c0 = self_cpu_s();
+				q0 = self_runq_ns();
+				if (O.daemon_pid)
+					d0 = proc_cpu_ticks(O.daemon_pid);
+			}
+			if (!ended && t >= atomic_load(&tend_ns)) {
+				ended = 1;
+				c1 = self_cpu_s();
+				q1 = self_runq_ns();
+				if (O.daemon_pid)
+					d1 = proc_cpu_ticks(O.daemon_pid);
+			}
+			live = 0;
+			for (int i = 0; i < nworkers; i++)
+				if (!atomic_load(&W[i].done)) {
+					live++;
+					lws_cancel_service(W[i].ctx);
+				}
+			next.tv_nsec += TICK_US * 1000;
+			if (next.tv_nsec >= 1000000000) {
+				next.tv_nsec -= 1000000000;
+				next.tv_sec++;
+			}
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+		}
+		if (!ended) { /* interrupted */
+			c1 = self_cpu_s();
+			q1 = self_runq_ns();
+			if (O.daemon_pid)
+				d1 = proc_cpu_ticks(O.daemon_pid);
+		}
+	}
+	for (int i = 0; i < nworkers; i++) {
 		pthread_join(W[i].thread, NULL);
+		lws_context_destroy(W[i].ctx);
+	}
 	if (O.subscribe) {
 		/* The last transactions are sealed at the end of their slot. */
 		sleep_until(now_ns() + 1500000000ull);
 		atomic_store(&sub_stop, 1);
+		lws_cancel_service(S.ctx);
 		pthread_join(S.thread, NULL);
+		lws_context_destroy(S.ctx);
 	}
 
 	lat_init(&all, O.max_samples + (size_t)nworkers);
@@ -959,8 +1028,9 @@ int main(int argc, char **argv)
 		       "\"deliv_p99_us\":%u,\"deliv_max_us\":%u",
 		       S.blocks, sublat.n, pct(&sublat, 50), pct(&sublat, 99),
 		       sublat.n ? sublat.v[sublat.n - 1] : 0);
-	printf(",\"samples_dropped\":%zu,\"loadgen_cpu_pct\":%.0f", all.dropped,
-	       100.0 * (c1 - c0) / O.duration);
+	printf(",\"samples_dropped\":%zu,\"loadgen_cpu_pct\":%.0f,\"loadgen_runq_pct\":%.0f",
+	       all.dropped, 100.0 * (c1 - c0) / O.duration,
+	       q1 > q0 ? 100.0 * (double)(q1 - q0) / 1e9 / O.duration : 0.0);
 	if (O.daemon_pid)
 		printf(",\"daemon_cpu_pct\":%.0f",
 		       100.0 * (double)(d1 - d0) / (double)sysconf(_SC_CLK_TCK) / O.duration);

@@ -16,7 +16,7 @@
 
 /* Both error buffers are smaller than the worst case, to exercise truncation. */
 #define ERR_LOAD 256
-#define ERR_SET 96
+#define ERR_SET	 96
 
 static void check_str(const char *s, size_t cap)
 {

@@ -1,0 +1,219 @@
+"""API keys: key-only ingress and feed, tenant isolation, revocation, malformed headers."""
+import asyncio
+import json
+import os
+
+import websockets
+
+from harness import DaemonCase, mktx, run_async, ws_call, ws_connect
+
+
+def tx(data=None):
+    return "0x" + (data or os.urandom(24)).hex()
+
+
+class AuthTest(DaemonCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        d = cls.d
+        # acme: private (key/key) and public namespaces; beta: private
+        cls.ka = d.setup_tenant("acme", "priv", 1001, ingress="key", feed="key")
+        d.setup_tenant("acme", "pub", 1002, key=False, create_tenant=False)
+        d.setup_tenant("acme", "privin", 1003, ingress="key", feed="public", key=False,
+                       create_tenant=False)
+        cls.kb = d.setup_tenant("beta", "bpriv", 2001, ingress="key", feed="key")
+
+    def setUp(self):
+        self.before = self.d.status()["nextSeq"]
+
+    def send(self, ns, key=None, headers=None, data=None):
+        return self.d.call("mezz_sendTransaction", {"namespace": ns, "data": tx(data)},
+                           key=key, headers=headers)
+
+    def assertNothingStored(self):
+        self.assertEqual(self.d.status()["nextSeq"], self.before)
+
+    def test_private_ingress(self):
+        self.assertRpcError(self.send("priv"), -32001)
+        self.assertRpcError(self.send("priv", key=self.kb), -32002)
+        self.assertRpcError(self.send("bpriv", key=self.ka), -32002)
+        self.assertRpcError(self.send("priv", key="mz_" + "A" * 43), -32001)
+        self.assertNothingStored()
+        ok = self.send("priv", key=self.ka)
+        self.assertEqual(ok["result"]["namespace"], "priv")
+        ok = self.send("bpriv", key=self.kb)
+        self.assertEqual(ok["result"]["namespace"], "bpriv")
+        # the feed mode does not open ingress
+        self.assertRpcError(self.send("privin"), -32001)
+        self.assertIn("result", self.send("privin", key=self.ka))
+
+    def test_private_ingress_ethereum_path(self):
+        raw = mktx(nonce=1, chain=1001)
+        doc = self.d.call("eth_sendRawTransaction", [raw], path="/rollup/priv")
+        self.assertRpcError(doc, -32001)
+        doc = self.d.call("eth_sendRawTransaction", [raw], path="/rollup/priv", key=self.kb)
+        self.assertRpcError(doc, -32002)
+        self.assertNothingStored()
+        doc = self.d.call("eth_sendRawTransaction", [raw], path="/rollup/priv", key=self.ka)
+        self.assertTrue(doc.get("result", "").startswith("0x"), doc)
+
+    def test_public_namespace_keys(self):
+        self.assertIn("result", self.send("pub"))
+        self.assertIn("result", self.send("pub", key=self.ka))
+        # an invalid key is refused, not treated as anonymous
+        self.before = self.d.status()["nextSeq"]
+        self.assertRpcError(self.send("pub", key="mz_not_a_key"), -32001)
+        self.assertNothingStored()
+        # another tenant's (valid) key on acme's public namespace: a key acts
+        # only within its own tenant, so it is refused, and nothing is stored.
+        self.assertRpcError(self.send("pub", key=self.kb), -32002)
+        self.assertNothingStored()
+
+    def test_private_feed_get_block_and_preconfirmation(self):
+        r = self.send("priv", key=self.ka)["result"]
+        h = self.d.wait_sealed_seq(r["seq"] + 1)
+        height = None
+        for hh in range(h, 0, -1):
+            b = self.d.rpc("mezz_getBlock", {"height": hh}, key=self.ka)
+            if any(t["hash"] == r["hash"] for ns in b["namespaces"] for t in ns["txs"]):
+                height = hh
+                break
+        self.assertIsNotNone(height)
+        # anonymous and the other tenant do not see priv's sub-block, but see the table
+        for key in (None, self.kb):
+            b = self.d.rpc("mezz_getBlock", {"height": height}, key=key)
+            self.assertNotIn("priv", [ns["name"] for ns in b["namespaces"]])
+            self.assertIn(1001, [e["chainId"] for e in b["nsTable"]])
+        # asking for it explicitly does not leak it either
+        for key, code in ((None, -32001), (self.kb, -32002)):
+            doc = self.d.call("mezz_getBlock", {"height": height, "namespaces": ["priv"]}, key=key)
+            if "error" in doc:
+                self.assertEqual(doc["error"]["code"], code)
+            else:
+                self.assertEqual([n for n in doc["result"]["namespaces"] if n["name"] == "priv"], [])
+        b = self.d.rpc("mezz_getBlock", {"height": height, "namespaces": ["priv"]}, key=self.ka)
+        self.assertEqual([n["name"] for n in b["namespaces"]], ["priv"])
+        # preconfirmations of a private namespace
+        self.assertEqual(self.d.rpc("mezz_getPreconfirmation", {"hash": r["hash"]},
+                                    key=self.ka)["seq"], r["seq"])
+        doc = self.d.call("mezz_getPreconfirmation", {"hash": r["hash"], "namespace": "priv"})
+        self.assertIn(doc["error"]["code"], (-32001, -32007), doc)
+        doc = self.d.call("mezz_getPreconfirmation", {"hash": r["hash"], "namespace": "priv"},
+                          key=self.kb)
+        self.assertIn(doc["error"]["code"], (-32002, -32007), doc)
+
+    def test_private_feed_subscribe(self):
+        async def sub(key, ns):
+            async with ws_connect(self.d.ws_url(), key=key) as ws:
+                return await ws_call(ws, "mezz_subscribe", ["blocks", {"namespaces": [ns]}])
+        self.assertRpcError(run_async(sub(None, "priv")), -32001)
+        self.assertRpcError(run_async(sub(self.kb, "priv")), -32002)
+        self.assertRpcError(run_async(sub(self.ka, "bpriv")), -32002)
+        self.assertRegex(run_async(sub(self.ka, "priv"))["result"], "^0x[0-9a-f]+$")
+        self.assertRegex(run_async(sub(None, "privin"))["result"], "^0x[0-9a-f]+$")
+
+    def test_unfiltered_subscription_hides_private(self):
+        r = self.send("priv", key=self.ka)["result"]
+        p = self.send("pub")["result"]
+        start = self.d.status()["height"]
+
+        async def collect(key):
+            seen = set()
+            async with ws_connect(self.d.ws_url(), key=key) as ws:
+                s = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": max(1, start - 3)}])
+                self.assertRegex(s.get("result"), "^0x[0-9a-f]+$", s)
+                while True:
+                    b = json.loads(await ws.recv())["params"]["result"]
+                    for ns in b["namespaces"]:
+                        for t in ns["txs"]:
+                            seen.add((ns["name"], t["hash"]))
+                    hdr = b["header"]
+                    if hdr["firstSeq"] + hdr["txCount"] > max(r["seq"], p["seq"]):
+                        return seen
+        anon = run_async(collect(None))
+        self.assertIn(("pub", p["hash"]), anon)
+        self.assertNotIn(("priv", r["hash"]), anon)
+        self.assertFalse([x for x in anon if x[0] in ("priv", "bpriv")])
+        owner = run_async(collect(self.ka))
+        self.assertIn(("priv", r["hash"]), owner)
+        self.assertIn(("pub", p["hash"]), owner)
+
+    def test_revoked_key_http_and_open_websocket(self):
+        k = self.d.create_key("acme")
+        kid = self.d.key_id(k)
+        self.assertIn("result", self.send("priv", key=k))
+
+        async def scenario():
+            async with ws_connect(self.d.ws_url(), key=k) as ws:
+                ok = await ws_call(ws, "mezz_sendTransaction", {"namespace": "priv", "data": tx()})
+                self.assertIn("result", ok)
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"namespaces": ["priv"]}], id=2)
+                self.assertRegex(sub.get("result"), "^0x[0-9a-f]+$")
+                p = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: self.d.mezz("key", "revoke", kid))
+                before = self.d.status()["nextSeq"]
+                # the very next HTTP request fails
+                self.assertRpcError(self.send("priv", key=k), -32001)
+                # and the very next message on the already-open socket: refused with
+                # -32001, or the daemon has already closed it (1008, key revoked)
+                try:
+                    doc = await ws_call(ws, "mezz_sendTransaction",
+                                        {"namespace": "priv", "data": tx()}, id=3)
+                    self.assertRpcError(doc, -32001)
+                    doc = await ws_call(ws, "mezz_getBlock",
+                                        {"height": 1, "namespaces": ["priv"]}, id=4)
+                    if "result" in doc:
+                        self.assertEqual([n for n in doc["result"]["namespaces"]
+                                          if n["name"] == "priv"], [])
+                    else:
+                        self.assertEqual(doc["error"]["code"], -32001)
+                    self.assertEqual(self.d.status()["nextSeq"], before)
+                    # a live subscription must not deliver priv's new data
+                    self.send("priv", key=self.ka)
+                    loop = asyncio.get_running_loop()
+                    end = loop.time() + 1.5
+                    while loop.time() < end:
+                        try:
+                            m = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                        except asyncio.TimeoutError:
+                            continue
+                        if m.get("method") == "mezz_subscription":
+                            b = m["params"]["result"]
+                            self.assertEqual([n for n in b["namespaces"] if n["name"] == "priv"],
+                                             [], "revoked key still fed priv, block %d" % b["height"])
+                except websockets.ConnectionClosed as e:
+                    self.assertIsNotNone(e.rcvd)
+                    self.assertEqual(e.rcvd.code, 1008)
+                    self.assertIn("revoked", e.rcvd.reason)
+        run_async(scenario(), 30)
+        self.before = self.d.status()["nextSeq"]
+        rows = self.d.mezz("key", "list").stdout
+        self.assertIn("revoked", [l.split("\t")[4] for l in rows.splitlines() if l.split("\t")[0] == kid])
+        # other keys of the tenant still work
+        self.assertIn("result", self.send("priv", key=self.ka))
+
+    def test_malformed_authorization_headers(self):
+        cases = ["Bearer", "Bearer ", "Basic x", "Basic " + self.ka, "bearer", "Bearer " + "A" * 500,
+                 "Bearer " + "mz_" + "x" * 497, "garbage", "Bearer \x01\x02", "Bearer %s extra" % self.ka,
+                 "Token " + self.ka]
+        for h in cases:
+            for ns in ("priv", "pub"):
+                doc = self.send(ns, headers={"Authorization": h})
+                self.assertRpcError(doc, -32001, "header %r ns %s" % (h[:30], ns))
+        self.assertNothingStored()
+        # on the WebSocket handshake: either refused or every call refused
+        for h in ("Bearer", "Basic x", "Bearer " + "A" * 500, "garbage"):
+            async def go():
+                try:
+                    async with ws_connect(self.d.ws_url(), headers={"Authorization": h}) as ws:
+                        return await ws_call(ws, "mezz_sendTransaction",
+                                             {"namespace": "pub", "data": tx()})
+                except websockets.InvalidStatusCode as e:
+                    return {"http": e.status_code}
+            doc = run_async(go())
+            if "http" in doc:
+                self.assertIn(doc["http"], (400, 401, 403))
+            else:
+                self.assertRpcError(doc, -32001, "ws header %r" % h[:30])
+        self.assertNothingStored()

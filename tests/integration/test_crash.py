@@ -1,0 +1,253 @@
+"""Durability: kill -9 under load loses no receipted transaction; an fsync failure halts.
+
+Each round: several WebSocket connections send JSON-RPC batches of
+mezz_sendTransaction with unique random payloads and record every receipt;
+the daemon is killed with SIGKILL at a random moment; a new daemon on the same
+data directory must hold every receipted transaction at its receipted seq, and
+the chain's seqs must be exactly 1..nextSeq-1.
+"""
+import asyncio
+import json
+import os
+import random
+import signal
+import time
+import unittest
+
+import websockets
+
+from harness import MEZZANINE, MEZZANINE_TEST, Daemon, RpcError, ws_connect
+
+ROUNDS = int(os.environ.get("MEZZ_CRASH_ROUNDS", "20"))
+CONNECTIONS = 6
+BATCH = 100
+MIN_RATE = 5000.0
+
+
+def make_batch(ns, n, start_id):
+    datas = ["0x" + os.urandom(random.randint(32, 200)).hex() for _ in range(n)]
+    body = "[" + ",".join(
+        '{"jsonrpc":"2.0","id":%d,"method":"mezz_sendTransaction",'
+        '"params":{"namespace":"%s","data":"%s"}}' % (start_id + i, ns, d)
+        for i, d in enumerate(datas)) + "]"
+    return body, datas
+
+
+async def load(d, ns, kill_after, receipts, errors):
+    """Send until the daemon dies (SIGKILL after kill_after s). Returns (sent, seconds)."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    killed = loop.create_future()
+
+    def kill():
+        d.proc.send_signal(signal.SIGKILL)
+        killed.set_result(loop.time())
+    loop.call_later(kill_after, kill)
+    sent = [0]
+
+    async def conn(ci):
+        next_id = ci * 10_000_000
+        try:
+            async with ws_connect(d.ws_url(), max_queue=None) as ws:
+                while not killed.done():
+                    body, datas = make_batch(ns, BATCH, next_id)
+                    await ws.send(body)
+                    sent[0] += BATCH
+                    resp = json.loads(await ws.recv())
+                    for item in resp:
+                        i = item["id"] - next_id
+                        if "result" in item:
+                            r = item["result"]
+                            receipts.append((r["hash"], r["seq"], datas[i]))
+                        else:
+                            errors.append(item["error"])
+                    next_id += BATCH
+        except (websockets.ConnectionClosed, OSError, asyncio.IncompleteReadError):
+            pass
+
+    await asyncio.gather(*(conn(i) for i in range(CONNECTIONS)))
+    t_end = killed.result() if killed.done() else loop.time()
+    return sent[0], t_end - t0
+
+
+async def fetch_blocks(d, heights):
+    out = {}
+    async with ws_connect(d.ws_url()) as ws:
+        hs = list(heights)
+        for i in range(0, len(hs), 200):
+            chunk = hs[i:i + 200]
+            await ws.send(json.dumps([{"jsonrpc": "2.0", "id": h, "method": "mezz_getBlock",
+                                       "params": {"height": h}} for h in chunk]))
+            for item in json.loads(await ws.recv()):
+                if "error" in item:
+                    raise RpcError(item["error"])
+                out[item["id"]] = item["result"]
+    return out
+
+
+async def preconfirmations(d, hashes):
+    out = {}
+    async with ws_connect(d.ws_url()) as ws:
+        for i in range(0, len(hashes), 500):
+            chunk = hashes[i:i + 500]
+            await ws.send(json.dumps([{"jsonrpc": "2.0", "id": j, "method": "mezz_getPreconfirmation",
+                                       "params": {"hash": h}} for j, h in enumerate(chunk)]))
+            for item in json.loads(await ws.recv()):
+                out[chunk[item["id"]]] = item.get("result") or item.get("error")
+    return out
+
+
+class CrashTest(unittest.TestCase):
+    def test_kill9_under_load_loses_nothing(self):
+        d = Daemon(MEZZANINE, slot_ms=100)
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.setup_tenant("acme", "demo", 31337, key=False)
+        rng = random.Random()
+        chain = {}            # seq -> hash, from the walk of sealed blocks
+        walked = 0            # highest height walked
+        next_first = 1        # expected header.firstSeq of block walked+1
+        all_receipts = {}     # hash -> seq, every receipt of every round
+        total_sent = total_receipts = 0
+        total_time = 0.0
+        rates = []
+        for rnd in range(1, ROUNDS + 1):
+            receipts, errors = [], []
+            kill_after = rng.uniform(0.3, 1.5)
+            sent, secs = asyncio.run(load(d, "demo", kill_after, receipts, errors))
+            d.kill9()
+            self.assertEqual(errors, [], "round %d: errors under load" % rnd)
+            rate = len(receipts) / secs
+            rates.append(rate)
+            total_receipts += len(receipts)
+            total_sent += sent
+            total_time += secs
+            self.assertGreater(len(receipts), 0, "round %d: no receipt before the kill" % rnd)
+
+            d.start()
+            st = d.status()
+            next_seq = st["nextSeq"]
+            self.assertIs(st["halted"], False)
+            # receipts: unique seqs, all below nextSeq, hashes unique
+            seqs = [s for _, s, _ in receipts]
+            self.assertEqual(len(set(seqs)), len(seqs), "two receipts with the same seq")
+            self.assertLess(max(seqs), next_seq, "a receipted seq is beyond nextSeq after restart")
+            for h, s, _ in receipts:
+                self.assertNotIn(h, all_receipts)
+                all_receipts[h] = s
+
+            # walk every new sealed block once everything is sealed
+            top = d.wait_sealed_seq(next_seq, timeout=15)
+            blocks = asyncio.run(fetch_blocks(d, range(walked + 1, top + 1)))
+            for height in range(walked + 1, top + 1):
+                b = blocks[height]
+                hdr = b["header"]
+                self.assertEqual(hdr["height"], height)
+                self.assertEqual(hdr["firstSeq"], next_first,
+                                 "round %d: seq gap/overlap at height %d" % (rnd, height))
+                got = []
+                for ns in b["namespaces"]:
+                    for tx in ns["txs"]:
+                        got.append(tx["seq"])
+                        self.assertNotIn(tx["seq"], chain, "seq stored twice")
+                        chain[tx["seq"]] = (tx["hash"], tx["data"])
+                self.assertEqual(sorted(got), list(range(hdr["firstSeq"],
+                                                         hdr["firstSeq"] + hdr["txCount"])))
+                next_first = hdr["firstSeq"] + hdr["txCount"]
+            walked = top
+            self.assertGreaterEqual(next_first, next_seq)
+            self.assertEqual(len(chain), next_first - 1, "stored seqs are not exactly 1..N")
+            # every receipted tx of this round is at its seq, with our bytes
+            for h, s, data in receipts:
+                self.assertIn(s, chain, "round %d: receipted seq %d lost" % (rnd, s))
+                self.assertEqual(chain[s], (h, data), "round %d: seq %d holds another tx" % (rnd, s))
+            # and by hash, a sample of this and earlier rounds
+            sample = rng.sample(sorted(all_receipts), min(400, len(all_receipts)))
+            pre = asyncio.run(preconfirmations(d, sample))
+            for h in sample:
+                self.assertEqual(pre[h].get("seq"), all_receipts[h], pre[h])
+            print("  round %2d: killed at %.2fs, %5d receipts (%5d sent), %6.0f tx/s, next_seq %d"
+                  % (rnd, secs, len(receipts), sent, rate, next_seq), flush=True)
+
+        avg = total_receipts / total_time
+        print("  crash: %d rounds, %d receipts checked, %d sent, average %.0f tx/s "
+              "(min round %.0f)" % (ROUNDS, total_receipts, total_sent, avg, min(rates)), flush=True)
+        self.assertGreaterEqual(avg, MIN_RATE, "load generator below %d tx/s" % MIN_RATE)
+        # the last chain verifies end to end with the CLI
+        pk = d.status()["publicKey"]
+        p = d.mezz("verify", "blocks", 1, walked, "--public-key", pk, url=True, check=False)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+
+class FsyncFaultTest(unittest.TestCase):
+    def start_faulty(self, room=6):
+        # the schema creation at startup uses some fsyncs: find the smallest K
+        # that lets the daemon start, then restart with K + room so that a few
+        # group commits succeed before the failing fsync
+        def daemon(k):
+            d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_FSYNC_AFTER": str(k)}, slot_ms=60000)
+            self.addCleanup(d.cleanup)
+            try:
+                d.start()
+                if not d.status()["halted"]:
+                    return d
+            except AssertionError:
+                pass
+            d.cleanup()
+            return None
+        for k in range(1, 80):
+            d = daemon(k)
+            if d:
+                d.cleanup()
+                d = daemon(k + room)
+                self.assertIsNotNone(d)
+                return d
+        self.fail("no MEZZ_FAULT_FSYNC_AFTER value let the daemon start")
+
+    def test_fsync_failure_halts_sequencer(self):
+        d = self.start_faulty()
+        d.setup_tenant("acme", "demo", 31337, key=False)
+        receipts = {}
+        halted_doc = None
+        for i in range(300):
+            reqs = [{"jsonrpc": "2.0", "id": j, "method": "mezz_sendTransaction",
+                     "params": {"namespace": "demo", "data": "0x" + os.urandom(48).hex()}}
+                    for j in range(5)]
+            st, doc = d.raw_post(json.dumps(reqs))
+            self.assertEqual(st, 200)
+            for item in doc:
+                if "result" in item:
+                    receipts[item["result"]["hash"]] = item["result"]["seq"]
+                else:
+                    self.assertEqual(item["error"]["code"], -32005, item)
+                    halted_doc = item
+            if halted_doc:
+                break
+        self.assertIsNotNone(halted_doc, "no fsync failure surfaced")
+        self.assertGreater(len(receipts), 0)
+        self.assertTrue(d.alive(), "the process died on the fsync failure")
+        st = d.status()
+        self.assertIs(st["halted"], True)
+        status, _, body = d.http(b"", "/healthz", method="GET")
+        self.assertEqual(status, 503)
+        # no more preconfirmations, but reads are still served
+        after = d.call("mezz_sendTransaction", {"namespace": "demo", "data": "0x" + os.urandom(40).hex()})
+        self.assertEqual(after["error"]["code"], -32005)
+        hashes = list(receipts)
+        self.assertEqual(d.rpc("mezz_getPreconfirmation", {"hash": hashes[0]})["seq"], receipts[hashes[0]])
+        self.assertEqual(d.status()["nextSeq"], st["nextSeq"])
+        self.assertIn("halted", d.log())
+        d.kill9()
+
+        # a normal daemon on the same data lost no receipted transaction
+        n = Daemon(MEZZANINE, data_dir=d.data_dir, slot_ms=100)
+        self.addCleanup(n.cleanup)
+        n.start()
+        self.assertIs(n.status()["halted"], False)
+        for h, s in receipts.items():
+            self.assertEqual(n.rpc("mezz_getPreconfirmation", {"hash": h})["seq"], s)
+        # and it sequences again, after every receipted seq
+        r = n.send("demo", os.urandom(50))
+        self.assertGreater(r["seq"], max(receipts.values()))
+        n.wait_sealed_seq(r["seq"] + 1)
+        self.assertEqual(n.http(b"", "/healthz", method="GET")[0], 200)

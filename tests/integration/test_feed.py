@@ -1,0 +1,224 @@
+"""Block feed: catch-up then live, exactly once and in order; namespace filter; slow subscribers."""
+import asyncio
+import json
+import os
+import re
+import socket
+import threading
+import time
+
+import websockets
+
+from harness import Daemon, DaemonCase, run_async, ws_call, ws_connect
+
+
+def send_batch(d, ns, n, size=40):
+    reqs = [{"jsonrpc": "2.0", "id": i, "method": "mezz_sendTransaction",
+             "params": {"namespace": ns, "data": "0x" + os.urandom(size).hex()}} for i in range(n)]
+    st, doc = d.raw_post(json.dumps(reqs))
+    assert st == 200 and isinstance(doc, list) and len(doc) == n, (st, str(doc)[:300])
+    out = []
+    for x in doc:
+        assert "result" in x, x
+        out.append((x["result"]["hash"], x["result"]["seq"]))
+    return out
+
+
+class Collector:
+    """Checks a stream of block notifications: contiguous heights and seqs."""
+
+    def __init__(self, test, first_height):
+        self.t = test
+        self.next_height = first_height
+        self.next_seq = None
+        self.txs = {}  # hash -> (seq, ns name)
+        self.names = set()
+        self.blocks = 0
+
+    def add(self, msg, sid):
+        t = self.t
+        t.assertEqual(msg.get("method"), "mezz_subscription", msg)
+        t.assertEqual(msg["params"]["subscription"], sid)
+        b = msg["params"]["result"]
+        t.assertEqual(b["level"], "sealed")
+        t.assertEqual(b["height"], self.next_height, "gap or duplicate in the feed")
+        hdr = b["header"]
+        t.assertEqual(hdr["height"], b["height"])
+        if self.next_seq is not None:
+            t.assertEqual(hdr["firstSeq"], self.next_seq, "seq gap between blocks")
+        self.next_seq = hdr["firstSeq"] + hdr["txCount"]
+        self.next_height += 1
+        self.blocks += 1
+        for ns in b["namespaces"]:
+            self.names.add(ns["name"])
+            t.assertEqual(ns["count"], len(ns["txs"]))
+            for tx in ns["txs"]:
+                t.assertNotIn(tx["hash"], self.txs, "transaction delivered twice")
+                t.assertTrue(hdr["firstSeq"] <= tx["seq"] < self.next_seq)
+                self.txs[tx["hash"]] = (tx["seq"], ns["name"])
+        return b
+
+
+class FeedTest(DaemonCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.d.setup_tenant("acme", "alpha", 111, key=False)
+        cls.d.setup_tenant("beta", "beta", 222, key=False)
+
+    def test_catch_up_then_live_exactly_once(self):
+        d = self.d
+        early = send_batch(d, "alpha", 30) + send_batch(d, "beta", 30)
+        d.wait_sealed_seq(max(s for _, s in early) + 1)
+        d.wait_height(d.status()["height"] + 3)
+        live = []
+
+        def producer():
+            for i in range(8):
+                live.extend(send_batch(d, "alpha" if i % 2 else "beta", 25))
+                time.sleep(0.07)
+
+        async def scenario():
+            c = Collector(self, 1)
+            async with ws_connect(d.ws_url()) as ws:
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": 1}])
+                sid = sub["result"]
+                th = threading.Thread(target=producer)
+                th.start()
+                try:
+                    target = None
+                    while True:
+                        b = c.add(json.loads(await ws.recv()), sid)
+                        if target is None and not th.is_alive():
+                            last_seq = max(s for _, s in live)
+                            target = last_seq + 1
+                        if target is not None and c.next_seq >= target:
+                            break
+                finally:
+                    await asyncio.get_running_loop().run_in_executor(None, th.join)
+            return c
+
+        c = run_async(scenario(), 40)
+        self.assertEqual(len(live), 200)
+        for h, s in early + live:
+            self.assertIn(h, c.txs)
+            self.assertEqual(c.txs[h][0], s, "tx delivered at another seq than its receipt")
+        # the whole chain from seq 1 on was seen
+        self.assertEqual(sorted(s for s, _ in c.txs.values()), list(range(1, c.next_seq)))
+
+    def test_namespace_filter(self):
+        d = self.d
+        start = d.status()["height"] + 1
+        a = send_batch(d, "alpha", 20)
+        b = send_batch(d, "beta", 20)
+        a += send_batch(d, "alpha", 5)
+        last = max(s for _, s in a + b)
+
+        async def scenario():
+            async with ws_connect(d.ws_url()) as ws:
+                sub = await ws_call(ws, "mezz_subscribe",
+                                    ["blocks", {"namespaces": ["alpha"], "fromHeight": start}])
+                sid = sub["result"]
+                c = Collector(self, start)
+                while c.next_seq is None or c.next_seq <= last:
+                    c.add(json.loads(await ws.recv()), sid)
+                return c
+
+        c = run_async(scenario(), 20)
+        self.assertEqual(c.names, {"alpha"})
+        self.assertEqual({h for h in c.txs}, {h for h, _ in a})
+        for h, s in a:
+            self.assertEqual(c.txs[h], (s, "alpha"))
+        for h, _ in b:
+            self.assertNotIn(h, c.txs)
+
+    def test_unsubscribe(self):
+        async def scenario():
+            async with ws_connect(self.d.ws_url()) as ws:
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {}])
+                sid = sub["result"]
+                u = await ws_call(ws, "mezz_unsubscribe", [sid], id=2)
+                self.assertIs(u.get("result"), True, u)
+                u = await ws_call(ws, "mezz_unsubscribe", [sid], id=3)
+                self.assertIs(u.get("result"), False, u)
+                # drain anything in flight, then nothing more arrives
+                await asyncio.sleep(0.2)
+                while True:
+                    try:
+                        await asyncio.wait_for(ws.recv(), 0.05)
+                    except asyncio.TimeoutError:
+                        break
+                try:
+                    m = await asyncio.wait_for(ws.recv(), 0.5)
+                    self.fail("notification after unsubscribe: %s" % m[:200])
+                except asyncio.TimeoutError:
+                    pass
+        run_async(scenario())
+
+
+class SlowSubscriberTest(DaemonCase):
+    SETTINGS = {"feed.queue_max_blocks": "4"}
+    SLOT_MS = 20
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.d.setup_tenant("acme", "alpha", 111, key=False)
+
+    def test_slow_subscriber_dropped_then_resumes(self):
+        d = self.d
+        start = d.status()["height"] + 1
+        sent = []
+        stop = threading.Event()
+
+        def producer():
+            while not stop.is_set():
+                sent.extend(send_batch(d, "alpha", 4, size=30000))
+                time.sleep(0.02)
+
+        async def first():
+            # a socket with a tiny receive buffer and a client that buffers
+            # almost nothing, so not reading really pushes back on the server
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", d.port))
+            c = Collector(self, start)
+            async with websockets.connect(d.ws_url(), sock=s, max_queue=1, read_limit=4096,
+                                          max_size=2 ** 26) as ws:
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": start}])
+                sid = sub["result"]
+                th = threading.Thread(target=producer)
+                th.start()
+                await asyncio.sleep(2.0)  # not reading
+                try:
+                    while True:
+                        c.add(json.loads(await asyncio.wait_for(ws.recv(), 10)), sid)
+                except websockets.ConnectionClosed as e:
+                    closed = e
+                finally:
+                    stop.set()
+                    await asyncio.get_running_loop().run_in_executor(None, th.join)
+            return c, closed
+
+        c, closed = run_async(first(), 60)
+        self.assertIsNotNone(closed.rcvd, "no close frame from the server")
+        self.assertEqual(closed.rcvd.code, 1008)
+        m = re.search(r"fromHeight=(\d+)", closed.rcvd.reason)
+        self.assertIsNotNone(m, closed.rcvd.reason)
+        n = int(m.group(1))
+        self.assertGreaterEqual(n, start)
+        self.assertEqual(n, c.next_height, "fromHeight=%d but the client got blocks up to %d"
+                         % (n, c.next_height - 1))
+        self.assertTrue(d.alive())
+        last = max(s for _, s in sent)
+
+        async def resume():
+            async with ws_connect(d.ws_url()) as ws:
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": n}])
+                sid = sub["result"]
+                while c.next_seq is None or c.next_seq <= last:
+                    c.add(json.loads(await asyncio.wait_for(ws.recv(), 10)), sid)
+        run_async(resume(), 60)
+        for h, s in sent:
+            self.assertEqual(c.txs.get(h, (None,))[0], s)
+        self.assertGreater(len(sent), 40)
