@@ -219,8 +219,24 @@ int app_store_tx_find(struct app_store *s, uint64_t ns, const uint8_t hash[stati
 /* Load a group header, signature and its tx leaves (malloc'd, count entries). */
 int app_store_group_load(struct app_store *s, uint64_t group_id, struct seq_group_hdr *h,
 			 uint8_t sig[static 64], uint8_t (**leaves)[32]);
-/* One SQLite transaction: every tx row and the group row. The COMMIT is the
- * fsync (synchronous=FULL). On failure the transaction is rolled back. */
+/*
+ * A group is written as one SQLite transaction:
+ *   app_store_begin, app_store_tx_insert for each transaction,
+ *   app_store_group_insert, app_store_commit.
+ * The COMMIT is the fsync (synchronous=FULL). app_store_tx_insert returns
+ * APP_EEXIST, inserting nothing, when (ns, hash) is already stored: the
+ * uniqueness check is the insert's own index probe, not a separate lookup.
+ * Any other failure leaves the transaction to be rolled back with
+ * app_store_rollback. errbuf receives SQLite's message.
+ */
+int app_store_begin(struct app_store *s, char *errbuf, size_t errlen);
+int app_store_tx_insert(struct app_store *s, const struct app_tx *t, char *errbuf,
+			size_t errlen);
+int app_store_group_insert(struct app_store *s, const struct seq_group *g, char *errbuf,
+			   size_t errlen);
+int app_store_commit(struct app_store *s, char *errbuf, size_t errlen);
+void app_store_rollback(struct app_store *s);
+/* The four steps above for a group whose transactions are all new. */
 int app_store_group_commit(struct app_store *s, const struct seq_group *g,
 			   const struct app_tx *txs, size_t n, char *errbuf, size_t errlen);
 /* Transactions with seq in [first, last], in seq order, data loaded

@@ -196,6 +196,41 @@ static size_t dup_find_or_add(uint32_t *tab, size_t cap, const struct app_sub *s
 	}
 }
 
+/* Halt after a storage failure: nobody in this group gets a receipt. */
+static void halt(struct app_committer *c, struct app_done *d, size_t n, const char *err)
+{
+	atomic_store(&c->stats.halted, 1);
+	app_error("sequencer_halted", "group=%llu txs=%zu sqlite=\"%s\"",
+		  (unsigned long long)c->next_group, n, err);
+	for (size_t i = 0; i < n; i++) {
+		free(d[i].json);
+		d[i].is_error = 1;
+		d[i].json = app_error_json(RPC_HALTED, "sequencer halted after a storage failure; "
+						       "nothing from this request was preconfirmed");
+	}
+}
+
+/* Receipt of a transaction that was already durable before this group. */
+static void answer_stored(struct app_committer *c, const struct app_sub *s, struct app_done *d)
+{
+	struct app_tx found;
+	struct seq_receipt r;
+
+	if (app_store_tx_find(c->store, s->ns, s->hash, &found) == 0 &&
+	    app_receipt_load(c->store, &found, &r) == 0) {
+		d->json = answer_json(c, s, &r);
+	} else {
+		d->is_error = 1;
+		d->json = app_error_json(RPC_INTERNAL, "stored receipt unreadable");
+	}
+}
+
+/*
+ * One group: dedupe inside the group, insert each new transaction with the
+ * next sequence number (an (ns, hash) already stored inserts nothing and is
+ * answered with its stored receipt), build and sign the root over what was
+ * inserted, COMMIT (fsync), and only then answer.
+ */
 static void commit_group(struct app_committer *c, struct app_sub *s, size_t n)
 {
 	struct app_done *d = calloc(n, sizeof(*d));
@@ -203,12 +238,12 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n)
 	uint64_t *ns = malloc(n * sizeof(*ns));
 	uint8_t(*hashes)[32] = malloc(n * 32);
 	struct app_tx *txs = malloc(n * sizeof(*txs));
-	size_t *pos = malloc(n * sizeof(*pos)); /* index within the group */
+	size_t *pos = malloc(n * sizeof(*pos)); /* index within the group, or SIZE_MAX */
 	size_t setcap = 16, m = 0;
 	struct seq_group g = {0};
 	struct seq_merkle_tree tree = {0};
 	char err[256];
-	uint64_t t0;
+	uint64_t t0 = app_now_ns();
 	int rc;
 
 	while (setcap < 2 * n)
@@ -218,101 +253,96 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n)
 		APP_PANIC("out of memory committing a group of %zu", n);
 	memset(set, 0xff, setcap * sizeof(*set));
 
+	rc = app_store_begin(c->store, err, sizeof(err));
 	for (size_t i = 0; i < n; i++) {
-		struct app_tx found;
-
 		d[i].kind = DONE_ANSWER;
 		d[i].req = s[i].req;
 		d[i].slot = s[i].slot;
+		pos[i] = SIZE_MAX;
 		alias[i] = (uint32_t)dup_find_or_add(set, setcap, s, (uint32_t)i);
-		if (alias[i] != i)
+		if (rc || alias[i] != i)
 			continue;
-		rc = app_store_tx_find(c->store, s[i].ns, s[i].hash, &found);
-		if (rc == 0) { /* already durable: answer with the stored receipt */
-			struct seq_receipt r;
-
-			if (app_receipt_load(c->store, &found, &r) == 0) {
-				d[i].json = answer_json(c, &s[i], &r);
-			} else {
-				d[i].is_error = 1;
-				d[i].json = app_error_json(RPC_INTERNAL, "stored receipt unreadable");
-			}
-			pos[i] = SIZE_MAX;
-			continue;
-		}
-		pos[i] = m;
-		ns[m] = s[i].ns;
-		memcpy(hashes[m], s[i].hash, 32);
 		txs[m] = (struct app_tx){.seq = c->next_seq + m, .ns = s[i].ns,
 					 .group_id = c->next_group, .slot = c->open_slot,
 					 .data = s[i].data, .len = s[i].len};
 		memcpy(txs[m].hash, s[i].hash, 32);
+		rc = app_store_tx_insert(c->store, &txs[m], err, sizeof(err));
+		if (rc == APP_EEXIST) { /* durable already: answered after COMMIT */
+			rc = 0;
+			continue;
+		}
+		if (rc)
+			break;
+		pos[i] = m;
+		ns[m] = s[i].ns;
+		memcpy(hashes[m], s[i].hash, 32);
 		m++;
 	}
-
-	if (m) {
-		t0 = app_now_ns();
+	if (!rc && m) {
 		rc = seq_group_build(&g, c->next_group, c->open_slot, c->next_seq, ns,
 				     (const uint8_t(*)[32])hashes, m, c->id->sk);
 		if (rc)
 			APP_PANIC("seq_group_build: %s", app_strerror(rc));
-		rc = app_store_group_commit(c->store, &g, txs, m, err, sizeof(err));
-		if (rc) {
-			/* No retry after a failed fsync: halt, answer nobody with a receipt. */
-			atomic_store(&c->stats.halted, 1);
-			app_error("sequencer_halted", "group=%llu txs=%zu sqlite=\"%s\"",
-				  (unsigned long long)c->next_group, m, err);
-			for (size_t i = 0; i < n; i++) {
-				free(d[i].json);
-				d[i].is_error = 1;
-				d[i].json = app_error_json(
-					RPC_HALTED, "sequencer halted after a storage failure; "
-						    "nothing from this request was preconfirmed");
-				free(s[i].data);
-			}
-			seq_group_free(&g);
-			goto out;
-		}
+		rc = app_store_group_insert(c->store, &g, err, sizeof(err));
+	}
+	if (!rc)
+		rc = app_store_commit(c->store, err, sizeof(err));
+	if (rc) {
+		/* No retry after a failed write or fsync: the file's state is unknown. */
+		app_store_rollback(c->store);
+		halt(c, d, n, err);
+		for (size_t i = 0; i < n; i++)
+			free(s[i].data);
+		seq_group_free(&g);
+		goto out;
+	}
+	if (m) {
 		atomic_store(&c->stats.last_commit_us, (app_now_ns() - t0) / 1000);
 		if (seq_merkle_tree_build(&tree, (const uint8_t(*)[32])g.leaves, m))
 			APP_PANIC("out of memory building group tree of %zu", m);
-		for (size_t i = 0; i < n; i++) {
-			struct seq_receipt r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct seq_receipt r;
 
-			if (alias[i] != i || pos[i] == SIZE_MAX)
-				continue;
-			memset(&r, 0, sizeof(r));
-			memcpy(r.hash, s[i].hash, 32);
-			r.ns = s[i].ns;
-			r.seq = c->next_seq + pos[i];
-			r.slot = c->open_slot;
-			r.group_id = c->next_group;
-			r.index = (uint32_t)pos[i];
-			r.count = (uint32_t)m;
-			memcpy(r.root, g.hdr.root, 32);
-			memcpy(r.sig, g.sig, 64);
-			seq_merkle_tree_path(&tree, pos[i], r.path, &r.path_len);
-			d[i].json = answer_json(c, &s[i], &r);
+		if (alias[i] != i)
+			continue;
+		if (pos[i] == SIZE_MAX) {
+			answer_stored(c, &s[i], &d[i]);
+			free(s[i].data);
+			continue;
 		}
-		seq_merkle_tree_free(&tree);
-		seq_group_free(&g);
-		for (size_t k = 0; k < m; k++)
-			if (open_push(c, &txs[k]))
-				APP_PANIC("out of memory holding the open slot");
+		memset(&r, 0, sizeof(r));
+		memcpy(r.hash, s[i].hash, 32);
+		r.ns = s[i].ns;
+		r.seq = c->next_seq + pos[i];
+		r.slot = c->open_slot;
+		r.group_id = c->next_group;
+		r.index = (uint32_t)pos[i];
+		r.count = (uint32_t)m;
+		memcpy(r.root, g.hdr.root, 32);
+		memcpy(r.sig, g.sig, 64);
+		seq_merkle_tree_path(&tree, pos[i], r.path, &r.path_len);
+		d[i].json = answer_json(c, &s[i], &r);
+	}
+	seq_merkle_tree_free(&tree);
+	seq_group_free(&g);
+	for (size_t k = 0; k < m; k++) /* the open slot now owns the data */
+		if (open_push(c, &txs[k]))
+			APP_PANIC("out of memory holding the open slot");
+	if (m) {
 		c->next_seq += m;
 		c->next_group++;
 		atomic_store(&c->stats.next_seq, c->next_seq);
 		atomic_fetch_add(&c->stats.groups, 1);
 		atomic_fetch_add(&c->stats.txs, m);
 	}
-	/* Duplicates: data freed, answer copied from the first occurrence. */
+	/* In-group duplicates: data freed, answer copied from the first occurrence. */
 	for (size_t i = 0; i < n; i++) {
-		if (alias[i] != i || pos[i] == SIZE_MAX)
-			free(s[i].data);
-		if (alias[i] != i) {
-			d[i].is_error = d[alias[i]].is_error;
-			d[i].json = d[alias[i]].json ? strdup(d[alias[i]].json) : NULL;
-		}
+		if (alias[i] == i)
+			continue;
+		free(s[i].data);
+		d[i].is_error = d[alias[i]].is_error;
+		d[i].json = d[alias[i]].json ? strdup(d[alias[i]].json) : NULL;
 	}
 out:
 	/* A NULL json (allocation failure) is answered as an internal error. */

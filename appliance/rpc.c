@@ -130,6 +130,20 @@ static void req_finish(struct app_req *r)
 			total += strlen(r->answers[i]) + 1;
 			n++;
 		}
+	/* A response the connection could never queue is answered with an
+	 * error instead of dropping the connection. */
+	if (c->is_ws && total > (size_t)c->srv->cfg->ws_send_queue_bytes) {
+		for (size_t i = 0; i < r->n; i++)
+			if (r->answers[i])
+				req_error(r, i, RPC_TOO_LARGE,
+					  "response would be %zu bytes, over server.ws_send_queue_bytes "
+					  "(%ld); ask for less per message",
+					  total, c->srv->cfg->ws_send_queue_bytes);
+		total = 2;
+		for (size_t i = 0; i < r->n; i++)
+			if (r->answers[i])
+				total += strlen(r->answers[i]) + 1;
+	}
 	if (n && (out = malloc(total + 1))) {
 		size_t k = 0;
 
@@ -184,6 +198,14 @@ int app_conn_tenant(struct app_conn *c, int64_t *tenant)
 	if (!c->auth[0])
 		return 0;
 	return app_auth_bearer(&c->srv->auth, c->auth, tenant) == 0 ? 0 : -1;
+}
+
+/* The caller as resolved once for the message being handled (see
+ * app_rpc_handle): every item of a batch is judged by the same key state. */
+static int msg_tenant(struct app_conn *c, int64_t *tenant)
+{
+	*tenant = c->msg_tenant;
+	return c->msg_key_ok ? 0 : -1;
 }
 
 /* Resolve a namespace argument (name string or chain id number). */
@@ -306,7 +328,7 @@ static void m_send_transaction(struct app_conn *c, struct app_req *r, size_t i, 
 	json_t *p = json_is_array(params) ? json_array_get(params, 0) : params;
 	const struct app_namespace *ns;
 	int64_t tenant;
-	int key_ok = app_conn_tenant(c, &tenant) == 0;
+	int key_ok = msg_tenant(c, &tenant) == 0;
 	uint8_t *data, hash[32];
 	size_t len;
 
@@ -335,7 +357,7 @@ static void m_eth_send_raw(struct app_conn *c, struct app_req *r, size_t i, json
 	struct app_server *s = c->srv;
 	struct l1_tx tx;
 	int64_t tenant;
-	int key_ok = app_conn_tenant(c, &tenant) == 0, rc;
+	int key_ok = msg_tenant(c, &tenant) == 0, rc;
 	uint8_t *raw;
 	size_t len;
 
@@ -390,7 +412,7 @@ static void m_get_preconfirmation(struct app_conn *c, struct app_req *r, size_t 
 			return;
 		}
 	}
-	if (app_conn_tenant(c, &tenant)) {
+	if (msg_tenant(c, &tenant)) {
 		req_error(r, i, RPC_UNAUTHORIZED, "invalid or revoked API key");
 		return;
 	}
@@ -469,7 +491,7 @@ static void m_get_block(struct app_conn *c, struct app_req *r, size_t i, json_t 
 		req_error(r, i, RPC_INVALID_PARAMS, "params must be {\"height\": N} with N >= 1");
 		return;
 	}
-	if (app_conn_tenant(c, &tenant)) {
+	if (msg_tenant(c, &tenant)) {
 		req_error(r, i, RPC_UNAUTHORIZED, "invalid or revoked API key");
 		return;
 	}
@@ -533,7 +555,7 @@ static void m_subscribe(struct app_conn *c, struct app_req *r, size_t i, json_t 
 			  "params must be [\"blocks\", {\"namespaces\": [...], \"fromHeight\": N}]");
 		return;
 	}
-	if (app_conn_tenant(c, &tenant)) {
+	if (msg_tenant(c, &tenant)) {
 		req_error(r, i, RPC_UNAUTHORIZED, "invalid or revoked API key");
 		return;
 	}
@@ -625,7 +647,7 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 	free(r->ids[i]);
 	r->ids[i] = id ? json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
 	m = json_string_value(method);
-	if (app_auth_refresh(&c->srv->auth)) {
+	if (!c->msg_registry_ok) {
 		req_error(r, i, RPC_INTERNAL, "namespace registry unavailable");
 		return;
 	}
@@ -720,6 +742,10 @@ void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 		send_single_error(c, RPC_TOO_LARGE, why);
 		goto out;
 	}
+	/* Once per message: pick up namespace and key changes made by the CLI
+	 * (a revoked key fails from the next message on), and resolve the key. */
+	c->msg_registry_ok = app_auth_refresh(&s->auth) == 0;
+	c->msg_key_ok = app_conn_tenant(c, &c->msg_tenant) == 0;
 	r = req_new(c, is_batch, n);
 	if (!r) {
 		send_single_error(c, RPC_INTERNAL, "out of memory");

@@ -90,8 +90,12 @@ int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block
 				resume = m->height;
 				break;
 			}
-		snprintf(why, sizeof(why), "send queue full; resubscribe with fromHeight=%llu",
-			 (unsigned long long)resume);
+		if (resume)
+			snprintf(why, sizeof(why),
+				 "send queue full; resubscribe with fromHeight=%llu",
+				 (unsigned long long)resume);
+		else
+			snprintf(why, sizeof(why), "send queue full: the client is not reading");
 		app_conn_drop(c, why);
 		return -1;
 	}

@@ -58,6 +58,9 @@ struct app_conn {
 	char rollup[64];
 	char auth[160]; /* Authorization header as received */
 	int auth_bad;	/* header present but over-long */
+	/* the caller as resolved for the message being handled */
+	int msg_registry_ok, msg_key_ok;
+	int64_t msg_tenant;
 	/* receive buffer for the message being assembled */
 	unsigned char *rx;
 	size_t rx_len, rx_cap;

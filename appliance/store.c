@@ -33,7 +33,8 @@ enum {
 };
 
 static const char *const sql_text[ST_COUNT] = {
-	[ST_TX_INSERT] = "INSERT INTO txs(seq, ns, hash, grp, slot, data) VALUES (?,?,?,?,?,?)",
+	[ST_TX_INSERT] = "INSERT INTO txs(seq, ns, hash, grp, slot, data) VALUES (?,?,?,?,?,?)"
+			 " ON CONFLICT(hash, ns) DO NOTHING",
 	[ST_GROUP_INSERT] = "INSERT INTO groups(id, slot, first_seq, count, root, sig) VALUES (?,?,?,?,?,?)",
 	[ST_TX_FIND] = "SELECT seq, ns, grp, slot FROM txs WHERE hash = ? AND ns = ?",
 	[ST_TX_FIND_ANY] = "SELECT seq, ns, grp, slot FROM txs WHERE hash = ? ORDER BY seq LIMIT 1",
@@ -63,7 +64,7 @@ static const char schema[] =
 	"  prefix TEXT NOT NULL, created_ms INTEGER NOT NULL, revoked_ms INTEGER);"
 	"CREATE TABLE IF NOT EXISTS txs(seq INTEGER PRIMARY KEY, ns INTEGER NOT NULL,"
 	"  hash BLOB NOT NULL, grp INTEGER NOT NULL, slot INTEGER NOT NULL, data BLOB NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS txs_hash ON txs(hash);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS txs_hash_ns ON txs(hash, ns);"
 	"CREATE TABLE IF NOT EXISTS groups(id INTEGER PRIMARY KEY, slot INTEGER NOT NULL,"
 	"  first_seq INTEGER NOT NULL, count INTEGER NOT NULL, root BLOB NOT NULL,"
 	"  sig BLOB NOT NULL);"
@@ -457,40 +458,86 @@ int app_store_group_load(struct app_store *s, uint64_t group_id, struct seq_grou
 	return 0;
 }
 
-int app_store_group_commit(struct app_store *s, const struct seq_group *g,
-			   const struct app_tx *txs, size_t n, char *errbuf, size_t errlen)
+int app_store_begin(struct app_store *s, char *errbuf, size_t errlen)
 {
-	sqlite3_stmt *st;
-
-	if (exec_sql(s, "BEGIN"))
-		goto fail;
-	st = s->st[ST_TX_INSERT];
-	for (size_t i = 0; i < n; i++) {
-		sqlite3_bind_int64(st, 1, (int64_t)txs[i].seq);
-		sqlite3_bind_int64(st, 2, (int64_t)txs[i].ns);
-		sqlite3_bind_blob(st, 3, txs[i].hash, 32, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, (int64_t)g->hdr.group_id);
-		sqlite3_bind_int64(st, 5, (int64_t)g->hdr.slot);
-		sqlite3_bind_blob(st, 6, txs[i].data, (int)txs[i].len, SQLITE_STATIC);
-		if (exec_stmt(st))
-			goto fail;
+	if (exec_sql(s, "BEGIN")) {
+		set_err(errbuf, errlen, s->db);
+		return APP_ESQLITE;
 	}
-	st = s->st[ST_GROUP_INSERT];
+	return 0;
+}
+
+int app_store_tx_insert(struct app_store *s, const struct app_tx *t, char *errbuf,
+			size_t errlen)
+{
+	sqlite3_stmt *st = s->st[ST_TX_INSERT];
+
+	sqlite3_bind_int64(st, 1, (int64_t)t->seq);
+	sqlite3_bind_int64(st, 2, (int64_t)t->ns);
+	sqlite3_bind_blob(st, 3, t->hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (int64_t)t->group_id);
+	sqlite3_bind_int64(st, 5, (int64_t)t->slot);
+	sqlite3_bind_blob(st, 6, t->data, (int)t->len, SQLITE_STATIC);
+	if (exec_stmt(st)) {
+		set_err(errbuf, errlen, s->db);
+		return APP_ESQLITE;
+	}
+	return sqlite3_changes(s->db) == 1 ? 0 : APP_EEXIST;
+}
+
+int app_store_group_insert(struct app_store *s, const struct seq_group *g, char *errbuf,
+			   size_t errlen)
+{
+	sqlite3_stmt *st = s->st[ST_GROUP_INSERT];
+
 	sqlite3_bind_int64(st, 1, (int64_t)g->hdr.group_id);
 	sqlite3_bind_int64(st, 2, (int64_t)g->hdr.slot);
 	sqlite3_bind_int64(st, 3, (int64_t)g->hdr.first_seq);
 	sqlite3_bind_int64(st, 4, g->hdr.count);
 	sqlite3_bind_blob(st, 5, g->hdr.root, 32, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 6, g->sig, 64, SQLITE_STATIC);
-	if (exec_stmt(st))
-		goto fail;
-	if (exec_sql(s, "COMMIT"))
-		goto fail;
+	if (exec_stmt(st)) {
+		set_err(errbuf, errlen, s->db);
+		return APP_ESQLITE;
+	}
 	return 0;
-fail:
-	set_err(errbuf, errlen, s->db);
-	exec_sql(s, "ROLLBACK");
-	return APP_ESQLITE;
+}
+
+int app_store_commit(struct app_store *s, char *errbuf, size_t errlen)
+{
+	if (exec_sql(s, "COMMIT")) {
+		set_err(errbuf, errlen, s->db);
+		return APP_ESQLITE;
+	}
+	return 0;
+}
+
+void app_store_rollback(struct app_store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		exec_sql(s, "ROLLBACK");
+}
+
+int app_store_group_commit(struct app_store *s, const struct seq_group *g,
+			   const struct app_tx *txs, size_t n, char *errbuf, size_t errlen)
+{
+	int rc = app_store_begin(s, errbuf, errlen);
+
+	for (size_t i = 0; !rc && i < n; i++) {
+		rc = app_store_tx_insert(s, &txs[i], errbuf, errlen);
+		if (rc == APP_EEXIST) {
+			snprintf(errbuf, errlen, "transaction seq %llu is already stored",
+				 (unsigned long long)txs[i].seq);
+			rc = APP_ESQLITE;
+		}
+	}
+	if (!rc)
+		rc = app_store_group_insert(s, g, errbuf, errlen);
+	if (!rc)
+		rc = app_store_commit(s, errbuf, errlen);
+	if (rc)
+		app_store_rollback(s);
+	return rc;
 }
 
 void app_txs_free(struct app_tx *txs, size_t n)

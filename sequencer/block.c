@@ -6,12 +6,12 @@
  * per namespace (what a rollup's executor checks its own slice against). The
  * tx leaves are hashed once and reused for both.
  */
+#include "sequencer/bytes.h"
 #include "sequencer/seq.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/sha.h>
 
 /* Position of a transaction in the block, keyed for the namespace sort. */
 struct ns_key {
@@ -30,7 +30,7 @@ static int ns_key_cmp(const void *a, const void *b)
 
 static void build_empty(struct seq_block_hdr *h)
 {
-	SHA256((const unsigned char *)"", 0, h->tx_root);
+	seq__sha256(h->tx_root, "", 0);
 	memcpy(h->ns_root, h->tx_root, 32);
 	h->ns_count = 0;
 }

@@ -12,7 +12,6 @@
 
 #include <string.h>
 
-#include <openssl/sha.h>
 #include <sodium.h>
 
 #define BLOCK_MAGIC "MZSB"
@@ -64,7 +63,7 @@ void seq_block_hash(uint8_t out[static 32], const struct seq_block_hdr *h)
 	uint8_t buf[SEQ_BLOCK_HDR_LEN];
 
 	seq_block_hdr_encode(buf, h);
-	SHA256(buf, sizeof(buf), out);
+	seq__sha256(out, buf, sizeof(buf));
 }
 
 void seq_block_sign(uint8_t sig[static 64], const struct seq_block_hdr *h,

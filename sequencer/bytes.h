@@ -5,7 +5,11 @@
 #ifndef MEZZ_SEQ_BYTES_H
 #define MEZZ_SEQ_BYTES_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+/* SHA-256 of buf (sha256.c). out may alias buf. */
+void seq__sha256(uint8_t out[32], const void *buf, size_t len);
 
 static inline uint8_t *seq__put_u32(uint8_t *p, uint32_t v)
 {

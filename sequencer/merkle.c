@@ -8,7 +8,7 @@
  * scratch allocation, which matters for groups and blocks of ~100k leaves.
  *
  * Each hash input is assembled in a small stack buffer and hashed with one
- * SHA256() call, so an output may alias an input.
+ * seq__sha256() call, so an output may alias an input.
  */
 #include "sequencer/bytes.h"
 #include "sequencer/seq.h"
@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 enum { TAG_TX_LEAF = 0x00, TAG_NODE = 0x01, TAG_NS_LEAF = 0x02 };
 
@@ -31,7 +30,7 @@ void seq_merkle_tx_leaf(uint8_t out[static 32], uint64_t seq, uint64_t ns,
 	seq__put_u64(buf + 1, seq);
 	seq__put_u64(buf + 9, ns);
 	memcpy(buf + 17, tx_hash, 32);
-	SHA256(buf, sizeof(buf), out);
+	seq__sha256(out, buf, sizeof(buf));
 }
 
 void seq_merkle_ns_leaf(uint8_t out[static 32], uint64_t ns, uint64_t count,
@@ -43,7 +42,7 @@ void seq_merkle_ns_leaf(uint8_t out[static 32], uint64_t ns, uint64_t count,
 	seq__put_u64(buf + 1, ns);
 	seq__put_u64(buf + 9, count);
 	memcpy(buf + 17, ns_root, 32);
-	SHA256(buf, sizeof(buf), out);
+	seq__sha256(out, buf, sizeof(buf));
 }
 
 void seq_merkle_node(uint8_t out[static 32], const uint8_t left[static 32],
@@ -54,7 +53,7 @@ void seq_merkle_node(uint8_t out[static 32], const uint8_t left[static 32],
 	buf[0] = TAG_NODE;
 	memcpy(buf + 1, left, 32);
 	memcpy(buf + 33, right, 32);
-	SHA256(buf, sizeof(buf), out);
+	seq__sha256(out, buf, sizeof(buf));
 }
 
 /* Number of nodes on the level above a level of m nodes, without overflow. */
@@ -83,7 +82,7 @@ int seq_merkle_root(uint8_t out[static 32], const uint8_t (*leaves)[32], size_t 
 	size_t m;
 
 	if (n == 0) {
-		SHA256((const unsigned char *)"", 0, out);
+		seq__sha256(out, "", 0);
 		return 0;
 	}
 	if (leaves == NULL)

@@ -275,3 +275,24 @@ class BadInputTest(DaemonCase):
         raw = "0x02" + (rlp._len(len(inner), 0xC0) + inner).hex()
         self.assertNotEqual(raw, self.good_raw)
         self.expect_invalid_tx(raw)
+
+
+class OversizeResponseTest(DaemonCase):
+    """An answer too big for the connection's send queue becomes an error
+    (-32004) on a connection that stays open, not a dropped connection."""
+    SETTINGS = {"server.ws_send_queue_bytes": "65536", "server.max_batch_items": "1000"}
+
+    def test_batch_answer_over_send_queue_is_an_error(self):
+        async def go():
+            async with ws_connect(self.d.ws_url()) as ws:
+                # ~400 bytes per status answer: 300 of them exceed 64 KiB
+                await ws.send(json.dumps([req("mezz_status", id=i) for i in range(300)]))
+                doc = json.loads(await ws.recv())
+                self.assertEqual(len(doc), 300)
+                for item in doc:
+                    self.assertEqual(item["error"]["code"], -32004, item)
+                    self.assertIn("ws_send_queue_bytes", item["error"]["message"])
+                # the same connection still answers
+                small = await ws_call(ws, "mezz_status", id=7)
+                self.assertIn("nextSeq", small["result"])
+        run_async(go())
