@@ -139,6 +139,12 @@ struct app_store;
 int app_store_open(struct app_store **out, const char *data_dir, int readonly,
 		   char *errbuf, size_t errlen);
 void app_store_close(struct app_store *s);
+/* Checkpointing: the committer's connection turns automatic checkpoints off
+ * (they would run inside its COMMIT, on the preconfirmation path) and a
+ * separate connection runs PASSIVE checkpoints, which never block the
+ * writer. *wal_frames and *done_frames report the WAL's size and progress. */
+int app_store_set_autocheckpoint(struct app_store *s, int pages);
+int app_store_checkpoint(struct app_store *s, int *wal_frames, int *done_frames);
 /* The underlying sqlite3 handle, for modules that keep their own statements. */
 struct sqlite3 *app_store_db(struct app_store *s);
 

@@ -414,6 +414,75 @@ static void *run(void *arg)
 	return NULL;
 }
 
+/*
+ * The checkpointer: copies WAL pages into the database file off the commit
+ * path. PASSIVE checkpoints take no writer lock, so group commits never wait
+ * for them; SQLite resets the WAL once a checkpoint has caught up.
+ */
+static void *checkpointer(void *arg)
+{
+	struct app_committer *c = arg;
+	int frames = 0, done = 0;
+
+	pthread_mutex_lock(&c->ckpt_mu);
+	while (!c->ckpt_stop) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->ckpt_cv, &c->ckpt_mu, &ts);
+		if (c->ckpt_stop)
+			break;
+		pthread_mutex_unlock(&c->ckpt_mu);
+		if (app_store_checkpoint(c->ckpt_store, &frames, &done))
+			app_warn("checkpoint_failed", "wal_frames=%d", frames);
+		pthread_mutex_lock(&c->ckpt_mu);
+	}
+	pthread_mutex_unlock(&c->ckpt_mu);
+	return NULL;
+}
+
+static int checkpointer_start(struct app_committer *c, char *errbuf, size_t errlen)
+{
+	int rc = app_store_open(&c->ckpt_store, c->cfg->data_dir, 0, errbuf, errlen);
+
+	if (rc)
+		return rc;
+	if (app_store_set_autocheckpoint(c->store, 0)) {
+		snprintf(errbuf, errlen, "cannot turn off automatic checkpoints");
+		return APP_ESQLITE;
+	}
+	pthread_mutex_init(&c->ckpt_mu, NULL);
+	pthread_cond_init(&c->ckpt_cv, NULL);
+	rc = pthread_create(&c->ckpt_thread, NULL, checkpointer, c);
+	if (rc) {
+		snprintf(errbuf, errlen, "pthread_create failed");
+		return -rc;
+	}
+	c->ckpt_started = 1;
+	return 0;
+}
+
+static void checkpointer_stop(struct app_committer *c)
+{
+	if (c->ckpt_started) {
+		pthread_mutex_lock(&c->ckpt_mu);
+		c->ckpt_stop = 1;
+		pthread_cond_signal(&c->ckpt_cv);
+		pthread_mutex_unlock(&c->ckpt_mu);
+		pthread_join(c->ckpt_thread, NULL);
+		pthread_mutex_destroy(&c->ckpt_mu);
+		pthread_cond_destroy(&c->ckpt_cv);
+		c->ckpt_started = 0;
+	}
+	app_store_close(c->ckpt_store);
+	c->ckpt_store = NULL;
+}
+
 int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 {
 	struct app_tip tip;
@@ -472,9 +541,13 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 	if (n)
 		app_info("recovered", "unsealed_txs=%zu next_seq=%llu", n,
 			 (unsigned long long)c->next_seq);
+	rc = checkpointer_start(c, errbuf, errlen);
+	if (rc)
+		return rc;
 	rc = pthread_create(&c->thread, NULL, run, c);
 	if (rc) {
 		snprintf(errbuf, errlen, "pthread_create failed");
+		checkpointer_stop(c);
 		return -rc;
 	}
 	c->started = 1;
@@ -483,6 +556,7 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 
 void app_committer_stop(struct app_committer *c)
 {
+	checkpointer_stop(c);
 	if (!c->started)
 		return;
 	app_queue_close(c->ingress);

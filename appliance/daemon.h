@@ -115,6 +115,12 @@ struct app_committer {
 	int has_block;
 	struct seq_block_hdr last;
 	uint8_t last_hash[32];
+	struct app_store *ckpt_store; /* the checkpointer thread's connection */
+	pthread_t ckpt_thread;
+	int ckpt_started;
+	pthread_mutex_t ckpt_mu;
+	pthread_cond_t ckpt_cv;
+	int ckpt_stop;
 	struct app_tx *open_txs; /* transactions of the open slot, seq order */
 	size_t open_n, open_cap;
 };

@@ -86,6 +86,19 @@ static void set_err(char *errbuf, size_t errlen, sqlite3 *db)
 		snprintf(errbuf, errlen, "%s", db ? sqlite3_errmsg(db) : "cannot open database");
 }
 
+int app_store_set_autocheckpoint(struct app_store *s, int pages)
+{
+	return sqlite3_wal_autocheckpoint(s->db, pages) == SQLITE_OK ? 0 : APP_ESQLITE;
+}
+
+int app_store_checkpoint(struct app_store *s, int *wal_frames, int *done_frames)
+{
+	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, wal_frames,
+					   done_frames);
+
+	return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : APP_ESQLITE;
+}
+
 struct sqlite3 *app_store_db(struct app_store *s)
 {
 	return s->db;

@@ -76,8 +76,8 @@ async def fetch_blocks(d, heights):
         hs = list(heights)
         # Small batches: one answer must fit the connection's send queue
         # (server.ws_send_queue_bytes, 16 MiB), and busy blocks are large.
-        for i in range(0, len(hs), 20):
-            chunk = hs[i:i + 20]
+        for i in range(0, len(hs), 4):
+            chunk = hs[i:i + 4]
             await ws.send(json.dumps([{"jsonrpc": "2.0", "id": h, "method": "mezz_getBlock",
                                        "params": {"height": h}} for h in chunk]))
             for item in json.loads(await ws.recv()):
