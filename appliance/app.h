@@ -250,7 +250,11 @@ int app_store_group_commit(struct app_store *s, const struct seq_group *g,
 int app_store_txs_range(struct app_store *s, uint64_t first, uint64_t last,
 			struct app_tx **out, size_t *n);
 void app_txs_free(struct app_tx *txs, size_t n);
-/* Store a sealed block (header, signature, namespace table). */
+/* Store a sealed block (header, signature, namespace table): _insert inside
+ * a transaction begun with app_store_begin, _put as its own transaction. */
+int app_store_block_insert(struct app_store *s, const struct seq_block_hdr *h,
+			   const uint8_t sig[static 64], const struct seq_block_ns *ns,
+			   size_t ns_count, char *errbuf, size_t errlen);
 int app_store_block_put(struct app_store *s, const struct seq_block_hdr *h,
 			const uint8_t sig[static 64], const struct seq_block_ns *ns,
 			size_t ns_count, char *errbuf, size_t errlen);

@@ -6,13 +6,22 @@
  *
  * Block lifecycle (per slot):
  *
- *   OPEN --(group committed: txs appended)--> OPEN
- *   OPEN --(slot clock passes the slot end)--> SEALED --(block row committed)--> PUBLISHED
+ *   OPEN --(group committed)--> OPEN
+ *   OPEN --(slot clock passes the slot end)--> HANDED_OFF (a seal job)
+ *   HANDED_OFF --(sealer thread builds and signs)--> SEALED (waiting to store)
+ *   SEALED --(stored in the committer's next transaction)--> PUBLISHED (feed)
  *
- *   transition            function        asserts
- *   OPEN -> OPEN          commit_group    group slot == open_slot
- *   OPEN -> SEALED        seal_slot       open txs contiguous from last block
- *   SEALED -> PUBLISHED   seal_slot       block row stored before the feed hears of it
+ *   transition             function      thread     asserts
+ *   OPEN -> OPEN           commit_group  committer  group slot == open_slot
+ *   OPEN -> HANDED_OFF     take_job      committer  open txs contiguous from seal_next_seq
+ *   HANDED_OFF -> SEALED   build_block   sealer     jobs built in order (one sealer)
+ *   SEALED -> PUBLISHED    publish       committer  block row committed before the feed hears
+ *
+ * The sealer does the CPU work (hashing every leaf, sorting, signing) so
+ * groups never wait behind it; the committer stays the only SQLite writer
+ * and stores each block inside its next group's transaction (no extra
+ * fsync). A block is stored only after all its transactions are durable,
+ * because their groups committed before the job was handed off.
  *
  * Durability rules: a receipt leaves this file only after the group's COMMIT
  * returned (synchronous=FULL: the WAL is fsynced). If a COMMIT fails the
@@ -92,74 +101,172 @@ static int open_push(struct app_committer *c, const struct app_tx *t)
 	return 0;
 }
 
-/* Seal every open transaction with slot <= `slot` into one block for `slot`. */
-static int seal_slot(struct app_committer *c, uint64_t slot)
+struct seal_job {
+	uint64_t slot;
+	uint64_t first_seq;
+	struct app_tx *txs; /* owned by the job, then by the block */
+	size_t n;
+};
+
+/* Move the open transactions of slots <= `slot` into a seal job. */
+static void take_job(struct app_committer *c, uint64_t slot, struct seal_job *j)
 {
-	struct seq_block_hdr h;
-	struct seq_block_ns *ns = NULL;
-	struct seq_tx *st = NULL;
-	struct app_tx *txs = NULL;
-	struct app_block *b;
-	uint8_t sig[64], zero[32] = {0};
 	size_t n = 0;
-	uint64_t first_seq = c->has_block ? c->last.first_seq + c->last.tx_count : 1;
-	char err[256];
-	int rc;
 
 	while (n < c->open_n && c->open_txs[n].slot <= slot)
 		n++;
-	if (n && c->open_txs[0].seq != first_seq)
+	if (n && c->open_txs[0].seq != c->seal_next_seq)
 		APP_PANIC("open slot starts at seq %llu, expected %llu",
-			  (unsigned long long)c->open_txs[0].seq, (unsigned long long)first_seq);
-	st = malloc((n ? n : 1) * sizeof(*st));
-	if (!st)
-		return APP_ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		st[i].seq = c->open_txs[i].seq;
-		st[i].ns = c->open_txs[i].ns;
-		memcpy(st[i].hash, c->open_txs[i].hash, 32);
-	}
-	rc = seq_block_build(&h, &ns, st, n, first_seq, c->has_block ? c->last.height + 1 : 1,
-			     slot, seq_slot_start(slot, 0, (uint32_t)c->cfg->slot_ms),
-			     c->has_block ? c->last_hash : zero);
-	free(st);
-	if (rc)
-		return rc;
-	seq_block_sign(sig, &h, c->id->sk);
-	rc = app_store_block_put(c->store, &h, sig, ns, h.ns_count, err, sizeof(err));
-	if (rc) {
-		app_error("seal_failed", "height=%llu slot=%llu sqlite=\"%s\"",
-			  (unsigned long long)h.height, (unsigned long long)slot, err);
-		free(ns);
-		return rc;
-	}
-	c->last = h;
-	c->has_block = 1;
-	seq_block_hash(c->last_hash, &h);
-	atomic_store(&c->stats.height, h.height);
-	atomic_store(&c->stats.has_block, 1);
-
-	/* Move the sealed transactions (and their data) into the feed's block. */
+			  (unsigned long long)c->open_txs[0].seq,
+			  (unsigned long long)c->seal_next_seq);
+	j->slot = slot;
+	j->first_seq = c->seal_next_seq;
+	j->n = n;
+	j->txs = NULL;
 	if (n) {
-		txs = malloc(n * sizeof(*txs));
-		if (!txs)
+		j->txs = malloc(n * sizeof(*j->txs));
+		if (!j->txs)
 			APP_PANIC("out of memory sealing %zu txs", n);
-		memcpy(txs, c->open_txs, n * sizeof(*txs));
-		memmove(c->open_txs, c->open_txs + n, (c->open_n - n) * sizeof(*txs));
+		memcpy(j->txs, c->open_txs, n * sizeof(*j->txs));
+		memmove(c->open_txs, c->open_txs + n, (c->open_n - n) * sizeof(*j->txs));
 		c->open_n -= n;
 	}
-	rc = app_block_make(&b, &h, sig, ns, h.ns_count, txs, n);
+	c->seal_next_seq += n;
+}
+
+/* Build and sign the block of a job, advancing the sealer's tip. Takes the
+ * job's transactions whatever happens. */
+static int build_block(struct app_committer *c, struct seal_job *j, struct app_block **out)
+{
+	struct seq_block_hdr h;
+	struct seq_block_ns *ns = NULL;
+	struct seq_tx *st = malloc((j->n ? j->n : 1) * sizeof(*st));
+	uint8_t sig[64];
+	int rc;
+
+	if (!st) {
+		app_txs_free(j->txs, j->n);
+		return APP_ENOMEM;
+	}
+	for (size_t i = 0; i < j->n; i++) {
+		st[i].seq = j->txs[i].seq;
+		st[i].ns = j->txs[i].ns;
+		memcpy(st[i].hash, j->txs[i].hash, 32);
+	}
+	rc = seq_block_build(&h, &ns, st, j->n, j->first_seq, c->seal_height, j->slot,
+			     seq_slot_start(j->slot, 0, (uint32_t)c->cfg->slot_ms), c->seal_parent);
+	free(st);
+	if (rc) {
+		app_txs_free(j->txs, j->n);
+		return rc;
+	}
+	seq_block_sign(sig, &h, c->id->sk);
+	rc = app_block_make(out, &h, sig, ns, h.ns_count, j->txs, j->n);
 	if (rc)
 		return rc;
-	{
-		struct app_done d = {.kind = DONE_BLOCK, .block = b};
-
-		if (app_queue_push(c->done, &d, 1) == 0)
-			lws_cancel_service(c->lws);
-		else /* the feed will load it from storage when it notices */
-			app_block_unref(b);
-	}
+	c->seal_height = h.height + 1;
+	seq_block_hash(c->seal_parent, &h);
 	return 0;
+}
+
+/* The block rows are committed: tell the feed. */
+static void publish(struct app_committer *c, struct app_block **b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct app_done d = {.kind = DONE_BLOCK, .block = b[i]};
+
+		atomic_store(&c->stats.height, b[i]->hdr.height);
+		atomic_store(&c->stats.has_block, 1);
+		/* If the queue is full the feed notices the new height from stats and
+		 * reads the block from storage. */
+		if (app_queue_push(c->done, &d, 1))
+			app_block_unref(b[i]);
+	}
+	if (n)
+		lws_cancel_service(c->lws);
+}
+
+static void drop_blocks(struct app_block **b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		app_block_unref(b[i]);
+}
+
+static int insert_blocks(struct app_committer *c, struct app_block **b, size_t n, char *err,
+			 size_t errlen)
+{
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = app_store_block_insert(c->store, &b[i]->hdr, b[i]->sig, b[i]->ns,
+					    b[i]->ns_count, err, errlen);
+	return rc;
+}
+
+static void *sealer(void *arg)
+{
+	struct app_committer *c = arg;
+
+	for (;;) {
+		struct seal_job j;
+		struct app_block *b;
+		struct app_sub wake = {0}; /* req == NULL: a wake-up, not a submission */
+		int rc;
+
+		if (!app_queue_pop(&c->seal_jobs, &j, 1, app_now_ns() + 1000000000ull)) {
+			if (c->seal_jobs.closed && app_queue_len(&c->seal_jobs) == 0)
+				break;
+			continue;
+		}
+		rc = build_block(c, &j, &b);
+		if (rc) {
+			atomic_store(&c->stats.halted, 1);
+			app_error("sequencer_halted", "reason=seal slot=%llu err=\"%s\"",
+				  (unsigned long long)j.slot, app_strerror(rc));
+			continue;
+		}
+		pthread_mutex_lock(&c->sealed_mu);
+		if (c->sealed_n == c->sealed_cap) {
+			size_t cap = c->sealed_cap ? c->sealed_cap * 2 : 16;
+			struct app_block **v = realloc(c->sealed, cap * sizeof(*v));
+
+			if (!v)
+				APP_PANIC("out of memory queueing a sealed block");
+			c->sealed = v;
+			c->sealed_cap = cap;
+		}
+		c->sealed[c->sealed_n++] = b;
+		pthread_mutex_unlock(&c->sealed_mu);
+		/* A full queue means the committer is busy and will look anyway. */
+		app_queue_push(c->ingress, &wake, 1);
+	}
+	return NULL;
+}
+
+/* Blocks the sealer has finished, in height order. *out is malloc'd. */
+static size_t take_sealed(struct app_committer *c, struct app_block ***out)
+{
+	size_t n;
+
+	pthread_mutex_lock(&c->sealed_mu);
+	n = c->sealed_n;
+	*out = c->sealed;
+	c->sealed = NULL;
+	c->sealed_n = c->sealed_cap = 0;
+	pthread_mutex_unlock(&c->sealed_mu);
+	return n;
+}
+
+static void hand_off(struct app_committer *c, uint64_t slot)
+{
+	struct seal_job j;
+
+	take_job(c, slot, &j);
+	while (app_queue_push(&c->seal_jobs, &j, 1) == APP_EFULL) {
+		struct timespec ts = {0, 1000000};
+
+		nanosleep(&ts, NULL); /* the sealer is 64 slots behind: let it catch up */
+	}
 }
 
 /* eth_sendRawTransaction answers with the hash; everything else gets the receipt. */
@@ -231,7 +338,8 @@ static void answer_stored(struct app_committer *c, const struct app_sub *s, stru
  * answered with its stored receipt), build and sign the root over what was
  * inserted, COMMIT (fsync), and only then answer.
  */
-static void commit_group(struct app_committer *c, struct app_sub *s, size_t n)
+static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
+			 struct app_block **blocks, size_t nb)
 {
 	struct app_done *d = calloc(n, sizeof(*d));
 	uint32_t *alias = malloc(n * sizeof(*alias)), *set = NULL;
@@ -285,6 +393,8 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n)
 			APP_PANIC("seq_group_build: %s", app_strerror(rc));
 		rc = app_store_group_insert(c->store, &g, err, sizeof(err));
 	}
+	if (!rc) /* blocks sealed meanwhile ride along: no fsync of their own */
+		rc = insert_blocks(c, blocks, nb, err, sizeof(err));
 	if (!rc)
 		rc = app_store_commit(c->store, err, sizeof(err));
 	if (rc) {
@@ -294,8 +404,10 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n)
 		for (size_t i = 0; i < n; i++)
 			free(s[i].data);
 		seq_group_free(&g);
+		drop_blocks(blocks, nb);
 		goto out;
 	}
+	publish(c, blocks, nb);
 	if (m) {
 		atomic_store(&c->stats.last_commit_us, (app_now_ns() - t0) / 1000);
 		if (seq_merkle_tree_build(&tree, (const uint8_t(*)[32])g.leaves, m))
@@ -361,6 +473,37 @@ static uint64_t now_slot(struct app_committer *c)
 	return seq_slot_at(app_wall_ms(), 0, (uint32_t)c->cfg->slot_ms);
 }
 
+/* Store sealed blocks when no group is there to carry them. */
+static void store_blocks(struct app_committer *c, struct app_block **b, size_t n)
+{
+	char err[256];
+	int rc = app_store_begin(c->store, err, sizeof(err));
+
+	if (!rc)
+		rc = insert_blocks(c, b, n, err, sizeof(err));
+	if (!rc)
+		rc = app_store_commit(c->store, err, sizeof(err));
+	if (rc) {
+		app_store_rollback(c->store);
+		atomic_store(&c->stats.halted, 1);
+		app_error("sequencer_halted", "reason=\"storing sealed block\" sqlite=\"%s\"", err);
+		drop_blocks(b, n);
+		return;
+	}
+	publish(c, b, n);
+}
+
+/* Remove the sealer's wake-ups (req == NULL) from a popped batch. */
+static size_t drop_wakeups(struct app_sub *items, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (items[i].req)
+			items[k++] = items[i];
+	return k;
+}
+
 static void *run(void *arg)
 {
 	struct app_committer *c = arg;
@@ -371,27 +514,18 @@ static void *run(void *arg)
 		APP_PANIC("out of memory for the committer");
 	for (;;) {
 		uint64_t cur = now_slot(c), wall = app_wall_ms(), deadline, end_ms;
-		size_t n;
+		struct app_block **blocks;
+		size_t n, nb;
 
 		if (cur > c->open_slot && !atomic_load(&c->stats.halted)) {
-			int rc = seal_slot(c, c->open_slot);
-
-			if (rc) {
-				atomic_store(&c->stats.halted, 1);
-				app_error("sequencer_halted", "reason=seal err=\"%s\"", app_strerror(rc));
-			}
+			hand_off(c, c->open_slot);
 			c->open_slot = cur;
 			atomic_store(&c->stats.open_slot, cur);
 		}
 		end_ms = seq_slot_start(c->open_slot + 1, 0, (uint32_t)c->cfg->slot_ms);
 		deadline = app_now_ns() + (end_ms > wall ? end_ms - wall : 0) * 1000000ull + 1;
-		n = app_queue_pop(c->ingress, items, max, deadline);
-		if (n == 0) {
-			if (c->ingress->closed && app_queue_len(c->ingress) == 0)
-				break;
-			continue;
-		}
-		if (c->cfg->group_linger_us && n < max) {
+		n = drop_wakeups(items, app_queue_pop(c->ingress, items, max, deadline));
+		if (n && c->cfg->group_linger_us && n < max) {
 			uint64_t until = app_now_ns() + (uint64_t)c->cfg->group_linger_us * 1000;
 
 			while (n < max && app_now_ns() < until) {
@@ -399,14 +533,27 @@ static void *run(void *arg)
 
 				if (!k)
 					break;
-				n += k;
+				n += drop_wakeups(items + n, k);
 			}
 		}
-		if (atomic_load(&c->stats.halted))
-			answer_error(c, items, n, RPC_HALTED,
-				     "sequencer halted after a storage failure; see the daemon log");
-		else
-			commit_group(c, items, n);
+		nb = take_sealed(c, &blocks);
+		if (n == 0 && nb == 0) {
+			free(blocks);
+			if (c->ingress->closed && app_queue_len(c->ingress) == 0)
+				break;
+			continue;
+		}
+		if (atomic_load(&c->stats.halted)) {
+			if (n)
+				answer_error(c, items, n, RPC_HALTED,
+					     "sequencer halted after a storage failure; see the daemon log");
+			drop_blocks(blocks, nb);
+		} else if (n) {
+			commit_group(c, items, n, blocks, nb);
+		} else {
+			store_blocks(c, blocks, nb);
+		}
+		free(blocks);
 	}
 	free(items);
 	atomic_store(&c->stats.exited, 1);
@@ -498,49 +645,76 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 	}
 	c->next_seq = tip.next_seq;
 	c->next_group = tip.next_group;
-	c->has_block = tip.has_block;
-	c->last = tip.last;
-	memcpy(c->last_hash, tip.last_hash, 32);
+	c->seal_next_seq = tip.has_block ? tip.last.first_seq + tip.last.tx_count : 1;
+	c->seal_height = tip.has_block ? tip.last.height + 1 : 1;
+	memset(c->seal_parent, 0, 32);
+	if (tip.has_block)
+		memcpy(c->seal_parent, tip.last_hash, 32);
+	if (tip.has_block) {
+		atomic_store(&c->stats.height, tip.last.height);
+		atomic_store(&c->stats.has_block, 1);
+	}
 	/* Committed but unsealed transactions: everything after the last block. */
-	{
-		uint64_t from = tip.has_block ? tip.last.first_seq + tip.last.tx_count : 1;
-
-		rc = app_store_txs_range(c->store, from, c->next_seq - 1, &txs, &n);
-		if (rc) {
-			snprintf(errbuf, errlen, "reading unsealed transactions: %s",
-				 app_strerror(rc));
-			return rc;
-		}
-		if (n != c->next_seq - from) {
-			snprintf(errbuf, errlen, "sequence gap: %zu unsealed rows for %llu seqs", n,
-				 (unsigned long long)(c->next_seq - from));
-			app_txs_free(txs, n);
-			return APP_ESQLITE;
-		}
+	rc = app_store_txs_range(c->store, c->seal_next_seq, c->next_seq - 1, &txs, &n);
+	if (rc) {
+		snprintf(errbuf, errlen, "reading unsealed transactions: %s", app_strerror(rc));
+		return rc;
+	}
+	if (n != c->next_seq - c->seal_next_seq) {
+		snprintf(errbuf, errlen, "sequence gap: %zu unsealed rows for %llu seqs", n,
+			 (unsigned long long)(c->next_seq - c->seal_next_seq));
+		app_txs_free(txs, n);
+		return APP_ESQLITE;
 	}
 	for (size_t i = 0; i < n; i++)
 		if (open_push(c, &txs[i]))
 			return APP_ENOMEM;
 	free(txs); /* data now owned by open_txs */
 	cur = now_slot(c);
-	/* Seal complete slots left from before the restart, in order. */
+	/* Seal complete slots left from before the restart, in order, here and
+	 * now: the sealer thread is not running yet. */
 	while (c->open_n && c->open_txs[0].slot < cur) {
-		rc = seal_slot(c, c->open_txs[0].slot);
+		struct seal_job j;
+		struct app_block *b;
+		char err[256];
+
+		take_job(c, c->open_txs[0].slot, &j);
+		rc = build_block(c, &j, &b);
+		if (!rc) {
+			rc = app_store_block_put(c->store, &b->hdr, b->sig, b->ns, b->ns_count, err,
+						 sizeof(err));
+			if (rc)
+				app_block_unref(b);
+			else
+				publish(c, &b, 1);
+		}
 		if (rc) {
 			snprintf(errbuf, errlen, "sealing recovered slot: %s", app_strerror(rc));
 			return rc;
 		}
+		tip.last.slot = j.slot;
+		tip.has_block = 1;
 	}
 	c->open_slot = cur;
 	if (c->open_n && c->open_txs[c->open_n - 1].slot > c->open_slot)
 		c->open_slot = c->open_txs[c->open_n - 1].slot; /* clock went back */
-	if (c->has_block && c->last.slot >= c->open_slot)
-		c->open_slot = c->last.slot + 1;
+	if (tip.has_block && tip.last.slot >= c->open_slot)
+		c->open_slot = tip.last.slot + 1;
 	atomic_store(&c->stats.next_seq, c->next_seq);
 	atomic_store(&c->stats.open_slot, c->open_slot);
 	if (n)
 		app_info("recovered", "unsealed_txs=%zu next_seq=%llu", n,
 			 (unsigned long long)c->next_seq);
+	rc = app_queue_init(&c->seal_jobs, sizeof(struct seal_job), 64);
+	if (rc)
+		return rc;
+	pthread_mutex_init(&c->sealed_mu, NULL);
+	rc = pthread_create(&c->seal_thread, NULL, sealer, c);
+	if (rc) {
+		snprintf(errbuf, errlen, "pthread_create failed");
+		return -rc;
+	}
+	c->seal_started = 1;
 	rc = checkpointer_start(c, errbuf, errlen);
 	if (rc)
 		return rc;
@@ -556,12 +730,30 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 
 void app_committer_stop(struct app_committer *c)
 {
+	if (c->started) {
+		app_queue_close(c->ingress);
+		pthread_join(c->thread, NULL);
+		c->started = 0;
+	}
+	if (c->seal_started) {
+		struct seal_job j;
+		struct app_block **b;
+		size_t nb;
+
+		/* Unstored blocks are not lost: their transactions are durable and
+		 * are sealed again, identically, at the next start. */
+		app_queue_close(&c->seal_jobs);
+		pthread_join(c->seal_thread, NULL);
+		while (app_queue_pop(&c->seal_jobs, &j, 1, 0))
+			app_txs_free(j.txs, j.n);
+		nb = take_sealed(c, &b);
+		drop_blocks(b, nb);
+		free(b);
+		app_queue_destroy(&c->seal_jobs);
+		pthread_mutex_destroy(&c->sealed_mu);
+		c->seal_started = 0;
+	}
 	checkpointer_stop(c);
-	if (!c->started)
-		return;
-	app_queue_close(c->ingress);
-	pthread_join(c->thread, NULL);
-	c->started = 0;
 	app_txs_free(c->open_txs, c->open_n);
 	c->open_txs = NULL;
 	c->open_n = c->open_cap = 0;

@@ -112,9 +112,16 @@ struct app_committer {
 	int started;
 	/* committer-thread state */
 	uint64_t next_seq, next_group, open_slot;
-	int has_block;
-	struct seq_block_hdr last;
-	uint8_t last_hash[32];
+	uint64_t seal_next_seq; /* first seq of the next block handed to the sealer */
+	/* the sealer thread: builds and signs blocks off the commit path */
+	struct app_queue seal_jobs;
+	pthread_t seal_thread;
+	int seal_started;
+	uint64_t seal_height;	/* sealer: height of the next block */
+	uint8_t seal_parent[32]; /* sealer: hash of the previous block */
+	pthread_mutex_t sealed_mu;
+	struct app_block **sealed; /* built, waiting for the committer to store */
+	size_t sealed_n, sealed_cap;
 	struct app_store *ckpt_store; /* the checkpointer thread's connection */
 	pthread_t ckpt_thread;
 	int ckpt_started;

@@ -622,17 +622,15 @@ int app_store_txs_range(struct app_store *s, uint64_t first, uint64_t last,
 	return 0;
 }
 
-int app_store_block_put(struct app_store *s, const struct seq_block_hdr *h,
-			const uint8_t sig[static 64], const struct seq_block_ns *ns,
-			size_t ns_count, char *errbuf, size_t errlen)
+int app_store_block_insert(struct app_store *s, const struct seq_block_hdr *h,
+			   const uint8_t sig[static 64], const struct seq_block_ns *ns,
+			   size_t ns_count, char *errbuf, size_t errlen)
 {
 	uint8_t enc[SEQ_BLOCK_HDR_LEN], hash[32];
 	sqlite3_stmt *st = s->st[ST_BLOCK_INSERT];
 
 	seq_block_hdr_encode(enc, h);
 	seq_block_hash(hash, h);
-	if (exec_sql(s, "BEGIN"))
-		goto fail;
 	sqlite3_bind_int64(st, 1, (int64_t)h->height);
 	sqlite3_bind_int64(st, 2, (int64_t)h->slot);
 	sqlite3_bind_int64(st, 3, (int64_t)h->first_seq);
@@ -651,13 +649,25 @@ int app_store_block_put(struct app_store *s, const struct seq_block_hdr *h,
 		if (exec_stmt(st))
 			goto fail;
 	}
-	if (exec_sql(s, "COMMIT"))
-		goto fail;
 	return 0;
 fail:
 	set_err(errbuf, errlen, s->db);
-	exec_sql(s, "ROLLBACK");
 	return APP_ESQLITE;
+}
+
+int app_store_block_put(struct app_store *s, const struct seq_block_hdr *h,
+			const uint8_t sig[static 64], const struct seq_block_ns *ns,
+			size_t ns_count, char *errbuf, size_t errlen)
+{
+	int rc = app_store_begin(s, errbuf, errlen);
+
+	if (!rc)
+		rc = app_store_block_insert(s, h, sig, ns, ns_count, errbuf, errlen);
+	if (!rc)
+		rc = app_store_commit(s, errbuf, errlen);
+	if (rc)
+		app_store_rollback(s);
+	return rc;
 }
 
 int app_store_block_get(struct app_store *s, uint64_t height, struct seq_block_hdr *h,
