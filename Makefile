@@ -155,7 +155,10 @@ install: all
 	install -m 0755 $(DAEMON) $(CLI) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 firmware-config/mezzanine.conf $(DESTDIR)/etc/mezzanine/mezzanine.conf
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/mezzanine/
-	install -m 0644 systemd/*.service $(DESTDIR)/lib/systemd/system/
+	for u in systemd/*.service; do \
+		sed 's|/usr/local|$(PREFIX)|g' $$u > $(DESTDIR)/lib/systemd/system/$$(basename $$u); \
+		chmod 0644 $(DESTDIR)/lib/systemd/system/$$(basename $$u); \
+	done
 
 clean:
 	rm -rf build build-* 

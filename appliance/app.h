@@ -144,6 +144,8 @@ void app_store_close(struct app_store *s);
  * separate connection runs PASSIVE checkpoints, which never block the
  * writer. *wal_frames and *done_frames report the WAL's size and progress. */
 int app_store_set_autocheckpoint(struct app_store *s, int pages);
+/* With automatic checkpoints off: WAL frames after the last commit (any thread). */
+int app_store_wal_frames(struct app_store *s);
 int app_store_checkpoint(struct app_store *s, int *wal_frames, int *done_frames);
 /* The underlying sqlite3 handle, for modules that keep their own statements. */
 struct sqlite3 *app_store_db(struct app_store *s);

@@ -8,6 +8,7 @@
  */
 #include <limits.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +79,18 @@ struct app_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	int readonly;
+	atomic_int wal_frames; /* WAL size after this connection's last commit */
 };
+
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct app_store *s = arg;
+
+	(void)db;
+	(void)name;
+	atomic_store(&s->wal_frames, frames);
+	return SQLITE_OK;
+}
 
 static void set_err(char *errbuf, size_t errlen, sqlite3 *db)
 {
@@ -88,7 +100,16 @@ static void set_err(char *errbuf, size_t errlen, sqlite3 *db)
 
 int app_store_set_autocheckpoint(struct app_store *s, int pages)
 {
-	return sqlite3_wal_autocheckpoint(s->db, pages) == SQLITE_OK ? 0 : APP_ESQLITE;
+	if (pages > 0)
+		return sqlite3_wal_autocheckpoint(s->db, pages) == SQLITE_OK ? 0 : APP_ESQLITE;
+	/* Off: watch the WAL's size instead (replaces the autocheckpoint hook). */
+	sqlite3_wal_hook(s->db, on_wal_commit, s);
+	return 0;
+}
+
+int app_store_wal_frames(struct app_store *s)
+{
+	return atomic_load(&s->wal_frames);
 }
 
 int app_store_checkpoint(struct app_store *s, int *wal_frames, int *done_frames)
