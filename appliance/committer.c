@@ -207,6 +207,7 @@ static void *sealer(void *arg)
 {
 	struct app_committer *c = arg;
 
+	pthread_setname_np(pthread_self(), "mz-seal");
 	for (;;) {
 		struct seal_job j;
 		struct app_block *b;
@@ -512,6 +513,7 @@ static void *run(void *arg)
 
 	if (!items)
 		APP_PANIC("out of memory for the committer");
+	pthread_setname_np(pthread_self(), "mz-commit");
 	for (;;) {
 		uint64_t cur = now_slot(c), wall = app_wall_ms(), deadline, end_ms;
 		struct app_block **blocks;
@@ -576,6 +578,7 @@ static void *checkpointer(void *arg)
 	struct app_committer *c = arg;
 	int frames = 0, done = 0;
 
+	pthread_setname_np(pthread_self(), "mz-ckpt");
 	pthread_mutex_lock(&c->ckpt_mu);
 	while (!c->ckpt_stop) {
 		struct timespec ts;
