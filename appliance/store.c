@@ -492,13 +492,19 @@ int app_store_group_load(struct app_store *s, uint64_t group_id, struct seq_grou
 	return 0;
 }
 
-int app_store_begin(struct app_store *s, char *errbuf, size_t errlen)
+/* exec_sql that also reports SQLite's message. */
+static int exec_sql_err(struct app_store *s, const char *sql, char *errbuf, size_t errlen)
 {
-	if (exec_sql(s, "BEGIN")) {
+	if (exec_sql(s, sql)) {
 		set_err(errbuf, errlen, s->db);
 		return APP_ESQLITE;
 	}
 	return 0;
+}
+
+int app_store_begin(struct app_store *s, char *errbuf, size_t errlen)
+{
+	return exec_sql_err(s, "BEGIN", errbuf, errlen);
 }
 
 int app_store_tx_insert(struct app_store *s, const struct app_tx *t, char *errbuf,
@@ -539,11 +545,7 @@ int app_store_group_insert(struct app_store *s, const struct seq_group *g, char 
 
 int app_store_commit(struct app_store *s, char *errbuf, size_t errlen)
 {
-	if (exec_sql(s, "COMMIT")) {
-		set_err(errbuf, errlen, s->db);
-		return APP_ESQLITE;
-	}
-	return 0;
+	return exec_sql_err(s, "COMMIT", errbuf, errlen);
 }
 
 void app_store_rollback(struct app_store *s)

@@ -13,20 +13,7 @@
 
 #include "l1bridge/l1.h"
 
-/* These declarations are repeated in the tests that use them (the test
- * folder holds .c files only); keep the copies identical. */
-struct l1t_rep {
-	size_t idx;
-	const uint8_t *enc;
-	size_t len;
-};
-void l1t_cast(char *out, size_t cap, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-size_t l1t_unhex(uint8_t *out, size_t cap, const char *hex);
-size_t l1t_rlp_str(uint8_t *out, const uint8_t *p, size_t n);
-size_t l1t_rlp_wrap(uint8_t *out, uint8_t base, const uint8_t *payload, size_t n);
-size_t l1t_tx_rebuild(uint8_t *out, const uint8_t *raw, size_t len,
-		      const struct l1t_rep *reps, size_t nreps);
+#include "tests/l1bridge/helpers.h"
 
 /* Runs `cast <args>` and returns its first output line, without the
  * newline. cast is installed by scripts/install-deps; a missing cast is a

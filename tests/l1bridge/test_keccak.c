@@ -9,8 +9,7 @@
 
 #include "l1bridge/l1.h"
 
-void l1t_cast(char *out, size_t cap, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+#include "tests/l1bridge/helpers.h"
 
 static void pattern(uint8_t *buf, size_t n)
 {

@@ -9,9 +9,7 @@
 
 #include "l1bridge/l1.h"
 
-void l1t_cast(char *out, size_t cap, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-size_t l1t_unhex(uint8_t *out, size_t cap, const char *hex);
+#include "tests/l1bridge/helpers.h"
 
 /* Renders a decoded item in the JSON shape cast to-rlp takes, so a decode
  * can be compared with the value cast encoded. */

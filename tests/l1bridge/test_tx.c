@@ -12,19 +12,7 @@
 
 #include "l1bridge/l1.h"
 
-/* Shared with helpers.c (keep identical). */
-struct l1t_rep {
-	size_t idx;
-	const uint8_t *enc;
-	size_t len;
-};
-void l1t_cast(char *out, size_t cap, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-size_t l1t_unhex(uint8_t *out, size_t cap, const char *hex);
-size_t l1t_rlp_str(uint8_t *out, const uint8_t *p, size_t n);
-size_t l1t_rlp_wrap(uint8_t *out, uint8_t base, const uint8_t *payload, size_t n);
-size_t l1t_tx_rebuild(uint8_t *out, const uint8_t *raw, size_t len,
-		      const struct l1t_rep *reps, size_t nreps);
+#include "tests/l1bridge/helpers.h"
 
 /* anvil's first dev account and the second's address. */
 #define PK "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
