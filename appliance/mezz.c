@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "appliance/app.h"
@@ -643,6 +644,7 @@ int main(int argc, char **argv)
 		snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", data_dir);
 	if (sodium_init() < 0)
 		return die("libsodium failed to initialise");
+	umask(077); /* a database or key the CLI creates is private too */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (!strcmp(argv[i], "tenant"))
 		rc = cmd_tenant(argc - i - 1, argv + i + 1);

@@ -112,6 +112,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Everything the daemon creates (database, WAL, keys) is private to it. */
+	umask(077);
 
 	rc = app_identity_load(&id, cfg.data_dir, 1);
 	if (rc) {
