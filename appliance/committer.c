@@ -380,8 +380,8 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 			rc = 0;
 			continue;
 		}
-		if (rc)
-			break;
+		if (rc) /* keep going: every item still needs its req and slot filled */
+			continue;
 		pos[i] = m;
 		ns[m] = s[i].ns;
 		memcpy(hashes[m], s[i].hash, 32);

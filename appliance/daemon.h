@@ -148,6 +148,7 @@ char *app_error_json(int code, const char *fmt, ...) __attribute__((format(print
 /* Fault hooks, compiled in only for test builds (see fault.c). */
 #ifdef MEZZ_FAULT_HOOKS
 int app_fault_install(void);
+int app_fault_store_opened(struct app_store *s);
 #endif
 
 #endif /* MEZZ_DAEMON_H */

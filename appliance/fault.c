@@ -5,10 +5,15 @@
  * A SQLite VFS that wraps the default one and fails xSync once the number of
  * syncs passes MEZZ_FAULT_FSYNC_AFTER (environment), so a test can watch the
  * sequencer halt on an fsync error instead of preconfirming.
+ *
+ * MEZZ_FAULT_MAX_PAGES caps the database at that many pages (PRAGMA
+ * max_page_count), so an INSERT in the middle of a group fails with
+ * SQLITE_FULL: the other way a group can fail before its COMMIT.
  */
 #ifdef MEZZ_FAULT_HOOKS
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,6 +131,17 @@ int app_fault_install(void)
 	fault_vfs.szOsFile = (int)sizeof(struct fault_file);
 	fault_vfs.xOpen = f_open;
 	return sqlite3_vfs_register(&fault_vfs, 1) == SQLITE_OK ? 0 : -1;
+}
+
+int app_fault_store_opened(struct app_store *s)
+{
+	const char *e = getenv("MEZZ_FAULT_MAX_PAGES");
+	char sql[64];
+
+	if (!e)
+		return 0;
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%ld", atol(e));
+	return sqlite3_exec(app_store_db(s), sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 #else
 /* ISO C forbids an empty translation unit. */

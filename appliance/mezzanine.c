@@ -132,6 +132,12 @@ int main(int argc, char **argv)
 		app_error("startup_failed", "reason=\"database\" dir=%s err=\"%s\"", cfg.data_dir, err);
 		return 1;
 	}
+#ifdef MEZZ_FAULT_HOOKS
+	if (app_fault_store_opened(store)) {
+		app_error("startup_failed", "reason=\"fault hooks\"");
+		return 1;
+	}
+#endif
 	if (app_queue_init(&ingress, sizeof(struct app_sub), (size_t)cfg.ingress_queue_max) ||
 	    app_queue_init(&done, sizeof(struct app_done),
 			   (size_t)cfg.ingress_queue_max + 4096)) {

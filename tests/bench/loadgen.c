@@ -1035,5 +1035,8 @@ int main(int argc, char **argv)
 		printf(",\"daemon_cpu_pct\":%.0f",
 		       100.0 * (double)(d1 - d0) / (double)sysconf(_SC_CLK_TCK) / O.duration);
 	printf("}\n");
+	free(all.v);
+	free(alls.v);
+	free(sublat.v);
 	return 0;
 }

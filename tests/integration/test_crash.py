@@ -253,3 +253,30 @@ class FsyncFaultTest(unittest.TestCase):
         self.assertGreater(r["seq"], max(receipts.values()))
         n.wait_sealed_seq(r["seq"] + 1)
         self.assertEqual(n.http(b"", "/healthz", method="GET")[0], 200)
+
+
+class InsertFaultTest(unittest.TestCase):
+    """A group whose INSERT fails midway (database full) halts like an fsync
+    failure: every item of the request gets -32005, nothing is receipted,
+    and the process keeps serving."""
+
+    def test_insert_failure_mid_group_answers_every_item(self):
+        d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_MAX_PAGES": "64"}, slot_ms=60000)
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.setup_tenant("acme", "demo", 31337, key=False)
+        before = d.status()["nextSeq"]
+        # 100 x 4 KiB in one group: the 64-page (256 KiB) cap is hit part way.
+        reqs = [{"jsonrpc": "2.0", "id": j, "method": "mezz_sendTransaction",
+                 "params": {"namespace": "demo", "data": "0x" + os.urandom(4096).hex()}}
+                for j in range(100)]
+        st, doc = d.raw_post(json.dumps(reqs))
+        self.assertEqual(st, 200)
+        self.assertEqual(sorted(item["id"] for item in doc), list(range(100)))
+        for item in doc:
+            self.assertEqual(item["error"]["code"], -32005, item)
+        self.assertTrue(d.alive(), "daemon died:\n" + d.log())
+        status = d.status()
+        self.assertIs(status["halted"], True)
+        self.assertEqual(status["nextSeq"], before, "a failed group consumed sequence numbers")
+        self.assertIn("sequencer_halted", d.log())
