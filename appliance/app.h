@@ -244,9 +244,6 @@ int app_store_group_insert(struct app_store *s, const struct seq_group *g, char 
 			   size_t errlen);
 int app_store_commit(struct app_store *s, char *errbuf, size_t errlen);
 void app_store_rollback(struct app_store *s);
-/* The four steps above for a group whose transactions are all new. */
-int app_store_group_commit(struct app_store *s, const struct seq_group *g,
-			   const struct app_tx *txs, size_t n, char *errbuf, size_t errlen);
 /* Transactions with seq in [first, last], in seq order, data loaded
  * (malloc'd per tx). *out is a malloc'd array of *n entries. */
 int app_store_txs_range(struct app_store *s, uint64_t first, uint64_t last,

@@ -424,17 +424,9 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 			free(s[i].data);
 			continue;
 		}
-		memset(&r, 0, sizeof(r));
-		memcpy(r.hash, s[i].hash, 32);
-		r.ns = s[i].ns;
-		r.seq = c->next_seq + pos[i];
-		r.slot = c->open_slot;
-		r.group_id = c->next_group;
-		r.index = (uint32_t)pos[i];
-		r.count = (uint32_t)m;
-		memcpy(r.root, g.hdr.root, 32);
-		memcpy(r.sig, g.sig, 64);
-		seq_merkle_tree_path(&tree, pos[i], r.path, &r.path_len);
+		if (seq_receipt_from_tree(&r, &g.hdr, g.sig, &tree, pos[i], s[i].ns, s[i].hash))
+			APP_PANIC("receipt for seq %llu does not match its group",
+				  (unsigned long long)(c->next_seq + pos[i]));
 		d[i].json = answer_json(c, &s[i], &r);
 	}
 	seq_merkle_tree_free(&tree);

@@ -59,18 +59,11 @@ int app_receipt_load(struct app_store *s, const struct app_tx *tx, struct seq_re
 	rc = seq_merkle_tree_build(&t, (const uint8_t(*)[32])g.leaves, g.hdr.count);
 	if (rc)
 		goto out;
-	memset(r, 0, sizeof(*r));
-	memcpy(r->hash, tx->hash, 32);
-	r->ns = tx->ns;
-	r->seq = tx->seq;
-	r->slot = g.hdr.slot;
-	r->group_id = g.hdr.group_id;
-	r->index = (uint32_t)(tx->seq - g.hdr.first_seq);
-	r->count = g.hdr.count;
-	memcpy(r->root, g.hdr.root, 32);
-	memcpy(r->sig, g.sig, 64);
-	rc = seq_merkle_tree_path(&t, r->index, r->path, &r->path_len);
+	rc = seq_receipt_from_tree(r, &g.hdr, g.sig, &t, tx->seq - g.hdr.first_seq, tx->ns,
+				   tx->hash);
 	seq_merkle_tree_free(&t);
+	if (rc)
+		rc = APP_ESQLITE; /* stored rows disagree with their group */
 out:
 	free(g.leaves);
 	return rc;

@@ -278,12 +278,15 @@ static int serve_get(struct app_conn *c, const char *uri)
 	const char *body = root;
 	int status = HTTP_STATUS_OK;
 
-	if (!strcmp(uri, "/healthz"))
-		body = atomic_load(&c->srv->committer->stats.halted) ? "halted\n" : "ok\n";
-	else if (strcmp(uri, "/"))
-		status = HTTP_STATUS_NOT_FOUND, body = "not found\n";
-	if (!strcmp(uri, "/healthz") && atomic_load(&c->srv->committer->stats.halted))
-		status = HTTP_STATUS_SERVICE_UNAVAILABLE;
+	if (!strcmp(uri, "/healthz")) {
+		int halted = atomic_load(&c->srv->committer->stats.halted);
+
+		body = halted ? "halted\n" : "ok\n";
+		status = halted ? HTTP_STATUS_SERVICE_UNAVAILABLE : HTTP_STATUS_OK;
+	} else if (strcmp(uri, "/")) {
+		status = HTTP_STATUS_NOT_FOUND;
+		body = "not found\n";
+	}
 	if (lws_add_http_common_headers(c->wsi, (unsigned int)status, "text/plain",
 					strlen(body), &p, end) ||
 	    lws_finalize_write_http_header(c->wsi, start, &p, end))

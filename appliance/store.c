@@ -554,28 +554,6 @@ void app_store_rollback(struct app_store *s)
 		exec_sql(s, "ROLLBACK");
 }
 
-int app_store_group_commit(struct app_store *s, const struct seq_group *g,
-			   const struct app_tx *txs, size_t n, char *errbuf, size_t errlen)
-{
-	int rc = app_store_begin(s, errbuf, errlen);
-
-	for (size_t i = 0; !rc && i < n; i++) {
-		rc = app_store_tx_insert(s, &txs[i], errbuf, errlen);
-		if (rc == APP_EEXIST) {
-			snprintf(errbuf, errlen, "transaction seq %llu is already stored",
-				 (unsigned long long)txs[i].seq);
-			rc = APP_ESQLITE;
-		}
-	}
-	if (!rc)
-		rc = app_store_group_insert(s, g, errbuf, errlen);
-	if (!rc)
-		rc = app_store_commit(s, errbuf, errlen);
-	if (rc)
-		app_store_rollback(s);
-	return rc;
-}
-
 void app_txs_free(struct app_tx *txs, size_t n)
 {
 	if (!txs)

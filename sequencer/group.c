@@ -91,11 +91,26 @@ int seq_group_verify(const struct seq_group_hdr *h, const uint8_t sig[static 64]
 	return 0;
 }
 
+/* The fields every receipt copies from its group; the path is the caller's. */
+static void receipt_fill(struct seq_receipt *r, const struct seq_group_hdr *h,
+			 const uint8_t sig[static 64], size_t index, uint64_t ns,
+			 const uint8_t hash[static 32])
+{
+	memcpy(r->hash, hash, 32);
+	r->ns = ns;
+	r->seq = h->first_seq + index;
+	r->slot = h->slot;
+	r->group_id = h->group_id;
+	r->index = (uint32_t)index;
+	r->count = h->count;
+	memcpy(r->root, h->root, 32);
+	memcpy(r->sig, sig, 64);
+}
+
 int seq_receipt_from_group(struct seq_receipt *r, const struct seq_group *g,
 			   size_t index, uint64_t ns, const uint8_t hash[static 32])
 {
 	uint8_t leaf[32];
-	size_t len;
 	int rc;
 
 	if (r == NULL || g == NULL || g->leaves == NULL || index >= g->hdr.count)
@@ -105,19 +120,30 @@ int seq_receipt_from_group(struct seq_receipt *r, const struct seq_group *g,
 	if (memcmp(leaf, g->leaves[index], 32) != 0)
 		return SEQ_EINVAL;
 	rc = seq_merkle_proof((const uint8_t (*)[32])g->leaves, g->hdr.count,
-			      index, r->path, &len);
+			      index, r->path, &r->path_len);
 	if (rc != 0)
 		return rc;
-	memcpy(r->hash, hash, 32);
-	r->ns = ns;
-	r->seq = g->hdr.first_seq + index;
-	r->slot = g->hdr.slot;
-	r->group_id = g->hdr.group_id;
-	r->index = (uint32_t)index;
-	r->count = g->hdr.count;
-	memcpy(r->root, g->hdr.root, 32);
-	r->path_len = len;
-	memcpy(r->sig, g->sig, 64);
+	receipt_fill(r, &g->hdr, g->sig, index, ns, hash);
+	return 0;
+}
+
+int seq_receipt_from_tree(struct seq_receipt *r, const struct seq_group_hdr *h,
+			  const uint8_t sig[static 64], const struct seq_merkle_tree *t,
+			  size_t index, uint64_t ns, const uint8_t hash[static 32])
+{
+	uint8_t leaf[32];
+	int rc;
+
+	if (r == NULL || h == NULL || t == NULL || t->nodes == NULL || t->n != h->count ||
+	    index >= t->n)
+		return SEQ_EINVAL;
+	seq_merkle_tx_leaf(leaf, h->first_seq + index, ns, hash);
+	if (memcmp(leaf, t->nodes[index], 32) != 0)
+		return SEQ_EINVAL;
+	rc = seq_merkle_tree_path(t, index, r->path, &r->path_len);
+	if (rc != 0)
+		return rc;
+	receipt_fill(r, h, sig, index, ns, hash);
 	return 0;
 }
 

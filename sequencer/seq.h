@@ -161,9 +161,16 @@ struct seq_receipt {
 	uint8_t sig[64];
 };
 
-/* Fill r for transaction `index` of a built group (proof included). */
+/* Fill r for transaction `index` of a built group (proof included, O(n)).
+ * SEQ_EINVAL if (ns, hash) is not that leaf: it never cuts a receipt that
+ * could not verify. */
 int seq_receipt_from_group(struct seq_receipt *r, const struct seq_group *g,
 			   size_t index, uint64_t ns, const uint8_t hash[static 32]);
+/* The same from a group header, its signature and its whole tree (t built
+ * over the group's leaves): O(log n) per receipt, for answering a group. */
+int seq_receipt_from_tree(struct seq_receipt *r, const struct seq_group_hdr *h,
+			  const uint8_t sig[static 64], const struct seq_merkle_tree *t,
+			  size_t index, uint64_t ns, const uint8_t hash[static 32]);
 
 /* Checks the Merkle path against the root and the signature over the group. */
 int seq_receipt_verify(const struct seq_receipt *r, const uint8_t pk[static 32]);

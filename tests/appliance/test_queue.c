@@ -2,7 +2,10 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 
+#include <jansson.h>
+
 #include "appliance/app.h"
+#include "appliance/daemon.h"
 
 Test(queue, all_or_nothing_push_and_fifo)
 {
@@ -67,8 +70,6 @@ Test(queue, threads_see_every_item_in_order)
 }
 
 /* Error messages quote client input; the JSON must stay valid UTF-8. */
-#include <jansson.h>
-char *app_error_json(int code, const char *fmt, ...);
 
 Test(error_json, broken_utf8_becomes_replacement_char)
 {

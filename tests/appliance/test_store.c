@@ -119,9 +119,19 @@ Test(store, group_commit_and_reload)
 		memcpy(txs[i].hash, hashes[i], 32);
 	}
 	cr_assert_eq(seq_group_build(&g, 1, 5, 1, ns, (const uint8_t(*)[32])hashes, 3, id.sk), 0);
-	cr_assert_eq(app_store_group_commit(s, &g, txs, 3, err, sizeof(err)), 0, "%s", err);
-	/* the same seq again must fail and roll back whole */
-	cr_assert_eq(app_store_group_commit(s, &g, txs, 3, err, sizeof(err)), APP_ESQLITE);
+	cr_assert_eq(app_store_begin(s, err, sizeof(err)), 0, "%s", err);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(app_store_tx_insert(s, &txs[i], err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_store_group_insert(s, &g, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_store_commit(s, err, sizeof(err)), 0, "%s", err);
+	/* the same (hash, ns) again inserts nothing: that is the duplicate check */
+	cr_assert_eq(app_store_begin(s, err, sizeof(err)), 0, "%s", err);
+	txs[0].seq = 4;
+	cr_assert_eq(app_store_tx_insert(s, &txs[0], err, sizeof(err)), APP_EEXIST);
+	/* the same group id again fails, and the rollback leaves nothing behind */
+	cr_assert_eq(app_store_group_insert(s, &g, err, sizeof(err)), APP_ESQLITE);
+	app_store_rollback(s);
+	txs[0].seq = 1;
 	cr_assert_eq(app_store_tip(s, &tip), 0);
 	cr_assert_eq(tip.next_seq, 4);
 	cr_assert_eq(tip.next_group, 2);

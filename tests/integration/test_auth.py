@@ -217,3 +217,21 @@ class AuthTest(DaemonCase):
             else:
                 self.assertRpcError(doc, -32001, "ws header %r" % h[:30])
         self.assertNothingStored()
+
+
+class KeyStorageTest(DaemonCase):
+    """Keys are shown once and stored only as keyed hashes."""
+
+    def test_key_plaintext_never_stored(self):
+        key = self.d.setup_tenant("gamma", "g", 3001, ingress="key", feed="key")
+        self.assertIn("result", self.d.call("mezz_sendTransaction",
+                                            {"namespace": "g", "data": "0x0102"}, key=key))
+        secret = key[3:].encode()  # the random part, whatever encoding a store might use
+        for name in os.listdir(self.d.data_dir):
+            path = os.path.join(self.d.data_dir, name)
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    self.assertNotIn(secret, f.read(), "key found in plaintext in " + name)
+        listing = self.d.mezz("key", "list").stdout
+        self.assertNotIn(key, listing)
+        self.assertIn(key[:10] + "...", listing)  # only a prefix, to tell keys apart

@@ -277,3 +277,30 @@ class ShutdownTest(DaemonCase):
         self.assertEqual(d.terminate(timeout=45), 0)
         d.start()
         self.assertEqual(d.rpc("mezz_getPreconfirmation", {"hash": r["hash"]}), r)
+
+
+class NotificationTest(DaemonCase):
+    """JSON-RPC notifications (no id) are executed but never answered."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.d.setup_tenant("acme", "demo", 31337, key=False)
+
+    def test_notifications_get_no_answer(self):
+        before = self.d.status()["nextSeq"]
+        note = {"jsonrpc": "2.0", "method": "mezz_sendTransaction",
+                "params": {"namespace": "demo", "data": "0xaa01"}}
+        st, doc, raw = self.d.http(json.dumps(note))
+        self.assertEqual((st, raw), (204, b""))
+        # a batch of only notifications: 204 too; a mixed batch answers only the ids
+        st, doc, raw = self.d.http(json.dumps([dict(note, params={"namespace": "demo",
+                                                                  "data": "0xaa02"})]))
+        self.assertEqual((st, raw), (204, b""))
+        mixed = [dict(note, params={"namespace": "demo", "data": "0xaa03"}),
+                 {"jsonrpc": "2.0", "id": 9, "method": "mezz_status"}]
+        st, doc, raw = self.d.http(json.dumps(mixed))
+        self.assertEqual(st, 200)
+        self.assertEqual([x["id"] for x in doc], [9])
+        # the notified transactions were still sequenced, durably
+        self.assertEqual(self.d.status()["nextSeq"], before + 3)
