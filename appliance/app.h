@@ -76,6 +76,11 @@ struct app_config {
 	long ws_send_queue_bytes;
 	/* [storage] */
 	char data_dir[512];
+	char da_dirs[4096]; /* comma-separated; see app_config_da_dirs */
+	long tx_retention_blocks;
+	/* [da] */
+	long da_k, da_m;
+	long da_retention_blocks;
 	/* [sequencer] */
 	long slot_ms;
 	long group_max_txs;
@@ -89,7 +94,7 @@ struct app_config {
 };
 
 /* One entry of the config table, exposed for tests and `mezz config check`. */
-enum app_cfg_type { APP_CFG_INT, APP_CFG_STR, APP_CFG_LISTEN };
+enum app_cfg_type { APP_CFG_INT, APP_CFG_STR, APP_CFG_LISTEN, APP_CFG_DIRS };
 struct app_cfg_entry {
 	const char *section;
 	const char *name;
@@ -113,6 +118,20 @@ void app_config_defaults(struct app_config *c);
 int app_config_load(struct app_config *c, const char *path, char *err, size_t errlen);
 /* Apply "section.key=value" (command-line --set). 0 or APP_ECONFIG with err. */
 int app_config_set(struct app_config *c, const char *assignment, char *err, size_t errlen);
+/*
+ * Rules across keys (da.k + da.m <= 256), checked once every file and --set
+ * has been applied. 0, or APP_ECONFIG with one line per broken rule in err.
+ */
+int app_config_validate(const struct app_config *c, char *err, size_t errlen);
+
+#define APP_DA_MAX_DIRS 256
+/*
+ * The shard directories: storage.da_dirs split at commas, or
+ * "<data_dir>/shards" when it is empty. Fills dirs[0..n) with malloc'd
+ * strings (free with app_config_dirs_free); APP_ENOMEM or APP_ECONFIG.
+ */
+int app_config_da_dirs(const struct app_config *c, char ***dirs, size_t *n);
+void app_config_dirs_free(char **dirs, size_t n);
 
 /* ------------------------------------------------------------------ */
 /* Identity: the ed25519 key (data_dir/identity.key, 0600, created on first

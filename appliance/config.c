@@ -29,6 +29,15 @@ const struct app_cfg_entry app_cfg_table[] = {
 	 OFF(ws_send_queue_bytes), "bytes queued to one client before it is disconnected"},
 	{"storage", "data_dir", APP_CFG_STR, 1, 511, "/var/lib/mezzanine", OFF(data_dir),
 	 "directory for the database and the identity key"},
+	{"storage", "da_dirs", APP_CFG_DIRS, 0, 4095, "", OFF(da_dirs),
+	 "comma-separated shard directories (empty: data_dir/shards)"},
+	{"storage", "tx_retention_blocks", APP_CFG_INT, 0, 1L << 40, "0",
+	 OFF(tx_retention_blocks), "blocks whose transactions stay in the database (0: all)"},
+	{"da", "k", APP_CFG_INT, 1, 255, "16", OFF(da_k), "data shards per block"},
+	{"da", "m", APP_CFG_INT, 1, 255, "16", OFF(da_m),
+	 "parity shards per block: any m may be lost"},
+	{"da", "retention_blocks", APP_CFG_INT, 0, 1L << 40, "0", OFF(da_retention_blocks),
+	 "blocks whose shards are kept (0: all)"},
 	{"sequencer", "slot_ms", APP_CFG_INT, 10, 60000, "250", OFF(slot_ms),
 	 "slot duration: one superblock is sealed per slot"},
 	{"sequencer", "group_max_txs", APP_CFG_INT, 1, 65536, "4096", OFF(group_max_txs),
@@ -53,6 +62,110 @@ static const struct app_cfg_entry *find(const char *section, const char *name)
 		    !strcmp(app_cfg_table[i].name, name))
 			return &app_cfg_table[i];
 	return NULL;
+}
+
+/*
+ * Split a comma-separated directory list, trimming blanks around each entry.
+ * Empty entries and duplicates are errors: a shard directory listed twice
+ * would hold two shards of a block, so losing it would lose both.
+ */
+static int split_dirs(const char *v, char **dirs, size_t *n, char *why, size_t whylen)
+{
+	const char *p = v;
+
+	*n = 0;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!*p)
+		return 0;
+	for (;;) {
+		const char *end = strchr(p, ','), *stop;
+		size_t len;
+
+		if (!end)
+			end = p + strlen(p);
+		stop = end;
+		while (stop > p && (stop[-1] == ' ' || stop[-1] == '\t'))
+			stop--;
+		len = (size_t)(stop - p);
+		if (len == 0 || len > 511) {
+			snprintf(why, whylen, "entry %zu is %s", *n + 1,
+				 len ? "longer than 511 characters" : "empty");
+			goto fail;
+		}
+		if (*n == APP_DA_MAX_DIRS) {
+			snprintf(why, whylen, "more than %d directories", APP_DA_MAX_DIRS);
+			goto fail;
+		}
+		dirs[*n] = strndup(p, len);
+		if (!dirs[*n]) {
+			snprintf(why, whylen, "out of memory");
+			goto fail;
+		}
+		for (size_t i = 0; i < *n; i++)
+			if (!strcmp(dirs[i], dirs[*n])) {
+				snprintf(why, whylen, "'%s' is listed twice", dirs[i]);
+				(*n)++;
+				goto fail;
+			}
+		(*n)++;
+		if (!*end)
+			return 0;
+		p = end + 1;
+		while (*p == ' ' || *p == '\t')
+			p++;
+	}
+fail:
+	app_config_dirs_free(dirs, *n);
+	*n = 0;
+	return APP_ECONFIG;
+}
+
+void app_config_dirs_free(char **dirs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(dirs[i]);
+}
+
+int app_config_da_dirs(const struct app_config *c, char ***out, size_t *n)
+{
+	char *tmp[APP_DA_MAX_DIRS], why[128];
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = split_dirs(c->da_dirs, tmp, n, why, sizeof(why));
+	if (rc)
+		return rc;
+	if (*n == 0) {
+		size_t l = strlen(c->data_dir) + sizeof("/shards");
+
+		tmp[0] = malloc(l);
+		if (!tmp[0])
+			return APP_ENOMEM;
+		snprintf(tmp[0], l, "%s/shards", c->data_dir);
+		*n = 1;
+	}
+	*out = malloc(*n * sizeof(char *));
+	if (!*out) {
+		app_config_dirs_free(tmp, *n);
+		*n = 0;
+		return APP_ENOMEM;
+	}
+	memcpy(*out, tmp, *n * sizeof(char *));
+	return 0;
+}
+
+int app_config_validate(const struct app_config *c, char *err, size_t errlen)
+{
+	if (c->da_k + c->da_m > 256) {
+		snprintf(err, errlen,
+			 "da.k + da.m = %ld + %ld = %ld: a Reed-Solomon code over GF(2^8) "
+			 "has at most 256 shards",
+			 c->da_k, c->da_m, c->da_k + c->da_m);
+		return APP_ECONFIG;
+	}
+	return 0;
 }
 
 /* Parse one value into the struct. On failure writes a reason into why. */
@@ -91,6 +204,21 @@ static int apply(struct app_config *c, const struct app_cfg_entry *e, const char
 		}
 		snprintf((char *)c + e->offset, (size_t)e->max + 1, "%s", v);
 		return 0;
+	case APP_CFG_DIRS: {
+		char *dirs[APP_DA_MAX_DIRS];
+		size_t nd = 0;
+
+		if (strlen(v) > (size_t)e->max) {
+			snprintf(why, whylen, "longer than %ld characters", e->max);
+			return APP_ECONFIG;
+		}
+		n = split_dirs(v, dirs, &nd, why, whylen);
+		if (n)
+			return (int)n;
+		app_config_dirs_free(dirs, nd);
+		snprintf((char *)c + e->offset, (size_t)e->max + 1, "%s", v);
+		return 0;
+	}
 	case APP_CFG_LISTEN: {
 		const char *colon = strrchr(v, ':');
 
@@ -130,6 +258,7 @@ struct load_ctx {
 	FILE *f;
 	int line;
 	int errors;
+	int key_line[128]; /* line of each table entry's last assignment; 0: unset */
 	char *err;
 	size_t errlen, used;
 };
@@ -179,6 +308,7 @@ static int handler(void *user, const char *section, const char *name, const char
 		add_error(x, x->line, "unknown key '%s' in section [%s]", name, section);
 		return 1;
 	}
+	x->key_line[e - app_cfg_table] = x->line;
 	if (apply(x->c, e, value, why, sizeof(why)))
 		add_error(x, x->line, "%s.%s: %s (%s)", section, name, why, e->help);
 	return 1; /* keep going: report every error, not just the first */
@@ -187,8 +317,12 @@ static int handler(void *user, const char *section, const char *name, const char
 int app_config_load(struct app_config *c, const char *path, char *err, size_t errlen)
 {
 	struct load_ctx x = {.c = c, .path = path, .err = err, .errlen = errlen};
+	char why[256];
 	int rc;
 
+	_Static_assert(sizeof(x.key_line) / sizeof(x.key_line[0]) >=
+			       sizeof(app_cfg_table) / sizeof(app_cfg_table[0]),
+		       "key_line must cover the config table");
 	if (err && errlen)
 		err[0] = 0;
 	x.f = fopen(path, "r");
@@ -200,6 +334,15 @@ int app_config_load(struct app_config *c, const char *path, char *err, size_t er
 		add_error(&x, rc, "syntax error (expected 'key = value' or '[section]')");
 	else if (rc < 0)
 		add_error(&x, 0, "could not parse file");
+	if (app_config_validate(c, why, sizeof(why))) {
+		/* Name the line that broke the rule: the later of the keys involved. */
+		int line = 0;
+
+		for (size_t i = 0; i < app_cfg_table_len; i++)
+			if (!strcmp(app_cfg_table[i].section, "da") && x.key_line[i] > line)
+				line = x.key_line[i];
+		add_error(&x, line, "%s", why);
+	}
 	return x.errors;
 }
 

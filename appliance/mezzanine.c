@@ -105,6 +105,10 @@ int main(int argc, char **argv)
 		}
 		free(sets[i]);
 	}
+	if (app_config_validate(&cfg, err, sizeof(err))) {
+		fprintf(stderr, "mezzanine: %s\n", err);
+		return 1;
+	}
 	app_log_level_parse(cfg.log_level, &lvl);
 	app_log_set_level(lvl);
 	if (sodium_init() < 0) {

@@ -47,14 +47,17 @@ Test(config, default_file_matches_table)
 	cr_assert_not_null(f, "run from the repository root");
 	cr_assert(app_cfg_table_len < 64);
 	while (fgets(line, sizeof(line), f)) {
-		char key[64], val[256];
+		char key[64], val[256] = "";
+		int got;
 		size_t i;
 
 		if (line[0] == '#' || line[0] == ';' || line[0] == '\n')
 			continue;
 		if (sscanf(line, "[%63[^]]]", section) == 1)
 			continue;
-		cr_assert_eq(sscanf(line, "%63s = %255s", key, val), 2, "bad line: %s", line);
+		/* "key = value", or "key =" for an empty default */
+		got = sscanf(line, "%63s = %255s", key, val);
+		cr_assert(got == 2 || (got == 1 && strstr(line, " =")), "bad line: %s", line);
 		for (i = 0; i < app_cfg_table_len; i++)
 			if (!strcmp(app_cfg_table[i].section, section) &&
 			    !strcmp(app_cfg_table[i].name, key))
@@ -109,6 +112,50 @@ Test(config, values_applied)
 	cr_assert_eq(c.listen_port, 19000);
 	cr_assert_eq(c.slot_ms, 100);
 	unlink(p);
+}
+
+Test(config, da_shard_count_checked_across_keys)
+{
+	struct app_config c;
+	char err[1024];
+	const char *p = write_tmp("[da]\nk = 200\n\nm = 100\n");
+
+	app_config_defaults(&c);
+	cr_assert_eq(app_config_load(&c, p, err, sizeof(err)), 1, "%s", err);
+	cr_assert(strstr(err, ":4: da.k + da.m = 200 + 100 = 300"), "%s", err);
+	app_config_defaults(&c);
+	cr_assert_eq(app_config_set(&c, "da.k=255", err, sizeof(err)), 0);
+	cr_assert_eq(app_config_validate(&c, err, sizeof(err)), APP_ECONFIG);
+	cr_assert_eq(app_config_set(&c, "da.m=1", err, sizeof(err)), 0);
+	cr_assert_eq(app_config_validate(&c, err, sizeof(err)), 0, "%s", err);
+}
+
+Test(config, da_dirs_split_and_checked)
+{
+	struct app_config c;
+	char err[1024], **d;
+	size_t n;
+
+	app_config_defaults(&c);
+	snprintf(c.data_dir, sizeof(c.data_dir), "/srv/mz");
+	cr_assert_eq(app_config_da_dirs(&c, &d, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(d[0], "/srv/mz/shards");
+	app_config_dirs_free(d, n);
+	free(d);
+	cr_assert_eq(app_config_set(&c, "storage.da_dirs= /a , /b,/c ", err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(app_config_da_dirs(&c, &d, &n), 0);
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(d[0], "/a");
+	cr_assert_str_eq(d[1], "/b");
+	cr_assert_str_eq(d[2], "/c");
+	app_config_dirs_free(d, n);
+	free(d);
+	cr_assert_eq(app_config_set(&c, "storage.da_dirs=/a,,/b", err, sizeof(err)), APP_ECONFIG);
+	cr_assert(strstr(err, "entry 2 is empty"), "%s", err);
+	cr_assert_eq(app_config_set(&c, "storage.da_dirs=/a,/b,/a", err, sizeof(err)), APP_ECONFIG);
+	cr_assert(strstr(err, "'/a' is listed twice"), "%s", err);
 }
 
 Test(config, syntax_error_has_line)

@@ -49,6 +49,19 @@ static void check_config(const struct app_config *c)
 				__builtin_trap();
 			break;
 		}
+		case APP_CFG_DIRS: {
+			char **dirs;
+			size_t nd;
+
+			check_str(f, (size_t)e->max + 1);
+			if (app_config_da_dirs(c, &dirs, &nd) == 0) {
+				if (nd < 1 || nd > APP_DA_MAX_DIRS)
+					__builtin_trap();
+				app_config_dirs_free(dirs, nd);
+				free(dirs);
+			}
+			break;
+		}
 		case APP_CFG_LISTEN:
 			check_str(c->listen_addr, sizeof(c->listen_addr));
 			if (c->listen_addr[0] == 0)
