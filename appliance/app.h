@@ -280,6 +280,27 @@ int app_store_block_get(struct app_store *s, uint64_t height, struct seq_block_h
 			uint8_t sig[static 64], struct seq_block_ns **ns, size_t *ns_count);
 /* Height of the highest sealed block; APP_ENOTFOUND if none. */
 int app_store_block_tip(struct app_store *s, uint64_t *height);
+
+/*
+ * Data-availability commitments: one row per available block, the encoded
+ * commitment record (da.h) and the appliance's ed25519 signature over it.
+ * Insert runs inside a transaction begun with app_store_begin (the committer
+ * adds it to the next group's COMMIT). Get copies exactly record_len bytes;
+ * APP_ENOTFOUND if the block is not available (yet), APP_ESQLITE if the row
+ * has another length. Tip: the highest available height, APP_ENOTFOUND if none.
+ */
+int app_store_da_insert(struct app_store *s, uint64_t height, const uint8_t *record,
+			size_t record_len, const uint8_t sig[static 64], char *errbuf,
+			size_t errlen);
+int app_store_da_get(struct app_store *s, uint64_t height, uint8_t *record, size_t record_len,
+		     uint8_t sig[static 64]);
+int app_store_da_tip(struct app_store *s, uint64_t *height);
+
+/* An integer from the meta table; APP_ENOTFOUND if absent. */
+int app_store_meta_u64(struct app_store *s, const char *key, uint64_t *v);
+/* 1 if the database still holds the transactions of the block at height
+ * (retention has not pruned them), else 0: read the block from its shards. */
+int app_store_block_has_txs(struct app_store *s, uint64_t height);
 int app_store_namespaces(struct app_store *s, struct app_namespace **out, size_t *n);
 /* Tenant owning a key hash, if the key exists and is not revoked. */
 int app_store_key_lookup(struct app_store *s, const uint8_t hash[static 32],

@@ -27,7 +27,7 @@ int app_block_make(struct app_block **out, const struct seq_block_hdr *h,
 	*out = NULL;
 	if (!b)
 		goto fail;
-	b->refs = 1;
+	atomic_init(&b->refs, 1);
 	b->hdr = *h;
 	memcpy(b->sig, sig, 64);
 	seq_block_hash(b->hash, h);
@@ -94,7 +94,7 @@ int app_block_load(struct app_block **out, struct app_store *s, uint64_t height)
 
 void app_block_unref(struct app_block *b)
 {
-	if (!b || --b->refs > 0)
+	if (!b || atomic_fetch_sub(&b->refs, 1) > 1)
 		return;
 	for (size_t i = 0; i < b->ns_count; i++)
 		free(b->ns_json[i]);

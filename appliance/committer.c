@@ -177,6 +177,7 @@ static void publish(struct app_committer *c, struct app_block **b, size_t n)
 
 		atomic_store(&c->stats.height, b[i]->hdr.height);
 		atomic_store(&c->stats.has_block, 1);
+		app_avail_submit(c, b[i]);
 		/* If the queue is full the feed notices the new height from stats and
 		 * reads the block from storage. */
 		if (app_queue_push(c->done, &d, 1))
@@ -184,6 +185,31 @@ static void publish(struct app_committer *c, struct app_block **b, size_t n)
 	}
 	if (n)
 		lws_cancel_service(c->lws);
+}
+
+/* The DA records are committed: those blocks are available. */
+static void publish_available(struct app_committer *c, const struct app_da_rec *r, size_t n)
+{
+	struct app_done d = {.kind = DONE_LEVEL, .level = APP_LEVEL_AVAILABLE};
+
+	if (!n)
+		return;
+	d.height = r[n - 1].height;
+	atomic_store(&c->stats.level_tip[APP_LEVEL_AVAILABLE], d.height);
+	/* A full queue is fine: the feed also reads the tip from stats. */
+	app_queue_push(c->done, &d, 1);
+	lws_cancel_service(c->lws);
+}
+
+static int insert_da(struct app_committer *c, const struct app_da_rec *r, size_t n, char *err,
+		     size_t errlen)
+{
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = app_store_da_insert(c->store, r[i].height, r[i].record, DA_RECORD_LEN,
+					 r[i].sig, err, errlen);
+	return rc;
 }
 
 static void drop_blocks(struct app_block **b, size_t n)
@@ -339,8 +365,16 @@ static void answer_stored(struct app_committer *c, const struct app_sub *s, stru
  * answered with its stored receipt), build and sign the root over what was
  * inserted, COMMIT (fsync), and only then answer.
  */
+/* What rides along in the next COMMIT: sealed blocks and DA records. */
+struct riders {
+	struct app_block **blocks;
+	size_t nb;
+	struct app_da_rec *recs;
+	size_t nr;
+};
+
 static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
-			 struct app_block **blocks, size_t nb)
+			 const struct riders *rd)
 {
 	struct app_done *d = calloc(n, sizeof(*d));
 	uint32_t *alias = malloc(n * sizeof(*alias)), *set = NULL;
@@ -395,7 +429,9 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		rc = app_store_group_insert(c->store, &g, err, sizeof(err));
 	}
 	if (!rc) /* blocks sealed meanwhile ride along: no fsync of their own */
-		rc = insert_blocks(c, blocks, nb, err, sizeof(err));
+		rc = insert_blocks(c, rd->blocks, rd->nb, err, sizeof(err));
+	if (!rc)
+		rc = insert_da(c, rd->recs, rd->nr, err, sizeof(err));
 	if (!rc)
 		rc = app_store_commit(c->store, err, sizeof(err));
 	if (rc) {
@@ -405,10 +441,11 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		for (size_t i = 0; i < n; i++)
 			free(s[i].data);
 		seq_group_free(&g);
-		drop_blocks(blocks, nb);
+		drop_blocks(rd->blocks, rd->nb);
 		goto out;
 	}
-	publish(c, blocks, nb);
+	publish(c, rd->blocks, rd->nb);
+	publish_available(c, rd->recs, rd->nr);
 	if (m) {
 		atomic_store(&c->stats.last_commit_us, (app_now_ns() - t0) / 1000);
 		if (seq_merkle_tree_build(&tree, (const uint8_t(*)[32])g.leaves, m))
@@ -495,24 +532,27 @@ static void checkpoint_inline(struct app_committer *c)
 		app_warn("checkpoint_failed", "wal_frames=%d", frames);
 }
 
-/* Store sealed blocks when no group is there to carry them. */
-static void store_blocks(struct app_committer *c, struct app_block **b, size_t n)
+/* Store sealed blocks and DA records when no group is there to carry them. */
+static void store_riders(struct app_committer *c, const struct riders *rd)
 {
 	char err[256];
 	int rc = app_store_begin(c->store, err, sizeof(err));
 
 	if (!rc)
-		rc = insert_blocks(c, b, n, err, sizeof(err));
+		rc = insert_blocks(c, rd->blocks, rd->nb, err, sizeof(err));
+	if (!rc)
+		rc = insert_da(c, rd->recs, rd->nr, err, sizeof(err));
 	if (!rc)
 		rc = app_store_commit(c->store, err, sizeof(err));
 	if (rc) {
 		app_store_rollback(c->store);
 		atomic_store(&c->stats.halted, 1);
 		app_error("sequencer_halted", "reason=\"storing sealed block\" sqlite=\"%s\"", err);
-		drop_blocks(b, n);
+		drop_blocks(rd->blocks, rd->nb);
 		return;
 	}
-	publish(c, b, n);
+	publish(c, rd->blocks, rd->nb);
+	publish_available(c, rd->recs, rd->nr);
 }
 
 /* Remove the sealer's wake-ups (req == NULL) from a popped batch. */
@@ -537,8 +577,8 @@ static void *run(void *arg)
 	pthread_setname_np(pthread_self(), "mz-commit");
 	for (;;) {
 		uint64_t cur = now_slot(c), wall = app_wall_ms(), deadline, end_ms;
-		struct app_block **blocks;
-		size_t n, nb;
+		struct riders rd;
+		size_t n;
 
 		if (cur > c->open_slot && !atomic_load(&c->stats.halted)) {
 			hand_off(c, c->open_slot);
@@ -559,9 +599,11 @@ static void *run(void *arg)
 				n += drop_wakeups(items + n, k);
 			}
 		}
-		nb = take_sealed(c, &blocks);
-		if (n == 0 && nb == 0) {
-			free(blocks);
+		rd.nb = take_sealed(c, &rd.blocks);
+		rd.nr = app_avail_take(c, &rd.recs);
+		if (n == 0 && rd.nb == 0 && rd.nr == 0) {
+			free(rd.blocks);
+			free(rd.recs);
 			if (c->ingress->closed && app_queue_len(c->ingress) == 0)
 				break;
 			continue;
@@ -570,13 +612,14 @@ static void *run(void *arg)
 			if (n)
 				answer_error(c, items, n, RPC_HALTED,
 					     "sequencer halted after a storage failure; see the daemon log");
-			drop_blocks(blocks, nb);
+			drop_blocks(rd.blocks, rd.nb);
 		} else if (n) {
-			commit_group(c, items, n, blocks, nb);
+			commit_group(c, items, n, &rd);
 		} else {
-			store_blocks(c, blocks, nb);
+			store_riders(c, &rd);
 		}
-		free(blocks);
+		free(rd.blocks);
+		free(rd.recs);
 		if (!atomic_load(&c->stats.halted))
 			checkpoint_inline(c); /* after the answers are on their way */
 	}
@@ -741,9 +784,15 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 	rc = checkpointer_start(c, errbuf, errlen);
 	if (rc)
 		return rc;
+	rc = app_avail_start(c, errbuf, errlen);
+	if (rc) {
+		checkpointer_stop(c);
+		return rc;
+	}
 	rc = pthread_create(&c->thread, NULL, run, c);
 	if (rc) {
 		snprintf(errbuf, errlen, "pthread_create failed");
+		app_avail_stop(c);
 		checkpointer_stop(c);
 		return -rc;
 	}
@@ -776,6 +825,7 @@ void app_committer_stop(struct app_committer *c)
 		pthread_mutex_destroy(&c->sealed_mu);
 		c->seal_started = 0;
 	}
+	app_avail_stop(c);
 	checkpointer_stop(c);
 	app_txs_free(c->open_txs, c->open_n);
 	c->open_txs = NULL;

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 
 #include "appliance/app.h"
+#include "da/da.h"
 
 struct lws_context;
 struct app_req;
@@ -51,12 +52,13 @@ struct app_sub {
 
 /*
  * A sealed block as the feed serves it. Built by the committer (or loaded
- * from storage by the lws thread), then owned by the lws thread, which
- * reference-counts it without locks. txs are sorted by (ns, seq); ns_first[i]
+ * from storage), then shared by the lws thread and the DA thread: everything
+ * but refs and ns_json is immutable once made; refs is atomic; ns_json is
+ * touched by the lws thread only. txs are sorted by (ns, seq); ns_first[i]
  * is the index of namespace i's first transaction in txs.
  */
 struct app_block {
-	int refs;
+	atomic_int refs;
 	struct seq_block_hdr hdr;
 	uint8_t sig[64];
 	uint8_t hash[32];
@@ -75,13 +77,27 @@ int app_block_make(struct app_block **out, const struct seq_block_hdr *h,
 /* Loads a block and its transactions from storage. */
 int app_block_load(struct app_block **out, struct app_store *s, uint64_t height);
 void app_block_unref(struct app_block *b);
+static inline struct app_block *app_block_ref(struct app_block *b)
+{
+	atomic_fetch_add(&b->refs, 1);
+	return b;
+}
 
-enum app_done_kind { DONE_ANSWER, DONE_BLOCK };
+/*
+ * Commitment levels after `sealed` (see docs/API.md). Each is an event on
+ * the feed for every block, in height order, after that block's `sealed`.
+ */
+enum app_level { APP_LEVEL_AVAILABLE, APP_LEVEL_POSTED, APP_LEVEL_FINALIZED, APP_LEVELS };
+extern const char *const app_level_names[APP_LEVELS];
+
+enum app_done_kind { DONE_ANSWER, DONE_BLOCK, DONE_LEVEL };
 
 struct app_done {
 	enum app_done_kind kind;
 	struct app_req *req;
 	uint32_t slot;
+	enum app_level level; /* DONE_LEVEL: blocks up to `height` reached `level` */
+	uint64_t height;
 	int is_error;
 	char *json; /* the "result" value, or the "error" object when is_error */
 	struct app_block *block;
@@ -96,8 +112,39 @@ struct app_stats {
 	atomic_uint_fast64_t groups;
 	atomic_uint_fast64_t txs;
 	atomic_uint_fast64_t last_commit_us;
+	/* highest height at each level after sealed (0: none yet) */
+	atomic_uint_fast64_t level_tip[APP_LEVELS];
 	atomic_int halted;
 	atomic_int exited; /* the committer thread has returned */
+};
+
+/* A block's DA commitment, durable in the shard store, not yet in SQLite. */
+struct app_da_rec {
+	uint64_t height;
+	uint8_t record[DA_RECORD_LEN];
+	uint8_t sig[64];
+};
+
+/*
+ * The DA stage (avail.c): the "mz-da" thread erasure-codes each sealed block
+ * in height order, writes its shards durably and signs its commitment
+ * record; the committer stores the record in its next transaction, after
+ * which the block is `available`.
+ */
+struct app_avail {
+	struct da_store *shards;
+	struct da_code *code; /* for the configured k, m */
+	struct app_store *ro; /* mz-da's connection, for blocks not handed over */
+	struct app_queue jobs; /* struct app_block * (one reference each) */
+	uint64_t next;	       /* mz-da: next height to code */
+	pthread_mutex_t mu;
+	struct app_da_rec *ready; /* coded, waiting for the committer to store */
+	size_t ready_n, ready_cap;
+	pthread_t thread;
+	int started;
+	atomic_int halted; /* a shard write failed: no retry, see the log */
+	atomic_int stopping;
+	atomic_uint_fast64_t blocks, payload_bytes, encode_ns, write_ns;
 };
 
 struct app_committer {
@@ -130,12 +177,22 @@ struct app_committer {
 	int ckpt_stop;
 	struct app_tx *open_txs; /* transactions of the open slot, seq order */
 	size_t open_n, open_cap;
+	struct app_avail avail;
 };
 
 /* Recovers unsealed transactions and starts the thread. */
 int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen);
 /* Closes ingress, waits for the thread to commit what it took, joins. */
 void app_committer_stop(struct app_committer *c);
+
+/* avail.c: open the shard store and start mz-da (after the committer's
+ * recovery has sealed every complete slot); stop it (joins). */
+int app_avail_start(struct app_committer *c, char *errbuf, size_t errlen);
+void app_avail_stop(struct app_committer *c);
+/* Committer: hand a stored block to mz-da (takes a reference of its own). */
+void app_avail_submit(struct app_committer *c, struct app_block *b);
+/* Committer: records whose shards are durable, in height order (*out malloc'd). */
+size_t app_avail_take(struct app_committer *c, struct app_da_rec **out);
 
 /* Receipts as JSON (receipt.c). The caller frees the string. */
 char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,

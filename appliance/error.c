@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include "appliance/app.h"
+#include "da/da.h"
 #include "l1bridge/l1.h"
 #include "sequencer/seq.h"
 
@@ -26,6 +27,8 @@ const char *app_strerror(int err)
 		return s;
 	if ((s = l1_strerror(err)))
 		return s;
+	if (err <= -1100 && err >= -1199)
+		return da_strerror(err);
 	if (err < 0 && err > -4096)
 		return strerror(-err);
 	return "unknown error";

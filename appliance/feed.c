@@ -223,8 +223,7 @@ struct app_block *app_feed_get(struct app_server *s, uint64_t height)
 	struct app_block **slot = ring_slot(s, height), *b = NULL;
 
 	if (*slot && (*slot)->hdr.height == height) {
-		(*slot)->refs++;
-		return *slot;
+		return app_block_ref(*slot);
 	}
 	if (app_block_load(&b, s->ro, height))
 		return NULL;
@@ -293,9 +292,83 @@ void app_feed_block(struct app_server *s, struct app_block *b)
 	}
 }
 
+const char *const app_level_names[APP_LEVELS] = {"available", "posted", "finalized"};
+
+/* Level event JSON for one block, from the ring or storage (then cached if
+ * recent). Owned by the ring: valid until the next call for that level. */
+static const char *level_json(struct app_server *s, enum app_level level, uint64_t height)
+{
+	struct level_ent *e = &s->feed.level_ring[level][height % s->feed.cap];
+	char *json;
+
+	if (e->json && e->height == height)
+		return e->json;
+	if (app_level_json(s->ro, level, height, &json))
+		return NULL;
+	free(e->json);
+	e->json = json;
+	e->height = height;
+	return json;
+}
+
+/* Queue pending level events of one subscription, at most `budget`.
+ * Returns the number queued, or -1 if the connection was dropped. */
+static int send_levels(struct app_conn *c, struct app_subscr *sub, int budget)
+{
+	struct app_server *s = c->srv;
+	int sent = 0;
+
+	for (int L = 0; L < APP_LEVELS && sent < budget; L++) {
+		if (!(sub->levels & (1u << L)))
+			continue;
+		while (sent < budget && sub->next_level[L] < sub->next_height &&
+		       sub->next_level[L] <= s->feed.level_tip[L]) {
+			uint64_t h = sub->next_level[L];
+			const char *body = level_json(s, (enum app_level)L, h);
+			char *msg;
+			int len, rc;
+
+			if (!body) {
+				app_conn_drop(c, "commitment missing from storage");
+				return -1;
+			}
+			len = asprintf(&msg,
+				       "{\"jsonrpc\":\"2.0\",\"method\":\"mezz_subscription\","
+				       "\"params\":{\"subscription\":\"0x%llx\",\"result\":%s}}",
+				       (unsigned long long)sub->id, body);
+			if (len < 0) {
+				app_conn_drop(c, "out of memory building a level event");
+				return -1;
+			}
+			rc = app_conn_send(c, msg, (size_t)len, 0, h);
+			free(msg);
+			if (rc)
+				return -1;
+			sub->next_level[L] = h + 1;
+			sent++;
+		}
+	}
+	return sent;
+}
+
+void app_feed_level(struct app_server *s, enum app_level level, uint64_t height)
+{
+	if (height <= s->feed.level_tip[level])
+		return;
+	s->feed.level_tip[level] = height;
+	for (struct app_conn *c = s->ws_list; c; c = c->ws_next)
+		for (struct app_subscr *sub = c->subs; sub; sub = sub->next)
+			if ((sub->levels & (1u << level)) && sub->next_level[level] <= height &&
+			    sub->next_level[level] < sub->next_height) {
+				app_conn_wake(c);
+				break;
+			}
+}
+
 void app_feed_pump(struct app_conn *c)
 {
 	struct app_server *s = c->srv;
+	int budget = 32; /* level events per writeable callback */
 
 	for (struct app_subscr *sub = c->subs; sub; sub = sub->next) {
 		struct app_block *b;
@@ -320,6 +393,13 @@ void app_feed_pump(struct app_conn *c)
 			sub->state = SUB_LIVE;
 		return; /* one block per writeable callback keeps the loop fair */
 	}
+	for (struct app_subscr *sub = c->subs; sub && budget > 0; sub = sub->next) {
+		int n = send_levels(c, sub, budget);
+
+		if (n < 0)
+			return;
+		budget -= n;
+	}
 }
 
 void app_feed_unsubscribe_all(struct app_conn *c)
@@ -337,6 +417,14 @@ void app_feed_unsubscribe_all(struct app_conn *c)
 
 void app_feed_destroy(struct app_server *s)
 {
+	for (int L = 0; L < APP_LEVELS; L++) {
+		if (!s->feed.level_ring[L])
+			continue;
+		for (size_t i = 0; i < s->feed.cap; i++)
+			free(s->feed.level_ring[L][i].json);
+		free(s->feed.level_ring[L]);
+		s->feed.level_ring[L] = NULL;
+	}
 	if (!s->feed.ring)
 		return;
 	for (size_t i = 0; i < s->feed.cap; i++)

@@ -512,6 +512,116 @@ static void m_get_block(struct app_conn *c, struct app_req *r, size_t i, json_t 
 	free(json);
 }
 
+/* {"height": N, ...} or [N, ...]: the height, or 0 after answering an error. */
+static uint64_t height_param(struct app_req *r, size_t i, json_t *params, const char *usage)
+{
+	json_t *p = json_is_array(params) ? json_array_get(params, 0) : params;
+	json_t *hv = json_is_object(p) ? json_object_get(p, "height") : p;
+
+	if (!json_is_integer(hv) || json_integer_value(hv) < 1) {
+		req_error(r, i, RPC_INVALID_PARAMS, "params must be %s with height >= 1", usage);
+		return 0;
+	}
+	return (uint64_t)json_integer_value(hv);
+}
+
+/* The second parameter: params[1] or params[key]. */
+static json_t *second_param(json_t *params, const char *key)
+{
+	if (json_is_array(params))
+		return json_array_get(params, 1);
+	return json_is_object(params) ? json_object_get(params, key) : NULL;
+}
+
+/*
+ * A shard carries bytes of every namespace in its block, so it is served
+ * only to a caller who may read all of them (every feed public, or all the
+ * caller's tenant's).
+ */
+static void m_get_shard(struct app_conn *c, struct app_req *r, size_t i, json_t *params)
+{
+	static const char usage[] = "{\"height\": N, \"index\": I}";
+	uint64_t height = height_param(r, i, params, usage);
+	json_t *iv = second_param(params, "index");
+	struct seq_block_hdr h;
+	struct seq_block_ns *ns = NULL;
+	uint8_t sig[64];
+	size_t nn = 0;
+	int64_t tenant;
+	char *json = NULL, msg[256];
+	int rc;
+
+	if (!height)
+		return;
+	if (!json_is_integer(iv) || json_integer_value(iv) < 0 || json_integer_value(iv) > 255) {
+		req_error(r, i, RPC_INVALID_PARAMS, "params must be %s with 0 <= index < k + m",
+			  usage);
+		return;
+	}
+	if (msg_tenant(c, &tenant)) {
+		req_error(r, i, RPC_UNAUTHORIZED, "invalid or revoked API key");
+		return;
+	}
+	if (app_store_block_get(c->srv->ro, height, &h, sig, &ns, &nn)) {
+		req_error(r, i, RPC_NOT_FOUND, "no sealed block at height %llu",
+			  (unsigned long long)height);
+		return;
+	}
+	for (size_t k = 0; k < nn; k++) {
+		const struct app_namespace *n = app_auth_ns_by_id(&c->srv->auth, ns[k].ns);
+
+		if (!n || !app_auth_may_read(n, tenant)) {
+			free(ns);
+			req_error(r, i, tenant ? RPC_FORBIDDEN : RPC_UNAUTHORIZED,
+				  "block %llu holds namespaces whose feed you may not read; its "
+				  "shards are served only to callers who may read all of them",
+				  (unsigned long long)height);
+			return;
+		}
+	}
+	free(ns);
+	rc = app_dasrv_shard_json(c->srv, height, (unsigned)json_integer_value(iv), &json, msg,
+				  sizeof(msg));
+	if (rc)
+		req_error(r, i, rc, "%s", msg);
+	else
+		req_set(r, i, 0, json);
+	free(json);
+}
+
+static void m_get_ns_proof(struct app_conn *c, struct app_req *r, size_t i, json_t *params)
+{
+	static const char usage[] = "{\"height\": N, \"namespace\": NAME}";
+	uint64_t height = height_param(r, i, params, usage);
+	const struct app_namespace *ns;
+	int64_t tenant;
+	char *json = NULL, msg[256];
+	int rc;
+
+	if (!height)
+		return;
+	ns = ns_arg(c->srv, second_param(params, "namespace"));
+	if (!ns) {
+		req_error(r, i, RPC_UNKNOWN_NAMESPACE, "params must be %s naming a namespace", usage);
+		return;
+	}
+	if (msg_tenant(c, &tenant)) {
+		req_error(r, i, RPC_UNAUTHORIZED, "invalid or revoked API key");
+		return;
+	}
+	if (!app_auth_may_read(ns, tenant)) {
+		req_error(r, i, tenant ? RPC_FORBIDDEN : RPC_UNAUTHORIZED,
+			  "the feed of namespace '%s' needs its tenant's API key", ns->name);
+		return;
+	}
+	rc = app_dasrv_nsproof_json(c->srv, height, ns, &json, msg, sizeof(msg));
+	if (rc)
+		req_error(r, i, rc, "%s", msg);
+	else
+		req_set(r, i, 0, json);
+	free(json);
+}
+
 static void m_status(struct app_conn *c, struct app_req *r, size_t i)
 {
 	struct app_server *s = c->srv;
@@ -533,6 +643,42 @@ static void m_status(struct app_conn *c, struct app_req *r, size_t i)
 		 (unsigned long long)atomic_load(&st->last_commit_us), app_queue_len(s->ingress),
 		 s->subscribers, s->auth.n, atomic_load(&st->halted) ? "true" : "false");
 	req_set(r, i, 0, buf);
+}
+
+/*
+ * "levels": the commitment levels after `sealed` to send events for, e.g.
+ * ["available"]; `sealed` itself is always sent (it carries the block).
+ */
+static int levels_filter(struct app_req *r, size_t i, json_t *v, unsigned *mask)
+{
+	size_t k;
+	json_t *e;
+
+	*mask = 0;
+	if (!v)
+		return 0;
+	if (!json_is_array(v))
+		goto bad;
+	json_array_foreach(v, k, e) {
+		int L;
+
+		if (!json_is_string(e))
+			goto bad;
+		if (!strcmp(json_string_value(e), "sealed"))
+			continue;
+		for (L = 0; L < APP_LEVELS; L++)
+			if (!strcmp(json_string_value(e), app_level_names[L]))
+				break;
+		if (L == APP_LEVELS)
+			goto bad;
+		*mask |= 1u << L;
+	}
+	return 0;
+bad:
+	req_error(r, i, RPC_INVALID_PARAMS,
+		  "levels must be an array of \"sealed\", \"available\", \"posted\", "
+		  "\"finalized\"");
+	return -1;
 }
 
 static void m_subscribe(struct app_conn *c, struct app_req *r, size_t i, json_t *params)
@@ -577,6 +723,15 @@ static void m_subscribe(struct app_conn *c, struct app_req *r, size_t i, json_t 
 		return;
 	}
 	sub->next_height = fh ? (uint64_t)json_integer_value(fh) : s->feed.tip + 1;
+	if (opts && levels_filter(r, i, json_object_get(opts, "levels"), &sub->levels)) {
+		free(sub->ns);
+		free(sub);
+		return;
+	}
+	if (!opts || !json_object_get(opts, "levels"))
+		sub->levels = (1u << APP_LEVELS) - 1;
+	for (int L = 0; L < APP_LEVELS; L++)
+		sub->next_level[L] = sub->next_height;
 	sub->state = SUB_CATCHUP;
 	sub->id = s->next_sub_id++;
 	sub->next = c->subs;
@@ -682,6 +837,10 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 		m_get_preconfirmation(c, r, i, params);
 	else if (!strcmp(m, "mezz_getBlock"))
 		m_get_block(c, r, i, params);
+	else if (!strcmp(m, "mezz_getShard"))
+		m_get_shard(c, r, i, params);
+	else if (!strcmp(m, "mezz_getNamespaceProof"))
+		m_get_ns_proof(c, r, i, params);
 	else if (!strcmp(m, "mezz_status"))
 		m_status(c, r, i);
 	else if (!strcmp(m, "mezz_subscribe"))
@@ -694,8 +853,8 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 	else
 		req_error(r, i, RPC_METHOD_NOT_FOUND,
 			  "unknown method '%.64s'; / serves mezz_sendTransaction, "
-			  "mezz_getPreconfirmation, mezz_getBlock, mezz_status, mezz_subscribe, "
-			  "mezz_unsubscribe",
+			  "mezz_getPreconfirmation, mezz_getBlock, mezz_getShard, "
+			  "mezz_getNamespaceProof, mezz_status, mezz_subscribe, mezz_unsubscribe",
 			  m);
 }
 

@@ -124,6 +124,8 @@ static void drain_done(struct app_server *s)
 		for (size_t i = 0; i < n; i++) {
 			if (d[i].kind == DONE_BLOCK)
 				app_feed_block(s, d[i].block);
+			else if (d[i].kind == DONE_LEVEL)
+				app_feed_level(s, d[i].level, d[i].height);
 			else
 				app_rpc_answer(s, d[i].req, d[i].slot, d[i].is_error, d[i].json);
 		}
@@ -141,6 +143,9 @@ static void drain_done(struct app_server *s)
 					app_conn_wake(c);
 		}
 	}
+	/* Level events we were not told about, likewise. */
+	for (int L = 0; L < APP_LEVELS; L++)
+		app_feed_level(s, (enum app_level)L, atomic_load(&s->committer->stats.level_tip[L]));
 	if (app_queue_len(s->done))
 		lws_cancel_service(s->ctx);
 }
@@ -435,6 +440,15 @@ int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
 		return APP_ENOMEM;
 	if (app_store_block_tip(s->ro, &s->feed.tip))
 		s->feed.tip = 0;
+	rc = app_dasrv_open(s, errbuf, errlen);
+	if (rc)
+		return rc;
+	for (int L = 0; L < APP_LEVELS; L++) {
+		s->feed.level_ring[L] = calloc(s->feed.cap, sizeof(*s->feed.level_ring[L]));
+		if (!s->feed.level_ring[L])
+			return APP_ENOMEM;
+		s->feed.level_tip[L] = atomic_load(&s->committer->stats.level_tip[L]);
+	}
 	s->next_sub_id = 1;
 	s->accepting = 1;
 
@@ -488,12 +502,13 @@ void app_server_destroy(struct app_server *s)
 			for (size_t i = 0; i < n; i++) {
 				if (d[i].kind == DONE_BLOCK)
 					app_block_unref(d[i].block);
-				else
+				else if (d[i].kind == DONE_ANSWER)
 					app_rpc_answer(s, d[i].req, d[i].slot, d[i].is_error,
 						       d[i].json);
 			}
 	}
 	app_feed_destroy(s);
+	app_dasrv_close(s);
 	app_auth_free(&s->auth);
 	app_store_close(s->ro);
 	s->ro = NULL;

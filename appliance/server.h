@@ -11,6 +11,11 @@
  *   any --(connection queue over its cap)--> DROPPED (connection closed with
  *          the height to resume from)
  *
+ * Level events (available, posted, finalized) follow their own cursor per
+ * level, next_level[L], and are sent by feed_pump, in either state, only for
+ * heights whose `sealed` event was already queued (next_level[L] <
+ * next_height) and which reached the level (<= feed.level_tip[L]).
+ *
  *   transition         function
  *   CATCHUP -> LIVE    feed_pump
  *   LIVE -> LIVE       app_feed_block
@@ -43,6 +48,8 @@ struct app_subscr {
 	uint64_t id;
 	enum subscr_state state;
 	uint64_t next_height;
+	uint64_t next_level[APP_LEVELS];
+	unsigned levels; /* bit L set: send level L's events */
 	uint64_t *ns; /* filter: chain ids; NULL = every namespace it may read */
 	size_t ns_n;
 };
@@ -92,6 +99,12 @@ struct feed_cache {
 	struct app_block **ring;
 	size_t cap;
 	uint64_t tip; /* highest sealed height known; 0 = none */
+	uint64_t level_tip[APP_LEVELS];
+	/* recent level events' JSON, slot height % cap, per level */
+	struct level_ent {
+		uint64_t height;
+		char *json;
+	} *level_ring[APP_LEVELS];
 };
 
 struct app_server {
@@ -101,6 +114,8 @@ struct app_server {
 	struct app_queue *ingress, *done;
 	struct app_committer *committer;
 	struct app_store *ro;
+	struct da_store *shards; /* the lws thread's handle (dasrv.c) */
+	struct da_code *codes[4]; /* recently used (k, m) codes */
 	struct app_auth auth;
 	struct feed_cache feed;
 	struct app_conn *ws_list;
@@ -131,8 +146,26 @@ void app_conn_drop(struct app_conn *c, const char *reason);
 /* Ask lws for a WRITEABLE callback on this connection. */
 void app_conn_wake(struct app_conn *c);
 
+/* dasrv.c: data availability on the lws thread. The *_json calls return 0
+ * with *out (malloc'd result JSON) or a JSON-RPC code with msg filled. */
+int app_dasrv_open(struct app_server *s, char *errbuf, size_t errlen);
+void app_dasrv_close(struct app_server *s);
+int app_dasrv_shard_json(struct app_server *s, uint64_t height, unsigned index, char **out,
+			 char *msg, size_t msglen);
+int app_dasrv_nsproof_json(struct app_server *s, uint64_t height,
+			   const struct app_namespace *ns, char **out, char *msg, size_t msglen);
+/* A block's payload (da.h layout), from the database while it holds the
+ * transactions, else rebuilt from shards. *buf malloc'd, *padded bytes. */
+int app_dasrv_payload(struct app_server *s, uint64_t height, uint8_t **buf, size_t *padded,
+		      size_t *payload_len);
+
 /* feed.c */
 void app_feed_block(struct app_server *s, struct app_block *b);
+/* Blocks up to `height` reached `level`: wake the subscribers waiting for it. */
+void app_feed_level(struct app_server *s, enum app_level level, uint64_t height);
+/* The `result` of a level event for one block, read from storage: malloc'd
+ * JSON, or NULL with APP_ENOTFOUND (level not reached) or another error. */
+int app_level_json(struct app_store *ro, enum app_level level, uint64_t height, char **out);
 void app_feed_pump(struct app_conn *c);
 struct app_block *app_feed_get(struct app_server *s, uint64_t height); /* +1 ref */
 /* Block as JSON for a reader: namespaces limited to filter (NULL = all)

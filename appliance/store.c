@@ -30,6 +30,10 @@ enum {
 	ST_BLOCK_TIP,
 	ST_KEY_LOOKUP,
 	ST_AUTH_VERSION,
+	ST_DA_INSERT,
+	ST_DA_GET,
+	ST_DA_TIP,
+	ST_META_GET,
 	ST_COUNT
 };
 
@@ -49,6 +53,10 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_BLOCK_TIP] = "SELECT max(height) FROM blocks",
 	[ST_KEY_LOOKUP] = "SELECT tenant_id FROM api_keys WHERE hash = ? AND revoked_ms IS NULL",
 	[ST_AUTH_VERSION] = "SELECT v FROM meta WHERE k = 'auth_version'",
+	[ST_DA_INSERT] = "INSERT OR REPLACE INTO da_blocks(height, record, sig) VALUES (?,?,?)",
+	[ST_DA_GET] = "SELECT record, sig FROM da_blocks WHERE height = ?",
+	[ST_DA_TIP] = "SELECT max(height) FROM da_blocks",
+	[ST_META_GET] = "SELECT v FROM meta WHERE k = ?",
 };
 
 static const char schema[] =
@@ -73,7 +81,9 @@ static const char schema[] =
 	"  first_seq INTEGER NOT NULL, tx_count INTEGER NOT NULL, header BLOB NOT NULL,"
 	"  sig BLOB NOT NULL, hash BLOB NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS block_ns(height INTEGER NOT NULL, ns INTEGER NOT NULL,"
-	"  count INTEGER NOT NULL, root BLOB NOT NULL, PRIMARY KEY(height, ns)) WITHOUT ROWID;";
+	"  count INTEGER NOT NULL, root BLOB NOT NULL, PRIMARY KEY(height, ns)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS da_blocks(height INTEGER PRIMARY KEY, record BLOB NOT NULL,"
+	"  sig BLOB NOT NULL);";
 
 struct app_store {
 	sqlite3 *db;
@@ -726,4 +736,71 @@ int app_store_block_tip(struct app_store *s, uint64_t *height)
 	}
 	sqlite3_reset(st);
 	return rc;
+}
+
+int app_store_da_insert(struct app_store *s, uint64_t height, const uint8_t *record,
+			size_t record_len, const uint8_t sig[static 64], char *errbuf,
+			size_t errlen)
+{
+	sqlite3_stmt *st = s->st[ST_DA_INSERT];
+
+	sqlite3_bind_int64(st, 1, (int64_t)height);
+	sqlite3_bind_blob(st, 2, record, (int)record_len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 3, sig, 64, SQLITE_STATIC);
+	if (exec_stmt(st)) {
+		set_err(errbuf, errlen, s->db);
+		return APP_ESQLITE;
+	}
+	return 0;
+}
+
+int app_store_da_get(struct app_store *s, uint64_t height, uint8_t *record, size_t record_len,
+		     uint8_t sig[static 64])
+{
+	sqlite3_stmt *st = s->st[ST_DA_GET];
+	int rc = APP_ENOTFOUND;
+
+	sqlite3_bind_int64(st, 1, (int64_t)height);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		rc = copy_blob(record, record_len, st, 0);
+		if (!rc)
+			rc = copy_blob(sig, 64, st, 1);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int app_store_da_tip(struct app_store *s, uint64_t *height)
+{
+	sqlite3_stmt *st = s->st[ST_DA_TIP];
+	int rc = APP_ENOTFOUND;
+
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		*height = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int app_store_meta_u64(struct app_store *s, const char *key, uint64_t *v)
+{
+	sqlite3_stmt *st = s->st[ST_META_GET];
+	int rc = APP_ENOTFOUND;
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER) {
+		*v = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int app_store_block_has_txs(struct app_store *s, uint64_t height)
+{
+	uint64_t below = 0;
+
+	app_store_meta_u64(s, "txs_pruned_below", &below);
+	return height >= below;
 }

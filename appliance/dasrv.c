@@ -1,0 +1,317 @@
+/*
+ * dasrv.c - data availability as the lws thread serves it: shards with their
+ * Merkle paths (mezz_getShard), namespace proofs (mezz_getNamespaceProof),
+ * and block payloads rebuilt from the shard store when the database no
+ * longer holds a block's transactions.
+ *
+ * A shard met missing or corrupt on the way is repaired on read: the block
+ * is rebuilt from any k good shards and the bad ones rewritten durably.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "appliance/server.h"
+#include "l1bridge/l1.h"
+
+static void keccak_cb(uint8_t out[32], const uint8_t *data, size_t len, void *arg)
+{
+	(void)arg;
+	l1_keccak256(out, data, len);
+}
+
+int app_dasrv_open(struct app_server *s, char *errbuf, size_t errlen)
+{
+	char **dirs = NULL;
+	size_t nd = 0;
+	int rc = app_config_da_dirs(s->cfg, &dirs, &nd);
+
+	if (!rc)
+		rc = da_store_open((const char *const *)dirs, nd, &s->shards);
+	app_config_dirs_free(dirs, nd);
+	free(dirs);
+	if (rc) {
+		snprintf(errbuf, errlen, "opening the shard directories: %s", app_strerror(rc));
+		return rc;
+	}
+	return 0;
+}
+
+void app_dasrv_close(struct app_server *s)
+{
+	for (size_t i = 0; i < sizeof(s->codes) / sizeof(s->codes[0]); i++)
+		da_code_free(s->codes[i]);
+	memset(s->codes, 0, sizeof(s->codes));
+	da_store_close(s->shards);
+	s->shards = NULL;
+}
+
+/* A code for (k, m), kept for reuse: blocks coded under an older config
+ * keep their own k and m. */
+static struct da_code *code_for(struct app_server *s, unsigned k, unsigned m)
+{
+	size_t n = sizeof(s->codes) / sizeof(s->codes[0]), i;
+
+	for (i = 0; i < n && s->codes[i]; i++)
+		if (da_code_k(s->codes[i]) == k && da_code_m(s->codes[i]) == m)
+			return s->codes[i];
+	if (i == n) { /* full: evict the oldest */
+		da_code_free(s->codes[0]);
+		memmove(s->codes, s->codes + 1, (n - 1) * sizeof(s->codes[0]));
+		i = n - 1;
+	}
+	if (da_code_new(k, m, &s->codes[i]))
+		s->codes[i] = NULL;
+	return s->codes[i];
+}
+
+/* The commitment record of an available block. APP_ENOTFOUND if not (yet). */
+static int load_record(struct app_server *s, uint64_t height, struct da_record *r,
+		       uint8_t raw[static DA_RECORD_LEN], uint8_t sig[static 64])
+{
+	int rc = app_store_da_get(s->ro, height, raw, DA_RECORD_LEN, sig);
+
+	if (!rc)
+		rc = da_record_decode(r, raw, DA_RECORD_LEN);
+	return rc;
+}
+
+/* Rebuild a block from its shards, repairing bad ones. */
+static int read_block(struct app_server *s, const struct da_record *r, uint8_t **payload)
+{
+	struct da_code *code = code_for(s, r->k, r->m);
+	struct da_report rep;
+	int rc;
+
+	if (!code)
+		return APP_ENOMEM;
+	rc = da_store_read_block(s->shards, code, r, DA_READ_REPAIR, payload, &rep);
+	if (rep.missing || rep.corrupt)
+		app_warn("da_repaired_on_read",
+			 "height=%llu missing=%u corrupt=%u repaired=%u rc=\"%s\"",
+			 (unsigned long long)r->height, rep.missing, rep.corrupt, rep.repaired,
+			 app_strerror(rc));
+	return rc;
+}
+
+int app_dasrv_shard_json(struct app_server *s, uint64_t height, unsigned index, char **out,
+			 char *msg, size_t msglen)
+{
+	uint8_t raw[DA_RECORD_LEN], sig[64], *buf = NULL, *proof = NULL;
+	struct da_record r;
+	struct da_shard_file f;
+	struct da_shard_proof p;
+	char *hex = NULL, *hproof = NULL, hrec[2 * DA_RECORD_LEN + 3], hsig[131], hroot[67];
+	size_t plen;
+	int rc;
+
+	*out = NULL;
+	rc = load_record(s, height, &r, raw, sig);
+	if (rc) {
+		snprintf(msg, msglen, "block %llu is not available (yet)",
+			 (unsigned long long)height);
+		return RPC_NOT_FOUND;
+	}
+	if (index >= (unsigned)r.k + r.m) {
+		snprintf(msg, msglen, "index must be below k + m = %u", r.k + r.m);
+		return RPC_INVALID_PARAMS;
+	}
+	rc = da_store_read_shard(s->shards, &r, index, &buf, &f);
+	if (rc) { /* missing or corrupt: repair the block, then read again */
+		uint8_t *payload = NULL;
+
+		rc = read_block(s, &r, &payload);
+		free(payload);
+		if (!rc)
+			rc = da_store_read_shard(s->shards, &r, index, &buf, &f);
+	}
+	if (rc) {
+		snprintf(msg, msglen, "shard %u of block %llu cannot be served: %s", index,
+			 (unsigned long long)height, app_strerror(rc));
+		return RPC_INTERNAL;
+	}
+	memset(&p, 0, sizeof(p));
+	p.rec = r;
+	p.index = (uint16_t)index;
+	p.path_len = f.path_len;
+	memcpy(p.path, f.path, sizeof(p.path));
+	p.shard = f.shard;
+	plen = da_shard_proof_len(&p);
+	proof = malloc(plen);
+	hex = malloc(2 * (size_t)r.S + 3);
+	hproof = malloc(2 * plen + 3);
+	if (!proof || !hex || !hproof || da_shard_proof_encode(&p, proof, plen)) {
+		rc = RPC_INTERNAL;
+		snprintf(msg, msglen, "out of memory");
+		goto out;
+	}
+	l1_hex_encode(hex, f.shard, r.S);
+	l1_hex_encode(hproof, proof, plen);
+	l1_hex_encode(hrec, raw, sizeof(raw));
+	l1_hex_encode(hsig, sig, 64);
+	l1_hex_encode(hroot, r.shard_root, 32);
+	{
+		char path[DA_SHARD_MAX_PATH * 70 + 3], *w = path;
+
+		*w++ = '[';
+		for (unsigned i = 0; i < f.path_len; i++) {
+			if (i)
+				*w++ = ',';
+			*w++ = '"';
+			l1_hex_encode(w, f.path[i], 32);
+			w += 66;
+			*w++ = '"';
+		}
+		*w++ = ']';
+		*w = 0;
+		if (asprintf(out,
+			     "{\"height\":%llu,\"index\":%u,\"k\":%u,\"m\":%u,\"shardSize\":%u,"
+			     "\"payloadLength\":%llu,\"daRoot\":\"%s\",\"record\":\"%s\","
+			     "\"signature\":\"%s\",\"data\":\"%s\",\"path\":%s,\"proof\":\"%s\"}",
+			     (unsigned long long)height, index, r.k, r.m, r.S,
+			     (unsigned long long)r.payload_len, hroot, hrec, hsig, hex, path,
+			     hproof) < 0) {
+			*out = NULL;
+			rc = RPC_INTERNAL;
+			snprintf(msg, msglen, "out of memory");
+		}
+	}
+out:
+	free(buf);
+	free(proof);
+	free(hex);
+	free(hproof);
+	return rc;
+}
+
+int app_dasrv_payload(struct app_server *s, uint64_t height, uint8_t **buf, size_t *padded,
+		      size_t *payload_len)
+{
+	struct app_block *b = NULL;
+	uint8_t raw[DA_RECORD_LEN], sig[64];
+	struct da_record r;
+	int rc;
+
+	*buf = NULL;
+	if (!app_store_block_has_txs(s->ro, height)) {
+		rc = load_record(s, height, &r, raw, sig);
+		if (rc)
+			return rc;
+		rc = read_block(s, &r, buf);
+		*padded = (size_t)r.k * r.S;
+		*payload_len = r.payload_len;
+		return rc;
+	}
+	b = app_feed_get(s, height);
+	if (!b)
+		return APP_ENOTFOUND;
+	{
+		struct da_tx *txs = malloc((b->n ? b->n : 1) * sizeof(*txs));
+		size_t S;
+
+		if (!txs) {
+			app_block_unref(b);
+			return APP_ENOMEM;
+		}
+		for (size_t i = 0; i < b->n; i++)
+			txs[i] = (struct da_tx){.seq = b->txs[i].seq, .ns = b->txs[i].ns,
+						.data = b->txs[i].data,
+						.len = (uint32_t)b->txs[i].len};
+		/* k = 1: one shard's worth of layout, no padding to speak of */
+		rc = da_payload_build(&b->hdr, b->sig, b->ns, txs, 1, buf, payload_len, &S);
+		*padded = S;
+		free(txs);
+	}
+	app_block_unref(b);
+	return rc;
+}
+
+int app_dasrv_nsproof_json(struct app_server *s, uint64_t height,
+			   const struct app_namespace *ns, char **out, char *msg, size_t msglen)
+{
+	uint8_t *buf = NULL, *enc = NULL;
+	size_t padded = 0, plen = 0, elen = 0;
+	struct da_payload pl;
+	struct da_ns_proof p;
+	char *hproof = NULL, hhdr[2 * SEQ_BLOCK_HDR_LEN + 3], hsig[131];
+	uint8_t hdr[SEQ_BLOCK_HDR_LEN];
+	int rc;
+
+	*out = NULL;
+	memset(&pl, 0, sizeof(pl));
+	memset(&p, 0, sizeof(p));
+	rc = app_dasrv_payload(s, height, &buf, &padded, &plen);
+	if (rc == APP_ENOTFOUND) {
+		snprintf(msg, msglen, "no sealed block at height %llu", (unsigned long long)height);
+		return RPC_NOT_FOUND;
+	}
+	if (!rc)
+		rc = da_payload_parse(&pl, buf, padded, plen);
+	if (!rc)
+		rc = da_ns_proof_build(&p, &pl, ns->chain_id);
+	if (!rc)
+		rc = da_ns_proof_encode(&p, &enc, &elen);
+	if (!rc) {
+		hproof = malloc(2 * elen + 3);
+		rc = hproof ? 0 : APP_ENOMEM;
+	}
+	if (rc) {
+		snprintf(msg, msglen, "block %llu: %s", (unsigned long long)height,
+			 app_strerror(rc));
+		rc = RPC_INTERNAL;
+		goto out;
+	}
+	l1_hex_encode(hproof, enc, elen);
+	seq_block_hdr_encode(hdr, &pl.hdr);
+	l1_hex_encode(hhdr, hdr, sizeof(hdr));
+	l1_hex_encode(hsig, pl.sig, 64);
+	{
+		/* the transactions, readable without decoding the proof */
+		size_t cap = 64 + p.count * 160, used = 0;
+		char *txs = malloc(cap);
+
+		for (size_t i = 0; txs && i < p.count; i++)
+			cap += 2 * (size_t)p.txs[i].len;
+		txs = txs ? realloc(txs, cap) : NULL;
+		if (!txs) {
+			rc = RPC_INTERNAL;
+			snprintf(msg, msglen, "out of memory");
+			goto out;
+		}
+		txs[used++] = '[';
+		for (size_t i = 0; i < p.count; i++) {
+			uint8_t h[32];
+			char hh[67];
+
+			keccak_cb(h, p.txs[i].data, p.txs[i].len, NULL);
+			l1_hex_encode(hh, h, 32);
+			used += (size_t)snprintf(txs + used, cap - used,
+						 "%s{\"seq\":%llu,\"hash\":\"%s\",\"data\":\"", i ? "," : "",
+						 (unsigned long long)p.txs[i].seq, hh);
+			l1_hex_encode(txs + used, p.txs[i].data, p.txs[i].len);
+			used += 2 + 2 * (size_t)p.txs[i].len;
+			used += (size_t)snprintf(txs + used, cap - used, "\"}");
+		}
+		txs[used++] = ']';
+		txs[used] = 0;
+		if (asprintf(out,
+			     "{\"height\":%llu,\"namespace\":\"%s\",\"chainId\":%llu,\"present\":%s,"
+			     "\"count\":%llu,\"txs\":%s,\"header\":\"%s\",\"signature\":\"%s\","
+			     "\"proof\":\"%s\"}",
+			     (unsigned long long)height, ns->name, (unsigned long long)ns->chain_id,
+			     p.present ? "true" : "false", (unsigned long long)p.count, txs, hhdr,
+			     hsig, hproof) < 0) {
+			*out = NULL;
+			rc = RPC_INTERNAL;
+			snprintf(msg, msglen, "out of memory");
+		}
+		free(txs);
+	}
+out:
+	da_ns_proof_free(&p);
+	da_payload_free(&pl);
+	free(buf);
+	free(enc);
+	free(hproof);
+	return rc;
+}
