@@ -47,7 +47,7 @@ LIBAPP := $(BUILD)/libapp.a
 LIBSEQ := $(BUILD)/libseq.a
 LIBDA  := $(BUILD)/libda.a
 LIBL1  := $(BUILD)/libl1.a
-LIBS   := $(LIBAPP) $(LIBSEQ) $(LIBDA) $(LIBL1)
+LIBS   := $(LIBAPP) $(LIBDA) $(LIBSEQ) $(LIBL1)
 
 DAEMON      := $(BUILD)/mezzanine
 DAEMON_TEST := $(BUILD)/mezzanine-test
@@ -99,7 +99,7 @@ $(CLI): $(BUILD)/appliance/mezz.o $(LIBS)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(DAEMON_TEST): $(patsubst %.c,$(BUILD)/test-obj/%.o,appliance/mezzanine.c $(APP_SRC)) $(LIBSEQ) $(LIBDA) $(LIBL1)
+$(DAEMON_TEST): $(patsubst %.c,$(BUILD)/test-obj/%.o,appliance/mezzanine.c $(APP_SRC)) $(LIBDA) $(LIBSEQ) $(LIBL1)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

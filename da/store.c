@@ -1,0 +1,477 @@
+/*
+ * store.c - shards on disk across D storage directories.
+ *
+ * Shard i of block h lives in dirs[i % D] as <dir>/<h / 4096>/<h>-<i>, so a
+ * directory never holds more than 4096 * ceil(256 / D) files, and losing any
+ * set of directories that holds at most m shards of a block loses nothing.
+ *
+ * Durability (what makes a block "available"): every file is written under
+ * a temp name, fsync'd, renamed into place, and then each directory that
+ * received a rename is fsync'd, all before da_store_put returns. A crash
+ * leaves at worst a stale "<h>-<i>.tmp", overwritten by the next put.
+ *
+ * Reading checks each shard on its own (CRC, header fields against the
+ * record, Merkle path against the record's shard root), rebuilds what is
+ * missing or bad from any k good shards, and checks the root over all k + m
+ * leaves again after decoding, so the bytes returned are the committed ones.
+ *
+ * Shard states during a read (report.status):
+ *
+ *   UNCHECKED --read ok, path ok--> OK
+ *       |--no file--> MISSING            (both rebuilt by decode;
+ *       '--short/CRC/field/path--> CORRUPT  rewritten with DA_READ_REPAIR)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "da/da.h"
+#include "da/internal.h"
+
+#define GROUP_HEIGHTS 4096
+
+struct da_store {
+	size_t D;
+	int *dirfd;
+};
+
+static void path_names(char *group, size_t gl, char *name, size_t nl, uint64_t h,
+		       unsigned i, const char *suffix)
+{
+	snprintf(group, gl, "%" PRIu64, h / GROUP_HEIGHTS);
+	snprintf(name, nl, "%" PRIu64 "/%" PRIu64 "-%u%s", h / GROUP_HEIGHTS, h, i, suffix);
+}
+
+int da_store_open(const char *const *dirs, size_t D, struct da_store **out)
+{
+	struct da_store *s;
+	int rc = 0;
+
+	if (out == NULL)
+		return DA_EINVAL;
+	*out = NULL;
+	if (dirs == NULL || D == 0 || D > DA_MAX_SHARDS)
+		return DA_EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL || (s->dirfd = malloc(D * sizeof(int))) == NULL) {
+		free(s);
+		return DA_ENOMEM;
+	}
+	for (size_t i = 0; i < D; i++)
+		s->dirfd[i] = -1;
+	s->D = D;
+	for (size_t i = 0; i < D; i++) {
+		if (dirs[i] == NULL) {
+			rc = DA_EINVAL;
+			goto fail;
+		}
+		if (mkdir(dirs[i], 0700) != 0 && errno != EEXIST) {
+			rc = -errno;
+			goto fail;
+		}
+		s->dirfd[i] = open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (s->dirfd[i] < 0) {
+			rc = -errno;
+			goto fail;
+		}
+	}
+	*out = s;
+	return 0;
+fail:
+	da_store_close(s);
+	return rc;
+}
+
+void da_store_close(struct da_store *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->D; i++)
+		if (s->dirfd[i] >= 0)
+			close(s->dirfd[i]);
+	free(s->dirfd);
+	free(s);
+}
+
+static int fsync_at(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* The block's group directory in every storage directory; new ones made durable. */
+static int ensure_groups(struct da_store *s, uint64_t h)
+{
+	char group[32], unused[64];
+
+	path_names(group, sizeof(group), unused, sizeof(unused), h, 0, "");
+	for (size_t d = 0; d < s->D; d++) {
+		if (mkdirat(s->dirfd[d], group, 0700) == 0) {
+			if (fsync(s->dirfd[d]) != 0)
+				return -errno;
+		} else if (errno != EEXIST) {
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+static int write_all(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(fd, iov, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Durably write the shards i with (mask == NULL || mask[i]). Paths come
+ * from the whole tree over leaves. Files are first all written and their
+ * writeback started, then fsync'd, renamed, and the directories fsync'd.
+ */
+static int write_shards(struct da_store *s, const struct da_record *r, uint8_t *const *shards,
+			const uint8_t (*leaves)[32], const uint8_t *mask, unsigned *written)
+{
+	unsigned n = (unsigned)r->k + r->m, count = 0;
+	struct seq_merkle_tree t;
+	char group[32], name[64], tmp[64];
+	uint8_t head[DA__SHARD_HEAD_MAX], crcb[4];
+	uint8_t dirty[DA_MAX_SHARDS] = {0};
+	int fds[DA_MAX_SHARDS];
+	int rc;
+
+	for (unsigned i = 0; i < n; i++)
+		fds[i] = -1;
+	rc = seq_merkle_tree_build(&t, leaves, n) ? DA_ENOMEM : 0;
+	if (rc != 0)
+		return rc;
+	rc = ensure_groups(s, r->height);
+	if (rc != 0)
+		goto out;
+	for (unsigned i = 0; i < n; i++) {
+		struct da_shard_file f = {0};
+		struct iovec iov[3];
+		size_t hl, pl;
+		int d = (int)(i % s->D);
+
+		if (mask != NULL && !mask[i])
+			continue;
+		f.height = r->height;
+		f.index = (uint16_t)i;
+		f.k = r->k;
+		f.m = r->m;
+		f.S = r->S;
+		f.payload_len = r->payload_len;
+		memcpy(f.shard_root, r->shard_root, 32);
+		seq_merkle_tree_path(&t, i, f.path, &pl);
+		f.path_len = (uint8_t)pl;
+		hl = da__shard_file_head(head, &f);
+		da__put_u32(crcb, da__crc32c(da__crc32c(0, head, hl), shards[i], r->S));
+		iov[0] = (struct iovec){head, hl};
+		iov[1] = (struct iovec){shards[i], r->S};
+		iov[2] = (struct iovec){crcb, 4};
+		path_names(group, sizeof(group), tmp, sizeof(tmp), r->height, i, ".tmp");
+		fds[i] = openat(s->dirfd[d], tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fds[i] < 0) {
+			rc = -errno;
+			goto out;
+		}
+		rc = write_all(fds[i], iov, 3);
+		if (rc != 0)
+			goto out;
+		/* Start writeback now so the fsyncs below overlap on the device. */
+		(void)sync_file_range(fds[i], 0, 0, SYNC_FILE_RANGE_WRITE);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		int d = (int)(i % s->D);
+
+		if (fds[i] < 0)
+			continue;
+		if (fsync(fds[i]) != 0) {
+			rc = -errno;
+			goto out;
+		}
+		close(fds[i]);
+		fds[i] = -1;
+		path_names(group, sizeof(group), tmp, sizeof(tmp), r->height, i, ".tmp");
+		path_names(group, sizeof(group), name, sizeof(name), r->height, i, "");
+		if (renameat(s->dirfd[d], tmp, s->dirfd[d], name) != 0) {
+			rc = -errno;
+			goto out;
+		}
+		dirty[d] = 1;
+		count++;
+	}
+	for (size_t d = 0; d < s->D && d < DA_MAX_SHARDS; d++) {
+		if (!dirty[d])
+			continue;
+		rc = fsync_at(s->dirfd[d], group);
+		if (rc != 0)
+			goto out;
+	}
+	if (written != NULL)
+		*written = count;
+out:
+	for (unsigned i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	seq_merkle_tree_free(&t);
+	return rc;
+}
+
+int da_store_put(struct da_store *s, const struct da_record *r, uint8_t *const *shards,
+		 const uint8_t (*leaves)[32])
+{
+	uint8_t (*own)[32] = NULL, root[32];
+	unsigned n;
+	int rc;
+
+	if (s == NULL || r == NULL || shards == NULL || da_record_check(r) != 0)
+		return DA_EINVAL;
+	n = (unsigned)r->k + r->m;
+	if (leaves == NULL) {
+		own = malloc(n * sizeof(*own));
+		if (own == NULL)
+			return DA_ENOMEM;
+		for (unsigned i = 0; i < n; i++)
+			da_shard_leaf(own[i], i, shards[i], r->S);
+		leaves = (const uint8_t (*)[32])own;
+	}
+	rc = seq_merkle_root(root, leaves, n) ? DA_ENOMEM : 0;
+	if (rc == 0 && memcmp(root, r->shard_root, 32) != 0)
+		rc = DA_EMISMATCH;
+	if (rc == 0)
+		rc = write_shards(s, r, shards, leaves, NULL, NULL);
+	free(own);
+	return rc;
+}
+
+/*
+ * Read shard i into dst (S bytes) and check it on its own. Returns the
+ * status; fills leaf when OK. scratch holds da_shard_file_len bytes.
+ */
+static int read_shard(struct da_store *s, const struct da_record *r, unsigned i,
+		      uint8_t *dst, uint8_t *scratch, size_t flen, uint8_t leaf[32],
+		      uint64_t *bytes)
+{
+	struct da_shard_file f;
+	char group[32], name[64];
+	struct stat st;
+	size_t got = 0;
+	int fd;
+
+	path_names(group, sizeof(group), name, sizeof(name), r->height, i, "");
+	fd = openat(s->dirfd[i % s->D], name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? DA_SHARD_MISSING : DA_SHARD_CORRUPT;
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != flen) {
+		close(fd);
+		return DA_SHARD_CORRUPT;
+	}
+	while (got < flen) {
+		ssize_t n = pread(fd, scratch + got, flen - got, (off_t)got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	*bytes += got;
+	if (got != flen || da_shard_file_decode(&f, scratch, flen) != 0 ||
+	    f.height != r->height || f.index != i || f.k != r->k || f.m != r->m ||
+	    f.S != r->S || f.payload_len != r->payload_len ||
+	    memcmp(f.shard_root, r->shard_root, 32) != 0)
+		return DA_SHARD_CORRUPT;
+	da_shard_leaf(leaf, i, f.shard, f.S);
+	if (seq_merkle_verify(leaf, i, (uint64_t)r->k + r->m, (const uint8_t (*)[32])f.path,
+			      f.path_len, r->shard_root) != 0)
+		return DA_SHARD_CORRUPT;
+	if (dst != NULL)
+		memcpy(dst, f.shard, f.S);
+	return DA_SHARD_OK;
+}
+
+enum load_mode { LOAD_READ, LOAD_SCRUB, LOAD_REPAIR };
+
+/*
+ * The one path behind read, scrub and repair. LOAD_READ reads the data
+ * shards first and stops there if they are all good (unless repair is
+ * asked); otherwise every shard is read and the missing ones rebuilt.
+ */
+static int load(struct da_store *s, struct da_code *c, const struct da_record *r,
+		enum load_mode mode, int repair, uint8_t **payload_out, struct da_report *rep)
+{
+	unsigned k, n, good = 0;
+	uint8_t *payload = NULL, *parity = NULL, *scratch = NULL;
+	uint8_t *shard[DA_MAX_SHARDS], present[DA_MAX_SHARDS] = {0}, bad[DA_MAX_SHARDS] = {0};
+	uint8_t (*leaves)[32] = NULL, root[32];
+	size_t S, flen_max;
+	int rc = DA_ENOMEM;
+
+	if (s == NULL || r == NULL || rep == NULL || da_record_check(r) != 0 ||
+	    (mode != LOAD_SCRUB && (c == NULL || da_code_k(c) != r->k || da_code_m(c) != r->m)))
+		return DA_EINVAL;
+	k = r->k;
+	n = k + r->m;
+	S = r->S;
+	memset(rep, 0, sizeof(*rep));
+	rep->n = n;
+	memset(rep->status, DA_SHARD_UNCHECKED, n);
+	flen_max = da_shard_file_len(0, n, S) + DA_SHARD_MAX_PATH * 32;
+	scratch = malloc(flen_max);
+	leaves = malloc(n * sizeof(*leaves));
+	if (scratch == NULL || leaves == NULL)
+		goto out;
+	if (mode != LOAD_SCRUB) {
+		payload = aligned_alloc(64, S * k);
+		parity = aligned_alloc(64, S * r->m);
+		if (payload == NULL || parity == NULL)
+			goto out;
+		for (unsigned i = 0; i < n; i++)
+			shard[i] = i < k ? payload + (size_t)i * S : parity + (size_t)(i - k) * S;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		int st;
+
+		/* Fast path: k good data shards are the payload; parity unread. */
+		if (mode == LOAD_READ && !repair && i == k && good == k)
+			break;
+		st = read_shard(s, r, i, mode == LOAD_SCRUB ? NULL : shard[i], scratch,
+				da_shard_file_len(i, n, S), leaves[i], &rep->bytes_read);
+		rep->status[i] = (uint8_t)st;
+		if (st == DA_SHARD_OK) {
+			present[i] = 1;
+			good++;
+			rep->ok++;
+		} else {
+			bad[i] = 1;
+			if (st == DA_SHARD_MISSING)
+				rep->missing++;
+			else
+				rep->corrupt++;
+		}
+	}
+	rc = 0;
+	if (mode == LOAD_SCRUB || rep->missing + rep->corrupt == 0)
+		goto done;
+	if (good < k) {
+		rc = DA_EUNAVAILABLE;
+		goto out;
+	}
+	rc = da_decode(c, shard, present, S);
+	if (rc != 0)
+		goto out;
+	rep->decoded = 1;
+	for (unsigned i = 0; i < n; i++)
+		if (!present[i])
+			da_shard_leaf(leaves[i], i, shard[i], S);
+	/* Every leaf now belongs to the committed tree, or the decode is wrong. */
+	if (seq_merkle_root(root, (const uint8_t (*)[32])leaves, n) != 0) {
+		rc = DA_ENOMEM;
+		goto out;
+	}
+	if (memcmp(root, r->shard_root, 32) != 0) {
+		rc = DA_EMISMATCH;
+		goto out;
+	}
+	if (repair) {
+		rc = write_shards(s, r, shard, (const uint8_t (*)[32])leaves, bad, &rep->repaired);
+		if (rc != 0)
+			goto out;
+	}
+done:
+	if (payload_out != NULL) {
+		*payload_out = payload;
+		payload = NULL;
+	}
+out:
+	free(payload);
+	free(parity);
+	free(scratch);
+	free(leaves);
+	return rc;
+}
+
+int da_store_read_block(struct da_store *s, struct da_code *c, const struct da_record *r,
+			unsigned flags, uint8_t **payload_out, struct da_report *report)
+{
+	struct da_report local;
+
+	if (payload_out == NULL)
+		return DA_EINVAL;
+	*payload_out = NULL;
+	return load(s, c, r, LOAD_READ, (flags & DA_READ_REPAIR) != 0, payload_out,
+		    report != NULL ? report : &local);
+}
+
+int da_store_scrub_block(struct da_store *s, const struct da_record *r,
+			 struct da_report *report)
+{
+	return load(s, NULL, r, LOAD_SCRUB, 0, NULL, report);
+}
+
+int da_store_repair_block(struct da_store *s, struct da_code *c, const struct da_record *r,
+			  struct da_report *report)
+{
+	struct da_report local;
+
+	return load(s, c, r, LOAD_REPAIR, 1, NULL, report != NULL ? report : &local);
+}
+
+int da_store_remove_block(struct da_store *s, uint64_t height, unsigned n_shards)
+{
+	uint8_t dirty[DA_MAX_SHARDS] = {0};
+	char group[32], name[64];
+	int rc = 0;
+
+	if (s == NULL || n_shards > DA_MAX_SHARDS)
+		return DA_EINVAL;
+	for (unsigned i = 0; i < n_shards; i++) {
+		size_t d = i % s->D;
+
+		path_names(group, sizeof(group), name, sizeof(name), height, i, "");
+		if (unlinkat(s->dirfd[d], name, 0) == 0)
+			dirty[d] = 1;
+		else if (errno != ENOENT && rc == 0)
+			rc = -errno;
+	}
+	for (size_t d = 0; d < s->D; d++) {
+		int e;
+
+		if (!dirty[d])
+			continue;
+		e = fsync_at(s->dirfd[d], group);
+		if (e != 0 && rc == 0)
+			rc = e;
+	}
+	return rc;
+}
