@@ -365,11 +365,24 @@ void app_feed_level(struct app_server *s, enum app_level level, uint64_t height)
 			}
 }
 
+/*
+ * Catch-up work for one writeable callback: each subscription first sends
+ * the level events due for blocks it already has (so a catching-up
+ * subscriber sees sealed h, available h, sealed h + 1, ...), then at most
+ * one block is read from storage, which keeps the loop fair.
+ */
 void app_feed_pump(struct app_conn *c)
 {
 	struct app_server *s = c->srv;
 	int budget = 32; /* level events per writeable callback */
 
+	for (struct app_subscr *sub = c->subs; sub && budget > 0; sub = sub->next) {
+		int n = send_levels(c, sub, budget);
+
+		if (n < 0)
+			return;
+		budget -= n;
+	}
 	for (struct app_subscr *sub = c->subs; sub; sub = sub->next) {
 		struct app_block *b;
 
@@ -391,14 +404,7 @@ void app_feed_pump(struct app_conn *c)
 		app_block_unref(b);
 		if (sub->next_height > s->feed.tip)
 			sub->state = SUB_LIVE;
-		return; /* one block per writeable callback keeps the loop fair */
-	}
-	for (struct app_subscr *sub = c->subs; sub && budget > 0; sub = sub->next) {
-		int n = send_levels(c, sub, budget);
-
-		if (n < 0)
-			return;
-		budget -= n;
+		return;
 	}
 }
 

@@ -387,6 +387,14 @@ int da_store_scrub_block(struct da_store *s, const struct da_record *r,
 /* Rebuild and rewrite every missing or corrupt shard. */
 int da_store_repair_block(struct da_store *s, struct da_code *c, const struct da_record *r,
 			  struct da_report *report);
+/*
+ * One shard as stored, checked on its own (CRC, fields against r, Merkle
+ * path to r->shard_root). *buf_out is allocated (free()); f->shard and
+ * f->path point into it / are filled from it. -ENOENT if the file is
+ * missing, DA_EMISMATCH if it fails any check, DA_EINVAL, DA_ENOMEM.
+ */
+int da_store_read_shard(struct da_store *s, const struct da_record *r, unsigned index,
+			uint8_t **buf_out, struct da_shard_file *f);
 /* Remove shards 0..n_shards-1 of height (missing ones ignored), fsync dirs. */
 int da_store_remove_block(struct da_store *s, uint64_t height, unsigned n_shards);
 

@@ -475,3 +475,32 @@ int da_store_remove_block(struct da_store *s, uint64_t height, unsigned n_shards
 	}
 	return rc;
 }
+
+int da_store_read_shard(struct da_store *s, const struct da_record *r, unsigned index,
+			uint8_t **buf_out, struct da_shard_file *f)
+{
+	size_t flen;
+	uint8_t *buf, leaf[32];
+	uint64_t bytes = 0;
+	int st;
+
+	*buf_out = NULL;
+	if (!s || !r || !f || index >= (unsigned)r->k + r->m)
+		return DA_EINVAL;
+	flen = da_shard_file_len(index, (unsigned)r->k + r->m, r->S);
+	buf = malloc(flen);
+	if (!buf)
+		return DA_ENOMEM;
+	st = read_shard(s, r, index, NULL, buf, flen, leaf, &bytes);
+	if (st != DA_SHARD_OK) {
+		free(buf);
+		return st == DA_SHARD_MISSING ? -ENOENT : DA_EMISMATCH;
+	}
+	/* read_shard checked it; decoding again only fills f, pointing into buf */
+	if (da_shard_file_decode(f, buf, flen) != 0) {
+		free(buf);
+		return DA_EMISMATCH;
+	}
+	*buf_out = buf;
+	return 0;
+}
