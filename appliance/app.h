@@ -296,6 +296,13 @@ int app_store_da_get(struct app_store *s, uint64_t height, uint8_t *record, size
 		     uint8_t sig[static 64]);
 int app_store_da_tip(struct app_store *s, uint64_t *height);
 
+/* ------------------------------------------------------------------ */
+/* Operator commands on data availability (cli_da.c), for `mezz`. Each
+ * returns the process exit code and prints its own results. */
+int app_cli_da(const struct app_config *cfg, int argc, char **argv);
+int app_cli_verify_shard(const char *path, const uint8_t pk[static 32]);
+int app_cli_verify_nsproof(const char *path, const uint8_t pk[static 32]);
+
 /* An integer from the meta table; APP_ENOTFOUND if absent. */
 int app_store_meta_u64(struct app_store *s, const char *key, uint64_t *v);
 /* 1 if the database still holds the transactions of the block at height

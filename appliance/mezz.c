@@ -27,7 +27,7 @@ static const char *rpc_url = "http://127.0.0.1:9545/";
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: mezz [-c CONFIG] [--data-dir DIR] [--url URL] COMMAND\n"
+		"usage: mezz [-c CONFIG] [--set SECTION.KEY=VALUE]... [--data-dir DIR] [--url URL] COMMAND\n"
 		"commands:\n"
 		"  tenant create NAME            create a tenant\n"
 		"  tenant list\n"
@@ -39,6 +39,10 @@ static int usage(void)
 		"  status                        one screen of the running daemon's state\n"
 		"  verify receipt FILE|- [--public-key HEX]\n"
 		"  verify blocks FROM TO [--public-key HEX]\n"
+		"  verify shard FILE|- [--public-key HEX]     a saved mezz_getShard answer\n"
+		"  verify nsproof FILE|- [--public-key HEX]   a saved mezz_getNamespaceProof answer\n"
+		"  da scrub [--from H] [--to H]  check every stored shard against its commitment\n"
+		"  da repair [--from H] [--to H] rebuild missing or corrupt shards\n"
 		"  config check FILE             validate a config file\n");
 	return 2;
 }
@@ -588,6 +592,14 @@ static int cmd_verify(int argc, char **argv)
 		return verify_receipt(argv[1], pk);
 	if (n == 3 && !strcmp(argv[0], "blocks"))
 		return verify_blocks(argv[1], argv[2], pk);
+	if (n == 2 && (!strcmp(argv[0], "shard") || !strcmp(argv[0], "nsproof"))) {
+		uint8_t key[32];
+
+		if (trusted_key(pk, key))
+			return 1;
+		return !strcmp(argv[0], "shard") ? app_cli_verify_shard(argv[1], key)
+						 : app_cli_verify_nsproof(argv[1], key);
+	}
 	return usage();
 }
 
@@ -614,8 +626,8 @@ static int cmd_config(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	const char *config_path = NULL, *data_dir = NULL;
-	int i = 1, rc;
+	const char *config_path = NULL, *data_dir = NULL, *sets[32];
+	int i = 1, rc, nsets = 0;
 	char err[4096];
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
@@ -625,6 +637,8 @@ int main(int argc, char **argv)
 			data_dir = argv[++i];
 		else if (!strcmp(argv[i], "--url") && i + 1 < argc)
 			rpc_url = argv[++i];
+		else if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 32)
+			sets[nsets++] = argv[++i];
 		else
 			return usage();
 	}
@@ -640,6 +654,11 @@ int main(int argc, char **argv)
 			return die("cannot use %s", config_path);
 		}
 	}
+	for (int k = 0; k < nsets; k++)
+		if (app_config_set(&cfg, sets[k], err, sizeof(err)))
+			return die("--set %s", err);
+	if (app_config_validate(&cfg, err, sizeof(err)))
+		return die("%s", err);
 	if (data_dir)
 		snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", data_dir);
 	if (sodium_init() < 0)
@@ -658,6 +677,8 @@ int main(int argc, char **argv)
 		rc = cmd_verify(argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "config"))
 		rc = cmd_config(argc - i - 1, argv + i + 1);
+	else if (!strcmp(argv[i], "da"))
+		rc = app_cli_da(&cfg, argc - i - 1, argv + i + 1);
 	else
 		rc = usage();
 	curl_global_cleanup();
