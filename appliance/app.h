@@ -305,6 +305,16 @@ int app_cli_verify_nsproof(const char *path, const uint8_t pk[static 32]);
 
 /* An integer from the meta table; APP_ENOTFOUND if absent. */
 int app_store_meta_u64(struct app_store *s, const char *key, uint64_t *v);
+/* Inside a transaction (app_store_begin): set a meta integer. */
+int app_store_meta_set_u64(struct app_store *s, const char *key, uint64_t v, char *errbuf,
+			   size_t errlen);
+/*
+ * Retention, inside a transaction: drop the payload bytes of seqs
+ * [first_seq, last_seq] (rows, hashes and receipts stay, so resubmissions
+ * are still recognised) and record that blocks below `below` are pruned.
+ */
+int app_store_prune_payloads(struct app_store *s, uint64_t first_seq, uint64_t last_seq,
+			     uint64_t below, char *errbuf, size_t errlen);
 /* 1 if the database still holds the transactions of the block at height
  * (retention has not pruned them), else 0: read the block from its shards. */
 int app_store_block_has_txs(struct app_store *s, uint64_t height);

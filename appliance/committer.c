@@ -212,6 +212,62 @@ static int insert_da(struct app_committer *c, const struct app_da_rec *r, size_t
 	return rc;
 }
 
+/*
+ * Transaction retention, a bounded step per COMMIT so the extra work on the
+ * commit path stays small (at most PRUNE_ROWS payloads and PRUNE_BLOCKS
+ * blocks): the payload bytes of blocks past storage.tx_retention_blocks are
+ * dropped, but only once a block is available (its shards hold the bytes).
+ * *below is the new floor when blocks were pruned, else 0;
+ * c->txs_pruned_below moves to it only after the COMMIT succeeds.
+ */
+#define PRUNE_ROWS 4096
+#define PRUNE_BLOCKS 64
+static int prune_step(struct app_committer *c, uint64_t *below, char *err, size_t errlen)
+{
+	uint64_t keep = (uint64_t)c->cfg->tx_retention_blocks, sealed, avail, target, h;
+	uint64_t rows = 0, first = 0, last = 0;
+	int rc = 0;
+
+	*below = 0;
+	if (!keep || !atomic_load(&c->stats.has_block))
+		return 0;
+	sealed = atomic_load(&c->stats.height);
+	avail = atomic_load(&c->stats.level_tip[APP_LEVEL_AVAILABLE]);
+	if (sealed < keep)
+		return 0;
+	target = sealed - keep + 1; /* blocks below target may go */
+	if (avail + 1 < target)
+		target = avail + 1;
+	h = c->txs_pruned_below ? c->txs_pruned_below : 1;
+	for (int nb = 0; h < target && nb < PRUNE_BLOCKS && rows < PRUNE_ROWS; nb++, h++) {
+		struct seq_block_hdr hdr;
+		struct seq_block_ns *ns = NULL;
+		uint8_t sig[64];
+		size_t nn;
+
+		rc = app_store_block_get(c->store, h, &hdr, sig, &ns, &nn);
+		free(ns);
+		if (rc) {
+			snprintf(err, errlen, "retention: block %llu: %s", (unsigned long long)h,
+				 app_strerror(rc));
+			return rc;
+		}
+		if (!hdr.tx_count)
+			continue;
+		if (!rows)
+			first = hdr.first_seq;
+		last = hdr.first_seq + hdr.tx_count - 1;
+		rows += hdr.tx_count;
+	}
+	if (h == (c->txs_pruned_below ? c->txs_pruned_below : 1))
+		return 0;
+	/* blocks are contiguous in seq: one range covers every pruned block */
+	rc = app_store_prune_payloads(c->store, rows ? first : 1, rows ? last : 0, h, err, errlen);
+	if (!rc)
+		*below = h;
+	return rc;
+}
+
 static void drop_blocks(struct app_block **b, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -387,6 +443,7 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	struct seq_merkle_tree tree = {0};
 	char err[256];
 	uint64_t t0 = app_now_ns();
+	uint64_t pruned = 0;
 	int rc;
 
 	while (setcap < 2 * n)
@@ -433,6 +490,8 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	if (!rc)
 		rc = insert_da(c, rd->recs, rd->nr, err, sizeof(err));
 	if (!rc)
+		rc = prune_step(c, &pruned, err, sizeof(err));
+	if (!rc)
 		rc = app_store_commit(c->store, err, sizeof(err));
 	if (rc) {
 		/* No retry after a failed write or fsync: the file's state is unknown. */
@@ -446,6 +505,8 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	}
 	publish(c, rd->blocks, rd->nb);
 	publish_available(c, rd->recs, rd->nr);
+	if (pruned)
+		c->txs_pruned_below = pruned;
 	if (m) {
 		atomic_store(&c->stats.last_commit_us, (app_now_ns() - t0) / 1000);
 		if (seq_merkle_tree_build(&tree, (const uint8_t(*)[32])g.leaves, m))
@@ -536,12 +597,15 @@ static void checkpoint_inline(struct app_committer *c)
 static void store_riders(struct app_committer *c, const struct riders *rd)
 {
 	char err[256];
+	uint64_t pruned = 0;
 	int rc = app_store_begin(c->store, err, sizeof(err));
 
 	if (!rc)
 		rc = insert_blocks(c, rd->blocks, rd->nb, err, sizeof(err));
 	if (!rc)
 		rc = insert_da(c, rd->recs, rd->nr, err, sizeof(err));
+	if (!rc)
+		rc = prune_step(c, &pruned, err, sizeof(err));
 	if (!rc)
 		rc = app_store_commit(c->store, err, sizeof(err));
 	if (rc) {
@@ -553,6 +617,8 @@ static void store_riders(struct app_committer *c, const struct riders *rd)
 	}
 	publish(c, rd->blocks, rd->nb);
 	publish_available(c, rd->recs, rd->nr);
+	if (pruned)
+		c->txs_pruned_below = pruned;
 }
 
 /* Remove the sealer's wake-ups (req == NULL) from a popped batch. */
@@ -711,6 +777,8 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 	}
 	c->next_seq = tip.next_seq;
 	c->next_group = tip.next_group;
+	c->txs_pruned_below = 0;
+	app_store_meta_u64(c->store, "txs_pruned_below", &c->txs_pruned_below);
 	c->seal_next_seq = tip.has_block ? tip.last.first_seq + tip.last.tx_count : 1;
 	c->seal_height = tip.has_block ? tip.last.height + 1 : 1;
 	memset(c->seal_parent, 0, 32);

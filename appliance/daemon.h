@@ -177,6 +177,7 @@ struct app_committer {
 	int ckpt_stop;
 	struct app_tx *open_txs; /* transactions of the open slot, seq order */
 	size_t open_n, open_cap;
+	uint64_t txs_pruned_below; /* retention: payloads of blocks below are gone */
 	struct app_avail avail;
 };
 

@@ -315,3 +315,56 @@ out:
 	free(hproof);
 	return rc;
 }
+
+int app_dasrv_block(struct app_server *s, uint64_t height, struct app_block **out)
+{
+	uint8_t *buf = NULL;
+	size_t padded = 0, plen = 0, n;
+	struct da_payload pl;
+	struct app_tx *txs = NULL;
+	struct seq_block_ns *ns = NULL;
+	int rc;
+
+	*out = NULL;
+	memset(&pl, 0, sizeof(pl));
+	rc = app_dasrv_payload(s, height, &buf, &padded, &plen);
+	if (!rc)
+		rc = da_payload_parse(&pl, buf, padded, plen);
+	if (rc)
+		goto out;
+	n = pl.hdr.tx_count;
+	txs = calloc(n ? n : 1, sizeof(*txs));
+	ns = malloc((pl.hdr.ns_count ? pl.hdr.ns_count : 1) * sizeof(*ns));
+	if (!txs || !ns) {
+		rc = APP_ENOMEM;
+		goto out;
+	}
+	memcpy(ns, pl.ns, pl.hdr.ns_count * sizeof(*ns));
+	for (size_t i = 0; i < n; i++) {
+		struct app_tx *t = &txs[i];
+
+		t->seq = pl.txs[i].seq;
+		t->ns = pl.txs[i].ns;
+		t->slot = pl.hdr.slot;
+		t->len = pl.txs[i].len;
+		t->data = malloc(t->len ? t->len : 1);
+		if (!t->data) {
+			app_txs_free(txs, i);
+			txs = NULL;
+			rc = APP_ENOMEM;
+			goto out;
+		}
+		memcpy(t->data, pl.txs[i].data, t->len);
+		keccak_cb(t->hash, t->data, t->len, NULL);
+	}
+	/* app_block_make owns txs and ns from here, whatever it returns */
+	rc = app_block_make(out, &pl.hdr, pl.sig, ns, pl.hdr.ns_count, txs, n);
+	txs = NULL;
+	ns = NULL;
+out:
+	free(txs);
+	free(ns);
+	da_payload_free(&pl);
+	free(buf);
+	return rc;
+}

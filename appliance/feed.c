@@ -225,8 +225,19 @@ struct app_block *app_feed_get(struct app_server *s, uint64_t height)
 	if (*slot && (*slot)->hdr.height == height) {
 		return app_block_ref(*slot);
 	}
+	if (!app_store_block_has_txs(s->ro, height)) {
+		if (app_dasrv_block(s, height, &b))
+			return NULL;
+		return b;
+	}
 	if (app_block_load(&b, s->ro, height))
 		return NULL;
+	if (!app_store_block_has_txs(s->ro, height)) {
+		/* pruned while we read: the payloads we got may be empty */
+		app_block_unref(b);
+		if (app_dasrv_block(s, height, &b))
+			return NULL;
+	}
 	return b; /* not cached: catch-up of old heights must not evict the live tail */
 }
 

@@ -158,6 +158,8 @@ int app_dasrv_nsproof_json(struct app_server *s, uint64_t height,
  * transactions, else rebuilt from shards. *buf malloc'd, *padded bytes. */
 int app_dasrv_payload(struct app_server *s, uint64_t height, uint8_t **buf, size_t *padded,
 		      size_t *payload_len);
+/* A block whose transactions retention has pruned, rebuilt from its shards. */
+int app_dasrv_block(struct app_server *s, uint64_t height, struct app_block **out);
 
 /* feed.c */
 void app_feed_block(struct app_server *s, struct app_block *b);

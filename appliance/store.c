@@ -34,6 +34,8 @@ enum {
 	ST_DA_GET,
 	ST_DA_TIP,
 	ST_META_GET,
+	ST_META_SET,
+	ST_PRUNE_TXS,
 	ST_COUNT
 };
 
@@ -57,6 +59,8 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_DA_GET] = "SELECT record, sig FROM da_blocks WHERE height = ?",
 	[ST_DA_TIP] = "SELECT max(height) FROM da_blocks",
 	[ST_META_GET] = "SELECT v FROM meta WHERE k = ?",
+	[ST_META_SET] = "INSERT OR REPLACE INTO meta(k, v) VALUES (?, ?)",
+	[ST_PRUNE_TXS] = "UPDATE txs SET data = x'' WHERE seq >= ? AND seq <= ?",
 };
 
 static const char schema[] =
@@ -803,4 +807,34 @@ int app_store_block_has_txs(struct app_store *s, uint64_t height)
 
 	app_store_meta_u64(s, "txs_pruned_below", &below);
 	return height >= below;
+}
+
+int app_store_meta_set_u64(struct app_store *s, const char *key, uint64_t v, char *errbuf,
+			   size_t errlen)
+{
+	sqlite3_stmt *st = s->st[ST_META_SET];
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)v);
+	if (exec_stmt(st)) {
+		set_err(errbuf, errlen, s->db);
+		return APP_ESQLITE;
+	}
+	return 0;
+}
+
+int app_store_prune_payloads(struct app_store *s, uint64_t first_seq, uint64_t last_seq,
+			     uint64_t below, char *errbuf, size_t errlen)
+{
+	sqlite3_stmt *st = s->st[ST_PRUNE_TXS];
+
+	if (last_seq >= first_seq) {
+		sqlite3_bind_int64(st, 1, (int64_t)first_seq);
+		sqlite3_bind_int64(st, 2, (int64_t)last_seq);
+		if (exec_stmt(st)) {
+			set_err(errbuf, errlen, s->db);
+			return APP_ESQLITE;
+		}
+	}
+	return app_store_meta_set_u64(s, "txs_pruned_below", below, errbuf, errlen);
 }
