@@ -633,7 +633,7 @@ static void m_status(struct app_conn *c, struct app_req *r, size_t i)
 		 "{\"version\":\"%s\",\"publicKey\":\"%s\",\"height\":%llu,\"slot\":%llu,"
 		 "\"slotMs\":%ld,\"nextSeq\":%llu,\"groups\":%llu,\"transactions\":%llu,"
 		 "\"lastCommitUs\":%llu,\"ingressQueue\":%zu,\"subscribers\":%zu,"
-		 "\"namespaces\":%zu,\"halted\":%s}",
+		 "\"namespaces\":%zu,\"halted\":%s,\"availableHeight\":%llu,\"daHalted\":%s}",
 		 MEZZ_VERSION, pk,
 		 (unsigned long long)(atomic_load(&st->has_block) ? atomic_load(&st->height) : 0),
 		 (unsigned long long)atomic_load(&st->open_slot), s->cfg->slot_ms,
@@ -641,7 +641,9 @@ static void m_status(struct app_conn *c, struct app_req *r, size_t i)
 		 (unsigned long long)atomic_load(&st->groups),
 		 (unsigned long long)atomic_load(&st->txs),
 		 (unsigned long long)atomic_load(&st->last_commit_us), app_queue_len(s->ingress),
-		 s->subscribers, s->auth.n, atomic_load(&st->halted) ? "true" : "false");
+		 s->subscribers, s->auth.n, atomic_load(&st->halted) ? "true" : "false",
+		 (unsigned long long)atomic_load(&st->level_tip[APP_LEVEL_AVAILABLE]),
+		 atomic_load(&s->committer->avail.halted) ? "true" : "false");
 	req_set(r, i, 0, buf);
 }
 

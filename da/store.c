@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,10 +37,61 @@
 
 #define GROUP_HEIGHTS 4096
 
+/*
+ * dirfd[i] is reopened by path when its directory has been unlinked (a disk
+ * replaced and mounted again, or a directory deleted by hand): writing into
+ * an unlinked directory would lose every shard written there. Replaced
+ * descriptors are kept open until da_store_close, because another thread
+ * sharing the store may still be using one.
+ */
 struct da_store {
 	size_t D;
 	int *dirfd;
+	char **path;
+	pthread_mutex_t mu;
+	int *stale; /* replaced descriptors */
+	size_t n_stale, cap_stale;
 };
+
+/* Reopen every storage directory whose descriptor points at an unlinked one. */
+static int refresh_dirs(struct da_store *s)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->D && rc == 0; i++) {
+		struct stat st;
+		int fd;
+
+		if (fstat(s->dirfd[i], &st) == 0 && st.st_nlink > 0)
+			continue;
+		if (mkdir(s->path[i], 0700) != 0 && errno != EEXIST) {
+			rc = -errno;
+			break;
+		}
+		fd = open(s->path[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0) {
+			rc = -errno;
+			break;
+		}
+		if (s->n_stale == s->cap_stale) {
+			size_t cap = s->cap_stale ? 2 * s->cap_stale : 8;
+			int *v = realloc(s->stale, cap * sizeof(*v));
+
+			if (v == NULL) {
+				close(fd);
+				rc = DA_ENOMEM;
+				break;
+			}
+			s->stale = v;
+			s->cap_stale = cap;
+		}
+		s->stale[s->n_stale++] = s->dirfd[i];
+		s->dirfd[i] = fd;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
 
 static void path_names(char *group, size_t gl, char *name, size_t nl, uint64_t h,
 		       unsigned i, const char *suffix)
@@ -59,16 +111,25 @@ int da_store_open(const char *const *dirs, size_t D, struct da_store **out)
 	if (dirs == NULL || D == 0 || D > DA_MAX_SHARDS)
 		return DA_EINVAL;
 	s = calloc(1, sizeof(*s));
-	if (s == NULL || (s->dirfd = malloc(D * sizeof(int))) == NULL) {
+	if (s == NULL || (s->dirfd = malloc(D * sizeof(int))) == NULL ||
+	    (s->path = calloc(D, sizeof(char *))) == NULL) {
+		if (s)
+			free(s->dirfd);
 		free(s);
 		return DA_ENOMEM;
 	}
 	for (size_t i = 0; i < D; i++)
 		s->dirfd[i] = -1;
 	s->D = D;
+	pthread_mutex_init(&s->mu, NULL);
 	for (size_t i = 0; i < D; i++) {
 		if (dirs[i] == NULL) {
 			rc = DA_EINVAL;
+			goto fail;
+		}
+		s->path[i] = strdup(dirs[i]);
+		if (s->path[i] == NULL) {
+			rc = DA_ENOMEM;
 			goto fail;
 		}
 		if (mkdir(dirs[i], 0700) != 0 && errno != EEXIST) {
@@ -92,10 +153,17 @@ void da_store_close(struct da_store *s)
 {
 	if (s == NULL)
 		return;
-	for (size_t i = 0; i < s->D; i++)
+	for (size_t i = 0; i < s->D; i++) {
 		if (s->dirfd[i] >= 0)
 			close(s->dirfd[i]);
+		free(s->path[i]);
+	}
+	for (size_t i = 0; i < s->n_stale; i++)
+		close(s->stale[i]);
+	free(s->stale);
+	free(s->path);
 	free(s->dirfd);
+	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
 
@@ -268,6 +336,8 @@ int da_store_put(struct da_store *s, const struct da_record *r, uint8_t *const *
 	if (rc == 0 && memcmp(root, r->shard_root, 32) != 0)
 		rc = DA_EMISMATCH;
 	if (rc == 0)
+		rc = refresh_dirs(s);
+	if (rc == 0)
 		rc = write_shards(s, r, shards, leaves, NULL, NULL);
 	free(own);
 	return rc;
@@ -340,6 +410,10 @@ static int load(struct da_store *s, struct da_code *c, const struct da_record *r
 	if (s == NULL || r == NULL || rep == NULL || da_record_check(r) != 0 ||
 	    (mode != LOAD_SCRUB && (c == NULL || da_code_k(c) != r->k || da_code_m(c) != r->m)))
 		return DA_EINVAL;
+	rc = refresh_dirs(s);
+	if (rc != 0)
+		return rc;
+	rc = DA_ENOMEM;
 	k = r->k;
 	n = k + r->m;
 	S = r->S;
@@ -455,6 +529,9 @@ int da_store_remove_block(struct da_store *s, uint64_t height, unsigned n_shards
 
 	if (s == NULL || n_shards > DA_MAX_SHARDS)
 		return DA_EINVAL;
+	rc = refresh_dirs(s);
+	if (rc != 0)
+		return rc;
 	for (unsigned i = 0; i < n_shards; i++) {
 		size_t d = i % s->D;
 
@@ -487,6 +564,9 @@ int da_store_read_shard(struct da_store *s, const struct da_record *r, unsigned 
 	*buf_out = NULL;
 	if (!s || !r || !f || index >= (unsigned)r->k + r->m)
 		return DA_EINVAL;
+	st = refresh_dirs(s);
+	if (st != 0)
+		return st;
 	flen = da_shard_file_len(index, (unsigned)r->k + r->m, r->S);
 	buf = malloc(flen);
 	if (!buf)
