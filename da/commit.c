@@ -135,6 +135,7 @@ int da_record_decode(struct da_record *r, const uint8_t *buf, size_t len)
 		return DA_EINVAL;
 	if (buf == NULL || len != DA_RECORD_LEN || memcmp(p, RECORD_MAGIC, 4) != 0)
 		return DA_EDECODE;
+	memset(&x, 0, sizeof(x));
 	x.version = da__get_u32(p + 4);
 	x.height = da__get_u64(p + 8);
 	memcpy(x.block_hash, p + 16, 32);

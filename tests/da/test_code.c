@@ -1,0 +1,280 @@
+/*
+ * The coder: differential against ISA-L's portable _base functions, every
+ * erasure pattern of up to m lost shards for small codes, random patterns
+ * for large ones, odd shard sizes, and decode from two threads at once.
+ */
+#include <criterion/criterion.h>
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <isa-l/erasure_code.h>
+
+#include "tests/da/helpers.h"
+
+struct shards {
+	unsigned k, m;
+	size_t S;
+	uint8_t *mem, *orig;
+	uint8_t *p[DA_MAX_SHARDS];
+};
+
+static void shards_new(struct shards *s, unsigned k, unsigned m, size_t S, uint64_t seed)
+{
+	uint64_t st = seed | 1;
+
+	s->k = k;
+	s->m = m;
+	s->S = S;
+	s->mem = malloc((k + m) * S);
+	s->orig = malloc((k + m) * S);
+	cr_assert(s->mem && s->orig);
+	for (unsigned i = 0; i < k + m; i++)
+		s->p[i] = s->mem + (size_t)i * S;
+	t_fill(s->mem, k * S, &st);
+}
+
+static void shards_free(struct shards *s)
+{
+	free(s->mem);
+	free(s->orig);
+}
+
+/* Our encode against ec_encode_data_base over tables built here. */
+static void check_encode_base(unsigned k, unsigned m, size_t S, uint64_t seed)
+{
+	struct da_code *c;
+	struct shards s;
+	uint8_t *a = malloc((k + m) * k), *tbl = malloc(32 * k * m), *ref = malloc(m * S);
+	uint8_t *refp[DA_MAX_SHARDS];
+
+	cr_assert(a && tbl && ref);
+	shards_new(&s, k, m, S, seed);
+	cr_assert_eq(da_code_new(k, m, &c), 0);
+	cr_assert_eq(da_encode(c, s.p, s.p + k, S), 0);
+	gf_gen_cauchy1_matrix(a, (int)(k + m), (int)k);
+	ec_init_tables((int)k, (int)m, a + k * k, tbl);
+	for (unsigned i = 0; i < m; i++)
+		refp[i] = ref + i * S;
+	ec_encode_data_base((int)S, (int)k, (int)m, tbl, s.p, refp);
+	cr_assert_eq(memcmp(s.p[k], ref, m * S), 0, "k=%u m=%u S=%zu", k, m, S);
+	da_code_free(c);
+	shards_free(&s);
+	free(a);
+	free(tbl);
+	free(ref);
+}
+
+Test(code, encode_matches_base)
+{
+	static const size_t sizes[] = {1, 2, 31, 32, 33, 63, 64, 65, 100, 1000, 4096,
+				       32 * 1024 - 1, 32 * 1024 + 63, 32 * 1024 + 64,
+				       3 * 32 * 1024 + 17};
+	static const unsigned km[][2] = {{1, 1}, {4, 2}, {16, 16}, {10, 4}, {32, 8}, {3, 7}};
+
+	for (size_t i = 0; i < sizeof(km) / sizeof(km[0]); i++)
+		for (size_t j = 0; j < sizeof(sizes) / sizeof(sizes[0]); j++)
+			check_encode_base(km[i][0], km[i][1], sizes[j], i * 100 + j + 1);
+}
+
+/* Decode with present[] and compare every shard with the original. */
+static void decode_and_check(struct da_code *c, struct shards *s, const uint8_t *present)
+{
+	unsigned n = s->k + s->m;
+
+	for (unsigned i = 0; i < n; i++)
+		if (!present[i])
+			memset(s->p[i], 0xA5, s->S);
+	cr_assert_eq(da_decode(c, s->p, present, s->S), 0);
+	cr_assert_eq(memcmp(s->mem, s->orig, n * s->S), 0, "k=%u m=%u S=%zu", s->k, s->m, s->S);
+}
+
+/* Every subset of at most m lost shards, by walking all bitmasks of n bits. */
+static void all_patterns(unsigned k, unsigned m, size_t S)
+{
+	unsigned n = k + m, tested = 0;
+	uint8_t present[DA_MAX_SHARDS];
+	struct da_code *c;
+	struct shards s;
+
+	shards_new(&s, k, m, S, k * 31 + m);
+	cr_assert_eq(da_code_new(k, m, &c), 0);
+	cr_assert_eq(da_encode(c, s.p, s.p + k, S), 0);
+	memcpy(s.orig, s.mem, n * S);
+	for (uint32_t mask = 0; mask < (1u << n); mask++) {
+		if ((unsigned)__builtin_popcount(mask) > m)
+			continue;
+		for (unsigned i = 0; i < n; i++)
+			present[i] = !(mask & (1u << i));
+		decode_and_check(c, &s, present);
+		tested++;
+	}
+	cr_assert_gt(tested, 0);
+	da_code_free(c);
+	shards_free(&s);
+}
+
+Test(code, every_pattern_4_2) { all_patterns(4, 2, 65); }
+Test(code, every_pattern_6_3) { all_patterns(6, 3, 63); }
+Test(code, every_pattern_10_4) { all_patterns(10, 4, 100); }
+
+/* Random patterns of up to m lost shards for larger codes. */
+static void random_patterns(unsigned k, unsigned m, size_t S, unsigned rounds, uint64_t seed)
+{
+	uint8_t present[DA_MAX_SHARDS];
+	unsigned n = k + m, idx[DA_MAX_SHARDS];
+	uint64_t st = seed | 1;
+	struct da_code *c;
+	struct shards s;
+
+	shards_new(&s, k, m, S, seed);
+	cr_assert_eq(da_code_new(k, m, &c), 0);
+	cr_assert_eq(da_encode(c, s.p, s.p + k, S), 0);
+	memcpy(s.orig, s.mem, n * S);
+	for (unsigned r = 0; r < rounds; r++) {
+		unsigned lost = (unsigned)(t_rand(&st) % (m + 1));
+
+		if (r == 0)
+			lost = m;
+		for (unsigned i = 0; i < n; i++)
+			idx[i] = i;
+		for (unsigned i = 0; i < n; i++) { /* Fisher-Yates */
+			unsigned j = i + (unsigned)(t_rand(&st) % (n - i)), t = idx[i];
+
+			idx[i] = idx[j];
+			idx[j] = t;
+		}
+		memset(present, 1, n);
+		for (unsigned i = 0; i < lost; i++)
+			present[idx[i]] = 0;
+		decode_and_check(c, &s, present);
+	}
+	da_code_free(c);
+	shards_free(&s);
+}
+
+Test(code, random_16_16) { random_patterns(16, 16, 1000, 60, 1); }
+Test(code, random_32_8) { random_patterns(32, 8, 65, 60, 2); }
+Test(code, random_100_28) { random_patterns(100, 28, 64, 40, 3); }
+Test(code, random_200_56) { random_patterns(200, 56, 33, 30, 4); }
+Test(code, random_edges)
+{
+	random_patterns(1, 1, 1, 5, 5);
+	random_patterns(1, 255, 17, 10, 6);
+	random_patterns(255, 1, 5, 10, 7);
+	random_patterns(16, 16, 3 * 32 * 1024 + 17, 5, 8); /* several slices */
+}
+
+/* Data shards rebuilt by a decode matrix computed here and ec_encode_data_base. */
+Test(code, decode_matches_base)
+{
+	unsigned k = 10, m = 4, n = 14;
+	size_t S = 257;
+	uint8_t a[14 * 10], b[10 * 10], inv[10 * 10], tbl[32 * 10 * 10];
+	uint8_t present[14] = {0, 1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 0, 1};
+	uint8_t *src[10], *out[10], *ref = malloc(k * S);
+	struct da_code *c;
+	struct shards s;
+	unsigned ns = 0;
+
+	shards_new(&s, k, m, S, 99);
+	cr_assert_eq(da_code_new(k, m, &c), 0);
+	cr_assert_eq(da_encode(c, s.p, s.p + k, S), 0);
+	memcpy(s.orig, s.mem, n * S);
+	gf_gen_cauchy1_matrix(a, (int)n, (int)k);
+	for (unsigned i = 0; i < n && ns < k; i++)
+		if (present[i]) {
+			memcpy(b + ns * k, a + i * k, k);
+			src[ns++] = s.orig + i * S;
+		}
+	cr_assert_eq(gf_invert_matrix(b, inv, (int)k), 0);
+	ec_init_tables((int)k, (int)k, inv, tbl);
+	for (unsigned i = 0; i < k; i++)
+		out[i] = ref + i * S;
+	ec_encode_data_base((int)S, (int)k, (int)k, tbl, src, out);
+	cr_assert_eq(memcmp(ref, s.orig, k * S), 0, "base decode disagrees with the data");
+	decode_and_check(c, &s, present);
+	da_code_free(c);
+	shards_free(&s);
+	free(ref);
+}
+
+Test(code, params_and_too_few)
+{
+	struct da_code *c;
+	uint8_t present[6] = {1, 1, 1, 0, 0, 0};
+	uint8_t buf[6][64], *p[6];
+
+	cr_assert_eq(da_code_new(0, 1, &c), DA_EPARAM);
+	cr_assert_eq(da_code_new(1, 0, &c), DA_EPARAM);
+	cr_assert_eq(da_code_new(200, 57, &c), DA_EPARAM);
+	cr_assert_null(c);
+	cr_assert_eq(da_code_new(255, 1, &c), 0);
+	da_code_free(c);
+	da_code_free(NULL);
+	cr_assert_eq(da_code_new(4, 2, &c), 0);
+	for (int i = 0; i < 6; i++)
+		p[i] = buf[i];
+	cr_assert_eq(da_decode(c, p, present, 64), DA_ETOOFEW);
+	cr_assert_eq(da_encode(c, p, p + 4, 0), DA_EINVAL);
+	cr_assert_str_eq(da_strerror(DA_ETOOFEW), "fewer than k shards present");
+	cr_assert_not_null(da_strerror(-2));
+	da_code_free(c);
+}
+
+/* Two threads decode different patterns through one code (cache churn). */
+struct worker {
+	struct da_code *c;
+	unsigned k, m;
+	uint64_t seed;
+	int ok;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t st = w->seed | 1;
+	unsigned n = w->k + w->m;
+	size_t S = 200;
+	uint8_t *mem = malloc(n * S), *orig = malloc(n * S), *p[DA_MAX_SHARDS];
+	uint8_t present[DA_MAX_SHARDS];
+
+	w->ok = 1;
+	for (unsigned i = 0; i < n; i++)
+		p[i] = mem + i * S;
+	t_fill(mem, w->k * S, &st);
+	da_encode(w->c, p, p + w->k, S);
+	memcpy(orig, mem, n * S);
+	for (int r = 0; r < 400; r++) {
+		memset(present, 1, n);
+		for (unsigned i = 0; i < w->m; i++)
+			present[t_rand(&st) % n] = 0;
+		for (unsigned i = 0; i < n; i++)
+			if (!present[i])
+				memset(p[i], 0, S);
+		if (da_decode(w->c, p, present, S) != 0 || memcmp(mem, orig, n * S) != 0)
+			w->ok = 0;
+	}
+	free(mem);
+	free(orig);
+	return NULL;
+}
+
+Test(code, shared_between_threads)
+{
+	struct worker w[2];
+	pthread_t th[2];
+	struct da_code *c;
+
+	cr_assert_eq(da_code_new(12, 6, &c), 0);
+	for (int i = 0; i < 2; i++) {
+		w[i] = (struct worker){c, 12, 6, (uint64_t)i + 11, 0};
+		pthread_create(&th[i], NULL, work, &w[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert(w[i].ok);
+	}
+	da_code_free(c);
+}

@@ -1,0 +1,341 @@
+/*
+ * The shard store in a temp directory: put and read back, lose whole
+ * directories, flip bytes, copy a shard of another block over one (a
+ * CRC-valid file with the wrong contents), repair, scrub, remove.
+ */
+#include <criterion/criterion.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/da/helpers.h"
+
+#define D 6
+
+static const uint64_t NS[] = {1, 2, 1, 3, 2, 1};
+static const uint32_t LEN[] = {1000, 2000, 3000, 500, 4000, 7};
+
+struct fx {
+	char root[256];
+	char dirs[D][300];
+	const char *dirp[D];
+	struct da_store *st;
+	struct da_code *c;
+	struct t_block b;
+	struct da_block blk;
+	struct da_record r;
+	uint8_t *orig; /* payload copy */
+};
+
+static void fx_block(struct fx *f, uint64_t height, uint64_t seed, struct da_block *blk,
+		     struct da_record *r, struct t_block *b)
+{
+	uint8_t bh[32];
+
+	t_block_make(b, NS, LEN, 6, da_code_k(f->c), seed);
+	b->hdr.height = height;
+	seq_block_hash(bh, &b->hdr);
+	cr_assert_eq(da_block_encode(blk, r, f->c, b->buf, b->payload_len, b->S, height, bh), 0);
+	b->buf = NULL;
+}
+
+static void fx_setup(struct fx *f, unsigned k, unsigned m)
+{
+	memset(f, 0, sizeof(*f));
+	t_tmpdir(f->root, sizeof(f->root));
+	for (int i = 0; i < D; i++) {
+		int n = snprintf(f->dirs[i], sizeof(f->dirs[i]), "%s/disk%d", f->root, i);
+
+		cr_assert(n > 0 && (size_t)n < sizeof(f->dirs[i]));
+		f->dirp[i] = f->dirs[i];
+	}
+	cr_assert_eq(da_store_open(f->dirp, D, &f->st), 0);
+	cr_assert_eq(da_code_new(k, m, &f->c), 0);
+	fx_block(f, 4097, 21, &f->blk, &f->r, &f->b);
+	f->orig = malloc(f->blk.S * k);
+	memcpy(f->orig, f->blk.payload, f->blk.S * k);
+	cr_assert_eq(da_store_put(f->st, &f->r, f->blk.shard, (const uint8_t (*)[32])f->blk.leaf), 0);
+}
+
+static void fx_teardown(struct fx *f)
+{
+	da_store_close(f->st);
+	da_code_free(f->c);
+	da_block_free(&f->blk);
+	t_block_free(&f->b);
+	free(f->orig);
+	t_rmtree(f->root);
+}
+
+static void shard_path(struct fx *f, unsigned i, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "%s/%llu/%llu-%u", f->dirs[i % D],
+			 (unsigned long long)(f->r.height / 4096),
+			 (unsigned long long)f->r.height, i);
+
+	cr_assert(n > 0 && (size_t)n < cap);
+}
+
+static int read_ok(struct fx *f, unsigned flags, struct da_report *rep)
+{
+	uint8_t *p = NULL;
+	int rc = da_store_read_block(f->st, f->c, &f->r, flags, &p, rep);
+
+	if (rc == 0) {
+		cr_assert_eq(memcmp(p, f->orig, f->blk.S * f->r.k), 0, "payload differs");
+		free(p);
+	}
+	return rc;
+}
+
+static void rm_dir_files(struct fx *f, int d)
+{
+	char p[400];
+
+	for (unsigned i = d; i < (unsigned)f->r.k + f->r.m; i += D) {
+		shard_path(f, i, p, sizeof(p));
+		cr_assert_eq(unlink(p), 0, "%s", p);
+	}
+}
+
+static void flip(struct fx *f, unsigned i, long off)
+{
+	char p[400];
+	uint8_t c;
+	int fd;
+
+	shard_path(f, i, p, sizeof(p));
+	fd = open(p, O_RDWR);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, &c, 1, off), 1);
+	c ^= 0x10;
+	cr_assert_eq(pwrite(fd, &c, 1, off), 1);
+	close(fd);
+}
+
+Test(store, put_read_fast_path)
+{
+	struct fx f;
+	struct da_report rep;
+	struct stat st;
+	char p[400];
+
+	fx_setup(&f, 8, 4);
+	shard_path(&f, 11, p, sizeof(p));
+	cr_assert_eq(stat(p, &st), 0);
+	cr_assert_eq((size_t)st.st_size, da_shard_file_len(11, 12, f.r.S));
+	cr_assert_eq(read_ok(&f, 0, &rep), 0);
+	cr_assert_eq(rep.ok, 8);
+	cr_assert_eq(rep.decoded, 0);
+	cr_assert_eq(rep.status[8], DA_SHARD_UNCHECKED);
+	/* The returned payload parses and its roots match. */
+	{
+		struct da_payload pl;
+		uint8_t *buf;
+
+		cr_assert_eq(da_store_read_block(f.st, f.c, &f.r, 0, &buf, NULL), 0);
+		cr_assert_eq(da_payload_parse(&pl, buf, f.r.S * f.r.k, f.r.payload_len), 0);
+		cr_assert_eq(da_payload_check_roots(&pl, t_hash, NULL), 0);
+		da_payload_free(&pl);
+		free(buf);
+	}
+	fx_teardown(&f);
+}
+
+/* With D = 6 and 12 shards each directory holds 2: losing 2 directories loses 4 = m. */
+Test(store, lose_directories)
+{
+	struct fx f;
+	struct da_report rep;
+
+	fx_setup(&f, 8, 4);
+	t_rmtree(f.dirs[0]);
+	t_rmtree(f.dirs[3]);
+	cr_assert_eq(read_ok(&f, 0, &rep), 0);
+	cr_assert_eq(rep.missing, 4);
+	cr_assert_eq(rep.decoded, 1);
+	/* A third directory: 6 lost > m. */
+	rm_dir_files(&f, 5);
+	cr_assert_eq(read_ok(&f, 0, &rep), DA_EUNAVAILABLE);
+	fx_teardown(&f);
+}
+
+Test(store, lose_directories_reopen_and_repair)
+{
+	struct fx f;
+	struct da_report rep;
+
+	fx_setup(&f, 8, 4);
+	t_rmtree(f.dirs[1]);
+	t_rmtree(f.dirs[2]);
+	da_store_close(f.st);
+	/* Reopening recreates the directories (replacement disks). */
+	cr_assert_eq(da_store_open(f.dirp, D, &f.st), 0);
+	cr_assert_eq(da_store_repair_block(f.st, f.c, &f.r, &rep), 0);
+	cr_assert_eq(rep.missing, 4);
+	cr_assert_eq(rep.repaired, 4);
+	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
+	cr_assert_eq(rep.ok, 12);
+	{
+		uint64_t all = 0;
+
+		for (unsigned i = 0; i < 12; i++)
+			all += da_shard_file_len(i, 12, f.r.S);
+		cr_assert_eq(rep.bytes_read, all); /* every byte of every file */
+	}
+	fx_teardown(&f);
+}
+
+Test(store, flipped_bytes_detected_and_repaired)
+{
+	struct fx f;
+	struct da_report rep;
+
+	fx_setup(&f, 8, 4);
+	flip(&f, 0, 100);               /* data shard bytes */
+	flip(&f, 3, 10);                /* header: height */
+	flip(&f, 9, 70);                /* path */
+	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
+	cr_assert_eq(rep.corrupt, 3);
+	cr_assert_eq(rep.status[0], DA_SHARD_CORRUPT);
+	cr_assert_eq(rep.status[3], DA_SHARD_CORRUPT);
+	cr_assert_eq(rep.status[9], DA_SHARD_CORRUPT);
+	cr_assert_eq(read_ok(&f, DA_READ_REPAIR, &rep), 0);
+	cr_assert_eq(rep.corrupt, 3);
+	cr_assert_eq(rep.repaired, 3);
+	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
+	cr_assert_eq(rep.ok, 12);
+	cr_assert_eq(rep.corrupt + rep.missing, 0);
+	cr_assert_eq(read_ok(&f, 0, &rep), 0);
+	cr_assert_eq(rep.decoded, 0);
+	fx_teardown(&f);
+}
+
+/*
+ * Shard 2 of another block at the same height and index, copied over ours:
+ * the file is well formed and its CRC is right, but the record's root is not
+ * what it was written under.
+ */
+Test(store, crc_valid_wrong_contents)
+{
+	struct fx f;
+	struct da_report rep;
+	struct t_block b2;
+	struct da_block blk2;
+	struct da_record r2;
+	char root2[256], dir2[300], src[400], dst[400], cmd[1024];
+	const char *dp[1];
+	struct da_store *s2;
+
+	fx_setup(&f, 8, 4);
+	fx_block(&f, f.r.height, 99, &blk2, &r2, &b2);
+	cr_assert_eq(r2.S, f.r.S); /* same geometry, other bytes */
+	t_tmpdir(root2, sizeof(root2));
+	cr_assert_lt(snprintf(dir2, sizeof(dir2), "%s/d", root2), (int)sizeof(dir2));
+	dp[0] = dir2;
+	cr_assert_eq(da_store_open(dp, 1, &s2), 0);
+	cr_assert_eq(da_store_put(s2, &r2, blk2.shard, NULL), 0);
+	cr_assert_lt(snprintf(src, sizeof(src), "%s/1/4097-2", dir2), (int)sizeof(src));
+	shard_path(&f, 2, dst, sizeof(dst));
+	cr_assert_lt(snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", src, dst), (int)sizeof(cmd));
+	cr_assert_eq(system(cmd), 0);
+	/* The copy names the other block's root in its header; the forged-file
+	 * test below covers a file whose header matches ours byte for byte. */
+	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
+	cr_assert_eq(rep.status[2], DA_SHARD_CORRUPT);
+	cr_assert_eq(read_ok(&f, 0, &rep), 0);
+	cr_assert_eq(rep.corrupt, 1);
+	cr_assert_eq(rep.decoded, 1);
+	da_store_close(s2);
+	t_rmtree(root2);
+	da_block_free(&blk2);
+	t_block_free(&b2);
+	fx_teardown(&f);
+}
+
+/* A forged file: our header and path, other bytes, CRC recomputed. */
+Test(store, forged_file_with_valid_crc)
+{
+	struct fx f;
+	struct da_report rep;
+	struct da_shard_file sf;
+	char p[400];
+	uint8_t *buf, *shard;
+	size_t len = da_shard_file_len(1, 12, 0);
+	FILE *fp;
+
+	fx_setup(&f, 8, 4);
+	len = da_shard_file_len(1, 12, f.r.S);
+	buf = malloc(len);
+	shard_path(&f, 1, p, sizeof(p));
+	fp = fopen(p, "rb");
+	cr_assert_eq(fread(buf, 1, len, fp), len);
+	fclose(fp);
+	cr_assert_eq(da_shard_file_decode(&sf, buf, len), 0);
+	shard = malloc(f.r.S);
+	memcpy(shard, sf.shard, f.r.S);
+	shard[5] ^= 0xff;
+	sf.shard = shard;
+	da_shard_file_encode(buf, &sf);
+	cr_assert_eq(da_shard_file_decode(&sf, buf, len), 0); /* CRC is valid */
+	fp = fopen(p, "wb");
+	cr_assert_eq(fwrite(buf, 1, len, fp), len);
+	fclose(fp);
+	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
+	cr_assert_eq(rep.status[1], DA_SHARD_CORRUPT);
+	cr_assert_eq(read_ok(&f, DA_READ_REPAIR, &rep), 0);
+	cr_assert_eq(rep.repaired, 1);
+	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
+	cr_assert_eq(rep.ok, 12);
+	free(shard);
+	free(buf);
+	fx_teardown(&f);
+}
+
+Test(store, put_checks_root_and_remove)
+{
+	struct fx f;
+	struct da_report rep;
+	struct da_record bad;
+	char p[400];
+
+	fx_setup(&f, 8, 4);
+	bad = f.r;
+	bad.shard_root[0] ^= 1;
+	cr_assert_eq(da_store_put(f.st, &bad, f.blk.shard, NULL), DA_EMISMATCH);
+	cr_assert_eq(da_store_put(f.st, &f.r, f.blk.shard, NULL), 0); /* idempotent */
+	cr_assert_eq(da_store_remove_block(f.st, f.r.height, 12), 0);
+	shard_path(&f, 0, p, sizeof(p));
+	cr_assert_neq(access(p, F_OK), 0);
+	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
+	cr_assert_eq(rep.missing, 12);
+	cr_assert_eq(read_ok(&f, 0, &rep), DA_EUNAVAILABLE);
+	cr_assert_eq(da_store_remove_block(f.st, f.r.height, 12), 0); /* already gone */
+	fx_teardown(&f);
+}
+
+Test(store, odd_geometry)
+{
+	/* k = 1 and a single directory; k + m larger than D. */
+	static const unsigned km[][2] = {{1, 1}, {16, 16}, {3, 9}};
+
+	for (size_t i = 0; i < 3; i++) {
+		struct fx f;
+		struct da_report rep;
+
+		fx_setup(&f, km[i][0], km[i][1]);
+		for (unsigned j = 0; j < km[i][1]; j++) {
+			char p[400];
+
+			shard_path(&f, j, p, sizeof(p));
+			cr_assert_eq(unlink(p), 0);
+		}
+		cr_assert_eq(read_ok(&f, DA_READ_REPAIR, &rep), 0);
+		cr_assert_eq(rep.repaired, km[i][1]);
+		fx_teardown(&f);
+	}
+}
