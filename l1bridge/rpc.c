@@ -190,7 +190,8 @@ static int rpc_attempt(struct l1_rpc *c, size_t url, const char *req, uint64_t i
 		snprintf(s, sizeof(s), "%ld", status);
 		return rpc_fail(c, L1_ERPC_TRANSPORT, url, "HTTP status %s", s);
 	}
-	doc = json_loadb(c->body != NULL ? c->body : "", c->body_len, 0, &jerr);
+	/* Nodes put revert reasons with NUL bytes into error messages. */
+	doc = json_loadb(c->body != NULL ? c->body : "", c->body_len, JSON_ALLOW_NUL, &jerr);
 	if (!json_is_object(doc)) {
 		json_decref(doc);
 		return rpc_fail(c, L1_ERPC_RESPONSE, url, "not a JSON-RPC object: %s", jerr.text);
@@ -237,6 +238,7 @@ int l1_rpc_call(struct l1_rpc *c, const char *method, json_t *params, json_t **r
 		size_t url = (c->preferred + i) % c->nurls;
 
 		rc = rpc_attempt(c, url, text, id, result);
+		c->err.url_index = url;
 		if (rc == 0 || rc == L1_ERPC_ERROR) {
 			c->preferred = url; /* it answered */
 			break;
