@@ -3,6 +3,7 @@
 #   make run        install missing dependencies, build, start on embedded defaults
 #   make test       install missing dependencies, build, run every test
 #   make bench      run the benchmarks and write docs/BENCHMARKS.md
+#   make contracts  compile l1bridge/contracts/Inbox.sol into $(BUILD)/contracts/
 #   make fuzz       build and run every fuzz target (libFuzzer, ASan+UBSan)
 #   make install    install binaries, units, config and docs under $(DESTDIR)$(PREFIX)
 #   SANITIZER=address,undefined   build everything with those sanitizers
@@ -60,11 +61,16 @@ UNIT_BINS  := $(foreach d,$(UNIT_DIRS),$(if $(wildcard tests/$(d)/*.c),$(BUILD)/
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
+# The inbox contract: compiled by the pinned npm solc (scripts/install-deps)
+# with every bytecode-relevant setting fixed in build.js; never committed.
+SOLCJS     ?= .deps/bin/solcjs
+CONTRACTS  := $(BUILD)/contracts/Inbox.bin $(BUILD)/contracts/Inbox.abi
+
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_TIME  ?= 20
 
-.PHONY: all run test unit integration bench bench-quick fuzz install clean deps tools
+.PHONY: all run test unit integration bench bench-quick fuzz install clean deps tools contracts
 
 all: $(DAEMON) $(CLI) $(DAEMON_TEST)
 
@@ -114,7 +120,16 @@ $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIBS)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-tools: all $(UNIT_BINS) $(BENCH_BINS)
+contracts: $(CONTRACTS)
+
+# One solc run writes both files; the .abi rides on the .bin's rule.
+$(BUILD)/contracts/Inbox.bin: l1bridge/contracts/Inbox.sol l1bridge/contracts/build.js
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  SOLC    $<")
+	$(Q)node l1bridge/contracts/build.js $(SOLCJS) $< $(dir $@)
+$(BUILD)/contracts/Inbox.abi: $(BUILD)/contracts/Inbox.bin
+
+tools: all $(UNIT_BINS) $(BENCH_BINS) $(CONTRACTS)
 
 run: deps all
 	$(Q)scripts/run-dev $(BUILD)

@@ -2,6 +2,7 @@
  * hex.c - 0x-prefixed hex, as JSON-RPC carries byte strings.
  */
 #include <assert.h>
+#include <string.h>
 
 #include "l1bridge/l1.h"
 
@@ -59,5 +60,96 @@ int l1_hex_decode(uint8_t *out, size_t cap, size_t *out_len, const char *hex,
 			return L1_EINVAL;
 	}
 	*out_len = hex_len / 2;
+	return 0;
+}
+
+void l1_hex_quantity(char out[static 19], uint64_t v)
+{
+	static const char digits[] = "0123456789abcdef";
+	int shift = 60;
+
+	*out++ = '0';
+	*out++ = 'x';
+	while (shift > 0 && (v >> shift) == 0)
+		shift -= 4;
+	for (; shift >= 0; shift -= 4)
+		*out++ = digits[(v >> shift) & 0xf];
+	*out = '\0';
+}
+
+/* A quantity's digits after "0x": 1..max hex digits (leading zeros, which
+ * some nodes send, are skipped before the width check). */
+static int quantity_digits(const char *s, size_t max, const char **d, size_t *n)
+{
+	size_t len;
+
+	if (s == NULL || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
+		return L1_EINVAL;
+	s += 2;
+	len = strlen(s);
+	if (len == 0)
+		return L1_EINVAL;
+	for (size_t i = 0; i < len; i++)
+		if (!is_hex[(unsigned char)s[i]])
+			return L1_EINVAL;
+	while (len > 1 && s[0] == '0') {
+		s++;
+		len--;
+	}
+	if (len > max)
+		return L1_ETX_INT;
+	*d = s;
+	*n = len;
+	return 0;
+}
+
+int l1_hex_quantity_u64(const char *s, uint64_t *out)
+{
+	const char *d;
+	size_t n;
+	uint64_t v = 0;
+	int rc = quantity_digits(s, 16, &d, &n);
+
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		v = v << 4 | nibble[(unsigned char)d[i]];
+	*out = v;
+	return 0;
+}
+
+int l1_hex_quantity_u256(const char *s, uint8_t out[static 32])
+{
+	const char *d;
+	size_t n;
+	int rc = quantity_digits(s, 64, &d, &n);
+
+	if (rc < 0)
+		return rc;
+	memset(out, 0, 32);
+	for (size_t i = 0; i < n; i++) {
+		size_t pos = n - 1 - i; /* nibble index from the right */
+		out[31 - pos / 2] |= (uint8_t)(nibble[(unsigned char)d[i]] << (4 * (pos % 2)));
+	}
+	return 0;
+}
+
+void l1_u256_from_u64(uint8_t out[static 32], uint64_t v)
+{
+	memset(out, 0, 24);
+	for (int i = 0; i < 8; i++)
+		out[31 - i] = (uint8_t)(v >> (8 * i));
+}
+
+int l1_u256_to_u64(const uint8_t v[static 32], uint64_t *out)
+{
+	uint64_t x = 0;
+
+	for (int i = 0; i < 24; i++)
+		if (v[i] != 0)
+			return L1_ETX_INT;
+	for (int i = 24; i < 32; i++)
+		x = x << 8 | v[i];
+	*out = x;
 	return 0;
 }

@@ -1,11 +1,12 @@
 /*
  * l1.h - Ethereum codecs for mezzanine: Keccak-256, strict RLP decoding,
  * typed transaction decoding (legacy, EIP-2930, EIP-1559) and sender
- * recovery. The L1 issue extends this module with RLP/ABI encoding, signing,
- * keystores, the JSON-RPC client and the outbox.
+ * recovery; RLP and ABI encoding, the Inbox contract's calldata and event
+ * logs, EIP-1559 signing, keystore v3 files and a JSON-RPC client.
  *
- * Pure logic: no I/O, no logging, no global mutable state (the secp256k1
- * context is created once, lazily and thread-safely, and never freed).
+ * Everything but the keystore file reader and the RPC client is pure logic:
+ * no I/O, no logging, no global mutable state (the secp256k1 context is
+ * created once, lazily and thread-safely, randomized, and never freed).
  *
  * Error space: 0 is success, negative is failure. Codes in [-1299, -1200]
  * belong to this module (see L1_ERRORS); l1_strerror() names them.
@@ -28,7 +29,25 @@
 	X(L1_ESIG, -1209, "invalid signature")                                    \
 	X(L1_ECHAINID, -1210, "wrong chain id")                                   \
 	X(L1_ETOOBIG, -1211, "input exceeds size limit")                          \
-	X(L1_ERLP_DEPTH, -1212, "RLP nesting too deep")
+	X(L1_ERLP_DEPTH, -1212, "RLP nesting too deep")                           \
+	X(L1_ENOSPC, -1213, "output buffer too small")                            \
+	X(L1_ENOMEM, -1214, "out of memory")                                      \
+	X(L1_EKEY, -1215, "invalid private key")                                  \
+	X(L1_EABI, -1216, "malformed ABI data")                                   \
+	X(L1_EABI_TOPIC, -1217, "log is not an event of this contract")           \
+	X(L1_EKS_FORMAT, -1220, "malformed keystore file")                        \
+	X(L1_EKS_KDF, -1221, "unsupported keystore kdf")                          \
+	X(L1_EKS_CIPHER, -1222, "unsupported keystore cipher")                    \
+	X(L1_EKS_PARAMS, -1223, "keystore kdf parameters out of bounds")          \
+	X(L1_EKS_MAC, -1224, "wrong password or corrupted keystore (MAC mismatch)") \
+	X(L1_EKS_ADDRESS, -1225, "keystore address does not match its key")       \
+	X(L1_EIO, -1226, "cannot read file")                                      \
+	X(L1_ERPC_TRANSPORT, -1230, "no RPC upstream answered")                   \
+	X(L1_ERPC_TIMEOUT, -1231, "RPC request timed out")                        \
+	X(L1_ERPC_RESPONSE, -1232, "malformed JSON-RPC response")                 \
+	X(L1_ERPC_TOOBIG, -1233, "JSON-RPC response exceeds size limit")          \
+	X(L1_ERPC_ERROR, -1234, "JSON-RPC error returned by the node")            \
+	X(L1_ENOTFOUND, -1235, "not found")
 
 enum {
 #define L1_ERR_ENUM(name, code, msg) name = code,
@@ -131,5 +150,360 @@ void l1_hex_encode(char *out, const uint8_t *in, size_t len);
  * would not fit. */
 int l1_hex_decode(uint8_t *out, size_t cap, size_t *out_len, const char *hex,
 		  size_t hex_len);
+
+/* JSON-RPC quantities ("0x1a": no leading zeros, "0x0" for zero). Parsers
+ * accept what nodes send (leading zeros tolerated), at most 64/256 bits. */
+void l1_hex_quantity(char out[static 19], uint64_t v);
+int l1_hex_quantity_u64(const char *s, uint64_t *out);
+int l1_hex_quantity_u256(const char *s, uint8_t out[static 32]);
+/* Big-endian 256-bit helpers for fee fields. */
+void l1_u256_from_u64(uint8_t out[static 32], uint64_t v);
+/* L1_ETX_INT if v does not fit in 64 bits. */
+int l1_u256_to_u64(const uint8_t v[static 32], uint64_t *out);
+
+/* ------------------------------------------------------------------ */
+/* RLP encoding into a caller's fixed buffer. Errors are sticky: after the
+ * first failure every call returns it, so a sequence of puts can be checked
+ * once, at l1_rlp_enc_finish. A list's header length is known only at its
+ * end, so l1_rlp_list_end moves the payload up by the header size. */
+
+#define L1_RLP_MAX_DEPTH 8
+
+struct l1_rlp_enc {
+	uint8_t *buf;
+	size_t cap, len;
+	size_t open[L1_RLP_MAX_DEPTH]; /* payload start of each open list */
+	int depth;
+	int err;
+};
+
+void l1_rlp_enc_init(struct l1_rlp_enc *e, uint8_t *buf, size_t cap);
+int l1_rlp_put_bytes(struct l1_rlp_enc *e, const void *p, size_t n);
+/* Integers are strings without leading zero bytes; zero is 0x80. */
+int l1_rlp_put_u64(struct l1_rlp_enc *e, uint64_t v);
+int l1_rlp_put_uint256(struct l1_rlp_enc *e, const uint8_t v[static 32]);
+int l1_rlp_list_begin(struct l1_rlp_enc *e); /* L1_ERLP_DEPTH past the max */
+int l1_rlp_list_end(struct l1_rlp_enc *e);
+/* The sticky error, or L1_EINVAL if a list is still open; *len = bytes. */
+int l1_rlp_enc_finish(struct l1_rlp_enc *e, size_t *len);
+
+/* ------------------------------------------------------------------ */
+/* ABI encoding (Solidity ABI v2, the types the Inbox uses). */
+
+enum l1_abi_kind {
+	L1_ABI_UINT64,	      /* .u64 */
+	L1_ABI_UINT8,	      /* .u64, must be <= 255 */
+	L1_ABI_UINT256,	      /* .word: 32 bytes big-endian */
+	L1_ABI_BYTES32,	      /* .word */
+	L1_ABI_ADDRESS,	      /* .word: 20 bytes */
+	L1_ABI_BYTES,	      /* .ptr, .n bytes */
+	L1_ABI_UINT64_ARRAY,  /* .ptr: const uint64_t[n] */
+	L1_ABI_BYTES32_ARRAY, /* .ptr: const uint8_t[n][32] */
+};
+
+struct l1_abi_arg {
+	enum l1_abi_kind kind;
+	uint64_t u64;
+	const uint8_t *word;
+	const void *ptr;
+	size_t n;
+};
+
+/* out[0..4) = keccak256(signature)[0..4), e.g. "transfer(address,uint256)". */
+void l1_abi_selector(uint8_t out[static 4], const char *signature);
+/* Encodes selector (if non-NULL) then the arguments as a tuple into out
+ * (capacity cap); *len = bytes written. L1_ENOSPC if it does not fit. */
+int l1_abi_encode(uint8_t *out, size_t cap, size_t *len, const uint8_t *selector,
+		  const struct l1_abi_arg *args, size_t nargs);
+
+/* ------------------------------------------------------------------ */
+/* The Inbox contract (l1bridge/contracts/Inbox.sol): calldata and events. */
+
+#define L1_INBOX_MAX_LOCATOR 4096
+
+struct l1_inbox_batch {
+	uint64_t index; /* expectedIndex */
+	uint64_t from_height, to_height;
+	uint8_t da_root[32];
+	size_t n_namespaces;
+	const uint64_t *namespace_ids;	  /* n_namespaces, strictly increasing */
+	const uint8_t (*namespace_roots)[32]; /* n_namespaces */
+};
+
+struct l1_inbox_state_root {
+	uint64_t rollup_id, l2_block;
+	uint8_t state_root[32];
+	uint8_t proof_kind;
+	const uint8_t *proof_locator;
+	size_t proof_locator_len;
+};
+
+/* Calldata for postBatch / postStateRoot; sizes: 4 + 32 * (8 + 2n) and
+ * 4 + 32 * (6 + ceil(locator_len / 32)). */
+int l1_inbox_post_batch_calldata(uint8_t *out, size_t cap, size_t *len,
+				 const struct l1_inbox_batch *b);
+int l1_inbox_post_state_root_calldata(uint8_t *out, size_t cap, size_t *len,
+				      const struct l1_inbox_state_root *s);
+/* batchHash as the contract computes it, for checking a chain of events. */
+void l1_inbox_batch_hash(uint8_t out[static 32], const uint8_t prev[static 32],
+			 const struct l1_inbox_batch *b);
+
+enum l1_inbox_event_kind {
+	L1_EV_BATCH_POSTED = 1,
+	L1_EV_STATE_ROOT_POSTED,
+	L1_EV_POSTER_CHANGED,
+	L1_EV_ROLLUP_KEY_CHANGED,
+	L1_EV_OWNERSHIP_TRANSFERRED,
+};
+
+/*
+ * A decoded Inbox event. Pointers go into the log's data and are valid as
+ * long as it is. Namespace arrays stay in ABI form (32-byte words, already
+ * checked); read entry i with l1_inbox_event_namespace().
+ */
+struct l1_inbox_event {
+	enum l1_inbox_event_kind kind;
+	union {
+		struct {
+			uint64_t index;
+			uint8_t batch_hash[32];
+			uint64_t from_height, to_height;
+			uint8_t da_root[32];
+			size_t n_namespaces;
+			const uint8_t *ids_abi;	  /* n_namespaces words */
+			const uint8_t *roots_abi; /* n_namespaces words */
+		} batch;
+		struct {
+			uint64_t rollup_id, l2_block;
+			uint8_t state_root[32];
+			uint8_t proof_kind;
+			uint8_t sender[20];
+			const uint8_t *proof_locator;
+			size_t proof_locator_len;
+		} state_root;
+		struct { /* poster, rollup key (rollup_id set) or owner change */
+			uint64_t rollup_id;
+			uint8_t previous[20], next[20];
+		} change;
+	} u;
+};
+
+/* topic0 of each event kind (keccak of its signature); NULL if unknown. */
+const uint8_t *l1_inbox_event_topic(enum l1_inbox_event_kind kind);
+/*
+ * Strict decoding of one log of the Inbox: topic0 names the event, the topic
+ * count matches its indexed fields, indexed and data words are in range for
+ * their types (zero high bytes), dynamic offsets are the canonical ones and
+ * in bounds, array lengths fit the data, bytes padding is zero and the data
+ * ends exactly where the encoding does. L1_EABI_TOPIC for another event,
+ * L1_EABI for anything malformed.
+ */
+int l1_inbox_decode_log(struct l1_inbox_event *ev, const uint8_t (*topics)[32],
+			size_t ntopics, const uint8_t *data, size_t data_len);
+void l1_inbox_event_namespace(const struct l1_inbox_event *ev, size_t i,
+			      uint64_t *id, uint8_t root[static 32]);
+
+/* ------------------------------------------------------------------ */
+/* Keys and EIP-1559 signing */
+
+/* address = keccak256(uncompressed pubkey without its 0x04)[12..32).
+ * L1_EKEY if key is zero or >= n. */
+int l1_key_address(const uint8_t key[static 32], uint8_t addr[static 20]);
+
+/* An unsigned EIP-1559 transaction with an empty access list. */
+struct l1_tx1559 {
+	uint64_t chain_id, nonce, gas_limit;
+	uint8_t max_priority_fee[32]; /* wei, big-endian */
+	uint8_t max_fee[32];
+	int has_to; /* 0: contract creation */
+	uint8_t to[20];
+	uint8_t value[32];
+	const uint8_t *data;
+	size_t data_len;
+};
+
+/* An upper bound on the raw size of a signed tx with data_len bytes. */
+#define L1_TX1559_MAX_RAW(data_len) ((size_t)(data_len) + 256)
+
+/*
+ * Signs with libsecp256k1 (RFC 6979 deterministic nonce, low-S), writes
+ * 0x02 || rlp[chainId, nonce, tip, maxFee, gas, to, value, data, [], yParity,
+ * r, s] into out and its keccak256 (the transaction hash) into hash.
+ * Byte-identical to `cast mktx` for the same fields.
+ */
+int l1_tx1559_sign(const struct l1_tx1559 *tx, const uint8_t key[static 32],
+		   uint8_t *out, size_t cap, size_t *len, uint8_t hash[static 32]);
+
+/* ------------------------------------------------------------------ */
+/* Keystore v3 (geth / `cast wallet new` files). */
+
+/* Bounds on a file's KDF cost so a hostile file cannot exhaust memory or
+ * time: scrypt memory is 128 * r * n bytes (geth's standard n = 2^18, r = 8
+ * is 256 MiB and accepted). */
+#define L1_KS_SCRYPT_MAX_MEM (256u << 20)
+#define L1_KS_SCRYPT_MAX_P 16
+#define L1_KS_PBKDF2_MAX_C (1u << 22)
+#define L1_KS_MAX_FILE (64 * 1024)
+
+enum l1_ks_kdf { L1_KS_SCRYPT = 1, L1_KS_PBKDF2 };
+
+struct l1_keystore {
+	enum l1_ks_kdf kdf;
+	uint64_t n;	 /* scrypt N (power of two) */
+	uint32_t r, p;	 /* scrypt */
+	uint32_t c;	 /* pbkdf2 iterations (prf hmac-sha256) */
+	uint8_t salt[64];
+	size_t salt_len;
+	uint8_t iv[16];
+	uint8_t ciphertext[32];
+	uint8_t mac[32];
+	int has_address;
+	uint8_t address[20];
+};
+
+/* Parses and checks a keystore's JSON (no KDF work): version 3, kdf scrypt
+ * or pbkdf2 within the bounds, cipher aes-128-ctr, dklen 32, 32-byte
+ * ciphertext. err (may be NULL) gets a sentence naming the problem. */
+int l1_keystore_parse(struct l1_keystore *ks, const char *json, size_t len,
+		      char *err, size_t errcap);
+/*
+ * Derives the key from password, checks the MAC in constant time
+ * (L1_EKS_MAC: wrong password or tampered file), decrypts the private key
+ * into key and its address into addr (if non-NULL); the file's address, if
+ * present, must match (L1_EKS_ADDRESS). Intermediate secrets are wiped.
+ */
+int l1_keystore_decrypt(const struct l1_keystore *ks, const char *password,
+			size_t password_len, uint8_t key[static 32], uint8_t *addr,
+			char *err, size_t errcap);
+/* Reads path (at most L1_KS_MAX_FILE bytes), then parse + decrypt. */
+int l1_keystore_load(const char *path, const char *password, uint8_t key[static 32],
+		     uint8_t *addr, char *err, size_t errcap);
+
+/* ------------------------------------------------------------------ */
+/* JSON-RPC client over HTTP(S) (libcurl).
+ *
+ * Thread contract: a client is used by one thread at a time (one client per
+ * thread); different clients may run in parallel.
+ *
+ * Upstreams are tried in order, starting from the one that answered last.
+ * A transport failure (connect error, timeout, HTTP status other than 200,
+ * an unparsable or oversized body) moves on to the next URL; a JSON-RPC
+ * error object is the node's answer and is returned at once as
+ * L1_ERPC_ERROR, with l1_rpc_last_error() holding its code, message and
+ * data (revert data for eth_call / eth_estimateGas). When every URL fails,
+ * the result is the last one's transport error (L1_ERPC_TIMEOUT,
+ * L1_ERPC_TOOBIG, L1_ERPC_RESPONSE or L1_ERPC_TRANSPORT). */
+
+struct json_t; /* jansson */
+struct l1_rpc;
+
+#define L1_RPC_MAX_URLS 8
+
+struct l1_rpc_opts {
+	const char *const *urls; /* copied */
+	size_t nurls;		 /* 1..L1_RPC_MAX_URLS */
+	long connect_timeout_ms; /* per URL; 0 = 3000 */
+	long timeout_ms;	 /* whole request per URL; 0 = 10000 */
+	size_t max_response;	 /* bytes; 0 = 16 MiB */
+};
+
+struct l1_rpc_error {
+	int rc;		  /* the l1_ code the last call returned */
+	long code;	  /* JSON-RPC error code (L1_ERPC_ERROR) */
+	char message[256]; /* node's message, or what went wrong in transport */
+	uint8_t data[1024]; /* JSON-RPC error data when it is hex (revert data) */
+	size_t data_len;
+	size_t url_index; /* upstream that produced the error */
+};
+
+int l1_rpc_create(struct l1_rpc **out, const struct l1_rpc_opts *opts);
+void l1_rpc_destroy(struct l1_rpc *c); /* NULL-safe */
+/* Valid until the next call on c. */
+const struct l1_rpc_error *l1_rpc_last_error(const struct l1_rpc *c);
+
+/* Raw call: params (an array, stolen, may be NULL) -> *result, a new
+ * reference the caller json_decref()s. */
+int l1_rpc_call(struct l1_rpc *c, const char *method, struct json_t *params,
+		struct json_t **result);
+
+int l1_rpc_chain_id(struct l1_rpc *c, uint64_t *out);
+/* tag: "latest", "pending", "safe", "finalized" or a 0x quantity. */
+int l1_rpc_get_transaction_count(struct l1_rpc *c, const uint8_t addr[static 20],
+				 const char *tag, uint64_t *out);
+int l1_rpc_send_raw_transaction(struct l1_rpc *c, const uint8_t *raw, size_t len,
+				uint8_t hash[static 32]);
+
+/* A log as nodes return it; data is owned by the list that holds it. */
+struct l1_log {
+	uint8_t address[20];
+	size_t ntopics; /* <= 4 */
+	uint8_t topics[4][32];
+	uint8_t *data;
+	size_t data_len;
+	uint64_t block_number, log_index;
+	uint8_t block_hash[32], tx_hash[32];
+	int removed;
+};
+struct l1_log_list {
+	struct l1_log *v;
+	size_t n;
+};
+void l1_log_list_free(struct l1_log_list *l); /* NULL-safe, leaves it empty */
+
+struct l1_receipt {
+	int status; /* 1 success, 0 reverted */
+	uint64_t block_number, gas_used;
+	uint8_t block_hash[32], tx_hash[32];
+	uint8_t effective_gas_price[32];
+	struct l1_log_list logs; /* freed by l1_receipt_free */
+};
+/* L1_ENOTFOUND while the transaction is not mined (the node returns null). */
+int l1_rpc_get_receipt(struct l1_rpc *c, const uint8_t tx_hash[static 32],
+		       struct l1_receipt *r);
+void l1_receipt_free(struct l1_receipt *r); /* NULL-safe */
+
+struct l1_block {
+	uint64_t number, timestamp;
+	uint8_t hash[32], parent_hash[32];
+	int has_base_fee;
+	uint8_t base_fee[32];
+};
+/* tag ("latest", "safe", "finalized", ...) or, when tag is NULL, number.
+ * L1_ENOTFOUND when the node has no such block. */
+int l1_rpc_get_block(struct l1_rpc *c, const char *tag, uint64_t number,
+		     struct l1_block *b);
+int l1_rpc_max_priority_fee(struct l1_rpc *c, uint8_t out[static 32]);
+/* eth_feeHistory over the last nblocks (1..1024) up to "latest": the base
+ * fee of the next block and the median over those blocks of the reward at
+ * `percentile` (0..100). */
+int l1_rpc_fee_history(struct l1_rpc *c, uint64_t nblocks, double percentile,
+		       uint8_t next_base_fee[static 32], uint8_t priority_fee[static 32]);
+
+/* A call or gas estimate: from is optional (has_from), value zero unless set. */
+struct l1_call {
+	int has_from;
+	uint8_t from[20];
+	uint8_t to[20];
+	const uint8_t *data;
+	size_t data_len;
+	int has_value;
+	uint8_t value[32];
+};
+int l1_rpc_estimate_gas(struct l1_rpc *c, const struct l1_call *call, uint64_t *gas);
+/* eth_call at tag (NULL = "latest"); the return data into out. A revert is
+ * L1_ERPC_ERROR with the revert data in l1_rpc_last_error()->data. */
+int l1_rpc_eth_call(struct l1_rpc *c, const struct l1_call *call, const char *tag,
+		    uint8_t *out, size_t cap, size_t *len);
+
+struct l1_log_filter {
+	uint8_t address[20];
+	const char *from_block; /* tag or 0x quantity; NULL = "earliest" */
+	const char *to_block;	/* NULL = "latest" */
+	int has_topic0;
+	uint8_t topic0[32];
+};
+/* On success *out owns the logs (l1_log_list_free). */
+int l1_rpc_get_logs(struct l1_rpc *c, const struct l1_log_filter *f,
+		    struct l1_log_list *out);
 
 #endif /* MEZZ_L1_H */

@@ -19,12 +19,12 @@
  * Checks run cheapest first (size, structure, integers, chain id, signature
  * ranges) so that hostile input never reaches the elliptic-curve work.
  */
-#include <pthread.h>
 #include <string.h>
 
 #include <secp256k1.h>
 #include <secp256k1_recovery.h>
 
+#include "l1bridge/internal.h"
 #include "l1bridge/l1.h"
 
 #define TX_MAX_FIELDS 12
@@ -53,16 +53,6 @@ static const struct tx_layout layouts[] = {
 	[L1_TX_2930] = { 11, 0, 1, -1, 2, 3, 4, 5, 6, 7, 8 },
 	[L1_TX_1559] = { 12, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 },
 };
-
-/* Created on first use and never freed: it is immutable after creation and
- * shared by every thread. */
-static pthread_once_t secp_once = PTHREAD_ONCE_INIT;
-static secp256k1_context *secp_ctx;
-
-static void secp_init(void)
-{
-	secp_ctx = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
-}
 
 static const uint8_t *item_start(const struct l1_rlp_item *it)
 {
@@ -281,7 +271,9 @@ static int tx_recover(struct l1_tx *tx, const uint8_t msg[static 32],
 	uint8_t rs[64], pub65[65], h[32];
 	size_t publen = sizeof(pub65);
 
-	if (pthread_once(&secp_once, secp_init) != 0 || secp_ctx == NULL)
+	const secp256k1_context *secp_ctx = l1__secp();
+
+	if (secp_ctx == NULL)
 		return L1_ESIG; /* defensive: context creation cannot fail */
 	memcpy(rs, r, 32);
 	memcpy(rs + 32, s, 32);

@@ -19,4 +19,19 @@ size_t l1t_rlp_wrap(uint8_t *out, uint8_t base, const uint8_t *payload, size_t n
 size_t l1t_tx_rebuild(uint8_t *out, const uint8_t *raw, size_t len, const struct l1t_rep *reps,
 		      size_t nreps);
 
+/* Deterministic xorshift64* so a failing random case can be replayed; each
+ * test seeds its own state. */
+static inline uint64_t l1t_rand(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * UINT64_C(2685821657736338717);
+}
+static inline void l1t_rand_bytes(uint64_t *s, uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(l1t_rand(s) >> 56);
+}
+
 #endif
