@@ -12,6 +12,12 @@
  *   SEALED -> QUEUED     code_block (mz-da)
  *   QUEUED -> AVAILABLE  app_avail_take + the committer's next COMMIT
  *
+ * Shard retention (da.retention_blocks) takes two steps, so the database
+ * never claims shards that are gone: mz-da asks for a new floor, the
+ * committer records it (meta shards_pruned_below) in its next COMMIT, and
+ * only then does mz-da delete the shards below it, a bounded number of
+ * blocks per step. With L1 enabled the floor never passes the posted height.
+ *
  * A crash anywhere before AVAILABLE loses nothing: at the next start mz-da
  * resumes after the highest height in da_blocks and codes the block again.
  * Coding is deterministic, so rewritten shards are byte-identical to any
@@ -108,6 +114,55 @@ static void catch_up(struct app_committer *c, uint64_t upto)
 	}
 }
 
+#define PRUNE_BLOCKS 64
+
+static void retention(struct app_committer *c)
+{
+	struct app_avail *a = &c->avail;
+	uint64_t keep = (uint64_t)c->cfg->da_retention_blocks, floor = atomic_load(&a->floor);
+	uint64_t avail, target;
+
+	if (!keep)
+		return;
+	for (int n = 0; a->removed_below < floor && n < PRUNE_BLOCKS; n++) {
+		uint64_t h = a->removed_below;
+		uint8_t raw[DA_RECORD_LEN], sig[64];
+		struct da_record r;
+		unsigned shards = DA_MAX_SHARDS;
+		int rc;
+
+		if (app_store_da_get(a->ro, h, raw, sizeof(raw), sig) == 0 &&
+		    da_record_decode(&r, raw, sizeof(raw)) == 0)
+			shards = (unsigned)r.k + r.m;
+		rc = da_store_remove_block(a->shards, h, shards);
+		if (rc) /* files left behind are only space: warn, keep going */
+			app_warn("da_prune_failed", "height=%llu err=\"%s\"", (unsigned long long)h,
+				 app_strerror(rc));
+		a->removed_below = h + 1;
+	}
+	avail = atomic_load(&c->stats.level_tip[APP_LEVEL_AVAILABLE]);
+	if (avail < keep)
+		return;
+	target = avail - keep + 1;
+	if (c->l1_enabled && target > atomic_load(&c->stats.level_tip[APP_LEVEL_POSTED]) + 1)
+		target = atomic_load(&c->stats.level_tip[APP_LEVEL_POSTED]) + 1;
+	if (target > (floor ? floor : 1) + PRUNE_BLOCKS)
+		target = (floor ? floor : 1) + PRUNE_BLOCKS;
+	if (target > (floor ? floor : 1)) {
+		struct app_sub wake = {0};
+
+		pthread_mutex_lock(&a->mu);
+		a->want_floor = target;
+		pthread_mutex_unlock(&a->mu);
+		app_queue_push(c->ingress, &wake, 1);
+	}
+}
+
+void app_avail_pruned(struct app_committer *c, uint64_t floor)
+{
+	atomic_store(&c->avail.floor, floor);
+}
+
 static void *run(void *arg)
 {
 	struct app_committer *c = arg;
@@ -131,6 +186,7 @@ static void *run(void *arg)
 		if (!got) { /* idle: anything sealed but not handed over? */
 			if (atomic_load(&c->stats.has_block))
 				catch_up(c, atomic_load(&c->stats.height));
+			retention(c);
 			continue;
 		}
 		if (b->hdr.height > a->next)
@@ -142,6 +198,7 @@ static void *run(void *arg)
 				halt(c, b->hdr.height, rc);
 		}
 		app_block_unref(b);
+		retention(c);
 	}
 	return NULL;
 }
@@ -155,12 +212,13 @@ void app_avail_submit(struct app_committer *c, struct app_block *b)
 		app_block_unref(b); /* full: mz-da catches up from storage */
 }
 
-size_t app_avail_take(struct app_committer *c, struct app_da_rec **out)
+size_t app_avail_take(struct app_committer *c, struct app_da_rec **out, uint64_t *shard_floor)
 {
 	struct app_avail *a = &c->avail;
 	size_t n;
 
 	*out = NULL;
+	*shard_floor = 0;
 	if (!a->started)
 		return 0;
 	pthread_mutex_lock(&a->mu);
@@ -168,6 +226,8 @@ size_t app_avail_take(struct app_committer *c, struct app_da_rec **out)
 	*out = a->ready;
 	a->ready = NULL;
 	a->ready_n = a->ready_cap = 0;
+	*shard_floor = a->want_floor;
+	a->want_floor = 0;
 	pthread_mutex_unlock(&a->mu);
 	return n;
 }
@@ -199,8 +259,14 @@ int app_avail_start(struct app_committer *c, char *errbuf, size_t errlen)
 		rc = app_store_da_tip(c->store, &tip);
 		if (rc == APP_ENOTFOUND)
 			rc = 0;
+		uint64_t floor = 0;
+
 		a->next = tip + 1;
 		atomic_store(&c->stats.level_tip[APP_LEVEL_AVAILABLE], tip);
+		app_store_meta_u64(c->store, "shards_pruned_below", &floor);
+		atomic_store(&a->floor, floor);
+		/* finish deletions a crash may have cut short */
+		a->removed_below = floor > PRUNE_BLOCKS ? floor - PRUNE_BLOCKS : 1;
 	}
 	if (!rc)
 		rc = app_queue_init(&a->jobs, sizeof(struct app_block *), 256);

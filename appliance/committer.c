@@ -238,6 +238,8 @@ static int prune_step(struct app_committer *c, uint64_t *below, char *err, size_
 	target = sealed - keep + 1; /* blocks below target may go */
 	if (avail + 1 < target)
 		target = avail + 1;
+	if (c->l1_enabled && atomic_load(&c->stats.level_tip[APP_LEVEL_POSTED]) + 1 < target)
+		target = atomic_load(&c->stats.level_tip[APP_LEVEL_POSTED]) + 1;
 	h = c->txs_pruned_below ? c->txs_pruned_below : 1;
 	for (int nb = 0; h < target && nb < PRUNE_BLOCKS && rows < PRUNE_ROWS; nb++, h++) {
 		struct seq_block_hdr hdr;
@@ -274,6 +276,7 @@ static void drop_blocks(struct app_block **b, size_t n)
 		app_block_unref(b[i]);
 }
 
+
 static int insert_blocks(struct app_committer *c, struct app_block **b, size_t n, char *err,
 			 size_t errlen)
 {
@@ -283,6 +286,45 @@ static int insert_blocks(struct app_committer *c, struct app_block **b, size_t n
 		rc = app_store_block_insert(c->store, &b[i]->hdr, b[i]->sig, b[i]->ns,
 					    b[i]->ns_count, err, errlen);
 	return rc;
+}
+
+/*
+ * What rides along in the next COMMIT, with no fsync of its own: sealed
+ * blocks, DA records, the shard-retention floor mz-da asks for, and a
+ * retention step. insert_riders runs inside the transaction; riders_done
+ * after its COMMIT.
+ */
+struct riders {
+	struct app_block **blocks;
+	size_t nb;
+	struct app_da_rec *recs;
+	size_t nr;
+	uint64_t shard_floor; /* 0: no change */
+	uint64_t txs_floor;   /* set by insert_riders */
+};
+
+static int insert_riders(struct app_committer *c, struct riders *rd, char *err, size_t errlen)
+{
+	int rc = insert_blocks(c, rd->blocks, rd->nb, err, errlen);
+
+	if (!rc)
+		rc = insert_da(c, rd->recs, rd->nr, err, errlen);
+	if (!rc && rd->shard_floor)
+		rc = app_store_meta_set_u64(c->store, "shards_pruned_below", rd->shard_floor, err,
+					    errlen);
+	if (!rc)
+		rc = prune_step(c, &rd->txs_floor, err, errlen);
+	return rc;
+}
+
+static void riders_done(struct app_committer *c, const struct riders *rd)
+{
+	publish(c, rd->blocks, rd->nb);
+	publish_available(c, rd->recs, rd->nr);
+	if (rd->txs_floor)
+		c->txs_pruned_below = rd->txs_floor;
+	if (rd->shard_floor)
+		app_avail_pruned(c, rd->shard_floor);
 }
 
 static void *sealer(void *arg)
@@ -421,16 +463,8 @@ static void answer_stored(struct app_committer *c, const struct app_sub *s, stru
  * answered with its stored receipt), build and sign the root over what was
  * inserted, COMMIT (fsync), and only then answer.
  */
-/* What rides along in the next COMMIT: sealed blocks and DA records. */
-struct riders {
-	struct app_block **blocks;
-	size_t nb;
-	struct app_da_rec *recs;
-	size_t nr;
-};
-
 static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
-			 const struct riders *rd)
+			 struct riders *rd)
 {
 	struct app_done *d = calloc(n, sizeof(*d));
 	uint32_t *alias = malloc(n * sizeof(*alias)), *set = NULL;
@@ -443,7 +477,6 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	struct seq_merkle_tree tree = {0};
 	char err[256];
 	uint64_t t0 = app_now_ns();
-	uint64_t pruned = 0;
 	int rc;
 
 	while (setcap < 2 * n)
@@ -485,12 +518,8 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 			APP_PANIC("seq_group_build: %s", app_strerror(rc));
 		rc = app_store_group_insert(c->store, &g, err, sizeof(err));
 	}
-	if (!rc) /* blocks sealed meanwhile ride along: no fsync of their own */
-		rc = insert_blocks(c, rd->blocks, rd->nb, err, sizeof(err));
 	if (!rc)
-		rc = insert_da(c, rd->recs, rd->nr, err, sizeof(err));
-	if (!rc)
-		rc = prune_step(c, &pruned, err, sizeof(err));
+		rc = insert_riders(c, rd, err, sizeof(err));
 	if (!rc)
 		rc = app_store_commit(c->store, err, sizeof(err));
 	if (rc) {
@@ -503,10 +532,7 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		drop_blocks(rd->blocks, rd->nb);
 		goto out;
 	}
-	publish(c, rd->blocks, rd->nb);
-	publish_available(c, rd->recs, rd->nr);
-	if (pruned)
-		c->txs_pruned_below = pruned;
+	riders_done(c, rd);
 	if (m) {
 		atomic_store(&c->stats.last_commit_us, (app_now_ns() - t0) / 1000);
 		if (seq_merkle_tree_build(&tree, (const uint8_t(*)[32])g.leaves, m))
@@ -594,18 +620,13 @@ static void checkpoint_inline(struct app_committer *c)
 }
 
 /* Store sealed blocks and DA records when no group is there to carry them. */
-static void store_riders(struct app_committer *c, const struct riders *rd)
+static void store_riders(struct app_committer *c, struct riders *rd)
 {
 	char err[256];
-	uint64_t pruned = 0;
 	int rc = app_store_begin(c->store, err, sizeof(err));
 
 	if (!rc)
-		rc = insert_blocks(c, rd->blocks, rd->nb, err, sizeof(err));
-	if (!rc)
-		rc = insert_da(c, rd->recs, rd->nr, err, sizeof(err));
-	if (!rc)
-		rc = prune_step(c, &pruned, err, sizeof(err));
+		rc = insert_riders(c, rd, err, sizeof(err));
 	if (!rc)
 		rc = app_store_commit(c->store, err, sizeof(err));
 	if (rc) {
@@ -615,10 +636,7 @@ static void store_riders(struct app_committer *c, const struct riders *rd)
 		drop_blocks(rd->blocks, rd->nb);
 		return;
 	}
-	publish(c, rd->blocks, rd->nb);
-	publish_available(c, rd->recs, rd->nr);
-	if (pruned)
-		c->txs_pruned_below = pruned;
+	riders_done(c, rd);
 }
 
 /* Remove the sealer's wake-ups (req == NULL) from a popped batch. */
@@ -666,8 +684,9 @@ static void *run(void *arg)
 			}
 		}
 		rd.nb = take_sealed(c, &rd.blocks);
-		rd.nr = app_avail_take(c, &rd.recs);
-		if (n == 0 && rd.nb == 0 && rd.nr == 0) {
+		rd.nr = app_avail_take(c, &rd.recs, &rd.shard_floor);
+		rd.txs_floor = 0;
+		if (n == 0 && rd.nb == 0 && rd.nr == 0 && rd.shard_floor == 0) {
 			free(rd.blocks);
 			free(rd.recs);
 			if (c->ingress->closed && app_queue_len(c->ingress) == 0)

@@ -142,6 +142,9 @@ struct app_avail {
 	size_t ready_n, ready_cap;
 	pthread_t thread;
 	int started;
+	uint64_t want_floor;	     /* under mu: shard floor to record (0: none) */
+	atomic_uint_fast64_t floor;  /* recorded: shards below may be deleted */
+	uint64_t removed_below;	     /* mz-da: shards below are deleted */
 	atomic_int halted; /* a shard write failed: no retry, see the log */
 	atomic_int stopping;
 	atomic_uint_fast64_t blocks, payload_bytes, encode_ns, write_ns;
@@ -178,6 +181,7 @@ struct app_committer {
 	struct app_tx *open_txs; /* transactions of the open slot, seq order */
 	size_t open_n, open_cap;
 	uint64_t txs_pruned_below; /* retention: payloads of blocks below are gone */
+	int l1_enabled; /* retention waits for stats.level_tip[APP_LEVEL_POSTED] */
 	struct app_avail avail;
 };
 
@@ -192,8 +196,12 @@ int app_avail_start(struct app_committer *c, char *errbuf, size_t errlen);
 void app_avail_stop(struct app_committer *c);
 /* Committer: hand a stored block to mz-da (takes a reference of its own). */
 void app_avail_submit(struct app_committer *c, struct app_block *b);
-/* Committer: records whose shards are durable, in height order (*out malloc'd). */
-size_t app_avail_take(struct app_committer *c, struct app_da_rec **out);
+/* Committer: records whose shards are durable, in height order (*out
+ * malloc'd), and the shard-retention floor mz-da wants recorded (0: none). */
+size_t app_avail_take(struct app_committer *c, struct app_da_rec **out, uint64_t *shard_floor);
+/* Committer, after the COMMIT that recorded a shard floor: mz-da may now
+ * delete the shards below it. */
+void app_avail_pruned(struct app_committer *c, uint64_t floor);
 
 /* Receipts as JSON (receipt.c). The caller frees the string. */
 char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,

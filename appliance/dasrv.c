@@ -65,11 +65,22 @@ static struct da_code *code_for(struct app_server *s, unsigned k, unsigned m)
 	return s->codes[i];
 }
 
-/* The commitment record of an available block. APP_ENOTFOUND if not (yet). */
+/* 1 if retention (da.retention_blocks) deleted the block's shards. */
+static int shards_pruned(struct app_server *s, uint64_t height)
+{
+	uint64_t below = 0;
+
+	app_store_meta_u64(s->ro, "shards_pruned_below", &below);
+	return height < below;
+}
+
+/* The commitment record of a block whose shards are stored. APP_ENOTFOUND
+ * if it is not available (yet) or its shards were pruned. */
 static int load_record(struct app_server *s, uint64_t height, struct da_record *r,
 		       uint8_t raw[static DA_RECORD_LEN], uint8_t sig[static 64])
 {
-	int rc = app_store_da_get(s->ro, height, raw, DA_RECORD_LEN, sig);
+	int rc = shards_pruned(s, height) ? APP_ENOTFOUND
+					  : app_store_da_get(s->ro, height, raw, DA_RECORD_LEN, sig);
 
 	if (!rc)
 		rc = da_record_decode(r, raw, DA_RECORD_LEN);
@@ -108,8 +119,9 @@ int app_dasrv_shard_json(struct app_server *s, uint64_t height, unsigned index, 
 	*out = NULL;
 	rc = load_record(s, height, &r, raw, sig);
 	if (rc) {
-		snprintf(msg, msglen, "block %llu is not available (yet)",
-			 (unsigned long long)height);
+		snprintf(msg, msglen, "%s", shards_pruned(s, height)
+			 ? "the shards of that block were deleted by retention (da.retention_blocks)"
+			 : "that block is not available (yet)");
 		return RPC_NOT_FOUND;
 	}
 	if (index >= (unsigned)r.k + r.m) {

@@ -241,6 +241,34 @@ class DaTest(unittest.TestCase):
         doc = self.d.rpc("mezz_getNamespaceProof", {"height": 1, "namespace": "alpha"})
         self.assertEqual(doc["count"], len(doc["txs"]))
 
+    def test_retention_deletes_old_shards_and_payloads(self):
+        self.d.stop()
+        self.d.settings["da.retention_blocks"] = "5"
+        self.d.settings["storage.tx_retention_blocks"] = "3"
+        self.d.start()
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data, "mezzanine.db"),
+                                 uri=True)
+            try:
+                floor = db.execute(
+                    "SELECT v FROM meta WHERE k='shards_pruned_below'").fetchone()
+            finally:
+                db.close()
+            heights = {int(os.path.basename(f).split("-")[0]) for f in self.shard_files()}
+            if floor and floor[0] > self.height + 2 and min(heights) >= floor[0] - 1:
+                break
+            time.sleep(0.2)
+        else:
+            self.fail("shards not pruned: floor %r, lowest stored %r" % (floor, min(heights)))
+        doc = self.d.call("mezz_getShard", {"height": 1, "index": 0})
+        self.assertEqual(doc["error"]["code"], -32007, doc)
+        self.assertIn("retention", doc["error"]["message"])
+        top = self.d.status()["availableHeight"]
+        self.assertEqual(self.d.rpc("mezz_getShard", {"height": top, "index": 0})["index"], 0)
+        scrub = self.mezz("da", "scrub")
+        self.assertEqual(scrub.returncode, 0, scrub.stdout + scrub.stderr)
+
     def test_bad_params(self):
         for params in ({"height": 0, "index": 0}, {"height": 1, "index": -1},
                        {"height": 1, "index": 256}, {"height": 1}):
