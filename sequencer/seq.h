@@ -1,6 +1,7 @@
 /*
  * seq.h - ordering logic for mezzanine: Merkle trees, preconfirmation groups,
- * superblock headers, the slot clock, and receipt verification.
+ * superblock headers, the slot clock, receipt verification, and the sale of
+ * sequencing rights (docs/RIGHTS.md).
  *
  * This module is pure logic. It never does I/O, never logs, and never keeps
  * global state; the appliance drives it. Every byte layout that is hashed or
@@ -15,6 +16,7 @@
 #ifndef MEZZ_SEQ_H
 #define MEZZ_SEQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,7 +27,18 @@
 	X(SEQ_ESIG, -1004, "signature does not verify")                  \
 	X(SEQ_EDECODE, -1005, "malformed encoding")                      \
 	X(SEQ_ECHAIN, -1006, "parent hash does not match previous block") \
-	X(SEQ_EORDER, -1007, "transactions out of sequence order")
+	X(SEQ_EORDER, -1007, "transactions out of sequence order")        \
+	X(SEQ_ESTATE, -1008, "not allowed in the sale's current state")  \
+	X(SEQ_ECLOSED, -1009, "the sale is closed to purchases")          \
+	X(SEQ_EBUNDLE, -1010, "bundle empty, unsorted or not in the sale") \
+	X(SEQ_ESOLDOUT, -1011, "purchase would exceed the ticket cap")    \
+	X(SEQ_EEARLY, -1012, "too early for this step of the sale")       \
+	X(SEQ_ELATE, -1013, "the improvement window has ended")           \
+	X(SEQ_ENOBID, -1014, "no tickets were bought on that bundle")     \
+	X(SEQ_EOVERLAP, -1015, "allocation bundles overlap or repeat")    \
+	X(SEQ_ERESERVE, -1016, "bundle revenue below its reserves")       \
+	X(SEQ_ENOTBETTER, -1017, "allocation does not earn strictly more") \
+	X(SEQ_EBALANCE, -1018, "settlement does not balance")
 
 enum {
 #define SEQ_ERR_ENUM(name, code, msg) name = code,
@@ -255,5 +268,263 @@ int seq_block_check_link(const struct seq_block_hdr *prev,
 uint64_t seq_slot_at(uint64_t now_ms, uint64_t genesis_ms, uint32_t slot_ms);
 /* Start time (ms) of a slot. */
 uint64_t seq_slot_start(uint64_t slot, uint64_t genesis_ms, uint32_t slot_ms);
+
+/* ================================================================== */
+/* Sequencing rights: sales, allocation, draw, revenue (docs/RIGHTS.md) */
+/*
+ * Pure and deterministic: no I/O, no clock, no global state; "now" is a slot
+ * number the caller passes in. The same calls in the same order give the
+ * same bytes out.
+ *
+ * Amounts are u64 gwei (the bridge multiplies by 10^9 for wei). Overflow is
+ * impossible by construction: a ticket price is at most SEQ_RIGHTS_PRICE_MAX
+ * (2^38 gwei, about 275k ETH), a sale sells at most SEQ_RIGHTS_TICKETS_MAX
+ * (2^24) tickets, so every revenue, charge and refund is below 2^62; a
+ * reserve is at most SEQ_RIGHTS_PRICE_MAX and a bundle holds at most
+ * SEQ_RIGHTS_MAX_ROLLUPS (2^8) rollups, so reserve sums stay below 2^46.
+ * Products of two amounts are taken in unsigned __int128.
+ *
+ * Lifecycle of one sale (sale.c has the transition table):
+ *
+ *   OPEN --seq_sale_close (now >= close slot)--> CLOSED --seq_sale_settle--> SETTLED
+ *    |  seq_sale_buy                              |  seq_sale_propose
+ *    |  (now < close slot)                        |  (now < improve deadline)
+ *
+ *   close slot       = start_slot - close_lead
+ *   improve deadline = start_slot - improve_lead   (close_lead > improve_lead)
+ *   settle           = at or after the improve deadline, with the seed of
+ *                      L1 block draw_block (which must be later than the
+ *                      deadline; the caller fetches it).
+ */
+#define SEQ_RIGHTS_MAX_ROLLUPS 256
+#define SEQ_RIGHTS_EXACT_MAX 20 /* exact allocation up to this many rollups */
+#define SEQ_RIGHTS_PRICE_MAX (UINT64_C(1) << 38)
+#define SEQ_RIGHTS_TICKETS_MAX (UINT64_C(1) << 24)
+#define SEQ_RIGHTS_BPS 10000u
+#define SEQ_RIGHTS_STEP_DIV 8 /* price step is at most price / 8 = 12.5% */
+#define SEQ_ADDR_LEN 20
+
+/* One rollup's stance for one sale. Offers of one sale have unique ids. */
+struct seq_offer {
+	uint64_t rollup;
+	uint64_t reserve; /* gwei for the whole window, <= SEQ_RIGHTS_PRICE_MAX */
+	bool opt_in;      /* false: the rollup sequences itself this window */
+};
+
+/* What seq_sale_create needs. `offers` is only read during the call. */
+struct seq_sale_params {
+	uint64_t sale_id;
+	uint64_t start_slot; /* the window sold is [start_slot, end_slot) */
+	uint64_t end_slot;
+	uint64_t close_lead;   /* purchases stop at start_slot - close_lead */
+	uint64_t improve_lead; /* proposals stop at start_slot - improve_lead */
+	uint64_t draw_block;   /* L1 block whose hash seeds the draw */
+	uint64_t price;        /* gwei per ticket, 1..SEQ_RIGHTS_PRICE_MAX */
+	uint64_t cap;          /* tickets per sale, 1..SEQ_RIGHTS_TICKETS_MAX */
+	uint64_t target;       /* tickets the price rule aims for, 1..cap-1 */
+	uint32_t burn_bps;     /* share of revenue burned, 0..SEQ_RIGHTS_BPS */
+	const struct seq_offer *offers;
+	size_t n_offers;
+};
+
+/* A participating rollup; the sale keeps them in ascending id. Its position
+ * in that table is its "index", the bit it occupies in a bundle. */
+struct seq_rollup {
+	uint64_t id;
+	uint64_t reserve;
+};
+
+/* A distinct bundle somebody bought tickets on. Bundles are numbered in the
+ * order they were first bought; purchases aggregate onto them. */
+struct seq_bundle {
+	uint64_t bits[SEQ_RIGHTS_MAX_ROLLUPS / 64]; /* rollup indices */
+	uint32_t size;                              /* popcount of bits */
+	uint32_t low;                               /* lowest index set */
+	uint64_t tickets;                           /* over every buyer */
+	uint64_t reserve;                           /* sum of its reserves */
+};
+
+struct seq_purchase {
+	uint8_t buyer[SEQ_ADDR_LEN];
+	uint32_t bundle; /* index into sale->bundles */
+	uint64_t tickets;
+};
+
+/* A set of disjoint winning bundles: indices into sale->bundles, strictly
+ * ascending (the canonical form; seq_alloc_validate rejects any other). */
+struct seq_alloc {
+	uint64_t revenue; /* sum of tickets x price; recomputed on validation */
+	uint32_t n;
+	uint32_t bundle[SEQ_RIGHTS_MAX_ROLLUPS];
+};
+
+enum seq_sale_state { SEQ_SALE_OPEN, SEQ_SALE_CLOSED, SEQ_SALE_SETTLED };
+
+/*
+ * A sale. seq_sale_create fills it and allocates its tables; everything in
+ * it is public (purchases are public by design) and read-only to callers;
+ * pointers stay valid until the next seq_sale_buy or seq_sale_destroy.
+ */
+struct seq_sale {
+	struct seq_sale_params p; /* offers/n_offers cleared after create */
+	enum seq_sale_state state;
+	struct seq_rollup *rollups; /* participants, ascending id */
+	size_t n_rollups;
+	struct seq_bundle *bundles;
+	size_t n_bundles;
+	struct seq_purchase *purchases;
+	size_t n_purchases;
+	uint64_t sold;        /* tickets over every purchase */
+	struct seq_alloc best; /* valid from CLOSED on */
+	uint64_t best_proposals; /* proposals accepted so far */
+	/* internal: bundle hash index, cap_* capacities */
+	uint32_t *index_;
+	size_t index_cap_, bundles_cap_, purchases_cap_;
+};
+
+/* SEQ_EINVAL on bad params (window empty, leads inverted or past start,
+ * price/cap/target/burn out of range, duplicate offer ids, > 256 opt-ins,
+ * reserve too large). On failure nothing is allocated. */
+int seq_sale_create(struct seq_sale *s, const struct seq_sale_params *p);
+void seq_sale_destroy(struct seq_sale *s); /* NULL-safe; idempotent */
+
+/* First slot at which purchases are refused (start_slot - close_lead). */
+uint64_t seq_sale_close_slot(const struct seq_sale *s);
+uint64_t seq_sale_deadline_slot(const struct seq_sale *s);
+
+/*
+ * Buy `tickets` tickets on the bundle `rollups[0..n)` (ids strictly
+ * ascending, every one opted in) at the sale's price. Errors: SEQ_ECLOSED
+ * (state or now_slot past the close slot), SEQ_EBUNDLE, SEQ_ESOLDOUT,
+ * SEQ_EINVAL (tickets == 0), SEQ_ENOMEM. On error the sale is unchanged.
+ */
+int seq_sale_buy(struct seq_sale *s, uint64_t now_slot,
+		 const uint8_t buyer[static SEQ_ADDR_LEN], const uint64_t *rollups,
+		 size_t n, uint64_t tickets);
+
+/* Index of the bundle with exactly these ids, or SEQ_ENOBID / SEQ_EBUNDLE. */
+int seq_sale_bundle_find(const struct seq_sale *s, const uint64_t *rollups,
+			 size_t n, uint32_t *out);
+/* Writes the ids of bundle b in ascending order; returns how many, or
+ * SEQ_EINVAL if b is out of range or cap too small. */
+int seq_sale_bundle_ids(const struct seq_sale *s, uint32_t b, uint64_t *out,
+			size_t cap);
+/* tickets x price of bundle b. */
+uint64_t seq_sale_bundle_value(const struct seq_sale *s, uint32_t b);
+
+/* OPEN -> CLOSED: refuses purchases from now on and sets s->best to
+ * seq_alloc_compute's answer. SEQ_EEARLY before the close slot. */
+int seq_sale_close(struct seq_sale *s, uint64_t now_slot);
+
+/*
+ * Allocation. Revenue-maximising set of disjoint bundles, each with
+ * tickets x price >= the sum of its rollups' reserves.
+ *   exact     DP over subsets of rollups, O(2^n + sum over bundles of
+ *             2^(n - low - size)); SEQ_EINVAL above SEQ_RIGHTS_EXACT_MAX
+ *             rollups. Allocates 12 * 2^n bytes while running.
+ *   heuristic greedy by value and by value per rollup, each followed by
+ *             1-for-k swap improvement; the better of the two.
+ *   compute   exact when n_rollups <= SEQ_RIGHTS_EXACT_MAX, else heuristic.
+ * Ties (docs/RIGHTS.md): leaving a rollup unsold beats selling it for equal
+ * revenue; otherwise the earlier bundle index wins. Deterministic.
+ */
+int seq_alloc_exact(const struct seq_sale *s, struct seq_alloc *out);
+int seq_alloc_heuristic(const struct seq_sale *s, struct seq_alloc *out);
+int seq_alloc_compute(const struct seq_sale *s, struct seq_alloc *out);
+
+/* Checks `a` is canonical (ascending, in range), disjoint (SEQ_EOVERLAP),
+ * every bundle bid (SEQ_ENOBID) and meeting its reserves (SEQ_ERESERVE);
+ * writes its revenue. */
+int seq_alloc_validate(const struct seq_sale *s, const struct seq_alloc *a,
+		       uint64_t *revenue);
+/* seq_alloc_validate, then SEQ_ENOTBETTER unless the revenue is strictly
+ * greater than s->best's. 0 means "would be accepted". */
+int seq_alloc_check(const struct seq_sale *s, const struct seq_alloc *a);
+/* The improvement window: in CLOSED and before the deadline (SEQ_ELATE),
+ * replaces s->best with `a` when seq_alloc_check accepts it. */
+int seq_sale_propose(struct seq_sale *s, uint64_t now_slot, const struct seq_alloc *a);
+
+/*
+ * The draw. Ticket index in [0, tickets) for bundle `bundle` of sale
+ * `sale_id`: x = first 8 bytes (big-endian) of SHA-256(seed[32] ||
+ * sale_id u64 BE || bundle u32 BE || attempt u32 BE), attempt = 0, 1, ...;
+ * x is rejected while x >= 2^64 - (2^64 mod tickets), then x mod tickets.
+ * No modulo bias. tickets must be >= 1.
+ */
+uint64_t seq_draw_ticket(const uint8_t seed[static 32], uint64_t sale_id,
+			 uint32_t bundle, uint64_t tickets);
+
+/*
+ * Revenue split: burn = floor(revenue * burn_bps / 10000); the rest is
+ * shared in proportion to weights[0..n) (1 <= n <= SEQ_RIGHTS_MAX_ROLLUPS,
+ * rollups in ascending id),
+ * floor first, then the leftover gwei one each by largest remainder, ties
+ * to the lower index (= lower rollup id). All-zero weights split equally.
+ * sum(shares) + burn == revenue exactly.
+ */
+void seq_revenue_split(uint64_t revenue, uint32_t burn_bps, const uint64_t *weights,
+		       size_t n, uint64_t *shares, uint64_t *burn);
+/* Weight of a rollup (by index) in a shared bundle: the tickets x price of
+ * its singleton bundle, or its reserve when nobody bought that singleton. */
+uint64_t seq_revenue_weight(const struct seq_sale *s, uint32_t rollup_index);
+
+/* Next sale's price: see docs/RIGHTS.md "Price rule". Sold out (sold >=
+ * cap) raises by max(1, price/8); above target raises proportionally less;
+ * below target lowers by price * (target - sold) / (8 * target); never
+ * below floor nor above SEQ_RIGHTS_PRICE_MAX. Requires 0 < target < cap. */
+uint64_t seq_price_next(uint64_t price, uint64_t sold, uint64_t cap, uint64_t target,
+			uint64_t floor);
+
+/* What the bridge posts to L1 once a sale settles. */
+struct seq_settle_winner {
+	uint32_t bundle;   /* index in the sale's bundle table */
+	uint32_t purchase; /* purchase holding the winning ticket */
+	uint64_t ticket;   /* drawn ticket index within the bundle */
+	uint8_t buyer[SEQ_ADDR_LEN];
+	uint64_t revenue;  /* the bundle's tickets x price, all charged */
+};
+struct seq_settle_buyer {
+	uint8_t addr[SEQ_ADDR_LEN];
+	uint64_t paid;    /* escrowed at purchase: all its tickets x price */
+	uint64_t charged; /* its tickets on winning bundles x price */
+	uint64_t refund;  /* paid - charged, for it to pull */
+};
+struct seq_settle_credit {
+	uint64_t rollup;
+	uint32_t winner; /* index into winners: who sequences this rollup */
+	uint64_t amount;
+};
+/*
+ * Arrays owned by the settlement (seq_settlement_free). winners ascend by
+ * bundle, buyers by address bytes (each address once), credits by rollup
+ * id (every rollup of every winning bundle, once). Opted-in rollups absent
+ * from credits went unsold and sequence themselves.
+ */
+struct seq_settlement {
+	uint64_t sale_id;
+	uint64_t price;
+	uint8_t seed[32];
+	uint64_t revenue; /* sum of winners' revenue == sum charged */
+	uint64_t burn;
+	struct seq_settle_winner *winners;
+	size_t n_winners;
+	struct seq_settle_buyer *buyers;
+	size_t n_buyers;
+	struct seq_settle_credit *credits;
+	size_t n_credits;
+};
+
+/* CLOSED -> SETTLED at or after the deadline (SEQ_EEARLY before): draws a
+ * winner per winning bundle of s->best, splits revenue, fills `out`. */
+int seq_sale_settle(struct seq_sale *s, uint64_t now_slot, const uint8_t seed[static 32],
+		    struct seq_settlement *out);
+/* 0 when charged == sum credits + burn == revenue, refunds == paid -
+ * charged, buyers strictly ascending (none twice), credits strictly
+ * ascending; SEQ_EBALANCE otherwise. */
+int seq_settlement_check(const struct seq_settlement *st);
+/* Canonical big-endian encoding (layout in docs/RIGHTS.md); returns the
+ * length needed, writing only when buf holds that many bytes. */
+size_t seq_settlement_encode(const struct seq_settlement *st, uint8_t *buf, size_t len);
+void seq_settlement_free(struct seq_settlement *st); /* NULL-safe */
 
 #endif /* MEZZ_SEQ_H */
