@@ -146,6 +146,12 @@ build-fuzz/%: tests/fuzz/%.c $(SEQ_SRC) $(L1_SRC) $(DA_SRC) $(APP_SRC)
 	$(if $(Q),@echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS)
 
+# Seed corpora of the da fuzz targets (tests/fuzz/seeds/fuzz_da_*), deterministic.
+$(BUILD)/tools/da_seeds: $(BUILD)/tests/fuzz/da_seeds.o $(LIBDA) $(LIBSEQ)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 fuzz: deps $(FUZZ_BINS)
 	$(Q)scripts/run-fuzz $(FUZZ_TIME) $(FUZZ_BINS)
 
