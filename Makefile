@@ -114,6 +114,14 @@ $(BUILD)/bench/%: $(BUILD)/tests/bench/%.o $(LIBS)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The DA benchmark alone links jerasure (a peer measured in the same run);
+# jerasure.h includes its galois.h by bare name.
+$(BUILD)/tests/bench/da_bench.o: CFLAGS += -I/usr/include/jerasure
+$(BUILD)/bench/da_bench: $(BUILD)/tests/bench/da_bench.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lJerasure
+
 tools: all $(UNIT_BINS) $(BENCH_BINS)
 
 run: deps all
