@@ -129,6 +129,15 @@ $(BUILD)/contracts/Inbox.bin: l1bridge/contracts/Inbox.sol l1bridge/contracts/bu
 	$(Q)node l1bridge/contracts/build.js $(SOLCJS) $< $(dir $@)
 $(BUILD)/contracts/Inbox.abi: $(BUILD)/contracts/Inbox.bin
 
+# The DA benchmark alone links jerasure (a peer measured in the same run);
+# jerasure.h includes its galois.h by bare name.
+$(BUILD)/tests/bench/da_bench.o: CFLAGS += -I/usr/include/jerasure
+$(BUILD)/bench/da_bench: $(BUILD)/tests/bench/da_bench.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lJerasure
+
+
 tools: all $(UNIT_BINS) $(BENCH_BINS) $(CONTRACTS)
 
 run: deps all
@@ -160,6 +169,12 @@ build-fuzz/%: tests/fuzz/%.c $(SEQ_SRC) $(L1_SRC) $(DA_SRC) $(APP_SRC)
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Seed corpora of the da fuzz targets (tests/fuzz/seeds/fuzz_da_*), deterministic.
+$(BUILD)/tools/da_seeds: $(BUILD)/tests/fuzz/da_seeds.o $(LIBDA) $(LIBSEQ)
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 fuzz: deps $(FUZZ_BINS)
 	$(Q)scripts/run-fuzz $(FUZZ_TIME) $(FUZZ_BINS)
