@@ -121,7 +121,7 @@ class AuthTest(DaemonCase):
         async def collect(key):
             seen = set()
             async with ws_connect(self.d.ws_url(), key=key) as ws:
-                s = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": max(1, start - 3)}])
+                s = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": max(1, start - 3), "levels": ["sealed"]}])
                 self.assertRegex(s.get("result"), "^0x[0-9a-f]+$", s)
                 while True:
                     b = json.loads(await ws.recv())["params"]["result"]
@@ -148,7 +148,7 @@ class AuthTest(DaemonCase):
             async with ws_connect(self.d.ws_url(), key=k) as ws:
                 ok = await ws_call(ws, "mezz_sendTransaction", {"namespace": "priv", "data": tx()})
                 self.assertIn("result", ok)
-                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"namespaces": ["priv"]}], id=2)
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"namespaces": ["priv"], "levels": ["sealed"]}], id=2)
                 self.assertRegex(sub.get("result"), "^0x[0-9a-f]+$")
                 p = await asyncio.get_running_loop().run_in_executor(
                     None, lambda: self.d.mezz("key", "revoke", kid))

@@ -78,7 +78,8 @@ class CoreTest(DaemonCase):
         async def scenario():
             async with ws_connect(self.d.ws_url()) as ws:
                 sub = await ws_call(ws, "mezz_subscribe",
-                                    ["blocks", {"namespaces": ["demo"], "fromHeight": start_h + 1}])
+                                    ["blocks", {"namespaces": ["demo"], "fromHeight": start_h + 1,
+                                                "levels": ["sealed"]}])
                 self.assertRegex(sub.get("result"), "^0x[0-9a-f]+$", sub)
                 sid = sub["result"]
                 p = cast("publish", "--async", "--rpc-url", self.d.url + "rollup/demo", raw)

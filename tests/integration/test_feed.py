@@ -81,7 +81,7 @@ class FeedTest(DaemonCase):
         async def scenario():
             c = Collector(self, 1)
             async with ws_connect(d.ws_url()) as ws:
-                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": 1}])
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": 1, "levels": ["sealed"]}])
                 sid = sub["result"]
                 th = threading.Thread(target=producer)
                 th.start()
@@ -117,7 +117,7 @@ class FeedTest(DaemonCase):
         async def scenario():
             async with ws_connect(d.ws_url()) as ws:
                 sub = await ws_call(ws, "mezz_subscribe",
-                                    ["blocks", {"namespaces": ["alpha"], "fromHeight": start}])
+                                    ["blocks", {"namespaces": ["alpha"], "fromHeight": start, "levels": ["sealed"]}])
                 sid = sub["result"]
                 c = Collector(self, start)
                 while c.next_seq is None or c.next_seq <= last:
@@ -185,7 +185,7 @@ class SlowSubscriberTest(DaemonCase):
             c = Collector(self, start)
             async with websockets.connect(d.ws_url(), sock=s, max_queue=1, read_limit=4096,
                                           max_size=2 ** 26) as ws:
-                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": start}])
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": start, "levels": ["sealed"]}])
                 sid = sub["result"]
                 th = threading.Thread(target=producer)
                 th.start()
@@ -214,7 +214,7 @@ class SlowSubscriberTest(DaemonCase):
 
         async def resume():
             async with ws_connect(d.ws_url()) as ws:
-                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": n}])
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": n, "levels": ["sealed"]}])
                 sid = sub["result"]
                 while c.next_seq is None or c.next_seq <= last:
                     c.add(json.loads(await asyncio.wait_for(ws.recv(), 10)), sid)
