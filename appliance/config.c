@@ -158,14 +158,38 @@ static void add_error(struct load_ctx *x, int line, const char *fmt, ...)
 	}
 }
 
+/*
+ * Is this line something inih will silently skip (a syntax error)? inih
+ * reports only the first such line; checking each line as it is read lets
+ * `mezz config check` name every one.
+ */
+static int bad_syntax(const char *line)
+{
+	const char *p = line, *end;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!*p || *p == '\n' || *p == '\r' || *p == '#' || *p == ';')
+		return 0;
+	if (*p == '[') {
+		end = strchr(p, ']');
+		return !end || end == p + 1;
+	}
+	end = strpbrk(p, "=:");
+	return !end || end == p;
+}
+
 /* inih reader that counts lines, so every error can name its line. */
 static char *reader(char *buf, int size, void *stream)
 {
 	struct load_ctx *x = stream;
 	char *r = fgets(buf, size, x->f);
 
-	if (r)
+	if (r) {
 		x->line++;
+		if (bad_syntax(r))
+			add_error(x, x->line, "syntax error (expected 'key = value' or '[section]')");
+	}
 	return r;
 }
 
@@ -175,6 +199,8 @@ static int handler(void *user, const char *section, const char *name, const char
 	const struct app_cfg_entry *e = find(section, name);
 	char why[256];
 
+	if (!*name) /* "= value": reported as a syntax error by reader() */
+		return 1;
 	if (!e) {
 		add_error(x, x->line, "unknown key '%s' in section [%s]", name, section);
 		return 1;
@@ -196,7 +222,7 @@ int app_config_load(struct app_config *c, const char *path, char *err, size_t er
 		return -errno;
 	rc = ini_parse_stream(reader, &x, handler, &x);
 	fclose(x.f);
-	if (rc > 0)
+	if (rc > 0 && x.errors == 0) /* a syntax error the line check missed */
 		add_error(&x, rc, "syntax error (expected 'key = value' or '[section]')");
 	else if (rc < 0)
 		add_error(&x, 0, "could not parse file");

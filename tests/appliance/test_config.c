@@ -123,6 +123,32 @@ Test(config, syntax_error_has_line)
 	unlink(p);
 }
 
+/* Every syntax error is reported, not only the first one inih stops at,
+ * together with the value errors around them, in line order. */
+Test(config, every_syntax_error_reported)
+{
+	struct app_config c;
+	char err[2048];
+	const char *p = write_tmp("[server]\n"
+				  "no equals here\n"	   /* line 2 */
+				  "max_tx_bytes = 0\n"	   /* line 3 */
+				  "[broken\n"		   /* line 4 */
+				  "= 5\n"		   /* line 5 */
+				  "[sequencer]\n"
+				  "slot_ms fast\n"	   /* line 7 */
+				  "slot_ms = 100\n");
+
+	app_config_defaults(&c);
+	cr_assert_eq(app_config_load(&c, p, err, sizeof(err)), 5, "%s", err);
+	cr_assert(strstr(err, ":2: syntax error"), "%s", err);
+	cr_assert(strstr(err, ":3: server.max_tx_bytes"), "%s", err);
+	cr_assert(strstr(err, ":4: syntax error"), "%s", err);
+	cr_assert(strstr(err, ":5: syntax error"), "%s", err);
+	cr_assert(strstr(err, ":7: syntax error"), "%s", err);
+	cr_assert(strstr(err, ":2:") < strstr(err, ":7:"), "errors out of line order: %s", err);
+	unlink(p);
+}
+
 Test(config, missing_file_is_errno)
 {
 	struct app_config c;
