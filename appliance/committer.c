@@ -219,6 +219,7 @@ static void *sealer(void *arg)
 				break;
 			continue;
 		}
+		APP_FAULT_POINT(seal);
 		rc = build_block(c, &j, &b);
 		if (rc) {
 			atomic_store(&c->stats.halted, 1);

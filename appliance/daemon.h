@@ -149,6 +149,11 @@ char *app_error_json(int code, const char *fmt, ...) __attribute__((format(print
 #ifdef MEZZ_FAULT_HOOKS
 int app_fault_install(void);
 int app_fault_store_opened(struct app_store *s);
+void app_fault_loop_point(void); /* lws loop: stalls while asked to */
+void app_fault_seal_point(void); /* sealer thread: stalls while asked to */
+#define APP_FAULT_POINT(name) app_fault_##name##_point()
+#else
+#define APP_FAULT_POINT(name) ((void)0)
 #endif
 
 #endif /* MEZZ_DAEMON_H */

@@ -462,9 +462,11 @@ int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
 
 void app_server_run(struct app_server *s)
 {
-	while (!s->stop)
+	while (!s->stop) {
 		if (lws_service(s->ctx, 0) < 0)
 			break;
+		APP_FAULT_POINT(loop);
+	}
 }
 
 void app_server_request_stop(struct app_server *s)
