@@ -39,6 +39,7 @@
 #include <time.h>
 
 #include "appliance/daemon.h"
+#include "appliance/ops.h"
 #include "l1bridge/l1.h"
 
 #define POP_MAX 65536
@@ -412,6 +413,8 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	publish(c, blocks, nb);
 	if (m) {
 		atomic_store(&c->stats.last_commit_us, (app_now_ns() - t0) / 1000);
+		app_metric_observe(APP_M_group_commit_seconds, (app_now_ns() - t0) / 1000);
+		app_metric_observe(APP_M_group_commit_size, m);
 		if (seq_merkle_tree_build(&tree, (const uint8_t(*)[32])g.leaves, m))
 			APP_PANIC("out of memory building group tree of %zu", m);
 	}

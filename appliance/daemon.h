@@ -35,6 +35,7 @@ enum {
 	RPC_BUSY = -32006,		/* ingress queue full: retry shortly */
 	RPC_NOT_FOUND = -32007,		/* no such block or transaction */
 	RPC_INVALID_TX = -32008,	/* transaction failed decoding or checks */
+	RPC_RATE_LIMITED = -32009,	/* over a tenant or address rate limit: data.retryAfterMs */
 };
 
 /* A submission handed to the committer. */
@@ -144,6 +145,8 @@ char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,
 int app_receipt_load(struct app_store *s, const struct app_tx *tx, struct seq_receipt *r);
 /* Error object JSON: {"code":c,"message":"..."} (message escaped). */
 char *app_error_json(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Rate-limit error object: {"code":c,"message":"...","data":{"retryAfterMs":N,"limit":"..."}}. */
+char *app_error_data_json(int code, uint64_t retry_after_ms, const char *limit);
 
 /* Fault hooks, compiled in only for test builds (see fault.c). */
 #ifdef MEZZ_FAULT_HOOKS
