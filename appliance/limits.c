@@ -235,22 +235,104 @@ int app_limits_conn_accept(struct app_limits *l, int fd)
 	return 0;
 }
 
+static size_t wsi_hash(const struct lws *wsi, size_t mask)
+{
+	uint64_t h = (uint64_t)(uintptr_t)wsi * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)(h >> 20) & mask;
+}
+
+static struct wsi_slot *wmap_find(struct app_limits *l, const struct lws *wsi)
+{
+	size_t mask = l->wcap - 1;
+
+	if (!l->wmap)
+		return NULL;
+	for (size_t i = wsi_hash(wsi, mask);; i = (i + 1) & mask) {
+		if (l->wmap[i].wsi == wsi)
+			return &l->wmap[i];
+		if (!l->wmap[i].wsi)
+			return NULL;
+	}
+}
+
+static int wmap_put(struct app_limits *l, const struct lws *wsi, struct app_ip_state *ip)
+{
+	size_t mask, i;
+
+	if ((l->wlen + 1) * 2 > l->wcap) { /* keep the load under one half */
+		size_t ncap = l->wcap ? l->wcap * 2 : 1024;
+		struct wsi_slot *old = l->wmap, *nm = calloc(ncap, sizeof(*nm));
+
+		if (!nm)
+			return APP_ENOMEM;
+		l->wmap = nm;
+		for (size_t k = 0; k < l->wcap; k++)
+			if (old[k].wsi) {
+				for (i = wsi_hash(old[k].wsi, ncap - 1); nm[i].wsi; i = (i + 1) & (ncap - 1))
+					;
+				nm[i] = old[k];
+			}
+		l->wcap = ncap;
+		free(old);
+	}
+	mask = l->wcap - 1;
+	for (i = wsi_hash(wsi, mask); l->wmap[i].wsi; i = (i + 1) & mask)
+		;
+	l->wmap[i].wsi = wsi;
+	l->wmap[i].ip = ip;
+	l->wlen++;
+	return 0;
+}
+
+static void wmap_del(struct app_limits *l, struct wsi_slot *slot)
+{
+	size_t mask = l->wcap - 1, i = (size_t)(slot - l->wmap), j = i;
+
+	/* Backward-shift deletion keeps every probe chain unbroken. */
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!l->wmap[j].wsi)
+			break;
+		size_t home = wsi_hash(l->wmap[j].wsi, mask);
+
+		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+			l->wmap[i] = l->wmap[j];
+			i = j;
+		}
+	}
+	l->wmap[i].wsi = NULL;
+	l->wmap[i].ip = NULL;
+	l->wlen--;
+}
+
+static struct app_ip_state *ip_of(struct app_limits *l, const struct lws *wsi)
+{
+	struct wsi_slot *w = wsi ? wmap_find(l, wsi) : NULL;
+
+	return w ? w->ip : NULL;
+}
+
 void app_limits_conn_bind(struct app_limits *l, struct lws *wsi)
 {
-	if (!l->pending)
+	struct app_ip_state *e = l->pending;
+
+	if (!e)
 		return;
-	lws_set_opaque_user_data(wsi, l->pending);
 	l->pending = NULL;
+	if (wmap_put(l, wsi, e) && e->conns) /* untracked: do not count it */
+		e->conns--;
 }
 
 void app_limits_conn_close(struct app_limits *l, struct lws *wsi)
 {
-	struct app_ip_state *e = lws_get_opaque_user_data(wsi);
+	struct wsi_slot *w = wmap_find(l, wsi);
+	struct app_ip_state *e;
 
-	(void)l;
-	if (!e)
+	if (!w)
 		return;
-	lws_set_opaque_user_data(wsi, NULL);
+	e = w->ip;
+	wmap_del(l, w);
 	if (e->conns)
 		e->conns--;
 	e->last_ns = app_now_ns();
@@ -285,7 +367,7 @@ uint64_t app_limits_admit(struct app_limits *l, struct lws *wsi, int64_t owner, 
 	uint64_t now = app_now_ns(), wait;
 
 	*what = "";
-	if (!tenant && wsi && (ip = lws_get_opaque_user_data(wsi))) {
+	if (!tenant && wsi && (ip = ip_of(l, wsi))) {
 		bucket_config(&ip->txb, (double)l->cfg->limits_ip_tx_per_s, burst_s(l), 1);
 		bucket_config(&ip->byteb, (double)l->cfg->limits_ip_bytes_per_s, burst_s(l),
 			      (double)l->cfg->max_tx_bytes);
@@ -332,8 +414,10 @@ void app_limits_free(struct app_limits *l)
 		return;
 	free(l->tenants);
 	free(l->ips);
+	free(l->wmap);
 	l->tenants = NULL;
 	l->ips = NULL;
+	l->wmap = NULL;
 }
 
 int app_limits_store_set(struct app_store *s, int64_t tenant_id, int64_t tx_per_s,
@@ -354,8 +438,9 @@ int app_limits_store_set(struct app_store *s, int64_t tenant_id, int64_t tx_per_
 				" VALUES (?1, CASE WHEN ?2 < 0 THEN NULL ELSE ?2 END,"
 				" CASE WHEN ?3 < 0 THEN NULL ELSE ?3 END)"
 				" ON CONFLICT(tenant_id) DO UPDATE SET"
-				" tx_per_s = CASE WHEN ?2 < 0 THEN tx_per_s ELSE ?2 END,"
-				" bytes_per_s = CASE WHEN ?3 < 0 THEN bytes_per_s ELSE ?3 END",
+				" tx_per_s = CASE WHEN ?2 = -1 THEN tx_per_s WHEN ?2 < 0 THEN NULL ELSE ?2 END,"
+				" bytes_per_s = CASE WHEN ?3 = -1 THEN bytes_per_s WHEN ?3 < 0 THEN NULL"
+				" ELSE ?3 END",
 				-1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, tenant_id);

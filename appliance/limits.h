@@ -63,6 +63,13 @@ struct app_limits {
 	size_t ip_cap;
 	struct app_ip_state overflow; /* shared by addresses that find no slot */
 	struct app_ip_state *pending; /* accepted, waiting for its wsi */
+	/* wsi -> its address entry (open addressing, backward-shift delete);
+	 * lws keeps its opaque user data for itself during adoption. */
+	struct wsi_slot {
+		const struct lws *wsi;
+		struct app_ip_state *ip;
+	} *wmap;
+	size_t wcap, wlen;
 };
 
 int app_limits_init(struct app_limits *l, const struct app_config *cfg, struct app_store *ro);
@@ -88,7 +95,8 @@ int app_limits_conn_accept(struct app_limits *l, int fd);
 void app_limits_conn_bind(struct app_limits *l, struct lws *wsi);
 void app_limits_conn_close(struct app_limits *l, struct lws *wsi);
 
-/* CLI: store a tenant's own rates (-1 keeps the current value; 0 unlimited)
+/* CLI: store a tenant's own rates (-1 keeps the current value, -2 returns to
+ * the config default; 0 unlimited)
  * on a read-write store, bumping the auth version so the daemon reloads. */
 int app_limits_store_set(struct app_store *s, int64_t tenant_id, int64_t tx_per_s,
 			 int64_t bytes_per_s);

@@ -497,6 +497,7 @@ int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
 	/* Handshakes (TLS, HTTP headers, WebSocket upgrade) that take longer are
 	 * closed: slowloris clients hold a socket for this long at most. */
 	info.timeout_secs = (unsigned int)s->cfg->handshake_timeout_s;
+	info.timeout_secs_ah_idle = (unsigned int)s->cfg->handshake_timeout_s;
 	info.keepalive_timeout = (int)s->cfg->idle_timeout_s;
 	/* WebSocket liveness: ping after ws_ping_s of silence, hang up when
 	 * nothing (not even the pong) arrived for idle_timeout_s. */
