@@ -344,6 +344,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		if (s)
 			app_limits_conn_close(&s->limits, wsi);
 		return 0;
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		return app_tls_harden(user);
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		if (s)
 			drain_done(s);
@@ -506,9 +508,13 @@ int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
 		(uint16_t)(s->cfg->idle_timeout_s > s->cfg->ws_ping_s ? s->cfg->idle_timeout_s
 								       : s->cfg->ws_ping_s + 1);
 	info.retry_and_idle_policy = &ws_policy;
+	rc = app_tls_configure(&info, s->cfg, errbuf, errlen);
+	if (rc)
+		return rc;
 	s->ctx = lws_create_context(&info);
 	if (!s->ctx) {
-		snprintf(errbuf, errlen, "cannot listen on %s:%d (in use, or bad address?)",
+		snprintf(errbuf, errlen,
+			 "cannot listen on %s:%d (in use, bad address, or unreadable TLS files?)",
 			 s->cfg->listen_addr, s->cfg->listen_port);
 		return APP_ECONFIG;
 	}

@@ -130,6 +130,10 @@ void app_ops_stop(struct app_server *s);
 void app_ops_sample(struct app_server *s);
 /* Answer a GET for an operations path; 1 when uri was one (response queued). */
 int app_ops_get(struct app_conn *c, const char *uri);
+/* tls.c: TLS 1.2/1.3, AEAD-only policy for the port (no-op without a cert). */
+int app_tls_configure(struct lws_context_creation_info *info, const struct app_config *cfg,
+		      char *errbuf, size_t errlen);
+int app_tls_harden(void *ssl_ctx);
 /* Queue an HTTP response with a status and content type (body copied). */
 int app_http_reply(struct app_conn *c, int status, const char *ctype, const char *body,
 		   size_t len);
