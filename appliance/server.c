@@ -394,7 +394,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_RECEIVE:
 		if (lws_is_first_fragment(wsi))
 			c->rx_len = 0;
-		if (rx_append(c, in, len)) {
+		/* The frame's declared length counts before its bytes arrive: a
+		 * frame claiming 2^40 bytes is refused at its first bytes. */
+		if (lws_remaining_packet_payload(wsi) >
+			    (size_t)s->cfg->max_message_bytes - c->rx_len ||
+		    rx_append(c, in, len)) {
 			char why[96];
 
 			snprintf(why, sizeof(why), "message exceeds server.max_message_bytes (%ld)",
@@ -491,6 +495,8 @@ int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
 	info.protocols = protocols;
 	info.user = s;
 	info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(s->cfg->listen_addr, ':') == NULL);
+	/* Text frames that are not UTF-8 are closed with 1007 by lws itself. */
+	info.options |= LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.pt_serv_buf_size = 65536;
 	info.max_http_header_data = 4096;
 	info.ka_time = 60;
