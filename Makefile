@@ -23,7 +23,7 @@ Q := @
 endif
 
 PKGS := sqlite3 libsodium libwebsockets jansson inih libcurl libsystemd \
-        libsecp256k1 nettle libcrypto libisal
+        libsecp256k1 nettle libssl libcrypto libisal
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -179,15 +179,32 @@ $(BUILD)/tools/da_seeds: $(BUILD)/tests/fuzz/da_seeds.o $(LIBDA) $(LIBSEQ)
 fuzz: deps $(FUZZ_BINS)
 	$(Q)scripts/run-fuzz $(FUZZ_TIME) $(FUZZ_BINS)
 
+# Installed layout. Units, sysusers and tmpfiles go where systemd reads them
+# whatever PREFIX is; override UNITDIR etc. for other layouts.
+UNITDIR     ?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
+SYSCTLDIR   ?= /usr/lib/sysctl.d
+CONFDIR     ?= /etc/mezzanine
+DOCDIR      ?= $(PREFIX)/share/doc/mezzanine
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/mezzanine \
-	           $(DESTDIR)/etc/mezzanine $(DESTDIR)/lib/systemd/system
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CONFDIR)/profiles \
+	           $(DESTDIR)$(UNITDIR)/mezzanine.service.d $(DESTDIR)$(SYSUSERSDIR) \
+	           $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCTLDIR)
 	install -m 0755 $(DAEMON) $(CLI) $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 firmware-config/mezzanine.conf $(DESTDIR)/etc/mezzanine/mezzanine.conf
-	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/mezzanine/
+	install -m 0644 firmware-config/mezzanine.conf $(DESTDIR)$(CONFDIR)/mezzanine.conf
+	install -m 0644 firmware-config/profiles/*.conf $(DESTDIR)$(CONFDIR)/profiles/
+	install -m 0644 firmware-config/sysctl.d/90-mezzanine.conf $(DESTDIR)$(SYSCTLDIR)/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 systemd/mezzanine.sysusers $(DESTDIR)$(SYSUSERSDIR)/mezzanine.conf
+	install -m 0644 systemd/mezzanine.tmpfiles $(DESTDIR)$(TMPFILESDIR)/mezzanine.conf
+	install -m 0644 systemd/mezzanine.service.d/storage.conf.example \
+	           $(DESTDIR)$(UNITDIR)/mezzanine.service.d/
 	for u in systemd/*.service; do \
-		sed 's|/usr/local|$(PREFIX)|g' $$u > $(DESTDIR)/lib/systemd/system/$$(basename $$u); \
-		chmod 0644 $(DESTDIR)/lib/systemd/system/$$(basename $$u); \
+		sed 's|/usr/local/share/doc/mezzanine|$(DOCDIR)|g; s|/usr/local|$(PREFIX)|g' $$u \
+			> $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
 	done
 
 clean:

@@ -91,6 +91,18 @@ struct app_config {
 	long feed_cache_blocks;
 	/* [log] */
 	char log_level[16];
+	/* operations: connection timeouts, TLS, limits, health (see docs/OPERATIONS.md) */
+	long handshake_timeout_s;
+	long idle_timeout_s;
+	long ws_ping_s;
+	char tls_cert[512];
+	char tls_key[512];
+	long limits_tenant_tx_per_s;
+	long limits_tenant_bytes_per_s;
+	long limits_ip_tx_per_s;
+	long limits_ip_bytes_per_s;
+	long limits_ip_max_connections;
+	long limits_burst_ms;
 };
 
 /* One entry of the config table, exposed for tests and `mezz config check`. */

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "appliance/daemon.h"
+#include "appliance/ops.h"
 #include "appliance/server.h"
 #include "l1bridge/l1.h"
 
@@ -64,10 +65,15 @@ static int code_block(struct app_committer *c, struct app_block *b)
 	da_block_free(&blk);
 	if (rc)
 		return rc;
-	atomic_fetch_add(&a->encode_ns, t1 - t0);
-	atomic_fetch_add(&a->write_ns, app_now_ns() - t1);
-	atomic_fetch_add(&a->payload_bytes, plen);
-	atomic_fetch_add(&a->blocks, 1);
+	{
+		uint64_t t2 = app_now_ns();
+
+		app_metric_observe(APP_M_da_encode_seconds, (t1 - t0) / 1000);
+		app_metric_observe(APP_M_da_write_seconds, (t2 - t1) / 1000);
+	}
+	app_metric_add(APP_M_da_payload_bytes_total, plen);
+	app_metric_add(APP_M_da_blocks_total, 1);
+	app_health_beat(a->health);
 	da_record_encode(out.record, &rec);
 	crypto_sign_detached(out.sig, NULL, out.record, DA_RECORD_LEN, c->id->sk);
 	pthread_mutex_lock(&a->mu);
@@ -91,7 +97,13 @@ static int code_block(struct app_committer *c, struct app_block *b)
 
 static void halt(struct app_committer *c, uint64_t height, int rc)
 {
+	char why[160];
+
 	atomic_store(&c->avail.halted, 1);
+	app_metric_set(APP_M_da_halted, 1);
+	snprintf(why, sizeof(why), "stopped at block %llu: %s", (unsigned long long)height,
+		 app_strerror(rc));
+	app_health_fail(c->avail.health, why);
 	app_error("da_halted", "height=%llu err=\"%s\"", (unsigned long long)height,
 		  app_strerror(rc));
 }
@@ -273,6 +285,8 @@ int app_avail_start(struct app_committer *c, char *errbuf, size_t errlen)
 	if (rc)
 		goto fail;
 	pthread_mutex_init(&a->mu, NULL);
+	/* A block is sealed every slot, so one is coded every slot too. */
+	a->health = app_health_register("da", 2 * (uint64_t)c->cfg->slot_ms);
 	rc = pthread_create(&a->thread, NULL, run, c);
 	if (rc) {
 		snprintf(errbuf, errlen, "pthread_create failed");

@@ -39,6 +39,7 @@
 #include <time.h>
 
 #include "appliance/daemon.h"
+#include "appliance/ops.h"
 #include "l1bridge/l1.h"
 
 #define POP_MAX 65536
@@ -196,6 +197,7 @@ static void publish_available(struct app_committer *c, const struct app_da_rec *
 		return;
 	d.height = r[n - 1].height;
 	atomic_store(&c->stats.level_tip[APP_LEVEL_AVAILABLE], d.height);
+	app_metric_set(APP_M_available_height, d.height);
 	/* A full queue is fine: the feed also reads the tip from stats. */
 	app_queue_push(c->done, &d, 1);
 	lws_cancel_service(c->lws);
@@ -343,6 +345,7 @@ static void *sealer(void *arg)
 				break;
 			continue;
 		}
+		APP_FAULT_POINT(seal);
 		rc = build_block(c, &j, &b);
 		if (rc) {
 			atomic_store(&c->stats.halted, 1);
@@ -535,6 +538,8 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	riders_done(c, rd);
 	if (m) {
 		atomic_store(&c->stats.last_commit_us, (app_now_ns() - t0) / 1000);
+		app_metric_observe(APP_M_group_commit_seconds, (app_now_ns() - t0) / 1000);
+		app_metric_observe(APP_M_group_commit_size, m);
 		if (seq_merkle_tree_build(&tree, (const uint8_t(*)[32])g.leaves, m))
 			APP_PANIC("out of memory building group tree of %zu", m);
 	}

@@ -52,6 +52,29 @@ const struct app_cfg_entry app_cfg_table[] = {
 	 "recent blocks kept in memory for subscribers"},
 	{"log", "level", APP_CFG_STR, 1, 15, "info", OFF(log_level),
 	 "debug, info, warn or error"},
+	/* operations (connection timeouts, TLS, limits) */
+	{"server", "handshake_timeout_s", APP_CFG_INT, 1, 300, "10", OFF(handshake_timeout_s),
+	 "seconds a client has to finish its TLS, HTTP or WebSocket handshake"},
+	{"server", "idle_timeout_s", APP_CFG_INT, 5, 86400, "120", OFF(idle_timeout_s),
+	 "seconds an HTTP keep-alive or silent WebSocket connection may stay idle"},
+	{"server", "ws_ping_s", APP_CFG_INT, 1, 3600, "30", OFF(ws_ping_s),
+	 "seconds of WebSocket silence before the server sends a ping"},
+	{"server", "tls_cert", APP_CFG_STR, 0, 511, "", OFF(tls_cert),
+	 "PEM certificate chain; with tls_key, the port speaks only TLS 1.2/1.3"},
+	{"server", "tls_key", APP_CFG_STR, 0, 511, "", OFF(tls_key),
+	 "PEM private key of tls_cert"},
+	{"limits", "tenant_tx_per_s", APP_CFG_INT, 0, 10000000, "0", OFF(limits_tenant_tx_per_s),
+	 "default transactions/s per tenant, 0 = unlimited"},
+	{"limits", "tenant_bytes_per_s", APP_CFG_INT, 0, 1L << 40, "0",
+	 OFF(limits_tenant_bytes_per_s), "default payload bytes/s per tenant, 0 = unlimited"},
+	{"limits", "ip_tx_per_s", APP_CFG_INT, 0, 10000000, "0", OFF(limits_ip_tx_per_s),
+	 "anonymous transactions/s per client address, 0 = unlimited"},
+	{"limits", "ip_bytes_per_s", APP_CFG_INT, 0, 1L << 40, "0", OFF(limits_ip_bytes_per_s),
+	 "anonymous payload bytes/s per client address, 0 = unlimited"},
+	{"limits", "ip_max_connections", APP_CFG_INT, 0, 1000000, "0",
+	 OFF(limits_ip_max_connections), "open connections per client address, 0 = unlimited"},
+	{"limits", "burst_ms", APP_CFG_INT, 1, 60000, "1000", OFF(limits_burst_ms),
+	 "bucket depth: a limit allows this many milliseconds of its rate at once"},
 };
 const size_t app_cfg_table_len = sizeof(app_cfg_table) / sizeof(app_cfg_table[0]);
 
@@ -287,14 +310,38 @@ static void add_error(struct load_ctx *x, int line, const char *fmt, ...)
 	}
 }
 
+/*
+ * Is this line something inih will silently skip (a syntax error)? inih
+ * reports only the first such line; checking each line as it is read lets
+ * `mezz config check` name every one.
+ */
+static int bad_syntax(const char *line)
+{
+	const char *p = line, *end;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!*p || *p == '\n' || *p == '\r' || *p == '#' || *p == ';')
+		return 0;
+	if (*p == '[') {
+		end = strchr(p, ']');
+		return !end || end == p + 1;
+	}
+	end = strpbrk(p, "=:");
+	return !end || end == p;
+}
+
 /* inih reader that counts lines, so every error can name its line. */
 static char *reader(char *buf, int size, void *stream)
 {
 	struct load_ctx *x = stream;
 	char *r = fgets(buf, size, x->f);
 
-	if (r)
+	if (r) {
 		x->line++;
+		if (bad_syntax(r))
+			add_error(x, x->line, "syntax error (expected 'key = value' or '[section]')");
+	}
 	return r;
 }
 
@@ -304,6 +351,8 @@ static int handler(void *user, const char *section, const char *name, const char
 	const struct app_cfg_entry *e = find(section, name);
 	char why[256];
 
+	if (!*name) /* "= value": reported as a syntax error by reader() */
+		return 1;
 	if (!e) {
 		add_error(x, x->line, "unknown key '%s' in section [%s]", name, section);
 		return 1;
@@ -330,7 +379,7 @@ int app_config_load(struct app_config *c, const char *path, char *err, size_t er
 		return -errno;
 	rc = ini_parse_stream(reader, &x, handler, &x);
 	fclose(x.f);
-	if (rc > 0)
+	if (rc > 0 && x.errors == 0) /* a syntax error the line check missed */
 		add_error(&x, rc, "syntax error (expected 'key = value' or '[section]')");
 	else if (rc < 0)
 		add_error(&x, 0, "could not parse file");

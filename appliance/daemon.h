@@ -36,6 +36,7 @@ enum {
 	RPC_BUSY = -32006,		/* ingress queue full: retry shortly */
 	RPC_NOT_FOUND = -32007,		/* no such block or transaction */
 	RPC_INVALID_TX = -32008,	/* transaction failed decoding or checks */
+	RPC_RATE_LIMITED = -32009,	/* over a tenant or address rate limit: data.retryAfterMs */
 };
 
 /* A submission handed to the committer. */
@@ -147,7 +148,7 @@ struct app_avail {
 	uint64_t removed_below;	     /* mz-da: shards below are deleted */
 	atomic_int halted; /* a shard write failed: no retry, see the log */
 	atomic_int stopping;
-	atomic_uint_fast64_t blocks, payload_bytes, encode_ns, write_ns;
+	int health; /* app_health component "da" */
 };
 
 struct app_committer {
@@ -210,11 +211,18 @@ char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,
 int app_receipt_load(struct app_store *s, const struct app_tx *tx, struct seq_receipt *r);
 /* Error object JSON: {"code":c,"message":"..."} (message escaped). */
 char *app_error_json(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Rate-limit error object: {"code":c,"message":"...","data":{"retryAfterMs":N,"limit":"..."}}. */
+char *app_error_data_json(int code, uint64_t retry_after_ms, const char *limit);
 
 /* Fault hooks, compiled in only for test builds (see fault.c). */
 #ifdef MEZZ_FAULT_HOOKS
 int app_fault_install(void);
 int app_fault_store_opened(struct app_store *s);
+void app_fault_loop_point(void); /* lws loop: stalls while asked to */
+void app_fault_seal_point(void); /* sealer thread: stalls while asked to */
+#define APP_FAULT_POINT(name) app_fault_##name##_point()
+#else
+#define APP_FAULT_POINT(name) ((void)0)
 #endif
 
 #endif /* MEZZ_DAEMON_H */

@@ -9,6 +9,12 @@
  * MEZZ_FAULT_MAX_PAGES caps the database at that many pages (PRAGMA
  * max_page_count), so an INSERT in the middle of a group fails with
  * SQLITE_FULL: the other way a group can fail before its COMMIT.
+ *
+ * Stalls, for the watchdog and health tests: while the file named by
+ * MEZZ_FAULT_STALL_LOOP_FILE exists, the lws event loop sleeps instead of
+ * serving (as a loop stuck in a callback would); while the file named by
+ * MEZZ_FAULT_STALL_SEAL_FILE exists, the sealer thread builds no blocks (as
+ * a stuck sealer would). Removing the file resumes.
  */
 #ifdef MEZZ_FAULT_HOOKS
 #include <sqlite3.h>
@@ -16,8 +22,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "appliance/daemon.h"
+
+static const char *stall_loop_file, *stall_seal_file;
+
+static void stall_while(const char *path, const char *what)
+{
+	int logged = 0;
+
+	while (path && access(path, F_OK) == 0) {
+		struct timespec ts = {0, 20 * 1000000L};
+
+		if (!logged++)
+			app_warn("fault_stall", "what=%s file=%s", what, path);
+		nanosleep(&ts, NULL);
+	}
+}
+
+void app_fault_loop_point(void)
+{
+	stall_while(stall_loop_file, "loop");
+}
+
+void app_fault_seal_point(void)
+{
+	stall_while(stall_seal_file, "seal");
+}
 
 static sqlite3_vfs fault_vfs;
 static sqlite3_vfs *base_vfs;
@@ -120,6 +153,8 @@ int app_fault_install(void)
 {
 	const char *e = getenv("MEZZ_FAULT_FSYNC_AFTER");
 
+	stall_loop_file = getenv("MEZZ_FAULT_STALL_LOOP_FILE");
+	stall_seal_file = getenv("MEZZ_FAULT_STALL_SEAL_FILE");
 	if (!e)
 		return 0;
 	fail_after = atol(e);

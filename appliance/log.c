@@ -40,7 +40,7 @@ static void vlog(enum app_log_level lvl, const char *msg, const char *fmt, va_li
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = snprintf(line, sizeof(line),
-		     "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s msg=%s ",
+		     "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s event=%s ",
 		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level_names[lvl], msg);
 	if (n < 0 || (size_t)n >= sizeof(line))
@@ -65,7 +65,7 @@ void app__panic(const char *file, int line, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "level=error msg=panic at=%s:%d detail=\"", file, line);
+	fprintf(stderr, "level=error event=panic at=%s:%d detail=\"", file, line);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "appliance/app.h"
+#include "appliance/limits.h"
 #include "l1bridge/l1.h"
 #include "sequencer/seq.h"
 
@@ -31,6 +32,9 @@ static int usage(void)
 		"commands:\n"
 		"  tenant create NAME            create a tenant\n"
 		"  tenant list\n"
+		"  tenant limits NAME [--tx-per-s N] [--bytes-per-s N]\n"
+		"                                show or set a tenant's rate limits (0 = unlimited,\n"
+		"                                'default' = the limits.tenant_* config keys)\n"
 		"  namespace create TENANT NAME CHAIN_ID [--ingress public|key] [--feed public|key]\n"
 		"  namespace list\n"
 		"  key create TENANT             issue an API key (shown once)\n"
@@ -94,8 +98,9 @@ static int print_query(const char *sql)
 	if (!s)
 		return 1;
 	if (sqlite3_prepare_v2(app_store_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
-		app_store_close(s);
-		return die("query failed: %s", sqlite3_errmsg(app_store_db(s)));
+		rc = die("query failed: %s", sqlite3_errmsg(app_store_db(s)));
+		app_store_close(s); /* after reading its message */
+		return rc;
 	}
 	for (int i = 0; i < sqlite3_column_count(st); i++)
 		printf("%s%s", i ? "\t" : "", sqlite3_column_name(st, i));
@@ -113,6 +118,70 @@ static int print_query(const char *sql)
 	return rc;
 }
 
+/* A rate: a non-negative integer, or "default" (-2: back to the config). */
+static int parse_rate(const char *v, int64_t *out)
+{
+	char *end;
+
+	if (!strcmp(v, "default")) {
+		*out = -2;
+		return 0;
+	}
+	errno = 0;
+	*out = strtoll(v, &end, 10);
+	return errno || *end || end == v || *out < 0 ? -1 : 0;
+}
+
+static int tenant_limits(int argc, char **argv)
+{
+	struct app_store *s;
+	int64_t id, tx = -1, bytes = -1;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (i + 1 < argc && !strcmp(argv[i], "--tx-per-s") && !parse_rate(argv[i + 1], &tx))
+			i++;
+		else if (i + 1 < argc && !strcmp(argv[i], "--bytes-per-s") &&
+			 !parse_rate(argv[i + 1], &bytes))
+			i++;
+		else
+			return die("unexpected '%s' (use --tx-per-s N|default, --bytes-per-s N|default)",
+				   argv[i]);
+	}
+	if (argc < 1)
+		return usage();
+	if (!(s = open_store()))
+		return 1;
+	rc = app_store_tenant_find(s, argv[0], &id);
+	if (rc) {
+		app_store_close(s);
+		return die("no tenant named '%s'", argv[0]);
+	}
+	{ /* also creates the table on first use, so showing works too */
+		rc = app_limits_store_set(s, id, tx, bytes);
+		if (rc) {
+			app_store_close(s);
+			return die("storing limits: %s", app_strerror(rc));
+		}
+	}
+	app_store_close(s);
+	{
+		char sql[512];
+
+		/* tenant_limits exists now if anything was ever set; show the effective values. */
+		snprintf(sql, sizeof(sql),
+			 "SELECT t.name AS tenant,"
+			 " COALESCE(l.tx_per_s, %ld) AS tx_per_s, COALESCE(l.bytes_per_s, %ld) AS bytes_per_s,"
+			 " CASE WHEN l.tx_per_s IS NULL AND l.bytes_per_s IS NULL THEN 'config'"
+			 " ELSE 'tenant' END AS source"
+			 " FROM tenants t LEFT JOIN tenant_limits l ON l.tenant_id = t.id WHERE t.id = %lld",
+			 cfg.limits_tenant_tx_per_s, cfg.limits_tenant_bytes_per_s, (long long)id);
+		if (print_query(sql))
+			return 1;
+	}
+	return 0;
+}
+
 static int cmd_tenant(int argc, char **argv)
 {
 	struct app_store *s;
@@ -122,6 +191,8 @@ static int cmd_tenant(int argc, char **argv)
 	if (argc >= 1 && !strcmp(argv[0], "list"))
 		return print_query("SELECT id, name, datetime(created_ms/1000,'unixepoch') AS created"
 				   " FROM tenants ORDER BY id");
+	if (argc >= 2 && !strcmp(argv[0], "limits"))
+		return tenant_limits(argc - 1, argv + 1);
 	if (argc != 2 || strcmp(argv[0], "create"))
 		return usage();
 	if (!valid_name(argv[1]))

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "appliance/ops.h"
 #include "appliance/server.h"
 
 static struct app_server *g_server;
@@ -194,9 +195,15 @@ int main(int argc, char **argv)
 			 (unsigned long long)com.next_seq);
 	}
 
+	/* The database is open, recovery is done and the port is bound: only
+	 * now may systemd start what depends on us. */
+	app_notify_watchdog_start(srv.ctx);
+	app_notify_ready("serving");
+
 	app_server_run(&srv);
 
 	/* Orderly stop: refuse new work, let the committer drain, deliver answers. */
+	app_notify_stopping();
 	app_info("stopping", "%s", "reason=signal");
 	srv.accepting = 0;
 	app_queue_close(&ingress);
@@ -211,6 +218,7 @@ int main(int argc, char **argv)
 	app_committer_stop(&com);
 	status = atomic_load(&com.stats.halted) ? 1 : 0;
 out:
+	app_notify_watchdog_stop();
 	g_server = NULL;
 	app_committer_stop(&com);
 	app_server_destroy(&srv);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "appliance/ops.h"
 #include "appliance/server.h"
 #include "l1bridge/l1.h"
 
@@ -33,6 +34,7 @@ static struct app_req *req_new(struct app_conn *c, int is_batch, size_t n)
 	r->conn = c;
 	r->is_batch = is_batch;
 	r->n = n;
+	r->t0_ns = app_now_ns();
 	r->next = c->reqs;
 	if (c->reqs)
 		c->reqs->prev = r;
@@ -144,6 +146,9 @@ static void req_finish(struct app_req *r)
 			if (r->answers[i])
 				total += strlen(r->answers[i]) + 1;
 	}
+	/* Over HTTP, a request refused only by rate limits is a 429. */
+	if (!c->is_ws && r->limited && r->limited == n)
+		c->http_status = 429; /* lws 4.1 names no 429 */
 	if (n && (out = malloc(total + 1))) {
 		size_t k = 0;
 
@@ -177,6 +182,8 @@ void app_rpc_answer(struct app_server *s, struct app_req *r, uint32_t slot, int 
 		    char *json)
 {
 	(void)s;
+	if (!is_error)
+		app_metric_observe(APP_M_preconfirmation_seconds, (app_now_ns() - r->t0_ns) / 1000);
 	if (r->conn)
 		req_set(r, slot, is_error, json);
 	free(json);
@@ -302,6 +309,26 @@ static int subs_add(struct subs_vec *sv, const struct app_sub *s)
 	return 0;
 }
 
+/* Rate limits (limits.h): on refusal answer -32009 with a retry hint. */
+static int rpc_admit(struct app_req *r, size_t i, const struct app_namespace *ns, size_t len)
+{
+	struct app_conn *c = r->conn;
+	const char *what;
+	uint64_t wait = app_limits_admit(&c->srv->limits, c->wsi, ns->tenant_id, c->msg_tenant,
+					 len, &what);
+	char *e;
+
+	if (!wait)
+		return 0;
+	e = app_error_data_json(RPC_RATE_LIMITED, wait, what);
+	req_set(r, i, 1, e);
+	free(e);
+	r->limited++;
+	if (wait > c->retry_after_ms && !c->is_ws)
+		c->retry_after_ms = wait;
+	return -1;
+}
+
 static void queue_sub(struct app_req *r, size_t i, struct subs_vec *sv,
 		      const struct app_namespace *ns, uint8_t *data, size_t len,
 		      const uint8_t hash[32], int want_hash)
@@ -309,6 +336,10 @@ static void queue_sub(struct app_req *r, size_t i, struct subs_vec *sv,
 	struct app_sub s = {.req = r, .slot = (uint32_t)i, .ns = ns->chain_id,
 			    .want_hash = want_hash, .data = data, .len = len};
 
+	if (rpc_admit(r, i, ns, len)) {
+		free(data);
+		return;
+	}
 	snprintf(s.ns_name, sizeof(s.ns_name), "%s", ns->name);
 	memcpy(s.hash, hash, 32);
 	if (subs_add(sv, &s)) {
@@ -342,6 +373,7 @@ static void m_send_transaction(struct app_conn *c, struct app_req *r, size_t i, 
 		req_error(r, i, RPC_UNKNOWN_NAMESPACE, "unknown namespace (give its name)");
 		return;
 	}
+	c->item_ns = ns;
 	if (check_ingress(r, i, ns, tenant, key_ok))
 		return;
 	data = hex_payload(r, i, s, json_object_get(p, "data"), &len);
@@ -365,6 +397,7 @@ static void m_eth_send_raw(struct app_conn *c, struct app_req *r, size_t i, json
 		req_error(r, i, RPC_INVALID_PARAMS, "params must be [\"0x<signed transaction>\"]");
 		return;
 	}
+	c->item_ns = ns;
 	if (check_ingress(r, i, ns, tenant, key_ok))
 		return;
 	raw = hex_payload(r, i, s, json_array_get(params, 0), &len);
@@ -870,6 +903,25 @@ static void send_single_error(struct app_conn *c, int code, const char *msg)
 	app_conn_send(c, buf, strlen(buf), 0, 0);
 }
 
+/* Per-tenant and process ingress counters (/metrics). */
+static void ingress_count(struct app_server *s, int64_t tenant, size_t bytes, int rejected)
+{
+	struct app_tenant_state *t = app_limits_tenant(&s->limits, tenant);
+
+	if (rejected) {
+		app_metric_add(APP_M_ingress_rejected_total, 1);
+		if (t)
+			t->rejected++;
+		return;
+	}
+	app_metric_add(APP_M_ingress_txs_total, 1);
+	app_metric_add(APP_M_ingress_bytes_total, bytes);
+	if (t) {
+		t->txs++;
+		t->bytes += bytes;
+	}
+}
+
 void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 {
 	struct app_server *s = c->srv;
@@ -912,8 +964,16 @@ void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 		send_single_error(c, RPC_INTERNAL, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++)
+	app_limits_refresh(&s->limits, s->auth.version);
+	for (size_t i = 0; i < n; i++) {
+		size_t queued = sv.n;
+
+		c->item_ns = NULL;
 		dispatch(c, r, i, is_batch ? json_array_get(root, i) : root, &sv);
+		if (c->item_ns && sv.n == queued)
+			ingress_count(s, c->item_ns->tenant_id, 0, 1);
+	}
+	c->item_ns = NULL;
 	if (sv.n) {
 		int rc = s->accepting ? app_queue_push(s->ingress, sv.v, sv.n) : APP_ESTOPPED;
 
@@ -929,6 +989,11 @@ void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 						  "when it is back");
 			}
 			r->pending -= sv.n;
+		}
+		for (size_t k = 0; k < sv.n; k++) {
+			const struct app_namespace *ns = app_auth_ns_by_id(&s->auth, sv.v[k].ns);
+
+			ingress_count(s, ns ? ns->tenant_id : 0, rc ? 0 : sv.v[k].len, rc != 0);
 		}
 	}
 	free(sv.v);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "appliance/ops.h"
 #include "appliance/server.h"
 
 #define DONE_BATCH 4096
@@ -84,6 +85,7 @@ int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block
 		char why[120];
 		uint64_t resume = height;
 
+		app_metric_add(APP_M_feed_drops_total, 1);
 		/* The oldest queued block is the first one the client has not had. */
 		for (m = c->out_head; m; m = m->next)
 			if (m->is_block) {
@@ -122,11 +124,12 @@ static void drain_done(struct app_server *s)
 
 	while (total < DONE_BATCH && (n = app_queue_pop(s->done, d, 256, 0)) > 0) {
 		for (size_t i = 0; i < n; i++) {
-			if (d[i].kind == DONE_BLOCK)
+			if (d[i].kind == DONE_BLOCK) {
 				app_feed_block(s, d[i].block);
-			else if (d[i].kind == DONE_LEVEL)
+				app_health_beat(s->h_feed);
+			} else if (d[i].kind == DONE_LEVEL) {
 				app_feed_level(s, d[i].level, d[i].height);
-			else
+			} else
 				app_rpc_answer(s, d[i].req, d[i].slot, d[i].is_error, d[i].json);
 		}
 		total += n;
@@ -240,9 +243,19 @@ static int http_write_response(struct app_conn *c)
 	int status = c->http_status ? c->http_status : HTTP_STATUS_OK;
 	size_t len = m ? m->len : 0;
 
-	if (lws_add_http_common_headers(c->wsi, (unsigned int)status, "application/json",
+	if (lws_add_http_common_headers(c->wsi, (unsigned int)status,
+					c->http_ctype ? c->http_ctype : "application/json",
 					(lws_filepos_t)len, &p, end))
 		return -1;
+	if (c->retry_after_ms) {
+		char ra[24];
+		int n = snprintf(ra, sizeof(ra), "%llu",
+				 (unsigned long long)((c->retry_after_ms + 999) / 1000));
+
+		if (lws_add_http_header_by_name(c->wsi, (const unsigned char *)"retry-after:",
+						(const unsigned char *)ra, n, &p, end))
+			return -1;
+	}
 	if (status == HTTP_STATUS_REQ_ENTITY_TOO_LARGE &&
 	    lws_add_http_header_by_token(c->wsi, WSI_TOKEN_CONNECTION,
 					 (const unsigned char *)"close", 5, &p, end))
@@ -254,6 +267,8 @@ static int http_write_response(struct app_conn *c)
 	free(c->http_resp);
 	c->http_resp = NULL;
 	c->http_status = 0;
+	c->http_ctype = NULL;
+	c->retry_after_ms = 0;
 	if (status == HTTP_STATUS_REQ_ENTITY_TOO_LARGE)
 		return -1; /* the unread body makes the connection unusable */
 	return lws_http_transaction_completed(c->wsi) ? -1 : 0;
@@ -281,14 +296,11 @@ static int serve_get(struct app_conn *c, const char *uri)
 	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
 					     *end = buf + sizeof(buf) - 1;
 	const char *body = root;
-	int status = HTTP_STATUS_OK;
+	int status = HTTP_STATUS_OK, rc;
 
-	if (!strcmp(uri, "/healthz")) {
-		int halted = atomic_load(&c->srv->committer->stats.halted);
-
-		body = halted ? "halted\n" : "ok\n";
-		status = halted ? HTTP_STATUS_SERVICE_UNAVAILABLE : HTTP_STATUS_OK;
-	} else if (strcmp(uri, "/")) {
+	if ((rc = app_ops_get(c, uri)) != 0)
+		return rc < 0 ? -1 : 0;
+	if (strcmp(uri, "/")) {
 		status = HTTP_STATUS_NOT_FOUND;
 		body = "not found\n";
 	}
@@ -303,6 +315,21 @@ static int serve_get(struct app_conn *c, const char *uri)
 	return lws_http_transaction_completed(c->wsi) ? -1 : 0;
 }
 
+int app_http_reply(struct app_conn *c, int status, const char *ctype, const char *body,
+		   size_t len)
+{
+	struct out_msg *m = out_new(body, len);
+
+	if (!m)
+		return APP_ENOMEM;
+	free(c->http_resp);
+	c->http_resp = m;
+	c->http_status = status;
+	c->http_ctype = ctype;
+	app_conn_wake(c);
+	return 0;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		    size_t len)
 {
@@ -310,6 +337,20 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	struct app_server *s = lws_context_user(lws_get_context(wsi));
 
 	switch (reason) {
+	/* Connections per address: counted from accept (the listening wsi, the
+	 * new fd in `in`) to the destruction of the wsi lws creates next. */
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		return s ? app_limits_conn_accept(&s->limits, (int)(intptr_t)in) : 0;
+	case LWS_CALLBACK_WSI_CREATE:
+		if (s)
+			app_limits_conn_bind(&s->limits, wsi);
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		if (s)
+			app_limits_conn_close(&s->limits, wsi);
+		return 0;
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		return app_tls_harden(user);
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		if (s)
 			drain_done(s);
@@ -358,7 +399,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_RECEIVE:
 		if (lws_is_first_fragment(wsi))
 			c->rx_len = 0;
-		if (rx_append(c, in, len)) {
+		/* The frame's declared length counts before its bytes arrive: a
+		 * frame claiming 2^40 bytes is refused at its first bytes. */
+		if (lws_remaining_packet_payload(wsi) >
+			    (size_t)s->cfg->max_message_bytes - c->rx_len ||
+		    rx_append(c, in, len)) {
 			char why[96];
 
 			snprintf(why, sizeof(why), "message exceeds server.max_message_bytes (%ld)",
@@ -419,6 +464,8 @@ static struct lws_protocols protocols[] = {
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+static lws_retry_bo_t ws_policy;
+
 int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
 {
 	struct lws_context_creation_info info;
@@ -451,6 +498,9 @@ int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
 	}
 	s->next_sub_id = 1;
 	s->accepting = 1;
+	rc = app_limits_init(&s->limits, s->cfg, s->ro);
+	if (rc)
+		return rc;
 
 	lws_set_log_level(LLL_ERR, NULL);
 	memset(&info, 0, sizeof(info));
@@ -459,26 +509,48 @@ int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
 	info.protocols = protocols;
 	info.user = s;
 	info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(s->cfg->listen_addr, ':') == NULL);
+	/* Text frames that are not UTF-8 are closed with 1007 by lws itself. */
+	info.options |= LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.pt_serv_buf_size = 65536;
 	info.max_http_header_data = 4096;
 	info.ka_time = 60;
 	info.ka_probes = 3;
 	info.ka_interval = 10;
-	info.timeout_secs = 30;
+	/* Handshakes (TLS, HTTP headers, WebSocket upgrade) that take longer are
+	 * closed: slowloris clients hold a socket for this long at most. */
+	info.timeout_secs = (unsigned int)s->cfg->handshake_timeout_s;
+	info.timeout_secs_ah_idle = (unsigned int)s->cfg->handshake_timeout_s;
+	info.keepalive_timeout = (int)s->cfg->idle_timeout_s;
+	/* WebSocket liveness: ping after ws_ping_s of silence, hang up when
+	 * nothing (not even the pong) arrived for idle_timeout_s. */
+	ws_policy.secs_since_valid_ping = (uint16_t)s->cfg->ws_ping_s;
+	ws_policy.secs_since_valid_hangup =
+		(uint16_t)(s->cfg->idle_timeout_s > s->cfg->ws_ping_s ? s->cfg->idle_timeout_s
+								       : s->cfg->ws_ping_s + 1);
+	info.retry_and_idle_policy = &ws_policy;
+	rc = app_tls_configure(&info, s->cfg, errbuf, errlen);
+	if (rc)
+		return rc;
 	s->ctx = lws_create_context(&info);
 	if (!s->ctx) {
-		snprintf(errbuf, errlen, "cannot listen on %s:%d (in use, or bad address?)",
+		snprintf(errbuf, errlen,
+			 "cannot listen on %s:%d (in use, bad address, or unreadable TLS files?)",
 			 s->cfg->listen_addr, s->cfg->listen_port);
 		return APP_ECONFIG;
 	}
-	return 0;
+	rc = app_ops_init(s);
+	if (rc)
+		snprintf(errbuf, errlen, "operations: %s", app_strerror(rc));
+	return rc;
 }
 
 void app_server_run(struct app_server *s)
 {
-	while (!s->stop)
+	while (!s->stop) {
 		if (lws_service(s->ctx, 0) < 0)
 			break;
+		APP_FAULT_POINT(loop);
+	}
 }
 
 void app_server_request_stop(struct app_server *s)
@@ -490,6 +562,7 @@ void app_server_request_stop(struct app_server *s)
 
 void app_server_destroy(struct app_server *s)
 {
+	app_ops_stop(s);
 	if (s->ctx)
 		lws_context_destroy(s->ctx); /* closes every connection: conn_cleanup */
 	s->ctx = NULL;
@@ -510,6 +583,7 @@ void app_server_destroy(struct app_server *s)
 	app_feed_destroy(s);
 	app_dasrv_close(s);
 	app_auth_free(&s->auth);
+	app_limits_free(&s->limits);
 	app_store_close(s->ro);
 	s->ro = NULL;
 }

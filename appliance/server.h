@@ -30,6 +30,7 @@
 
 #include "appliance/auth.h"
 #include "appliance/daemon.h"
+#include "appliance/limits.h"
 
 struct app_server;
 
@@ -80,6 +81,10 @@ struct app_conn {
 	/* HTTP: the one response of the current transaction */
 	struct out_msg *http_resp;
 	int http_status;
+	const char *http_ctype;	 /* NULL: application/json */
+	uint64_t retry_after_ms; /* > 0: send Retry-After */
+	/* the namespace a submission item resolved to (per-tenant accounting) */
+	const struct app_namespace *item_ns;
 	/* requests still waiting for the committer */
 	struct app_req *reqs;
 	struct app_subscr *subs;
@@ -93,6 +98,8 @@ struct app_req {
 	size_t n, pending;
 	char **ids;	/* JSON text of each id; NULL for notifications */
 	char **answers; /* complete response objects */
+	uint64_t t0_ns;	/* when the message was parsed (preconfirmation latency) */
+	size_t limited;	/* items refused by a rate limit */
 };
 
 struct feed_cache {
@@ -123,7 +130,28 @@ struct app_server {
 	size_t subscribers;
 	volatile int stop;
 	int accepting;
+	/* operations (status.c): limits, health components, the sampling timer */
+	struct app_limits limits;
+	int h_blocks, h_feed, h_seq;
+	uint64_t seen_height;
+	lws_sorted_usec_list_t ops_sul;
+	int ops_armed;
 };
+
+/* status.c: /metrics, /healthz and the status page; sampling of gauges and
+ * health on a timer of the lws loop. */
+int app_ops_init(struct app_server *s);
+void app_ops_stop(struct app_server *s);
+void app_ops_sample(struct app_server *s);
+/* Answer a GET for an operations path; 1 when uri was one (response queued). */
+int app_ops_get(struct app_conn *c, const char *uri);
+/* tls.c: TLS 1.2/1.3, AEAD-only policy for the port (no-op without a cert). */
+int app_tls_configure(struct lws_context_creation_info *info, const struct app_config *cfg,
+		      char *errbuf, size_t errlen);
+int app_tls_harden(void *ssl_ctx);
+/* Queue an HTTP response with a status and content type (body copied). */
+int app_http_reply(struct app_conn *c, int status, const char *ctype, const char *body,
+		   size_t len);
 
 int app_server_init(struct app_server *s, char *errbuf, size_t errlen);
 /* Run until s->stop is set. */

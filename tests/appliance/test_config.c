@@ -48,16 +48,15 @@ Test(config, default_file_matches_table)
 	cr_assert(app_cfg_table_len < 64);
 	while (fgets(line, sizeof(line), f)) {
 		char key[64], val[256] = "";
-		int got;
 		size_t i;
 
 		if (line[0] == '#' || line[0] == ';' || line[0] == '\n')
 			continue;
 		if (sscanf(line, "[%63[^]]]", section) == 1)
 			continue;
-		/* "key = value", or "key =" for an empty default */
-		got = sscanf(line, "%63s = %255s", key, val);
-		cr_assert(got == 2 || (got == 1 && strstr(line, " =")), "bad line: %s", line);
+		val[0] = 0; /* "key =" is an empty value */
+		cr_assert_geq(sscanf(line, "%63s = %255s", key, val), 1, "bad line: %s", line);
+		cr_assert(strstr(line, " ="), "bad line: %s", line);
 		for (i = 0; i < app_cfg_table_len; i++)
 			if (!strcmp(app_cfg_table[i].section, section) &&
 			    !strcmp(app_cfg_table[i].name, key))
@@ -167,6 +166,32 @@ Test(config, syntax_error_has_line)
 	app_config_defaults(&c);
 	cr_assert_eq(app_config_load(&c, p, err, sizeof(err)), 1);
 	cr_assert(strstr(err, ":2: syntax error"), "%s", err);
+	unlink(p);
+}
+
+/* Every syntax error is reported, not only the first one inih stops at,
+ * together with the value errors around them, in line order. */
+Test(config, every_syntax_error_reported)
+{
+	struct app_config c;
+	char err[2048];
+	const char *p = write_tmp("[server]\n"
+				  "no equals here\n"	   /* line 2 */
+				  "max_tx_bytes = 0\n"	   /* line 3 */
+				  "[broken\n"		   /* line 4 */
+				  "= 5\n"		   /* line 5 */
+				  "[sequencer]\n"
+				  "slot_ms fast\n"	   /* line 7 */
+				  "slot_ms = 100\n");
+
+	app_config_defaults(&c);
+	cr_assert_eq(app_config_load(&c, p, err, sizeof(err)), 5, "%s", err);
+	cr_assert(strstr(err, ":2: syntax error"), "%s", err);
+	cr_assert(strstr(err, ":3: server.max_tx_bytes"), "%s", err);
+	cr_assert(strstr(err, ":4: syntax error"), "%s", err);
+	cr_assert(strstr(err, ":5: syntax error"), "%s", err);
+	cr_assert(strstr(err, ":7: syntax error"), "%s", err);
+	cr_assert(strstr(err, ":2:") < strstr(err, ":7:"), "errors out of line order: %s", err);
 	unlink(p);
 }
 

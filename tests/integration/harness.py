@@ -90,7 +90,8 @@ class Daemon:
         self._generation = 0
 
     # -- lifecycle ---------------------------------------------------------
-    def start(self, timeout=10.0):
+    def start(self, timeout=10.0, wait=True):
+        """Start the daemon; with wait=False return as soon as it is spawned."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.port = free_port()
         self._generation += 1
@@ -103,6 +104,8 @@ class Daemon:
         env = dict(os.environ)
         env.update(self.extra_env)
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        if not wait:
+            return self
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -2,6 +2,7 @@
 import asyncio
 import json
 import os
+import socket
 
 import websockets
 
@@ -235,3 +236,72 @@ class KeyStorageTest(DaemonCase):
         listing = self.d.mezz("key", "list").stdout
         self.assertNotIn(key, listing)
         self.assertIn(key[:10] + "...", listing)  # only a prefix, to tell keys apart
+
+
+class AuthHeaderReplayTest(DaemonCase):
+    """A bearer key is a password: whoever presents it is its tenant, so
+    "replay" protection is TLS (nobody sees it) plus revocation (a leaked key
+    stops working on the next request). What the daemon must refuse is any
+    header that is not exactly one well-formed, live key."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ka = cls.d.setup_tenant("acme", "priv", 1001, ingress="key", feed="key")
+        cls.kb = cls.d.setup_tenant("beta", "bpriv", 2001, ingress="key", feed="key")
+
+    def send(self, key=None, headers=None, ns="priv"):
+        return self.d.call("mezz_sendTransaction", {"namespace": ns, "data": tx()},
+                           key=key, headers=headers)
+
+    def raw_request(self, header_lines):
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "mezz_sendTransaction",
+                           "params": {"namespace": "priv", "data": tx()}}).encode()
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+                  b"".join(h + b"\r\n" for h in header_lines) +
+                  b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+        data = b""
+        while True:
+            c = s.recv(65536)
+            if not c:
+                break
+            data += c
+        s.close()
+        return data
+
+    def test_two_authorization_headers_refused(self):
+        before = self.d.status()["nextSeq"]
+        for pair in ((self.ka, self.kb), (self.ka, self.ka), (self.ka, "junk")):
+            out = self.raw_request([b"Authorization: Bearer " + pair[0].encode(),
+                                    b"Authorization: Bearer " + pair[1].encode()])
+            self.assertNotIn(b'"result"', out, pair)
+        self.assertEqual(self.d.status()["nextSeq"], before)
+
+    def test_replayed_header_after_revocation_fails_at_once(self):
+        k = self.d.create_key("acme")
+        header = {"Authorization": "Bearer " + k}
+        self.assertIn("result", self.send(headers=header))
+        self.assertIn("result", self.send(headers=header))  # the same header again: same tenant
+        self.d.mezz("key", "revoke", self.d.key_id(k))
+        for _ in range(3):
+            self.assertRpcError(self.send(headers=header), -32001)
+        # another key of the tenant is unaffected
+        self.assertIn("result", self.send(key=self.ka))
+
+    def test_key_of_another_tenant_never_reaches_private_data(self):
+        r = self.send(key=self.ka)["result"]
+        self.assertRpcError(self.send(key=self.kb), -32002)
+        doc = self.d.call("mezz_getPreconfirmation", {"hash": r["hash"]}, key=self.kb)
+        self.assertIn(doc["error"]["code"], (-32002, -32007))
+        h = self.d.wait_sealed_seq(r["seq"] + 1)
+        for hh in range(1, h + 1):
+            b = self.d.rpc("mezz_getBlock", {"height": hh}, key=self.kb)
+            self.assertNotIn("priv", [n["name"] for n in b["namespaces"]])
+
+    def test_near_miss_keys_refused(self):
+        before = self.d.status()["nextSeq"]
+        for bad in (self.ka[:-1], self.ka + "A", self.ka.upper(), " " + self.ka,
+                    self.ka.replace("mz_", "MZ_"), self.ka + "\t"):
+            self.assertRpcError(self.send(headers={"Authorization": "Bearer " + bad}), -32001, repr(bad))
+        self.assertEqual(self.d.status()["nextSeq"], before)

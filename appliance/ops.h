@@ -1,0 +1,130 @@
+/*
+ * ops.h - the operations layer of the daemon (internal to the appliance):
+ * systemd notification and watchdog (notify.c), health (health.c), metrics
+ * (metrics.c). Everything here is safe to call from any thread unless a
+ * function says otherwise.
+ */
+#ifndef MEZZ_OPS_H
+#define MEZZ_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct lws_context;
+
+/* ---- systemd (notify.c) ------------------------------------------------ */
+
+/*
+ * sd_notify wrappers. Without NOTIFY_SOCKET (not started by systemd) they do
+ * nothing and return 0. app_notify_ready must be called only once the
+ * database is open and every listener is bound: systemd starts dependants
+ * the moment it arrives.
+ */
+int app_notify_ready(const char *status);
+void app_notify_stopping(void);
+/*
+ * Arms the watchdog on the lws thread: when systemd set WATCHDOG_USEC (the
+ * unit's WatchdogSec=), a timer on ctx's event loop sends WATCHDOG=1 every
+ * third of that interval. The ping comes from the loop itself, so a loop
+ * that stops turning stops the pings and systemd restarts the daemon.
+ * Returns the ping interval in microseconds, or 0 when the watchdog is off.
+ * Call on the lws thread; app_notify_watchdog_stop before destroying ctx.
+ */
+uint64_t app_notify_watchdog_start(struct lws_context *ctx);
+void app_notify_watchdog_stop(void);
+
+/* ---- metrics (metrics.c) ---------------------------------------------- */
+
+/*
+ * Every process-wide metric is one line of this table:
+ *   X(kind, name, help, buckets)
+ * kind is COUNTER, GAUGE or HISTOGRAM; name is exported as "mezz_<name>";
+ * buckets names a bucket set for histograms (LAT_US: observed in
+ * microseconds, exported in seconds; COUNT: plain counts) and is NONE
+ * otherwise. Adding a metric is adding a line here and calling
+ * app_metric_add / _set / _observe(APP_M_<name>, ...) where it happens.
+ * Per-tenant counters are labelled and live with the tenant table
+ * (limits.c), which appends them to the scrape.
+ */
+#define APP_METRICS(X)                                                                   \
+	X(COUNTER, ingress_txs_total, "Transactions accepted into the ingress queue", NONE)  \
+	X(COUNTER, ingress_bytes_total, "Payload bytes accepted into the ingress queue", NONE) \
+	X(COUNTER, ingress_rejected_total,                                                \
+	  "Submissions refused before the queue (auth, size, decoding, limits, busy)", NONE) \
+	X(COUNTER, ingress_limited_total, "Submissions refused by a rate limit", NONE)      \
+	X(COUNTER, connections_refused_total, "Connections refused by the per-IP cap", NONE) \
+	X(COUNTER, txs_committed_total, "Transactions made durable (preconfirmed)", NONE)    \
+	X(COUNTER, groups_committed_total, "Preconfirmation groups committed", NONE)         \
+	X(HISTOGRAM, group_commit_size, "Transactions per committed group", COUNT)           \
+	X(HISTOGRAM, group_commit_seconds, "Group commit latency: BEGIN to fsynced COMMIT", LAT_US) \
+	X(HISTOGRAM, preconfirmation_seconds,                                             \
+	  "Submission parsed to receipt back on the network thread", LAT_US)               \
+	X(GAUGE, block_height, "Height of the newest sealed block", NONE)                    \
+	X(GAUGE, slot_lag, "Slots between the current slot and the newest sealed block's", NONE) \
+	X(GAUGE, feed_subscribers, "Live block-feed subscriptions", NONE)                    \
+	X(GAUGE, ws_connections, "Open WebSocket connections", NONE)                         \
+	X(GAUGE, ws_send_queue_bytes, "Bytes queued to WebSocket clients, all connections", NONE) \
+	X(GAUGE, ws_send_queue_max_bytes, "Bytes queued to the most backed-up client", NONE) \
+	X(GAUGE, ingress_queue_depth, "Submissions waiting for the committer", NONE)         \
+	X(GAUGE, done_queue_depth, "Answers and blocks waiting for the network thread", NONE) \
+	X(COUNTER, feed_drops_total, "Clients disconnected for a full send queue", NONE)     \
+	X(GAUGE, healthy, "1 when /healthz answers 200, else 0", NONE)                       \
+	X(GAUGE, halted, "1 after a storage failure stopped the sequencer", NONE)            \
+	X(COUNTER, da_blocks_total, "Blocks erasure-coded with every shard durable", NONE)   \
+	X(COUNTER, da_payload_bytes_total, "Payload bytes of those blocks", NONE)            \
+	X(HISTOGRAM, da_encode_seconds, "Per block: payload layout, coding, shard hashing", LAT_US) \
+	X(HISTOGRAM, da_write_seconds, "Per block: writing and fsyncing every shard", LAT_US) \
+	X(GAUGE, available_height, "Height of the newest available block", NONE)            \
+	X(GAUGE, da_halted, "1 after a shard write failed and stopped the DA stage", NONE)
+
+enum app_metric {
+#define APP_M_ENUM(kind, name, help, b) APP_M_##name,
+	APP_METRICS(APP_M_ENUM)
+#undef APP_M_ENUM
+	APP_M__COUNT
+};
+
+/* Lock-free (relaxed atomics): callable from every thread, on hot paths. */
+void app_metric_add(enum app_metric m, uint64_t n);
+void app_metric_set(enum app_metric m, uint64_t v);
+void app_metric_observe(enum app_metric m, uint64_t v);
+uint64_t app_metric_get(enum app_metric m); /* counters and gauges */
+
+/* A growing text buffer for the scrape; oom is sticky. */
+struct app_text {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+void app_text_printf(struct app_text *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Appends every table metric in Prometheus text format 0.0.4. */
+void app_metrics_render(struct app_text *t);
+
+/* ---- health (health.c) ------------------------------------------------ */
+
+/*
+ * Health is a table of components, each with a progress deadline. A
+ * component calls app_health_beat() whenever it makes progress; it is
+ * unhealthy once max_age_ms passes without a beat, or from
+ * app_health_fail() until its next beat. /healthz answers 503 with the
+ * reasons while any component is unhealthy.
+ *
+ * Built in: "blocks" (a block is sealed every slot) and "feed" (sealed
+ * blocks reach the feed), both with a deadline of two slots. A new
+ * subsystem (DA encoding, the L1 outbox) registers at start-up, before its
+ * thread runs:
+ *     int id = app_health_register("da", 2 * slot_ms);
+ *     ... app_health_beat(id);                 after each encoded block
+ *     ... app_health_fail(id, "shard dir /srv/d1: EIO");
+ * Beat and fail are callable from any thread; register is not.
+ */
+#define APP_HEALTH_MAX 16
+int app_health_register(const char *name, uint64_t max_age_ms); /* id, or APP_EFULL */
+void app_health_beat(int id);
+void app_health_fail(int id, const char *reason);
+/* 0 when healthy; else 1 with "name: reason; name: reason" in out. */
+int app_health_check(char *out, size_t len);
+void app_health_reset(void); /* forget every component (tests) */
+
+#endif /* MEZZ_OPS_H */

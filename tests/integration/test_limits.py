@@ -1,0 +1,259 @@
+"""Admission control: per-tenant token buckets (transactions/s, bytes/s),
+per-address limits for anonymous callers and connection caps, the -32009
+error with data.retryAfterMs and HTTP 429 + Retry-After, handshake and idle
+timeouts, and WebSocket pings."""
+import asyncio
+import base64
+import json
+import os
+import socket
+import struct
+import time
+
+from harness import DaemonCase, run_async, ws_call, ws_connect
+
+RATE_LIMITED = -32009
+
+
+def tx(n=40):
+    return "0x" + os.urandom(n).hex()
+
+
+class TenantLimitTest(DaemonCase):
+    SETTINGS = {"server.max_tx_bytes": "1024", "limits.burst_ms": "1000"}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        d = cls.d
+        cls.ka = d.setup_tenant("acme", "alpha", 101)
+        cls.kb = d.setup_tenant("beta", "bravo", 202)
+        d.mezz("tenant", "limits", "acme", "--tx-per-s", "5")
+
+    def send(self, ns, key=None, n=40):
+        return self.d.call("mezz_sendTransaction", {"namespace": ns, "data": tx(n)}, key=key)
+
+    def test_tx_limit_error_429_retry_and_isolation(self):
+        time.sleep(1.1)  # a full bucket
+        docs = [self.send("alpha", self.ka) for _ in range(12)]
+        ok = [x for x in docs if "result" in x]
+        limited = [x for x in docs if "error" in x]
+        self.assertGreaterEqual(len(ok), 5)
+        self.assertLessEqual(len(ok), 7)  # the bucket holds 5, plus what refilled meanwhile
+        for x in limited:
+            self.assertRpcError(x, RATE_LIMITED)
+            self.assertGreater(x["error"]["data"]["retryAfterMs"], 0)
+            self.assertLessEqual(x["error"]["data"]["retryAfterMs"], 1000)
+            self.assertEqual(x["error"]["data"]["limit"], "tenant transactions/s")
+        # HTTP: 429 with Retry-After in whole seconds
+        body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "mezz_sendTransaction",
+                           "params": {"namespace": "alpha", "data": tx()}}).encode()
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=10)
+        conn.request("POST", "/", body=body, headers={"Content-Type": "application/json",
+                                                      "Authorization": "Bearer " + self.ka})
+        r = conn.getresponse()
+        doc = json.loads(r.read())
+        conn.close()
+        self.assertEqual(r.status, 429, doc)
+        self.assertEqual(r.getheader("Retry-After"), "1")
+        wait = doc["error"]["data"]["retryAfterMs"]
+        # another tenant is not limited at all
+        for _ in range(20):
+            self.assertIn("result", self.send("bravo", self.kb))
+        # the hint is honest: after waiting it, a submission fits again
+        time.sleep(wait / 1000.0 + 0.05)
+        self.assertIn("result", self.send("alpha", self.ka))
+        # a batch with some refused items is a 200 with per-item errors
+        time.sleep(1.1)
+        reqs = [{"jsonrpc": "2.0", "id": i, "method": "mezz_sendTransaction",
+                 "params": {"namespace": "alpha", "data": tx()}} for i in range(8)]
+        st, out = self.d.raw_post(json.dumps(reqs))
+        self.assertEqual(st, 200)
+        self.assertEqual(sum("result" in x for x in out), 5)
+        self.assertEqual(sum(x.get("error", {}).get("code") == RATE_LIMITED for x in out), 3)
+
+    def test_bytes_limit_and_default_restored(self):
+        self.d.mezz("tenant", "limits", "beta", "--bytes-per-s", "2000")
+        try:
+            time.sleep(1.1)
+            docs = [self.send("bravo", self.kb, n=500) for _ in range(6)]
+            ok = sum("result" in x for x in docs)
+            self.assertIn(ok, (4, 5))  # 2000-byte bucket, 500-byte payloads
+            lim = [x for x in docs if "error" in x]
+            self.assertTrue(lim)
+            self.assertEqual(lim[0]["error"]["data"]["limit"], "tenant bytes/s")
+        finally:
+            self.d.mezz("tenant", "limits", "beta", "--bytes-per-s", "default")
+        for _ in range(10):
+            self.assertIn("result", self.send("bravo", self.kb, n=500))
+
+    def test_limit_applies_over_websocket(self):
+        time.sleep(1.1)
+
+        async def go():
+            async with ws_connect(self.d.ws_url(), key=self.ka) as ws:
+                out = []
+                for i in range(10):
+                    out.append(await ws_call(ws, "mezz_sendTransaction",
+                                             {"namespace": "alpha", "data": tx()}, id=i))
+                return out
+        out = run_async(go())
+        self.assertGreaterEqual(sum(x.get("error", {}).get("code") == RATE_LIMITED for x in out), 3)
+
+    def test_metrics_count_limited(self):
+        _, _, raw = self.d.http(b"", "/metrics", method="GET")
+        self.assertRegex(raw.decode(), r'mezz_tenant_limited_total\{tenant="acme"\} [1-9]')
+
+
+class AddressLimitTest(DaemonCase):
+    SETTINGS = {"limits.ip_tx_per_s": "4", "limits.ip_max_connections": "6"}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ka = cls.d.setup_tenant("acme", "pub", 301)
+
+    def test_anonymous_limited_per_address_keyed_not(self):
+        time.sleep(1.1)
+        docs = [self.d.call("mezz_sendTransaction", {"namespace": "pub", "data": tx()}) for _ in range(10)]
+        limited = [x for x in docs if "error" in x]
+        self.assertGreaterEqual(len(limited), 4)
+        self.assertEqual(limited[0]["error"]["code"], RATE_LIMITED)
+        self.assertEqual(limited[0]["error"]["data"]["limit"], "address transactions/s")
+        # the tenant's own key (its RPC node) is not charged to the address
+        for _ in range(10):
+            self.assertIn("result", self.d.call("mezz_sendTransaction",
+                                                {"namespace": "pub", "data": tx()}, key=self.ka))
+
+    def test_connection_cap_per_address(self):
+        socks = []
+        try:
+            for _ in range(6):
+                socks.append(socket.create_connection(("127.0.0.1", self.d.port), timeout=5))
+            time.sleep(0.2)
+            extra = socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
+            extra.settimeout(5)
+            try:
+                extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                got = extra.recv(100)
+            except (ConnectionResetError, BrokenPipeError):
+                got = b""
+            extra.close()
+            self.assertEqual(got, b"", "a 7th connection was served")
+            # closing one frees a place
+            socks.pop().close()
+            time.sleep(0.3)
+            st, _, body = self.d.http(b"", "/healthz", method="GET")
+            self.assertEqual(st, 200)
+        finally:
+            for s in socks:
+                s.close()
+        time.sleep(0.3)
+        _, _, raw = self.d.http(b"", "/metrics", method="GET")
+        self.assertRegex(raw.decode(), r"(?m)^mezz_connections_refused_total [1-9]")
+
+
+def ws_handshake(port, path="/"):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, key)).encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise AssertionError("closed during handshake")
+        buf += chunk
+    assert buf.startswith(b"HTTP/1.1 101"), buf[:100]
+    return s, buf.split(b"\r\n\r\n", 1)[1]
+
+
+def read_frame(s, buf=b""):
+    """(opcode, payload, rest) of one server frame, or None at EOF."""
+    def need(n):
+        nonlocal buf
+        while len(buf) < n:
+            c = s.recv(65536)
+            if not c:
+                return False
+            buf += c
+        return True
+    if not need(2):
+        return None
+    op, ln = buf[0] & 0x0F, buf[1] & 0x7F
+    off = 2
+    if ln == 126:
+        need(4)
+        ln = struct.unpack(">H", buf[2:4])[0]
+        off = 4
+    elif ln == 127:
+        need(10)
+        ln = struct.unpack(">Q", buf[2:10])[0]
+        off = 10
+    need(off + ln)
+    return op, buf[off:off + ln], buf[off + ln:]
+
+
+class TimeoutTest(DaemonCase):
+    SETTINGS = {"server.handshake_timeout_s": "1", "server.idle_timeout_s": "5",
+                "server.ws_ping_s": "1"}
+
+    def test_slow_handshake_is_closed(self):
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finishes the headers
+        t0 = time.time()
+        try:
+            got = s.recv(100)
+        except ConnectionResetError:
+            got = b""
+        took = time.time() - t0
+        s.close()
+        self.assertLess(took, 4, "slow handshake held for %.1f s" % took)
+        self.assertNotIn(b"200", got)
+        self.assertIn("height", self.d.status())
+
+    def test_dripping_handshake_is_closed(self):
+        # slowloris: a byte every 200 ms never lets the headers finish
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+        head = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + b"X-Pad: " + b"a" * 200
+        t0 = time.time()
+        closed = False
+        for b in head:
+            try:
+                s.sendall(bytes([b]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            time.sleep(0.2)
+            if time.time() - t0 > 8:
+                break
+        took = time.time() - t0
+        s.close()
+        self.assertTrue(closed, "dripping client still connected after %.1f s" % took)
+        self.assertLess(took, 4)
+
+    def test_websocket_ping_then_hangup_when_unanswered(self):
+        s, rest = ws_handshake(self.d.port)
+        s.settimeout(10)
+        t0 = time.time()
+        f = read_frame(s, rest)
+        self.assertIsNotNone(f)
+        self.assertEqual(f[0], 0x9, "expected a ping, got opcode %d" % f[0])
+        self.assertLess(time.time() - t0, 3)
+        # never answer: the server hangs up after idle_timeout_s
+        while True:
+            f = read_frame(s, f[2])
+            if f is None or f[0] == 0x8:
+                break
+        took = time.time() - t0
+        s.close()
+        self.assertLess(took, 9, "unanswered pings tolerated for %.1f s" % took)
+        self.assertGreater(took, 2)
+
+    def test_answered_pings_keep_the_connection(self):
+        async def go():
+            async with ws_connect(self.d.ws_url()) as ws:  # answers pings itself
+                await asyncio.sleep(6.5)
+                return await ws_call(ws, "mezz_status")
+        self.assertIn("result", run_async(go()))

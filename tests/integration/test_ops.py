@@ -1,0 +1,233 @@
+"""Operations: /metrics (strictly parsed, values move under load), /healthz
+(503 with a reason within two slots of a block-production stall), and the
+key=value log format."""
+import asyncio
+import json
+import math
+import os
+import re
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import MEZZANINE_TEST, Daemon, DaemonCase, run_async, ws_call, ws_connect
+
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+SAMPLE = re.compile(r"^(%s)(\{(.*)\})? (\S+)$" % NAME)
+LABEL = re.compile(r'^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"(,|$)')
+
+
+def parse_value(v):
+    if v in ("+Inf", "-Inf", "NaN"):
+        return float(v.replace("Inf", "inf").replace("NaN", "nan"))
+    if not re.match(r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$", v):
+        raise AssertionError("bad sample value %r" % v)
+    return float(v)
+
+
+def parse_labels(text):
+    out = {}
+    while text:
+        m = LABEL.match(text)
+        if not m:
+            raise AssertionError("bad label set at %r" % text)
+        if m.group(1) in out:
+            raise AssertionError("duplicate label %s" % m.group(1))
+        out[m.group(1)] = m.group(2)
+        text = text[m.end():]
+    return out
+
+
+def parse_prometheus(text):
+    """A strict parser for the text exposition format 0.0.4. Returns
+    {family: {"type": t, "help": h, "samples": [(name, labels, value)]}}."""
+    if not text.endswith("\n"):
+        raise AssertionError("exposition must end with a newline")
+    fams, current, seen = {}, None, set()
+    for n, line in enumerate(text.split("\n")[:-1], 1):
+        where = "line %d: %r" % (n, line)
+        if line.startswith("# HELP "):
+            name, _, help_ = line[7:].partition(" ")
+            assert re.fullmatch(NAME, name), where
+            assert "help" not in fams.get(name, {}), "second HELP, " + where
+            fams.setdefault(name, {"samples": []})["help"] = help_
+            current = name
+        elif line.startswith("# TYPE "):
+            name, _, typ = line[7:].partition(" ")
+            assert typ in ("counter", "gauge", "histogram", "summary", "untyped"), where
+            f = fams.setdefault(name, {"samples": []})
+            assert "type" not in f and not f["samples"], "TYPE after samples, " + where
+            f["type"] = typ
+            current = name
+        elif line.startswith("#") or not line:
+            raise AssertionError("unexpected line, " + where)
+        else:
+            m = SAMPLE.match(line)
+            assert m, "bad sample, " + where
+            name, labels, value = m.group(1), parse_labels(m.group(3) or ""), parse_value(m.group(4))
+            fam = name
+            for suffix in ("_bucket", "_sum", "_count"):
+                if name.endswith(suffix) and fams.get(name[:-len(suffix)], {}).get("type") == "histogram":
+                    fam = name[:-len(suffix)]
+            assert fam == current, "sample outside its family block, " + where
+            assert "type" in fams[fam], "sample before TYPE, " + where
+            key = (name, tuple(sorted(labels.items())))
+            assert key not in seen, "duplicate series, " + where
+            seen.add(key)
+            if fams[fam]["type"] == "counter":
+                assert value >= 0 and not math.isnan(value), where
+            fams[fam]["samples"].append((name, labels, value))
+    for fam, f in fams.items():
+        if f.get("type") != "histogram":
+            continue
+        buckets = [(s[1]["le"], s[2]) for s in f["samples"] if s[0] == fam + "_bucket"]
+        assert buckets and buckets[-1][0] == "+Inf", fam
+        les = [parse_value(le) for le, _ in buckets]
+        assert les == sorted(les) and len(set(les)) == len(les), "%s: le not ascending" % fam
+        counts = [c for _, c in buckets]
+        assert counts == sorted(counts), "%s: buckets not cumulative %r" % (fam, counts)
+        count = [s[2] for s in f["samples"] if s[0] == fam + "_count"]
+        assert count == [counts[-1]], "%s: +Inf bucket != count" % fam
+        assert [s for s in f["samples"] if s[0] == fam + "_sum"], fam
+    return fams
+
+
+def value(fams, fam, name=None, **labels):
+    for n, l, v in fams[fam]["samples"]:
+        if n == (name or fam) and all(l.get(k) == x for k, x in labels.items()):
+            return v
+    raise KeyError("%s %r" % (name or fam, labels))
+
+
+class MetricsTest(DaemonCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.d.setup_tenant("acme", "alpha", 101, key=False)
+        cls.kb = cls.d.setup_tenant("beta", "bravo", 202, ingress="key")
+
+    def scrape(self):
+        status, _, raw = self.d.http(b"", "/metrics", method="GET")
+        self.assertEqual(status, 200)
+        return parse_prometheus(raw.decode())
+
+    def test_parser_is_strict(self):
+        good = "# HELP a x\n# TYPE a counter\na 1\n"
+        parse_prometheus(good)
+        for bad in ("a 1\n", "# TYPE a counter\na one\n", "# TYPE a counter\na 1",
+                    "# TYPE a counter\na{x=1} 1\n", "# TYPE a counter\na 1\na 2\n",
+                    "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 0\nh_count 1\n"):
+            with self.assertRaises(AssertionError, msg=bad):
+                parse_prometheus(bad)
+
+    def test_metrics_parse_and_move_under_load(self):
+        before = self.scrape()
+        for fam in ("mezz_ingress_txs_total", "mezz_group_commit_size", "mezz_group_commit_seconds",
+                    "mezz_preconfirmation_seconds", "mezz_slot_lag", "mezz_feed_subscribers",
+                    "mezz_ingress_queue_depth", "mezz_ws_send_queue_bytes", "mezz_tenant_txs_total",
+                    "mezz_tenant_bytes_total", "mezz_tenant_rejected_total", "mezz_block_height"):
+            self.assertIn(fam, before)
+        self.assertEqual(before["mezz_group_commit_seconds"]["type"], "histogram")
+        stop = threading.Event()
+        sent = [0]
+
+        def load():
+            while not stop.is_set():
+                reqs = [{"jsonrpc": "2.0", "id": i, "method": "mezz_sendTransaction",
+                         "params": {"namespace": "alpha", "data": "0x" + os.urandom(50).hex()}}
+                        for i in range(50)]
+                st, doc = self.d.raw_post(json.dumps(reqs))
+                assert st == 200 and all("result" in x for x in doc), doc
+                sent[0] += 50
+
+        async def subscribed_scrape():
+            async with ws_connect(self.d.ws_url()) as ws:
+                r = await ws_call(ws, "mezz_subscribe", ["blocks", {"namespaces": ["alpha"]}])
+                self.assertIn("result", r)
+                await asyncio.sleep(0.3)
+                return await asyncio.get_running_loop().run_in_executor(None, self.scrape)
+
+        t = threading.Thread(target=load)
+        t.start()
+        try:
+            time.sleep(0.5)
+            mid = run_async(subscribed_scrape())
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            t.join()
+        # refused: anonymous into beta's key-only namespace
+        self.assertIn("error", self.d.call("mezz_sendTransaction", {"namespace": "bravo", "data": "0x01"}))
+        after = self.scrape()
+        self.assertGreaterEqual(value(mid, "mezz_feed_subscribers"), 1)
+        grew = lambda fam, name=None, **l: value(after, fam, name, **l) - value(before, fam, name, **l)
+        self.assertGreaterEqual(grew("mezz_ingress_txs_total"), sent[0])
+        self.assertGreaterEqual(grew("mezz_ingress_bytes_total"), sent[0] * 50)
+        self.assertGreaterEqual(grew("mezz_tenant_txs_total", tenant="acme"), sent[0])
+        self.assertGreaterEqual(grew("mezz_tenant_bytes_total", tenant="acme"), sent[0] * 50)
+        self.assertEqual(grew("mezz_tenant_txs_total", tenant="beta"), 0)
+        self.assertGreaterEqual(grew("mezz_tenant_rejected_total", tenant="beta"), 1)
+        self.assertGreaterEqual(grew("mezz_preconfirmation_seconds", "mezz_preconfirmation_seconds_count"), sent[0])
+        self.assertGreater(grew("mezz_group_commit_size", "mezz_group_commit_size_count"), 0)
+        self.assertGreaterEqual(grew("mezz_group_commit_size", "mezz_group_commit_size_sum"), sent[0])
+        self.assertGreater(grew("mezz_group_commit_seconds", "mezz_group_commit_seconds_sum"), 0)
+        self.assertGreater(grew("mezz_block_height"), 0)
+        self.assertGreaterEqual(grew("mezz_txs_committed_total"), sent[0])
+        self.assertLessEqual(value(after, "mezz_slot_lag"), 2)
+        self.assertEqual(value(after, "mezz_healthy"), 1)
+
+    def test_log_lines_are_key_value_events(self):
+        self.d.call("mezz_sendTransaction", {"namespace": "nope", "data": "0x01"})
+        lines = [l for l in self.d.log().splitlines() if l.strip()]
+        self.assertTrue(lines)
+        pair = r'[a-z_]+=("(?:[^"\\]|\\.)*"|\S+)'
+        for l in lines:
+            self.assertRegex(l, r"^ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=(debug|info|warn|error) event=[a-z_]+( %s)*$" % pair, l)
+        self.assertTrue(any("event=started" in l for l in lines))
+
+
+class HealthTest(unittest.TestCase):
+    SLOT_MS = 250
+
+    def test_healthz_503_within_two_slots_of_a_sealing_stall(self):
+        tmp = tempfile.mkdtemp(prefix="mezz-health-")
+        stall = os.path.join(tmp, "stall-seal")
+        d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_STALL_SEAL_FILE": stall}, slot_ms=self.SLOT_MS)
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.wait_height(2)
+        # healthy while blocks flow (no false alarms over several slots)
+        end = time.time() + 1.5
+        while time.time() < end:
+            st, _, body = d.http(b"", "/healthz", method="GET")
+            self.assertEqual((st, body), (200, b"ok\n"))
+            time.sleep(0.05)
+        open(stall, "w").close()
+        t0 = time.time()
+        while True:
+            st, _, body = d.http(b"", "/healthz", method="GET")
+            if st == 503:
+                break
+            self.assertLess(time.time() - t0, 5, "still healthy 5 s into the stall")
+            time.sleep(0.01)
+        took = time.time() - t0
+        self.assertIn(b"blocks", body)
+        self.assertIn(b"no progress", body)
+        # two slots from the last block, plus the block that may have been in flight
+        self.assertLessEqual(took, 2 * self.SLOT_MS / 1000 + 0.15, "503 after %.3f s" % took)
+        # the rest of the daemon still answers, and /metrics says unhealthy
+        self.assertIn("height", d.status())
+        _, _, raw = d.http(b"", "/metrics", method="GET")
+        self.assertEqual(value(parse_prometheus(raw.decode()), "mezz_healthy"), 0)
+        os.unlink(stall)
+        deadline = time.time() + 5
+        while d.http(b"", "/healthz", method="GET")[0] != 200:
+            self.assertLess(time.time(), deadline, "did not recover after the stall")
+            time.sleep(0.05)
+        d.stop()
+        os.rmdir(tmp)
+
+
+if __name__ == "__main__":
+    unittest.main()
