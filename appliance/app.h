@@ -271,6 +271,11 @@ int app_store_group_load(struct app_store *s, uint64_t group_id, struct seq_grou
 int app_store_begin(struct app_store *s, char *errbuf, size_t errlen);
 int app_store_tx_insert(struct app_store *s, const struct app_tx *t, char *errbuf,
 			size_t errlen);
+/* A savepoint inside the open transaction (one at a time): release keeps
+ * what was inserted since, rollback undoes it. */
+int app_store_savepoint(struct app_store *s, char *errbuf, size_t errlen);
+int app_store_savepoint_release(struct app_store *s, char *errbuf, size_t errlen);
+int app_store_savepoint_rollback(struct app_store *s, char *errbuf, size_t errlen);
 int app_store_group_insert(struct app_store *s, const struct seq_group *g, char *errbuf,
 			   size_t errlen);
 int app_store_commit(struct app_store *s, char *errbuf, size_t errlen);

@@ -461,6 +461,86 @@ static void answer_stored(struct app_committer *c, const struct app_sub *s, stru
 }
 
 /*
+ * Atomic bundles. The legs of a bundle are consecutive items of one group,
+ * inserted under a savepoint: if any leg is already stored (or was inserted
+ * earlier in this group), the savepoint is rolled back and none is stored.
+ * If every leg is already stored, the bundle was sequenced before: its
+ * stored receipts are the answer (resubmission is idempotent). One answer
+ * goes back for the whole bundle, on its first leg's request slot.
+ */
+enum bundle_result { BUNDLE_OK, BUNDLE_CONFLICT, BUNDLE_STORED };
+
+/* {"slot","group","firstSeq","count","legs":[receipt...]}: every leg's
+ * receipt, all under the same signed group root. */
+static char *bundle_json(struct app_committer *c, const struct app_sub *s,
+			 const struct seq_receipt *r, size_t n)
+{
+	char *out = NULL, **legs = calloc(n, sizeof(char *));
+	size_t len = 128;
+
+	for (size_t k = 0; legs && k < n; k++) {
+		legs[k] = app_receipt_json(&r[k], s[k].ns_name, c->id->pk);
+		if (!legs[k])
+			goto out;
+		len += strlen(legs[k]) + 1;
+	}
+	out = legs ? malloc(len) : NULL;
+	if (out) {
+		size_t w = (size_t)snprintf(out, len,
+					    "{\"slot\":%llu,\"group\":%llu,\"firstSeq\":%llu,"
+					    "\"count\":%zu,\"legs\":[",
+					    (unsigned long long)r[0].slot,
+					    (unsigned long long)r[0].group_id,
+					    (unsigned long long)r[0].seq, n);
+		for (size_t k = 0; k < n; k++)
+			w += (size_t)snprintf(out + w, len - w, "%s%s", k ? "," : "", legs[k]);
+		snprintf(out + w, len - w, "]}");
+	}
+out:
+	for (size_t k = 0; legs && k < n; k++)
+		free(legs[k]);
+	free(legs);
+	return out;
+}
+
+/* The answer for a bundle whose legs are s[0..n). tree/g: this group, when
+ * the bundle was inserted in it (pos[] its positions). */
+static void bundle_answer(struct app_committer *c, const struct app_sub *s, size_t n,
+			  enum bundle_result res, const size_t *pos, const struct seq_group *g,
+			  const struct seq_merkle_tree *tree, struct app_done *d)
+{
+	struct seq_receipt *r = calloc(n, sizeof(*r));
+	int ok = r != NULL;
+
+	for (size_t k = 0; ok && k < n; k++) {
+		struct app_tx found;
+
+		if (res == BUNDLE_OK) {
+			if (seq_receipt_from_tree(&r[k], &g->hdr, g->sig, tree, pos[k], s[k].ns,
+						  s[k].hash))
+				APP_PANIC("bundle receipt does not match its group");
+		} else if (res == BUNDLE_STORED) {
+			/* stored before: only the same bundle again, contiguous in one group */
+			ok = app_store_tx_find(c->store, s[k].ns, s[k].hash, &found) == 0 &&
+			     app_receipt_load(c->store, &found, &r[k]) == 0 &&
+			     (k == 0 || (r[k].group_id == r[0].group_id && r[k].seq == r[0].seq + k));
+		} else {
+			ok = 0;
+		}
+	}
+	if (ok) {
+		d->json = bundle_json(c, s, r, n);
+	} else {
+		d->is_error = 1;
+		d->json = app_error_json(RPC_BUNDLE_CONFLICT,
+					 "bundle not sequenced: some of its transactions are "
+					 "already sequenced on their own or in another bundle; "
+					 "nothing from it was stored");
+	}
+	free(r);
+}
+
+/*
  * One group: dedupe inside the group, insert each new transaction with the
  * next sequence number (an (ns, hash) already stored inserts nothing and is
  * answered with its stored receipt), build and sign the root over what was
@@ -475,7 +555,8 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	uint8_t(*hashes)[32] = malloc(n * 32);
 	struct app_tx *txs = malloc(n * sizeof(*txs));
 	size_t *pos = malloc(n * sizeof(*pos)); /* index within the group, or SIZE_MAX */
-	size_t setcap = 16, m = 0;
+	uint8_t *bres = calloc(n, 1);		/* first leg of a bundle: enum bundle_result */
+	size_t setcap = 16, m = 0, b_first = 0, b_end = 0, b_m0 = 0, b_stored = 0;
 	struct seq_group g = {0};
 	struct seq_merkle_tree tree = {0};
 	char err[256];
@@ -485,7 +566,7 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	while (setcap < 2 * n)
 		setcap <<= 1;
 	set = malloc(setcap * sizeof(*set));
-	if (!d || !alias || !ns || !hashes || !txs || !pos || !set)
+	if (!d || !alias || !ns || !hashes || !txs || !pos || !set || !bres)
 		APP_PANIC("out of memory committing a group of %zu", n);
 	memset(set, 0xff, setcap * sizeof(*set));
 
@@ -495,7 +576,18 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		d[i].req = s[i].req;
 		d[i].slot = s[i].slot;
 		pos[i] = SIZE_MAX;
-		alias[i] = (uint32_t)dup_find_or_add(set, setcap, s, (uint32_t)i);
+		if (s[i].bundle_n) { /* first leg: the bundle is s[i .. i + bundle_n) */
+			b_first = i;
+			b_end = i + s[i].bundle_n;
+			b_m0 = m;
+			b_stored = 0;
+			if (!rc)
+				rc = app_store_savepoint(c->store, err, sizeof(err));
+		}
+		/* bundle legs stay out of the in-group dedup: the unique index
+		 * catches a leg inserted earlier in this group */
+		alias[i] = i < b_end ? (uint32_t)i
+				     : (uint32_t)dup_find_or_add(set, setcap, s, (uint32_t)i);
 		if (rc || alias[i] != i)
 			continue;
 		txs[m] = (struct app_tx){.seq = c->next_seq + m, .ns = s[i].ns,
@@ -505,14 +597,26 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		rc = app_store_tx_insert(c->store, &txs[m], err, sizeof(err));
 		if (rc == APP_EEXIST) { /* durable already: answered after COMMIT */
 			rc = 0;
-			continue;
+			b_stored += i < b_end;
+		} else if (!rc) {
+			pos[i] = m;
+			ns[m] = s[i].ns;
+			memcpy(hashes[m], s[i].hash, 32);
+			m++;
 		}
-		if (rc) /* keep going: every item still needs its req and slot filled */
-			continue;
-		pos[i] = m;
-		ns[m] = s[i].ns;
-		memcpy(hashes[m], s[i].hash, 32);
-		m++;
+		/* on failure keep going: every item still needs its req and slot filled */
+		if (!rc && i + 1 == b_end) { /* last leg: keep all of the bundle or none */
+			if (b_stored) {
+				rc = app_store_savepoint_rollback(c->store, err, sizeof(err));
+				m = b_m0;
+				for (size_t k = b_first; k < b_end; k++)
+					pos[k] = SIZE_MAX;
+				bres[b_first] = b_stored == b_end - b_first ? BUNDLE_STORED
+									    : BUNDLE_CONFLICT;
+			} else {
+				rc = app_store_savepoint_release(c->store, err, sizeof(err));
+			}
+		}
 	}
 	if (!rc && m) {
 		rc = seq_group_build(&g, c->next_group, c->open_slot, c->next_seq, ns,
@@ -546,6 +650,15 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		struct seq_receipt r;
 
+		if (s[i].bundle_n) {
+			bundle_answer(c, &s[i], s[i].bundle_n, (enum bundle_result)bres[i], &pos[i],
+				      &g, &tree, &d[i]);
+			for (size_t k = i; k < i + s[i].bundle_n; k++)
+				if (pos[k] == SIZE_MAX)
+					free(s[k].data);
+			i += s[i].bundle_n - 1;
+			continue;
+		}
 		if (alias[i] != i)
 			continue;
 		if (pos[i] == SIZE_MAX) {
@@ -579,8 +692,18 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		d[i].json = d[alias[i]].json ? strdup(d[alias[i]].json) : NULL;
 	}
 out:
+	/* One answer per bundle: drop the entries of its later legs. */
+	{
+		size_t w = 0;
+
+		for (size_t i = 0; i < n; i++)
+			if (!s[i].bundle_leg)
+				d[w++] = d[i];
+		n = w;
+	}
 	/* A NULL json (allocation failure) is answered as an internal error. */
 	post_done(c, d, n);
+	free(bres);
 	free(d);
 	free(alias);
 	free(ns);
@@ -655,10 +778,35 @@ static size_t drop_wakeups(struct app_sub *items, size_t n)
 	return k;
 }
 
+/*
+ * A bundle's legs are pushed in one all-or-nothing push, so when a pop cut
+ * one short the rest is already queued: take it now, so the whole bundle
+ * commits in this group. items has room for APP_BUNDLE_MAX_LEGS more.
+ */
+static size_t complete_bundles(struct app_committer *c, struct app_sub *items, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t end = i + (items[i].bundle_n ? items[i].bundle_n : 1);
+
+		while (end > n) {
+			size_t k = app_queue_pop(c->ingress, items + n, end - n, 0);
+
+			if (!k)
+				APP_PANIC("bundle of %u legs cut short in the ingress queue",
+					  items[i].bundle_n);
+			n += drop_wakeups(items + n, k);
+		}
+		i = end;
+	}
+	return n;
+}
+
 static void *run(void *arg)
 {
 	struct app_committer *c = arg;
-	struct app_sub *items = malloc(POP_MAX * sizeof(*items));
+	struct app_sub *items = malloc((POP_MAX + APP_BUNDLE_MAX_LEGS) * sizeof(*items));
 	size_t max = (size_t)c->cfg->group_max_txs;
 
 	if (!items)
@@ -688,6 +836,7 @@ static void *run(void *arg)
 				n += drop_wakeups(items + n, k);
 			}
 		}
+		n = complete_bundles(c, items, n);
 		rd.nb = take_sealed(c, &rd.blocks);
 		rd.nr = app_avail_take(c, &rd.recs, &rd.shard_floor);
 		rd.txs_floor = 0;

@@ -36,6 +36,7 @@ enum {
 	RPC_BUSY = -32006,		/* ingress queue full: retry shortly */
 	RPC_NOT_FOUND = -32007,		/* no such block or transaction */
 	RPC_INVALID_TX = -32008,	/* transaction failed decoding or checks */
+	RPC_BUNDLE_CONFLICT = -32010,	/* a bundle leg is already sequenced */
 	RPC_RATE_LIMITED = -32009,	/* over a tenant or address rate limit: data.retryAfterMs */
 };
 
@@ -49,7 +50,11 @@ struct app_sub {
 	uint8_t hash[32];
 	uint8_t *data;
 	size_t len;
+	/* atomic bundles: the first leg carries the number of legs, the others
+	 * their index (>= 1); all legs are pushed together, in order */
+	uint16_t bundle_n, bundle_leg;
 };
+#define APP_BUNDLE_MAX_LEGS 64
 
 /*
  * A sealed block as the feed serves it. Built by the committer (or loaded

@@ -383,6 +383,84 @@ static void m_send_transaction(struct app_conn *c, struct app_req *r, size_t i, 
 	queue_sub(r, i, sv, ns, data, len, hash, 0);
 }
 
+/*
+ * mezz_sendBundle {"txs": [{"namespace": NAME, "data": "0x..."}, ...]}: an
+ * atomic bundle across namespaces. Each leg is checked as a single
+ * transaction is (namespace, ingress rights, size, rate); then the legs go
+ * to the committer as one run, which puts them in one group (so one slot and
+ * one superblock) at consecutive sequence numbers, or stores none of them.
+ */
+static void m_send_bundle(struct app_conn *c, struct app_req *r, size_t i, json_t *params,
+			  struct subs_vec *sv)
+{
+	struct app_server *s = c->srv;
+	json_t *p = json_is_array(params) ? json_array_get(params, 0) : params;
+	json_t *txs = json_is_object(p) ? json_object_get(p, "txs") : NULL, *leg;
+	struct app_sub legs[APP_BUNDLE_MAX_LEGS];
+	int64_t tenant;
+	int key_ok = msg_tenant(c, &tenant) == 0;
+	size_t n = 0, k;
+
+	if (!json_is_array(txs) || json_array_size(txs) < 2 ||
+	    json_array_size(txs) > APP_BUNDLE_MAX_LEGS) {
+		req_error(r, i, RPC_INVALID_PARAMS,
+			  "params must be {\"txs\": [{\"namespace\": NAME, \"data\": \"0x...\"}, "
+			  "...]} with 2 to %d legs",
+			  APP_BUNDLE_MAX_LEGS);
+		return;
+	}
+	json_array_foreach(txs, k, leg) {
+		const struct app_namespace *ns = ns_arg(s, json_object_get(leg, "namespace"));
+		struct app_sub *l = &legs[n];
+		uint8_t *data;
+		size_t len;
+
+		if (!json_is_object(leg) || !ns) {
+			req_error(r, i, RPC_UNKNOWN_NAMESPACE,
+				  "txs[%zu]: unknown namespace (give its name)", k);
+			goto fail;
+		}
+		c->item_ns = ns;
+		if (check_ingress(r, i, ns, tenant, key_ok))
+			goto fail;
+		data = hex_payload(r, i, s, json_object_get(leg, "data"), &len);
+		if (!data)
+			goto fail;
+		memset(l, 0, sizeof(*l));
+		l->req = r;
+		l->slot = (uint32_t)i;
+		l->ns = ns->chain_id;
+		l->data = data;
+		l->len = len;
+		l->bundle_leg = (uint16_t)n;
+		snprintf(l->ns_name, sizeof(l->ns_name), "%s", ns->name);
+		l1_keccak256(l->hash, data, len);
+		n++;
+		for (size_t j = 0; j + 1 < n; j++)
+			if (legs[j].ns == l->ns && !memcmp(legs[j].hash, l->hash, 32)) {
+				req_error(r, i, RPC_INVALID_PARAMS,
+					  "txs[%zu] repeats txs[%zu]: a bundle holds each "
+					  "transaction once", k, j);
+				goto fail;
+			}
+		if (rpc_admit(r, i, ns, len))
+			goto fail;
+	}
+	legs[0].bundle_n = (uint16_t)n;
+	for (k = 0; k < n; k++)
+		if (subs_add(sv, &legs[k])) {
+			/* legs already added belong to sv now: mark them as not to be sent */
+			req_error(r, i, RPC_INTERNAL, "out of memory");
+			sv->n -= k;
+			goto fail;
+		}
+	r->pending++;
+	return;
+fail:
+	for (k = 0; k < n; k++)
+		free(legs[k].data);
+}
+
 static void m_eth_send_raw(struct app_conn *c, struct app_req *r, size_t i, json_t *params,
 			   struct subs_vec *sv, const struct app_namespace *ns)
 {
@@ -868,6 +946,8 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 	}
 	if (!strcmp(m, "mezz_sendTransaction"))
 		m_send_transaction(c, r, i, params, sv);
+	else if (!strcmp(m, "mezz_sendBundle"))
+		m_send_bundle(c, r, i, params, sv);
 	else if (!strcmp(m, "mezz_getPreconfirmation"))
 		m_get_preconfirmation(c, r, i, params);
 	else if (!strcmp(m, "mezz_getBlock"))
@@ -887,7 +967,7 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 			  "Ethereum methods are served on /rollup/<name>, not on /");
 	else
 		req_error(r, i, RPC_METHOD_NOT_FOUND,
-			  "unknown method '%.64s'; / serves mezz_sendTransaction, "
+			  "unknown method '%.64s'; / serves mezz_sendTransaction, mezz_sendBundle, "
 			  "mezz_getPreconfirmation, mezz_getBlock, mezz_getShard, "
 			  "mezz_getNamespaceProof, mezz_status, mezz_subscribe, mezz_unsubscribe",
 			  m);

@@ -838,3 +838,22 @@ int app_store_prune_payloads(struct app_store *s, uint64_t first_seq, uint64_t l
 	}
 	return app_store_meta_set_u64(s, "txs_pruned_below", below, errbuf, errlen);
 }
+
+/* Savepoints inside the group's transaction: one bundle's inserts are undone
+ * together when any of its legs cannot be inserted. */
+int app_store_savepoint(struct app_store *s, char *errbuf, size_t errlen)
+{
+	return exec_sql_err(s, "SAVEPOINT bundle", errbuf, errlen);
+}
+
+int app_store_savepoint_release(struct app_store *s, char *errbuf, size_t errlen)
+{
+	return exec_sql_err(s, "RELEASE bundle", errbuf, errlen);
+}
+
+int app_store_savepoint_rollback(struct app_store *s, char *errbuf, size_t errlen)
+{
+	int rc = exec_sql_err(s, "ROLLBACK TO bundle", errbuf, errlen);
+
+	return rc ? rc : exec_sql_err(s, "RELEASE bundle", errbuf, errlen);
+}
