@@ -91,6 +91,18 @@ struct app_config {
 	long feed_cache_blocks;
 	/* [log] */
 	char log_level[16];
+	/* [l1] (empty rpc_urls: posting to L1 is off) */
+	char l1_rpc_urls[1024];
+	long l1_chain_id;
+	char l1_inbox[64];
+	char l1_keystore[512];
+	char l1_keystore_password_file[512];
+	long l1_post_interval_ms;
+	long l1_max_blocks_per_batch;
+	long l1_confirmations;
+	long l1_bump_after_blocks;
+	long l1_max_fee_gwei;
+	long l1_timeout_ms;
 };
 
 /* One entry of the config table, exposed for tests and `mezz config check`. */

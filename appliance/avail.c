@@ -280,12 +280,15 @@ static int available_json(struct app_store *ro, uint64_t height, char **out)
 	return 0;
 }
 
-int app_level_json(struct app_store *ro, enum app_level level, uint64_t height, char **out)
+int app_level_json(struct app_server *s, enum app_level level, uint64_t height, char **out)
 {
 	*out = NULL;
 	switch (level) {
 	case APP_LEVEL_AVAILABLE:
-		return available_json(ro, height, out);
+		return available_json(s->ro, height, out);
+	case APP_LEVEL_POSTED:
+	case APP_LEVEL_FINALIZED:
+		return app_l1_level_json(s, level, height, out);
 	default:
 		return APP_ENOTFOUND;
 	}

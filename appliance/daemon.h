@@ -17,6 +17,7 @@
 
 #include "appliance/app.h"
 #include "da/da.h"
+#include "l1bridge/l1.h"
 
 struct lws_context;
 struct app_req;
@@ -36,6 +37,8 @@ enum {
 	RPC_BUSY = -32006,		/* ingress queue full: retry shortly */
 	RPC_NOT_FOUND = -32007,		/* no such block or transaction */
 	RPC_INVALID_TX = -32008,	/* transaction failed decoding or checks */
+	RPC_L1_DISABLED = -32009,	/* L1 posting is not configured (l1.rpc_urls) */
+	RPC_STALE_L2_BLOCK = -32010,	/* l2Block not above the last one queued */
 };
 
 /* A submission handed to the committer. */
@@ -147,6 +150,38 @@ struct app_avail {
 	atomic_uint_fast64_t blocks, payload_bytes, encode_ns, write_ns;
 };
 
+/* A mezz_postStateRoot handed from the lws thread to mz-l1, which answers
+ * through the done queue. locator is malloc'd and owned by the request. */
+struct app_l1_req {
+	struct app_req *req;
+	uint32_t slot;
+	char ns_name[64];
+	struct l1_inbox_state_root sr;
+	uint8_t *locator;
+};
+
+/*
+ * The L1 stage (l1stage.c): the "mz-l1" thread builds batches from
+ * available blocks and drives the outbox (l1bridge/outbox.c), whose journal
+ * is its own database, data_dir/outbox.db. enabled = 0 when l1.rpc_urls is
+ * empty: nothing runs and the posted/finalized levels never fire.
+ */
+struct app_l1 {
+	int enabled;
+	char db_path[600];
+	struct l1_outbox *ob;	     /* mz-l1 only */
+	struct l1_rpc *rpc;	     /* mz-l1 only */
+	struct app_store *ro;	     /* mz-l1's read connection to mezzanine.db */
+	struct app_queue reqs;	     /* struct app_l1_req */
+	pthread_t thread;
+	int started;
+	atomic_int stopping;
+	pthread_mutex_t mu;
+	struct l1_outbox_info info;  /* copy for mezz_status, under mu */
+	char address[43];	     /* the poster's address, 0x-hex */
+	struct l1_outbox_reader *lws_reader; /* the lws thread's, opened lazily */
+};
+
 struct app_committer {
 	const struct app_config *cfg;
 	const struct app_identity *id;
@@ -179,6 +214,7 @@ struct app_committer {
 	size_t open_n, open_cap;
 	uint64_t txs_pruned_below; /* retention: payloads of blocks below are gone */
 	struct app_avail avail;
+	struct app_l1 l1;
 };
 
 /* Recovers unsealed transactions and starts the thread. */
@@ -194,6 +230,14 @@ void app_avail_stop(struct app_committer *c);
 void app_avail_submit(struct app_committer *c, struct app_block *b);
 /* Committer: records whose shards are durable, in height order (*out malloc'd). */
 size_t app_avail_take(struct app_committer *c, struct app_da_rec **out);
+
+/* l1stage.c: load the key, open the outbox and start mz-l1 (after the
+ * committer started); stop it (joins). No-ops when L1 is off. */
+int app_l1_start(struct app_committer *c, char *errbuf, size_t errlen);
+void app_l1_stop(struct app_committer *c);
+/* lws thread: queue a state root (the request is answered later by mz-l1);
+ * APP_EFULL, APP_ESTOPPED. */
+int app_l1_submit(struct app_committer *c, const struct app_l1_req *r);
 
 /* Receipts as JSON (receipt.c). The caller frees the string. */
 char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,
