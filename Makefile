@@ -131,7 +131,7 @@ $(BUILD)/contracts/Inbox.abi: $(BUILD)/contracts/Inbox.bin
 
 tools: all $(UNIT_BINS) $(BENCH_BINS) $(CONTRACTS)
 
-run: deps all
+run: deps all $(CONTRACTS)
 	$(Q)scripts/run-dev $(BUILD)
 
 test: deps
