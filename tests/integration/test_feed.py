@@ -81,7 +81,7 @@ class FeedTest(DaemonCase):
         async def scenario():
             c = Collector(self, 1)
             async with ws_connect(d.ws_url()) as ws:
-                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": 1}])
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": 1, "levels": []}])
                 sid = sub["result"]
                 th = threading.Thread(target=producer)
                 th.start()
@@ -117,7 +117,7 @@ class FeedTest(DaemonCase):
         async def scenario():
             async with ws_connect(d.ws_url()) as ws:
                 sub = await ws_call(ws, "mezz_subscribe",
-                                    ["blocks", {"namespaces": ["alpha"], "fromHeight": start}])
+                                    ["blocks", {"namespaces": ["alpha"], "fromHeight": start, "levels": []}])
                 sid = sub["result"]
                 c = Collector(self, start)
                 while c.next_seq is None or c.next_seq <= last:
@@ -135,7 +135,7 @@ class FeedTest(DaemonCase):
     def test_unsubscribe(self):
         async def scenario():
             async with ws_connect(self.d.ws_url()) as ws:
-                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {}])
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"levels": []}])
                 sid = sub["result"]
                 u = await ws_call(ws, "mezz_unsubscribe", [sid], id=2)
                 self.assertIs(u.get("result"), True, u)
@@ -185,7 +185,7 @@ class SlowSubscriberTest(DaemonCase):
             c = Collector(self, start)
             async with websockets.connect(d.ws_url(), sock=s, max_queue=1, read_limit=4096,
                                           max_size=2 ** 26) as ws:
-                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": start}])
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": start, "levels": []}])
                 sid = sub["result"]
                 th = threading.Thread(target=producer)
                 th.start()
@@ -214,7 +214,7 @@ class SlowSubscriberTest(DaemonCase):
 
         async def resume():
             async with ws_connect(d.ws_url()) as ws:
-                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": n}])
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": n, "levels": []}])
                 sid = sub["result"]
                 while c.next_seq is None or c.next_seq <= last:
                     c.add(json.loads(await asyncio.wait_for(ws.recv(), 10)), sid)
