@@ -341,6 +341,35 @@ class ReorgTest(OutboxCase):
         self.assertEqual(logs[1]["hash"], before[1]["hash"])
 
 
+class StateRootTest(OutboxCase):
+    def test_state_root_relayed_and_stale_l2_block_rejected_early(self):
+        d = self.daemon().start()
+        key = d.setup_tenant("t", "rollup", 901)
+        root = "0x" + "ab" * 32
+        params = {"namespace": "rollup", "l2Block": 5, "stateRoot": root, "proofKind": 2,
+                  "proofLocator": "0x" + b"da://901/5".hex()}
+        doc = d.call("mezz_postStateRoot", params)
+        self.assertEqual(doc["error"]["code"], -32001, doc)
+        self.assertEqual(d.rpc("mezz_postStateRoot", params, key=key)["status"], "queued")
+        for l2 in (5, 4):
+            doc = d.call("mezz_postStateRoot", dict(params, l2Block=l2), key=key)
+            self.assertEqual(doc["error"]["code"], -32010, doc)
+        st = self.wait_for("state root posted", lambda: d.rpc(
+            "mezz_getStateRoot", {"namespace": "rollup", "l2Block": 5})["status"] in
+            ("posted", "finalized") and d.rpc("mezz_getStateRoot",
+                                               {"namespace": "rollup", "l2Block": 5}), d=d)
+        rec = self.anvil.rpc("eth_getTransactionReceipt", [st["l1TxHash"]])
+        topic0 = cast("keccak", "StateRootPosted(uint64,uint64,bytes32,uint8,address,bytes)"
+                      ).stdout.strip()
+        lg = [x for x in rec["logs"] if x["topics"][0] == topic0][0]
+        self.assertEqual(int(lg["topics"][1], 16), 901)
+        self.assertEqual(int(lg["topics"][2], 16), 5)
+        self.assertEqual(lg["data"][2:66], "ab" * 32)
+        self.assertEqual(self.anvil.view(self.inbox, "rollups(uint64)(address,uint64,bool)",
+                                         "901").split()[1], "5")
+        self.check_chain()
+
+
 class CrashTest(OutboxCase):
     ROUNDS = 20
 
