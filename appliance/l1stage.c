@@ -123,7 +123,8 @@ static int build_batch(struct app_l1 *l, uint64_t index, uint64_t from, uint64_t
 	rc = l1_batch_root(b.da_root, heights, (const uint8_t (*)[32])vals, n);
 	if (rc)
 		goto out;
-	qsort(ents, ne, sizeof(*ents), ns_cmp);
+	if (ne)
+		qsort(ents, ne, sizeof(*ents), ns_cmp);
 	ids = malloc((ne ? ne : 1) * sizeof(*ids));
 	roots = malloc((ne ? ne : 1) * 32);
 	hs = malloc((ne ? ne : 1) * sizeof(*hs));
