@@ -140,7 +140,7 @@ $(BUILD)/bench/da_bench: $(BUILD)/tests/bench/da_bench.o $(LIBS)
 
 tools: all $(UNIT_BINS) $(BENCH_BINS) $(CONTRACTS)
 
-run: deps all
+run: deps all $(CONTRACTS)
 	$(Q)scripts/run-dev $(BUILD)
 
 test: deps

@@ -103,6 +103,18 @@ struct app_config {
 	long limits_ip_bytes_per_s;
 	long limits_ip_max_connections;
 	long limits_burst_ms;
+	/* [l1] (empty rpc_urls: posting to L1 is off) */
+	char l1_rpc_urls[1024];
+	long l1_chain_id;
+	char l1_inbox[64];
+	char l1_keystore[512];
+	char l1_keystore_password_file[512];
+	long l1_post_interval_ms;
+	long l1_max_blocks_per_batch;
+	long l1_confirmations;
+	long l1_bump_after_blocks;
+	long l1_max_fee_gwei;
+	long l1_timeout_ms;
 };
 
 /* One entry of the config table, exposed for tests and `mezz config check`. */

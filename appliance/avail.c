@@ -156,7 +156,7 @@ static void retention(struct app_committer *c)
 	if (avail < keep)
 		return;
 	target = avail - keep + 1;
-	if (c->l1_enabled && target > atomic_load(&c->stats.level_tip[APP_LEVEL_POSTED]) + 1)
+	if (c->l1.enabled && target > atomic_load(&c->stats.level_tip[APP_LEVEL_POSTED]) + 1)
 		target = atomic_load(&c->stats.level_tip[APP_LEVEL_POSTED]) + 1;
 	if (target > (floor ? floor : 1) + PRUNE_BLOCKS)
 		target = (floor ? floor : 1) + PRUNE_BLOCKS;
@@ -360,12 +360,15 @@ static int available_json(struct app_store *ro, uint64_t height, char **out)
 	return 0;
 }
 
-int app_level_json(struct app_store *ro, enum app_level level, uint64_t height, char **out)
+int app_level_json(struct app_server *s, enum app_level level, uint64_t height, char **out)
 {
 	*out = NULL;
 	switch (level) {
 	case APP_LEVEL_AVAILABLE:
-		return available_json(ro, height, out);
+		return available_json(s->ro, height, out);
+	case APP_LEVEL_POSTED:
+	case APP_LEVEL_FINALIZED:
+		return app_l1_level_json(s, level, height, out);
 	default:
 		return APP_ENOTFOUND;
 	}

@@ -218,7 +218,8 @@ static int insert_da(struct app_committer *c, const struct app_da_rec *r, size_t
  * Transaction retention, a bounded step per COMMIT so the extra work on the
  * commit path stays small (at most PRUNE_ROWS payloads and PRUNE_BLOCKS
  * blocks): the payload bytes of blocks past storage.tx_retention_blocks are
- * dropped, but only once a block is available (its shards hold the bytes).
+ * dropped, but only once a block is available (its shards hold the bytes)
+ * and, when L1 posting is on, once its batch is posted.
  * *below is the new floor when blocks were pruned, else 0;
  * c->txs_pruned_below moves to it only after the COMMIT succeeds.
  */
@@ -240,8 +241,13 @@ static int prune_step(struct app_committer *c, uint64_t *below, char *err, size_
 	target = sealed - keep + 1; /* blocks below target may go */
 	if (avail + 1 < target)
 		target = avail + 1;
-	if (c->l1_enabled && atomic_load(&c->stats.level_tip[APP_LEVEL_POSTED]) + 1 < target)
-		target = atomic_load(&c->stats.level_tip[APP_LEVEL_POSTED]) + 1;
+	/* With L1 posting on, nothing goes before its batch is posted. */
+	if (c->l1.enabled) {
+		uint64_t posted = atomic_load(&c->stats.level_tip[APP_LEVEL_POSTED]);
+
+		if (posted + 1 < target)
+			target = posted + 1;
+	}
 	h = c->txs_pruned_below ? c->txs_pruned_below : 1;
 	for (int nb = 0; h < target && nb < PRUNE_BLOCKS && rows < PRUNE_ROWS; nb++, h++) {
 		struct seq_block_hdr hdr;

@@ -75,6 +75,27 @@ const struct app_cfg_entry app_cfg_table[] = {
 	 OFF(limits_ip_max_connections), "open connections per client address, 0 = unlimited"},
 	{"limits", "burst_ms", APP_CFG_INT, 1, 60000, "1000", OFF(limits_burst_ms),
 	 "bucket depth: a limit allows this many milliseconds of its rate at once"},
+	{"l1", "rpc_urls", APP_CFG_STR, 0, 1023, "", OFF(l1_rpc_urls),
+	 "comma-separated Ethereum JSON-RPC URLs, tried in turn (empty: L1 posting off)"},
+	{"l1", "chain_id", APP_CFG_INT, 1, 1L << 53, "1", OFF(l1_chain_id),
+	 "chain id of the L1 (checked against the node)"},
+	{"l1", "inbox", APP_CFG_STR, 0, 63, "", OFF(l1_inbox), "address of the Inbox contract"},
+	{"l1", "keystore", APP_CFG_STR, 0, 511, "", OFF(l1_keystore),
+	 "keystore v3 file of the posting key"},
+	{"l1", "keystore_password_file", APP_CFG_STR, 0, 511, "", OFF(l1_keystore_password_file),
+	 "file holding the keystore's password (first line)"},
+	{"l1", "post_interval_ms", APP_CFG_INT, 100, 86400000, "12000", OFF(l1_post_interval_ms),
+	 "least time between two batches"},
+	{"l1", "max_blocks_per_batch", APP_CFG_INT, 1, 100000, "1024",
+	 OFF(l1_max_blocks_per_batch), "most superblocks committed by one batch"},
+	{"l1", "confirmations", APP_CFG_INT, 1, 1000, "1", OFF(l1_confirmations),
+	 "L1 blocks (its own included) before a batch is posted"},
+	{"l1", "bump_after_blocks", APP_CFG_INT, 1, 1000, "3", OFF(l1_bump_after_blocks),
+	 "L1 blocks without inclusion before the fees are bumped"},
+	{"l1", "max_fee_gwei", APP_CFG_INT, 1, 1000000, "200", OFF(l1_max_fee_gwei),
+	 "cap on maxFeePerGas: above it the poster waits"},
+	{"l1", "timeout_ms", APP_CFG_INT, 100, 600000, "10000", OFF(l1_timeout_ms),
+	 "timeout of one L1 JSON-RPC request per URL"},
 };
 const size_t app_cfg_table_len = sizeof(app_cfg_table) / sizeof(app_cfg_table[0]);
 
@@ -181,6 +202,12 @@ int app_config_da_dirs(const struct app_config *c, char ***out, size_t *n)
 
 int app_config_validate(const struct app_config *c, char *err, size_t errlen)
 {
+	if (c->l1_rpc_urls[0] && (!c->l1_inbox[0] || !c->l1_keystore[0])) {
+		snprintf(err, errlen,
+			 "l1.rpc_urls is set, so l1.inbox and l1.keystore must be set too "
+			 "(or empty l1.rpc_urls to turn L1 posting off)");
+		return APP_ECONFIG;
+	}
 	if (c->da_k + c->da_m > 256) {
 		snprintf(err, errlen,
 			 "da.k + da.m = %ld + %ld = %ld: a Reed-Solomon code over GF(2^8) "

@@ -17,6 +17,7 @@
 
 #include "appliance/app.h"
 #include "da/da.h"
+#include "l1bridge/l1.h"
 
 struct lws_context;
 struct app_req;
@@ -38,6 +39,8 @@ enum {
 	RPC_INVALID_TX = -32008,	/* transaction failed decoding or checks */
 	RPC_BUNDLE_CONFLICT = -32010,	/* a bundle leg is already sequenced */
 	RPC_RATE_LIMITED = -32009,	/* over a tenant or address rate limit: data.retryAfterMs */
+	RPC_L1_DISABLED = -32011,	/* L1 posting is not configured (l1.rpc_urls) */
+	RPC_STALE_L2_BLOCK = -32012,	/* l2Block not above the last one queued */
 };
 
 /* A submission handed to the committer. */
@@ -156,6 +159,38 @@ struct app_avail {
 	int health; /* app_health component "da" */
 };
 
+/* A mezz_postStateRoot handed from the lws thread to mz-l1, which answers
+ * through the done queue. locator is malloc'd and owned by the request. */
+struct app_l1_req {
+	struct app_req *req;
+	uint32_t slot;
+	char ns_name[64];
+	struct l1_inbox_state_root sr;
+	uint8_t *locator;
+};
+
+/*
+ * The L1 stage (l1stage.c): the "mz-l1" thread builds batches from
+ * available blocks and drives the outbox (l1bridge/outbox.c), whose journal
+ * is its own database, data_dir/outbox.db. enabled = 0 when l1.rpc_urls is
+ * empty: nothing runs and the posted/finalized levels never fire.
+ */
+struct app_l1 {
+	int enabled;
+	char db_path[600];
+	struct l1_outbox *ob;	     /* mz-l1 only */
+	struct l1_rpc *rpc;	     /* mz-l1 only */
+	struct app_store *ro;	     /* mz-l1's read connection to mezzanine.db */
+	struct app_queue reqs;	     /* struct app_l1_req */
+	pthread_t thread;
+	int started;
+	atomic_int stopping;
+	pthread_mutex_t mu;
+	struct l1_outbox_info info;  /* copy for mezz_status, under mu */
+	char address[43];	     /* the poster's address, 0x-hex */
+	struct l1_outbox_reader *lws_reader; /* the lws thread's, opened lazily */
+};
+
 struct app_committer {
 	const struct app_config *cfg;
 	const struct app_identity *id;
@@ -187,8 +222,8 @@ struct app_committer {
 	struct app_tx *open_txs; /* transactions of the open slot, seq order */
 	size_t open_n, open_cap;
 	uint64_t txs_pruned_below; /* retention: payloads of blocks below are gone */
-	int l1_enabled; /* retention waits for stats.level_tip[APP_LEVEL_POSTED] */
 	struct app_avail avail;
+	struct app_l1 l1;
 };
 
 /* Recovers unsealed transactions and starts the thread. */
@@ -208,6 +243,14 @@ size_t app_avail_take(struct app_committer *c, struct app_da_rec **out, uint64_t
 /* Committer, after the COMMIT that recorded a shard floor: mz-da may now
  * delete the shards below it. */
 void app_avail_pruned(struct app_committer *c, uint64_t floor);
+
+/* l1stage.c: load the key, open the outbox and start mz-l1 (after the
+ * committer started); stop it (joins). No-ops when L1 is off. */
+int app_l1_start(struct app_committer *c, char *errbuf, size_t errlen);
+void app_l1_stop(struct app_committer *c);
+/* lws thread: queue a state root (the request is answered later by mz-l1);
+ * APP_EFULL, APP_ESTOPPED. */
+int app_l1_submit(struct app_committer *c, const struct app_l1_req *r);
 
 /* Receipts as JSON (receipt.c). The caller frees the string. */
 char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,

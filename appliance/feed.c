@@ -314,7 +314,7 @@ static const char *level_json(struct app_server *s, enum app_level level, uint64
 
 	if (e->json && e->height == height)
 		return e->json;
-	if (app_level_json(s->ro, level, height, &json))
+	if (app_level_json(s, level, height, &json))
 		return NULL;
 	free(e->json);
 	e->json = json;

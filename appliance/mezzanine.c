@@ -155,6 +155,7 @@ int main(int argc, char **argv)
 	com.store = store;
 	com.ingress = &ingress;
 	com.done = &done;
+	com.l1.enabled = cfg.l1_rpc_urls[0] != 0; /* before retention can run */
 	memset(&srv, 0, sizeof(srv));
 	srv.cfg = &cfg;
 	srv.id = &id;
@@ -171,6 +172,11 @@ int main(int argc, char **argv)
 	rc = app_committer_start(&com, err, sizeof(err));
 	if (rc) {
 		app_error("startup_failed", "reason=\"committer\" err=\"%s\"", err);
+		goto out;
+	}
+	rc = app_l1_start(&com, err, sizeof(err));
+	if (rc) {
+		app_error("startup_failed", "reason=\"l1\" err=\"%s\"", err);
 		goto out;
 	}
 	g_server = &srv;
@@ -215,11 +221,13 @@ int main(int argc, char **argv)
 		lws_service(srv.ctx, -1);
 		usleep(5000);
 	}
+	app_l1_stop(&com);
 	app_committer_stop(&com);
 	status = atomic_load(&com.stats.halted) ? 1 : 0;
 out:
 	app_notify_watchdog_stop();
 	g_server = NULL;
+	app_l1_stop(&com);
 	app_committer_stop(&com);
 	app_server_destroy(&srv);
 	app_store_close(store);

@@ -733,18 +733,132 @@ static void m_get_ns_proof(struct app_conn *c, struct app_req *r, size_t i, json
 	free(json);
 }
 
+/*
+ * mezz_postStateRoot: a state-root pointer for the caller's rollup, relayed
+ * to Inbox.postStateRoot(rollupId = chain id, ...) by mz-l1. Only the
+ * namespace's tenant key may post; l2Block must increase per rollup.
+ */
+static void m_post_state_root(struct app_conn *c, struct app_req *r, size_t i, json_t *params)
+{
+	static const char usage[] =
+		"{\"namespace\": NAME, \"l2Block\": N, \"stateRoot\": 0x32 bytes, "
+		"\"proofKind\": 0..255, \"proofLocator\": 0x hex (at most 4096 bytes)}";
+	json_t *p = json_is_array(params) ? json_array_get(params, 0) : params;
+	json_t *l2 = json_object_get(p, "l2Block"), *sr = json_object_get(p, "stateRoot");
+	json_t *pk = json_object_get(p, "proofKind"), *loc = json_object_get(p, "proofLocator");
+	struct app_l1_req q = {.req = r, .slot = (uint32_t)i};
+	const struct app_namespace *ns;
+	size_t len = 0;
+	int64_t tenant;
+	int rc;
+
+	if (!c->srv->committer->l1.enabled) {
+		req_error(r, i, RPC_L1_DISABLED,
+			  "L1 posting is off on this appliance (l1.rpc_urls is empty)");
+		return;
+	}
+	ns = json_is_object(p) ? ns_arg(c->srv, json_object_get(p, "namespace")) : NULL;
+	if (!ns) {
+		req_error(r, i, RPC_UNKNOWN_NAMESPACE, "params must be %s naming a namespace", usage);
+		return;
+	}
+	if (msg_tenant(c, &tenant) || !tenant) {
+		req_error(r, i, RPC_UNAUTHORIZED,
+			  "mezz_postStateRoot needs the API key of namespace '%s''s tenant", ns->name);
+		return;
+	}
+	if (tenant != ns->tenant_id) {
+		req_error(r, i, RPC_FORBIDDEN, "this API key's tenant does not own namespace '%s'",
+			  ns->name);
+		return;
+	}
+	if (!json_is_integer(l2) || json_integer_value(l2) < 0 || !json_is_string(sr) ||
+	    l1_hex_decode(q.sr.state_root, 32, &len, json_string_value(sr),
+			  json_string_length(sr)) ||
+	    len != 32 || (pk && (!json_is_integer(pk) || json_integer_value(pk) < 0 ||
+				 json_integer_value(pk) > 255)) ||
+	    (loc && !json_is_string(loc))) {
+		req_error(r, i, RPC_INVALID_PARAMS, "params must be %s", usage);
+		return;
+	}
+	if (loc && json_string_length(loc) > 2 + 2 * L1_INBOX_MAX_LOCATOR) {
+		req_error(r, i, RPC_TOO_LARGE, "proofLocator is over %d bytes", L1_INBOX_MAX_LOCATOR);
+		return;
+	}
+	q.sr.rollup_id = ns->chain_id;
+	q.sr.l2_block = (uint64_t)json_integer_value(l2);
+	q.sr.proof_kind = pk ? (uint8_t)json_integer_value(pk) : 0;
+	if (loc && json_string_length(loc) > 2) {
+		q.locator = malloc(json_string_length(loc) / 2);
+		if (!q.locator ||
+		    l1_hex_decode(q.locator, json_string_length(loc) / 2, &q.sr.proof_locator_len,
+				  json_string_value(loc), json_string_length(loc))) {
+			free(q.locator);
+			req_error(r, i, RPC_INVALID_PARAMS, "proofLocator is not 0x hex");
+			return;
+		}
+	}
+	snprintf(q.ns_name, sizeof(q.ns_name), "%s", ns->name);
+	r->pending++;
+	rc = c->srv->accepting ? app_l1_submit(c->srv->committer, &q) : APP_ESTOPPED;
+	if (rc) {
+		r->pending--;
+		free(q.locator);
+		req_error(r, i, RPC_BUSY, "the L1 stage cannot take it now (%s); retry",
+			  app_strerror(rc));
+	}
+}
+
+/* mezz_getStateRoot {namespace, l2Block}: where a state root stands. */
+static void m_get_state_root(struct app_conn *c, struct app_req *r, size_t i, json_t *params)
+{
+	json_t *p = json_is_array(params) ? json_array_get(params, 0) : params;
+	json_t *l2 = json_is_object(p) ? json_object_get(p, "l2Block") : NULL;
+	const struct app_namespace *ns;
+	int64_t tenant;
+	char *json = NULL;
+	int rc;
+
+	ns = json_is_object(p) ? ns_arg(c->srv, json_object_get(p, "namespace")) : NULL;
+	if (!ns || !json_is_integer(l2) || json_integer_value(l2) < 0) {
+		req_error(r, i, RPC_INVALID_PARAMS,
+			  "params must be {\"namespace\": NAME, \"l2Block\": N}");
+		return;
+	}
+	if (msg_tenant(c, &tenant)) {
+		req_error(r, i, RPC_UNAUTHORIZED, "invalid or revoked API key");
+		return;
+	}
+	if (!app_auth_may_read(ns, tenant)) {
+		req_error(r, i, tenant ? RPC_FORBIDDEN : RPC_UNAUTHORIZED,
+			  "the feed of namespace '%s' needs its tenant's API key", ns->name);
+		return;
+	}
+	rc = app_l1_state_root_json(c->srv, ns->chain_id, (uint64_t)json_integer_value(l2),
+				    ns->name, &json);
+	if (rc == APP_ENOTFOUND)
+		req_error(r, i, RPC_NOT_FOUND, "no state root queued for namespace '%s' at l2Block %lld",
+			  ns->name, (long long)json_integer_value(l2));
+	else if (rc)
+		req_error(r, i, RPC_INTERNAL, "%s", app_strerror(rc));
+	else
+		req_set(r, i, 0, json);
+	free(json);
+}
+
 static void m_status(struct app_conn *c, struct app_req *r, size_t i)
 {
 	struct app_server *s = c->srv;
 	struct app_stats *st = &s->committer->stats;
-	char pk[67], buf[1024];
+	char pk[67], buf[2048], *l1 = app_l1_status_json(s);
 
 	l1_hex_encode(pk, s->id->pk, 32);
 	snprintf(buf, sizeof(buf),
 		 "{\"version\":\"%s\",\"publicKey\":\"%s\",\"height\":%llu,\"slot\":%llu,"
 		 "\"slotMs\":%ld,\"nextSeq\":%llu,\"groups\":%llu,\"transactions\":%llu,"
 		 "\"lastCommitUs\":%llu,\"ingressQueue\":%zu,\"subscribers\":%zu,"
-		 "\"namespaces\":%zu,\"halted\":%s,\"availableHeight\":%llu,\"daHalted\":%s}",
+		 "\"namespaces\":%zu,\"halted\":%s,\"availableHeight\":%llu,\"daHalted\":%s,"
+		 "\"postedHeight\":%llu,\"finalizedHeight\":%llu,\"l1\":%s}",
 		 MEZZ_VERSION, pk,
 		 (unsigned long long)(atomic_load(&st->has_block) ? atomic_load(&st->height) : 0),
 		 (unsigned long long)atomic_load(&st->open_slot), s->cfg->slot_ms,
@@ -754,7 +868,11 @@ static void m_status(struct app_conn *c, struct app_req *r, size_t i)
 		 (unsigned long long)atomic_load(&st->last_commit_us), app_queue_len(s->ingress),
 		 s->subscribers, s->auth.n, atomic_load(&st->halted) ? "true" : "false",
 		 (unsigned long long)atomic_load(&st->level_tip[APP_LEVEL_AVAILABLE]),
-		 atomic_load(&s->committer->avail.halted) ? "true" : "false");
+		 atomic_load(&s->committer->avail.halted) ? "true" : "false",
+		 (unsigned long long)atomic_load(&st->level_tip[APP_LEVEL_POSTED]),
+		 (unsigned long long)atomic_load(&st->level_tip[APP_LEVEL_FINALIZED]),
+		 l1 ? l1 : "null");
+	free(l1);
 	req_set(r, i, 0, buf);
 }
 
@@ -958,6 +1076,10 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 		m_get_ns_proof(c, r, i, params);
 	else if (!strcmp(m, "mezz_status"))
 		m_status(c, r, i);
+	else if (!strcmp(m, "mezz_postStateRoot"))
+		m_post_state_root(c, r, i, params);
+	else if (!strcmp(m, "mezz_getStateRoot"))
+		m_get_state_root(c, r, i, params);
 	else if (!strcmp(m, "mezz_subscribe"))
 		m_subscribe(c, r, i, params);
 	else if (!strcmp(m, "mezz_unsubscribe"))
@@ -969,7 +1091,8 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 		req_error(r, i, RPC_METHOD_NOT_FOUND,
 			  "unknown method '%.64s'; / serves mezz_sendTransaction, mezz_sendBundle, "
 			  "mezz_getPreconfirmation, mezz_getBlock, mezz_getShard, "
-			  "mezz_getNamespaceProof, mezz_status, mezz_subscribe, mezz_unsubscribe",
+			  "mezz_getNamespaceProof, mezz_status, mezz_subscribe, mezz_unsubscribe, "
+			  "mezz_postStateRoot, mezz_getStateRoot",
 			  m);
 }
 

@@ -195,7 +195,14 @@ void app_feed_block(struct app_server *s, struct app_block *b);
 void app_feed_level(struct app_server *s, enum app_level level, uint64_t height);
 /* The `result` of a level event for one block, read from storage: malloc'd
  * JSON, or NULL with APP_ENOTFOUND (level not reached) or another error. */
-int app_level_json(struct app_store *ro, enum app_level level, uint64_t height, char **out);
+int app_level_json(struct app_server *s, enum app_level level, uint64_t height, char **out);
+/* l1stage.c: the posted / finalized event of one block, from outbox.db. */
+int app_l1_level_json(struct app_server *s, enum app_level level, uint64_t height, char **out);
+/* l1stage.c: a state root's status JSON (malloc'd), or APP_ENOTFOUND. */
+int app_l1_state_root_json(struct app_server *s, uint64_t rollup, uint64_t l2_block,
+			   const char *ns_name, char **out);
+/* l1stage.c: the "l1" member of mezz_status (malloc'd JSON object). */
+char *app_l1_status_json(struct app_server *s);
 void app_feed_pump(struct app_conn *c);
 struct app_block *app_feed_get(struct app_server *s, uint64_t height); /* +1 ref */
 /* Block as JSON for a reader: namespaces limited to filter (NULL = all)

@@ -47,7 +47,11 @@
 	X(L1_ERPC_RESPONSE, -1232, "malformed JSON-RPC response")                 \
 	X(L1_ERPC_TOOBIG, -1233, "JSON-RPC response exceeds size limit")          \
 	X(L1_ERPC_ERROR, -1234, "JSON-RPC error returned by the node")            \
-	X(L1_ENOTFOUND, -1235, "not found")
+	X(L1_ENOTFOUND, -1235, "not found")                                      \
+	X(L1_EDB, -1240, "outbox database error")                                 \
+	X(L1_ESTALE, -1241, "l2Block is not above the last one queued for this rollup") \
+	X(L1_EBUSY, -1242, "a batch is already waiting to be mined")              \
+	X(L1_EHALTED, -1243, "outbox halted: the chain disagrees with its journal")
 
 enum {
 #define L1_ERR_ENUM(name, code, msg) name = code,
@@ -505,5 +509,132 @@ struct l1_log_filter {
 /* On success *out owns the logs (l1_log_list_free). */
 int l1_rpc_get_logs(struct l1_rpc *c, const struct l1_log_filter *f,
 		    struct l1_log_list *out);
+
+/* ------------------------------------------------------------------ */
+/* Batch commitments (docs/PROTOCOL-ethereum.md, "Batch commitment").
+ *
+ * A batch root is a binary Keccak-256 Merkle tree over one leaf per block:
+ *   leaf = keccak256(0x00 || height u64 big-endian || value[32])
+ *   node = keccak256(0x01 || left || right); an odd last node is promoted.
+ * daRoot uses value = the block's DA record hash (da_record_hash); the root
+ * of namespace N uses value = N's root in that block's namespace table, over
+ * the blocks of the batch in which N appears. heights are strictly
+ * increasing. L1_EINVAL if n == 0, L1_ENOMEM. */
+int l1_batch_root(uint8_t out[static 32], const uint64_t *heights,
+		  const uint8_t (*values)[32], size_t n);
+
+/* ------------------------------------------------------------------ */
+/* The outbox (outbox.c): the persisted poster of batches and state roots.
+ *
+ * Everything it must not forget lives in its own SQLite file (WAL,
+ * synchronous=FULL): the jobs (a batch or a state root, with its calldata
+ * fixed when queued), and the journal of every signed transaction (raw
+ * bytes, hash, nonce, fees), written durably before the transaction is
+ * sent. The state machine is drawn at the top of outbox.c.
+ *
+ * Thread contract: one thread owns a struct l1_outbox (and the l1_rpc
+ * client it is stepped with). Readers in other threads open their own
+ * struct l1_outbox_reader on the same file. */
+
+struct l1_outbox;
+
+enum l1_outbox_fault {
+	L1_OB_FAULT_SIGNED, /* signed and journaled, not yet sent */
+	L1_OB_FAULT_SENT,   /* sent, receipt not yet recorded */
+};
+
+struct l1_outbox_opts {
+	const char *path;	      /* the outbox database file */
+	uint64_t chain_id;
+	uint8_t inbox[20];
+	const uint8_t *key;	      /* 32 bytes, copied (wiped at close) */
+	uint64_t confirmations;	      /* >= 1: blocks (incl. its own) before `posted` */
+	uint64_t bump_after_blocks;   /* >= 1 */
+	uint64_t max_fee_wei;	      /* cap on maxFeePerGas */
+	/* Test builds only: called at each fault point (may not return). */
+	void (*fault)(void *arg, enum l1_outbox_fault point);
+	void *fault_arg;
+};
+
+enum l1_outbox_status {
+	L1_OB_SYNCING,	   /* not yet reconciled with the chain */
+	L1_OB_IDLE,	   /* nothing to send */
+	L1_OB_INFLIGHT,	   /* a transaction is waiting to be mined */
+	L1_OB_FEE_CAPPED,  /* waiting: the base fee is above l1.max_fee_gwei */
+	L1_OB_RPC_DOWN,	   /* the last step found no upstream answering */
+	L1_OB_HALTED,	   /* the chain contradicts the journal: operator needed */
+};
+extern const char *const l1_outbox_status_names[];
+
+struct l1_outbox_info {
+	enum l1_outbox_status status;
+	uint64_t next_index, next_height; /* of the next batch to queue */
+	uint64_t posted_to, finalized_to; /* highest height posted/finalized, contiguous */
+	uint64_t next_nonce;
+	uint64_t sent, bumps, reorgs;	  /* transactions sent, fee bumps, reorged jobs */
+	uint64_t l1_block, l1_finalized;  /* as seen at the last step */
+	char last_error[160];
+};
+
+/* Opens (creating) the database; no RPC. err gets a sentence on failure. */
+int l1_outbox_open(struct l1_outbox **out, const struct l1_outbox_opts *o, char *err,
+		   size_t errlen);
+void l1_outbox_close(struct l1_outbox *ob); /* NULL-safe */
+/* The sender's address. */
+void l1_outbox_address(const struct l1_outbox *ob, uint8_t addr[static 20]);
+/*
+ * One pass of the state machine: reconcile with the chain on the first
+ * successful pass (chain id, nonce, the contract's batchCount/nextHeight),
+ * then watch mined jobs (confirmations, reorgs, finality), look for
+ * receipts, re-send or bump what is stuck, and sign and send the next
+ * queued job when nothing is in flight. Returns 0, an RPC error (nothing
+ * lost: the next pass retries) or L1_EHALTED.
+ */
+int l1_outbox_step(struct l1_outbox *ob, struct l1_rpc *rpc);
+void l1_outbox_get_info(struct l1_outbox *ob, struct l1_outbox_info *info);
+/* 1 when a new batch may be queued: the outbox is reconciled and every
+ * batch it holds is mined. *index and *from_height are what it must have. */
+int l1_outbox_batch_wanted(struct l1_outbox *ob, uint64_t *index, uint64_t *from_height);
+/* Queue a batch durably (b->index and b->from_height as batch_wanted
+ * said; L1_EBUSY otherwise). */
+int l1_outbox_queue_batch(struct l1_outbox *ob, const struct l1_inbox_batch *b);
+/* Queue a state root durably; L1_ESTALE unless s->l2_block is above every
+ * one queued for s->rollup_id. */
+int l1_outbox_queue_state_root(struct l1_outbox *ob, const struct l1_inbox_state_root *s);
+
+/* Job states as stored (and shown by readers). */
+enum l1_job_state {
+	L1_JOB_QUEUED, L1_JOB_SIGNED, L1_JOB_SENT, L1_JOB_MINED, L1_JOB_POSTED,
+	L1_JOB_FINALIZED, L1_JOB_FAILED, L1_JOB_STATES
+};
+extern const char *const l1_job_state_names[L1_JOB_STATES];
+
+struct l1_outbox_reader;
+/* Read-only view of an outbox database for another thread. Opening fails
+ * (L1_ENOTFOUND) while the file does not exist yet. */
+int l1_outbox_reader_open(struct l1_outbox_reader **out, const char *path);
+void l1_outbox_reader_close(struct l1_outbox_reader *r); /* NULL-safe */
+
+struct l1_job_view {
+	enum l1_job_state state;
+	uint64_t index, from_height, to_height; /* batches */
+	uint64_t rollup_id, l2_block;		/* state roots */
+	uint8_t state_root[32];
+	uint8_t proof_kind;
+	uint8_t locator[L1_INBOX_MAX_LOCATOR];
+	size_t locator_len;
+	int has_tx; /* tx_hash: the transaction that mined it, else the last sent */
+	uint8_t tx_hash[32];
+	uint64_t nonce;
+	int mined;  /* block_number, block_hash valid */
+	uint64_t block_number;
+	uint8_t block_hash[32];
+	char error[160];
+};
+/* The batch that covers `height`; L1_ENOTFOUND if none yet. */
+int l1_outbox_reader_batch(struct l1_outbox_reader *r, uint64_t height, struct l1_job_view *v);
+/* The state root job of (rollup, l2_block); L1_ENOTFOUND if none. */
+int l1_outbox_reader_state_root(struct l1_outbox_reader *r, uint64_t rollup_id,
+				uint64_t l2_block, struct l1_job_view *v);
 
 #endif /* MEZZ_L1_H */

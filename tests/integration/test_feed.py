@@ -135,7 +135,7 @@ class FeedTest(DaemonCase):
     def test_unsubscribe(self):
         async def scenario():
             async with ws_connect(self.d.ws_url()) as ws:
-                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {}])
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"levels": []}])
                 sid = sub["result"]
                 u = await ws_call(ws, "mezz_unsubscribe", [sid], id=2)
                 self.assertIs(u.get("result"), True, u)

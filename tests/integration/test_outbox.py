@@ -1,0 +1,432 @@
+"""The outbox against a real anvil: batches land in order and are finalized,
+fee bumps and the fee cap, a reorg that drops a post, kill -9 between signing
+and sending and between sending and mining, and an L1 outage.
+
+Each test starts its own anvil on a free port, deploys the Inbox (poster =
+anvil's account 0, start height 1), writes a keystore for that key with
+`cast wallet import`, and starts the real daemon posting to it.
+
+anvil's tags: "safe" is latest - 32 * slots_per_epoch... precisely, anvil
+answers finalized = latest - 2 * slots_in_an_epoch (64 by default); the
+tests start it with --slots-in-an-epoch 1, so finalized = latest - 2.
+"""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.request
+
+from harness import (BUILD, CAST, MEZZANINE_TEST, Daemon, cast, free_port, run_async,
+                     ws_call, ws_connect)
+
+CONTRACTS = os.path.join(BUILD, "contracts")
+KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+ADDR0 = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+BATCH_TOPIC = None  # keccak of the BatchPosted signature, set on first use
+GWEI = 10 ** 9
+
+
+def find_anvil():
+    a = shutil.which("anvil")
+    if a:
+        return a
+    if CAST:
+        a = os.path.join(os.path.dirname(CAST), "anvil")
+        if os.access(a, os.X_OK):
+            return a
+    return None
+
+
+class Anvil:
+    def __init__(self, args=(), port=None):
+        self.bin = find_anvil()
+        if self.bin is None:
+            raise unittest.SkipTest("anvil not found")
+        self.port = port or free_port()
+        self.args = list(args)
+        self.proc = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self):
+        self.proc = subprocess.Popen([self.bin, "--port", str(self.port), "--silent",
+                                      "--slots-in-an-epoch", "1", *self.args],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while True:
+            try:
+                self.rpc("eth_chainId")
+                return self
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def rpc(self, method, params=None):
+        req = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
+                          "params": params or []}).encode()
+        r = urllib.request.Request(self.url, data=req,
+                                   headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(r, timeout=10) as resp:
+            doc = json.loads(resp.read())
+        if "error" in doc:
+            raise AssertionError("anvil %s: %r" % (method, doc["error"]))
+        return doc["result"]
+
+    def block_number(self):
+        return int(self.rpc("eth_blockNumber"), 16)
+
+    def deploy(self):
+        with open(os.path.join(CONTRACTS, "Inbox.bin")) as f:
+            code = f.read().strip()
+        args = cast("abi-encode", "c(address,uint64)", ADDR0, "1").stdout.strip()
+        r = json.loads(cast("send", "--rpc-url", self.url, "--private-key", KEY0, "--json",
+                            "--create", code + args[2:]).stdout)
+        assert r["status"] == "0x1", r
+        return r["contractAddress"].lower()
+
+    def batch_logs(self, inbox):
+        global BATCH_TOPIC
+        if BATCH_TOPIC is None:
+            BATCH_TOPIC = cast("keccak", "BatchPosted(uint64,bytes32,uint64,uint64,bytes32,"
+                               "uint64[],bytes32[])").stdout.strip()
+        logs = self.rpc("eth_getLogs", [{"address": inbox, "fromBlock": "earliest",
+                                         "toBlock": "latest", "topics": [BATCH_TOPIC]}])
+        out = []
+        for lg in logs:
+            data = bytes.fromhex(lg["data"][2:])
+            out.append({"index": int(lg["topics"][1], 16), "hash": lg["topics"][2],
+                        "from": int.from_bytes(data[0:32], "big"),
+                        "to": int.from_bytes(data[32:64], "big"),
+                        "daRoot": "0x" + data[64:96].hex(), "tx": lg["transactionHash"],
+                        "block": int(lg["blockNumber"], 16)})
+        return out
+
+    def view(self, inbox, sig, *args):
+        return cast("call", "--rpc-url", self.url, inbox, sig, *args).stdout.strip()
+
+    def poster_txs(self):
+        """Every transaction account 0 sent (the deployment first), in chain order."""
+        out = []
+        for n in range(1, self.block_number() + 1):
+            b = self.rpc("eth_getBlockByNumber", [hex(n), True])
+            for tx in b["transactions"]:
+                if tx["from"].lower() == ADDR0:
+                    out.append(tx)
+        return out
+
+
+def keystore(dirpath):
+    ks = os.path.join(dirpath, "ks")
+    os.makedirs(ks, exist_ok=True)
+    cast("wallet", "import", "poster", "--private-key", KEY0, "--unsafe-password", "pw",
+         "--keystore-dir", ks)
+    pw = os.path.join(dirpath, "ks.pw")
+    with open(pw, "w") as f:
+        f.write("pw\n")
+    return os.path.join(ks, "poster"), pw
+
+
+class OutboxCase(unittest.TestCase):
+    ANVIL_ARGS = ()
+
+    def setUp(self):
+        if not os.path.exists(os.path.join(CONTRACTS, "Inbox.bin")):
+            self.fail("Inbox.bin missing: run `make contracts`")
+        self.tmp = tempfile.mkdtemp(prefix="mezz-l1-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.anvil = Anvil(self.ANVIL_ARGS).start()
+        self.addCleanup(self.anvil.stop)
+        self.inbox = self.anvil.deploy()
+        self.ks, self.pw = keystore(self.tmp)
+        self.data = os.path.join(self.tmp, "data")
+        os.makedirs(self.data)
+
+    def daemon(self, env=None, **settings):
+        s = {"l1.rpc_urls": self.anvil.url, "l1.chain_id": "31337", "l1.inbox": self.inbox,
+             "l1.keystore": self.ks, "l1.keystore_password_file": self.pw,
+             "l1.post_interval_ms": "300", "l1.bump_after_blocks": "1",
+             "l1.timeout_ms": "2000", "da.k": "2", "da.m": "2"}
+        s.update({k.replace("__", "."): str(v) for k, v in settings.items()})
+        d = Daemon(MEZZANINE_TEST, s, env=env, data_dir=self.data, slot_ms=100)
+        self.addCleanup(d.kill9)
+        return d
+
+    def l1(self, d):
+        return d.status()["l1"]
+
+    def wait_for(self, what, fn, timeout=30.0, d=None):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            last = fn()
+            if last:
+                return last
+            time.sleep(0.1)
+        self.fail("%s not reached in %.0fs (l1 %r)\n%s" % (
+            what, timeout, self.l1(d) if d and d.alive() else None, d.log() if d else ""))
+
+    def journal(self):
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data, "outbox.db"), uri=True)
+        try:
+            return db.execute("SELECT nonce, tip, max_fee, hex(hash), job FROM txs"
+                              " ORDER BY created_ms, rowid").fetchall()
+        finally:
+            db.close()
+
+    def check_chain(self, upto=None):
+        """Batch events contiguous from index 0 and height 1, each index once,
+        hashes as the contract stores them, every poster tx succeeded, nonces
+        0.. without gap or repeat (nonce 0 was the deployment)."""
+        logs = self.anvil.batch_logs(self.inbox)
+        self.assertEqual([lg["index"] for lg in logs], list(range(len(logs))))
+        nxt = 1
+        for lg in logs:
+            self.assertEqual(lg["from"], nxt, logs)
+            self.assertGreaterEqual(lg["to"], lg["from"])
+            nxt = lg["to"] + 1
+        if upto is not None:
+            self.assertGreaterEqual(nxt - 1, upto)
+        for lg in logs[-3:]:
+            self.assertEqual(self.anvil.view(self.inbox, "batchHash(uint64)(bytes32)",
+                                             str(lg["index"])), lg["hash"])
+        txs = self.anvil.poster_txs()
+        self.assertEqual([int(t["nonce"], 16) for t in txs], list(range(len(txs))))
+        for t in txs:
+            r = self.anvil.rpc("eth_getTransactionReceipt", [t["hash"]])
+            self.assertEqual(r["status"], "0x1", "poster tx reverted: %r" % r)
+        self.assertEqual(int(self.anvil.view(self.inbox, "batchCount()(uint32)")), len(logs))
+        return logs
+
+
+class BatchesTest(OutboxCase):
+    ANVIL_ARGS = ("--block-time", "1")
+
+    def test_batches_land_in_order_then_posted_and_finalized_events(self):
+        d = self.daemon().start()
+        d.setup_tenant("t", "rollup", 901)
+        for i in range(5):
+            d.send("rollup", b"tx-%d" % i)
+        t0 = time.time()
+        self.wait_for("posted height 20", lambda: self.l1(d)["postedHeight"] >= 20, d=d)
+        h = self.wait_for("finalized height 20",
+                          lambda: d.status()["finalizedHeight"] >= 20 and
+                          d.status()["finalizedHeight"], d=d)
+
+        async def events():
+            async with ws_connect(d.ws_url()) as ws:
+                await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": 1}])
+                seen = {"posted": [], "finalized": []}
+                while len(seen["finalized"]) < h:
+                    r = json.loads(await ws.recv())["params"]["result"]
+                    if r["level"] in seen:
+                        seen[r["level"]].append(r)
+                return seen
+        seen = run_async(events())
+        self.assertEqual([r["height"] for r in seen["posted"][:h]], list(range(1, h + 1)))
+        self.assertEqual([r["height"] for r in seen["finalized"][:h]], list(range(1, h + 1)))
+        logs = {lg["index"]: lg for lg in self.check_chain(upto=h)}
+        for r in seen["finalized"][:h]:
+            lg = logs[r["batchIndex"]]
+            self.assertTrue(lg["from"] <= r["height"] <= lg["to"])
+            self.assertEqual(r["l1TxHash"], lg["tx"])
+            self.assertEqual(r["l1BlockNumber"], lg["block"])
+            self.assertEqual(r["l1Status"], "finalized")
+        # daRoot of the first batch, recomputed from the available events
+        first = logs[0]
+        self.assertEqual(first["daRoot"], self.da_root(d, first["from"], first["to"]))
+        n = len(logs)
+        self.__class__.rate = (n, time.time() - t0)
+        print("  batches: %d in %.1fs (%.1f/min), %d superblocks"
+              % (n, time.time() - t0, 60.0 * n / (time.time() - t0), h), flush=True)
+
+    def da_root(self, d, frm, to):
+        """docs/PROTOCOL-ethereum.md: leaves keccak(0x00 || height u64 || recordHash)."""
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data, "mezzanine.db"),
+                             uri=True)
+        try:
+            recs = dict(db.execute("SELECT height, record FROM da_blocks WHERE height"
+                                   " BETWEEN ? AND ?", (frm, to)).fetchall())
+        finally:
+            db.close()
+        leaves = []
+        for hgt in range(frm, to + 1):
+            commitment = hashlib.sha256(recs[hgt]).hexdigest()  # da_record_hash
+            leaves.append(cast("keccak", "0x00%016x%s" % (hgt, commitment)).stdout.strip())
+        while len(leaves) > 1:
+            nxt = [cast("keccak", "0x01" + leaves[i][2:] + leaves[i + 1][2:]).stdout.strip()
+                   for i in range(0, len(leaves) - 1, 2)]
+            if len(leaves) % 2:
+                nxt.append(leaves[-1])
+            leaves = nxt
+        return leaves[0]
+
+
+class FeesTest(OutboxCase):
+    def test_stuck_transaction_is_replaced_with_higher_fees_same_nonce(self):
+        self.anvil.rpc("evm_setAutomine", [False])
+        d = self.daemon(**{"l1.max_fee_gwei": "1000"}).start()
+        self.wait_for("a first transaction", lambda: self.journal(), d=d)
+        # the base fee jumps over the first tx's maxFee: a block without it
+        self.anvil.rpc("anvil_setNextBlockBaseFeePerGas", [hex(40 * GWEI)])
+        self.anvil.rpc("evm_mine")
+        rows = self.wait_for("a fee bump", lambda: len(self.journal()) >= 2 and self.journal(),
+                             d=d)
+        first, second = rows[0], rows[1]
+        self.assertEqual(first[0], second[0], "replacement must keep the nonce")
+        self.assertEqual(first[4], second[4], "same job")
+        self.assertGreaterEqual(second[1] * 10, first[1] * 11, rows)
+        self.assertGreaterEqual(second[2] * 10, first[2] * 11, rows)
+        self.assertGreaterEqual(self.l1(d)["feeBumps"], 1)
+        self.anvil.rpc("evm_setAutomine", [True])
+        self.anvil.rpc("evm_mine")
+        self.wait_for("posted", lambda: self.l1(d)["postedHeight"] >= 1, d=d)
+        mined = self.anvil.batch_logs(self.inbox)[0]["tx"]
+        hashes = ["0x" + r[3].lower() for r in self.journal() if r[0] == first[0]]
+        self.assertIn(mined, hashes[1:], "the replacement, not the first, was mined")
+        self.check_chain()
+
+    def test_fee_cap_waits_then_resumes_when_base_fee_drops(self):
+        self.anvil.rpc("anvil_setNextBlockBaseFeePerGas", [hex(50 * GWEI)])
+        self.anvil.rpc("evm_mine")
+        d = self.daemon(**{"l1.max_fee_gwei": "20"}).start()
+        self.wait_for("fee_capped", lambda: self.l1(d)["status"] == "fee_capped", d=d)
+        time.sleep(1.5)
+        self.assertEqual(self.l1(d)["status"], "fee_capped")
+        self.assertEqual(self.journal(), [], "nothing signed while capped")
+        self.assertEqual(int(self.anvil.rpc("eth_getTransactionCount", [ADDR0, "pending"]), 16),
+                         1, "no transaction sent while capped")
+        self.anvil.rpc("anvil_setNextBlockBaseFeePerGas", [hex(GWEI)])
+        self.anvil.rpc("evm_mine")
+        self.wait_for("posted after the base fee dropped",
+                      lambda: self.l1(d)["postedHeight"] >= 1, d=d)
+        for row in self.journal():
+            self.assertLessEqual(row[2], 20 * GWEI)
+        self.check_chain()
+
+
+class ReorgTest(OutboxCase):
+    def test_reorg_drops_posts_they_are_posted_again_with_the_same_index(self):
+        d = self.daemon().start()
+        self.wait_for("three batches", lambda: len(self.anvil.batch_logs(self.inbox)) >= 3,
+                      d=d)
+        before = self.anvil.batch_logs(self.inbox)
+        depth = self.anvil.block_number() - before[1]["block"] + 1
+        self.anvil.rpc("anvil_reorg", [depth, []])
+        after_reorg = self.anvil.batch_logs(self.inbox)
+        self.assertLess(len(after_reorg), len(before), "the reorg dropped batches")
+        self.wait_for("reorg seen", lambda: self.l1(d)["reorgs"] >= 1, d=d)
+        self.wait_for("re-posted", lambda: len(self.anvil.batch_logs(self.inbox)) > len(before),
+                      d=d)
+        logs = self.check_chain()
+        self.assertEqual(logs[1]["from"], before[1]["from"])
+        self.assertEqual(logs[1]["to"], before[1]["to"], "same batch at the same index")
+        self.assertEqual(logs[1]["hash"], before[1]["hash"])
+
+
+class StateRootTest(OutboxCase):
+    def test_state_root_relayed_and_stale_l2_block_rejected_early(self):
+        d = self.daemon().start()
+        key = d.setup_tenant("t", "rollup", 901)
+        root = "0x" + "ab" * 32
+        params = {"namespace": "rollup", "l2Block": 5, "stateRoot": root, "proofKind": 2,
+                  "proofLocator": "0x" + b"da://901/5".hex()}
+        doc = d.call("mezz_postStateRoot", params)
+        self.assertEqual(doc["error"]["code"], -32001, doc)
+        self.assertEqual(d.rpc("mezz_postStateRoot", params, key=key)["status"], "queued")
+        for l2 in (5, 4):
+            doc = d.call("mezz_postStateRoot", dict(params, l2Block=l2), key=key)
+            self.assertEqual(doc["error"]["code"], -32012, doc)
+        st = self.wait_for("state root posted", lambda: d.rpc(
+            "mezz_getStateRoot", {"namespace": "rollup", "l2Block": 5})["status"] in
+            ("posted", "finalized") and d.rpc("mezz_getStateRoot",
+                                               {"namespace": "rollup", "l2Block": 5}), d=d)
+        rec = self.anvil.rpc("eth_getTransactionReceipt", [st["l1TxHash"]])
+        topic0 = cast("keccak", "StateRootPosted(uint64,uint64,bytes32,uint8,address,bytes)"
+                      ).stdout.strip()
+        lg = [x for x in rec["logs"] if x["topics"][0] == topic0][0]
+        self.assertEqual(int(lg["topics"][1], 16), 901)
+        self.assertEqual(int(lg["topics"][2], 16), 5)
+        self.assertEqual(lg["data"][2:66], "ab" * 32)
+        self.assertEqual(self.anvil.view(self.inbox, "rollups(uint64)(address,uint64,bool)",
+                                         "901").split()[1], "5")
+        self.check_chain()
+
+
+class CrashTest(OutboxCase):
+    ROUNDS = 20
+
+    def test_kill9_between_sign_and_send_and_between_send_and_mine(self):
+        crashes = 0
+        for rnd in range(self.ROUNDS):
+            point = "sign" if rnd % 2 == 0 else "send"
+            env = {"MEZZ_FAULT_L1_CRASH": point,
+                   "MEZZ_FAULT_L1_CRASH_AFTER": "0" if point == "sign" else "1"}
+            d = self.daemon(env=env)
+            try:
+                d.start()
+            except AssertionError:
+                pass  # died before it answered: that is the point
+            try:
+                d.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.fail("round %d: no crash at %s\n%s" % (rnd, point, d.log()))
+            self.assertEqual(d.proc.returncode, -signal.SIGKILL, d.log())
+            d.kill9()
+            crashes += 1
+        d = self.daemon().start()
+        h = d.status()["availableHeight"]
+        self.wait_for("caught up", lambda: self.l1(d)["postedHeight"] >= h, d=d)
+        logs = self.check_chain(upto=h)
+        self.assertGreaterEqual(len(logs), self.ROUNDS // 2)
+        self.assertEqual(crashes, self.ROUNDS)
+
+
+class OutageTest(OutboxCase):
+    OUTAGE_S = 60
+
+    def test_l1_down_for_a_minute_then_posting_resumes(self):
+        state = os.path.join(self.tmp, "anvil-state.json")
+        # this test runs its own anvil with a state file
+        self.anvil.stop()
+        self.anvil = Anvil(("--block-time", "1", "--state", state, "--state-interval", "1"),
+                           port=self.anvil.port).start()
+        self.addCleanup(self.anvil.stop)
+        self.inbox = self.anvil.deploy()
+        d = self.daemon().start()
+        self.wait_for("posting", lambda: self.l1(d)["postedHeight"] >= 5, d=d)
+        time.sleep(1.5)  # a state dump after the last post
+        self.anvil.stop()
+        down_at = d.status()["availableHeight"]
+        t0 = time.time()
+        while time.time() - t0 < self.OUTAGE_S:
+            st = d.status()  # the daemon keeps serving
+            time.sleep(2)
+        self.assertIn(st["l1"]["status"], ("rpc_down", "syncing"), st["l1"])
+        self.assertGreater(st["availableHeight"], down_at)
+        self.anvil = Anvil(("--block-time", "1", "--state", state),
+                           port=self.anvil.port).start()
+        h = d.status()["availableHeight"]
+        self.wait_for("resumed", lambda: self.l1(d)["postedHeight"] >= h, timeout=40, d=d)
+        self.check_chain(upto=h)
+
+
+if __name__ == "__main__":
+    unittest.main()
