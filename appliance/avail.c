@@ -183,7 +183,8 @@ static void *run(void *arg)
 	pthread_setname_np(pthread_self(), "mz-da");
 	for (;;) {
 		struct app_block *b = NULL;
-		size_t got = app_queue_pop(&a->jobs, &b, 1, app_now_ns() + 200000000ull);
+		size_t got = app_queue_pop(&a->jobs, &b, 1,
+					   app_now_ns() + (uint64_t)c->cfg->slot_ms * 250000ull);
 
 		if (atomic_load(&a->stopping)) {
 			if (got)
@@ -198,6 +199,12 @@ static void *run(void *arg)
 		if (!got) { /* idle: anything sealed but not handed over? */
 			if (atomic_load(&c->stats.has_block))
 				catch_up(c, atomic_load(&c->stats.height));
+			/* Caught up is progress too: DA is stalled only while sealed
+			 * blocks wait to become available, not while sealing waits. */
+			if (!atomic_load(&a->halted) &&
+			    (!atomic_load(&c->stats.has_block) ||
+			     a->next > atomic_load(&c->stats.height)))
+				app_health_beat(a->health);
 			retention(c);
 			continue;
 		}
