@@ -11,6 +11,14 @@
   const blocks = [];
 
   function setText(id, v) { const e = $(id); if (e) e.textContent = v; }
+  // The height also counts its live changes (data-updates), so a reader of
+  // the page (or a test) can tell a page that follows from one that loaded once.
+  function setHeight(h) {
+    const e = $('height');
+    if (e.textContent === String(h)) return;
+    e.textContent = h;
+    e.dataset.updates = String(Number(e.dataset.updates || 0) + 1);
+  }
   function setClass(id, cls) { const e = $(id); if (e) e.className = cls; }
   function fmtMs(s) { return s === null ? '-' : (s * 1000).toFixed(2) + ' ms'; }
   function short(h) { return h ? h.slice(0, 18) + '…' : '-'; }
@@ -27,8 +35,7 @@
   function showStatus(st) {
     const now = performance.now();
     setText('version', 'v' + st.version + '  ' + st.publicKey.slice(0, 14) + '…');
-    setText('height', st.height);
-    setText('slot', st.slot);
+    if (st.height >= sealedTip) { setHeight(st.height); setText('slot', st.slot); }
     setText('txs', st.transactions);
     setText('subscribers', st.subscribers);
     setText('ingress', st.ingressQueue);
@@ -84,7 +91,7 @@
       }
       blocks.unshift({ height: r.height, txs: r.header ? r.header.txCount : txs, level: 'sealed', hash: r.hash });
       blocks.length = Math.min(blocks.length, RECENT);
-      if (r.height > sealedTip) { sealedTip = r.height; setText('height', r.height); setText('slot', r.slot); }
+      if (r.height > sealedTip) { sealedTip = r.height; setHeight(r.height); setText('slot', r.slot); }
       drawNamespaces();
     } else {
       for (const b of blocks) if (b.height === r.height) b.level = r.level;
@@ -100,6 +107,7 @@
   function drawNamespaces() {
     const tb = $('namespaces').tBodies[0];
     tb.textContent = '';
+    if (!namespaces.size) row($('namespaces'), ['no traffic in the blocks seen so far', '', '', '']);
     [...namespaces.entries()].sort((a, b) => a[0].localeCompare(b[0])).forEach(([name, e]) => {
       const tr = row($('namespaces'), [name, String(e.chainId), String(e.txs), String(e.height)]);
       tr.className = 'ns';
@@ -197,6 +205,7 @@
       try {
         const st = await call('mezz_status');
         showStatus(st);
+        drawNamespaces();
         // A few recent blocks first, so the namespaces table is not empty.
         const from = Math.max(1, st.height - RECENT + 1);
         await call('mezz_subscribe', ['blocks', { fromHeight: from, levels: ['sealed', 'available', 'posted', 'finalized'] }]);
