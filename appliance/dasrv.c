@@ -351,7 +351,8 @@ int app_dasrv_block(struct app_server *s, uint64_t height, struct app_block **ou
 		rc = APP_ENOMEM;
 		goto out;
 	}
-	memcpy(ns, pl.ns, pl.hdr.ns_count * sizeof(*ns));
+	if (pl.hdr.ns_count)
+		memcpy(ns, pl.ns, pl.hdr.ns_count * sizeof(*ns));
 	for (size_t i = 0; i < n; i++) {
 		struct app_tx *t = &txs[i];
 

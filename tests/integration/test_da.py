@@ -20,6 +20,19 @@ from harness import MEZZ, Daemon, run_async, ws_connect, ws_call
 K, M, D = 8, 8, 4
 
 
+def rmtree_live(path):
+    """Remove a directory the daemon may be writing into at the same time."""
+    for _ in range(100):
+        try:
+            shutil.rmtree(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)  # a new shard appeared mid-removal: again
+    raise AssertionError("could not remove %s" % path)
+
+
 class DaTest(unittest.TestCase):
     def setUp(self):
         self.data = tempfile.mkdtemp(prefix="mezz-da-")
@@ -169,7 +182,7 @@ class DaTest(unittest.TestCase):
         before = self.snapshot()
         self.restart_pruned()  # blocks now come from shards
         for i in (0, 2):
-            shutil.rmtree(self.dirs[i])  # under the running daemon
+            rmtree_live(self.dirs[i])  # under the running daemon
         self.assertEqual(self.snapshot(), before)
         clean = self.mezz("da", "scrub", "--to", str(self.height))
         self.assertEqual(clean.returncode, 0, clean.stdout + clean.stderr)
