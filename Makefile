@@ -44,6 +44,11 @@ L1_SRC      := $(wildcard l1bridge/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
+# The status page (appliance/www/) is compiled into the daemon as byte arrays.
+WWW_SRC := $(sort $(wildcard appliance/www/*))
+WWW_C   := $(BUILD)/gen/www.c
+WWW_O   := $(BUILD)/gen/www.o
+
 LIBAPP := $(BUILD)/libapp.a
 LIBSEQ := $(BUILD)/libseq.a
 LIBDA  := $(BUILD)/libda.a
@@ -88,7 +93,16 @@ $(BUILD)/test-obj/%.o: %.c
 	$(if $(Q),@echo "  CC[T]   $<")
 	$(Q)$(CC) $(CFLAGS) -DMEZZ_FAULT_HOOKS -c -o $@ $<
 
-$(LIBAPP): $(call obj,$(APP_SRC))
+$(WWW_C): $(WWW_SRC) scripts/embed-www
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  EMBED   $@")
+	$(Q)scripts/embed-www $(WWW_SRC) > $@.tmp && mv $@.tmp $@
+
+$(WWW_O): $(WWW_C)
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIBAPP): $(call obj,$(APP_SRC)) $(WWW_O)
 $(LIBSEQ): $(call obj,$(SEQ_SRC))
 $(LIBDA):  $(call obj,$(DA_SRC))
 $(LIBL1):  $(call obj,$(L1_SRC))
@@ -105,7 +119,7 @@ $(CLI): $(BUILD)/appliance/mezz.o $(LIBS)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(DAEMON_TEST): $(patsubst %.c,$(BUILD)/test-obj/%.o,appliance/mezzanine.c $(APP_SRC)) $(LIBDA) $(LIBSEQ) $(LIBL1)
+$(DAEMON_TEST): $(patsubst %.c,$(BUILD)/test-obj/%.o,appliance/mezzanine.c $(APP_SRC)) $(WWW_O) $(LIBDA) $(LIBSEQ) $(LIBL1)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -165,7 +179,7 @@ bench-quick: deps
 # libFuzzer, ASan and UBSan in their own folder.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-build-fuzz/%: tests/fuzz/%.c $(SEQ_SRC) $(L1_SRC) $(DA_SRC) $(APP_SRC)
+build-fuzz/%: tests/fuzz/%.c $(SEQ_SRC) $(L1_SRC) $(DA_SRC) $(APP_SRC) $(WWW_C)
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS)

@@ -16,32 +16,9 @@
 #include <unistd.h>
 
 #include "appliance/app.h"
+#include "appliance/cli.h"
 #include "da/da.h"
 #include "l1bridge/l1.h"
-
-struct progress {
-	int tty;
-	const char *what;
-	uint64_t total, done, bytes;
-	uint64_t t0, last;
-};
-
-static void progress_show(struct progress *p, int final)
-{
-	uint64_t now = app_now_ns();
-	double secs, rate, left;
-
-	if (!p->tty || (!final && now - p->last < 200000000ull))
-		return;
-	p->last = now;
-	secs = (double)(now - p->t0) / 1e9;
-	rate = secs > 0 ? (double)p->bytes / secs : 0;
-	left = p->done ? secs * (double)(p->total - p->done) / (double)p->done : 0;
-	fprintf(stderr, "\r%s: %llu/%llu blocks  %.1f MiB  %.1f MiB/s  %.0f s left   %s",
-		p->what, (unsigned long long)p->done, (unsigned long long)p->total,
-		(double)p->bytes / 1048576.0, rate / 1048576.0, left, final ? "\n" : "");
-	fflush(stderr);
-}
 
 static const char *status_name(int st)
 {
@@ -70,7 +47,7 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 	size_t nd = 0;
 	uint64_t from = 1, to = UINT64_MAX, tip = 0, blocks = 0, bad_blocks = 0, lost = 0;
 	uint64_t shards_ok = 0, missing = 0, corrupt = 0, repaired = 0;
-	struct progress pg = {0};
+	struct app_progress pg = {0};
 	int repair, rc = 0;
 
 	if (argc < 1 || (strcmp(argv[0], "scrub") && strcmp(argv[0], "repair")))
@@ -104,10 +81,7 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 		if (app_store_meta_u64(ro, "shards_pruned_below", &pruned) == 0 && pruned > from)
 			from = pruned;
 	}
-	pg.tty = isatty(STDERR_FILENO);
-	pg.what = argv[0];
-	pg.total = to >= from ? to - from + 1 : 0;
-	pg.t0 = app_now_ns();
+	app_progress_start(&pg, argv[0], "blocks", to >= from ? to - from + 1 : 0);
 	for (uint64_t h = from; h <= to && pg.total; h++) {
 		uint8_t raw[DA_RECORD_LEN], sig[64];
 		struct da_record r;
@@ -148,9 +122,9 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 			lost++;
 			rc = 0;
 		}
-		progress_show(&pg, 0);
+		app_progress_show(&pg, 0);
 	}
-	progress_show(&pg, 1);
+	app_progress_show(&pg, 1);
 	printf("%s: %llu blocks, %llu shards ok, %llu missing, %llu corrupt, %.1f MiB read in "
 	       "%.1f s",
 	       argv[0], (unsigned long long)blocks, (unsigned long long)shards_ok,

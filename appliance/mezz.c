@@ -1,8 +1,9 @@
 /*
  * mezz.c - the operator CLI. Tenant, namespace and key management work on
  * the database directly (the daemon notices through meta.auth_version);
- * status and block verification speak JSON-RPC to a running daemon;
- * receipt verification is offline.
+ * status, tail and block verification speak to a running daemon (cli_ops.c);
+ * backup and restore work on the files (cli_backup.c); receipt verification
+ * is offline.
  */
 #include <ctype.h>
 #include <curl/curl.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "appliance/app.h"
+#include "appliance/cli.h"
 #include "appliance/limits.h"
 #include "l1bridge/l1.h"
 #include "sequencer/seq.h"
@@ -40,7 +42,11 @@ static int usage(void)
 		"  key create TENANT             issue an API key (shown once)\n"
 		"  key list\n"
 		"  key revoke ID\n"
-		"  status                        one screen of the running daemon's state\n"
+		"  status                        one screen of the running daemon's state (at --url)\n"
+		"  tail NAMESPACE [--from H] [--levels sealed,available,...] [--key KEY]\n"
+		"                                follow a namespace's blocks until Ctrl-C\n"
+		"  backup DIR [--with-shards]    online backup: database, keys, shards manifest\n"
+		"  restore DIR --data-dir NEW    restore a backup into an empty data directory\n"
 		"  verify receipt FILE|- [--public-key HEX]\n"
 		"  verify blocks FROM TO [--public-key HEX]\n"
 		"  verify shard FILE|- [--public-key HEX]     a saved mezz_getShard answer\n"
@@ -395,32 +401,6 @@ static json_t *rpc(const char *method, json_t *params)
 	return res;
 }
 
-static int cmd_status(void)
-{
-	json_t *r = rpc("mezz_status", NULL);
-
-	if (!r)
-		return 1;
-	printf("mezzanine %s   public key %s\n", json_string_value(json_object_get(r, "version")),
-	       json_string_value(json_object_get(r, "publicKey")));
-	printf("height      %lld\nslot        %lld (%lld ms)\nnext seq    %lld\n"
-	       "groups      %lld\ntransactions %lld\nlast commit %lld us\n"
-	       "ingress q   %lld\nsubscribers %lld\nnamespaces  %lld\nhalted      %s\n",
-	       (long long)json_integer_value(json_object_get(r, "height")),
-	       (long long)json_integer_value(json_object_get(r, "slot")),
-	       (long long)json_integer_value(json_object_get(r, "slotMs")),
-	       (long long)json_integer_value(json_object_get(r, "nextSeq")),
-	       (long long)json_integer_value(json_object_get(r, "groups")),
-	       (long long)json_integer_value(json_object_get(r, "transactions")),
-	       (long long)json_integer_value(json_object_get(r, "lastCommitUs")),
-	       (long long)json_integer_value(json_object_get(r, "ingressQueue")),
-	       (long long)json_integer_value(json_object_get(r, "subscribers")),
-	       (long long)json_integer_value(json_object_get(r, "namespaces")),
-	       json_is_true(json_object_get(r, "halted")) ? "YES (storage failure; see log)" : "no");
-	json_decref(r);
-	return 0;
-}
-
 /* ---- verification ------------------------------------------------------ */
 
 static int hex_field(json_t *o, const char *k, uint8_t *out, size_t len)
@@ -743,7 +723,13 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[i], "key"))
 		rc = cmd_key(argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "status"))
-		rc = cmd_status();
+		rc = app_cli_status(&cfg, rpc_url);
+	else if (!strcmp(argv[i], "tail"))
+		rc = app_cli_tail(rpc_url, argc - i - 1, argv + i + 1);
+	else if (!strcmp(argv[i], "backup"))
+		rc = app_cli_backup(&cfg, argc - i - 1, argv + i + 1);
+	else if (!strcmp(argv[i], "restore"))
+		rc = app_cli_restore(&cfg, argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "verify"))
 		rc = cmd_verify(argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "config"))

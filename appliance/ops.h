@@ -127,4 +127,24 @@ void app_health_fail(int id, const char *reason);
 int app_health_check(char *out, size_t len);
 void app_health_reset(void); /* forget every component (tests) */
 
+/* ---- the status page (status.c, appliance/www/) ------------------------ */
+
+/*
+ * The files of the read-only status page, generated from appliance/www/ by
+ * scripts/embed-www at build time; ends with an entry whose path is NULL.
+ * status.html is served at "/" (GET only: POST and WebSocket upgrades on
+ * "/" stay JSON-RPC), the others at "/<name>", all with
+ * APP_WWW_CSP: scripts, styles and connections to this origin only.
+ */
+struct app_www_file {
+	const char *path, *ctype;
+	const unsigned char *data;
+	size_t len;
+};
+extern const struct app_www_file app_www_files[];
+
+#define APP_WWW_CSP                                                                       \
+	"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "  \
+	"img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
 #endif /* MEZZ_OPS_H */

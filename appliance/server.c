@@ -237,7 +237,7 @@ static int rx_append(struct app_conn *c, const void *in, size_t len)
 
 static int http_write_response(struct app_conn *c)
 {
-	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
+	unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
 					     *end = hdr + sizeof(hdr) - 1;
 	struct out_msg *m = c->http_resp;
 	int status = c->http_status ? c->http_status : HTTP_STATUS_OK;
@@ -256,6 +256,15 @@ static int http_write_response(struct app_conn *c)
 						(const unsigned char *)ra, n, &p, end))
 			return -1;
 	}
+	if (c->http_csp &&
+	    (lws_add_http_header_by_name(c->wsi, (const unsigned char *)"content-security-policy:",
+					 (const unsigned char *)c->http_csp,
+					 (int)strlen(c->http_csp), &p, end) ||
+	     lws_add_http_header_by_name(c->wsi, (const unsigned char *)"x-content-type-options:",
+					 (const unsigned char *)"nosniff", 7, &p, end) ||
+	     lws_add_http_header_by_name(c->wsi, (const unsigned char *)"cache-control:",
+					 (const unsigned char *)"no-cache", 8, &p, end)))
+		return -1;
 	if (status == HTTP_STATUS_REQ_ENTITY_TOO_LARGE &&
 	    lws_add_http_header_by_token(c->wsi, WSI_TOKEN_CONNECTION,
 					 (const unsigned char *)"close", 5, &p, end))
@@ -269,6 +278,7 @@ static int http_write_response(struct app_conn *c)
 	c->http_status = 0;
 	c->http_ctype = NULL;
 	c->retry_after_ms = 0;
+	c->http_csp = NULL;
 	if (status == HTTP_STATUS_REQ_ENTITY_TOO_LARGE)
 		return -1; /* the unread body makes the connection unusable */
 	return lws_http_transaction_completed(c->wsi) ? -1 : 0;

@@ -83,6 +83,7 @@ struct app_conn {
 	int http_status;
 	const char *http_ctype;	 /* NULL: application/json */
 	uint64_t retry_after_ms; /* > 0: send Retry-After */
+	const char *http_csp;	 /* non-NULL: a page; send this Content-Security-Policy */
 	/* the namespace a submission item resolved to (per-tenant accounting) */
 	const struct app_namespace *item_ns;
 	/* requests still waiting for the committer */

@@ -1,6 +1,7 @@
 /*
  * status.c - operations endpoints on the lws thread: GET /metrics
- * (Prometheus text), GET /healthz (200 "ok" or 503 with the reasons), and the
+ * (Prometheus text), GET /healthz (200 "ok" or 503 with the reasons), the
+ * status page's files (GET /, /status.js, /status.css; see ops.h), and the
  * timer that samples gauges and judges progress every quarter slot.
  *
  * Health components (ops.h): "blocks" beats whenever the committer's sealed
@@ -178,5 +179,12 @@ int app_ops_get(struct app_conn *c, const char *uri)
 		}
 		return app_http_reply(c, HTTP_STATUS_OK, "text/plain", "ok\n", 3) ? -1 : 1;
 	}
+	for (const struct app_www_file *f = app_www_files; f->path; f++)
+		if (!strcmp(uri, f->path)) {
+			rc = app_http_reply(c, HTTP_STATUS_OK, f->ctype, (const char *)f->data,
+					    f->len);
+			c->http_csp = APP_WWW_CSP;
+			return rc ? -1 : 1;
+		}
 	return 0;
 }

@@ -1,0 +1,74 @@
+/*
+ * cli.h - pieces shared by the operator CLI's commands (internal to mezz):
+ * the terminal progress line, a bounded WebSocket client, and the command
+ * entry points that live outside mezz.c. None of this runs in the daemon.
+ */
+#ifndef MEZZ_CLI_H
+#define MEZZ_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "appliance/app.h"
+
+/* ---- progress line (cli_progress.c) ------------------------------------ */
+
+/*
+ * One self-overwriting line on stderr for long operations, redrawn at most
+ * five times a second and only when stderr is a terminal:
+ *     backup: 1200/4096 pages  4.7 MiB  23.1 MiB/s  1 s left
+ * The caller fills what, unit and total, calls app_progress_start, updates
+ * done and bytes, calls app_progress_show(p, 0) in its loop and
+ * app_progress_show(p, 1) once at the end (which ends the line).
+ */
+struct app_progress {
+	int tty;
+	const char *what; /* "scrub", "backup" */
+	const char *unit; /* "blocks", "pages", "files" */
+	uint64_t total, done, bytes;
+	uint64_t t0, last;
+};
+
+void app_progress_start(struct app_progress *p, const char *what, const char *unit,
+			uint64_t total);
+void app_progress_show(struct app_progress *p, int final);
+
+/* ---- WebSocket client (wsclient.c) ------------------------------------- */
+
+/*
+ * A minimal RFC 6455 client for ws:// and wss:// (OpenSSL, peer verified
+ * against the system CAs and the host name). Bounded: the handshake answer
+ * is at most 8 KiB, a message at most max_message bytes (longer ones fail
+ * with -EMSGSIZE before anything is allocated for them). Pings are
+ * answered inside app_ws_recv. One thread per client.
+ *
+ * app_ws_connect takes an http(s):// or ws(s):// URL; bearer may be NULL.
+ * The client is freed by app_ws_close (NULL-safe), which sends a close
+ * frame when the connection is still open.
+ */
+struct app_ws;
+
+int app_ws_connect(struct app_ws **out, const char *url, const char *bearer,
+		   size_t max_message, char *err, size_t errlen);
+int app_ws_send_text(struct app_ws *ws, const char *text, size_t len);
+/*
+ * Waits for the next text or binary message. On 0, *msg (malloc'd,
+ * NUL-terminated, owned by the caller) holds *len bytes. Returns 1 when
+ * *stop became non-zero while waiting (poll wakes every 200 ms), -ECONNRESET
+ * when the server closed, -EMSGSIZE for an oversized message, -EPROTO for a
+ * protocol violation, or another -errno.
+ */
+int app_ws_recv(struct app_ws *ws, char **msg, size_t *len, volatile int *stop);
+/* The server's close code and reason ("1008: send queue full; ..."), or "". */
+const char *app_ws_close_reason(const struct app_ws *ws);
+void app_ws_close(struct app_ws *ws);
+
+/* ---- commands ---------------------------------------------------------- */
+
+/* Every command returns the process exit code: 0 ok, 1 failed, 2 usage. */
+int app_cli_status(const struct app_config *cfg, const char *url);
+int app_cli_tail(const char *url, int argc, char **argv);
+int app_cli_backup(const struct app_config *cfg, int argc, char **argv);
+int app_cli_restore(struct app_config *cfg, int argc, char **argv);
+
+#endif /* MEZZ_CLI_H */

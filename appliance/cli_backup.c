@@ -1,0 +1,776 @@
+/*
+ * cli_backup.c - `mezz backup DIR` and `mezz restore DIR`.
+ *
+ * A backup directory holds:
+ *   mezzanine.db      a consistent copy made with SQLite's online backup API
+ *                     from one read snapshot (the daemon keeps writing; WAL
+ *                     readers never block it), rollback-journal mode, so it
+ *                     is a single self-contained file
+ *   identity.key      the ed25519 identity (0600)
+ *   apikey.secret     the API-key hashing secret (0600)
+ *   shards.manifest   for every available block of the copy, from the prune
+ *                     floor to its tip: one line
+ *                       <height> <sha256 of record> <k> <m> <name>:<size> ...
+ *                     with name <h/4096>/<h>-<i> (shard i; the directory it
+ *                     lives in is i mod D) and size in bytes, "-" if the file
+ *                     was missing when the backup was taken
+ *   shards/           with --with-shards: every shard file, by that name
+ *   MANIFEST          "<sha256> <size> <name>" for each file above except
+ *                     shards/ (shard files carry their own CRC and Merkle
+ *                     path); written last, so a backup without it is
+ *                     incomplete
+ *
+ * Restore refuses a non-empty data directory, checks every file against
+ * MANIFEST, copies, runs PRAGMA integrity_check on the restored database,
+ * places copied shards into the configured shard directories and checks the
+ * manifest against those directories. Exit codes: 0 restored (shards may be
+ * missing within m: `mezz da repair` rebuilds them), 1 failed, 3 restored
+ * but some blocks have more than m shards missing.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "appliance/cli.h"
+#include "da/da.h"
+
+#define STEP_PAGES 1024
+#define GROUP_HEIGHTS 4096
+
+static const char *const key_files[] = {"identity.key", "apikey.secret"};
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "mezz: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	return 1;
+}
+
+static void join(char *out, size_t len, const char *dir, const char *name)
+{
+	snprintf(out, len, "%s/%s", dir, name);
+}
+
+static int fsync_path(const char *path, int dir)
+{
+	int fd = open(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* 1 when path is missing or an empty directory; 0 when it has entries; -errno. */
+static int dir_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int empty = 1;
+
+	if (!d)
+		return errno == ENOENT ? 1 : -errno;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			empty = 0;
+			break;
+		}
+	closedir(d);
+	return empty;
+}
+
+/* mkdir -p with mode for every directory it creates. */
+static int mkdirs(const char *path, mode_t mode)
+{
+	char tmp[1024];
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') {
+			*p = 0;
+			if (mkdir(tmp, mode) && errno != EEXIST)
+				return -errno;
+			*p = '/';
+		}
+	if (mkdir(tmp, mode) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Copies src to dst (created O_EXCL with mode), fsynced; adds to *bytes. */
+static int copy_file(const char *src, const char *dst, mode_t mode, uint64_t *bytes)
+{
+	char buf[1 << 16];
+	int in = open(src, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
+	ssize_t n;
+
+	if (in < 0)
+		return -errno;
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (out < 0) {
+		rc = -errno;
+		goto out;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0) {
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+
+			if (w < 0) {
+				rc = -errno;
+				goto out;
+			}
+			off += w;
+		}
+		if (bytes)
+			*bytes += (uint64_t)n;
+	}
+	if (n < 0 || fsync(out))
+		rc = -errno;
+out:
+	if (out >= 0)
+		close(out);
+	close(in);
+	return rc;
+}
+
+static int sha256_file(const char *path, char hex[65], uint64_t *size)
+{
+	crypto_hash_sha256_state st;
+	unsigned char buf[1 << 16], d[32];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	*size = 0;
+	crypto_hash_sha256_init(&st);
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		crypto_hash_sha256_update(&st, buf, (size_t)n);
+		*size += (uint64_t)n;
+	}
+	close(fd);
+	if (n < 0)
+		return -EIO;
+	crypto_hash_sha256_final(&st, d);
+	sodium_bin2hex(hex, 65, d, 32);
+	return 0;
+}
+
+static void shard_name(char *out, size_t len, uint64_t h, unsigned i)
+{
+	snprintf(out, len, "%llu/%llu-%u", (unsigned long long)(h / GROUP_HEIGHTS),
+		 (unsigned long long)h, i);
+}
+
+/* ---- backup ------------------------------------------------------------ */
+
+/*
+ * The online copy. The source connection holds one read transaction for the
+ * whole copy, so every step reads the same WAL snapshot and a busy writer
+ * never forces the backup to restart.
+ */
+static int backup_db(const char *src_path, const char *dst_path)
+{
+	sqlite3 *src = NULL, *dst = NULL;
+	sqlite3_backup *b = NULL;
+	struct app_progress pg;
+	int rc, ret = 1, page;
+
+	if (sqlite3_open_v2(src_path, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		fail("cannot open %s: %s", src_path, sqlite3_errmsg(src));
+		goto out;
+	}
+	sqlite3_busy_timeout(src, 10000);
+	if (sqlite3_exec(src, "BEGIN; SELECT count(*) FROM sqlite_schema;", NULL, NULL, NULL)) {
+		fail("cannot read %s: %s", src_path, sqlite3_errmsg(src));
+		goto out;
+	}
+	if (sqlite3_open_v2(dst_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL)) {
+		fail("cannot create %s: %s", dst_path, sqlite3_errmsg(dst));
+		goto out;
+	}
+	b = sqlite3_backup_init(dst, "main", src, "main");
+	if (!b) {
+		fail("cannot start the backup: %s", sqlite3_errmsg(dst));
+		goto out;
+	}
+	page = 4096;
+	{
+		sqlite3_stmt *st;
+
+		if (sqlite3_prepare_v2(src, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK) {
+			if (sqlite3_step(st) == SQLITE_ROW)
+				page = sqlite3_column_int(st, 0);
+			sqlite3_finalize(st);
+		}
+	}
+	app_progress_start(&pg, "backup", "pages", 0);
+	do {
+		rc = sqlite3_backup_step(b, STEP_PAGES);
+		pg.total = (uint64_t)sqlite3_backup_pagecount(b);
+		pg.done = pg.total - (uint64_t)sqlite3_backup_remaining(b);
+		pg.bytes = pg.done * (uint64_t)page;
+		app_progress_show(&pg, 0);
+		if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+			sqlite3_sleep(20);
+	} while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+	app_progress_show(&pg, 1);
+	rc = sqlite3_backup_finish(b);
+	b = NULL;
+	if (rc != SQLITE_OK) {
+		fail("backup failed: %s", sqlite3_errmsg(dst));
+		goto out;
+	}
+	/* One self-contained file: no -wal beside it to lose. */
+	if (sqlite3_exec(dst, "PRAGMA journal_mode=DELETE;", NULL, NULL, NULL)) {
+		fail("finishing the copy: %s", sqlite3_errmsg(dst));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (b)
+		sqlite3_backup_finish(b);
+	if (src)
+		sqlite3_exec(src, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(src);
+	sqlite3_close(dst);
+	return ret;
+}
+
+/* Writes shards.manifest from the copy's da_blocks; copies shards when asked. */
+static int write_manifest(const struct app_config *cfg, const char *dir, int with_shards,
+			  uint64_t *blocks_out)
+{
+	char path[1200], tmp[1300], db_path[1200], name[64], src[1400], dst[1400];
+	char **dirs = NULL;
+	size_t nd = 0;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	uint64_t floor = 0, tip = 0, missing = 0;
+	struct app_progress pg;
+	FILE *f = NULL;
+	int rc, ret = 1;
+
+	join(db_path, sizeof(db_path), dir, "mezzanine.db");
+	join(path, sizeof(path), dir, "shards.manifest");
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((rc = app_config_da_dirs(cfg, &dirs, &nd))) {
+		fail("shard directories: %s", app_strerror(rc));
+		goto out;
+	}
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL)) {
+		fail("cannot reopen the copy: %s", sqlite3_errmsg(db));
+		goto out;
+	}
+	if (sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = 'shards_pruned_below'", -1, &st,
+			       NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		floor = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(db, "SELECT max(height) FROM da_blocks", -1, &st, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		tip = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sqlite3_prepare_v2(db,
+			       "SELECT height, record FROM da_blocks WHERE height >= ?"
+			       " ORDER BY height",
+			       -1, &st, NULL) != SQLITE_OK) {
+		fail("reading da_blocks: %s", sqlite3_errmsg(db));
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)floor);
+	f = fopen(tmp, "wx");
+	if (!f) {
+		fail("cannot create %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fprintf(f, "# mezzanine shards manifest v1: available blocks %llu..%llu, %zu shard "
+		   "directories at backup time\n"
+		   "# <height> <sha256 of record> <k> <m> <h/4096>/<h>-<i>:<bytes or ->...\n",
+		(unsigned long long)(floor > 1 ? floor : 1), (unsigned long long)tip, nd);
+	app_progress_start(&pg, with_shards ? "shards" : "manifest", "blocks",
+			   tip >= floor ? tip - (floor > 1 ? floor : 1) + 1 : 0);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t h = (uint64_t)sqlite3_column_int64(st, 0);
+		const void *rec = sqlite3_column_blob(st, 1);
+		int rlen = sqlite3_column_bytes(st, 1);
+		unsigned char digest[32];
+		char hex[65];
+		struct da_record r;
+
+		if (!rec || da_record_decode(&r, rec, (size_t)rlen)) {
+			fail("height %llu: the commitment record in the copy does not decode",
+			     (unsigned long long)h);
+			goto out;
+		}
+		crypto_hash_sha256(digest, rec, (unsigned long long)rlen);
+		sodium_bin2hex(hex, sizeof(hex), digest, 32);
+		fprintf(f, "%llu %s %u %u", (unsigned long long)h, hex, r.k, r.m);
+		for (unsigned i = 0; i < (unsigned)r.k + r.m; i++) {
+			struct stat sb;
+
+			shard_name(name, sizeof(name), h, i);
+			snprintf(src, sizeof(src), "%s/%s", dirs[i % nd], name);
+			if (stat(src, &sb)) {
+				fprintf(f, " %s:-", name);
+				missing++;
+				continue;
+			}
+			fprintf(f, " %s:%llu", name, (unsigned long long)sb.st_size);
+			if (with_shards) {
+				snprintf(dst, sizeof(dst), "%s/shards/%llu", dir,
+					 (unsigned long long)(h / GROUP_HEIGHTS));
+				if ((rc = mkdirs(dst, 0700)) == 0) {
+					snprintf(dst, sizeof(dst), "%s/shards/%s", dir, name);
+					rc = copy_file(src, dst, 0600, &pg.bytes);
+				}
+				if (rc == -ENOENT) { /* pruned between stat and copy */
+					missing++;
+				} else if (rc) {
+					fail("copying %s: %s", src, strerror(-rc));
+					goto out;
+				}
+			}
+		}
+		fputc('\n', f);
+		pg.done++;
+		app_progress_show(&pg, 0);
+	}
+	app_progress_show(&pg, 1);
+	if (rc != SQLITE_DONE) {
+		fail("reading da_blocks: %s", sqlite3_errmsg(db));
+		goto out;
+	}
+	if (fflush(f) || fsync(fileno(f))) {
+		fail("writing %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fclose(f);
+	f = NULL;
+	if (rename(tmp, path)) {
+		fail("renaming %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (missing)
+		fprintf(stderr, "mezz: note: %llu shard files were missing when the backup was "
+				"taken (run mezz da scrub)\n",
+			(unsigned long long)missing);
+	*blocks_out = pg.done;
+	ret = 0;
+out:
+	if (f)
+		fclose(f);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	app_config_dirs_free(dirs, nd);
+	free(dirs);
+	return ret;
+}
+
+static const char *const listed[] = {"mezzanine.db", "identity.key", "apikey.secret",
+				     "shards.manifest"};
+
+static int write_checksums(const char *dir)
+{
+	char path[1200], tmp[1300], file[1200], hex[65];
+	FILE *f;
+	uint64_t size;
+	int rc;
+
+	join(path, sizeof(path), dir, "MANIFEST");
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "wx");
+	if (!f)
+		return fail("cannot create %s: %s", tmp, strerror(errno));
+	fprintf(f, "# mezzanine backup v1: <sha256> <bytes> <file>\n");
+	for (size_t i = 0; i < sizeof(listed) / sizeof(listed[0]); i++) {
+		join(file, sizeof(file), dir, listed[i]);
+		if ((rc = sha256_file(file, hex, &size))) {
+			fclose(f);
+			return fail("hashing %s: %s", file, strerror(-rc));
+		}
+		fprintf(f, "%s %llu %s\n", hex, (unsigned long long)size, listed[i]);
+	}
+	if (fflush(f) || fsync(fileno(f))) {
+		fclose(f);
+		return fail("writing %s: %s", tmp, strerror(errno));
+	}
+	fclose(f);
+	if (rename(tmp, path))
+		return fail("renaming %s: %s", tmp, strerror(errno));
+	return fsync_path(dir, 1) ? fail("fsync %s: %s", dir, strerror(errno)) : 0;
+}
+
+int app_cli_backup(const struct app_config *cfg, int argc, char **argv)
+{
+	char src[1200], dst[1200], tmp[1200];
+	uint64_t blocks = 0;
+	int with_shards = 0, rc;
+	const char *dir = NULL;
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--with-shards"))
+			with_shards = 1;
+		else if (argv[i][0] != '-' && !dir)
+			dir = argv[i];
+		else
+			goto usage;
+	}
+	if (!dir)
+		goto usage;
+	join(src, sizeof(src), cfg->data_dir, "mezzanine.db");
+	if (access(src, R_OK))
+		return fail("no database at %s (use --data-dir or -c)", src);
+	rc = dir_is_empty(dir);
+	if (rc < 0)
+		return fail("%s: %s", dir, strerror(-rc));
+	if (rc == 0)
+		return fail("%s is not empty: back up into a new directory", dir);
+	if ((rc = mkdirs(dir, 0700)))
+		return fail("cannot create %s: %s", dir, strerror(-rc));
+	chmod(dir, 0700);
+	join(tmp, sizeof(tmp), dir, "mezzanine.db.tmp");
+	join(dst, sizeof(dst), dir, "mezzanine.db");
+	if (backup_db(src, tmp))
+		return 1;
+	if ((rc = fsync_path(tmp, 0)) || rename(tmp, dst))
+		return fail("finishing %s: %s", dst, strerror(rc ? -rc : errno));
+	for (size_t i = 0; i < sizeof(key_files) / sizeof(key_files[0]); i++) {
+		join(src, sizeof(src), cfg->data_dir, key_files[i]);
+		join(dst, sizeof(dst), dir, key_files[i]);
+		if ((rc = copy_file(src, dst, 0600, NULL)))
+			return fail("copying %s: %s", src, strerror(-rc));
+	}
+	if (write_manifest(cfg, dir, with_shards, &blocks) || write_checksums(dir))
+		return 1;
+	printf("backup of %s written to %s: database, identity key, API-key secret, manifest of "
+	       "%llu available blocks%s\n",
+	       cfg->data_dir, dir, (unsigned long long)blocks,
+	       with_shards ? " and their shard files" : "");
+	return 0;
+usage:
+	fprintf(stderr, "usage: mezz [--data-dir DIR | -c CONFIG] backup DIR [--with-shards]\n");
+	return 2;
+}
+
+/* ---- restore ----------------------------------------------------------- */
+
+/* Every file listed in MANIFEST has its size and hash. */
+static int check_checksums(const char *dir)
+{
+	char path[1200], line[1400], file[1200], hex[65], want[65], name[256];
+	unsigned long long want_size;
+	uint64_t size;
+	unsigned seen = 0;
+	FILE *f;
+	int rc = 0;
+
+	join(path, sizeof(path), dir, "MANIFEST");
+	f = fopen(path, "r");
+	if (!f)
+		return fail("%s: %s (an incomplete or not a mezz backup)", path, strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		if (line[0] == '#')
+			continue;
+		if (sscanf(line, "%64s %llu %255s", want, &want_size, name) != 3 ||
+		    strchr(name, '/')) {
+			rc = fail("%s: malformed line: %s", path, line);
+			break;
+		}
+		join(file, sizeof(file), dir, name);
+		if (sha256_file(file, hex, &size)) {
+			rc = fail("backup file %s is missing", file);
+			break;
+		}
+		if (size != want_size) {
+			rc = fail("backup file %s is %llu bytes, the manifest says %llu "
+				  "(truncated or damaged)",
+				  file, (unsigned long long)size, want_size);
+			break;
+		}
+		if (strcmp(hex, want)) {
+			rc = fail("backup file %s does not match its SHA-256 in MANIFEST (damaged)",
+				  file);
+			break;
+		}
+		for (size_t i = 0; i < sizeof(listed) / sizeof(listed[0]); i++)
+			if (!strcmp(name, listed[i]))
+				seen |= 1u << i;
+	}
+	fclose(f);
+	if (!rc && seen != (1u << (sizeof(listed) / sizeof(listed[0]))) - 1)
+		rc = fail("%s does not list every backup file", path);
+	return rc;
+}
+
+static int integrity_check(const char *db_path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = 1;
+
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) ||
+	    sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL)) {
+		fail("%s: %s", db_path, sqlite3_errmsg(db));
+		goto out;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+
+		if (t && !strcmp(t, "ok")) {
+			rc = 0;
+			break;
+		}
+		fail("integrity_check: %s", t ? t : "?");
+	}
+	if (rc && sqlite3_errcode(db) != SQLITE_OK && sqlite3_errcode(db) != SQLITE_ROW &&
+	    sqlite3_errcode(db) != SQLITE_DONE)
+		fail("integrity_check: %s", sqlite3_errmsg(db));
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+/* Places DIR/shards/<g>/<h>-<i> as dirs[i % D]/<g>/<h>-<i>; existing files stay. */
+static int place_shards(const char *dir, char **dirs, size_t nd)
+{
+	char path[1200], src[2048], dst[2048];
+	struct app_progress pg;
+	DIR *top, *g;
+	struct dirent *e, *f;
+	uint64_t copied = 0;
+	int rc;
+
+	join(path, sizeof(path), dir, "shards");
+	top = opendir(path);
+	if (!top)
+		return 0; /* a backup without --with-shards */
+	app_progress_start(&pg, "shards", "files", 0);
+	while ((e = readdir(top))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(src, sizeof(src), "%s/%s", path, e->d_name);
+		if (!(g = opendir(src)))
+			continue;
+		while ((f = readdir(g))) {
+			unsigned long long h;
+			unsigned i;
+			struct stat sb;
+
+			if (sscanf(f->d_name, "%llu-%u", &h, &i) != 2)
+				continue;
+			snprintf(dst, sizeof(dst), "%s/%s", dirs[i % nd], e->d_name);
+			if ((rc = mkdirs(dst, 0700))) {
+				closedir(g);
+				closedir(top);
+				return fail("cannot create %s: %s", dst, strerror(-rc));
+			}
+			snprintf(dst, sizeof(dst), "%s/%s/%s", dirs[i % nd], e->d_name, f->d_name);
+			snprintf(src, sizeof(src), "%s/%s/%s", path, e->d_name, f->d_name);
+			if (stat(dst, &sb) == 0)
+				continue;
+			if ((rc = copy_file(src, dst, 0600, &pg.bytes))) {
+				closedir(g);
+				closedir(top);
+				return fail("copying %s: %s", src, strerror(-rc));
+			}
+			copied++;
+			pg.done = pg.total = copied;
+			app_progress_show(&pg, 0);
+		}
+		closedir(g);
+		snprintf(dst, sizeof(dst), "%.255s", e->d_name);
+		for (size_t k = 0; k < nd; k++) {
+			char d2[2400];
+
+			snprintf(d2, sizeof(d2), "%s/%s", dirs[k], dst);
+			fsync_path(d2, 1);
+		}
+	}
+	closedir(top);
+	app_progress_show(&pg, 1);
+	printf("copied %llu shard files into %zu shard directories\n",
+	       (unsigned long long)copied, nd);
+	return 0;
+}
+
+/* The manifest against the shard directories: 0 all there, 1 some missing
+ * but every block within m, 3 some block beyond m, -1 unreadable. */
+static int check_shards(const char *dir, char **dirs, size_t nd)
+{
+	char path[1200], *line = NULL, file[1600];
+	size_t cap = 0;
+	ssize_t n;
+	uint64_t blocks = 0, present = 0, absent = 0, damaged = 0, lost = 0;
+	struct app_progress pg;
+	FILE *f;
+
+	join(path, sizeof(path), dir, "shards.manifest");
+	f = fopen(path, "r");
+	if (!f)
+		return fail("%s: %s", path, strerror(errno)) ? -1 : -1;
+	app_progress_start(&pg, "check", "blocks", 0);
+	while ((n = getline(&line, &cap, f)) > 0) {
+		unsigned long long h;
+		unsigned k, m, bad = 0;
+		char *tok, *save = NULL;
+		int field = 0;
+
+		if (line[0] == '#')
+			continue;
+		if (sscanf(line, "%llu %*64s %u %u", &h, &k, &m) != 3)
+			continue;
+		for (tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
+			char *colon = strrchr(tok, ':');
+			unsigned long long h2;
+			unsigned i;
+			struct stat sb;
+
+			if (field++ < 4 || !colon)
+				continue;
+			*colon = 0;
+			if (sscanf(strchr(tok, '/') ? strchr(tok, '/') + 1 : tok, "%llu-%u", &h2, &i) !=
+				    2 ||
+			    h2 != h)
+				continue;
+			snprintf(file, sizeof(file), "%s/%s", dirs[i % nd], tok);
+			if (stat(file, &sb)) {
+				bad++;
+				absent++;
+			} else if (strcmp(colon + 1, "-") &&
+				   (unsigned long long)sb.st_size != strtoull(colon + 1, NULL, 10)) {
+				bad++;
+				damaged++;
+			} else {
+				present++;
+			}
+		}
+		blocks++;
+		if (bad > m) {
+			lost++;
+			printf("height %llu: %u of %u shards missing or wrong size (more than m=%u): "
+			       "cannot be rebuilt from these directories\n",
+			       h, bad, k + m, m);
+		}
+		pg.done = pg.total = blocks;
+		app_progress_show(&pg, 0);
+	}
+	app_progress_show(&pg, 1);
+	free(line);
+	fclose(f);
+	printf("shards: %llu blocks in the manifest, %llu shard files present, %llu missing, "
+	       "%llu of the wrong size\n",
+	       (unsigned long long)blocks, (unsigned long long)present,
+	       (unsigned long long)absent, (unsigned long long)damaged);
+	if (lost) {
+		printf("%llu blocks cannot be rebuilt: copy their shard files into the shard "
+		       "directories (mezz backup --with-shards) and run mezz da repair\n",
+		       (unsigned long long)lost);
+		return 3;
+	}
+	if (absent || damaged) {
+		printf("every block has at least k shards: run mezz da repair to rebuild the rest\n");
+		return 1;
+	}
+	return 0;
+}
+
+int app_cli_restore(struct app_config *cfg, int argc, char **argv)
+{
+	char src[1200], dst[1200], tmp[1200];
+	const char *dir = NULL;
+	char **dirs = NULL;
+	size_t nd = 0;
+	uint64_t bytes = 0;
+	int rc, ret = 1;
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--data-dir") && i + 1 < argc)
+			snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s", argv[++i]);
+		else if (argv[i][0] != '-' && !dir)
+			dir = argv[i];
+		else
+			goto usage;
+	}
+	if (!dir)
+		goto usage;
+	rc = dir_is_empty(cfg->data_dir);
+	if (rc < 0)
+		return fail("%s: %s", cfg->data_dir, strerror(-rc));
+	if (rc == 0)
+		return fail("%s is not empty: restore only into a new or empty data directory",
+			    cfg->data_dir);
+	if (check_checksums(dir))
+		return 1;
+	if ((rc = mkdirs(cfg->data_dir, 0700)))
+		return fail("cannot create %s: %s", cfg->data_dir, strerror(-rc));
+	join(src, sizeof(src), dir, "mezzanine.db");
+	join(tmp, sizeof(tmp), cfg->data_dir, "mezzanine.db.restore");
+	join(dst, sizeof(dst), cfg->data_dir, "mezzanine.db");
+	if ((rc = copy_file(src, tmp, 0600, &bytes))) {
+		fail("copying %s: %s", src, strerror(-rc));
+		goto out;
+	}
+	if (integrity_check(tmp)) {
+		fail("the restored database failed PRAGMA integrity_check; nothing restored");
+		unlink(tmp);
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(key_files) / sizeof(key_files[0]); i++) {
+		char ks[1200], kd[1200];
+
+		join(ks, sizeof(ks), dir, key_files[i]);
+		join(kd, sizeof(kd), cfg->data_dir, key_files[i]);
+		if ((rc = copy_file(ks, kd, 0600, NULL))) {
+			fail("copying %s: %s", ks, strerror(-rc));
+			goto out;
+		}
+	}
+	/* The database last: a data dir with a database is a restored one. */
+	if (rename(tmp, dst) || fsync_path(cfg->data_dir, 1)) {
+		fail("finishing %s: %s", dst, strerror(errno));
+		goto out;
+	}
+	printf("restored database (%.1f MiB, integrity ok), identity key and API-key secret into "
+	       "%s\n",
+	       (double)bytes / 1048576.0, cfg->data_dir);
+	if ((rc = app_config_da_dirs(cfg, &dirs, &nd))) {
+		fail("shard directories: %s", app_strerror(rc));
+		goto out;
+	}
+	for (size_t i = 0; i < nd; i++)
+		if ((rc = mkdirs(dirs[i], 0700))) {
+			fail("cannot create %s: %s", dirs[i], strerror(-rc));
+			goto out;
+		}
+	if (place_shards(dir, dirs, nd))
+		goto out;
+	rc = check_shards(dir, dirs, nd);
+	ret = rc < 0 ? 1 : rc == 3 ? 3 : 0;
+out:
+	app_config_dirs_free(dirs, nd);
+	free(dirs);
+	return ret;
+usage:
+	fprintf(stderr, "usage: mezz [-c CONFIG] restore BACKUP_DIR --data-dir NEW_DATA_DIR\n");
+	return 2;
+}

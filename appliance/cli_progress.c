@@ -1,0 +1,39 @@
+/*
+ * cli_progress.c - the terminal progress line shared by the CLI's long
+ * commands (da scrub/repair, backup, restore). See cli.h.
+ */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "appliance/cli.h"
+
+void app_progress_start(struct app_progress *p, const char *what, const char *unit,
+			uint64_t total)
+{
+	p->tty = isatty(STDERR_FILENO);
+	p->what = what;
+	p->unit = unit;
+	p->total = total;
+	p->done = p->bytes = 0;
+	p->t0 = app_now_ns();
+	p->last = 0;
+}
+
+void app_progress_show(struct app_progress *p, int final)
+{
+	uint64_t now = app_now_ns();
+	double secs, rate, left;
+
+	if (!p->tty || (!final && now - p->last < 200000000ull))
+		return;
+	p->last = now;
+	secs = (double)(now - p->t0) / 1e9;
+	rate = secs > 0 ? (double)p->bytes / secs : 0;
+	left = p->done && p->total > p->done
+		       ? secs * (double)(p->total - p->done) / (double)p->done
+		       : 0;
+	fprintf(stderr, "\r%s: %llu/%llu %s  %.1f MiB  %.1f MiB/s  %.0f s left   %s", p->what,
+		(unsigned long long)p->done, (unsigned long long)p->total, p->unit,
+		(double)p->bytes / 1048576.0, rate / 1048576.0, left, final ? "\n" : "");
+	fflush(stderr);
+}
