@@ -299,21 +299,16 @@ static void http_reject_too_big(struct app_conn *c)
 	app_conn_send(c, msg, strlen(msg), 0, 0);
 }
 
+/* GET: the status page, /metrics and /healthz (app_ops_get), else 404. */
 static int serve_get(struct app_conn *c, const char *uri)
 {
-	static const char root[] =
-		"mezzanine: send JSON-RPC 2.0 by POST or WebSocket to / or /rollup/<name>\n";
+	static const char body[] = "not found\n";
 	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
 					     *end = buf + sizeof(buf) - 1;
-	const char *body = root;
-	int status = HTTP_STATUS_OK, rc;
+	int status = HTTP_STATUS_NOT_FOUND, rc;
 
 	if ((rc = app_ops_get(c, uri)) != 0)
 		return rc < 0 ? -1 : 0;
-	if (strcmp(uri, "/")) {
-		status = HTTP_STATUS_NOT_FOUND;
-		body = "not found\n";
-	}
 	if (lws_add_http_common_headers(c->wsi, (unsigned int)status, "text/plain",
 					strlen(body), &p, end) ||
 	    lws_finalize_write_http_header(c->wsi, start, &p, end))
