@@ -218,14 +218,14 @@ static void print_shard_dirs(const struct app_config *cfg)
 	free(dirs);
 }
 
-/* The L1 object is optional: an appliance without L1 posting has none. */
+/* mezz_status.l1 is {"enabled": false} when L1 posting is not configured. */
 static void print_l1(json_t *st)
 {
 	json_t *l1 = json_object_get(st, "l1"), *v;
 	const char *k;
 	int n = 0;
 
-	if (!json_is_object(l1)) {
+	if (!json_is_object(l1) || json_is_false(json_object_get(l1, "enabled"))) {
 		printf("L1           n/a (L1 not configured)\n");
 		return;
 	}

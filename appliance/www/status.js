@@ -53,11 +53,11 @@
     if (st.height > sealedTip) sealedTip = st.height;
   }
 
-  // The l1 object is optional; without it L1 posting is not configured.
+  // mezz_status.l1 is {"enabled": false} when L1 posting is not configured.
   function showL1(l1) {
     const t = $('l1');
     t.textContent = '';
-    if (!l1 || typeof l1 !== 'object') {
+    if (!l1 || typeof l1 !== 'object' || l1.enabled === false) {
       row(t, ['state', 'n/a (L1 not configured)'], true);
       return;
     }

@@ -132,11 +132,17 @@ class StatusPageTest(DaemonCase):
 
     def test_page_follows_the_daemon_live(self):
         h0 = self.d.status()["height"]
-        p = chromium("--virtual-time-budget=8000", "--dump-dom", self.d.url)
-        self.assertEqual(p.returncode, 0, p.stderr[-2000:])
-        dom = Dom()
-        dom.feed(p.stdout.decode())
-        ids = dom.by_id
+        # Virtual time can run ahead of the daemon's real clock on a busy
+        # machine, so a load may end before a second block arrives: give it
+        # a few tries before calling the page static.
+        for attempt in range(3):
+            p = chromium("--virtual-time-budget=8000", "--dump-dom", self.d.url)
+            self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+            dom = Dom()
+            dom.feed(p.stdout.decode())
+            ids = dom.by_id
+            if int(ids.get("height", {}).get("data-updates", 0)) >= 2:
+                break
         self.assertEqual(ids["conn"]["text"], "live", ids.get("conn"))
         height = int(ids["height"]["text"])
         self.assertGreaterEqual(height, h0)
