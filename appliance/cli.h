@@ -63,6 +63,21 @@ int app_ws_recv(struct app_ws *ws, char **msg, size_t *len, volatile int *stop);
 const char *app_ws_close_reason(const struct app_ws *ws);
 void app_ws_close(struct app_ws *ws);
 
+/* ---- shared helpers (cli_progress.c, cli_ops.c) ----------------------- */
+
+/* "mezz: <message>" on stderr; returns 1 (the failing exit code). */
+int app_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* An HTTP answer body, NUL-terminated; at most 16 MiB (too_big). Caller frees p. */
+struct app_cli_body {
+	char *p;
+	size_t len;
+	int too_big;
+};
+/* GET (post == NULL) or POST JSON, 10 s timeout. The HTTP status, or -1
+ * with the reason printed. */
+long app_cli_http(const char *url, const char *post, struct app_cli_body *b);
+
 /* ---- commands ---------------------------------------------------------- */
 
 /* Every command returns the process exit code: 0 ok, 1 failed, 2 usage. */

@@ -46,18 +46,6 @@
 
 static const char *const key_files[] = {"identity.key", "apikey.secret"};
 
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "mezz: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	return 1;
-}
 
 static void join(char *out, size_t len, const char *dir, const char *name)
 {
@@ -192,21 +180,21 @@ static int backup_db(const char *src_path, const char *dst_path)
 	int rc, ret = 1, page;
 
 	if (sqlite3_open_v2(src_path, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		fail("cannot open %s: %s", src_path, sqlite3_errmsg(src));
+		app_cli_fail("cannot open %s: %s", src_path, sqlite3_errmsg(src));
 		goto out;
 	}
 	sqlite3_busy_timeout(src, 10000);
 	if (sqlite3_exec(src, "BEGIN; SELECT count(*) FROM sqlite_schema;", NULL, NULL, NULL)) {
-		fail("cannot read %s: %s", src_path, sqlite3_errmsg(src));
+		app_cli_fail("cannot read %s: %s", src_path, sqlite3_errmsg(src));
 		goto out;
 	}
 	if (sqlite3_open_v2(dst_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL)) {
-		fail("cannot create %s: %s", dst_path, sqlite3_errmsg(dst));
+		app_cli_fail("cannot create %s: %s", dst_path, sqlite3_errmsg(dst));
 		goto out;
 	}
 	b = sqlite3_backup_init(dst, "main", src, "main");
 	if (!b) {
-		fail("cannot start the backup: %s", sqlite3_errmsg(dst));
+		app_cli_fail("cannot start the backup: %s", sqlite3_errmsg(dst));
 		goto out;
 	}
 	page = 4096;
@@ -233,12 +221,12 @@ static int backup_db(const char *src_path, const char *dst_path)
 	rc = sqlite3_backup_finish(b);
 	b = NULL;
 	if (rc != SQLITE_OK) {
-		fail("backup failed: %s", sqlite3_errmsg(dst));
+		app_cli_fail("backup failed: %s", sqlite3_errmsg(dst));
 		goto out;
 	}
 	/* One self-contained file: no -wal beside it to lose. */
 	if (sqlite3_exec(dst, "PRAGMA journal_mode=DELETE;", NULL, NULL, NULL)) {
-		fail("finishing the copy: %s", sqlite3_errmsg(dst));
+		app_cli_fail("finishing the copy: %s", sqlite3_errmsg(dst));
 		goto out;
 	}
 	ret = 0;
@@ -270,11 +258,11 @@ static int write_manifest(const struct app_config *cfg, const char *dir, int wit
 	join(path, sizeof(path), dir, "shards.manifest");
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if ((rc = app_config_da_dirs(cfg, &dirs, &nd))) {
-		fail("shard directories: %s", app_strerror(rc));
+		app_cli_fail("shard directories: %s", app_strerror(rc));
 		goto out;
 	}
 	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL)) {
-		fail("cannot reopen the copy: %s", sqlite3_errmsg(db));
+		app_cli_fail("cannot reopen the copy: %s", sqlite3_errmsg(db));
 		goto out;
 	}
 	if (sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = 'shards_pruned_below'", -1, &st,
@@ -293,13 +281,13 @@ static int write_manifest(const struct app_config *cfg, const char *dir, int wit
 			       "SELECT height, record FROM da_blocks WHERE height >= ?"
 			       " ORDER BY height",
 			       -1, &st, NULL) != SQLITE_OK) {
-		fail("reading da_blocks: %s", sqlite3_errmsg(db));
+		app_cli_fail("reading da_blocks: %s", sqlite3_errmsg(db));
 		goto out;
 	}
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)floor);
 	f = fopen(tmp, "wx");
 	if (!f) {
-		fail("cannot create %s: %s", tmp, strerror(errno));
+		app_cli_fail("cannot create %s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	fprintf(f, "# mezzanine shards manifest v1: available blocks %llu..%llu, %zu shard "
@@ -317,7 +305,7 @@ static int write_manifest(const struct app_config *cfg, const char *dir, int wit
 		struct da_record r;
 
 		if (!rec || da_record_decode(&r, rec, (size_t)rlen)) {
-			fail("height %llu: the commitment record in the copy does not decode",
+			app_cli_fail("height %llu: the commitment record in the copy does not decode",
 			     (unsigned long long)h);
 			goto out;
 		}
@@ -345,7 +333,7 @@ static int write_manifest(const struct app_config *cfg, const char *dir, int wit
 				if (rc == -ENOENT) { /* pruned between stat and copy */
 					missing++;
 				} else if (rc) {
-					fail("copying %s: %s", src, strerror(-rc));
+					app_cli_fail("copying %s: %s", src, strerror(-rc));
 					goto out;
 				}
 			}
@@ -356,17 +344,17 @@ static int write_manifest(const struct app_config *cfg, const char *dir, int wit
 	}
 	app_progress_show(&pg, 1);
 	if (rc != SQLITE_DONE) {
-		fail("reading da_blocks: %s", sqlite3_errmsg(db));
+		app_cli_fail("reading da_blocks: %s", sqlite3_errmsg(db));
 		goto out;
 	}
 	if (fflush(f) || fsync(fileno(f))) {
-		fail("writing %s: %s", tmp, strerror(errno));
+		app_cli_fail("writing %s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	fclose(f);
 	f = NULL;
 	if (rename(tmp, path)) {
-		fail("renaming %s: %s", tmp, strerror(errno));
+		app_cli_fail("renaming %s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	if (missing)
@@ -399,24 +387,24 @@ static int write_checksums(const char *dir)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	f = fopen(tmp, "wx");
 	if (!f)
-		return fail("cannot create %s: %s", tmp, strerror(errno));
+		return app_cli_fail("cannot create %s: %s", tmp, strerror(errno));
 	fprintf(f, "# mezzanine backup v1: <sha256> <bytes> <file>\n");
 	for (size_t i = 0; i < sizeof(listed) / sizeof(listed[0]); i++) {
 		join(file, sizeof(file), dir, listed[i]);
 		if ((rc = sha256_file(file, hex, &size))) {
 			fclose(f);
-			return fail("hashing %s: %s", file, strerror(-rc));
+			return app_cli_fail("hashing %s: %s", file, strerror(-rc));
 		}
 		fprintf(f, "%s %llu %s\n", hex, (unsigned long long)size, listed[i]);
 	}
 	if (fflush(f) || fsync(fileno(f))) {
 		fclose(f);
-		return fail("writing %s: %s", tmp, strerror(errno));
+		return app_cli_fail("writing %s: %s", tmp, strerror(errno));
 	}
 	fclose(f);
 	if (rename(tmp, path))
-		return fail("renaming %s: %s", tmp, strerror(errno));
-	return fsync_path(dir, 1) ? fail("fsync %s: %s", dir, strerror(errno)) : 0;
+		return app_cli_fail("renaming %s: %s", tmp, strerror(errno));
+	return fsync_path(dir, 1) ? app_cli_fail("fsync %s: %s", dir, strerror(errno)) : 0;
 }
 
 int app_cli_backup(const struct app_config *cfg, int argc, char **argv)
@@ -438,26 +426,26 @@ int app_cli_backup(const struct app_config *cfg, int argc, char **argv)
 		goto usage;
 	join(src, sizeof(src), cfg->data_dir, "mezzanine.db");
 	if (access(src, R_OK))
-		return fail("no database at %s (use --data-dir or -c)", src);
+		return app_cli_fail("no database at %s (use --data-dir or -c)", src);
 	rc = dir_is_empty(dir);
 	if (rc < 0)
-		return fail("%s: %s", dir, strerror(-rc));
+		return app_cli_fail("%s: %s", dir, strerror(-rc));
 	if (rc == 0)
-		return fail("%s is not empty: back up into a new directory", dir);
+		return app_cli_fail("%s is not empty: back up into a new directory", dir);
 	if ((rc = mkdirs(dir, 0700)))
-		return fail("cannot create %s: %s", dir, strerror(-rc));
+		return app_cli_fail("cannot create %s: %s", dir, strerror(-rc));
 	chmod(dir, 0700);
 	join(tmp, sizeof(tmp), dir, "mezzanine.db.tmp");
 	join(dst, sizeof(dst), dir, "mezzanine.db");
 	if (backup_db(src, tmp))
 		return 1;
 	if ((rc = fsync_path(tmp, 0)) || rename(tmp, dst))
-		return fail("finishing %s: %s", dst, strerror(rc ? -rc : errno));
+		return app_cli_fail("finishing %s: %s", dst, strerror(rc ? -rc : errno));
 	for (size_t i = 0; i < sizeof(key_files) / sizeof(key_files[0]); i++) {
 		join(src, sizeof(src), cfg->data_dir, key_files[i]);
 		join(dst, sizeof(dst), dir, key_files[i]);
 		if ((rc = copy_file(src, dst, 0600, NULL)))
-			return fail("copying %s: %s", src, strerror(-rc));
+			return app_cli_fail("copying %s: %s", src, strerror(-rc));
 	}
 	if (write_manifest(cfg, dir, with_shards, &blocks) || write_checksums(dir))
 		return 1;
@@ -486,28 +474,28 @@ static int check_checksums(const char *dir)
 	join(path, sizeof(path), dir, "MANIFEST");
 	f = fopen(path, "r");
 	if (!f)
-		return fail("%s: %s (an incomplete or not a mezz backup)", path, strerror(errno));
+		return app_cli_fail("%s: %s (an incomplete or not a mezz backup)", path, strerror(errno));
 	while (fgets(line, sizeof(line), f)) {
 		if (line[0] == '#')
 			continue;
 		if (sscanf(line, "%64s %llu %255s", want, &want_size, name) != 3 ||
 		    strchr(name, '/')) {
-			rc = fail("%s: malformed line: %s", path, line);
+			rc = app_cli_fail("%s: malformed line: %s", path, line);
 			break;
 		}
 		join(file, sizeof(file), dir, name);
 		if (sha256_file(file, hex, &size)) {
-			rc = fail("backup file %s is missing", file);
+			rc = app_cli_fail("backup file %s is missing", file);
 			break;
 		}
 		if (size != want_size) {
-			rc = fail("backup file %s is %llu bytes, the manifest says %llu "
+			rc = app_cli_fail("backup file %s is %llu bytes, the manifest says %llu "
 				  "(truncated or damaged)",
 				  file, (unsigned long long)size, want_size);
 			break;
 		}
 		if (strcmp(hex, want)) {
-			rc = fail("backup file %s does not match its SHA-256 in MANIFEST (damaged)",
+			rc = app_cli_fail("backup file %s does not match its SHA-256 in MANIFEST (damaged)",
 				  file);
 			break;
 		}
@@ -517,7 +505,7 @@ static int check_checksums(const char *dir)
 	}
 	fclose(f);
 	if (!rc && seen != (1u << (sizeof(listed) / sizeof(listed[0]))) - 1)
-		rc = fail("%s does not list every backup file", path);
+		rc = app_cli_fail("%s does not list every backup file", path);
 	return rc;
 }
 
@@ -529,7 +517,7 @@ static int integrity_check(const char *db_path)
 
 	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) ||
 	    sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL)) {
-		fail("%s: %s", db_path, sqlite3_errmsg(db));
+		app_cli_fail("%s: %s", db_path, sqlite3_errmsg(db));
 		goto out;
 	}
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -539,11 +527,11 @@ static int integrity_check(const char *db_path)
 			rc = 0;
 			break;
 		}
-		fail("integrity_check: %s", t ? t : "?");
+		app_cli_fail("integrity_check: %s", t ? t : "?");
 	}
 	if (rc && sqlite3_errcode(db) != SQLITE_OK && sqlite3_errcode(db) != SQLITE_ROW &&
 	    sqlite3_errcode(db) != SQLITE_DONE)
-		fail("integrity_check: %s", sqlite3_errmsg(db));
+		app_cli_fail("integrity_check: %s", sqlite3_errmsg(db));
 out:
 	sqlite3_finalize(st);
 	sqlite3_close(db);
@@ -582,7 +570,7 @@ static int place_shards(const char *dir, char **dirs, size_t nd)
 			if ((rc = mkdirs(dst, 0700))) {
 				closedir(g);
 				closedir(top);
-				return fail("cannot create %s: %s", dst, strerror(-rc));
+				return app_cli_fail("cannot create %s: %s", dst, strerror(-rc));
 			}
 			snprintf(dst, sizeof(dst), "%s/%s/%s", dirs[i % nd], e->d_name, f->d_name);
 			snprintf(src, sizeof(src), "%s/%s/%s", path, e->d_name, f->d_name);
@@ -591,7 +579,7 @@ static int place_shards(const char *dir, char **dirs, size_t nd)
 			if ((rc = copy_file(src, dst, 0600, &pg.bytes))) {
 				closedir(g);
 				closedir(top);
-				return fail("copying %s: %s", src, strerror(-rc));
+				return app_cli_fail("copying %s: %s", src, strerror(-rc));
 			}
 			copied++;
 			pg.done = pg.total = copied;
@@ -627,7 +615,7 @@ static int check_shards(const char *dir, char **dirs, size_t nd)
 	join(path, sizeof(path), dir, "shards.manifest");
 	f = fopen(path, "r");
 	if (!f)
-		return fail("%s: %s", path, strerror(errno)) ? -1 : -1;
+		return app_cli_fail("%s: %s", path, strerror(errno)) ? -1 : -1;
 	app_progress_start(&pg, "check", "blocks", 0);
 	while ((n = getline(&line, &cap, f)) > 0) {
 		unsigned long long h;
@@ -715,23 +703,23 @@ int app_cli_restore(struct app_config *cfg, int argc, char **argv)
 		goto usage;
 	rc = dir_is_empty(cfg->data_dir);
 	if (rc < 0)
-		return fail("%s: %s", cfg->data_dir, strerror(-rc));
+		return app_cli_fail("%s: %s", cfg->data_dir, strerror(-rc));
 	if (rc == 0)
-		return fail("%s is not empty: restore only into a new or empty data directory",
+		return app_cli_fail("%s is not empty: restore only into a new or empty data directory",
 			    cfg->data_dir);
 	if (check_checksums(dir))
 		return 1;
 	if ((rc = mkdirs(cfg->data_dir, 0700)))
-		return fail("cannot create %s: %s", cfg->data_dir, strerror(-rc));
+		return app_cli_fail("cannot create %s: %s", cfg->data_dir, strerror(-rc));
 	join(src, sizeof(src), dir, "mezzanine.db");
 	join(tmp, sizeof(tmp), cfg->data_dir, "mezzanine.db.restore");
 	join(dst, sizeof(dst), cfg->data_dir, "mezzanine.db");
 	if ((rc = copy_file(src, tmp, 0600, &bytes))) {
-		fail("copying %s: %s", src, strerror(-rc));
+		app_cli_fail("copying %s: %s", src, strerror(-rc));
 		goto out;
 	}
 	if (integrity_check(tmp)) {
-		fail("the restored database failed PRAGMA integrity_check; nothing restored");
+		app_cli_fail("the restored database failed PRAGMA integrity_check; nothing restored");
 		unlink(tmp);
 		goto out;
 	}
@@ -741,25 +729,25 @@ int app_cli_restore(struct app_config *cfg, int argc, char **argv)
 		join(ks, sizeof(ks), dir, key_files[i]);
 		join(kd, sizeof(kd), cfg->data_dir, key_files[i]);
 		if ((rc = copy_file(ks, kd, 0600, NULL))) {
-			fail("copying %s: %s", ks, strerror(-rc));
+			app_cli_fail("copying %s: %s", ks, strerror(-rc));
 			goto out;
 		}
 	}
 	/* The database last: a data dir with a database is a restored one. */
 	if (rename(tmp, dst) || fsync_path(cfg->data_dir, 1)) {
-		fail("finishing %s: %s", dst, strerror(errno));
+		app_cli_fail("finishing %s: %s", dst, strerror(errno));
 		goto out;
 	}
 	printf("restored database (%.1f MiB, integrity ok), identity key and API-key secret into "
 	       "%s\n",
 	       (double)bytes / 1048576.0, cfg->data_dir);
 	if ((rc = app_config_da_dirs(cfg, &dirs, &nd))) {
-		fail("shard directories: %s", app_strerror(rc));
+		app_cli_fail("shard directories: %s", app_strerror(rc));
 		goto out;
 	}
 	for (size_t i = 0; i < nd; i++)
 		if ((rc = mkdirs(dirs[i], 0700))) {
-			fail("cannot create %s: %s", dirs[i], strerror(-rc));
+			app_cli_fail("cannot create %s: %s", dirs[i], strerror(-rc));
 			goto out;
 		}
 	if (place_shards(dir, dirs, nd))

@@ -24,15 +24,9 @@
 
 #define BODY_MAX (16u << 20) /* a /metrics scrape or a status answer */
 
-struct body {
-	char *p;
-	size_t len;
-	int too_big;
-};
-
 static size_t on_body(char *d, size_t sz, size_t n, void *u)
 {
-	struct body *b = u;
+	struct app_cli_body *b = u;
 	char *np;
 
 	if (b->len + sz * n > BODY_MAX) {
@@ -59,8 +53,7 @@ static void url_with_path(char *out, size_t len, const char *url, const char *pa
 	snprintf(out, len, "%.*s%s", n, url, path);
 }
 
-/* GET (post == NULL) or POST JSON. Returns the HTTP status, or -1 (message printed). */
-static long http_fetch(const char *url, const char *post, struct body *b)
+long app_cli_http(const char *url, const char *post, struct app_cli_body *b)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = NULL;
@@ -93,10 +86,10 @@ static long http_fetch(const char *url, const char *post, struct body *b)
 static json_t *get_status(const char *url)
 {
 	static const char req[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"mezz_status\"}";
-	struct body b;
+	struct app_cli_body b;
 	json_t *doc = NULL, *res = NULL;
 
-	if (http_fetch(url, req, &b) < 0)
+	if (app_cli_http(url, req, &b) < 0)
 		goto out;
 	doc = json_loads(b.p ? b.p : "", 0, NULL);
 	res = json_incref(json_object_get(doc, "result"));
@@ -246,7 +239,7 @@ static void print_l1(json_t *st)
 int app_cli_status(const struct app_config *cfg, const char *url)
 {
 	char murl[1024], hurl[1024];
-	struct body m1 = {0}, m2 = {0}, hz = {0};
+	struct app_cli_body m1 = {0}, m2 = {0}, hz = {0};
 	struct hist h1, h2, d;
 	json_t *s1 = NULL, *s2 = NULL;
 	uint64_t t1, t2;
@@ -258,16 +251,16 @@ int app_cli_status(const struct app_config *cfg, const char *url)
 	url_with_path(hurl, sizeof(hurl), url, "/healthz");
 	/* Two samples a second apart: rates over that second. */
 	t1 = app_now_ns();
-	if (!(s1 = get_status(url)) || http_fetch(murl, NULL, &m1) != 200) {
+	if (!(s1 = get_status(url)) || app_cli_http(murl, NULL, &m1) != 200) {
 		if (s1)
 			fprintf(stderr, "mezz: %s did not answer 200\n", murl);
 		goto out;
 	}
 	usleep(1000000);
 	t2 = app_now_ns();
-	if (!(s2 = get_status(url)) || http_fetch(murl, NULL, &m2) != 200)
+	if (!(s2 = get_status(url)) || app_cli_http(murl, NULL, &m2) != 200)
 		goto out;
-	hstatus = http_fetch(hurl, NULL, &hz);
+	hstatus = app_cli_http(hurl, NULL, &hz);
 	secs = (double)(t2 - t1) / 1e9;
 	tps = (double)(ival(s2, "transactions") - ival(s1, "transactions")) / secs;
 	hist_parse(&h1, m1.p, "mezz_preconfirmation_seconds");

@@ -2,6 +2,7 @@
  * cli_progress.c - the terminal progress line shared by the CLI's long
  * commands (da scrub/repair, backup, restore). See cli.h.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -36,4 +37,16 @@ void app_progress_show(struct app_progress *p, int final)
 		(unsigned long long)p->done, (unsigned long long)p->total, p->unit,
 		(double)p->bytes / 1048576.0, rate / 1048576.0, left, final ? "\n" : "");
 	fflush(stderr);
+}
+
+int app_cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "mezz: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	return 1;
 }

@@ -57,18 +57,6 @@ static int usage(void)
 	return 2;
 }
 
-static int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "mezz: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	return 1;
-}
 
 static int valid_name(const char *s)
 {
@@ -89,7 +77,7 @@ static struct app_store *open_store(void)
 	char err[256];
 
 	if (app_store_open(&s, cfg.data_dir, 0, err, sizeof(err))) {
-		die("cannot open the database in %s: %s", cfg.data_dir, err);
+		app_cli_fail("cannot open the database in %s: %s", cfg.data_dir, err);
 		return NULL;
 	}
 	return s;
@@ -104,7 +92,7 @@ static int print_query(const char *sql)
 	if (!s)
 		return 1;
 	if (sqlite3_prepare_v2(app_store_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
-		rc = die("query failed: %s", sqlite3_errmsg(app_store_db(s)));
+		rc = app_cli_fail("query failed: %s", sqlite3_errmsg(app_store_db(s)));
 		app_store_close(s); /* after reading its message */
 		return rc;
 	}
@@ -151,7 +139,7 @@ static int tenant_limits(int argc, char **argv)
 			 !parse_rate(argv[i + 1], &bytes))
 			i++;
 		else
-			return die("unexpected '%s' (use --tx-per-s N|default, --bytes-per-s N|default)",
+			return app_cli_fail("unexpected '%s' (use --tx-per-s N|default, --bytes-per-s N|default)",
 				   argv[i]);
 	}
 	if (argc < 1)
@@ -161,13 +149,13 @@ static int tenant_limits(int argc, char **argv)
 	rc = app_store_tenant_find(s, argv[0], &id);
 	if (rc) {
 		app_store_close(s);
-		return die("no tenant named '%s'", argv[0]);
+		return app_cli_fail("no tenant named '%s'", argv[0]);
 	}
 	{ /* also creates the table on first use, so showing works too */
 		rc = app_limits_store_set(s, id, tx, bytes);
 		if (rc) {
 			app_store_close(s);
-			return die("storing limits: %s", app_strerror(rc));
+			return app_cli_fail("storing limits: %s", app_strerror(rc));
 		}
 	}
 	app_store_close(s);
@@ -202,15 +190,15 @@ static int cmd_tenant(int argc, char **argv)
 	if (argc != 2 || strcmp(argv[0], "create"))
 		return usage();
 	if (!valid_name(argv[1]))
-		return die("tenant name must be 1-63 characters of a-z, 0-9, '-' or '_'");
+		return app_cli_fail("tenant name must be 1-63 characters of a-z, 0-9, '-' or '_'");
 	if (!(s = open_store()))
 		return 1;
 	rc = app_store_tenant_create(s, argv[1], &id);
 	app_store_close(s);
 	if (rc == APP_EEXIST)
-		return die("tenant '%s' already exists", argv[1]);
+		return app_cli_fail("tenant '%s' already exists", argv[1]);
 	if (rc)
-		return die("creating tenant: %s", app_strerror(rc));
+		return app_cli_fail("creating tenant: %s", app_strerror(rc));
 	printf("tenant %s created (id %lld)\n", argv[1], (long long)id);
 	return 0;
 }
@@ -250,30 +238,30 @@ static int cmd_namespace(int argc, char **argv)
 			 !parse_access(argv[i + 1], &ns.feed_public))
 			i++;
 		else
-			return die("unexpected '%s' (use --ingress public|key, --feed public|key)",
+			return app_cli_fail("unexpected '%s' (use --ingress public|key, --feed public|key)",
 				   argv[i]);
 	}
 	if (!valid_name(argv[2]))
-		return die("namespace name must be 1-63 characters of a-z, 0-9, '-' or '_'");
+		return app_cli_fail("namespace name must be 1-63 characters of a-z, 0-9, '-' or '_'");
 	errno = 0;
 	ns.chain_id = strtoull(argv[3], &end, 0);
 	if (errno || *end || ns.chain_id == 0 || ns.chain_id > (uint64_t)INT64_MAX)
-		return die("chain id must be an integer in 1..2^63-1");
+		return app_cli_fail("chain id must be an integer in 1..2^63-1");
 	snprintf(ns.name, sizeof(ns.name), "%s", argv[2]);
 	if (!(s = open_store()))
 		return 1;
 	rc = app_store_tenant_find(s, argv[1], &ns.tenant_id);
 	if (rc) {
 		app_store_close(s);
-		return die("no tenant named '%s' (create it with: mezz tenant create %s)", argv[1],
+		return app_cli_fail("no tenant named '%s' (create it with: mezz tenant create %s)", argv[1],
 			   argv[1]);
 	}
 	rc = app_store_namespace_create(s, &ns);
 	app_store_close(s);
 	if (rc == APP_EEXIST)
-		return die("a namespace with that name or chain id already exists");
+		return app_cli_fail("a namespace with that name or chain id already exists");
 	if (rc)
-		return die("creating namespace: %s", app_strerror(rc));
+		return app_cli_fail("creating namespace: %s", app_strerror(rc));
 	printf("namespace %s (chain id %llu) created for tenant %s: ingress %s, feed %s\n",
 	       ns.name, (unsigned long long)ns.chain_id, argv[1],
 	       ns.ingress_public ? "public" : "key", ns.feed_public ? "public" : "key");
@@ -299,15 +287,15 @@ static int cmd_key(int argc, char **argv)
 
 		kid = strtoll(argv[1], &end, 10);
 		if (*end || kid <= 0)
-			return die("key id must be a positive integer (see mezz key list)");
+			return app_cli_fail("key id must be a positive integer (see mezz key list)");
 		if (!(s = open_store()))
 			return 1;
 		rc = app_store_key_revoke(s, kid);
 		app_store_close(s);
 		if (rc == APP_ENOTFOUND)
-			return die("no active key with id %lld", (long long)kid);
+			return app_cli_fail("no active key with id %lld", (long long)kid);
 		if (rc)
-			return die("revoking: %s", app_strerror(rc));
+			return app_cli_fail("revoking: %s", app_strerror(rc));
 		printf("key %lld revoked\n", (long long)kid);
 		return 0;
 	}
@@ -316,12 +304,12 @@ static int cmd_key(int argc, char **argv)
 	/* The key hashing secret lives beside the identity; create both if new. */
 	rc = app_identity_load(&id, cfg.data_dir, 1);
 	if (rc)
-		return die("cannot read the key secret in %s: %s", cfg.data_dir, app_strerror(rc));
+		return app_cli_fail("cannot read the key secret in %s: %s", cfg.data_dir, app_strerror(rc));
 	if (!(s = open_store()))
 		return 1;
 	if (app_store_tenant_find(s, argv[1], &tenant)) {
 		app_store_close(s);
-		return die("no tenant named '%s'", argv[1]);
+		return app_cli_fail("no tenant named '%s'", argv[1]);
 	}
 	randombytes_buf(raw, sizeof(raw));
 	memcpy(key, "mz_", 3);
@@ -333,7 +321,7 @@ static int cmd_key(int argc, char **argv)
 	app_store_close(s);
 	sodium_memzero(&id, sizeof(id));
 	if (rc)
-		return die("storing key: %s", app_strerror(rc));
+		return app_cli_fail("storing key: %s", app_strerror(rc));
 	fprintf(stderr, "key %lld for tenant %s (shown once; store it now):\n", (long long)kid,
 		argv[1]);
 	printf("%s\n", key);
@@ -342,52 +330,23 @@ static int cmd_key(int argc, char **argv)
 
 /* ---- JSON-RPC client --------------------------------------------------- */
 
-struct buf {
-	char *p;
-	size_t len;
-};
-
-static size_t on_body(char *d, size_t sz, size_t n, void *u)
-{
-	struct buf *b = u;
-	char *np = realloc(b->p, b->len + sz * n + 1);
-
-	if (!np)
-		return 0;
-	b->p = np;
-	memcpy(b->p + b->len, d, sz * n);
-	b->len += sz * n;
-	b->p[b->len] = 0;
-	return sz * n;
-}
-
 /* Call method with params (stolen). Returns the result (new ref) or NULL. */
 static json_t *rpc(const char *method, json_t *params)
 {
-	CURL *c = curl_easy_init();
 	json_t *req = json_pack("{s:s,s:i,s:s,s:o}", "jsonrpc", "2.0", "id", 1, "method", method,
 				"params", params ? params : json_array());
 	char *body = json_dumps(req, JSON_COMPACT);
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-	struct buf b = {0};
+	struct app_cli_body b;
 	json_t *resp = NULL, *res = NULL;
-	CURLcode cc;
 
-	curl_easy_setopt(c, CURLOPT_URL, rpc_url);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-	cc = curl_easy_perform(c);
-	if (cc != CURLE_OK) {
-		die("cannot reach %s: %s", rpc_url, curl_easy_strerror(cc));
+	if (app_cli_http(rpc_url, body, &b) < 0) {
+		/* the reason is printed */
 	} else if (!(resp = json_loads(b.p ? b.p : "", 0, NULL))) {
-		die("%s answered with something that is not JSON", rpc_url);
+		app_cli_fail("%s answered with something that is not JSON", rpc_url);
 	} else if (json_object_get(resp, "error")) {
 		json_t *e = json_object_get(resp, "error");
 
-		die("%s: %s (code %lld)", method, json_string_value(json_object_get(e, "message")),
+		app_cli_fail("%s: %s (code %lld)", method, json_string_value(json_object_get(e, "message")),
 		    (long long)json_integer_value(json_object_get(e, "code")));
 	} else {
 		res = json_incref(json_object_get(resp, "result"));
@@ -396,8 +355,6 @@ static json_t *rpc(const char *method, json_t *params)
 	json_decref(req);
 	free(body);
 	free(b.p);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
 	return res;
 }
 
@@ -410,7 +367,7 @@ static int hex_field(json_t *o, const char *k, uint8_t *out, size_t len)
 
 	if (!json_is_string(v) ||
 	    l1_hex_decode(out, len, &n, json_string_value(v), json_string_length(v)) || n != len)
-		return die("field '%s' must be %zu bytes of 0x-hex", k, len);
+		return app_cli_fail("field '%s' must be %zu bytes of 0x-hex", k, len);
 	return 0;
 }
 
@@ -419,7 +376,7 @@ static int u64_field(json_t *o, const char *k, uint64_t *out)
 	json_t *v = json_object_get(o, k);
 
 	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		return die("field '%s' must be a non-negative integer", k);
+		return app_cli_fail("field '%s' must be a non-negative integer", k);
 	*out = (uint64_t)json_integer_value(v);
 	return 0;
 }
@@ -432,11 +389,11 @@ static int trusted_key(const char *hex, uint8_t pk[32])
 
 	if (hex) {
 		if (l1_hex_decode(pk, 32, &n, hex, strlen(hex)) || n != 32)
-			return die("--public-key must be 32 bytes of hex");
+			return app_cli_fail("--public-key must be 32 bytes of hex");
 		return 0;
 	}
 	if (app_identity_load(&id, cfg.data_dir, 0))
-		return die("no --public-key given and no identity readable in %s", cfg.data_dir);
+		return app_cli_fail("no --public-key given and no identity readable in %s", cfg.data_dir);
 	memcpy(pk, id.pk, 32);
 	sodium_memzero(&id, sizeof(id));
 	return 0;
@@ -454,7 +411,7 @@ static int verify_receipt(const char *path, const char *pkhex)
 	int rc = 1;
 
 	if (!root)
-		return die("%s: not JSON: %s (line %d)", path, je.text, je.line);
+		return app_cli_fail("%s: not JSON: %s (line %d)", path, je.text, je.line);
 	/* Accept a bare receipt or a whole JSON-RPC response. */
 	res = json_object_get(j, "result");
 	if (json_is_object(res))
@@ -472,7 +429,7 @@ static int verify_receipt(const char *path, const char *pkhex)
 	r.count = (uint32_t)v;
 	proof = json_object_get(j, "proof");
 	if (!json_is_array(proof) || json_array_size(proof) > SEQ_MERKLE_MAX_DEPTH) {
-		die("field 'proof' must be an array of at most %d hashes", SEQ_MERKLE_MAX_DEPTH);
+		app_cli_fail("field 'proof' must be an array of at most %d hashes", SEQ_MERKLE_MAX_DEPTH);
 		goto out;
 	}
 	r.path_len = json_array_size(proof);
@@ -482,7 +439,7 @@ static int verify_receipt(const char *path, const char *pkhex)
 
 		if (!json_is_string(e) || l1_hex_decode(r.path[i], 32, &n, json_string_value(e),
 							json_string_length(e)) || n != 32) {
-			die("proof[%zu] must be 32 bytes of hex", i);
+			app_cli_fail("proof[%zu] must be 32 bytes of hex", i);
 			goto out;
 		}
 	}
@@ -515,14 +472,14 @@ static int verify_block(json_t *b, const uint8_t pk[32], struct seq_block_hdr *h
 	if (hex_field(b, "headerRaw", raw, sizeof(raw)) || hex_field(b, "signature", sig, 64))
 		return 1;
 	if ((rc = seq_block_hdr_decode(h, raw, sizeof(raw))))
-		return die("header: %s", app_strerror(rc));
+		return app_cli_fail("header: %s", app_strerror(rc));
 	if ((rc = seq_block_verify(h, sig, pk)))
-		return die("height %llu: %s", (unsigned long long)h->height, app_strerror(rc));
+		return app_cli_fail("height %llu: %s", (unsigned long long)h->height, app_strerror(rc));
 	if (!json_is_array(tab) || json_array_size(tab) != h->ns_count)
-		return die("height %llu: nsTable does not match nsCount", (unsigned long long)h->height);
+		return app_cli_fail("height %llu: nsTable does not match nsCount", (unsigned long long)h->height);
 	leaves = calloc(h->ns_count ? h->ns_count : 1, 32);
 	if (!leaves)
-		return die("out of memory");
+		return app_cli_fail("out of memory");
 	json_array_foreach(tab, i, e) {
 		uint64_t ns, count;
 		uint8_t r[32];
@@ -536,7 +493,7 @@ static int verify_block(json_t *b, const uint8_t pk[32], struct seq_block_hdr *h
 	free(leaves);
 	leaves = NULL;
 	if (memcmp(root, h->ns_root, 32))
-		return die("height %llu: namespace table does not hash to nsRoot",
+		return app_cli_fail("height %llu: namespace table does not hash to nsRoot",
 			   (unsigned long long)h->height);
 	/* Each delivered sub-block must hash to its entry in the table. */
 	json_array_foreach(nss, i, e) {
@@ -549,7 +506,7 @@ static int verify_block(json_t *b, const uint8_t pk[32], struct seq_block_hdr *h
 			return 1;
 		leaves = calloc(json_array_size(txs) + 1, 32);
 		if (!leaves)
-			return die("out of memory");
+			return app_cli_fail("out of memory");
 		json_array_foreach(txs, k, t) {
 			uint64_t seq;
 			uint8_t th[32], calc[32];
@@ -565,7 +522,7 @@ static int verify_block(json_t *b, const uint8_t pk[32], struct seq_block_hdr *h
 			l1_keccak256(calc, data, n);
 			free(data);
 			if (memcmp(calc, th, 32)) {
-				die("height %llu: tx seq %llu data does not hash to its hash",
+				app_cli_fail("height %llu: tx seq %llu data does not hash to its hash",
 				    (unsigned long long)h->height, (unsigned long long)seq);
 				goto fail;
 			}
@@ -583,7 +540,7 @@ static int verify_block(json_t *b, const uint8_t pk[32], struct seq_block_hdr *h
 		}
 		if (j == json_array_size(tab) || memcmp(root, want, 32) ||
 		    hex_field(json_array_get(tab, j), "root", want, 32) || memcmp(root, want, 32))
-			return die("height %llu: sub-block of chain %llu does not match its root",
+			return app_cli_fail("height %llu: sub-block of chain %llu does not match its root",
 				   (unsigned long long)h->height, (unsigned long long)ns);
 	}
 	return 0;
@@ -600,7 +557,7 @@ static int verify_blocks(const char *from_s, const char *to_s, const char *pkhex
 	int have_prev = 0;
 
 	if (from < 1 || to < from)
-		return die("give heights FROM <= TO, both >= 1");
+		return app_cli_fail("give heights FROM <= TO, both >= 1");
 	if (trusted_key(pkhex, pk))
 		return 1;
 	for (uint64_t h = from; h <= to; h++) {
@@ -614,10 +571,10 @@ static int verify_blocks(const char *from_s, const char *to_s, const char *pkhex
 		if (rc)
 			return 1;
 		if (cur.height != h)
-			return die("asked for height %llu, got %llu", (unsigned long long)h,
+			return app_cli_fail("asked for height %llu, got %llu", (unsigned long long)h,
 				   (unsigned long long)cur.height);
 		if (have_prev && seq_block_check_link(&prev, &cur))
-			return die("height %llu does not chain to %llu", (unsigned long long)h,
+			return app_cli_fail("height %llu does not chain to %llu", (unsigned long long)h,
 				   (unsigned long long)(h - 1));
 		prev = cur;
 		have_prev = 1;
@@ -665,7 +622,7 @@ static int cmd_config(int argc, char **argv)
 	app_config_defaults(&c);
 	rc = app_config_load(&c, argv[1], err, sizeof(err));
 	if (rc < 0)
-		return die("cannot read %s: %s", argv[1], strerror(-rc));
+		return app_cli_fail("cannot read %s: %s", argv[1], strerror(-rc));
 	if (rc > 0) {
 		fputs(err, stderr);
 		fprintf(stderr, "%s: %d error(s)\n", argv[1], rc);
@@ -702,18 +659,18 @@ int main(int argc, char **argv)
 		rc = app_config_load(&cfg, config_path, err, sizeof(err));
 		if (rc) {
 			fputs(err, stderr);
-			return die("cannot use %s", config_path);
+			return app_cli_fail("cannot use %s", config_path);
 		}
 	}
 	for (int k = 0; k < nsets; k++)
 		if (app_config_set(&cfg, sets[k], err, sizeof(err)))
-			return die("--set %s", err);
+			return app_cli_fail("--set %s", err);
 	if (app_config_validate(&cfg, err, sizeof(err)))
-		return die("%s", err);
+		return app_cli_fail("%s", err);
 	if (data_dir)
 		snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", data_dir);
 	if (sodium_init() < 0)
-		return die("libsodium failed to initialise");
+		return app_cli_fail("libsodium failed to initialise");
 	umask(077); /* a database or key the CLI creates is private too */
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (!strcmp(argv[i], "tenant"))

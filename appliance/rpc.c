@@ -644,6 +644,22 @@ static json_t *second_param(json_t *params, const char *key)
 	return json_is_object(params) ? json_object_get(params, key) : NULL;
 }
 
+/* The caller may read ns's feed; else the answer is set and -1. */
+static int check_feed_read(struct app_conn *c, struct app_req *r, size_t i,
+			   const struct app_namespace *ns, int64_t *tenant)
+{
+	if (msg_tenant(c, tenant)) {
+		req_error(r, i, RPC_UNAUTHORIZED, "invalid or revoked API key");
+		return -1;
+	}
+	if (!app_auth_may_read(ns, *tenant)) {
+		req_error(r, i, *tenant ? RPC_FORBIDDEN : RPC_UNAUTHORIZED,
+			  "the feed of namespace '%s' needs its tenant's API key", ns->name);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * A shard carries bytes of every namespace in its block, so it is served
  * only to a caller who may read all of them (every feed public, or all the
@@ -716,15 +732,8 @@ static void m_get_ns_proof(struct app_conn *c, struct app_req *r, size_t i, json
 		req_error(r, i, RPC_UNKNOWN_NAMESPACE, "params must be %s naming a namespace", usage);
 		return;
 	}
-	if (msg_tenant(c, &tenant)) {
-		req_error(r, i, RPC_UNAUTHORIZED, "invalid or revoked API key");
+	if (check_feed_read(c, r, i, ns, &tenant))
 		return;
-	}
-	if (!app_auth_may_read(ns, tenant)) {
-		req_error(r, i, tenant ? RPC_FORBIDDEN : RPC_UNAUTHORIZED,
-			  "the feed of namespace '%s' needs its tenant's API key", ns->name);
-		return;
-	}
 	rc = app_dasrv_nsproof_json(c->srv, height, ns, &json, msg, sizeof(msg));
 	if (rc)
 		req_error(r, i, rc, "%s", msg);
@@ -825,15 +834,8 @@ static void m_get_state_root(struct app_conn *c, struct app_req *r, size_t i, js
 			  "params must be {\"namespace\": NAME, \"l2Block\": N}");
 		return;
 	}
-	if (msg_tenant(c, &tenant)) {
-		req_error(r, i, RPC_UNAUTHORIZED, "invalid or revoked API key");
+	if (check_feed_read(c, r, i, ns, &tenant))
 		return;
-	}
-	if (!app_auth_may_read(ns, tenant)) {
-		req_error(r, i, tenant ? RPC_FORBIDDEN : RPC_UNAUTHORIZED,
-			  "the feed of namespace '%s' needs its tenant's API key", ns->name);
-		return;
-	}
 	rc = app_l1_state_root_json(c->srv, ns->chain_id, (uint64_t)json_integer_value(l2),
 				    ns->name, &json);
 	if (rc == APP_ENOTFOUND)
