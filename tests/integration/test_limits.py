@@ -130,8 +130,12 @@ class AddressLimitTest(DaemonCase):
         socks = []
         try:
             for _ in range(6):
-                socks.append(socket.create_connection(("127.0.0.1", self.d.port), timeout=5))
-            time.sleep(0.2)
+                sk = socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
+                # one answered request each (kept alive): the daemon has
+                # certainly accepted and counted it, however busy the machine
+                sk.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertTrue(sk.recv(100).startswith(b"HTTP/1.1 200"))
+                socks.append(sk)
             extra = socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
             extra.settimeout(5)
             try:
