@@ -30,8 +30,12 @@
 
 #include "da/da.h"
 
-/* Column slice per shard for encode and decode; see the file comment. */
+/* Column slice per shard for encode and decode; see the file comment. Only
+ * when the k sources are larger than DA_SLICE_ABOVE (the L2 cache of this
+ * machine, 2 MiB per core): below that they stay cached across the passes
+ * anyway, and one call is the cheapest. */
 #define DA_SLICE (32 * 1024)
+#define DA_SLICE_ABOVE ((size_t)2 << 20)
 /* Decode patterns kept per code. */
 #define CACHE_SLOTS 16
 
@@ -117,12 +121,12 @@ static void encode_sliced(size_t S, unsigned k, unsigned rows, uint8_t *tbls,
 			  uint8_t *const *src, uint8_t *const *dst)
 {
 	uint8_t *s[DA_MAX_SHARDS], *d[DA_MAX_SHARDS];
-	size_t off = 0, n;
+	size_t off = 0, n, slice = (size_t)k * S > DA_SLICE_ABOVE ? DA_SLICE : S;
 
 	while (off < S) {
 		n = S - off;
-		if (n >= DA_SLICE + 64)
-			n = DA_SLICE;
+		if (n >= slice + 64)
+			n = slice;
 		for (unsigned i = 0; i < k; i++)
 			s[i] = src[i] + off;
 		for (unsigned i = 0; i < rows; i++)
