@@ -329,6 +329,13 @@ int app_store_da_tip(struct app_store *s, uint64_t *height);
 /* Operator commands on data availability (cli_da.c), for `mezz`. Each
  * returns the process exit code and prints its own results. */
 int app_cli_da(const struct app_config *cfg, int argc, char **argv);
+/* dautil.c: a transaction's hash as the DA proofs use it (Keccak-256; a
+ * da_hash_fn), and a code for (k, m) from a small cache of n slots (oldest
+ * evicted; blocks coded under an older config keep their own k and m);
+ * NULL if it cannot be made. Free the slots with da_code_free. */
+struct da_code;
+void app_tx_hash(uint8_t out[32], const uint8_t *data, size_t len, void *arg);
+struct da_code *app_da_code_cached(struct da_code **codes, size_t n, unsigned k, unsigned m);
 int app_cli_verify_shard(const char *path, const uint8_t pk[static 32]);
 int app_cli_verify_nsproof(const char *path, const uint8_t pk[static 32]);
 

@@ -25,19 +25,6 @@ static const char *status_name(int st)
 	return st == DA_SHARD_MISSING ? "missing" : st == DA_SHARD_CORRUPT ? "corrupt" : "ok";
 }
 
-/* (k, m) codes for repair: blocks keep the code they were written with. */
-static struct da_code *code_for(struct da_code **codes, size_t n, unsigned k, unsigned m)
-{
-	size_t i;
-
-	for (i = 0; i < n && codes[i]; i++)
-		if (da_code_k(codes[i]) == k && da_code_m(codes[i]) == m)
-			return codes[i];
-	if (i == n)
-		return NULL;
-	return da_code_new(k, m, &codes[i]) ? NULL : codes[i];
-}
-
 int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 {
 	struct app_store *ro = NULL;
@@ -97,7 +84,7 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 		memset(&rep, 0, sizeof(rep));
 		rc = da_store_scrub_block(shards, &r, &rep);
 		if (!rc && repair && (rep.missing || rep.corrupt)) {
-			struct da_code *code = code_for(codes, 16, r.k, r.m);
+			struct da_code *code = app_da_code_cached(codes, 16, r.k, r.m);
 			struct da_report fix;
 
 			memset(&fix, 0, sizeof(fix));
@@ -233,12 +220,6 @@ out:
 	return rc;
 }
 
-static void keccak_cb(uint8_t out[32], const uint8_t *data, size_t len, void *arg)
-{
-	(void)arg;
-	l1_keccak256(out, data, len);
-}
-
 int app_cli_verify_nsproof(const char *path, const uint8_t pk[static 32])
 {
 	json_t *root, *j = load_result(path, &root), *txs;
@@ -262,7 +243,7 @@ int app_cli_verify_nsproof(const char *path, const uint8_t pk[static 32])
 	if (!rc)
 		rc = da_ns_proof_decode(&p, proof, plen);
 	if (!rc)
-		rc = da_ns_proof_verify(&p, &h, keccak_cb, NULL);
+		rc = da_ns_proof_verify(&p, &h, app_tx_hash, NULL);
 	if (!rc && json_integer_value(json_object_get(j, "chainId")) != (json_int_t)p.ns)
 		rc = DA_EMISMATCH; /* proves another namespace than it claims */
 	/* The readable list must be exactly the proven transactions. */

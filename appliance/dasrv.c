@@ -14,12 +14,6 @@
 #include "appliance/server.h"
 #include "l1bridge/l1.h"
 
-static void keccak_cb(uint8_t out[32], const uint8_t *data, size_t len, void *arg)
-{
-	(void)arg;
-	l1_keccak256(out, data, len);
-}
-
 int app_dasrv_open(struct app_server *s, char *errbuf, size_t errlen)
 {
 	char **dirs = NULL;
@@ -44,25 +38,6 @@ void app_dasrv_close(struct app_server *s)
 	memset(s->codes, 0, sizeof(s->codes));
 	da_store_close(s->shards);
 	s->shards = NULL;
-}
-
-/* A code for (k, m), kept for reuse: blocks coded under an older config
- * keep their own k and m. */
-static struct da_code *code_for(struct app_server *s, unsigned k, unsigned m)
-{
-	size_t n = sizeof(s->codes) / sizeof(s->codes[0]), i;
-
-	for (i = 0; i < n && s->codes[i]; i++)
-		if (da_code_k(s->codes[i]) == k && da_code_m(s->codes[i]) == m)
-			return s->codes[i];
-	if (i == n) { /* full: evict the oldest */
-		da_code_free(s->codes[0]);
-		memmove(s->codes, s->codes + 1, (n - 1) * sizeof(s->codes[0]));
-		i = n - 1;
-	}
-	if (da_code_new(k, m, &s->codes[i]))
-		s->codes[i] = NULL;
-	return s->codes[i];
 }
 
 /* 1 if retention (da.retention_blocks) deleted the block's shards. */
@@ -90,7 +65,7 @@ static int load_record(struct app_server *s, uint64_t height, struct da_record *
 /* Rebuild a block from its shards, repairing bad ones. */
 static int read_block(struct app_server *s, const struct da_record *r, uint8_t **payload)
 {
-	struct da_code *code = code_for(s, r->k, r->m);
+	struct da_code *code = app_da_code_cached(s->codes, sizeof(s->codes) / sizeof(s->codes[0]), r->k, r->m);
 	struct da_report rep;
 	int rc;
 
@@ -196,8 +171,10 @@ out:
 	return rc;
 }
 
-int app_dasrv_payload(struct app_server *s, uint64_t height, uint8_t **buf, size_t *padded,
-		      size_t *payload_len)
+/* A block's payload (da.h layout), from the database while it holds the
+ * transactions, else rebuilt from shards. *buf malloc'd, *padded bytes. */
+static int dasrv_payload(struct app_server *s, uint64_t height, uint8_t **buf, size_t *padded,
+			 size_t *payload_len)
 {
 	struct app_block *b = NULL;
 	uint8_t raw[DA_RECORD_LEN], sig[64];
@@ -252,7 +229,7 @@ int app_dasrv_nsproof_json(struct app_server *s, uint64_t height,
 	*out = NULL;
 	memset(&pl, 0, sizeof(pl));
 	memset(&p, 0, sizeof(p));
-	rc = app_dasrv_payload(s, height, &buf, &padded, &plen);
+	rc = dasrv_payload(s, height, &buf, &padded, &plen);
 	if (rc == APP_ENOTFOUND) {
 		snprintf(msg, msglen, "no sealed block at height %llu", (unsigned long long)height);
 		return RPC_NOT_FOUND;
@@ -295,7 +272,7 @@ int app_dasrv_nsproof_json(struct app_server *s, uint64_t height,
 			uint8_t h[32];
 			char hh[67];
 
-			keccak_cb(h, p.txs[i].data, p.txs[i].len, NULL);
+			app_tx_hash(h, p.txs[i].data, p.txs[i].len, NULL);
 			l1_hex_encode(hh, h, 32);
 			used += (size_t)snprintf(txs + used, cap - used,
 						 "%s{\"seq\":%llu,\"hash\":\"%s\",\"data\":\"", i ? "," : "",
@@ -339,7 +316,7 @@ int app_dasrv_block(struct app_server *s, uint64_t height, struct app_block **ou
 
 	*out = NULL;
 	memset(&pl, 0, sizeof(pl));
-	rc = app_dasrv_payload(s, height, &buf, &padded, &plen);
+	rc = dasrv_payload(s, height, &buf, &padded, &plen);
 	if (!rc)
 		rc = da_payload_parse(&pl, buf, padded, plen);
 	if (rc)
@@ -368,7 +345,7 @@ int app_dasrv_block(struct app_server *s, uint64_t height, struct app_block **ou
 			goto out;
 		}
 		memcpy(t->data, pl.txs[i].data, t->len);
-		keccak_cb(t->hash, t->data, t->len, NULL);
+		app_tx_hash(t->hash, t->data, t->len, NULL);
 	}
 	/* app_block_make owns txs and ns from here, whatever it returns */
 	rc = app_block_make(out, &pl.hdr, pl.sig, ns, pl.hdr.ns_count, txs, n);

@@ -183,10 +183,6 @@ int app_dasrv_shard_json(struct app_server *s, uint64_t height, unsigned index, 
 			 char *msg, size_t msglen);
 int app_dasrv_nsproof_json(struct app_server *s, uint64_t height,
 			   const struct app_namespace *ns, char **out, char *msg, size_t msglen);
-/* A block's payload (da.h layout), from the database while it holds the
- * transactions, else rebuilt from shards. *buf malloc'd, *padded bytes. */
-int app_dasrv_payload(struct app_server *s, uint64_t height, uint8_t **buf, size_t *padded,
-		      size_t *payload_len);
 /* A block whose transactions retention has pruned, rebuilt from its shards. */
 int app_dasrv_block(struct app_server *s, uint64_t height, struct app_block **out);
 

@@ -34,8 +34,7 @@ class BundleTest(DaemonCase):
         self.assertEqual({r["slot"] for r in res["legs"]}, {res["slot"]})
         self.assertEqual({r["signature"] for r in res["legs"]}, {res["legs"][0]["signature"]})
         for r, l in zip(res["legs"], legs):
-            self.assertEqual(r["namespace"] if "namespace" in r else l["namespace"],
-                             l["namespace"])
+            self.assertEqual(r["namespace"], l["namespace"])
         h = self.d.wait_sealed_seq(res["firstSeq"] + len(legs))
         block = None
         for height in range(h, 0, -1):

@@ -282,6 +282,31 @@ class DaTest(unittest.TestCase):
         scrub = self.mezz("da", "scrub")
         self.assertEqual(scrub.returncode, 0, scrub.stdout + scrub.stderr)
 
+    def test_failed_shard_write_stops_da_not_preconfirmations(self):
+        """A shard directory that cannot be written (here: replaced by a plain
+        file) stops the DA stage for good, says so, and leaves the sequencer
+        running; the blocks stay sealed, not available."""
+        rmtree_live(self.dirs[2])
+        with open(self.dirs[2], "w") as f:
+            f.write("not a directory\n")
+        deadline = time.time() + 10
+        while time.time() < deadline and not self.d.status()["daHalted"]:
+            time.sleep(0.05)
+        st = self.d.status()
+        self.assertTrue(st["daHalted"], self.d.log())
+        self.assertIn("da_halted", self.d.log())
+        code, _, body = self.d.http(b"", "/healthz", method="GET")
+        self.assertEqual(code, 503)
+        self.assertIn(b"da:", body)
+        stuck = st["availableHeight"]
+        r = self.d.call("mezz_sendTransaction", {"namespace": "alpha", "data": "0x0a0b"})
+        self.assertIn("result", r, r)  # preconfirmations go on
+        self.d.wait_sealed_seq(r["result"]["seq"] + 1)
+        time.sleep(0.5)
+        st = self.d.status()
+        self.assertEqual(st["availableHeight"], stuck)
+        self.assertGreater(st["height"], stuck)
+
     def test_bad_params(self):
         for params in ({"height": 0, "index": 0}, {"height": 1, "index": -1},
                        {"height": 1, "index": 256}, {"height": 1}):

@@ -283,6 +283,42 @@ class BatchesTest(OutboxCase):
         return leaves[0]
 
 
+class RetentionTest(OutboxCase):
+    """Retention never prunes what L1 has not posted: with nothing mined,
+    neither transaction payloads nor shards go, however short the retention;
+    once batches land, both floors follow the posted height."""
+
+    def floors(self):
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data, "mezzanine.db"),
+                             uri=True)
+        try:
+            rows = dict(db.execute("SELECT k, v FROM meta WHERE k IN "
+                                   "('txs_pruned_below', 'shards_pruned_below')").fetchall())
+        finally:
+            db.close()
+        return rows.get("txs_pruned_below", 0), rows.get("shards_pruned_below", 0)
+
+    def test_nothing_pruned_before_it_is_posted(self):
+        self.anvil.rpc("evm_setAutomine", [False])
+        d = self.daemon(storage__tx_retention_blocks=1, da__retention_blocks=1).start()
+        d.setup_tenant("t", "rollup", 902)
+        for i in range(5):
+            d.send("rollup", b"r-%d" % i)
+        self.wait_for("20 blocks available", lambda: d.status()["availableHeight"] >= 20, d=d)
+        time.sleep(0.5)
+        self.assertEqual(d.status()["postedHeight"], 0)
+        txs, shards = self.floors()
+        self.assertLessEqual(txs, 1, "payloads pruned before they were posted")
+        self.assertLessEqual(shards, 1, "shards pruned before they were posted")
+        self.assertTrue(os.listdir(os.path.join(self.data, "shards")))
+        self.anvil.rpc("evm_setAutomine", [True])
+        self.anvil.rpc("evm_mine")
+        self.wait_for("posted 20", lambda: self.l1(d)["postedHeight"] >= 20, d=d)
+        self.wait_for("floors past 10", lambda: min(self.floors()) > 10, d=d)
+        posted = d.status()["postedHeight"]
+        self.assertLessEqual(max(self.floors()), posted + 1)
+
+
 class FeesTest(OutboxCase):
     def test_stuck_transaction_is_replaced_with_higher_fees_same_nonce(self):
         self.anvil.rpc("evm_setAutomine", [False])
