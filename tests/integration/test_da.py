@@ -307,6 +307,22 @@ class DaTest(unittest.TestCase):
         self.assertEqual(st["availableHeight"], stuck)
         self.assertGreater(st["height"], stuck)
 
+    def test_shards_of_a_private_namespace_need_its_key(self):
+        key = self.d.setup_tenant("carol", "private", 103, ingress="public", feed="key")
+        r = self.d.rpc("mezz_sendTransaction", {"namespace": "private", "data": "0x5eed"})
+        h = self.d.wait_sealed_seq(r["seq"] + 1)
+        self.wait_available(h)
+        for height in range(h, 0, -1):  # the block holding it
+            hdr = self.d.rpc("mezz_getBlock", {"height": height})["header"]
+            if hdr["firstSeq"] <= r["seq"] < hdr["firstSeq"] + hdr["txCount"]:
+                break
+        anon = self.d.call("mezz_getShard", {"height": height, "index": 0})
+        self.assertEqual(anon["error"]["code"], -32001, anon)
+        proof = self.d.call("mezz_getNamespaceProof", {"height": height, "namespace": "private"})
+        self.assertEqual(proof["error"]["code"], -32001, proof)
+        self.assertIn("result", self.d.call("mezz_getShard", {"height": height, "index": 0},
+                                            key=key))
+
     def test_bad_params(self):
         for params in ({"height": 0, "index": 0}, {"height": 1, "index": -1},
                        {"height": 1, "index": 256}, {"height": 1}):
