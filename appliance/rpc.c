@@ -326,6 +326,8 @@ static int rpc_admit(struct app_req *r, size_t i, const struct app_namespace *ns
 	r->limited++;
 	if (wait > c->retry_after_ms && !c->is_ws)
 		c->retry_after_ms = wait;
+	if (wait > c->rx_pause_ms && c->is_ws)
+		c->rx_pause_ms = wait;
 	return -1;
 }
 

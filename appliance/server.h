@@ -83,6 +83,12 @@ struct app_conn {
 	int http_status;
 	const char *http_ctype;	 /* NULL: application/json */
 	uint64_t retry_after_ms; /* > 0: send Retry-After */
+	/* WebSocket: a message had a submission refused by a rate limit; stop
+	 * reading this connection for this long (the retry hint), so a flood
+	 * waits in its own socket buffer instead of being parsed and refused
+	 * on the event loop every other tenant shares. */
+	uint64_t rx_pause_ms;
+	int rx_paused;
 	const char *http_csp;	 /* non-NULL: a page; send this Content-Security-Policy */
 	/* the namespace a submission item resolved to (per-tenant accounting) */
 	const struct app_namespace *item_ns;
