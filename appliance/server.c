@@ -358,6 +358,7 @@ static void rx_pause_if_limited(struct app_conn *c)
 	if (ms > 1000)
 		ms = 1000;
 	c->rx_paused = 1;
+	app_metric_add(APP_M_ws_rx_paused_total, 1);
 	lws_rx_flow_control(c->wsi, 0);
 	lws_set_timer_usecs(c->wsi, (lws_usec_t)ms * 1000);
 }

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import socket
 import struct
 import time
@@ -100,6 +101,42 @@ class TenantLimitTest(DaemonCase):
                 return out
         out = run_async(go())
         self.assertGreaterEqual(sum(x.get("error", {}).get("code") == RATE_LIMITED for x in out), 3)
+
+    def test_flood_on_one_websocket_is_paused_and_every_message_answered(self):
+        """60 submissions pipelined on one connection at a 5 tx/s limit: the
+        first refusal pauses reading (the metric counts it), and every
+        message still gets exactly one answer: a receipt or -32009."""
+        time.sleep(1.1)
+
+        def paused():
+            _, _, raw = self.d.http(b"", "/metrics", method="GET")
+            m = re.search(r"^mezz_ws_rx_paused_total (\d+)", raw.decode(), re.M)
+            self.assertIsNotNone(m, "mezz_ws_rx_paused_total missing from /metrics")
+            return int(m.group(1))
+        before = paused()
+
+        async def go():
+            async with ws_connect(self.d.ws_url(), key=self.ka) as ws:
+                for i in range(60):
+                    await ws.send(json.dumps({"jsonrpc": "2.0", "id": i,
+                                              "method": "mezz_sendTransaction",
+                                              "params": {"namespace": "alpha", "data": tx()}}))
+                answers = {}
+                while len(answers) < 60:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                    self.assertNotIn(m["id"], answers, "answered twice")
+                    answers[m["id"]] = m
+                return answers
+        answers = run_async(go())
+        ok = sum("result" in a for a in answers.values())
+        limited = sum(a.get("error", {}).get("code") == RATE_LIMITED for a in answers.values())
+        self.assertEqual(ok + limited, 60)
+        self.assertGreater(limited, 0)
+        self.assertGreater(ok, 0)
+        self.assertGreater(paused(), before)
+        for a in answers.values():
+            if "error" in a:
+                self.assertGreaterEqual(a["error"]["data"]["retryAfterMs"], 1)
 
     def test_metrics_count_limited(self):
         _, _, raw = self.d.http(b"", "/metrics", method="GET")
