@@ -63,8 +63,18 @@ uint64_t seq_revenue_weight(const struct seq_sale *s, uint32_t r)
 	assert(r < s->n_rollups);
 	bits[r / 64] = UINT64_C(1) << (r % 64);
 	b = seq__bundle_lookup(s, bits);
-	if (b >= 0 && s->bundles[b].tickets > 0)
-		return seq__value(s, s->bundles[b].tickets);
+	/* A rollup in a shared winning bundle never won its singleton, so its
+	 * singleton tickets are always refunded: free to inflate after seeing
+	 * every other bid. Its reserve was fixed before the sale opened and is
+	 * costly to inflate (a bundle that cannot pay it is invalid, and the
+	 * rollup goes unsold). The weight is therefore the standalone value
+	 * capped at the reserve: both signals must agree (docs/RIGHTS.md
+	 * "Shill bidding"). */
+	if (b >= 0 && s->bundles[b].tickets > 0) {
+		uint64_t v = seq__value(s, s->bundles[b].tickets);
+
+		return v < s->rollups[r].reserve ? v : s->rollups[r].reserve;
+	}
 	return s->rollups[r].reserve;
 }
 

@@ -638,13 +638,17 @@ Test(rights, shill_bidding)
 {
 	struct shill honest, mild, heavy;
 
-	/* Honest: {A,B,C,D} wins (100 > 35 and > 15 + 15); 90 after burn,
-	 * weights A 10 (reserve), B 10, C 15, D 15: 18, 18, 27, 27. */
+	/* Honest: {A,B,C,D} wins (100 > 35 and > 15 + 15); 90 after burn.
+	 * Weights are standalone values capped at the reserve: A 10 (no
+	 * singleton: reserve), B 10, C min(15, 10), D min(15, 10): 22.5 each,
+	 * the two leftover gwei to the lower ids: 23, 23, 22, 22. */
 	shill_run(&honest, 0);
 	cr_assert_eq(honest.st.n_winners, 1);
 	cr_assert_eq(honest.st.burn, 10);
-	cr_assert_eq(credit_of(&honest, 1), 18);
-	cr_assert_eq(credit_of(&honest, 3), 27);
+	cr_assert_eq(credit_of(&honest, 1), 23);
+	cr_assert_eq(credit_of(&honest, 2), 23);
+	cr_assert_eq(credit_of(&honest, 3), 22);
+	cr_assert_eq(credit_of(&honest, 4), 22);
 
 	/* Heavy shill (k = 33): {A} + {B} + {C,D} = 33 + 33 + 35 = 101 > 100,
 	 * so A and B win their own singletons and leave the shared bundle.
@@ -667,22 +671,139 @@ Test(rights, shill_bidding)
 	cr_assert_eq(buyer_of(&heavy, 1)->refund, 100); /* the grand bundle lost */
 
 	/* Mild shill (k = 32): 32 + 32 + 35 = 99 < 100, the grand bundle still
-	 * wins and the shill tickets are refunded. This is the band where the
-	 * rule of the spec (weight = standalone bids) lets a losing shill
-	 * raise its share for free: weights 32, 32, 15, 15 -> 31, 31, 14, 14
-	 * instead of 18, 18, 27, 27. One ticket more (k = 33) and both shills
-	 * buy their own slots and pay the burn; docs/RIGHTS.md discusses it. */
+	 * wins and the shill tickets are refunded. Under the uncapped rule the
+	 * weights would be 32, 32, 15, 15 and A and B would take 31 each
+	 * instead of their share; capped at the reserve the weights stay 10
+	 * each and nobody's credit moves. */
 	shill_run(&mild, 32);
 	cr_assert_eq(mild.st.n_winners, 1);
 	cr_assert_eq(buyer_of(&mild, 0xa)->refund, 32);
 	cr_assert_eq(buyer_of(&mild, 0xa)->charged, 0);
-	cr_assert_eq(credit_of(&mild, 1) + credit_of(&mild, 2) + credit_of(&mild, 3) +
-			     credit_of(&mild, 4),
-		     90);
-	cr_assert_eq(credit_of(&mild, 1), 31);
-	cr_assert_eq(credit_of(&mild, 3), 14);
-	cr_assert_eq(winner_of(&mild, 1), winner_of(&mild, 3));
+	for (uint64_t r = 1; r <= 4; r++)
+		cr_assert_eq(credit_of(&mild, r), credit_of(&honest, r), "rollup %llu",
+			     (unsigned long long)r);
+	cr_assert_leq(credit_of(&mild, 1), credit_of(&honest, 1)); /* no more than its share */
+	cr_assert_eq(winner_of(&mild, 1), winner_of(&mild, 3));	 /* others still shared */
 	shill_free(&honest);
 	shill_free(&mild);
 	shill_free(&heavy);
+}
+
+/*
+ * The property behind the rule, over random sales: a rollup that ends up in
+ * a shared winning bundle cannot raise its credit by buying tickets on its
+ * own singleton above what its reserve (fixed before the sale opened)
+ * entitles it to: the credit it would get with weight = reserve.
+ */
+static uint64_t credit_at_reserve(const struct shill *x, size_t vi)
+{
+	const struct seq_settle_winner *wn = &x->st.winners[x->st.credits[vi].winner];
+	uint64_t ids[SEQ_RIGHTS_MAX_ROLLUPS], w[SEQ_RIGHTS_MAX_ROLLUPS], sh[SEQ_RIGHTS_MAX_ROLLUPS];
+	uint64_t burn, out = UINT64_MAX;
+	int m = seq_sale_bundle_ids(&x->s, wn->bundle, ids, SEQ_RIGHTS_MAX_ROLLUPS);
+
+	cr_assert_gt(m, 1);
+	for (int i = 0; i < m; i++)
+		for (uint32_t r = 0; r < x->s.n_rollups; r++)
+			if (x->s.rollups[r].id == ids[i])
+				w[i] = ids[i] == x->st.credits[vi].rollup ? x->s.rollups[r].reserve
+									  : seq_revenue_weight(&x->s, r);
+	seq_revenue_split(wn->revenue, x->s.p.burn_bps, w, (size_t)m, sh, &burn);
+	for (int i = 0; i < m; i++)
+		if (ids[i] == x->st.credits[vi].rollup)
+			out = sh[i];
+	return out;
+}
+
+Test(rights, shill_never_raises_a_shared_rollups_credit)
+{
+	unsigned checked = 0;
+
+	for (uint64_t seed = 1; seed <= 400; seed++) {
+		struct seq_offer o[6];
+		size_t n = 3 + (size_t)(seed % 4);
+		struct shill base, sh;
+		uint8_t buyer[20], shill_addr[20], seed32[32] = {(uint8_t)seed};
+		uint64_t victim, k;
+		int32_t vi = -1;
+
+		rng_state = seed * 31337;
+		for (size_t i = 0; i < n; i++)
+			o[i] = (struct seq_offer){.rollup = i + 1, .reserve = below(20), .opt_in = true};
+		struct seq_sale_params p = params(seed, o, n);
+
+		p.price = 1;
+		for (int pass = 0; pass < 2; pass++) {
+			struct shill *x = pass ? &sh : &base;
+
+			rng_state = seed * 7777; /* same honest purchases in both runs */
+			cr_assert_eq(seq_sale_create(&x->s, &p), 0);
+			for (unsigned b = 0; b < 8; b++) {
+				uint64_t ids[6];
+				size_t m = 0;
+				uint64_t mask = 1 + below((UINT64_C(1) << n) - 1);
+
+				for (size_t i = 0; i < n; i++)
+					if (mask >> i & 1)
+						ids[m++] = i + 1;
+				addr(buyer, b + 1);
+				cr_assert_eq(seq_sale_buy(&x->s, 0, buyer, ids, m, 1 + below(60)), 0);
+			}
+			if (pass == 0) {
+				cr_assert_eq(seq_sale_close(&x->s, START - CLOSE_LEAD), 0);
+				cr_assert_eq(seq_sale_settle(&x->s, START - IMPROVE_LEAD, seed32,
+							     &x->st), 0);
+				/* a rollup credited from a bundle of two or more */
+				for (size_t c = 0; c < x->st.n_credits && vi < 0; c++) {
+					uint32_t w = x->st.credits[c].winner, same = 0;
+
+					for (size_t d = 0; d < x->st.n_credits; d++)
+						same += x->st.credits[d].winner == w;
+					if (same >= 2)
+						vi = (int32_t)c;
+				}
+				if (vi < 0)
+					break;
+				victim = x->st.credits[vi].rollup;
+				k = 1 + below(80);
+			} else {
+				addr(shill_addr, 0xee);
+				cr_assert_eq(seq_sale_buy(&x->s, 0, shill_addr, &victim, 1, k), 0);
+				cr_assert_eq(seq_sale_close(&x->s, START - CLOSE_LEAD), 0);
+				cr_assert_eq(seq_sale_settle(&x->s, START - IMPROVE_LEAD, seed32,
+							     &x->st), 0);
+			}
+		}
+		if (vi < 0) {
+			shill_free(&base);
+			continue;
+		}
+		/* still in a shared bundle after shilling? then no gain */
+		uint64_t w = UINT64_MAX, same = 0, after = 0;
+
+		for (size_t d = 0; d < sh.st.n_credits; d++)
+			if (sh.st.credits[d].rollup == victim) {
+				w = sh.st.credits[d].winner;
+				after = sh.st.credits[d].amount;
+			}
+		for (size_t d = 0; d < sh.st.n_credits; d++)
+			same += sh.st.credits[d].winner == w;
+		if (w != UINT64_MAX && same >= 2 &&
+		    sh.st.winners[w].revenue == base.st.winners[base.st.credits[vi].winner].revenue) {
+			uint64_t cap = credit_at_reserve(&base, (size_t)vi);
+
+			cr_assert_leq(after, cap > base.st.credits[vi].amount ? cap
+					     : base.st.credits[vi].amount,
+				      "seed %llu: rollup %llu shilled %llu tickets: %llu -> %llu, "
+				      "reserve entitles it to %llu",
+				      (unsigned long long)seed, (unsigned long long)victim,
+				      (unsigned long long)k,
+				      (unsigned long long)base.st.credits[vi].amount,
+				      (unsigned long long)after, (unsigned long long)cap);
+			checked++;
+		}
+		shill_free(&base);
+		shill_free(&sh);
+	}
+	cr_assert_gt(checked, 50, "only %u sales exercised the property", checked);
 }
