@@ -59,8 +59,10 @@ static void post_done(struct app_committer *c, struct app_done *d, size_t n)
 			continue;
 		}
 		if (rc) /* closed: the server is gone; free what we own */
-			for (size_t i = 0; i < chunk; i++)
+			for (size_t i = 0; i < chunk; i++) {
 				free(d[i].json);
+				app_preconf_free(d[i].pre);
+			}
 		d += chunk;
 		n -= chunk;
 	}
@@ -546,6 +548,43 @@ static void bundle_answer(struct app_committer *c, const struct app_sub *s, size
 	free(r);
 }
 
+void app_preconf_free(struct app_preconf *p)
+{
+	if (!p)
+		return;
+	free(p->tx);
+	free(p->bytes);
+	free(p);
+}
+
+/* The `preconfirmed` feed event of a committed group: a copy of its
+ * transactions (the open slot keeps the originals for the sealer). */
+static struct app_preconf *preconf_build(const struct seq_group *g, const struct app_tx *txs,
+					 size_t m)
+{
+	struct app_preconf *p = calloc(1, sizeof(*p));
+	size_t total = 0, off = 0;
+
+	for (size_t k = 0; k < m; k++)
+		total += txs[k].len;
+	if (!p || !(p->tx = malloc(m * sizeof(*p->tx))) || !(p->bytes = malloc(total ? total : 1))) {
+		app_preconf_free(p);
+		return NULL; /* the event is skipped; receipts and blocks are unaffected */
+	}
+	p->hdr = g->hdr;
+	memcpy(p->sig, g->sig, 64);
+	p->n = m;
+	for (size_t k = 0; k < m; k++) {
+		memcpy(p->bytes + off, txs[k].data, txs[k].len);
+		p->tx[k] = (struct app_preconf_tx){.ns = txs[k].ns, .seq = txs[k].seq,
+						   .data = p->bytes + off,
+						   .len = (uint32_t)txs[k].len};
+		memcpy(p->tx[k].hash, txs[k].hash, 32);
+		off += txs[k].len;
+	}
+	return p;
+}
+
 /*
  * One group: dedupe inside the group, insert each new transaction with the
  * next sequence number (an (ns, hash) already stored inserts nothing and is
@@ -565,6 +604,7 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	size_t setcap = 16, m = 0, b_first = 0, b_end = 0, b_m0 = 0, b_stored = 0;
 	struct seq_group g = {0};
 	struct seq_merkle_tree tree = {0};
+	struct app_preconf *pre = NULL;
 	char err[256];
 	uint64_t t0 = app_now_ns();
 	int rc;
@@ -678,6 +718,8 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		d[i].json = answer_json(c, &s[i], &r);
 	}
 	seq_merkle_tree_free(&tree);
+	if (m && atomic_load(&c->preconf_subs))
+		pre = preconf_build(&g, txs, m);
 	seq_group_free(&g);
 	for (size_t k = 0; k < m; k++) /* the open slot now owns the data */
 		if (open_push(c, &txs[k]))
@@ -709,6 +751,11 @@ out:
 	}
 	/* A NULL json (allocation failure) is answered as an internal error. */
 	post_done(c, d, n);
+	if (pre) {
+		struct app_done e = {.kind = DONE_PRECONF, .pre = pre};
+
+		post_done(c, &e, 1);
+	}
 	free(bres);
 	free(d);
 	free(alias);

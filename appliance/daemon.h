@@ -99,7 +99,27 @@ static inline struct app_block *app_block_ref(struct app_block *b)
 enum app_level { APP_LEVEL_AVAILABLE, APP_LEVEL_POSTED, APP_LEVEL_FINALIZED, APP_LEVELS };
 extern const char *const app_level_names[APP_LEVELS];
 
-enum app_done_kind { DONE_ANSWER, DONE_BLOCK, DONE_LEVEL };
+enum app_done_kind { DONE_ANSWER, DONE_BLOCK, DONE_LEVEL, DONE_PRECONF };
+
+/*
+ * A committed group as the `preconfirmed` feed event shows it: built by the
+ * committer after the group's COMMIT (only while some subscription asks for
+ * that level), owned by the lws thread once queued; app_preconf_free.
+ */
+struct app_preconf_tx {
+	uint64_t ns, seq;
+	uint8_t hash[32];
+	const uint8_t *data; /* into bytes */
+	uint32_t len;
+};
+struct app_preconf {
+	struct seq_group_hdr hdr;
+	uint8_t sig[64];
+	size_t n;
+	struct app_preconf_tx *tx; /* seq order */
+	uint8_t *bytes;
+};
+void app_preconf_free(struct app_preconf *p); /* NULL-safe */
 
 struct app_done {
 	enum app_done_kind kind;
@@ -110,6 +130,7 @@ struct app_done {
 	int is_error;
 	char *json; /* the "result" value, or the "error" object when is_error */
 	struct app_block *block;
+	struct app_preconf *pre; /* DONE_PRECONF */
 };
 
 /* Counters the committer publishes for mezz_status and metrics. */
@@ -199,6 +220,9 @@ struct app_committer {
 	struct app_queue *done;
 	struct lws_context *lws; /* set before start; for lws_cancel_service */
 	struct app_stats stats;
+	/* set by the lws thread: live subscriptions that asked for the
+	 * `preconfirmed` level; the committer builds those events only then */
+	atomic_uint_fast64_t preconf_subs;
 	pthread_t thread;
 	int started;
 	/* committer-thread state */

@@ -419,17 +419,167 @@ void app_feed_pump(struct app_conn *c)
 	}
 }
 
+void app_feed_sub_free(struct app_server *s, struct app_subscr *sub)
+{
+	if (sub->preconf)
+		atomic_fetch_sub(&s->committer->preconf_subs, 1);
+	free(sub->ns);
+	free(sub);
+	s->subscribers--;
+}
+
 void app_feed_unsubscribe_all(struct app_conn *c)
 {
 	struct app_subscr *sub = c->subs, *next;
 
 	for (; sub; sub = next) {
 		next = sub->next;
-		free(sub->ns);
-		free(sub);
-		c->srv->subscribers--;
+		app_feed_sub_free(c->srv, sub);
 	}
 	c->subs = NULL;
+}
+
+/* ---- preconfirmed: one event per committed group ----------------------- */
+
+static const struct app_preconf *sort_pre;
+
+static int by_ns_seq(const void *a, const void *b)
+{
+	const struct app_preconf_tx *x = &sort_pre->tx[*(const uint32_t *)a];
+	const struct app_preconf_tx *y = &sort_pre->tx[*(const uint32_t *)b];
+
+	if (x->ns != y->ns)
+		return x->ns < y->ns ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/*
+ * The group's transactions by namespace (ascending chain id, seq order
+ * within), one JSON fragment per namespace built once and shared by every
+ * subscriber; each subscriber gets the fragments it may read and asked for.
+ * Sent only to live subscriptions, so it never overtakes the sealed blocks
+ * a catching-up subscriber is still being sent.
+ */
+void app_feed_preconf(struct app_server *s, const struct app_preconf *p)
+{
+	uint32_t *idx = NULL;
+	uint64_t *ns = NULL;
+	char **frag = NULL;
+	size_t nk = 0;
+	struct sbuf head = {0};
+
+	if (!p->n)
+		return;
+	idx = malloc(p->n * sizeof(*idx));
+	ns = malloc(p->n * sizeof(*ns));
+	frag = calloc(p->n, sizeof(*frag));
+	if (!idx || !ns || !frag)
+		goto out;
+	for (uint32_t i = 0; i < p->n; i++)
+		idx[i] = i;
+	sort_pre = p; /* lws thread only */
+	qsort(idx, p->n, sizeof(*idx), by_ns_seq);
+	for (size_t i = 0; i < p->n;) {
+		const struct app_namespace *nsd = app_auth_ns_by_id(&s->auth, p->tx[idx[i]].ns);
+		struct sbuf o = {0};
+		size_t j = i;
+
+		sb_puts(&o, "{\"chainId\":");
+		sb_u64(&o, p->tx[idx[i]].ns);
+		sb_puts(&o, ",\"name\":\"");
+		sb_puts(&o, nsd ? nsd->name : "");
+		sb_puts(&o, "\",\"txs\":[");
+		for (; j < p->n && p->tx[idx[j]].ns == p->tx[idx[i]].ns; j++) {
+			const struct app_preconf_tx *t = &p->tx[idx[j]];
+
+			if (j != i)
+				sb_put(&o, ",", 1);
+			sb_puts(&o, "{\"seq\":");
+			sb_u64(&o, t->seq);
+			sb_puts(&o, ",\"index\":");
+			sb_u64(&o, t->seq - p->hdr.first_seq);
+			sb_puts(&o, ",\"hash\":");
+			sb_hex(&o, t->hash, 32);
+			sb_puts(&o, ",\"data\":");
+			sb_hex(&o, t->data, t->len);
+			sb_put(&o, "}", 1);
+		}
+		sb_puts(&o, "]}");
+		if (o.oom) {
+			free(o.p);
+			goto out;
+		}
+		ns[nk] = p->tx[idx[i]].ns;
+		frag[nk++] = o.p;
+		i = j;
+	}
+	sb_puts(&head, "\"result\":{\"level\":\"preconfirmed\",\"slot\":");
+	sb_u64(&head, p->hdr.slot);
+	sb_puts(&head, ",\"group\":");
+	sb_u64(&head, p->hdr.group_id);
+	sb_puts(&head, ",\"firstSeq\":");
+	sb_u64(&head, p->hdr.first_seq);
+	sb_puts(&head, ",\"count\":");
+	sb_u64(&head, p->hdr.count);
+	sb_puts(&head, ",\"root\":");
+	sb_hex(&head, p->hdr.root, 32);
+	sb_puts(&head, ",\"signature\":");
+	sb_hex(&head, p->sig, 64);
+	sb_puts(&head, ",\"namespaces\":[");
+	if (head.oom)
+		goto out;
+	for (struct app_conn *c = s->ws_list, *next; c; c = next) {
+		int64_t tenant;
+
+		next = c->ws_next;
+		for (struct app_subscr *sub = c->subs; sub; sub = sub->next) {
+			struct sbuf m = {0};
+			int any = 0;
+			char id[64];
+
+			if (!sub->preconf || sub->state != SUB_LIVE)
+				continue;
+			if (app_conn_tenant(c, &tenant)) {
+				app_conn_drop(c, "API key revoked");
+				break;
+			}
+			snprintf(id, sizeof(id), "0x%llx", (unsigned long long)sub->id);
+			sb_puts(&m, "{\"jsonrpc\":\"2.0\",\"method\":\"mezz_subscription\","
+				    "\"params\":{\"subscription\":\"");
+			sb_puts(&m, id);
+			sb_puts(&m, "\",");
+			sb_put(&m, head.p, head.len);
+			for (size_t k = 0; k < nk; k++) {
+				const struct app_namespace *nsd = app_auth_ns_by_id(&s->auth, ns[k]);
+
+				if (!in_filter(sub->ns, sub->ns_n, ns[k]) || !nsd ||
+				    !app_auth_may_read(nsd, tenant))
+					continue;
+				if (any)
+					sb_put(&m, ",", 1);
+				any = 1;
+				sb_puts(&m, frag[k]);
+			}
+			sb_puts(&m, "]}}}");
+			if (m.oom) {
+				free(m.p);
+				app_conn_drop(c, "out of memory building a preconfirmed event");
+				break;
+			}
+			if (any && app_conn_send(c, m.p, m.len, 0, sub->next_height)) {
+				free(m.p);
+				break; /* dropped */
+			}
+			free(m.p);
+		}
+	}
+out:
+	for (size_t k = 0; k < nk; k++)
+		free(frag[k]);
+	free(frag);
+	free(ns);
+	free(idx);
+	free(head.p);
 }
 
 void app_feed_destroy(struct app_server *s)

@@ -884,12 +884,13 @@ static void m_status(struct app_conn *c, struct app_req *r, size_t i)
  * "levels": the commitment levels after `sealed` to send events for, e.g.
  * ["available"]; `sealed` itself is always sent (it carries the block).
  */
-static int levels_filter(struct app_req *r, size_t i, json_t *v, unsigned *mask)
+static int levels_filter(struct app_req *r, size_t i, json_t *v, unsigned *mask, int *preconf)
 {
 	size_t k;
 	json_t *e;
 
 	*mask = 0;
+	*preconf = 0;
 	if (!v)
 		return 0;
 	if (!json_is_array(v))
@@ -901,6 +902,10 @@ static int levels_filter(struct app_req *r, size_t i, json_t *v, unsigned *mask)
 			goto bad;
 		if (!strcmp(json_string_value(e), "sealed"))
 			continue;
+		if (!strcmp(json_string_value(e), "preconfirmed")) {
+			*preconf = 1;
+			continue;
+		}
 		for (L = 0; L < APP_LEVELS; L++)
 			if (!strcmp(json_string_value(e), app_level_names[L]))
 				break;
@@ -911,8 +916,8 @@ static int levels_filter(struct app_req *r, size_t i, json_t *v, unsigned *mask)
 	return 0;
 bad:
 	req_error(r, i, RPC_INVALID_PARAMS,
-		  "levels must be an array of \"sealed\", \"available\", \"posted\", "
-		  "\"finalized\"");
+		  "levels must be an array of \"preconfirmed\", \"sealed\", \"available\", "
+		  "\"posted\", \"finalized\"");
 	return -1;
 }
 
@@ -958,7 +963,8 @@ static void m_subscribe(struct app_conn *c, struct app_req *r, size_t i, json_t 
 		return;
 	}
 	sub->next_height = fh ? (uint64_t)json_integer_value(fh) : s->feed.tip + 1;
-	if (opts && levels_filter(r, i, json_object_get(opts, "levels"), &sub->levels)) {
+	if (opts && levels_filter(r, i, json_object_get(opts, "levels"), &sub->levels,
+				  &sub->preconf)) {
 		free(sub->ns);
 		free(sub);
 		return;
@@ -972,6 +978,8 @@ static void m_subscribe(struct app_conn *c, struct app_req *r, size_t i, json_t 
 	sub->next = c->subs;
 	c->subs = sub;
 	s->subscribers++;
+	if (sub->preconf)
+		atomic_fetch_add(&s->committer->preconf_subs, 1);
 	snprintf(idbuf, sizeof(idbuf), "\"0x%llx\"", (unsigned long long)sub->id);
 	req_set(r, i, 0, idbuf);
 	app_conn_wake(c);
@@ -992,9 +1000,7 @@ static void m_unsubscribe(struct app_conn *c, struct app_req *r, size_t i, json_
 			struct app_subscr *dead = *pp;
 
 			*pp = dead->next;
-			free(dead->ns);
-			free(dead);
-			c->srv->subscribers--;
+			app_feed_sub_free(c->srv, dead);
 			req_set(r, i, 0, "true");
 			return;
 		}

@@ -51,6 +51,7 @@ struct app_subscr {
 	uint64_t next_height;
 	uint64_t next_level[APP_LEVELS];
 	unsigned levels; /* bit L set: send level L's events */
+	int preconf;	 /* send `preconfirmed` events (counted in committer->preconf_subs) */
 	uint64_t *ns; /* filter: chain ids; NULL = every namespace it may read */
 	size_t ns_n;
 };
@@ -196,6 +197,11 @@ int app_dasrv_block(struct app_server *s, uint64_t height, struct app_block **ou
 void app_feed_block(struct app_server *s, struct app_block *b);
 /* Blocks up to `height` reached `level`: wake the subscribers waiting for it. */
 void app_feed_level(struct app_server *s, enum app_level level, uint64_t height);
+/* Send a committed group's `preconfirmed` event to the live subscriptions
+ * that asked for it (the caller keeps ownership of p). */
+void app_feed_preconf(struct app_server *s, const struct app_preconf *p);
+/* Free a subscription that is already unlinked, keeping the counters true. */
+void app_feed_sub_free(struct app_server *s, struct app_subscr *sub);
 /* The `result` of a level event for one block, read from storage: malloc'd
  * JSON, or NULL with APP_ENOTFOUND (level not reached) or another error. */
 int app_level_json(struct app_server *s, enum app_level level, uint64_t height, char **out);

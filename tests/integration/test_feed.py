@@ -156,6 +156,118 @@ class FeedTest(DaemonCase):
         run_async(scenario())
 
 
+class PreconfirmedTest(DaemonCase):
+    """The `preconfirmed` level: one event per committed group, opt-in, live,
+    filtered like blocks, carrying what the receipts say, before the block."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.d.setup_tenant("acme", "alpha", 111, key=False)
+        cls.d.setup_tenant("beta", "beta", 222, key=False)
+        cls.kp = cls.d.setup_tenant("priv", "secret", 333, feed="key")
+
+    def test_events_match_receipts_and_come_before_the_block(self):
+        d = self.d
+
+        async def scenario():
+            async with ws_connect(d.ws_url()) as ws:
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {
+                    "namespaces": ["alpha"],
+                    "levels": ["preconfirmed", "sealed"]}])
+                sid = sub["result"]
+                receipts = {}
+                for i in range(6):
+                    for ns in ("alpha", "beta"):
+                        r = d.rpc("mezz_sendTransaction",
+                                  {"namespace": ns, "data": "0x" + os.urandom(30).hex()})
+                        receipts[r["hash"]] = r
+                want = {h for h, r in receipts.items() if r["namespace"] == "alpha"}
+                pre, sealed_at = {}, {}
+                n = 0
+                while want - set(sealed_at):
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                    self.assertEqual(m["params"]["subscription"], sid)
+                    res = m["params"]["result"]
+                    n += 1
+                    if res["level"] == "preconfirmed":
+                        self.assertEqual(res["count"] >= 1, True)
+                        for ns in res["namespaces"]:
+                            self.assertEqual(ns["name"], "alpha", "filter ignored")
+                            for tx in ns["txs"]:
+                                self.assertNotIn(tx["hash"], pre, "preconfirmed twice")
+                                pre[tx["hash"]] = (n, res, tx)
+                    elif res["level"] == "sealed":
+                        for ns in res["namespaces"]:
+                            for tx in ns["txs"]:
+                                sealed_at[tx["hash"]] = n
+                return receipts, want, pre, sealed_at
+
+        receipts, want, pre, sealed_at = run_async(scenario(), 40)
+        self.assertEqual(set(pre), want, "every alpha transaction, and only those")
+        for h in want:
+            n, ev, tx = pre[h]
+            r = receipts[h]
+            self.assertLess(n, sealed_at[h], "preconfirmed event after its block")
+            self.assertEqual(tx["seq"], r["seq"])
+            self.assertEqual(ev["group"], r["group"])
+            self.assertEqual(ev["slot"], r["slot"])
+            self.assertEqual(ev["root"], r["root"])
+            self.assertEqual(ev["signature"], r["signature"])
+            self.assertEqual(tx["index"], r["index"])
+            self.assertEqual(ev["count"], r["count"])
+
+    def test_opt_in_and_private_namespaces(self):
+        d = self.d
+
+        async def scenario():
+            async with ws_connect(d.ws_url()) as anon, \
+                    ws_connect(d.ws_url(), key=self.kp) as owner, \
+                    ws_connect(d.ws_url()) as plain:
+                a = (await ws_call(anon, "mezz_subscribe",
+                                   ["blocks", {"levels": ["preconfirmed"]}]))["result"]
+                o = (await ws_call(owner, "mezz_subscribe",
+                                   ["blocks", {"namespaces": ["secret"],
+                                               "levels": ["preconfirmed"]}]))["result"]
+                await ws_call(plain, "mezz_subscribe", ["blocks", {}])
+                r = d.rpc("mezz_sendTransaction",
+                          {"namespace": "secret", "data": "0x" + os.urandom(20).hex()},
+                          key=self.kp)
+                got = None
+                while got is None:
+                    m = json.loads(await asyncio.wait_for(owner.recv(), 20))
+                    res = m["params"]["result"]
+                    if res["level"] == "preconfirmed":
+                        got = res
+                self.assertEqual(m["params"]["subscription"], o)
+                self.assertEqual(got["namespaces"][0]["txs"][0]["hash"], r["hash"])
+                d.wait_sealed_seq(r["seq"] + 1)
+                # Whatever the other two got meanwhile (sealed blocks keep
+                # coming every slot on `plain`): no preconfirmed event, and
+                # never the private namespace.
+                for ws, who in ((anon, "anonymous"), (plain, "default levels")):
+                    end = time.time() + 0.6
+                    while time.time() < end:
+                        try:
+                            m = json.loads(await asyncio.wait_for(ws.recv(), 0.1))
+                        except asyncio.TimeoutError:
+                            continue
+                        res = m["params"]["result"]
+                        self.assertNotEqual(res["level"], "preconfirmed", who)
+                        for ns in res.get("namespaces", []):
+                            self.assertNotEqual(ns["name"], "secret", who)
+                self.assertTrue(a)
+        run_async(scenario(), 40)
+
+    def test_bad_level_rejected(self):
+        async def scenario():
+            async with ws_connect(self.d.ws_url()) as ws:
+                return await ws_call(ws, "mezz_subscribe", ["blocks", {"levels": ["preconf"]}])
+        r = run_async(scenario())
+        self.assertEqual(r["error"]["code"], -32602)
+        self.assertIn("preconfirmed", r["error"]["message"])
+
+
 class SlowSubscriberTest(DaemonCase):
     SETTINGS = {"feed.queue_max_blocks": "4"}
     SLOT_MS = 20
