@@ -51,7 +51,8 @@
 	X(L1_EDB, -1240, "outbox database error")                                 \
 	X(L1_ESTALE, -1241, "l2Block is not above the last one queued for this rollup") \
 	X(L1_EBUSY, -1242, "a batch is already waiting to be mined")              \
-	X(L1_EHALTED, -1243, "outbox halted: the chain disagrees with its journal")
+	X(L1_EHALTED, -1243, "outbox halted: the chain disagrees with its journal") \
+	X(L1_EDUP, -1244, "this sale already has a settlement queued")
 
 enum {
 #define L1_ERR_ENUM(name, code, msg) name = code,
@@ -710,6 +711,25 @@ int l1_outbox_queue_batch(struct l1_outbox *ob, const struct l1_inbox_batch *b);
  * one queued for s->rollup_id. */
 int l1_outbox_queue_state_root(struct l1_outbox *ob, const struct l1_inbox_state_root *s);
 
+/*
+ * Execution tickets. Queue one postPurchases of n signed purchases of sale
+ * sale_id (every p[i].sale_id equal to it; 1..L1_OUTBOX_MAX_PURCHASES), or
+ * the sale's settlement (amounts converted from gwei to wei; buyers must
+ * ascend by address, credits by rollup, and charged == credits + burn, else
+ * L1_EINVAL). Jobs are posted in queue order, so queue a sale's settlement
+ * after its purchases; once it is queued, more purchases of that sale and a
+ * second settlement are refused with L1_EDUP. The contract skips a
+ * replayed or unfunded purchase (PurchaseRejected) rather than reverting:
+ * the settlement must be computed from the Purchased events, not from what
+ * was queued. A job that reverts ends FAILED; the outbox moves on.
+ */
+#define L1_OUTBOX_MAX_PURCHASES 256
+#define L1_OUTBOX_MAX_SETTLE 65536
+struct seq_settlement;
+int l1_outbox_queue_purchases(struct l1_outbox *ob, uint64_t sale_id, const struct l1_purchase *p,
+			      const uint8_t (*sigs)[65], size_t n);
+int l1_outbox_queue_settlement(struct l1_outbox *ob, const struct seq_settlement *st);
+
 /* Job states as stored (and shown by readers). */
 enum l1_job_state {
 	L1_JOB_QUEUED, L1_JOB_SIGNED, L1_JOB_SENT, L1_JOB_MINED, L1_JOB_POSTED,
@@ -727,6 +747,8 @@ struct l1_job_view {
 	enum l1_job_state state;
 	uint64_t index, from_height, to_height; /* batches */
 	uint64_t rollup_id, l2_block;		/* state roots */
+	uint64_t sale_id;			/* purchases, settlements */
+	size_t n_items;				/* purchases in it; buyers settled */
 	uint8_t state_root[32];
 	uint8_t proof_kind;
 	uint8_t locator[L1_INBOX_MAX_LOCATOR];
@@ -744,5 +766,11 @@ int l1_outbox_reader_batch(struct l1_outbox_reader *r, uint64_t height, struct l
 /* The state root job of (rollup, l2_block); L1_ENOTFOUND if none. */
 int l1_outbox_reader_state_root(struct l1_outbox_reader *r, uint64_t rollup_id,
 				uint64_t l2_block, struct l1_job_view *v);
+/* The i-th (from 0, in queue order) purchases job of a sale, and a sale's
+ * settlement job; L1_ENOTFOUND if none. */
+int l1_outbox_reader_purchases(struct l1_outbox_reader *r, uint64_t sale_id, uint64_t i,
+			       struct l1_job_view *v);
+int l1_outbox_reader_settlement(struct l1_outbox_reader *r, uint64_t sale_id,
+				struct l1_job_view *v);
 
 #endif /* MEZZ_L1_H */
