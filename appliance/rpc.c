@@ -862,7 +862,8 @@ static void m_status(struct app_conn *c, struct app_req *r, size_t i)
 		 "\"slotMs\":%ld,\"nextSeq\":%llu,\"groups\":%llu,\"transactions\":%llu,"
 		 "\"lastCommitUs\":%llu,\"ingressQueue\":%zu,\"subscribers\":%zu,"
 		 "\"namespaces\":%zu,\"halted\":%s,\"availableHeight\":%llu,\"daHalted\":%s,"
-		 "\"postedHeight\":%llu,\"finalizedHeight\":%llu,\"l1\":%s}",
+		 "\"postedHeight\":%llu,\"finalizedHeight\":%llu,\"l1\":%s,"
+		 "\"proposer\":{\"accepted\":%llu,\"misses\":%llu,\"pending\":%llu}}",
 		 MEZZ_VERSION, pk,
 		 (unsigned long long)(atomic_load(&st->has_block) ? atomic_load(&st->height) : 0),
 		 (unsigned long long)atomic_load(&st->open_slot), s->cfg->slot_ms,
@@ -875,7 +876,9 @@ static void m_status(struct app_conn *c, struct app_req *r, size_t i)
 		 atomic_load(&s->committer->avail.halted) ? "true" : "false",
 		 (unsigned long long)atomic_load(&st->level_tip[APP_LEVEL_POSTED]),
 		 (unsigned long long)atomic_load(&st->level_tip[APP_LEVEL_FINALIZED]),
-		 l1 ? l1 : "null");
+		 l1 ? l1 : "null", (unsigned long long)atomic_load(&st->prop_accepted),
+		 (unsigned long long)atomic_load(&st->prop_misses),
+		 (unsigned long long)atomic_load(&st->prop_pending));
 	free(l1);
 	req_set(r, i, 0, buf);
 }
@@ -1009,6 +1012,31 @@ static void m_unsubscribe(struct app_conn *c, struct app_req *r, size_t i, json_
 
 /* ---- dispatch --------------------------------------------------------- */
 
+static int prop_method(struct app_conn *c, struct app_req *r, size_t i, const char *m,
+		       json_t *params, struct subs_vec *sv)
+{
+	struct app_sub sub = {0};
+	char *json = NULL;
+	int is_error = 0;
+
+	if (!app_prop_rpc(c, m, params, &is_error, &json, &sub))
+		return 0;
+	if (json) {
+		req_set(r, i, is_error, json);
+		free(json);
+		return 1;
+	}
+	sub.req = r;
+	sub.slot = (uint32_t)i;
+	if (subs_add(sv, &sub)) {
+		app__slot_block_free(sub.block);
+		req_error(r, i, RPC_INTERNAL, "out of memory");
+		return 1;
+	}
+	r->pending++;
+	return 1;
+}
+
 static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *item,
 		     struct subs_vec *sv)
 {
@@ -1090,6 +1118,8 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 		m_post_state_root(c, r, i, params);
 	else if (!strcmp(m, "mezz_getStateRoot"))
 		m_get_state_root(c, r, i, params);
+	else if (prop_method(c, r, i, m, params, sv))
+		; /* proposer-ordered slots (proposer_rpc.c) */
 	else if (!strcmp(m, "mezz_subscribe"))
 		m_subscribe(c, r, i, params);
 	else if (!strcmp(m, "mezz_unsubscribe"))
@@ -1102,7 +1132,8 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 			  "unknown method '%.64s'; / serves mezz_sendTransaction, mezz_sendBundle, "
 			  "mezz_getPreconfirmation, mezz_getBlock, mezz_getShard, "
 			  "mezz_getNamespaceProof, mezz_status, mezz_subscribe, mezz_unsubscribe, "
-			  "mezz_postStateRoot, mezz_getStateRoot",
+			  "mezz_postStateRoot, mezz_getStateRoot, mezz_proposerChallenge, "
+			  "mezz_proposerAuth, mezz_submitSlotBlock",
 			  m);
 }
 
@@ -1193,6 +1224,7 @@ void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 		if (rc) {
 			for (size_t k = 0; k < sv.n; k++) {
 				free(sv.v[k].data);
+				app__slot_block_free(sv.v[k].block);
 				if (rc == APP_EFULL)
 					req_error(r, sv.v[k].slot, RPC_BUSY,
 						  "ingress queue is full; retry in a few milliseconds");
@@ -1206,12 +1238,16 @@ void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 		for (size_t k = 0; k < sv.n; k++) {
 			const struct app_namespace *ns = app_auth_ns_by_id(&s->auth, sv.v[k].ns);
 
+			if (sv.v[k].block)
+				continue; /* a sub-block, not a submission */
 			ingress_count(s, ns ? ns->tenant_id : 0, rc ? 0 : sv.v[k].len, rc != 0);
 		}
 	}
 	free(sv.v);
 	if (r->pending == 0)
 		req_finish(r);
+	if (c->prop_backlog)
+		app_prop_backlog(c);
 out:
 	json_decref(root);
 }

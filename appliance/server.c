@@ -132,6 +132,9 @@ static void drain_done(struct app_server *s)
 			} else if (d[i].kind == DONE_PRECONF) {
 				app_feed_preconf(s, d[i].pre);
 				app_preconf_free(d[i].pre);
+			} else if (d[i].kind == DONE_PENDING) {
+				app_prop_notice(s, &d[i]);
+				free(d[i].json);
 			} else
 				app_rpc_answer(s, d[i].req, d[i].slot, d[i].is_error, d[i].json);
 		}
