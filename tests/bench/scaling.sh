@@ -34,8 +34,9 @@
 #   it; the mode then only sets the numbers the text quotes), RATE, BYTE_RATE,
 #   WINDOW (closed-loop messages in flight per connection, default 32),
 #   DUR, WARM (override the mode's), DB_SIZES (e.g. "1e5 1e6 1e7 1e8";
-#   sizes >= 1e8 are filled with --empty payloads, see dbfill.c), DB_DIR
-#   (where the filled data directories go, default $TMPDIR; a 10^7 fill
+#   sizes >= 1e8 are filled with --empty payloads, see dbfill.c),
+#   DIMS (which dimensions to run, default "clients namespaces size db"),
+#   DB_DIR (where the filled data directories go, default $TMPDIR; a 10^7 fill
 #   with 200-byte payloads takes ~3.5 GB).
 # Output: a markdown section on stdout (one table per dimension), JSON lines
 # (one per run, plus one "fill" record per database fill) in $OUT if set,
@@ -57,6 +58,7 @@ esac
 dur="${DUR:-$dur}" warm="${WARM:-$warm}"
 RATE="${RATE:-5000}" BYTE_RATE="${BYTE_RATE:-5000000}" WINDOW="${WINDOW:-32}"
 [ -n "${DB_SIZES:-}" ] && read -r -a dbs <<<"$DB_SIZES"
+DIMS=" ${DIMS:-clients namespaces size db} "
 py=/usr/bin/python3
 
 daemon="$build/mezzanine" cli="$build/mezz" loadgen="$build/bench/loadgen" dbfill="$build/bench/dbfill"
@@ -185,6 +187,10 @@ if [ -n "${REPORT_FROM:-}" ]; then
   cat "$REPORT_FROM" >"$results"
 else
 echo "== scaling ($mode): ${dur}s measured after ${warm}s warm-up" >&2
+[[ $DIMS == *" clients "* ]] || clients=()
+[[ $DIMS == *" namespaces "* ]] || namespaces=()
+[[ $DIMS == *" size "* ]] || sizes=()
+[[ $DIMS == *" db "* ]] || dbs=()
 for c in "${clients[@]}"; do
   a="$(fresh 1)" && b="$(fresh 1)" || exit 1
   point clients "$c" "$a" "$b" "--namespace bench" 200 "$c" "$c"
