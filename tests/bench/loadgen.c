@@ -51,6 +51,7 @@ struct opts {
 	int port;
 	const char *ns;
 	int conns, threads, window, batch, size, subscribe;
+	int nns; /* --namespaces: > 0 spreads transactions over <ns>0..<ns>nns-1 */
 	double rate, duration, warmup, drain;
 	long max_inflight; /* per connection, in transactions */
 	long daemon_pid;
@@ -206,7 +207,11 @@ static size_t put_tx(struct worker *w, char *p, uint64_t id, uint64_t tag)
 	int i;
 
 	p += sprintf(p, "{\"jsonrpc\":\"2.0\",\"id\":%" PRIu64 ",\"method\":\"mezz_sendTransaction\","
-		     "\"params\":{\"namespace\":\"%s\",\"data\":\"0x", id, O.ns);
+		     "\"params\":{\"namespace\":\"%s", id, O.ns);
+	/* Round robin on the worker's counter: every namespace gets an equal share. */
+	if (O.nns > 0)
+		p += sprintf(p, "%" PRIu64, tag % (uint64_t)O.nns);
+	p += sprintf(p, "\",\"data\":\"0x");
 	tag |= (uint64_t)w->idx << 56;
 	for (i = 0; i < 8; i++)
 		b[i] = (uint8_t)(tag >> (56 - 8 * i));
@@ -756,7 +761,8 @@ static void usage(void)
 		"               [--rate TX_PER_S (0 = closed loop)] [--window MSGS_PER_CONN]\n"
 		"               [--batch TXS_PER_MSG] [--size BYTES] [--duration S] [--warmup S]\n"
 		"               [--drain S] [--max-inflight TXS_PER_CONN] [--subscribe]\n"
-		"               [--daemon-pid PID] [--max-samples N]\n");
+		"               [--daemon-pid PID] [--max-samples N] [--namespaces N]\n"
+		"  --namespaces N  submit to NS0..NS(N-1) in turn instead of NS (not with --subscribe)\n");
 	exit(2);
 }
 
@@ -786,7 +792,7 @@ int main(int argc, char **argv)
 		{"batch", 1, 0, 'b'},	     {"size", 1, 0, 's'},      {"duration", 1, 0, 'd'},
 		{"warmup", 1, 0, 'W'},	     {"drain", 1, 0, 'D'},     {"max-inflight", 1, 0, 'm'},
 		{"subscribe", 0, 0, 'S'},    {"daemon-pid", 1, 0, 'p'}, {"max-samples", 1, 0, 'M'},
-		{0, 0, 0, 0},
+		{"namespaces", 1, 0, 'N'},   {0, 0, 0, 0},
 	};
 	int ch, have_url = 0, nworkers;
 	uint64_t sent = 0, receipts = 0, errors = 0, busy = 0, okw = 0, lost = 0, caps = 0, lag = 0;
@@ -815,12 +821,14 @@ int main(int argc, char **argv)
 		case 'S': O.subscribe = 1; break;
 		case 'p': O.daemon_pid = atol(optarg); break;
 		case 'M': O.max_samples = (size_t)atoll(optarg); break;
+		case 'N': O.nns = atoi(optarg); break;
 		default: usage();
 		}
 	}
 	if (!have_url || O.conns < 1 || O.threads < 1 || O.threads > MAX_WORKERS ||
 	    O.threads > O.conns || O.batch < 1 || O.batch > 100000 || O.window < 1 ||
-	    O.size < 16 || O.size > 1 << 20 || O.duration <= 0 || O.warmup < 0)
+	    O.size < 16 || O.size > 1 << 20 || O.duration <= 0 || O.warmup < 0 ||
+	    O.nns < 0 || O.nns > 1000000 || (O.nns && O.subscribe))
 		usage();
 	if (O.max_inflight <= 0)
 		O.max_inflight = O.rate > 0 ? 8192 : (long)O.window * O.batch;
@@ -1028,6 +1036,15 @@ int main(int argc, char **argv)
 		       "\"deliv_p99_us\":%u,\"deliv_max_us\":%u",
 		       S.blocks, sublat.n, pct(&sublat, 50), pct(&sublat, 99),
 		       sublat.n ? sublat.v[sublat.n - 1] : 0);
+	/* The latency distribution at fixed percentiles, for plots (tests/bench/plot.py). */
+	{
+		static const double ps[] = {1, 5, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99};
+
+		printf(",\"lat_pcts_us\":[");
+		for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++)
+			printf("%s[%g,%u]", i ? "," : "", ps[i], pct(&all, ps[i]));
+		printf("]");
+	}
 	printf(",\"samples_dropped\":%zu,\"loadgen_cpu_pct\":%.0f,\"loadgen_runq_pct\":%.0f",
 	       all.dropped, 100.0 * (c1 - c0) / O.duration,
 	       q1 > q0 ? 100.0 * (double)(q1 - q0) / 1e9 / O.duration : 0.0);
