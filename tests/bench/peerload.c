@@ -1279,5 +1279,6 @@ int main(int argc, char **argv)
 			       100.0 * (double)(cpu_d1 - cpu_d0) / (double)sysconf(_SC_CLK_TCK) / span);
 		printf("}\n");
 	}
+	free(sublat.v);
 	return 0;
 }

@@ -67,6 +67,7 @@ done
 work="$(mktemp -d "${TMPDIR:-/tmp}/mezz-peers.XXXXXX")"
 results="$work/results.jsonl"
 spid=""       # the server of the current run
+lpid=""       # its load generator
 last_dir=""
 
 stop_server() {
@@ -77,6 +78,11 @@ stop_server() {
   fi
 }
 cleanup() {
+  # The load generator holds only sockets and memory: nothing to lose.
+  if [ -n "$lpid" ]; then
+    kill -KILL "$lpid" 2>/dev/null
+    wait "$lpid" 2>/dev/null
+  fi
   stop_server
   rm -rf "$work"
 }
@@ -219,6 +225,19 @@ print(f"    nats checked: server {v.get('version')}, jetstream sync_interval={sy
 EOF
 }
 
+# load DIR PROGRAM ARGS...: run a load generator against the server $spid.
+# It runs in the background and the script waits for it: a trapped signal
+# interrupts `wait` at once, where a foreground child that catches SIGINT
+# itself (both load generators drain on it) would keep the script going.
+load() {
+  local dir="$1"
+  shift
+  "$@" --duration "$dur" --warmup "$warm" --daemon-pid "$spid" >"$dir/load.out" 2>"$dir/load.err" &
+  lpid=$!
+  wait "$lpid"
+  lpid=""
+}
+
 # run_one SYSTEM SCENARIO REP ARGS...: start SYSTEM's server, run the load, stop it.
 run_one() {
   local sys="$1" scen="$2" rep="$3" dir out durab
@@ -228,23 +247,21 @@ run_one() {
   mezzanine)
     start_mezzanine "$dir" || return 1
     durab="SQLite WAL synchronous=FULL, receipt after group fsync"
-    out="$("$loadgen" --url "ws://127.0.0.1:$port/" --namespace bench --duration "$dur" \
-      --warmup "$warm" --daemon-pid "$spid" "$@" 2>"$dir/load.err" | tail -1)"
+    load "$dir" "$loadgen" --url "ws://127.0.0.1:$port/" --namespace bench "$@"
     ;;
   redis)
     start_redis "$dir" || return 1
     durab="AOF appendfsync always, reply after fsync"
-    out="$("$peerload" --peer redis --addr "127.0.0.1:$port" --duration "$dur" \
-      --warmup "$warm" --daemon-pid "$spid" "$@" 2>"$dir/load.err" | tail -1)"
+    load "$dir" "$peerload" --peer redis --addr "127.0.0.1:$port" "$@"
     ;;
   nats)
     start_nats "$dir" || return 1
     durab="$nats_durability"
-    out="$("$peerload" --peer nats --addr "127.0.0.1:$port" --duration "$dur" \
-      --warmup "$warm" --daemon-pid "$spid" "$@" 2>"$dir/load.err" | tail -1)"
+    load "$dir" "$peerload" --peer nats --addr "127.0.0.1:$port" "$@"
     nats_check "$dir"
     ;;
   esac
+  out="$(tail -1 "$dir/load.out")"
   stop_server
   if ! echo "$out" | grep -q '^{'; then
     echo "peers: $sys $scen #$rep: the load generator failed:" >&2
