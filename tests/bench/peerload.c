@@ -28,7 +28,11 @@
  * subscriber has its own thread and socket. Nothing is shared while the run
  * goes except the stop flag and the subscriber's sample count; results are
  * merged after the join. The last line on stdout is one JSON object with
- * loadgen's keys plus "peer".
+ * loadgen's keys plus "peer". Two keys mean something close but not equal:
+ * "blocks" counts the subscriber's XREAD replies that carried entries (Redis)
+ * or its socket reads (NATS), not sealed blocks; "busy" is always 0 (neither
+ * peer has an overload answer distinct from an error). CPU percentages cover
+ * the measured window, of one core, as loadgen's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -699,6 +703,16 @@ static void pump(struct conn *c)
 	}
 }
 
+/* A closed connection leaves the epoll set, or its hang-up would wake the loop forever. */
+static void conn_close(struct conn *c)
+{
+	if (c->closed)
+		return;
+	c->closed = 1;
+	epoll_ctl(P.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+}
+
 static void set_pollout(struct conn *c, int on)
 {
 	struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
@@ -724,7 +738,7 @@ static void flush(struct conn *c)
 			break;
 		if (w <= 0) {
 			fprintf(stderr, "peerload: write: %s\n", strerror(errno));
-			c->closed = 1;
+			conn_close(c);
 			return;
 		}
 		c->tx.off += (size_t)w;
@@ -750,7 +764,7 @@ static void on_readable(struct conn *c)
 		if (r <= 0) {
 			if (P.phase < 3)
 				fprintf(stderr, "peerload: connection closed by the peer\n");
-			c->closed = 1;
+			conn_close(c);
 			return;
 		}
 		c->rx.n += (size_t)r;
@@ -765,11 +779,13 @@ static void on_readable(struct conn *c)
 		}
 		if (end == -2) {
 			fprintf(stderr, "peerload: malformed answer from redis\n");
-			c->closed = 1;
+			conn_close(c);
 		}
 	} else if (nats_parse(&c->rx, on_puback, &a, &c->pong_due, NULL)) {
-		c->closed = 1;
+		conn_close(c);
 	}
+	if (c->closed)
+		return;
 	buf_compact(&c->rx);
 	pump(c);
 	flush(c);
@@ -1210,8 +1226,11 @@ int main(int argc, char **argv)
 	t0_ns = t;
 	tmeas_ns = t + (uint64_t)(O.warmup * 1e9);
 	tend_ns = t + (uint64_t)((O.warmup + O.duration) * 1e9);
-	while (now_ns() < t0_ns)
-		;
+	while (now_ns() < t0_ns) {
+		struct timespec ts = {0, 100000};
+
+		nanosleep(&ts, NULL);
+	}
 	run_publishers();
 	if (!cpu_ended) /* interrupted */
 		cpu_sample(&cpu_c1, &cpu_d1);
@@ -1272,7 +1291,12 @@ int main(int argc, char **argv)
 			       "\"deliv_p99_us\":%u,\"deliv_max_us\":%u",
 			       S.batches, sublat.n, pct(&sublat, 50), pct(&sublat, 99),
 			       sublat.n ? sublat.v[sublat.n - 1] : 0);
-		printf(",\"samples_dropped\":%zu,\"loadgen_cpu_pct\":%.0f", P.lat.dropped,
+		int closed = 0;
+
+		for (int k = 0; k < O.conns; k++)
+			closed += P.c[k].closed;
+		printf(",\"conns_closed\":%d,\"samples_dropped\":%zu,\"loadgen_cpu_pct\":%.0f",
+		       closed, P.lat.dropped,
 		       100.0 * (cpu_c1 - cpu_c0) / span);
 		if (O.daemon_pid)
 			printf(",\"daemon_cpu_pct\":%.0f",

@@ -314,6 +314,9 @@ def n(x):
 def ratio(a, b):
     return "-" if a is None or b in (None, 0) else f"{a / b:.2f}"
 systems = ["mezzanine", "redis", "nats"]
+def short(sys):
+    a = med(sys, "b_open10k_sub", "achieved_tps")
+    return " (!)" if a is not None and a < 9500 else ""
 dur = {r["system"]: r["durability"] for r in rows}
 print()
 print(f"medians of {os.environ['REPS']} repetition(s); latencies in ms; (a) closed loop 4 conns x "
@@ -333,7 +336,7 @@ for s in systems:
     b99 = med(s, "b_open10k_sub", "p99_us")
     d99 = med(s, "b_open10k_sub", "deliv_p99_us")
     print(f"| {s} | {n(a)} | {ms(med(s, 'a_max', 'p50_us'))} / {ms(med(s, 'a_max', 'p99_us'))} | "
-          f"{n(med(s, 'b_open10k_sub', 'achieved_tps'))} | "
+          f"{n(med(s, 'b_open10k_sub', 'achieved_tps'))}{short(s)} | "
           f"{ms(med(s, 'b_open10k_sub', 'p50_us'))} / {ms(b99)} | "
           f"{ms(med(s, 'b_open10k_sub', 'deliv_p50_us'))} / {ms(d99)} | "
           f"{n(med(s, 'a_max', 'daemon_cpu_pct'))} | "
@@ -344,8 +347,15 @@ print()
 print("Ratios are mezzanine / peer: above 1 is more throughput for mezzanine, or a longer latency "
       "for mezzanine. mezzanine's 'delivered' is its sealed block on the feed (it waits for the end "
       "of a 250 ms slot); the peers deliver each message as it is stored.")
+if any(short(s) for s in systems):
+    print("(!) did not sustain the offered 10k msg/s: its (b) latencies are queueing behind the "
+          "backlog, not service times, and its (b) ratios are not comparable.")
 errs = [(r["system"], r["scenario"], r["errors"]) for r in rows if r.get("errors")]
 if errs:
     print("errors: " + ", ".join(f"{a} {b}: {c}" for a, b, c in errs))
+lost = [(r["system"], r["scenario"], r["conns_closed"]) for r in rows if r.get("conns_closed")]
+if lost:
+    print("connections closed by the server during the run: " +
+          ", ".join(f"{a} {b}: {c}" for a, b, c in lost))
 EOF
 exit $rc
