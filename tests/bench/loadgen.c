@@ -51,6 +51,7 @@ struct opts {
 	int port;
 	const char *ns;
 	int conns, threads, window, batch, size, subscribe;
+	const char *deliver; /* --subscribe: the feed level that counts as delivered */
 	int nns; /* --namespaces: > 0 spreads transactions over <ns>0..<ns>nns-1 */
 	double rate, duration, warmup, drain;
 	long max_inflight; /* per connection, in transactions */
@@ -59,7 +60,7 @@ struct opts {
 };
 
 static struct opts O = {
-	.ns = "bench", .conns = 4, .threads = 1, .window = 64, .batch = 1, .size = 200,
+	.ns = "bench", .deliver = "sealed", .conns = 4, .threads = 1, .window = 64, .batch = 1, .size = 200,
 	.rate = 0, .duration = 10, .warmup = 2, .drain = 5, .max_inflight = 0,
 	.max_samples = 0,
 };
@@ -575,7 +576,7 @@ static void sub_block(struct sub *s, const char *buf, size_t n, uint64_t t)
 		json_decref(root);
 		return;
 	}
-	if (strcmp(json_string_value(json_object_get(res, "level")) ?: "", "sealed"))
+	if (strcmp(json_string_value(json_object_get(res, "level")) ?: "", O.deliver))
 		goto out;
 	s->blocks++;
 	nss = json_object_get(res, "namespaces");
@@ -604,7 +605,8 @@ static int cb_sub(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 {
 	struct sub *s = lws_get_opaque_user_data(wsi);
 	static const char req[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"mezz_subscribe\","
-				  "\"params\":[\"blocks\",{\"namespaces\":[\"%s\"]}]}";
+				  "\"params\":[\"blocks\",{\"namespaces\":[\"%s\"],"
+				  "\"levels\":[\"%s\"]}]}";
 	unsigned char buf[LWS_PRE + 512];
 
 	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED)
@@ -616,7 +618,7 @@ static int cb_sub(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		lws_callback_on_writable(wsi);
 		break;
 	case LWS_CALLBACK_CLIENT_WRITEABLE: {
-		int n = snprintf((char *)buf + LWS_PRE, 512, req, O.ns);
+		int n = snprintf((char *)buf + LWS_PRE, 512, req, O.ns, O.deliver);
 
 		if (lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_TEXT) < n)
 			return -1;
@@ -762,7 +764,9 @@ static void usage(void)
 		"               [--batch TXS_PER_MSG] [--size BYTES] [--duration S] [--warmup S]\n"
 		"               [--drain S] [--max-inflight TXS_PER_CONN] [--subscribe]\n"
 		"               [--daemon-pid PID] [--max-samples N] [--namespaces N]\n"
-		"  --namespaces N  submit to NS0..NS(N-1) in turn instead of NS (not with --subscribe)\n");
+		"  --namespaces N  submit to NS0..NS(N-1) in turn instead of NS (not with --subscribe)\n"
+		"  --deliver-level sealed|preconfirmed  with --subscribe: the feed event that counts\n"
+		"                  as delivered (default sealed: the block, at the end of its slot)\n");
 	exit(2);
 }
 
@@ -791,7 +795,7 @@ int main(int argc, char **argv)
 		{"threads", 1, 0, 'T'},	     {"rate", 1, 0, 'r'},      {"window", 1, 0, 'w'},
 		{"batch", 1, 0, 'b'},	     {"size", 1, 0, 's'},      {"duration", 1, 0, 'd'},
 		{"warmup", 1, 0, 'W'},	     {"drain", 1, 0, 'D'},     {"max-inflight", 1, 0, 'm'},
-		{"subscribe", 0, 0, 'S'},    {"daemon-pid", 1, 0, 'p'}, {"max-samples", 1, 0, 'M'},
+		{"subscribe", 0, 0, 'S'},    {"deliver-level", 1, 0, 'L'},    {"daemon-pid", 1, 0, 'p'}, {"max-samples", 1, 0, 'M'},
 		{"namespaces", 1, 0, 'N'},   {0, 0, 0, 0},
 	};
 	int ch, have_url = 0, nworkers;
@@ -819,6 +823,11 @@ int main(int argc, char **argv)
 		case 'D': O.drain = atof(optarg); break;
 		case 'm': O.max_inflight = atol(optarg); break;
 		case 'S': O.subscribe = 1; break;
+		case 'L':
+			if (strcmp(optarg, "sealed") && strcmp(optarg, "preconfirmed"))
+				die("--deliver-level must be sealed or preconfirmed");
+			O.deliver = optarg;
+			break;
 		case 'p': O.daemon_pid = atol(optarg); break;
 		case 'M': O.max_samples = (size_t)atoll(optarg); break;
 		case 'N': O.nns = atoi(optarg); break;
@@ -1031,6 +1040,8 @@ int main(int argc, char **argv)
 		printf(",\"cap_hits\":%" PRIu64 ",\"max_inflight\":%ld,\"max_send_lag_us\":%" PRIu64
 		       ",\"sched_p99_us\":%u,\"sched_p999_us\":%u",
 		       caps, O.max_inflight, lag / 1000, pct(&alls, 99), pct(&alls, 99.9));
+	if (O.subscribe)
+		printf(",\"deliver_level\":\"%s\"", O.deliver);
 	if (O.subscribe)
 		printf(",\"blocks\":%" PRIu64 ",\"delivered\":%zu,\"deliv_p50_us\":%u,"
 		       "\"deliv_p99_us\":%u,\"deliv_max_us\":%u",
