@@ -339,6 +339,42 @@ int l1_tx1559_sign(const struct l1_tx1559 *tx, const uint8_t key[static 32],
 		   uint8_t *out, size_t cap, size_t *len, uint8_t hash[static 32]);
 
 /* ------------------------------------------------------------------ */
+/* Execution-ticket purchases signed by their buyers (EIP-712, eip712.c).
+ *
+ * Domain: EIP712Domain(string name,string version,uint256 chainId,address
+ * verifyingContract) with name "mezzanine", version "1", the L1 chain id and
+ * the inbox's address. Typed struct:
+ *   Purchase(uint64 saleId,uint64[] rollups,uint64 tickets,uint64 priceGwei,uint64 nonce)
+ * The buyer signs it with eth_signTypedData_v4 (`cast wallet sign --data`);
+ * the inbox's postPurchases recovers the same signer from the same digest. */
+
+#define L1_PURCHASE_MAX_ROLLUPS 256 /* = SEQ_RIGHTS_MAX_ROLLUPS */
+
+struct l1_purchase {
+	uint64_t sale_id;
+	const uint64_t *rollups; /* ascending */
+	size_t n_rollups;
+	uint64_t tickets;
+	uint64_t price_gwei;
+	uint64_t nonce;
+};
+
+/* keccak256(0x19 0x01 || domainSeparator(chain_id, inbox) || hashStruct(p)).
+ * L1_EINVAL for a NULL purchase, rollups NULL with n_rollups > 0, or more
+ * than L1_PURCHASE_MAX_ROLLUPS rollups (order is the caller's business: the
+ * digest covers the ids as given). */
+int l1_eip712_purchase_digest(uint8_t out[static 32], const struct l1_purchase *p,
+			      uint64_t chain_id, const uint8_t inbox[static 20]);
+/* Signer of digest from r||s||v (v 27/28 or 0/1); rejects high-s
+ * (L1_ESIG_HIGHS), r or s out of [1, n) and any other v (L1_ESIG). */
+int l1_recover_address(uint8_t addr[static 20], const uint8_t digest[static 32],
+		       const uint8_t sig[static 65]);
+/* Sign (for tests and tools): r||s||v with v 27/28, RFC 6979, low-s.
+ * L1_EKEY for an invalid key. */
+int l1_sign_digest(uint8_t sig[static 65], const uint8_t digest[static 32],
+		   const uint8_t key[static 32]);
+
+/* ------------------------------------------------------------------ */
 /* Keystore v3 (geth / `cast wallet new` files). */
 
 /* Bounds on a file's KDF cost so a hostile file cannot exhaust memory or

@@ -56,7 +56,6 @@ int l1_tx1559_sign(const struct l1_tx1559 *tx, const uint8_t key[static 32],
 		   uint8_t *out, size_t cap, size_t *len, uint8_t hash[static 32])
 {
 	const secp256k1_context *ctx = l1__secp();
-	secp256k1_ecdsa_recoverable_signature sig;
 	struct l1_rlp_enc e;
 	uint8_t msg[32], rs[64];
 	size_t n;
@@ -80,11 +79,8 @@ int l1_tx1559_sign(const struct l1_tx1559 *tx, const uint8_t key[static 32],
 		return rc;
 	l1_keccak256(msg, out, 1 + n);
 
-	if (!secp256k1_ecdsa_sign_recoverable(ctx, &sig, msg, key, NULL, NULL)) {
-		rc = L1_EKEY;
+	if ((rc = l1__secp_sign(rs, &recid, msg, key)) < 0)
 		goto out;
-	}
-	secp256k1_ecdsa_recoverable_signature_serialize_compact(ctx, rs, &recid, &sig);
 
 	l1_rlp_enc_init(&e, out + 1, cap - 1);
 	l1_rlp_list_begin(&e);
@@ -98,6 +94,6 @@ int l1_tx1559_sign(const struct l1_tx1559 *tx, const uint8_t key[static 32],
 	*len = 1 + n;
 	l1_keccak256(hash, out, *len);
 out:
-	sodium_memzero(&sig, sizeof(sig));
+	sodium_memzero(rs, sizeof(rs));
 	return rc;
 }

@@ -29,18 +29,6 @@
 
 #define TX_MAX_FIELDS 12
 
-/* The secp256k1 group order n and n/2 (rounded down), big-endian. */
-static const uint8_t secp256k1_n[32] = {
-	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-	0xff, 0xff, 0xff, 0xff, 0xfe, 0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48,
-	0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41,
-};
-static const uint8_t secp256k1_half_n[32] = {
-	0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-	0xff, 0xff, 0xff, 0xff, 0xff, 0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4,
-	0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
-};
-
 /* Where each field sits in the list of one transaction type; -1 if absent. */
 struct tx_layout {
 	size_t nfields;
@@ -57,15 +45,6 @@ static const struct tx_layout layouts[] = {
 static const uint8_t *item_start(const struct l1_rlp_item *it)
 {
 	return it->payload + it->payload_len - it->encoded_len;
-}
-
-static int is_zero32(const uint8_t x[static 32])
-{
-	uint8_t acc = 0;
-
-	for (size_t i = 0; i < 32; i++)
-		acc |= x[i];
-	return acc == 0;
 }
 
 static int tx_string(const struct l1_rlp_item *it)
@@ -192,18 +171,6 @@ static int tx_parse_v(struct l1_tx *tx, const struct l1_rlp_item *it, int *recid
 	return 0;
 }
 
-/* r and s in [1, n), and s <= n/2 (EIP-2 low-S). */
-static int tx_check_rs(const uint8_t r[static 32], const uint8_t s[static 32])
-{
-	if (is_zero32(r) || memcmp(r, secp256k1_n, 32) >= 0)
-		return L1_ESIG;
-	if (is_zero32(s) || memcmp(s, secp256k1_n, 32) >= 0)
-		return L1_ESIG;
-	if (memcmp(s, secp256k1_half_n, 32) > 0)
-		return L1_ESIG_HIGHS;
-	return 0;
-}
-
 static size_t rlp_list_header(uint8_t out[static 9], size_t payload_len)
 {
 	size_t ll = 0;
@@ -262,34 +229,6 @@ static void tx_signing_hash(const struct l1_tx *tx, const uint8_t *fields,
 	l1_keccak_final(&k, out);
 }
 
-static int tx_recover(struct l1_tx *tx, const uint8_t msg[static 32],
-		      const uint8_t r[static 32], const uint8_t s[static 32],
-		      int recid)
-{
-	secp256k1_ecdsa_recoverable_signature sig;
-	secp256k1_pubkey pub;
-	uint8_t rs[64], pub65[65], h[32];
-	size_t publen = sizeof(pub65);
-
-	const secp256k1_context *secp_ctx = l1__secp();
-
-	if (secp_ctx == NULL)
-		return L1_ESIG; /* defensive: context creation cannot fail */
-	memcpy(rs, r, 32);
-	memcpy(rs + 32, s, 32);
-	if (!secp256k1_ecdsa_recoverable_signature_parse_compact(secp_ctx, &sig,
-								 rs, recid))
-		return L1_ESIG;
-	if (!secp256k1_ecdsa_recover(secp_ctx, &pub, &sig, msg))
-		return L1_ESIG;
-	if (!secp256k1_ec_pubkey_serialize(secp_ctx, pub65, &publen, &pub,
-					   SECP256K1_EC_UNCOMPRESSED))
-		return L1_ESIG;
-	l1_keccak256(h, pub65 + 1, 64);
-	memcpy(tx->from, h + 12, 20);
-	return 0;
-}
-
 int l1_tx_decode(struct l1_tx *tx, const uint8_t *raw, size_t len,
 		 uint64_t expected_chain_id, size_t max_len)
 {
@@ -335,12 +274,12 @@ int l1_tx_decode(struct l1_tx *tx, const uint8_t *raw, size_t len,
 		return rc;
 	if (expected_chain_id != 0 && tx->chain_id != expected_chain_id)
 		return L1_ECHAINID;
-	if ((rc = tx_check_rs(r, s)) < 0)
+	if ((rc = l1__secp_check_rs(r, s)) < 0)
 		return rc;
 
 	tx_signing_hash(tx, outer.payload,
 			(size_t)(item_start(&f[lay->v]) - outer.payload), msg);
-	if ((rc = tx_recover(tx, msg, r, s, recid)) < 0)
+	if ((rc = l1__secp_recover(tx->from, msg, r, s, recid)) < 0)
 		return rc;
 	l1_keccak256(tx->hash, raw, len);
 	return 0;

@@ -59,7 +59,11 @@ def addr_of(topic_or_word):
     return "0x" + topic_or_word[-40:].lower()
 
 
-class InboxContractTest(unittest.TestCase):
+class AnvilInboxCase(unittest.TestCase):
+    """One anvil per class, a fresh Inbox per test, and helpers to send,
+    read and expect reverts (shared with test_rights_contract.py)."""
+    EVENTS = EVENTS
+
     @classmethod
     def setUpClass(cls):
         anvil = find_anvil()
@@ -136,19 +140,21 @@ class InboxContractTest(unittest.TestCase):
     def view(self, sig, *args):
         return cast("call", "--rpc-url", self.rpc_url, self.inbox, sig, *args).stdout.strip()
 
+    def only_log(self, receipt, name):
+        logs = [lg for lg in receipt["logs"] if lg["address"].lower() == self.inbox]
+        self.assertEqual(len(logs), 1, receipt["logs"])
+        lg = logs[0]
+        topic0 = cast("keccak", self.EVENTS[name]).stdout.strip()
+        self.assertEqual(lg["topics"][0], topic0, "topic0 of %s" % name)
+        return lg["topics"], bytes.fromhex(lg["data"][2:])
+
+
+class InboxContractTest(AnvilInboxCase):
     def batch(self, index, frm, to, ns=((1, 0xa1),), who=OWNER, da=0xda):
         ids = "[" + ",".join(str(i) for i, _ in ns) + "]"
         roots = "[" + ",".join(b32(r) for _, r in ns) + "]"
         return self.send(who, self.inbox, POST_BATCH, str(index), str(frm), str(to), b32(da),
                          ids, roots)
-
-    def only_log(self, receipt, name):
-        logs = [lg for lg in receipt["logs"] if lg["address"].lower() == self.inbox]
-        self.assertEqual(len(logs), 1, receipt["logs"])
-        lg = logs[0]
-        topic0 = cast("keccak", EVENTS[name]).stdout.strip()
-        self.assertEqual(lg["topics"][0], topic0, "topic0 of %s" % name)
-        return lg["topics"], bytes.fromhex(lg["data"][2:])
 
     # -- deployment --------------------------------------------------------
     def test_deploy_sets_owner_poster_start_and_emits(self):
