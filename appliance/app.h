@@ -83,6 +83,7 @@ struct app_config {
 	long da_retention_blocks;
 	/* [sequencer] */
 	long slot_ms;
+	long proposer_deadline_ms; /* a winner's sub-block is due this long before its slot ends */
 	long group_max_txs;
 	long group_linger_us;
 	long ingress_queue_max;
@@ -380,5 +381,24 @@ int app_store_rights_open(struct sqlite3 **db, const char *data_dir, char *errbu
  * APP_ENOTFOUND while there is none. */
 int app_store_block_hash_from_slot(struct app_store *s, uint64_t slot, uint8_t out[static 32],
 				   uint64_t *height);
+
+/* ------------------------------------------------------------------ */
+/* Proposer-ordered slots (proposer.c, docs/RIGHTS.md). */
+
+/*
+ * Grants `winner` (an Ethereum address) the right to order `rollups`
+ * (namespace chain ids) in every slot of [from_slot, to_slot]. One SQLite
+ * transaction on s (a writable store: the daemon's caller's own connection or
+ * the CLI's); a running daemon picks the grant up at its next slot boundary,
+ * so grant slots in the future. Errors: APP_EINVAL (from > to, n == 0 or
+ * over 256, a zero address, a rollup repeated), APP_ENOTFOUND (a rollup is
+ * not a namespace), APP_EEXIST (a rollup already has a grant overlapping
+ * the range: nothing is inserted), APP_ESQLITE.
+ */
+int app_rights_grant(struct app_store *s, uint64_t from_slot, uint64_t to_slot,
+		     const uint64_t *rollups, size_t n, const uint8_t winner[static 20]);
+
+/* `mezz rights ...` (cli in proposer.c); returns the exit code. */
+int app_cli_rights(const struct app_config *cfg, int argc, char **argv);
 
 #endif /* MEZZ_APP_H */

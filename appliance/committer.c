@@ -67,6 +67,11 @@ static void post_done(struct app_committer *c, struct app_done *d, size_t n)
 	lws_cancel_service(c->lws);
 }
 
+void app__post_done(struct app_committer *c, struct app_done *d, size_t n)
+{
+	post_done(c, d, n);
+}
+
 static void answer_error(struct app_committer *c, struct app_sub *s, size_t n, int code,
 			 const char *msg)
 {
@@ -82,6 +87,8 @@ static void answer_error(struct app_committer *c, struct app_sub *s, size_t n, i
 		d[i].json = app_error_json(code, "%s", msg);
 		free(s[i].data);
 		s[i].data = NULL;
+		app__slot_block_free(s[i].block);
+		s[i].block = NULL;
 	}
 	post_done(c, d, n);
 	free(d);
@@ -309,6 +316,7 @@ struct riders {
 	size_t nr;
 	uint64_t shard_floor; /* 0: no change */
 	uint64_t txs_floor;   /* set by insert_riders */
+	const struct app_prop_rider *prop; /* a proposer decision's rows, or NULL */
 };
 
 static int insert_riders(struct app_committer *c, struct riders *rd, char *err, size_t errlen)
@@ -322,6 +330,8 @@ static int insert_riders(struct app_committer *c, struct riders *rd, char *err, 
 					    errlen);
 	if (!rc)
 		rc = prune_step(c, &rd->txs_floor, err, errlen);
+	if (!rc && rd->prop)
+		rc = app__prop_rider_insert(c, rd->prop, err, errlen);
 	return rc;
 }
 
@@ -698,17 +708,25 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		d[i].json = d[alias[i]].json ? strdup(d[alias[i]].json) : NULL;
 	}
 out:
-	/* One answer per bundle: drop the entries of its later legs. */
+	/* One answer per bundle: drop the entries of its later legs, and those
+	 * of items nobody waits for. */
 	{
 		size_t w = 0;
 
-		for (size_t i = 0; i < n; i++)
-			if (!s[i].bundle_leg)
-				d[w++] = d[i];
+		for (size_t i = 0; i < n; i++) {
+			if (s[i].bundle_leg)
+				continue;
+			if (s[i].no_answer) {
+				free(d[i].json);
+				continue;
+			}
+			d[w++] = d[i];
+		}
 		n = w;
 	}
 	/* A NULL json (allocation failure) is answered as an internal error. */
-	post_done(c, d, n);
+	if (n)
+		post_done(c, d, n);
 	free(bres);
 	free(d);
 	free(alias);
@@ -773,6 +791,17 @@ static void store_riders(struct app_committer *c, struct riders *rd)
 	riders_done(c, rd);
 }
 
+void app__commit_decision(struct app_committer *c, struct app_sub *s, size_t n,
+			  const struct app_prop_rider *pr)
+{
+	struct riders rd = {.prop = pr};
+
+	if (n)
+		commit_group(c, s, n, &rd);
+	else
+		store_riders(c, &rd);
+}
+
 /* Remove the sealer's wake-ups (req == NULL) from a popped batch. */
 static size_t drop_wakeups(struct app_sub *items, size_t n)
 {
@@ -819,16 +848,23 @@ static void *run(void *arg)
 		APP_PANIC("out of memory for the committer");
 	pthread_setname_np(pthread_self(), "mz-commit");
 	for (;;) {
-		uint64_t cur = now_slot(c), wall = app_wall_ms(), deadline, end_ms;
+		uint64_t cur = now_slot(c), wall = app_wall_ms(), deadline, end_ms, prop_ms;
 		struct riders rd;
 		size_t n;
 
+		/* Winners past their deadline are decided inside their own slot,
+		 * before it is handed off. */
+		prop_ms = atomic_load(&c->stats.halted) ? 0 : app__prop_tick(c);
 		if (cur > c->open_slot && !atomic_load(&c->stats.halted)) {
 			hand_off(c, c->open_slot);
 			c->open_slot = cur;
 			atomic_store(&c->stats.open_slot, cur);
+			app__prop_slot_rolled(c);
+			prop_ms = app__prop_tick(c);
 		}
 		end_ms = seq_slot_start(c->open_slot + 1, 0, (uint32_t)c->cfg->slot_ms);
+		if (prop_ms && prop_ms < end_ms)
+			end_ms = prop_ms;
 		deadline = app_now_ns() + (end_ms > wall ? end_ms - wall : 0) * 1000000ull + 1;
 		n = drop_wakeups(items, app_queue_pop(c->ingress, items, max, deadline));
 		if (n && c->cfg->group_linger_us && n < max) {
@@ -843,9 +879,16 @@ static void *run(void *arg)
 			}
 		}
 		n = complete_bundles(c, items, n);
+		if (!atomic_load(&c->stats.halted)) {
+			/* held and sub-block items leave the batch; sub-blocks are
+			 * decided now (the batch's own items are in other namespaces) */
+			n = app__prop_intake(c, items, n);
+			app__prop_blocks(c);
+		}
 		rd.nb = take_sealed(c, &rd.blocks);
 		rd.nr = app_avail_take(c, &rd.recs, &rd.shard_floor);
 		rd.txs_floor = 0;
+		rd.prop = NULL;
 		if (n == 0 && rd.nb == 0 && rd.nr == 0 && rd.shard_floor == 0) {
 			free(rd.blocks);
 			free(rd.recs);
@@ -1018,6 +1061,9 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 	if (n)
 		app_info("recovered", "unsealed_txs=%zu next_seq=%llu", n,
 			 (unsigned long long)c->next_seq);
+	rc = app__prop_start(c, errbuf, errlen);
+	if (rc)
+		return rc;
 	rc = app_queue_init(&c->seal_jobs, sizeof(struct seal_job), 64);
 	if (rc)
 		return rc;
@@ -1074,6 +1120,7 @@ void app_committer_stop(struct app_committer *c)
 	}
 	app_avail_stop(c);
 	checkpointer_stop(c);
+	app__prop_stop(c);
 	app_txs_free(c->open_txs, c->open_n);
 	c->open_txs = NULL;
 	c->open_n = c->open_cap = 0;

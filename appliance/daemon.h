@@ -41,15 +41,17 @@ enum {
 	RPC_RATE_LIMITED = -32009,	/* over a tenant or address rate limit: data.retryAfterMs */
 	RPC_L1_DISABLED = -32011,	/* L1 posting is not configured (l1.rpc_urls) */
 	RPC_STALE_L2_BLOCK = -32012,	/* l2Block not above the last one queued */
+	RPC_SLOT_BLOCK_REJECTED = -32020, /* a winner's sub-block was invalid or late */
+	RPC_PROPOSER_AUTH = -32021,	/* proposer not authenticated or signature refused */
 	/* execution-ticket sales (docs/API.md, "Sequencing rights") */
-	RPC_RIGHTS_DISABLED = -32020,	/* rights.enabled is 0 */
-	RPC_SALE_CLOSED = -32021,	/* the sale no longer takes this */
-	RPC_BAD_SIGNATURE = -32022,	/* the EIP-712 signature does not recover */
-	RPC_WRONG_PRICE = -32023,	/* priceGwei is not the sale's price */
-	RPC_SOLD_OUT = -32024,		/* over the sale's cap */
-	RPC_BAD_BUNDLE = -32025,	/* rollups not ascending or not opted in */
-	RPC_NONCE_USED = -32026,	/* the buyer already used this nonce */
-	RPC_NO_DEPOSIT = -32027,	/* the buyer's free L1 deposit does not cover it */
+	RPC_RIGHTS_DISABLED = -32030,	/* rights.enabled is 0 */
+	RPC_SALE_CLOSED = -32031,	/* the sale no longer takes this */
+	RPC_BAD_SIGNATURE = -32032,	/* the EIP-712 signature does not recover */
+	RPC_WRONG_PRICE = -32033,	/* priceGwei is not the sale's price */
+	RPC_SOLD_OUT = -32034,		/* over the sale's cap */
+	RPC_BAD_BUNDLE = -32035,	/* rollups not ascending or not opted in */
+	RPC_NONCE_USED = -32036,	/* the buyer already used this nonce */
+	RPC_NO_DEPOSIT = -32037,	/* the buyer's free L1 deposit does not cover it */
 };
 
 /* A submission handed to the committer. */
@@ -65,6 +67,11 @@ struct app_sub {
 	/* atomic bundles: the first leg carries the number of legs, the others
 	 * their index (>= 1); all legs are pushed together, in order */
 	uint16_t bundle_n, bundle_leg;
+	/* proposer.c: no_answer = nobody waits for this item (a winner's own
+	 * transaction, or a pending one recovered after a restart); block !=
+	 * NULL: this item is a winner's mezz_submitSlotBlock, not a transaction */
+	uint8_t no_answer;
+	struct app_slot_block *block;
 };
 #define APP_BUNDLE_MAX_LEGS 64
 
@@ -108,7 +115,9 @@ static inline struct app_block *app_block_ref(struct app_block *b)
 enum app_level { APP_LEVEL_AVAILABLE, APP_LEVEL_POSTED, APP_LEVEL_FINALIZED, APP_LEVELS };
 extern const char *const app_level_names[APP_LEVELS];
 
-enum app_done_kind { DONE_ANSWER, DONE_BLOCK, DONE_LEVEL };
+/* DONE_PENDING: a transaction held for a winner is durable; json is the
+ * notification's result, height its pending ref, winner its address. */
+enum app_done_kind { DONE_ANSWER, DONE_BLOCK, DONE_LEVEL, DONE_PENDING };
 
 struct app_done {
 	enum app_done_kind kind;
@@ -119,6 +128,7 @@ struct app_done {
 	int is_error;
 	char *json; /* the "result" value, or the "error" object when is_error */
 	struct app_block *block;
+	uint8_t winner[20];
 };
 
 /* Counters the committer publishes for mezz_status and metrics. */
@@ -134,6 +144,10 @@ struct app_stats {
 	atomic_uint_fast64_t level_tip[APP_LEVELS];
 	atomic_int halted;
 	atomic_int exited; /* the committer thread has returned */
+	/* proposer-ordered slots (proposer.c) */
+	atomic_uint_fast64_t prop_accepted; /* winners' sub-blocks accepted */
+	atomic_uint_fast64_t prop_misses;   /* (winner, slot) decided by fallback */
+	atomic_uint_fast64_t prop_pending;  /* transactions held for winners now */
 };
 
 /* A block's DA commitment, durable in the shard store, not yet in SQLite. */
@@ -274,7 +288,61 @@ struct app_committer {
 	struct app_avail avail;
 	struct app_l1 l1;
 	struct app_rights *rights; /* NULL when rights.enabled is 0 */
+	struct app_prop *prop; /* proposer-ordered slots, committer thread only */
 };
+
+/*
+ * Proposer-ordered slots (proposer.c, docs/RIGHTS.md). Committer side:
+ * start loads grants and recovers held transactions; intake removes from a
+ * popped batch the items it holds for a winner (made durable in the pending
+ * table before it returns) and the winners' sub-blocks (decided after the
+ * batch's own group); tick decides every (winner, slot) whose deadline has
+ * passed and returns the wall-clock ms of the next deadline (0: none).
+ */
+struct app_prop;
+/* A winner's mezz_submitSlotBlock, built by the lws thread (proposer_rpc.c),
+ * owned by the committer once queued. Items in the winner's order. */
+struct app_sb_item {
+	uint64_t ref; /* pendingRef, or 0: the winner's own transaction */
+	uint64_t ns;
+	char ns_name[64];
+	uint8_t hash[32];
+	uint8_t *data; /* own transactions: malloc'd */
+	size_t len;
+};
+struct app_slot_block {
+	uint8_t winner[20];
+	uint64_t slot;
+	size_t n;
+	struct app_sb_item items[];
+};
+int app__prop_start(struct app_committer *c, char *errbuf, size_t errlen);
+void app__prop_stop(struct app_committer *c);
+size_t app__prop_intake(struct app_committer *c, struct app_sub *items, size_t n);
+void app__prop_blocks(struct app_committer *c);
+uint64_t app__prop_tick(struct app_committer *c);
+void app__prop_slot_rolled(struct app_committer *c);
+/* What a proposer decision adds to its group's COMMIT: pending rows to
+ * delete and at most one miss row. */
+struct app_prop_rider {
+	const uint64_t *del_refs;
+	size_t n_del;
+	int has_miss;
+	uint64_t miss_slot;
+	uint8_t miss_winner[20];
+	const char *miss_reason;
+	uint64_t miss_txs;
+};
+int app__prop_rider_insert(struct app_committer *c, const struct app_prop_rider *pr, char *err,
+			   size_t errlen);
+/* committer.c: commit s[0..n) as one group carrying pr (n may be 0). */
+void app__commit_decision(struct app_committer *c, struct app_sub *s, size_t n,
+			  const struct app_prop_rider *pr);
+/* committer.c: hand answers and notices to the lws thread (waits while
+ * the done queue is full; takes every json). */
+void app__post_done(struct app_committer *c, struct app_done *d, size_t n);
+/* Frees a submitted sub-block (NULL-safe). */
+void app__slot_block_free(struct app_slot_block *b);
 
 /* Recovers unsealed transactions and starts the thread. */
 int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen);

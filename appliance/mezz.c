@@ -39,6 +39,9 @@ static int usage(void)
 		"                                'default' = the limits.tenant_* config keys)\n"
 		"  namespace create TENANT NAME CHAIN_ID [--ingress public|key] [--feed public|key]\n"
 		"  namespace list\n"
+		"  rights grant --from SLOT --to SLOT --rollups ID,... --winner 0xADDR\n"
+		"                                let a winner order those rollups in those slots\n"
+		"  rights list | rights misses   grants; slots a winner left to the appliance\n"
 		"  key create TENANT             issue an API key (shown once)\n"
 		"  key list\n"
 		"  key revoke ID\n"
@@ -693,6 +696,8 @@ int main(int argc, char **argv)
 		rc = cmd_config(argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "da"))
 		rc = app_cli_da(&cfg, argc - i - 1, argv + i + 1);
+	else if (!strcmp(argv[i], "rights"))
+		rc = app_cli_rights(&cfg, argc - i - 1, argv + i + 1);
 	else
 		rc = usage();
 	curl_global_cleanup();

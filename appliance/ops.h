@@ -75,7 +75,10 @@ void app_notify_watchdog_stop(void);
 	X(HISTOGRAM, da_encode_seconds, "Per block: payload layout, coding, shard hashing", LAT_US) \
 	X(HISTOGRAM, da_write_seconds, "Per block: writing and fsyncing every shard", LAT_US) \
 	X(GAUGE, available_height, "Height of the newest available block", NONE)            \
-	X(GAUGE, da_halted, "1 after a shard write failed and stopped the DA stage", NONE)
+	X(GAUGE, da_halted, "1 after a shard write failed and stopped the DA stage", NONE) \
+	X(COUNTER, proposer_blocks_total, "Slot winners' sub-blocks accepted", NONE)        \
+	X(COUNTER, proposer_misses_total,                                                 \
+	  "Winner slots the appliance ordered itself (deadline missed, invalid block)", NONE)
 
 enum app_metric {
 #define APP_M_ENUM(kind, name, help, b) APP_M_##name,

@@ -1062,6 +1062,31 @@ static void m_unsubscribe(struct app_conn *c, struct app_req *r, size_t i, json_
 
 /* ---- dispatch --------------------------------------------------------- */
 
+static int prop_method(struct app_conn *c, struct app_req *r, size_t i, const char *m,
+		       json_t *params, struct subs_vec *sv)
+{
+	struct app_sub sub = {0};
+	char *json = NULL;
+	int is_error = 0;
+
+	if (!app_prop_rpc(c, m, params, &is_error, &json, &sub))
+		return 0;
+	if (json) {
+		req_set(r, i, is_error, json);
+		free(json);
+		return 1;
+	}
+	sub.req = r;
+	sub.slot = (uint32_t)i;
+	if (subs_add(sv, &sub)) {
+		app__slot_block_free(sub.block);
+		req_error(r, i, RPC_INTERNAL, "out of memory");
+		return 1;
+	}
+	r->pending++;
+	return 1;
+}
+
 static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *item,
 		     struct subs_vec *sv)
 {
@@ -1151,6 +1176,8 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 		m_rights(c, r, i, params, APP_RIGHTS_BUY);
 	else if (!strcmp(m, "mezz_proposeAllocation"))
 		m_rights(c, r, i, params, APP_RIGHTS_PROPOSE);
+	else if (prop_method(c, r, i, m, params, sv))
+		; /* proposer-ordered slots (proposer_rpc.c) */
 	else if (!strcmp(m, "mezz_subscribe"))
 		m_subscribe(c, r, i, params);
 	else if (!strcmp(m, "mezz_unsubscribe"))
@@ -1163,7 +1190,8 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 			  "unknown method '%.64s'; / serves mezz_sendTransaction, mezz_sendBundle, "
 			  "mezz_getPreconfirmation, mezz_getBlock, mezz_getShard, "
 			  "mezz_getNamespaceProof, mezz_status, mezz_subscribe, mezz_unsubscribe, "
-			  "mezz_postStateRoot, mezz_getStateRoot, mezz_setOffer, mezz_getSale, "
+			  "mezz_postStateRoot, mezz_getStateRoot, mezz_proposerChallenge, "
+			  "mezz_proposerAuth, mezz_submitSlotBlock, mezz_setOffer, mezz_getSale, "
 			  "mezz_buyTickets, mezz_proposeAllocation",
 			  m);
 }
@@ -1255,6 +1283,7 @@ void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 		if (rc) {
 			for (size_t k = 0; k < sv.n; k++) {
 				free(sv.v[k].data);
+				app__slot_block_free(sv.v[k].block);
 				if (rc == APP_EFULL)
 					req_error(r, sv.v[k].slot, RPC_BUSY,
 						  "ingress queue is full; retry in a few milliseconds");
@@ -1268,12 +1297,16 @@ void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 		for (size_t k = 0; k < sv.n; k++) {
 			const struct app_namespace *ns = app_auth_ns_by_id(&s->auth, sv.v[k].ns);
 
+			if (sv.v[k].block)
+				continue; /* a sub-block, not a submission */
 			ingress_count(s, ns ? ns->tenant_id : 0, rc ? 0 : sv.v[k].len, rc != 0);
 		}
 	}
 	free(sv.v);
 	if (r->pending == 0)
 		req_finish(r);
+	if (c->prop_backlog)
+		app_prop_backlog(c);
 out:
 	json_decref(root);
 }

@@ -129,6 +129,9 @@ static void drain_done(struct app_server *s)
 				app_health_beat(s->h_feed);
 			} else if (d[i].kind == DONE_LEVEL) {
 				app_feed_level(s, d[i].level, d[i].height);
+			} else if (d[i].kind == DONE_PENDING) {
+				app_prop_notice(s, &d[i]);
+				free(d[i].json);
 			} else
 				app_rpc_answer(s, d[i].req, d[i].slot, d[i].is_error, d[i].json);
 		}

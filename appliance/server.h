@@ -90,6 +90,12 @@ struct app_conn {
 	struct app_req *reqs;
 	struct app_subscr *subs;
 	struct app_conn *ws_next, *ws_prev; /* all WebSocket connections */
+	/* proposer session (proposer_rpc.c): a challenge, then the address it
+	 * proved; the private "pending" subscription (0: none) */
+	uint8_t prop_challenge[32];
+	int prop_has_challenge, prop_ok, prop_backlog;
+	uint8_t prop_addr[20];
+	uint64_t prop_sub_id, prop_last_ref;
 };
 
 struct app_req {
@@ -185,6 +191,19 @@ int app_dasrv_nsproof_json(struct app_server *s, uint64_t height,
 			   const struct app_namespace *ns, char **out, char *msg, size_t msglen);
 /* A block whose transactions retention has pruned, rebuilt from its shards. */
 int app_dasrv_block(struct app_server *s, uint64_t height, struct app_block **out);
+
+/* proposer_rpc.c: the proposer methods (mezz_proposerChallenge,
+ * mezz_proposerAuth, mezz_submitSlotBlock, mezz_subscribe ["pending"]).
+ * Returns 0 if `m` with these params is not one of them; else 1 with the
+ * answer in *is_error and *json (malloc'd), or with *json NULL and a sub-block
+ * item in *sub for the caller to queue to the committer. */
+int app_prop_rpc(struct app_conn *c, const char *m, json_t *params, int *is_error, char **json,
+		 struct app_sub *sub);
+/* After the answer to a "pending" subscription is queued: send what is
+ * already held for the session's address. */
+void app_prop_backlog(struct app_conn *c);
+/* A DONE_PENDING notice: send it to the winner's subscribed sessions. */
+void app_prop_notice(struct app_server *s, const struct app_done *d);
 
 /* feed.c */
 void app_feed_block(struct app_server *s, struct app_block *b);

@@ -87,7 +87,18 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS block_ns(height INTEGER NOT NULL, ns INTEGER NOT NULL,"
 	"  count INTEGER NOT NULL, root BLOB NOT NULL, PRIMARY KEY(height, ns)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS da_blocks(height INTEGER PRIMARY KEY, record BLOB NOT NULL,"
-	"  sig BLOB NOT NULL);";
+	"  sig BLOB NOT NULL);"
+	/* proposer-ordered slots (proposer.c) */
+	"CREATE TABLE IF NOT EXISTS grants(from_slot INTEGER NOT NULL, to_slot INTEGER NOT NULL,"
+	"  rollup INTEGER NOT NULL, winner BLOB NOT NULL, created_ms INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS grants_rollup ON grants(rollup, from_slot);"
+	"CREATE TABLE IF NOT EXISTS pending(ref INTEGER NOT NULL, leg INTEGER NOT NULL,"
+	"  legs INTEGER NOT NULL, slot INTEGER NOT NULL, winner BLOB NOT NULL,"
+	"  ns INTEGER NOT NULL, ns_name TEXT NOT NULL, hash BLOB NOT NULL, data BLOB NOT NULL,"
+	"  want_hash INTEGER NOT NULL, PRIMARY KEY(ref, leg)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS misses(id INTEGER PRIMARY KEY, slot INTEGER NOT NULL,"
+	"  winner BLOB NOT NULL, reason TEXT NOT NULL, txs INTEGER NOT NULL,"
+	"  at_ms INTEGER NOT NULL);";
 
 struct app_store {
 	sqlite3 *db;

@@ -1,0 +1,132 @@
+/*
+ * cli_rights.c - `mezz rights ...`: grant proposer-ordered slots and show
+ * grants and misses, on the data directory (like `mezz namespace`). A
+ * running daemon picks a grant up at its next slot boundary.
+ */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "appliance/cli.h"
+#include "l1bridge/l1.h"
+
+static int print_rows(struct app_store *s, const char *sql)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(app_store_db(s), sql, -1, &st, NULL) != SQLITE_OK)
+		return app_cli_fail("query failed: %s", sqlite3_errmsg(app_store_db(s)));
+	for (int i = 0; i < sqlite3_column_count(st); i++)
+		printf("%s%s", i ? "\t" : "", sqlite3_column_name(st, i));
+	printf("\n");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		for (int i = 0; i < sqlite3_column_count(st); i++) {
+			const unsigned char *t = sqlite3_column_text(st, i);
+
+			printf("%s%s", i ? "\t" : "", t ? (const char *)t : "-");
+		}
+		printf("\n");
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int parse_u64(const char *v, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(v, &end, 0);
+	return errno || end == v || *end || v[0] == '-' ? -1 : 0;
+}
+
+static int grant(struct app_store *s, const struct app_config *cfg, int argc, char **argv)
+{
+	uint64_t from = 0, to = 0, rollups[256], now;
+	size_t n = 0, alen = 0;
+	uint8_t winner[20];
+	const char *wtext = "";
+	int have_from = 0, have_to = 0, have_w = 0, rc;
+
+	for (int i = 0; i < argc; i += 2) {
+		if (i + 1 >= argc)
+			return app_cli_fail("rights grant: %s needs a value", argv[i]);
+		if (!strcmp(argv[i], "--from")) {
+			have_from = !parse_u64(argv[i + 1], &from);
+		} else if (!strcmp(argv[i], "--to")) {
+			have_to = !parse_u64(argv[i + 1], &to);
+		} else if (!strcmp(argv[i], "--winner")) {
+			const char *h = wtext = argv[i + 1];
+
+			have_w = strlen(h) == 42 && h[0] == '0' && (h[1] == 'x' || h[1] == 'X') &&
+				 !l1_hex_decode(winner, 20, &alen, h, 42) && alen == 20;
+		} else if (!strcmp(argv[i], "--rollups")) {
+			char *list = strdup(argv[i + 1]), *save = NULL, *tok;
+
+			if (!list)
+				return app_cli_fail("out of memory");
+			for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+				if (n == 256 || parse_u64(tok, &rollups[n])) {
+					free(list);
+					return app_cli_fail("--rollups: '%s' is not a chain id (at most "
+							    "256, comma-separated)", tok);
+				}
+				n++;
+			}
+			free(list);
+		} else {
+			return app_cli_fail("rights grant: unknown option '%s'", argv[i]);
+		}
+	}
+	if (!have_from || !have_to || !have_w || !n)
+		return app_cli_fail("usage: mezz rights grant --from SLOT --to SLOT "
+				    "--rollups ID[,ID...] --winner 0xADDRESS (40 hex digits)");
+	now = seq_slot_at(app_wall_ms(), 0, (uint32_t)cfg->slot_ms);
+	if (from <= now)
+		return app_cli_fail("--from %llu is not in the future (the current slot is %llu "
+				    "with sequencer.slot_ms=%ld)",
+				    (unsigned long long)from, (unsigned long long)now, cfg->slot_ms);
+	rc = app_rights_grant(s, from, to, rollups, n, winner);
+	if (rc == APP_EEXIST)
+		return app_cli_fail("a rollup already has a grant overlapping slots %llu..%llu; "
+				    "nothing was granted", (unsigned long long)from,
+				    (unsigned long long)to);
+	if (rc == APP_ENOTFOUND)
+		return app_cli_fail("a rollup is not a namespace on this appliance (see mezz "
+				    "namespace list); nothing was granted");
+	if (rc == APP_EINVAL)
+		return app_cli_fail("invalid grant: --from must be <= --to, rollups distinct and "
+				    "non-zero, the winner not the zero address");
+	if (rc)
+		return app_cli_fail("granting: %s (%s)", app_strerror(rc),
+				    sqlite3_errmsg(app_store_db(s)));
+	printf("granted slots %llu..%llu of %zu rollup(s) to %s\n", (unsigned long long)from,
+	       (unsigned long long)to, n, wtext);
+	return 0;
+}
+
+int app_cli_rights(const struct app_config *cfg, int argc, char **argv)
+{
+	struct app_store *s;
+	char err[256];
+	int rc;
+
+	if (argc < 1 || (strcmp(argv[0], "grant") && strcmp(argv[0], "list") &&
+			 strcmp(argv[0], "misses")))
+		return app_cli_fail("usage: mezz rights grant --from SLOT --to SLOT --rollups ID,... "
+				    "--winner 0xADDR | mezz rights list | mezz rights misses");
+	if (app_store_open(&s, cfg->data_dir, 0, err, sizeof(err)))
+		return app_cli_fail("cannot open the database in %s: %s", cfg->data_dir, err);
+	if (!strcmp(argv[0], "grant"))
+		rc = grant(s, cfg, argc - 1, argv + 1);
+	else if (!strcmp(argv[0], "list"))
+		rc = print_rows(s, "SELECT from_slot, to_slot, rollup, '0x' || lower(hex(winner))"
+				   " AS winner FROM grants ORDER BY from_slot, rollup");
+	else
+		rc = print_rows(s, "SELECT slot, '0x' || lower(hex(winner)) AS winner, reason, txs,"
+				   " at_ms FROM misses ORDER BY id");
+	app_store_close(s);
+	return rc;
+}
