@@ -64,6 +64,7 @@ struct app_rights {
 	const struct app_config *cfg;
 	sqlite3 *db;
 	struct app_store *ro; /* mezzanine.db: superblock hashes for local seeds */
+	struct app_store *rw; /* mezzanine.db: grants (app_rights_grant) */
 	struct app_queue reqs;
 	struct rsale *live[LIVE_MAX]; /* unsettled sales, ascending id */
 	size_t n_live;
@@ -594,16 +595,17 @@ static void do_set_offer(struct app_rights *r, const struct app_rights_req *q)
 
 static void do_get_sale(struct app_rights *r, const struct app_rights_req *q)
 {
-	struct rsale *rs = live_find(r, q->sale), *tmp = NULL;
-	int rc = 0;
+	uint64_t id = q->sale ? q->sale : r->last_id;
+	struct rsale *rs = live_find(r, id), *tmp = NULL;
+	int rc = id ? 0 : APP_ENOTFOUND;
 
-	if (!rs) {
-		rc = sale_load(r, q->sale, &tmp);
+	if (!rs && !rc) {
+		rc = sale_load(r, id, &tmp);
 		rs = tmp;
 	}
 	if (rc == APP_ENOTFOUND)
 		ANSWER_ERR(r, q, RPC_NOT_FOUND, "no sale %llu (the last one opened is %llu)",
-			   (unsigned long long)q->sale, (unsigned long long)r->last_id);
+			   (unsigned long long)id, (unsigned long long)r->last_id);
 	else if (rc)
 		ANSWER_ERR(r, q, RPC_INTERNAL, "cannot rebuild sale %llu: %s",
 			   (unsigned long long)q->sale, app_strerror(rc));
@@ -665,7 +667,6 @@ static void do_buy(struct app_rights *r, const struct app_rights_req *q, struct 
 			   (unsigned long long)rs->s.p.price);
 		return;
 	}
-#ifdef L1_PURCHASE_MAX_ROLLUPS
 	{
 		struct l1_purchase lp = {.sale_id = q->sale, .rollups = q->rollups,
 					 .n_rollups = q->n_rollups, .tickets = q->tickets,
@@ -675,11 +676,6 @@ static void do_buy(struct app_rights *r, const struct app_rights_req *q, struct 
 		if (!rc)
 			rc = l1_recover_address(buyer, digest, q->sig);
 	}
-#else
-	/* TODO(rightsl1-work): EIP-712 digest and recovery are not merged yet. */
-	(void)digest;
-	rc = APP_EINVAL;
-#endif
 	if (rc) {
 		ANSWER_ERR(r, q, RPC_BAD_SIGNATURE,
 			   "signature does not recover to a buyer (%s): sign the EIP-712 Purchase "
@@ -913,6 +909,48 @@ static int find_seed(struct app_rights *r, const struct rsale *rs, struct l1_rpc
 	return app_store_block_hash_from_slot(r->ro, rs->s.p.draw_block, seed, &height);
 }
 
+/*
+ * Each winner orders its bundle's rollups over the sale's window
+ * [start_slot, end_slot) (app_rights_grant takes an inclusive range). The
+ * grant runs after the settlement is durable; settlements.granted records
+ * it, and a restart grants what is left (grant_pending). A grant refused
+ * with APP_EEXIST (an overlapping grant, e.g. made by hand with `mezz
+ * rights`) or APP_ENOTFOUND (a namespace since removed) is logged and not
+ * retried: the settlement stands, the winner does not order that window.
+ */
+static void grant(struct app_rights *r, const struct rsale *rs)
+{
+	const struct seq_sale *s = &rs->s;
+	int all = 1;
+	char sql[96];
+
+	for (size_t w = 0; w < rs->st.n_winners; w++) {
+		const struct seq_settle_winner *wn = &rs->st.winners[w];
+		uint64_t ids[SEQ_RIGHTS_MAX_ROLLUPS];
+		int n = seq_sale_bundle_ids(s, wn->bundle, ids, SEQ_RIGHTS_MAX_ROLLUPS);
+		char addr[43];
+		int rc;
+
+		l1_hex_encode(addr, wn->buyer, 20);
+		rc = n > 0 ? app_rights_grant(r->rw, s->p.start_slot, s->p.end_slot - 1, ids,
+					      (size_t)n, wn->buyer)
+			   : APP_EINVAL;
+		if (rc == APP_ESQLITE)
+			all = 0;
+		app_log(rc ? APP_LOG_WARN : APP_LOG_INFO, "rights_granted",
+			"sale=%llu bundle=%u buyer=%s rollups=%d from_slot=%llu to_slot=%llu "
+			"err=\"%s\"",
+			(unsigned long long)s->p.sale_id, wn->bundle, addr, n,
+			(unsigned long long)s->p.start_slot, (unsigned long long)s->p.end_slot - 1,
+			rc ? app_strerror(rc) : "ok");
+	}
+	if (!all)
+		return; /* retried by grant_pending */
+	snprintf(sql, sizeof(sql), "UPDATE settlements SET granted = 1 WHERE sale = %llu",
+		 (unsigned long long)s->p.sale_id);
+	sql_exec(r, sql);
+}
+
 static int settle(struct app_rights *r, struct rsale *rs, uint64_t now, struct l1_rpc *rpc)
 {
 	struct seq_settlement st = {0};
@@ -981,21 +1019,7 @@ static int settle(struct app_rights *r, struct rsale *rs, uint64_t now, struct l
 		 (unsigned long long)rs->s.p.sale_id, (unsigned long long)st.revenue,
 		 (unsigned long long)st.burn, st.n_winners, st.n_buyers, st.n_credits,
 		 (unsigned long long)rs->s.sold);
-	/*
-	 * Each winner sequences its bundle's rollups over the sale's window.
-	 * TODO(proposer-work): call app_rights_grant(a, start_slot, end_slot,
-	 * rollups, n, winner) here for each winner once that branch is merged;
-	 * until then the winners are only recorded (settlement row, log).
-	 */
-	for (size_t w = 0; w < rs->st.n_winners; w++) {
-		char addr[43];
-
-		l1_hex_encode(addr, rs->st.winners[w].buyer, 20);
-		app_info("rights_winner", "sale=%llu bundle=%u buyer=%s from_slot=%llu to_slot=%llu",
-			 (unsigned long long)rs->s.p.sale_id, rs->st.winners[w].bundle, addr,
-			 (unsigned long long)rs->s.p.start_slot,
-			 (unsigned long long)rs->s.p.end_slot);
-	}
+	grant(r, rs);
 out:
 	seq_settlement_free(&st);
 	free(enc);
@@ -1134,7 +1158,22 @@ static int load_state(struct app_rights *r)
 		r->last_target = rs->s.p.target;
 	}
 	sqlite3_finalize(st);
-	return rc;
+	if (rc)
+		return rc;
+	/* Settlements whose grants did not all go through (grant()). */
+	st = prep(r, "SELECT sale FROM settlements WHERE granted = 0 ORDER BY sale");
+	if (!st)
+		return APP_ESQLITE;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct rsale *rs;
+
+		if (!sale_load(r, (uint64_t)sqlite3_column_int64(st, 0), &rs)) {
+			grant(r, rs);
+			rsale_free(rs);
+		}
+	}
+	sqlite3_finalize(st);
+	return 0;
 }
 
 int app_rights_start(struct app_committer *c, char *errbuf, size_t errlen)
@@ -1162,6 +1201,8 @@ int app_rights_start(struct app_committer *c, char *errbuf, size_t errlen)
 	rc = app_store_rights_open(&r->db, cfg->data_dir, errbuf, errlen);
 	if (!rc)
 		rc = app_store_open(&r->ro, cfg->data_dir, 1, errbuf, errlen);
+	if (!rc)
+		rc = app_store_open(&r->rw, cfg->data_dir, 0, errbuf, errlen);
 	if (!rc)
 		rc = app_queue_init(&r->reqs, sizeof(struct app_rights_req), RIGHTS_QUEUE_MAX);
 	if (!rc) {
@@ -1210,6 +1251,7 @@ void app_rights_stop(struct app_committer *c)
 	if (r->reqs.buf)
 		app_queue_destroy(&r->reqs);
 	app_store_close(r->ro);
+	app_store_close(r->rw);
 	sqlite3_close(r->db);
 	free(r);
 	c->rights = NULL;

@@ -75,6 +75,9 @@ int app_rights_parse(struct app_rights_req *out, enum app_rights_op op, json_t *
 
 	memset(out, 0, sizeof(*out));
 	out->op = op;
+	if (op == APP_RIGHTS_GET_SALE && (!params || (json_is_array(params) &&
+						      json_array_size(params) == 0)))
+		return 0;
 	if (!json_is_object(p) || (json_is_array(params) && json_array_size(params) != 1))
 		FAIL("params must be one object");
 	switch (op) {
@@ -88,8 +91,9 @@ int app_rights_parse(struct app_rights_req *out, enum app_rights_op op, json_t *
 			     "reserve in gwei");
 		return 0;
 	case APP_RIGHTS_GET_SALE:
-		if (get_u64(p, "sale", 1, INT64_MAX, &out->sale))
-			FAIL("params must be {\"sale\": N} with N >= 1");
+		/* No sale: the latest one opened (answered as sale 0 -> latest). */
+		if (json_object_get(p, "sale") && get_u64(p, "sale", 1, INT64_MAX, &out->sale))
+			FAIL("params must be {\"sale\": N} with N >= 1, or {} for the latest sale");
 		return 0;
 	case APP_RIGHTS_BUY:
 		if (get_u64(p, "sale", 1, INT64_MAX, &out->sale))
