@@ -161,6 +161,14 @@ static const char *const event_sigs[] = {
 	[L1_EV_POSTER_CHANGED] = "PosterChanged(address,address)",
 	[L1_EV_ROLLUP_KEY_CHANGED] = "RollupKeyChanged(uint64,address,address)",
 	[L1_EV_OWNERSHIP_TRANSFERRED] = "OwnershipTransferred(address,address)",
+	[L1_EV_DEPOSITED] = "Deposited(address,uint256,uint256)",
+	[L1_EV_WITHDRAWN] = "Withdrawn(address,uint256,uint256)",
+	[L1_EV_PURCHASED] = "Purchased(uint64,address,uint64,uint64,uint64,uint64[])",
+	[L1_EV_PURCHASE_REJECTED] = "PurchaseRejected(uint64,address,uint64,uint8)",
+	[L1_EV_SALE_SETTLED] = "SaleSettled(uint64,uint256,uint256,uint64,uint64)",
+	[L1_EV_REVENUE_CREDITED] = "RevenueCredited(uint64,uint64,uint256)",
+	[L1_EV_REFUND_CLAIMED] = "RefundClaimed(address,uint256)",
+	[L1_EV_REVENUE_CLAIMED] = "RevenueClaimed(uint64,address,uint256)",
 };
 #define N_EVENTS (sizeof(event_sigs) / sizeof(event_sigs[0]))
 
@@ -390,6 +398,91 @@ static int decode_change(struct l1_inbox_event *ev, const uint8_t (*topics)[32],
 	return 0;
 }
 
+/* Purchased(saleId indexed, buyer indexed, nonce, tickets, priceGwei,
+ * rollups[]) and PurchaseRejected(saleId indexed, buyer indexed, nonce,
+ * uint8 reason). */
+static int decode_purchase(struct l1_inbox_event *ev, const uint8_t (*topics)[32],
+			   size_t ntopics, const uint8_t *d, size_t len)
+{
+	uint64_t reason;
+	size_t n, body;
+
+	if (ntopics != 3 || word_u64(topics[1], &ev->u.purchase.sale_id) < 0 ||
+	    word_addr(topics[2], ev->u.purchase.buyer) < 0)
+		return L1_EABI;
+	if (ev->kind == L1_EV_PURCHASE_REJECTED) {
+		if (len != 2 * W || word_u64(d, &ev->u.purchase.nonce) < 0 ||
+		    word_u64(d + W, &reason) < 0 || reason > 0xff)
+			return L1_EABI;
+		ev->u.purchase.reason = (uint8_t)reason;
+		return 0;
+	}
+	if (len < 5 * W || word_u64(d, &ev->u.purchase.nonce) < 0 ||
+	    word_u64(d + W, &ev->u.purchase.tickets) < 0 ||
+	    word_u64(d + 2 * W, &ev->u.purchase.price_gwei) < 0)
+		return L1_EABI;
+	if (dyn_at(d, len, 3 * W, 4 * W, 0, &n, &body) < 0 || body + W * n != len)
+		return L1_EABI;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t id;
+		if (word_u64(d + body + W * i, &id) < 0)
+			return L1_EABI;
+	}
+	ev->u.purchase.n_rollups = n;
+	ev->u.purchase.rollups_abi = d + body;
+	return 0;
+}
+
+/* SaleSettled(saleId indexed, uint256 revenue, uint256 burn, uint64
+ * nBuyers, uint64 nCredits). */
+static int decode_settled(struct l1_inbox_event *ev, const uint8_t (*topics)[32],
+			  size_t ntopics, const uint8_t *d, size_t len)
+{
+	if (ntopics != 2 || len != 4 * W || word_u64(topics[1], &ev->u.settled.sale_id) < 0 ||
+	    word_u64(d + 2 * W, &ev->u.settled.n_buyers) < 0 ||
+	    word_u64(d + 3 * W, &ev->u.settled.n_credits) < 0)
+		return L1_EABI;
+	memcpy(ev->u.settled.revenue, d, W);
+	memcpy(ev->u.settled.burn, d + W, W);
+	return 0;
+}
+
+/* The money events: an indexed account or ids, then amount [, balance]. */
+static int decode_funds(struct l1_inbox_event *ev, const uint8_t (*topics)[32],
+			size_t ntopics, const uint8_t *d, size_t len)
+{
+	size_t want_topics = 2, want_len = W;
+
+	switch (ev->kind) {
+	case L1_EV_DEPOSITED:
+	case L1_EV_WITHDRAWN:
+		want_len = 2 * W;
+		/* fall through */
+	case L1_EV_REFUND_CLAIMED:
+		if (ntopics != want_topics || word_addr(topics[1], ev->u.funds.account) < 0)
+			return L1_EABI;
+		break;
+	case L1_EV_REVENUE_CREDITED:
+		if (ntopics != 3 || word_u64(topics[1], &ev->u.funds.sale_id) < 0 ||
+		    word_u64(topics[2], &ev->u.funds.rollup_id) < 0)
+			return L1_EABI;
+		break;
+	case L1_EV_REVENUE_CLAIMED:
+		if (ntopics != 3 || word_u64(topics[1], &ev->u.funds.rollup_id) < 0 ||
+		    word_addr(topics[2], ev->u.funds.account) < 0)
+			return L1_EABI;
+		break;
+	default:
+		return L1_EABI; /* defensive: not a money event */
+	}
+	if (len != want_len)
+		return L1_EABI;
+	memcpy(ev->u.funds.amount, d, W);
+	if (want_len == 2 * W)
+		memcpy(ev->u.funds.balance, d + W, W);
+	return 0;
+}
+
 int l1_inbox_decode_log(struct l1_inbox_event *ev, const uint8_t (*topics)[32],
 			size_t ntopics, const uint8_t *data, size_t data_len)
 {
@@ -419,6 +512,20 @@ int l1_inbox_decode_log(struct l1_inbox_event *ev, const uint8_t (*topics)[32],
 	case L1_EV_OWNERSHIP_TRANSFERRED:
 		rc = decode_change(ev, topics, ntopics, data_len);
 		break;
+	case L1_EV_PURCHASED:
+	case L1_EV_PURCHASE_REJECTED:
+		rc = decode_purchase(ev, topics, ntopics, data, data_len);
+		break;
+	case L1_EV_SALE_SETTLED:
+		rc = decode_settled(ev, topics, ntopics, data, data_len);
+		break;
+	case L1_EV_DEPOSITED:
+	case L1_EV_WITHDRAWN:
+	case L1_EV_REVENUE_CREDITED:
+	case L1_EV_REFUND_CLAIMED:
+	case L1_EV_REVENUE_CLAIMED:
+		rc = decode_funds(ev, topics, ntopics, data, data_len);
+		break;
 	}
 	if (rc < 0)
 		memset(ev, 0, sizeof(*ev));
@@ -435,4 +542,154 @@ void l1_inbox_event_namespace(const struct l1_inbox_event *ev, size_t i,
 		v = v << 8 | w[j];
 	*id = v;
 	memcpy(root, ev->u.batch.roots_abi + W * i, W);
+}
+
+uint64_t l1_inbox_event_rollup(const struct l1_inbox_event *ev, size_t i)
+{
+	const uint8_t *w = ev->u.purchase.rollups_abi + W * i;
+	uint64_t v = 0;
+
+	for (size_t j = 24; j < W; j++)
+		v = v << 8 | w[j];
+	return v;
+}
+
+/* ------------------------------------------------------------------ */
+/* Execution tickets: postPurchases and settleSale calldata. The argument
+ * types are tuples and arrays of tuples, which the generic encoder above
+ * does not model; their layouts are written out here instead:
+ *
+ *   postPurchases: saleId | off(P) | off(S) | P | S
+ *     P = n | n offsets (from the first offset word) | n purchase tuples,
+ *         each saleId | 0xa0 | tickets | priceGwei | nonce | m | m ids
+ *     S = n | n offsets | n bytes values, each 65 | 3 words (r, s, v padded)
+ *   settleSale: saleId | 0x40 | off(B) | off(C) | burn | B | C
+ *     (the Settlement tuple's offsets count from its own first word)
+ *     B = nb | nb x (address, charged, refund); C = nc | nc x (id, amount)
+ */
+
+static const char sig_post_purchases[] =
+	"postPurchases(uint64,(uint64,uint64[],uint64,uint64,uint64)[],bytes[])";
+static const char sig_settle_sale[] =
+	"settleSale(uint64,((address,uint256,uint256)[],(uint64,uint256)[],uint256))";
+
+void l1_u256_from_gwei(uint8_t out[static 32], uint64_t gwei)
+{
+	unsigned __int128 wei = (unsigned __int128)gwei * 1000000000u;
+
+	memset(out, 0, W);
+	for (int i = 31; i >= 16; i--, wei >>= 8)
+		out[i] = (uint8_t)wei;
+}
+
+size_t l1_inbox_post_purchases_size(const struct l1_purchase *p, size_t n)
+{
+	size_t words = 5 + 12 * n;
+
+	for (size_t i = 0; i < n; i++)
+		words += p[i].n_rollups;
+	return 4 + W * words;
+}
+
+int l1_inbox_post_purchases_calldata(uint8_t *out, size_t cap, size_t *len, uint64_t sale_id,
+				     const struct l1_purchase *p, const uint8_t (*sigs)[65],
+				     size_t n)
+{
+	uint8_t *w, *arr, *s_arr;
+	size_t total, off;
+
+	if (len == NULL || ((p == NULL || sigs == NULL) && n > 0) ||
+	    n > (SIZE_MAX / W) / 16)
+		return L1_EINVAL;
+	*len = 0;
+	for (size_t i = 0; i < n; i++)
+		if (p[i].n_rollups > L1_PURCHASE_MAX_ROLLUPS ||
+		    (p[i].rollups == NULL && p[i].n_rollups > 0))
+			return L1_EINVAL;
+	total = l1_inbox_post_purchases_size(p, n);
+	if (out == NULL || total > cap)
+		return L1_ENOSPC;
+	memset(out, 0, total);
+	l1_abi_selector(out, sig_post_purchases);
+	w = out + 4;
+	put_u64(w, sale_id);
+	put_u64(w + W, 3 * W);
+	arr = w + 3 * W; /* the purchases array: length, offsets, tuples */
+	put_u64(arr, n);
+	off = W * n;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *t = arr + W + off;
+
+		put_u64(arr + W + W * i, off);
+		put_u64(t, p[i].sale_id);
+		put_u64(t + W, 5 * W);
+		put_u64(t + 2 * W, p[i].tickets);
+		put_u64(t + 3 * W, p[i].price_gwei);
+		put_u64(t + 4 * W, p[i].nonce);
+		put_u64(t + 5 * W, p[i].n_rollups);
+		for (size_t j = 0; j < p[i].n_rollups; j++)
+			put_u64(t + (6 + j) * W, p[i].rollups[j]);
+		off += W * (6 + p[i].n_rollups);
+	}
+	s_arr = arr + W + off;
+	put_u64(w + 2 * W, (uint64_t)(s_arr - w));
+	put_u64(s_arr, n);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *b = s_arr + W + W * n + 4 * W * i;
+
+		put_u64(s_arr + W + W * i, W * n + 4 * W * i);
+		put_u64(b, 65);
+		memcpy(b + W, sigs[i], 65);
+	}
+	if ((size_t)(s_arr + W + 5 * W * n - out) != total)
+		return L1_EINVAL; /* defensive: the size formula and layout agree */
+	*len = total;
+	return 0;
+}
+
+size_t l1_inbox_settle_sale_size(const struct l1_inbox_settlement *st)
+{
+	return 4 + W * (7 + 3 * st->n_buyers + 2 * st->n_credits);
+}
+
+int l1_inbox_settle_sale_calldata(uint8_t *out, size_t cap, size_t *len,
+				  const struct l1_inbox_settlement *st)
+{
+	uint8_t *w, *tup, *b, *c;
+	size_t total;
+
+	if (len == NULL || st == NULL || (st->buyers == NULL && st->n_buyers > 0) ||
+	    (st->credits == NULL && st->n_credits > 0) ||
+	    st->n_buyers > (SIZE_MAX / W) / 8 || st->n_credits > (SIZE_MAX / W) / 8)
+		return L1_EINVAL;
+	*len = 0;
+	total = l1_inbox_settle_sale_size(st);
+	if (out == NULL || total > cap)
+		return L1_ENOSPC;
+	memset(out, 0, total);
+	l1_abi_selector(out, sig_settle_sale);
+	w = out + 4;
+	put_u64(w, st->sale_id);
+	put_u64(w + W, 2 * W);
+	tup = w + 2 * W;
+	b = tup + 3 * W;
+	c = b + W + 3 * W * st->n_buyers;
+	put_u64(tup, (uint64_t)(b - tup));
+	put_u64(tup + W, (uint64_t)(c - tup));
+	memcpy(tup + 2 * W, st->burn, W);
+	put_u64(b, st->n_buyers);
+	for (size_t i = 0; i < st->n_buyers; i++) {
+		uint8_t *e = b + W + 3 * W * i;
+		memcpy(e + 12, st->buyers[i].addr, 20);
+		memcpy(e + W, st->buyers[i].charged, W);
+		memcpy(e + 2 * W, st->buyers[i].refund, W);
+	}
+	put_u64(c, st->n_credits);
+	for (size_t i = 0; i < st->n_credits; i++) {
+		uint8_t *e = c + W + 2 * W * i;
+		put_u64(e, st->credits[i].rollup_id);
+		memcpy(e + W, st->credits[i].amount, W);
+	}
+	*len = total;
+	return 0;
 }

@@ -51,7 +51,8 @@
 	X(L1_EDB, -1240, "outbox database error")                                 \
 	X(L1_ESTALE, -1241, "l2Block is not above the last one queued for this rollup") \
 	X(L1_EBUSY, -1242, "a batch is already waiting to be mined")              \
-	X(L1_EHALTED, -1243, "outbox halted: the chain disagrees with its journal")
+	X(L1_EHALTED, -1243, "outbox halted: the chain disagrees with its journal") \
+	X(L1_EDUP, -1244, "this sale already has a settlement queued")
 
 enum {
 #define L1_ERR_ENUM(name, code, msg) name = code,
@@ -221,6 +222,42 @@ int l1_abi_encode(uint8_t *out, size_t cap, size_t *len, const uint8_t *selector
 		  const struct l1_abi_arg *args, size_t nargs);
 
 /* ------------------------------------------------------------------ */
+/* Execution-ticket purchases signed by their buyers (EIP-712, eip712.c).
+ *
+ * Domain: EIP712Domain(string name,string version,uint256 chainId,address
+ * verifyingContract) with name "mezzanine", version "1", the L1 chain id and
+ * the inbox's address. Typed struct:
+ *   Purchase(uint64 saleId,uint64[] rollups,uint64 tickets,uint64 priceGwei,uint64 nonce)
+ * The buyer signs it with eth_signTypedData_v4 (`cast wallet sign --data`);
+ * the inbox's postPurchases recovers the same signer from the same digest. */
+
+#define L1_PURCHASE_MAX_ROLLUPS 256 /* = SEQ_RIGHTS_MAX_ROLLUPS */
+
+struct l1_purchase {
+	uint64_t sale_id;
+	const uint64_t *rollups; /* ascending */
+	size_t n_rollups;
+	uint64_t tickets;
+	uint64_t price_gwei;
+	uint64_t nonce;
+};
+
+/* keccak256(0x19 0x01 || domainSeparator(chain_id, inbox) || hashStruct(p)).
+ * L1_EINVAL for a NULL purchase, rollups NULL with n_rollups > 0, or more
+ * than L1_PURCHASE_MAX_ROLLUPS rollups (order is the caller's business: the
+ * digest covers the ids as given). */
+int l1_eip712_purchase_digest(uint8_t out[static 32], const struct l1_purchase *p,
+			      uint64_t chain_id, const uint8_t inbox[static 20]);
+/* Signer of digest from r||s||v (v 27/28 or 0/1); rejects high-s
+ * (L1_ESIG_HIGHS), r or s out of [1, n) and any other v (L1_ESIG). */
+int l1_recover_address(uint8_t addr[static 20], const uint8_t digest[static 32],
+		       const uint8_t sig[static 65]);
+/* Sign (for tests and tools): r||s||v with v 27/28, RFC 6979, low-s.
+ * L1_EKEY for an invalid key. */
+int l1_sign_digest(uint8_t sig[static 65], const uint8_t digest[static 32],
+		   const uint8_t key[static 32]);
+
+/* ------------------------------------------------------------------ */
 /* The Inbox contract (l1bridge/contracts/Inbox.sol): calldata and events. */
 
 #define L1_INBOX_MAX_LOCATOR 4096
@@ -258,7 +295,18 @@ enum l1_inbox_event_kind {
 	L1_EV_POSTER_CHANGED,
 	L1_EV_ROLLUP_KEY_CHANGED,
 	L1_EV_OWNERSHIP_TRANSFERRED,
+	L1_EV_DEPOSITED,
+	L1_EV_WITHDRAWN,
+	L1_EV_PURCHASED,
+	L1_EV_PURCHASE_REJECTED,
+	L1_EV_SALE_SETTLED,
+	L1_EV_REVENUE_CREDITED,
+	L1_EV_REFUND_CLAIMED,
+	L1_EV_REVENUE_CLAIMED,
 };
+
+/* PurchaseRejected reasons (the contract's REJECT_* constants). */
+enum { L1_REJECT_NONCE_USED = 1, L1_REJECT_UNFUNDED = 2 };
 
 /*
  * A decoded Inbox event. Pointers go into the log's data and are valid as
@@ -289,6 +337,26 @@ struct l1_inbox_event {
 			uint64_t rollup_id;
 			uint8_t previous[20], next[20];
 		} change;
+		/* Deposited, Withdrawn (account, amount, balance), RefundClaimed
+		 * (account, amount), RevenueClaimed (rollup_id, account = key,
+		 * amount), RevenueCredited (sale_id, rollup_id, amount). Wei. */
+		struct {
+			uint8_t account[20];
+			uint64_t sale_id, rollup_id;
+			uint8_t amount[32], balance[32];
+		} funds;
+		struct { /* Purchased (rollups set), PurchaseRejected (reason set) */
+			uint64_t sale_id;
+			uint8_t buyer[20];
+			uint64_t nonce, tickets, price_gwei;
+			uint8_t reason;
+			size_t n_rollups;
+			const uint8_t *rollups_abi; /* n_rollups words */
+		} purchase;
+		struct {
+			uint64_t sale_id, n_buyers, n_credits;
+			uint8_t revenue[32], burn[32]; /* wei */
+		} settled;
 	} u;
 };
 
@@ -306,6 +374,47 @@ int l1_inbox_decode_log(struct l1_inbox_event *ev, const uint8_t (*topics)[32],
 			size_t ntopics, const uint8_t *data, size_t data_len);
 void l1_inbox_event_namespace(const struct l1_inbox_event *ev, size_t i,
 			      uint64_t *id, uint8_t root[static 32]);
+/* Rollup i of a Purchased event. */
+uint64_t l1_inbox_event_rollup(const struct l1_inbox_event *ev, size_t i);
+
+/* Execution tickets: calldata of postPurchases and settleSale. Amounts on
+ * chain are wei, 32-byte big-endian; the appliance's gwei convert with
+ * l1_u256_from_gwei. */
+void l1_u256_from_gwei(uint8_t out[static 32], uint64_t gwei);
+
+/* postPurchases(uint64 saleId, (uint64,uint64[],uint64,uint64,uint64)[]
+ * purchases, bytes[] signatures): n purchases p[i] with 65-byte r||s||v
+ * sigs[i]. Size: 4 + 32 * (5 + 12 n + sum of n_rollups); the function
+ * returns it in *len, L1_ENOSPC if cap is smaller, L1_EINVAL if a purchase
+ * has more than L1_PURCHASE_MAX_ROLLUPS rollups. */
+size_t l1_inbox_post_purchases_size(const struct l1_purchase *p, size_t n);
+int l1_inbox_post_purchases_calldata(uint8_t *out, size_t cap, size_t *len, uint64_t sale_id,
+				     const struct l1_purchase *p, const uint8_t (*sigs)[65],
+				     size_t n);
+
+struct l1_settle_buyer {
+	uint8_t addr[20];
+	uint8_t charged[32], refund[32]; /* wei */
+};
+struct l1_settle_credit {
+	uint64_t rollup_id;
+	uint8_t amount[32]; /* wei */
+};
+/* settleSale(uint64 saleId, ((address,uint256,uint256)[] buyers,
+ * (uint64,uint256)[] credits, uint256 burn)). The contract wants buyers by
+ * ascending address and credits by ascending rollup id; this encoder
+ * writes them as given. Size: 4 + 32 * (7 + 3 n_buyers + 2 n_credits). */
+struct l1_inbox_settlement {
+	uint64_t sale_id;
+	const struct l1_settle_buyer *buyers;
+	size_t n_buyers;
+	const struct l1_settle_credit *credits;
+	size_t n_credits;
+	uint8_t burn[32]; /* wei */
+};
+size_t l1_inbox_settle_sale_size(const struct l1_inbox_settlement *st);
+int l1_inbox_settle_sale_calldata(uint8_t *out, size_t cap, size_t *len,
+				  const struct l1_inbox_settlement *st);
 
 /* ------------------------------------------------------------------ */
 /* Keys and EIP-1559 signing */
@@ -337,42 +446,6 @@ struct l1_tx1559 {
  */
 int l1_tx1559_sign(const struct l1_tx1559 *tx, const uint8_t key[static 32],
 		   uint8_t *out, size_t cap, size_t *len, uint8_t hash[static 32]);
-
-/* ------------------------------------------------------------------ */
-/* Execution-ticket purchases signed by their buyers (EIP-712, eip712.c).
- *
- * Domain: EIP712Domain(string name,string version,uint256 chainId,address
- * verifyingContract) with name "mezzanine", version "1", the L1 chain id and
- * the inbox's address. Typed struct:
- *   Purchase(uint64 saleId,uint64[] rollups,uint64 tickets,uint64 priceGwei,uint64 nonce)
- * The buyer signs it with eth_signTypedData_v4 (`cast wallet sign --data`);
- * the inbox's postPurchases recovers the same signer from the same digest. */
-
-#define L1_PURCHASE_MAX_ROLLUPS 256 /* = SEQ_RIGHTS_MAX_ROLLUPS */
-
-struct l1_purchase {
-	uint64_t sale_id;
-	const uint64_t *rollups; /* ascending */
-	size_t n_rollups;
-	uint64_t tickets;
-	uint64_t price_gwei;
-	uint64_t nonce;
-};
-
-/* keccak256(0x19 0x01 || domainSeparator(chain_id, inbox) || hashStruct(p)).
- * L1_EINVAL for a NULL purchase, rollups NULL with n_rollups > 0, or more
- * than L1_PURCHASE_MAX_ROLLUPS rollups (order is the caller's business: the
- * digest covers the ids as given). */
-int l1_eip712_purchase_digest(uint8_t out[static 32], const struct l1_purchase *p,
-			      uint64_t chain_id, const uint8_t inbox[static 20]);
-/* Signer of digest from r||s||v (v 27/28 or 0/1); rejects high-s
- * (L1_ESIG_HIGHS), r or s out of [1, n) and any other v (L1_ESIG). */
-int l1_recover_address(uint8_t addr[static 20], const uint8_t digest[static 32],
-		       const uint8_t sig[static 65]);
-/* Sign (for tests and tools): r||s||v with v 27/28, RFC 6979, low-s.
- * L1_EKEY for an invalid key. */
-int l1_sign_digest(uint8_t sig[static 65], const uint8_t digest[static 32],
-		   const uint8_t key[static 32]);
 
 /* ------------------------------------------------------------------ */
 /* Keystore v3 (geth / `cast wallet new` files). */
@@ -638,6 +711,25 @@ int l1_outbox_queue_batch(struct l1_outbox *ob, const struct l1_inbox_batch *b);
  * one queued for s->rollup_id. */
 int l1_outbox_queue_state_root(struct l1_outbox *ob, const struct l1_inbox_state_root *s);
 
+/*
+ * Execution tickets. Queue one postPurchases of n signed purchases of sale
+ * sale_id (every p[i].sale_id equal to it; 1..L1_OUTBOX_MAX_PURCHASES), or
+ * the sale's settlement (amounts converted from gwei to wei; buyers must
+ * ascend by address, credits by rollup, and charged == credits + burn, else
+ * L1_EINVAL). Jobs are posted in queue order, so queue a sale's settlement
+ * after its purchases; once it is queued, more purchases of that sale and a
+ * second settlement are refused with L1_EDUP. The contract skips a
+ * replayed or unfunded purchase (PurchaseRejected) rather than reverting:
+ * the settlement must be computed from the Purchased events, not from what
+ * was queued. A job that reverts ends FAILED; the outbox moves on.
+ */
+#define L1_OUTBOX_MAX_PURCHASES 256
+#define L1_OUTBOX_MAX_SETTLE 65536
+struct seq_settlement;
+int l1_outbox_queue_purchases(struct l1_outbox *ob, uint64_t sale_id, const struct l1_purchase *p,
+			      const uint8_t (*sigs)[65], size_t n);
+int l1_outbox_queue_settlement(struct l1_outbox *ob, const struct seq_settlement *st);
+
 /* Job states as stored (and shown by readers). */
 enum l1_job_state {
 	L1_JOB_QUEUED, L1_JOB_SIGNED, L1_JOB_SENT, L1_JOB_MINED, L1_JOB_POSTED,
@@ -655,6 +747,8 @@ struct l1_job_view {
 	enum l1_job_state state;
 	uint64_t index, from_height, to_height; /* batches */
 	uint64_t rollup_id, l2_block;		/* state roots */
+	uint64_t sale_id;			/* purchases, settlements */
+	size_t n_items;				/* purchases in it; buyers settled */
 	uint8_t state_root[32];
 	uint8_t proof_kind;
 	uint8_t locator[L1_INBOX_MAX_LOCATOR];
@@ -672,5 +766,11 @@ int l1_outbox_reader_batch(struct l1_outbox_reader *r, uint64_t height, struct l
 /* The state root job of (rollup, l2_block); L1_ENOTFOUND if none. */
 int l1_outbox_reader_state_root(struct l1_outbox_reader *r, uint64_t rollup_id,
 				uint64_t l2_block, struct l1_job_view *v);
+/* The i-th (from 0, in queue order) purchases job of a sale, and a sale's
+ * settlement job; L1_ENOTFOUND if none. */
+int l1_outbox_reader_purchases(struct l1_outbox_reader *r, uint64_t sale_id, uint64_t i,
+			       struct l1_job_view *v);
+int l1_outbox_reader_settlement(struct l1_outbox_reader *r, uint64_t sale_id,
+				struct l1_job_view *v);
 
 #endif /* MEZZ_L1_H */

@@ -1,8 +1,13 @@
 /*
- * outbox.c - the persisted poster: batches and state roots to the Inbox.
+ * outbox.c - the persisted poster: batches, state roots, ticket purchases
+ * and sale settlements to the Inbox.
  *
- * A job is one contract call (a batch or a state root) whose calldata is
- * fixed when it is queued. Job lifecycle (one row in `jobs`):
+ * A job is one contract call (a batch, a state root, a postPurchases of one
+ * sale or a settleSale) whose calldata is fixed when it is queued. Jobs are
+ * signed in queue order, one past the mined ones at a time, so a sale's
+ * settlement queued after its purchases is mined after them. Only a batch
+ * halts the outbox when it reverts; the other kinds go to FAILED and the
+ * outbox moves on. Job lifecycle (one row in `jobs`):
  *
  *             sign_job                send_job              mine_job
  *   QUEUED -----------------> SIGNED -----------> SENT -----------------> MINED
@@ -51,9 +56,12 @@
 
 #include "l1bridge/internal.h"
 #include "l1bridge/l1.h"
+#include "sequencer/seq.h"
 
 #define KIND_BATCH 1
 #define KIND_STATE_ROOT 2
+#define KIND_PURCHASES 3
+#define KIND_SETTLEMENT 4
 
 const char *const l1_job_state_names[L1_JOB_STATES] = {
 	"queued", "signed", "sent", "mined", "posted", "finalized", "failed"};
@@ -85,6 +93,14 @@ static const char schema[] =
 	"  nonce INTEGER NOT NULL, tip INTEGER NOT NULL, max_fee INTEGER NOT NULL,"
 	"  gas INTEGER NOT NULL, raw BLOB NOT NULL, created_ms INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS txs_job ON txs(job);";
+
+/* Added with ticket sales: databases written before get the columns on open. */
+static const char schema_sales[] =
+	"ALTER TABLE jobs ADD COLUMN sale_id INTEGER;"
+	"ALTER TABLE jobs ADD COLUMN n_items INTEGER;";
+static const char schema_sales_index[] =
+	"CREATE INDEX IF NOT EXISTS jobs_sale ON jobs(sale_id, id) WHERE kind = 3;"
+	"CREATE UNIQUE INDEX IF NOT EXISTS jobs_settle ON jobs(sale_id) WHERE kind = 4;";
 
 static uint64_t wall_ms(void)
 {
@@ -369,7 +385,11 @@ int l1_outbox_open(struct l1_outbox **out, const struct l1_outbox_opts *o, char 
 	if (sqlite3_open_v2(o->path, &ob->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 						     SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK ||
-	    sqlite3_exec(ob->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+	    sqlite3_exec(ob->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    (sqlite3_exec(ob->db, "SELECT sale_id FROM jobs LIMIT 0", NULL, NULL, NULL) !=
+		     SQLITE_OK &&
+	     sqlite3_exec(ob->db, schema_sales, NULL, NULL, NULL) != SQLITE_OK) ||
+	    sqlite3_exec(ob->db, schema_sales_index, NULL, NULL, NULL) != SQLITE_OK) {
 		l1__errf(err, errlen, "%s: %s", o->path,
 			 ob->db ? sqlite3_errmsg(ob->db) : "cannot open");
 		rc = L1_EDB;
@@ -628,6 +648,132 @@ int l1_outbox_queue_state_root(struct l1_outbox *ob, const struct l1_inbox_state
 	sqlite3_finalize(st);
 out:
 	free(cd);
+	return rc;
+}
+
+/* Inserts a sale job (purchases or settlement) with its calldata. */
+static int insert_sale_job(struct l1_outbox *ob, int kind, uint64_t sale_id, size_t n_items,
+			   const uint8_t *cd, size_t len)
+{
+	sqlite3_stmt *st = prep(ob, "INSERT INTO jobs(kind, state, sale_id, n_items, calldata,"
+				    " created_ms) VALUES (?, 0, ?, ?, ?, ?)");
+	int rc;
+
+	if (!st)
+		return L1_EDB;
+	sqlite3_bind_int(st, 1, kind);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)sale_id);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)n_items);
+	sqlite3_bind_blob(st, 4, cd, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)wall_ms());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_CONSTRAINT)
+		return L1_EDUP;
+	return rc == SQLITE_DONE ? 0 : L1_EDB;
+}
+
+/* 1 when the sale has a settlement job, in any state (even FAILED: a
+ * settlement is queued once; a failed one needs an operator). */
+static int sale_settled(struct l1_outbox *ob, uint64_t sale_id)
+{
+	sqlite3_stmt *st = prep(ob, "SELECT count(*) FROM jobs WHERE kind = 4 AND sale_id = ?");
+	int rc;
+
+	if (!st)
+		return L1_EDB;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)sale_id);
+	rc = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) > 0 : L1_EDB;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int l1_outbox_queue_purchases(struct l1_outbox *ob, uint64_t sale_id, const struct l1_purchase *p,
+			      const uint8_t (*sigs)[65], size_t n)
+{
+	size_t cap, len;
+	uint8_t *cd;
+	int rc;
+
+	if (!ob || !p || !sigs || n == 0 || n > L1_OUTBOX_MAX_PURCHASES)
+		return L1_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (p[i].sale_id != sale_id || p[i].n_rollups > L1_PURCHASE_MAX_ROLLUPS)
+			return L1_EINVAL;
+	/* After its settlement the contract refuses purchases of a sale. */
+	if ((rc = sale_settled(ob, sale_id)) != 0)
+		return rc < 0 ? rc : L1_EDUP;
+	cap = l1_inbox_post_purchases_size(p, n);
+	cd = malloc(cap);
+	if (!cd)
+		return L1_ENOMEM;
+	rc = l1_inbox_post_purchases_calldata(cd, cap, &len, sale_id, p, sigs, n);
+	if (!rc)
+		rc = insert_sale_job(ob, KIND_PURCHASES, sale_id, n, cd, len);
+	free(cd);
+	return rc;
+}
+
+int l1_outbox_queue_settlement(struct l1_outbox *ob, const struct seq_settlement *st)
+{
+	struct l1_settle_buyer *b = NULL;
+	struct l1_settle_credit *c = NULL;
+	struct l1_inbox_settlement is;
+	uint64_t charged = 0, credited = 0;
+	uint8_t *cd = NULL;
+	size_t cap, len;
+	int rc = L1_EINVAL;
+
+	if (!ob || !st || (st->n_buyers && !st->buyers) || (st->n_credits && !st->credits) ||
+	    st->n_buyers > L1_OUTBOX_MAX_SETTLE || st->n_credits > L1_OUTBOX_MAX_SETTLE)
+		return L1_EINVAL;
+	/* What the contract would revert on, refused here instead: ascending
+	 * buyers and credits, and charged == credits + burn (amounts are below
+	 * 2^62 gwei each, so the sums cannot overflow). */
+	for (size_t i = 0; i < st->n_buyers; i++) {
+		if (i && memcmp(st->buyers[i - 1].addr, st->buyers[i].addr, 20) >= 0)
+			return L1_EINVAL;
+		charged += st->buyers[i].charged;
+	}
+	for (size_t i = 0; i < st->n_credits; i++) {
+		if (i && st->credits[i - 1].rollup >= st->credits[i].rollup)
+			return L1_EINVAL;
+		credited += st->credits[i].amount;
+	}
+	if (charged != credited + st->burn)
+		return L1_EINVAL;
+	b = calloc(st->n_buyers ? st->n_buyers : 1, sizeof(*b));
+	c = calloc(st->n_credits ? st->n_credits : 1, sizeof(*c));
+	if (!b || !c) {
+		rc = L1_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < st->n_buyers; i++) {
+		memcpy(b[i].addr, st->buyers[i].addr, 20);
+		l1_u256_from_gwei(b[i].charged, st->buyers[i].charged);
+		l1_u256_from_gwei(b[i].refund, st->buyers[i].refund);
+	}
+	for (size_t i = 0; i < st->n_credits; i++) {
+		c[i].rollup_id = st->credits[i].rollup;
+		l1_u256_from_gwei(c[i].amount, st->credits[i].amount);
+	}
+	is = (struct l1_inbox_settlement){.sale_id = st->sale_id, .buyers = b,
+					  .n_buyers = st->n_buyers, .credits = c,
+					  .n_credits = st->n_credits};
+	l1_u256_from_gwei(is.burn, st->burn);
+	cap = l1_inbox_settle_sale_size(&is);
+	cd = malloc(cap);
+	if (!cd) {
+		rc = L1_ENOMEM;
+		goto out;
+	}
+	rc = l1_inbox_settle_sale_calldata(cd, cap, &len, &is);
+	if (!rc)
+		rc = insert_sale_job(ob, KIND_SETTLEMENT, st->sale_id, st->n_buyers, cd, len);
+out:
+	free(cd);
+	free(c);
+	free(b);
 	return rc;
 }
 
@@ -1296,13 +1442,15 @@ static int view_query(struct l1_outbox_reader *r, const char *sql, uint64_t a, u
 	v->mined = v->state >= L1_JOB_MINED && v->state <= L1_JOB_FINALIZED;
 	if ((p = sqlite3_column_text(st, 13)))
 		snprintf(v->error, sizeof(v->error), "%s", (const char *)p);
+	v->sale_id = (uint64_t)sqlite3_column_int64(st, 14);
+	v->n_items = (size_t)sqlite3_column_int64(st, 15);
 	sqlite3_finalize(st);
 	return 0;
 }
 
 #define VIEW_COLS                                                                         \
 	"SELECT state, batch_index, from_h, to_h, rollup, l2_block, state_root, proof_kind," \
-	" locator, tx_hash, nonce, block_number, block_hash, error FROM jobs "
+	" locator, tx_hash, nonce, block_number, block_hash, error, sale_id, n_items FROM jobs "
 
 int l1_outbox_reader_batch(struct l1_outbox_reader *r, uint64_t height, struct l1_job_view *v)
 {
@@ -1316,4 +1464,18 @@ int l1_outbox_reader_state_root(struct l1_outbox_reader *r, uint64_t rollup_id,
 {
 	return view_query(r, VIEW_COLS "WHERE kind = 2 AND rollup = ? AND l2_block = ?",
 			  rollup_id, l2_block, v);
+}
+
+int l1_outbox_reader_purchases(struct l1_outbox_reader *r, uint64_t sale_id, uint64_t i,
+			       struct l1_job_view *v)
+{
+	return view_query(r, VIEW_COLS "WHERE kind = 3 AND sale_id = ? ORDER BY id LIMIT 1 OFFSET ?",
+			  sale_id, i, v);
+}
+
+int l1_outbox_reader_settlement(struct l1_outbox_reader *r, uint64_t sale_id,
+				struct l1_job_view *v)
+{
+	return view_query(r, VIEW_COLS "WHERE kind = 4 AND sale_id = ? AND ?2 = ?2", sale_id, 0,
+			  v);
 }
