@@ -65,6 +65,7 @@ struct app_rights {
 	sqlite3 *db;
 	struct app_store *ro; /* mezzanine.db: superblock hashes for local seeds */
 	struct app_store *rw; /* mezzanine.db: grants (app_rights_grant) */
+	struct l1_outbox_reader *obr; /* outbox.db: are purchase jobs mined? */
 	struct app_queue reqs;
 	struct rsale *live[LIVE_MAX]; /* unsettled sales, ascending id */
 	size_t n_live;
@@ -863,27 +864,210 @@ static void handle(struct app_rights *r, struct app_rights_req *q, struct l1_rpc
 /* L1: deposits, purchases and settlements to the outbox                */
 
 /*
- * TODO(rightsl1-work): the Inbox's free-deposit view and the outbox calls
- * (l1_outbox_queue_purchases / l1_outbox_queue_settlement) are not merged
- * yet. Until then a buyer's deposit is not checked and nothing is queued
- * to L1 (the rows keep l1_queued = 0, so they are queued once it is).
+ * With L1, a purchase must be covered by the buyer's free balance on the
+ * Inbox (freeBalance(address), wei) minus what this appliance already took
+ * from that buyer and the chain has not escrowed yet: purchases not handed
+ * to the outbox, or in a postPurchases job not mined. The chain checks
+ * again (a buyer may withdraw meanwhile: PurchaseRejected, see
+ * docs/RIGHTS.md for what that does to the settlement).
  */
+static int job_on_chain(struct app_rights *r, uint64_t sale, uint64_t job)
+{
+	struct l1_job_view v;
+
+	if (!r->obr && l1_outbox_reader_open(&r->obr, r->c->l1.db_path))
+		return 0;
+	if (l1_outbox_reader_purchases(r->obr, sale, job, &v))
+		return 0;
+	return v.state >= L1_JOB_MINED && v.state != L1_JOB_FAILED;
+}
+
 static int check_deposit(struct app_rights *r, struct l1_rpc *rpc, const uint8_t buyer[20],
 			 uint64_t cost, char *why, size_t whylen)
 {
-	(void)r;
-	(void)rpc;
-	(void)buyer;
-	(void)cost;
-	(void)why;
-	(void)whylen;
-	return 0;
+	static const char sig[] = "freeBalance(address)";
+	uint8_t data[36] = {0}, out[64], sel[32];
+	struct l1_call call = {.data = data, .data_len = sizeof(data)};
+	unsigned __int128 free_wei = 0, need;
+	uint64_t pending = 0;
+	sqlite3_stmt *st;
+	size_t len = 0;
+	char addr[43];
+	int rc;
+
+	l1_hex_encode(addr, buyer, 20);
+	if (!rpc) {
+		snprintf(why, whylen, "the L1 node is not reachable; retry");
+		return -1;
+	}
+	l1_keccak256(sel, sig, sizeof(sig) - 1);
+	memcpy(data, sel, 4);
+	memcpy(data + 16, buyer, 20);
+	memcpy(call.to, r->inbox, 20);
+	rc = l1_rpc_eth_call(rpc, &call, "latest", out, sizeof(out), &len);
+	if (rc || len != 32) {
+		snprintf(why, whylen, "cannot read %s's deposit on L1 (%s); retry", addr,
+			 rc ? app_strerror(rc) : "short answer");
+		return -1;
+	}
+	for (int k = 0; k < 16; k++)
+		if (out[k]) /* above 2^128 wei: plenty */
+			return 0;
+	for (int k = 16; k < 32; k++)
+		free_wei = free_wei << 8 | out[k];
+	st = prep(r, "SELECT sale, l1_queued, l1_job, tickets * price FROM purchases"
+		     " WHERE buyer = ? AND l1_queued < 2 AND sale >= ?");
+	if (!st) {
+		snprintf(why, whylen, "database error");
+		return -1;
+	}
+	sqlite3_bind_blob(st, 1, buyer, 20, SQLITE_TRANSIENT);
+	/* Older sales' jobs are long mined: LIVE_MAX bounds the scan. */
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)(r->last_id > LIVE_MAX ? r->last_id - LIVE_MAX : 0));
+	while (sqlite3_step(st) == SQLITE_ROW)
+		if (!sqlite3_column_int(st, 1) ||
+		    !job_on_chain(r, (uint64_t)sqlite3_column_int64(st, 0),
+				  (uint64_t)sqlite3_column_int64(st, 2)))
+			pending += (uint64_t)sqlite3_column_int64(st, 3);
+	sqlite3_finalize(st);
+	need = ((unsigned __int128)pending + cost) * 1000000000u;
+	if (free_wei >= need)
+		return 0;
+	snprintf(why, whylen,
+		 "%s's free deposit on the Inbox is %llu gwei; this purchase costs %llu gwei and "
+		 "%llu gwei are already committed to purchases not yet escrowed; deposit() more",
+		 addr, (unsigned long long)(free_wei / 1000000000u), (unsigned long long)cost,
+		 (unsigned long long)pending);
+	return -1;
+}
+
+/*
+ * Hand what is durable here to the outbox, in order: every purchase not yet
+ * handed, one postPurchases per sale and at most L1_OUTBOX_MAX_PURCHASES at
+ * a time (so purchases arriving between two passes go together), then
+ * every settlement not yet handed (after its sale's purchases: the outbox
+ * posts in queue order). A crash between the outbox's journal and our mark
+ * hands a job again: a repeated purchase is skipped on chain (nonce used),
+ * a repeated settlement is refused by the outbox (L1_EDUP) and marked.
+ */
+static void flush_purchases(struct app_rights *r, struct l1_outbox *ob, uint64_t sale)
+{
+	struct l1_purchase p[L1_OUTBOX_MAX_PURCHASES];
+	uint64_t ids[L1_OUTBOX_MAX_PURCHASES], job = 0;
+	uint64_t (*rollups)[SEQ_RIGHTS_MAX_ROLLUPS] = malloc(sizeof(*rollups) * L1_OUTBOX_MAX_PURCHASES);
+	uint8_t (*sigs)[65] = malloc(65 * L1_OUTBOX_MAX_PURCHASES);
+	size_t n = 0;
+	sqlite3_stmt *st;
+	char sql[160];
+	int rc;
+
+	if (!rollups || !sigs)
+		goto out;
+	st = prep(r, "SELECT coalesce(max(l1_job) + 1, 0) FROM purchases WHERE sale = ?");
+	if (!st)
+		goto out;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)sale);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		job = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = prep(r, "SELECT id, rollups, tickets, price, nonce, sig FROM purchases"
+		     " WHERE sale = ? AND l1_queued = 0 ORDER BY id LIMIT ?");
+	if (!st)
+		goto out;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)sale);
+	sqlite3_bind_int(st, 2, L1_OUTBOX_MAX_PURCHASES);
+	while (sqlite3_step(st) == SQLITE_ROW && n < L1_OUTBOX_MAX_PURCHASES) {
+		if (sqlite3_column_bytes(st, 5) != 65)
+			continue;
+		ids[n] = (uint64_t)sqlite3_column_int64(st, 0);
+		p[n].sale_id = sale;
+		p[n].rollups = rollups[n];
+		p[n].n_rollups = ids_parse((const char *)sqlite3_column_text(st, 1), rollups[n],
+					   SEQ_RIGHTS_MAX_ROLLUPS);
+		p[n].tickets = (uint64_t)sqlite3_column_int64(st, 2);
+		p[n].price_gwei = (uint64_t)sqlite3_column_int64(st, 3);
+		p[n].nonce = (uint64_t)sqlite3_column_int64(st, 4);
+		memcpy(sigs[n], sqlite3_column_blob(st, 5), 65);
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (!n)
+		goto out;
+	rc = l1_outbox_queue_purchases(ob, sale, p, (const uint8_t (*)[65])sigs, n);
+	if (rc && rc != L1_EDUP) {
+		app_warn("rights_l1_purchases_failed", "sale=%llu n=%zu err=\"%s\"",
+			 (unsigned long long)sale, n, app_strerror(rc));
+		goto out;
+	}
+	if (rc == L1_EDUP)
+		app_error("rights_l1_purchases_refused",
+			  "sale=%llu n=%zu err=\"%s\" (stored here but never escrowed on L1)",
+			  (unsigned long long)sale, n, app_strerror(rc));
+	else
+		app_info("rights_l1_purchases_queued", "sale=%llu n=%zu job=%llu",
+			 (unsigned long long)sale, n, (unsigned long long)job);
+	if (sql_exec(r, "BEGIN IMMEDIATE"))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(sql, sizeof(sql),
+			 "UPDATE purchases SET l1_queued = %d, l1_job = %llu WHERE id = %llu",
+			 rc ? 2 : 1, (unsigned long long)job, (unsigned long long)ids[i]);
+		sql_exec(r, sql);
+	}
+	if (sql_exec(r, "COMMIT"))
+		sql_exec(r, "ROLLBACK");
+out:
+	free(rollups);
+	free(sigs);
 }
 
 static void l1_flush(struct app_rights *r, struct l1_outbox *ob)
 {
-	(void)r;
-	(void)ob;
+	uint64_t sales[LIVE_MAX * 4];
+	size_t ns = 0;
+	sqlite3_stmt *st = prep(r, "SELECT DISTINCT sale FROM purchases WHERE l1_queued = 0"
+				   " ORDER BY sale LIMIT ?");
+
+	if (!st)
+		return;
+	sqlite3_bind_int(st, 1, (int)(sizeof(sales) / sizeof(sales[0])));
+	while (sqlite3_step(st) == SQLITE_ROW)
+		sales[ns++] = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < ns; i++)
+		flush_purchases(r, ob, sales[i]);
+
+	st = prep(r, "SELECT sale FROM settlements WHERE l1_queued = 0 ORDER BY sale LIMIT ?");
+	if (!st)
+		return;
+	sqlite3_bind_int(st, 1, (int)(sizeof(sales) / sizeof(sales[0])));
+	ns = 0;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		sales[ns++] = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < ns; i++) {
+		struct rsale *rs = live_find(r, sales[i]), *tmp = NULL;
+		char sql[96];
+		int rc;
+
+		if (!rs || !rs->has_st) {
+			if (sale_load(r, sales[i], &tmp))
+				continue;
+			rs = tmp;
+		}
+		rc = l1_outbox_queue_settlement(ob, &rs->st);
+		app_log(rc && rc != L1_EDUP ? APP_LOG_WARN : APP_LOG_INFO, "rights_l1_settlement",
+			"sale=%llu revenue_gwei=%llu burn_gwei=%llu buyers=%zu credits=%zu err=\"%s\"",
+			(unsigned long long)sales[i], (unsigned long long)rs->st.revenue,
+			(unsigned long long)rs->st.burn, rs->st.n_buyers, rs->st.n_credits,
+			rc ? app_strerror(rc) : "queued");
+		rsale_free(tmp);
+		if (rc && rc != L1_EDUP)
+			continue; /* retried next pass */
+		snprintf(sql, sizeof(sql), "UPDATE settlements SET l1_queued = 1 WHERE sale = %llu",
+			 (unsigned long long)sales[i]);
+		sql_exec(r, sql);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -1252,6 +1436,7 @@ void app_rights_stop(struct app_committer *c)
 		app_queue_destroy(&r->reqs);
 	app_store_close(r->ro);
 	app_store_close(r->rw);
+	l1_outbox_reader_close(r->obr);
 	sqlite3_close(r->db);
 	free(r);
 	c->rights = NULL;

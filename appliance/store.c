@@ -200,7 +200,8 @@ fail:
  *   sale_offers: the offers a sale was created with (snapshot of offers)
  *   offers:      each namespace's standing offer, for sales not yet open
  *   purchases:   in order; buyer recovered from sig; l1_queued once handed
- *                to the outbox
+ *                to the outbox (2: refused by it), l1_job = which of the
+ *                sale's postPurchases jobs carries it
  *   proposals:   every proposal judged, accepted or not, with the reason
  *   settlements: seq_settlement_encode bytes; l1_queued, granted
  */
@@ -222,7 +223,7 @@ static const char rights_schema[] =
 	"  sale INTEGER NOT NULL REFERENCES sales(id), buyer BLOB NOT NULL,"
 	"  rollups TEXT NOT NULL, tickets INTEGER NOT NULL, price INTEGER NOT NULL,"
 	"  nonce INTEGER NOT NULL, sig BLOB NOT NULL, slot INTEGER NOT NULL,"
-	"  l1_queued INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,"
+	"  l1_queued INTEGER NOT NULL DEFAULT 0, l1_job INTEGER, created_ms INTEGER NOT NULL,"
 	"  UNIQUE(buyer, nonce));"
 	"CREATE INDEX IF NOT EXISTS purchases_sale ON purchases(sale, id);"
 	"CREATE TABLE IF NOT EXISTS proposals(id INTEGER PRIMARY KEY,"
