@@ -1055,12 +1055,13 @@ static void l1_flush(struct app_rights *r, struct l1_outbox *ob)
 				continue;
 			rs = tmp;
 		}
-		rc = l1_outbox_queue_settlement(ob, &rs->st);
+		/* A sale nobody bought in holds no escrow: nothing to post. */
+		rc = rs->st.n_buyers ? l1_outbox_queue_settlement(ob, &rs->st) : 0;
 		app_log(rc && rc != L1_EDUP ? APP_LOG_WARN : APP_LOG_INFO, "rights_l1_settlement",
 			"sale=%llu revenue_gwei=%llu burn_gwei=%llu buyers=%zu credits=%zu err=\"%s\"",
 			(unsigned long long)sales[i], (unsigned long long)rs->st.revenue,
 			(unsigned long long)rs->st.burn, rs->st.n_buyers, rs->st.n_credits,
-			rc ? app_strerror(rc) : "queued");
+			rc ? app_strerror(rc) : rs->st.n_buyers ? "queued" : "no buyers, not posted");
 		rsale_free(tmp);
 		if (rc && rc != L1_EDUP)
 			continue; /* retried next pass */

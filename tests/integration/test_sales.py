@@ -98,6 +98,7 @@ def setup_rollups(d):
 
 class SalesCase(DaemonCase):
     SETTINGS = SETTINGS
+    inbox = INBOX  # the EIP-712 domain's verifyingContract (l1.inbox)
 
     @classmethod
     def setUpClass(cls):
@@ -133,7 +134,8 @@ class SalesCase(DaemonCase):
         price = sale["priceGwei"] if price is None else price
         nonce = fresh_nonce() if nonce is None else nonce
         if sig is None:
-            sig = sign(BUYER_KEYS[who], sale["sale"], rollups, tickets, price, nonce)
+            sig = sign(BUYER_KEYS[who], sale["sale"], rollups, tickets, price, nonce,
+                       inbox=self.inbox)
         return self.d.call("mezz_buyTickets", {
             "sale": sale["sale"], "rollups": rollups, "tickets": tickets,
             "priceGwei": price, "nonce": nonce, "signature": sig})
