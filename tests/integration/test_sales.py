@@ -236,7 +236,16 @@ class SaleLifecycleTest(SalesCase):
         # next sale's price follows the rule: 11 sold < target 20
         nxt = self.sale(n + 1)
         self.assertEqual(nxt["priceGwei"], p - p * (20 - 11) // (8 * 20))
-        self.assertIn("rights_sale_settled sale=%d" % n, self.d.log().replace("event=", ""))
+        with open(self.d.log_path, errors="replace") as f:
+            log = f.read()
+        self.assertIn("event=rights_sale_settled sale=%d " % n, log)
+        # each winner was granted its bundle's rollups over the window
+        rows = [l.split("\t") for l in self.d.mezz("rights", "list").stdout.splitlines()[1:]]
+        got = sorted((int(r[0]), int(r[1]), int(r[2]), r[3]) for r in rows
+                     if int(r[0]) == done["startSlot"])
+        want = sorted((done["startSlot"], done["endSlot"] - 1, cid, w["buyer"])
+                      for w in st["winners"] for cid in w["rollups"])
+        self.assertEqual(got, want)
 
 
 class PurchaseErrorsTest(SalesCase):
