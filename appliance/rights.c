@@ -685,9 +685,11 @@ static void do_buy(struct app_rights *r, const struct app_rights_req *q, struct 
 		return;
 	}
 	l1_hex_encode(addr, buyer, 20);
-	if (r->on_l1 &&
-	    check_deposit(r, rpc, buyer, q->tickets * rs->s.p.price, why, sizeof(why))) {
-		ANSWER_ERR(r, q, RPC_NO_DEPOSIT, "%s", why);
+	/* -1: not covered; -2: could not be checked now (RPC_BUSY, retry). */
+	rc = r->on_l1 ? check_deposit(r, rpc, buyer, q->tickets * rs->s.p.price, why, sizeof(why))
+		      : 0;
+	if (rc) {
+		ANSWER_ERR(r, q, rc == -1 ? RPC_NO_DEPOSIT : RPC_BUSY, "%s", why);
 		return;
 	}
 	ids_text(ids, sizeof(ids), q->rollups, q->n_rollups);
@@ -898,7 +900,7 @@ static int check_deposit(struct app_rights *r, struct l1_rpc *rpc, const uint8_t
 	l1_hex_encode(addr, buyer, 20);
 	if (!rpc) {
 		snprintf(why, whylen, "the L1 node is not reachable; retry");
-		return -1;
+		return -2;
 	}
 	l1_keccak256(sel, sig, sizeof(sig) - 1);
 	memcpy(data, sel, 4);
@@ -908,7 +910,7 @@ static int check_deposit(struct app_rights *r, struct l1_rpc *rpc, const uint8_t
 	if (rc || len != 32) {
 		snprintf(why, whylen, "cannot read %s's deposit on L1 (%s); retry", addr,
 			 rc ? app_strerror(rc) : "short answer");
-		return -1;
+		return -2;
 	}
 	for (int k = 0; k < 16; k++)
 		if (out[k]) /* above 2^128 wei: plenty */
@@ -918,8 +920,8 @@ static int check_deposit(struct app_rights *r, struct l1_rpc *rpc, const uint8_t
 	st = prep(r, "SELECT sale, l1_queued, l1_job, tickets * price FROM purchases"
 		     " WHERE buyer = ? AND l1_queued < 2 AND sale >= ?");
 	if (!st) {
-		snprintf(why, whylen, "database error");
-		return -1;
+		snprintf(why, whylen, "database error; retry");
+		return -2;
 	}
 	sqlite3_bind_blob(st, 1, buyer, 20, SQLITE_TRANSIENT);
 	/* Older sales' jobs are long mined: LIVE_MAX bounds the scan. */
