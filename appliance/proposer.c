@@ -159,9 +159,7 @@ static void answer_one(struct app_committer *c, struct app_req *req, uint32_t sl
 
 static void addr_hex(char out[43], const uint8_t a[20])
 {
-	out[0] = '0';
-	out[1] = 'x';
-	l1_hex_encode(out + 2, a, 20);
+	l1_hex_encode(out, a, 20);
 }
 
 /* ---- storage ---------------------------------------------------------- */
@@ -419,13 +417,13 @@ static char *pend_json(const struct app_committer *c, const struct pend *e)
 		const struct app_sub *s = &e->legs[k];
 
 		w += (size_t)snprintf(out + w, cap - w,
-				      "%s{\"namespace\":\"%s\",\"chainId\":%llu,\"hash\":\"0x",
+				      "%s{\"namespace\":\"%s\",\"chainId\":%llu,\"hash\":\"",
 				      k ? "," : "", s->ns_name, (unsigned long long)s->ns);
 		l1_hex_encode(out + w, s->hash, 32);
-		w += 64;
-		w += (size_t)snprintf(out + w, cap - w, "\",\"data\":\"0x");
+		w += 66;
+		w += (size_t)snprintf(out + w, cap - w, "\",\"data\":\"");
 		l1_hex_encode(out + w, s->data, s->len);
-		w += 2 * s->len;
+		w += 2 + 2 * s->len;
 		w += (size_t)snprintf(out + w, cap - w, "\"}");
 	}
 	snprintf(out + w, cap - w, "]}");

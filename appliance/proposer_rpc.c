@@ -68,11 +68,9 @@ static char *m_challenge(struct app_conn *c)
 	randombytes_buf(c->prop_challenge, 32);
 	c->prop_has_challenge = 1;
 	auth_digest(d, c);
-	ch[0] = pk[0] = dg[0] = '0';
-	ch[1] = pk[1] = dg[1] = 'x';
-	l1_hex_encode(ch + 2, c->prop_challenge, 32);
-	l1_hex_encode(pk + 2, c->srv->id->pk, 32);
-	l1_hex_encode(dg + 2, d, 32);
+	l1_hex_encode(ch, c->prop_challenge, 32);
+	l1_hex_encode(pk, c->srv->id->pk, 32);
+	l1_hex_encode(dg, d, 32);
 	snprintf(buf, sizeof(buf),
 		 "{\"challenge\":\"%s\",\"publicKey\":\"%s\",\"digest\":\"%s\",\"domain\":\"%s\"}",
 		 ch, pk, dg, AUTH_DOMAIN);
@@ -83,7 +81,7 @@ static char *m_auth(struct app_conn *c, json_t *params, int *is_error)
 {
 	json_t *p = json_is_array(params) ? json_array_get(params, 0) : params;
 	uint8_t addr[20], sig[65], got[20], d[32];
-	char buf[120], hex[41];
+	char buf[120], hex[43];
 
 	*is_error = 1;
 	if (!json_is_object(p) || hex_fixed(addr, 20, json_object_get(p, "address")) ||
@@ -107,7 +105,7 @@ static char *m_auth(struct app_conn *c, json_t *params, int *is_error)
 	c->prop_ok = 1;
 	*is_error = 0;
 	l1_hex_encode(hex, addr, 20);
-	snprintf(buf, sizeof(buf), "{\"address\":\"0x%s\",\"authenticated\":true}", hex);
+	snprintf(buf, sizeof(buf), "{\"address\":\"%s\",\"authenticated\":true}", hex);
 	return strdup(buf);
 }
 
@@ -234,14 +232,14 @@ void app_prop_backlog(struct app_conn *c)
 			continue;
 		}
 		w += (size_t)snprintf(buf + w, cap - w,
-				      "%s{\"namespace\":\"%s\",\"chainId\":%llu,\"hash\":\"0x",
+				      "%s{\"namespace\":\"%s\",\"chainId\":%llu,\"hash\":\"",
 				      leg ? "," : "", name ? name : "",
 				      (unsigned long long)sqlite3_column_int64(st, 5));
 		l1_hex_encode(buf + w, sqlite3_column_blob(st, 6), 32);
-		w += 64;
-		w += (size_t)snprintf(buf + w, cap - w, "\",\"data\":\"0x");
+		w += 66;
+		w += (size_t)snprintf(buf + w, cap - w, "\",\"data\":\"");
 		l1_hex_encode(buf + w, sqlite3_column_blob(st, 7), len);
-		w += 2 * len;
+		w += 2 + 2 * len;
 		w += (size_t)snprintf(buf + w, cap - w, "\"}");
 		if (leg + 1 == legs && ref > c->prop_last_ref) {
 			snprintf(buf + w, cap - w, "]}");

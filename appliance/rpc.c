@@ -921,7 +921,8 @@ static void m_status(struct app_conn *c, struct app_req *r, size_t i)
 		 "\"slotMs\":%ld,\"nextSeq\":%llu,\"groups\":%llu,\"transactions\":%llu,"
 		 "\"lastCommitUs\":%llu,\"ingressQueue\":%zu,\"subscribers\":%zu,"
 		 "\"namespaces\":%zu,\"halted\":%s,\"availableHeight\":%llu,\"daHalted\":%s,"
-		 "\"postedHeight\":%llu,\"finalizedHeight\":%llu,\"l1\":%s}",
+		 "\"postedHeight\":%llu,\"finalizedHeight\":%llu,\"l1\":%s,"
+		 "\"proposer\":{\"accepted\":%llu,\"misses\":%llu,\"pending\":%llu}}",
 		 MEZZ_VERSION, pk,
 		 (unsigned long long)(atomic_load(&st->has_block) ? atomic_load(&st->height) : 0),
 		 (unsigned long long)atomic_load(&st->open_slot), s->cfg->slot_ms,
@@ -934,7 +935,9 @@ static void m_status(struct app_conn *c, struct app_req *r, size_t i)
 		 atomic_load(&s->committer->avail.halted) ? "true" : "false",
 		 (unsigned long long)atomic_load(&st->level_tip[APP_LEVEL_POSTED]),
 		 (unsigned long long)atomic_load(&st->level_tip[APP_LEVEL_FINALIZED]),
-		 l1 ? l1 : "null");
+		 l1 ? l1 : "null", (unsigned long long)atomic_load(&st->prop_accepted),
+		 (unsigned long long)atomic_load(&st->prop_misses),
+		 (unsigned long long)atomic_load(&st->prop_pending));
 	free(l1);
 	req_set(r, i, 0, buf);
 }

@@ -1,0 +1,344 @@
+"""Proposer-ordered slots (docs/RIGHTS.md): a slot's winner, authenticated by
+its Ethereum key, privately receives its rollups' held transactions, orders
+them in a sub-block that lands as it ordered it (and is what executors
+receive); a winner that misses its deadline or submits an invalid sub-block
+falls back to the appliance's ordering, which records the miss. Nothing
+held is lost across kill -9 and nothing is sequenced twice.
+
+Slots are 2 s with a 500 ms deadline so a winner written in Python has time;
+no assertion depends on timing: a submission refused because its slot was
+already past is retried with fresh transactions."""
+import asyncio
+import json
+import os
+import unittest
+
+from harness import (DEV_PRIVATE_KEY, Daemon, DaemonCase, cast, run_async, ws_connect)
+
+WINNER_KEY = DEV_PRIVATE_KEY
+WINNER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+# anvil's second dev account: a valid key that holds no grant
+OTHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+OTHER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+SLOT_MS = 2000
+
+
+def rnd():
+    return "0x" + os.urandom(20).hex()
+
+
+async def recv_json(ws, timeout):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def call(ws, method, params=None, id=1, skip_notes=None):
+    """Send one request, return its answer; notifications met on the way are
+    appended to skip_notes (or dropped)."""
+    req = {"jsonrpc": "2.0", "id": id, "method": method}
+    if params is not None:
+        req["params"] = params
+    await ws.send(json.dumps(req))
+    while True:
+        msg = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        if isinstance(msg, dict) and msg.get("method") == "mezz_subscription":
+            if skip_notes is not None:
+                skip_notes.append(msg["params"]["result"])
+            continue
+        return msg
+
+
+def sign(digest, key):
+    return cast("wallet", "sign", "--no-hash", "--private-key", key, digest).stdout.strip()
+
+
+async def authenticate(ws, address=WINNER, key=WINNER_KEY):
+    ch = await call(ws, "mezz_proposerChallenge")
+    return await call(ws, "mezz_proposerAuth",
+                      {"address": address, "signature": sign(ch["result"]["digest"], key)})
+
+
+async def pending_session(url):
+    ws = await ws_connect(url)
+    doc = await authenticate(ws)
+    assert doc.get("result", {}).get("authenticated"), doc
+    doc = await call(ws, "mezz_subscribe", ["pending", {}])
+    assert "result" in doc, doc
+    return ws
+
+
+async def collect_pending(ws, n, notes, timeout=30):
+    while len(notes) < n:
+        msg = await recv_json(ws, timeout)
+        if msg.get("method") == "mezz_subscription":
+            notes.append(msg["params"]["result"])
+    return notes
+
+
+class ProposerTest(DaemonCase):
+    SLOT_MS = SLOT_MS
+    SETTINGS = {"sequencer.proposer_deadline_ms": "500"}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.d.setup_tenant("acme", "alpha", 101, key=False)
+        cls.d.setup_tenant("bravo", "beta", 202, key=False)
+        cls.bkey = cls.d.create_key("bravo")
+        slot = cls.d.status()["slot"]
+        cls.d.mezz("rights", "grant", "--from", slot + 2, "--to", slot + 100000,
+                   "--rollups", "101", "--winner", WINNER)
+        cls.grant_from = slot + 2
+
+    def wait_granted(self):
+        for _ in range(100):
+            if self.d.status()["slot"] >= self.grant_from:
+                return
+            run_async(asyncio.sleep(0.2))
+        self.fail("grant never became active")
+
+    def txs_in_blocks(self, ns_name):
+        """Every transaction of a namespace in sealed blocks: [(seq, data)]."""
+        out = []
+        for h in range(1, self.d.status()["height"] + 1):
+            b = self.d.rpc("mezz_getBlock", {"height": h})
+            for ns in b["namespaces"]:
+                if ns["name"] == ns_name:
+                    out += [(t["seq"], t["data"]) for t in ns["txs"]]
+        return out
+
+    # -- grants ----------------------------------------------------------
+    def test_grant_overlap_refused(self):
+        p = self.d.mezz("rights", "grant", "--from", self.grant_from + 10, "--to",
+                        self.grant_from + 20, "--rollups", "101", "--winner", OTHER, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("overlapping", p.stderr)
+        rows = self.d.mezz("rights", "list").stdout.strip().splitlines()
+        self.assertEqual(len(rows), 2, rows)  # header + the one grant
+        self.assertIn(WINNER.lower(), rows[1])
+
+    # -- authentication and privacy -----------------------------------------
+    def test_wrong_signature_refused(self):
+        async def go():
+            async with ws_connect(self.d.ws_url()) as ws:
+                doc = await authenticate(ws, address=WINNER, key=OTHER_KEY)
+                self.assertRpcError(doc, -32021)
+                doc = await call(ws, "mezz_subscribe", ["pending"])
+                self.assertRpcError(doc, -32021)
+                # a signature over the right digest but a used-up challenge
+                ch = await call(ws, "mezz_proposerChallenge")
+                sig = sign(ch["result"]["digest"], WINNER_KEY)
+                await call(ws, "mezz_proposerChallenge")  # replaces the challenge
+                doc = await call(ws, "mezz_proposerAuth", {"address": WINNER, "signature": sig})
+                self.assertRpcError(doc, -32021)
+                doc = await call(ws, "mezz_submitSlotBlock", {"slot": 1, "txs": []})
+                self.assertRpcError(doc, -32021)
+        run_async(go())
+
+    def test_pending_stream_private_to_winner(self):
+        async def go():
+            async with ws_connect(self.d.ws_url()) as anon:
+                self.assertRpcError(await call(anon, "mezz_subscribe", ["pending"]), -32021)
+            async with ws_connect(self.d.ws_url(), key=self.bkey) as tenant:
+                self.assertRpcError(await call(tenant, "mezz_subscribe", ["pending"]), -32021)
+            async with ws_connect(self.d.ws_url()) as other:
+                doc = await authenticate(other, address=OTHER, key=OTHER_KEY)
+                self.assertTrue(doc["result"]["authenticated"])
+                self.assertRpcError(await call(other, "mezz_subscribe", ["pending"]), -32002)
+        run_async(go())
+
+    # -- the winner orders its slot -----------------------------------------
+    def test_winner_orders_slot_and_executor_receives_it(self):
+        self.wait_granted()
+
+        async def attempt():
+            win = await pending_session(self.d.ws_url())
+            feed = await ws_connect(self.d.ws_url())
+            sub = await call(feed, "mezz_subscribe", ["blocks", {"namespaces": ["alpha"]}])
+            self.assertIn("result", sub)
+            sender = await ws_connect(self.d.ws_url())
+            datas = [rnd() for _ in range(3)]
+            # one batch: the three are held together, for one slot
+            await sender.send(json.dumps([
+                {"jsonrpc": "2.0", "id": k, "method": "mezz_sendTransaction",
+                 "params": {"namespace": "alpha", "data": x}} for k, x in enumerate(datas)]))
+            notes = await collect_pending(win, 3, [])
+            by_data = {n["txs"][0]["data"]: n for n in notes}
+            self.assertEqual(set(by_data), set(datas))
+            slot = notes[0]["slot"]
+            self.assertEqual({n["slot"] for n in notes}, {slot})
+            # nothing is preconfirmed before the winner's sub-block
+            with self.assertRaises(asyncio.TimeoutError):
+                await asyncio.wait_for(sender.recv(), 0.3)
+            own = rnd()
+            order = [by_data[x]["ref"] for x in reversed(datas)]
+            res = await call(win, "mezz_submitSlotBlock", {
+                "slot": slot, "txs": [{"pendingRef": r} for r in order] +
+                [{"namespace": "alpha", "data": own}]})
+            if "error" in res and "open slot" in res["error"]["message"]:
+                # too late for that slot: the appliance ordered it; try again
+                for ws in (win, feed, sender):
+                    await ws.close()
+                return None
+            self.assertEqual(res.get("result", {}).get("accepted"), True, res)
+            self.assertEqual(res["result"]["included"], 3)
+            answers = await recv_json(sender, 30)
+            self.assertIsInstance(answers, list)
+            seq_of = {datas[a["id"]]: a["result"]["seq"] for a in answers}
+            want = list(reversed(datas)) + [own]
+            self.assertEqual(sorted(seq_of, key=seq_of.get), list(reversed(datas)))
+            # the executor's feed: the alpha sub-block in the winner's order
+            while True:
+                msg = await recv_json(feed, 30)
+                if msg.get("method") != "mezz_subscription":
+                    continue
+                blk = msg["params"]["result"]
+                alpha = [t["data"] for ns in blk.get("namespaces", [])
+                         if ns["name"] == "alpha" for t in ns["txs"]]
+                if alpha:
+                    self.assertEqual(alpha, want)
+                    break
+            for ws in (win, feed, sender):
+                await ws.close()
+            return True
+
+        for _ in range(4):
+            if run_async(attempt(), timeout=90):
+                break
+        else:
+            self.fail("the winner never made a deadline in 4 slots")
+        self.assertGreaterEqual(self.d.status()["proposer"]["accepted"], 1)
+
+    def test_invalid_sub_blocks_rejected_then_fallback(self):
+        self.wait_granted()
+        cases = [
+            ("foreign", lambda refs: [{"pendingRef": refs[0]},
+                                      {"namespace": "beta", "data": rnd()}],
+             "not granted"),
+            ("duplicate", lambda refs: [{"pendingRef": refs[0]}, {"pendingRef": refs[0]}],
+             "repeats pendingRef"),
+            ("unknown", lambda refs: [{"pendingRef": 10 ** 9}], "not a transaction held"),
+        ]
+
+        async def attempt(build, why):
+            win = await pending_session(self.d.ws_url())
+            sender = await ws_connect(self.d.ws_url())
+            data = rnd()
+            await sender.send(json.dumps({"jsonrpc": "2.0", "id": 7,
+                                          "method": "mezz_sendTransaction",
+                                          "params": {"namespace": "alpha", "data": data}}))
+            notes = await collect_pending(win, 1, [])
+            note = [n for n in notes if n["txs"][0]["data"] == data][0]
+            misses0 = self.d.status()["proposer"]["misses"]
+            res = await call(win, "mezz_submitSlotBlock",
+                             {"slot": note["slot"], "txs": build([note["ref"]])})
+            self.assertIn("error", res)
+            late = "open slot" in res["error"]["message"]
+            if not late:
+                self.assertEqual(res["error"]["code"], -32020)
+                self.assertIn(why, res["error"]["message"])
+            # either way the appliance orders the held transaction, once
+            ans = await recv_json(sender, 30)
+            self.assertEqual(ans["id"], 7)
+            self.assertIn("seq", ans["result"])
+            if not late:
+                self.assertGreater(self.d.status()["proposer"]["misses"], misses0)
+            await win.close()
+            await sender.close()
+            return data, not late
+
+        for name, build, why in cases:
+            with self.subTest(name):
+                for _ in range(4):
+                    data, decided = run_async(attempt(build, why), timeout=90)
+                    if decided:
+                        break
+                else:
+                    self.fail("never submitted in time")
+                self.d.wait_sealed_seq(self.d.status()["nextSeq"])
+                self.assertEqual([d for _, d in self.txs_in_blocks("alpha")].count(data), 1)
+        misses = self.d.mezz("rights", "misses").stdout.strip().splitlines()
+        self.assertTrue(any("\tinvalid\t" in m for m in misses[1:]), misses)
+
+    def test_missed_deadline_falls_back(self):
+        self.wait_granted()
+
+        async def go():
+            win = await pending_session(self.d.ws_url())
+            misses0 = self.d.status()["proposer"]["misses"]
+            datas = [rnd() for _ in range(4)]
+            sender = await ws_connect(self.d.ws_url())
+            await sender.send(json.dumps([
+                {"jsonrpc": "2.0", "id": k, "method": "mezz_sendTransaction",
+                 "params": {"namespace": "alpha", "data": x}} for k, x in enumerate(datas)]))
+            notes = await collect_pending(win, 4, [])
+            self.assertEqual({n["txs"][0]["data"] for n in notes}, set(datas))
+            answers = await recv_json(sender, 30)  # the winner never submits
+            self.assertEqual(sorted(a["id"] for a in answers), [0, 1, 2, 3])
+            seqs = [a["result"]["seq"] for a in answers]
+            self.assertEqual(len(set(seqs)), 4)
+            # the fallback keeps arrival order
+            self.assertEqual(seqs, sorted(seqs))
+            self.assertGreater(self.d.status()["proposer"]["misses"], misses0)
+            await win.close()
+            await sender.close()
+            return datas
+
+        datas = run_async(go(), timeout=90)
+        self.d.wait_sealed_seq(self.d.status()["nextSeq"])
+        sealed = [d for _, d in self.txs_in_blocks("alpha")]
+        for x in datas:
+            self.assertEqual(sealed.count(x), 1)
+        misses = self.d.mezz("rights", "misses").stdout.strip().splitlines()
+        self.assertTrue(any("\tdeadline\t" in m and WINNER.lower() in m for m in misses[1:]),
+                        misses)
+
+    def test_ungranted_namespace_unaffected(self):
+        r = self.d.rpc("mezz_sendTransaction", {"namespace": "beta", "data": rnd()},
+                       key=self.bkey)
+        self.assertIn("seq", r)
+
+
+class ProposerCrashTest(unittest.TestCase):
+    def test_held_transactions_survive_kill9(self):
+        d = Daemon(slot_ms=SLOT_MS, settings={"sequencer.proposer_deadline_ms": "500"})
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.setup_tenant("acme", "alpha", 101, key=False)
+        slot = d.status()["slot"]
+        d.mezz("rights", "grant", "--from", slot + 2, "--to", slot + 100000, "--rollups", "101",
+               "--winner", WINNER)
+        while d.status()["slot"] < slot + 2:
+            run_async(asyncio.sleep(0.2))
+        datas = [rnd() for _ in range(5)]
+
+        async def hold():
+            win = await pending_session(d.ws_url())
+            sender = await ws_connect(d.ws_url())
+            await sender.send(json.dumps([
+                {"jsonrpc": "2.0", "id": k, "method": "mezz_sendTransaction",
+                 "params": {"namespace": "alpha", "data": x}} for k, x in enumerate(datas)]))
+            # the winner hears of them only once they are durable
+            await collect_pending(win, 5, [])
+        run_async(hold(), timeout=60)
+        d.kill9()
+        d.start()
+        hashes = [cast("keccak", x).stdout.strip() for x in datas]
+        seqs = {}
+        for _ in range(150):
+            for h in hashes:
+                if h in seqs:
+                    continue
+                doc = d.call("mezz_getPreconfirmation", {"hash": h, "namespace": "alpha"})
+                if "result" in doc:
+                    seqs[h] = doc["result"]["seq"]
+            if len(seqs) == len(hashes):
+                break
+            run_async(asyncio.sleep(0.2))
+        self.assertEqual(len(seqs), 5, "held transactions lost across kill -9")
+        self.assertEqual(len(set(seqs.values())), 5)
+        self.assertEqual(d.status()["proposer"]["pending"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
