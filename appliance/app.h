@@ -116,6 +116,18 @@ struct app_config {
 	long l1_bump_after_blocks;
 	long l1_max_fee_gwei;
 	long l1_timeout_ms;
+	/* [rights] execution-ticket sales (docs/RIGHTS.md, "In the daemon") */
+	long rights_enabled;
+	long rights_window_slots;
+	long rights_close_lead;
+	long rights_improve_lead;
+	long rights_ahead_slots;
+	long rights_price_gwei;
+	long rights_floor_gwei;
+	long rights_cap;
+	long rights_target;
+	long rights_burn_bps;
+	long rights_l1_block_ms;
 };
 
 /* One entry of the config table, exposed for tests and `mezz config check`. */
@@ -359,6 +371,16 @@ int app_store_namespaces(struct app_store *s, struct app_namespace **out, size_t
 /* Tenant owning a key hash, if the key exists and is not revoked. */
 int app_store_key_lookup(struct app_store *s, const uint8_t hash[static 32],
 			 int64_t *tenant_id);
+
+/* Sequencing rights: open data_dir/rights.db (WAL, synchronous=FULL),
+ * creating its schema (store.c documents the tables). The connection
+ * belongs to the sales engine; sqlite3_close it. */
+int app_store_rights_open(struct sqlite3 **db, const char *data_dir, char *errbuf,
+			  size_t errlen);
+/* Hash (and height) of the first sealed superblock with slot >= slot;
+ * APP_ENOTFOUND while there is none. */
+int app_store_block_hash_from_slot(struct app_store *s, uint64_t slot, uint8_t out[static 32],
+				   uint64_t *height);
 
 /* ------------------------------------------------------------------ */
 /* Proposer-ordered slots (proposer.c, docs/RIGHTS.md). */

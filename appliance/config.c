@@ -99,6 +99,28 @@ const struct app_cfg_entry app_cfg_table[] = {
 	 "cap on maxFeePerGas: above it the poster waits"},
 	{"l1", "timeout_ms", APP_CFG_INT, 100, 600000, "10000", OFF(l1_timeout_ms),
 	 "timeout of one L1 JSON-RPC request per URL"},
+	{"rights", "enabled", APP_CFG_INT, 0, 1, "0", OFF(rights_enabled),
+	 "1: run execution-ticket sales for future slot windows"},
+	{"rights", "window_slots", APP_CFG_INT, 1, 1000000, "240", OFF(rights_window_slots),
+	 "slots in the window one sale sells"},
+	{"rights", "close_lead", APP_CFG_INT, 2, 1000000, "40", OFF(rights_close_lead),
+	 "purchases stop this many slots before the window starts"},
+	{"rights", "improve_lead", APP_CFG_INT, 1, 1000000, "20", OFF(rights_improve_lead),
+	 "better allocations are taken until this many slots before the window"},
+	{"rights", "ahead_slots", APP_CFG_INT, 3, 2000000, "280", OFF(rights_ahead_slots),
+	 "a sale opens at least this many slots before its window starts"},
+	{"rights", "price_gwei", APP_CFG_INT, 1, 1L << 38, "1000", OFF(rights_price_gwei),
+	 "ticket price of the first sale; later ones follow the price rule"},
+	{"rights", "floor_gwei", APP_CFG_INT, 1, 1L << 38, "100", OFF(rights_floor_gwei),
+	 "the price rule never goes below this"},
+	{"rights", "cap", APP_CFG_INT, 2, 1L << 24, "1000", OFF(rights_cap),
+	 "most tickets one sale sells"},
+	{"rights", "target", APP_CFG_INT, 1, (1L << 24) - 1, "500", OFF(rights_target),
+	 "tickets per sale the price rule aims for (below cap)"},
+	{"rights", "burn_bps", APP_CFG_INT, 0, 10000, "1000", OFF(rights_burn_bps),
+	 "share of each winning bundle's revenue burned, in basis points"},
+	{"rights", "l1_block_ms", APP_CFG_INT, 100, 600000, "12000", OFF(rights_l1_block_ms),
+	 "L1 block time, to pick the L1 block whose hash seeds a sale's draw"},
 };
 const size_t app_cfg_table_len = sizeof(app_cfg_table) / sizeof(app_cfg_table[0]);
 
@@ -217,6 +239,36 @@ int app_config_validate(const struct app_config *c, char *err, size_t errlen)
 			 "has at most 256 shards",
 			 c->da_k, c->da_m, c->da_k + c->da_m);
 		return APP_ECONFIG;
+	}
+	if (c->rights_enabled) {
+		if (c->rights_improve_lead >= c->rights_close_lead) {
+			snprintf(err, errlen,
+				 "rights.improve_lead (%ld) must be below rights.close_lead (%ld): "
+				 "proposals are taken between the close and the deadline",
+				 c->rights_improve_lead, c->rights_close_lead);
+			return APP_ECONFIG;
+		}
+		if (c->rights_ahead_slots <= c->rights_close_lead ||
+		    c->rights_ahead_slots > c->rights_window_slots + c->rights_close_lead) {
+			snprintf(err, errlen,
+				 "rights.ahead_slots (%ld) must be above rights.close_lead (%ld) and at "
+				 "most rights.window_slots + rights.close_lead (%ld), or sales would "
+				 "open closed or leave gaps between windows",
+				 c->rights_ahead_slots, c->rights_close_lead,
+				 c->rights_window_slots + c->rights_close_lead);
+			return APP_ECONFIG;
+		}
+		if (c->rights_target >= c->rights_cap) {
+			snprintf(err, errlen, "rights.target (%ld) must be below rights.cap (%ld)",
+				 c->rights_target, c->rights_cap);
+			return APP_ECONFIG;
+		}
+		if (c->rights_floor_gwei > c->rights_price_gwei) {
+			snprintf(err, errlen,
+				 "rights.floor_gwei (%ld) must not be above rights.price_gwei (%ld)",
+				 c->rights_floor_gwei, c->rights_price_gwei);
+			return APP_ECONFIG;
+		}
 	}
 	return 0;
 }
@@ -418,7 +470,9 @@ int app_config_load(struct app_config *c, const char *path, char *err, size_t er
 		int line = 0;
 
 		for (size_t i = 0; i < app_cfg_table_len; i++)
-			if (!strcmp(app_cfg_table[i].section, "da") && x.key_line[i] > line)
+			if ((!strcmp(app_cfg_table[i].section, "da") ||
+			     !strcmp(app_cfg_table[i].section, "rights")) &&
+			    x.key_line[i] > line)
 				line = x.key_line[i];
 		add_error(&x, line, "%s", why);
 	}

@@ -43,6 +43,15 @@ enum {
 	RPC_STALE_L2_BLOCK = -32012,	/* l2Block not above the last one queued */
 	RPC_SLOT_BLOCK_REJECTED = -32020, /* a winner's sub-block was invalid or late */
 	RPC_PROPOSER_AUTH = -32021,	/* proposer not authenticated or signature refused */
+	/* execution-ticket sales (docs/API.md, "Sequencing rights") */
+	RPC_RIGHTS_DISABLED = -32030,	/* rights.enabled is 0 */
+	RPC_SALE_CLOSED = -32031,	/* the sale no longer takes this */
+	RPC_BAD_SIGNATURE = -32032,	/* the EIP-712 signature does not recover */
+	RPC_WRONG_PRICE = -32033,	/* priceGwei is not the sale's price */
+	RPC_SOLD_OUT = -32034,		/* over the sale's cap */
+	RPC_BAD_BUNDLE = -32035,	/* rollups not ascending or not opted in */
+	RPC_NONCE_USED = -32036,	/* the buyer already used this nonce */
+	RPC_NO_DEPOSIT = -32037,	/* the buyer's free L1 deposit does not cover it */
 };
 
 /* A submission handed to the committer. */
@@ -226,6 +235,46 @@ struct app_l1 {
 	struct l1_outbox_reader *lws_reader; /* the lws thread's, opened lazily */
 };
 
+/*
+ * Sequencing rights (rights.c, rightsreq.c): the lws thread parses a
+ * mezz_setOffer / mezz_getSale / mezz_buyTickets / mezz_proposeAllocation
+ * into an app_rights_req and queues it; the sales engine answers through
+ * the done queue. rollups and alloc are malloc'd and owned by the request
+ * (app_rights_req_free).
+ */
+enum app_rights_op {
+	APP_RIGHTS_SET_OFFER,
+	APP_RIGHTS_GET_SALE,
+	APP_RIGHTS_BUY,
+	APP_RIGHTS_PROPOSE
+};
+struct json_t;
+struct app_rights_req {
+	struct app_req *req;
+	uint32_t slot;
+	enum app_rights_op op;
+	uint64_t sale;
+	/* set offer (the namespace is resolved and authorised by rpc.c) */
+	uint64_t ns;
+	char ns_name[64];
+	int opt_in;
+	uint64_t reserve;
+	/* buy: rollups strictly ascending, as signed */
+	uint64_t *rollups;
+	size_t n_rollups;
+	uint64_t tickets, price_gwei, nonce;
+	uint8_t sig[65];
+	/* propose: bundle numbers strictly ascending */
+	struct seq_alloc *alloc;
+};
+/* Decode params for op into out (zeroed first). 0, or -1 with a reason a
+ * person can act on in why. Checks shapes and bounds only, never sales. */
+int app_rights_parse(struct app_rights_req *out, enum app_rights_op op,
+		     struct json_t *params, char *why, size_t whylen);
+void app_rights_req_free(struct app_rights_req *r); /* NULL-safe; frees members */
+
+struct app_rights; /* rights.c */
+
 struct app_committer {
 	const struct app_config *cfg;
 	const struct app_identity *id;
@@ -262,6 +311,7 @@ struct app_committer {
 	uint64_t txs_pruned_below; /* retention: payloads of blocks below are gone */
 	struct app_avail avail;
 	struct app_l1 l1;
+	struct app_rights *rights; /* NULL when rights.enabled is 0 */
 	struct app_prop *prop; /* proposer-ordered slots, committer thread only */
 };
 
@@ -343,6 +393,19 @@ void app_l1_stop(struct app_committer *c);
 /* lws thread: queue a state root (the request is answered later by mz-l1);
  * APP_EFULL, APP_ESTOPPED. */
 int app_l1_submit(struct app_committer *c, const struct app_l1_req *r);
+
+/* rights.c: open data_dir/rights.db, rebuild the sales, and start the
+ * engine: on mz-l1 when L1 is on (app_rights_pass from its loop), else on
+ * its own thread "mz-rights". Start after app_committer_start, before
+ * app_l1_start; stop after app_l1_stop. No-ops when rights are off. */
+int app_rights_start(struct app_committer *c, char *errbuf, size_t errlen);
+void app_rights_stop(struct app_committer *c);
+/* lws thread: hand a request over (taken on success); APP_EFULL, APP_ESTOPPED. */
+int app_rights_submit(struct app_committer *c, const struct app_rights_req *r);
+/* mz-l1: handle requests until deadline_ns, then drive the sales clock,
+ * with the L1 client and outbox of that thread. */
+void app_rights_pass(struct app_committer *c, uint64_t deadline_ns, struct l1_rpc *rpc,
+		     struct l1_outbox *ob);
 
 /* Receipts as JSON (receipt.c). The caller frees the string. */
 char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,

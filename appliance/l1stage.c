@@ -265,7 +265,15 @@ static void *run(void *arg)
 		uint64_t idx, from, avail, t;
 		int rc;
 
-		take_requests(c, app_now_ns() + (backoff ? 1000000000ull : 200000000ull));
+		if (c->rights) {
+			/* The sales engine runs on this thread when L1 is on (rights.c):
+			 * it waits on its own queue, so state roots are taken without. */
+			take_requests(c, 0);
+			app_rights_pass(c, app_now_ns() + (backoff ? 1000000000ull : 200000000ull),
+					l->rpc, l->ob);
+		} else {
+			take_requests(c, app_now_ns() + (backoff ? 1000000000ull : 200000000ull));
+		}
 		if (atomic_load(&l->stopping))
 			break;
 		t = app_now_ns();

@@ -174,6 +174,11 @@ int main(int argc, char **argv)
 		app_error("startup_failed", "reason=\"committer\" err=\"%s\"", err);
 		goto out;
 	}
+	rc = app_rights_start(&com, err, sizeof(err));
+	if (rc) {
+		app_error("startup_failed", "reason=\"rights\" err=\"%s\"", err);
+		goto out;
+	}
 	rc = app_l1_start(&com, err, sizeof(err));
 	if (rc) {
 		app_error("startup_failed", "reason=\"l1\" err=\"%s\"", err);
@@ -222,12 +227,14 @@ int main(int argc, char **argv)
 		usleep(5000);
 	}
 	app_l1_stop(&com);
+	app_rights_stop(&com);
 	app_committer_stop(&com);
 	status = atomic_load(&com.stats.halted) ? 1 : 0;
 out:
 	app_notify_watchdog_stop();
 	g_server = NULL;
 	app_l1_stop(&com);
+	app_rights_stop(&com);
 	app_committer_stop(&com);
 	app_server_destroy(&srv);
 	app_store_close(store);

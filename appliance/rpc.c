@@ -850,6 +850,67 @@ static void m_get_state_root(struct app_conn *c, struct app_req *r, size_t i, js
 	free(json);
 }
 
+/*
+ * Sequencing rights (docs/API.md): the params are decoded here
+ * (rightsreq.c) and the sales engine answers through the done queue.
+ * mezz_setOffer needs the namespace's tenant key; the rest are public (a
+ * purchase is authorised by its buyer's EIP-712 signature).
+ */
+static void m_rights(struct app_conn *c, struct app_req *r, size_t i, json_t *params,
+		     enum app_rights_op op)
+{
+	struct app_rights_req q;
+	char why[256];
+	int rc;
+
+	if (!c->srv->committer->rights) {
+		req_error(r, i, RPC_RIGHTS_DISABLED,
+			  "execution-ticket sales are off on this appliance (rights.enabled = 0)");
+		return;
+	}
+	if (app_rights_parse(&q, op, params, why, sizeof(why))) {
+		req_error(r, i, RPC_INVALID_PARAMS, "%s", why);
+		return;
+	}
+	if (op == APP_RIGHTS_SET_OFFER) {
+		json_t *p = json_is_array(params) ? json_array_get(params, 0) : params;
+		const struct app_namespace *ns = ns_arg(c->srv, json_object_get(p, "namespace"));
+		int64_t tenant;
+
+		if (!ns) {
+			app_rights_req_free(&q);
+			req_error(r, i, RPC_UNKNOWN_NAMESPACE,
+				  "params must be {\"namespace\": NAME, \"optIn\": BOOL, "
+				  "\"reserveGwei\": N} naming a namespace");
+			return;
+		}
+		if (msg_tenant(c, &tenant) || !tenant) {
+			app_rights_req_free(&q);
+			req_error(r, i, RPC_UNAUTHORIZED,
+				  "mezz_setOffer needs the API key of namespace '%s''s tenant", ns->name);
+			return;
+		}
+		if (tenant != ns->tenant_id) {
+			app_rights_req_free(&q);
+			req_error(r, i, RPC_FORBIDDEN, "this API key's tenant does not own namespace '%s'",
+				  ns->name);
+			return;
+		}
+		q.ns = ns->chain_id;
+		snprintf(q.ns_name, sizeof(q.ns_name), "%s", ns->name);
+	}
+	q.req = r;
+	q.slot = (uint32_t)i;
+	r->pending++;
+	rc = c->srv->accepting ? app_rights_submit(c->srv->committer, &q) : APP_ESTOPPED;
+	if (rc) {
+		r->pending--;
+		app_rights_req_free(&q);
+		req_error(r, i, RPC_BUSY, "the sales engine cannot take it now (%s); retry",
+			  app_strerror(rc));
+	}
+}
+
 static void m_status(struct app_conn *c, struct app_req *r, size_t i)
 {
 	struct app_server *s = c->srv;
@@ -1118,6 +1179,14 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 		m_post_state_root(c, r, i, params);
 	else if (!strcmp(m, "mezz_getStateRoot"))
 		m_get_state_root(c, r, i, params);
+	else if (!strcmp(m, "mezz_setOffer"))
+		m_rights(c, r, i, params, APP_RIGHTS_SET_OFFER);
+	else if (!strcmp(m, "mezz_getSale"))
+		m_rights(c, r, i, params, APP_RIGHTS_GET_SALE);
+	else if (!strcmp(m, "mezz_buyTickets"))
+		m_rights(c, r, i, params, APP_RIGHTS_BUY);
+	else if (!strcmp(m, "mezz_proposeAllocation"))
+		m_rights(c, r, i, params, APP_RIGHTS_PROPOSE);
 	else if (prop_method(c, r, i, m, params, sv))
 		; /* proposer-ordered slots (proposer_rpc.c) */
 	else if (!strcmp(m, "mezz_subscribe"))
@@ -1133,7 +1202,8 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 			  "mezz_getPreconfirmation, mezz_getBlock, mezz_getShard, "
 			  "mezz_getNamespaceProof, mezz_status, mezz_subscribe, mezz_unsubscribe, "
 			  "mezz_postStateRoot, mezz_getStateRoot, mezz_proposerChallenge, "
-			  "mezz_proposerAuth, mezz_submitSlotBlock",
+			  "mezz_proposerAuth, mezz_submitSlotBlock, mezz_setOffer, mezz_getSale, "
+			  "mezz_buyTickets, mezz_proposeAllocation",
 			  m);
 }
 

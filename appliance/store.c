@@ -189,6 +189,107 @@ fail:
 	return APP_ESQLITE;
 }
 
+/*
+ * Sequencing rights live in their own file, data_dir/rights.db, written only
+ * by the sales engine (rights.c): a purchase's fsync then never holds the
+ * write lock the committer needs for a group commit. Every row is the
+ * public record of a sale; replaying a sale's purchases in id order, then
+ * its accepted proposals, through sequencer/ rebuilds it exactly.
+ *   sales:       one row per sale (params, state 0 open / 1 closed /
+ *                2 settled, the seed once drawn)
+ *   sale_offers: the offers a sale was created with (snapshot of offers)
+ *   offers:      each namespace's standing offer, for sales not yet open
+ *   purchases:   in order; buyer recovered from sig; l1_queued once handed
+ *                to the outbox (2: refused by it), l1_job = which of the
+ *                sale's postPurchases jobs carries it
+ *   proposals:   every proposal judged, accepted or not, with the reason
+ *   settlements: seq_settlement_encode bytes; l1_queued, granted
+ */
+static const char rights_schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+	"INSERT OR IGNORE INTO meta(k, v) VALUES ('schema', 1);"
+	"CREATE TABLE IF NOT EXISTS offers(ns INTEGER PRIMARY KEY, opt_in INTEGER NOT NULL,"
+	"  reserve INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS sales(id INTEGER PRIMARY KEY, start_slot INTEGER NOT NULL,"
+	"  end_slot INTEGER NOT NULL, close_lead INTEGER NOT NULL, improve_lead INTEGER NOT NULL,"
+	"  draw_block INTEGER NOT NULL, draw_l1 INTEGER NOT NULL, price INTEGER NOT NULL,"
+	"  cap INTEGER NOT NULL, target INTEGER NOT NULL, burn_bps INTEGER NOT NULL,"
+	"  floor INTEGER NOT NULL, opened_slot INTEGER NOT NULL, state INTEGER NOT NULL,"
+	"  seed BLOB, created_ms INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS sale_offers(sale INTEGER NOT NULL REFERENCES sales(id),"
+	"  ns INTEGER NOT NULL, opt_in INTEGER NOT NULL, reserve INTEGER NOT NULL,"
+	"  PRIMARY KEY(sale, ns)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS purchases(id INTEGER PRIMARY KEY,"
+	"  sale INTEGER NOT NULL REFERENCES sales(id), buyer BLOB NOT NULL,"
+	"  rollups TEXT NOT NULL, tickets INTEGER NOT NULL, price INTEGER NOT NULL,"
+	"  nonce INTEGER NOT NULL, sig BLOB NOT NULL, slot INTEGER NOT NULL,"
+	"  l1_queued INTEGER NOT NULL DEFAULT 0, l1_job INTEGER, created_ms INTEGER NOT NULL,"
+	"  UNIQUE(buyer, nonce));"
+	"CREATE INDEX IF NOT EXISTS purchases_sale ON purchases(sale, id);"
+	"CREATE TABLE IF NOT EXISTS proposals(id INTEGER PRIMARY KEY,"
+	"  sale INTEGER NOT NULL REFERENCES sales(id), bundles TEXT NOT NULL,"
+	"  revenue INTEGER NOT NULL, slot INTEGER NOT NULL, accepted INTEGER NOT NULL,"
+	"  reason TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS proposals_sale ON proposals(sale, id);"
+	"CREATE TABLE IF NOT EXISTS settlements(sale INTEGER PRIMARY KEY REFERENCES sales(id),"
+	"  encoding BLOB NOT NULL, slot INTEGER NOT NULL, l1_queued INTEGER NOT NULL DEFAULT 0,"
+	"  granted INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL);";
+
+int app_store_rights_open(struct sqlite3 **out, const char *data_dir, char *errbuf,
+			  size_t errlen)
+{
+	char path[PATH_MAX];
+	sqlite3 *db = NULL;
+
+	*out = NULL;
+	snprintf(path, sizeof(path), "%s/rights.db", data_dir);
+	if (sqlite3_open_v2(path, &db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_exec(db,
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+			 NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, rights_schema, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	*out = db;
+	return 0;
+fail:
+	set_err(errbuf, errlen, db);
+	sqlite3_close(db);
+	return APP_ESQLITE;
+}
+
+/* Hash of the first sealed superblock at or after slot: the seed of a sale
+ * drawn without L1. APP_ENOTFOUND until one is sealed. */
+int app_store_block_hash_from_slot(struct app_store *s, uint64_t slot, uint8_t out[static 32],
+				   uint64_t *height)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = APP_ESQLITE;
+
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT hash, height FROM blocks WHERE slot >= ? ORDER BY slot LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return APP_ESQLITE;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)slot);
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		if (sqlite3_column_bytes(st, 0) == 32) {
+			memcpy(out, sqlite3_column_blob(st, 0), 32);
+			*height = (uint64_t)sqlite3_column_int64(st, 1);
+			rc = 0;
+		}
+		break;
+	case SQLITE_DONE:
+		rc = APP_ENOTFOUND;
+		break;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 void app_store_close(struct app_store *s)
 {
 	if (!s)

@@ -218,3 +218,40 @@ Test(config, set_overrides)
 	cr_assert_eq(app_config_set(&c, "a.b=1", err, sizeof(err)), APP_ECONFIG);
 	cr_assert(strstr(err, "unknown key"), "%s", err);
 }
+
+/* [rights] rules across keys hold only when sales are on; each broken one
+ * is named, and a file names the line of the later key involved. */
+Test(config, rights_rules_checked_across_keys)
+{
+	static const struct {
+		const char *set, *says;
+	} bad[] = {
+		{"rights.improve_lead=40", "rights.improve_lead (40) must be below rights.close_lead"},
+		{"rights.ahead_slots=40", "rights.ahead_slots (40) must be above"},
+		{"rights.ahead_slots=281", "at most rights.window_slots + rights.close_lead (280)"},
+		{"rights.target=1000", "rights.target (1000) must be below rights.cap (1000)"},
+		{"rights.floor_gwei=1001", "rights.floor_gwei (1001) must not be above"},
+	};
+	struct app_config c;
+	char err[1024];
+	const char *p;
+
+	app_config_defaults(&c);
+	cr_assert_eq(app_config_validate(&c, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_config_set(&c, "rights.enabled=1", err, sizeof(err)), 0);
+	cr_assert_eq(app_config_validate(&c, err, sizeof(err)), 0, "defaults must hold: %s", err);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		app_config_defaults(&c);
+		cr_assert_eq(app_config_set(&c, bad[i].set, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(app_config_validate(&c, err, sizeof(err)), 0,
+			     "%s with sales off is no error", bad[i].set);
+		cr_assert_eq(app_config_set(&c, "rights.enabled=1", err, sizeof(err)), 0);
+		cr_assert_eq(app_config_validate(&c, err, sizeof(err)), APP_ECONFIG, "%s", bad[i].set);
+		cr_assert(strstr(err, bad[i].says), "%s: %s", bad[i].set, err);
+	}
+	p = write_tmp("[rights]\nenabled = 1\n\ncap = 10\n");
+	app_config_defaults(&c);
+	cr_assert_eq(app_config_load(&c, p, err, sizeof(err)), 1, "%s", err);
+	cr_assert(strstr(err, ":4: rights.target (500) must be below rights.cap (10)"), "%s", err);
+	unlink(p);
+}

@@ -1,0 +1,146 @@
+"""Execution-ticket sales end to end on a real anvil: buyers deposit on the
+Inbox, sign purchases (EIP-712, `cast wallet sign --data`) that the daemon
+checks against their free deposit, stores and posts (Purchased events); the
+daemon settles the sale with the hash of the L1 draw block and posts the
+settlement (SaleSettled); then a buyer pulls its refund, the rollup's key
+pulls its revenue and a buyer withdraws what is left, each checked to the
+wei with `cast balance` and the receipts' gas.
+"""
+import json
+
+from harness import cast
+from test_outbox import KEY0, OutboxCase
+import test_sales as ts
+
+GWEI = 10 ** 9
+# anvil dev account 2: the rollups' key on the Inbox
+ROLLUP_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
+EV = {
+    "Purchased": "Purchased(uint64,address,uint64,uint64,uint64,uint64[])",
+    "SaleSettled": "SaleSettled(uint64,uint256,uint256,uint64,uint64)",
+}
+
+
+class RightsE2ETest(OutboxCase):
+    ANVIL_ARGS = ("--block-time", "1")
+
+    def send(self, key, *args, value=None):
+        cmd = ["send", "--rpc-url", self.anvil.url, "--private-key", key, "--json"]
+        if value is not None:
+            cmd += ["--value", str(value)]
+        r = json.loads(cast(*cmd, self.inbox, *args).stdout)
+        self.assertEqual(r["status"], "0x1", r)
+        return r
+
+    def uint(self, sig, *args):
+        return int(self.anvil.view(self.inbox, sig, *args).split()[0])
+
+    def balance(self, addr):
+        return int(cast("balance", "--rpc-url", self.anvil.url, addr).stdout.strip())
+
+    @staticmethod
+    def gas(r):
+        return int(r["gasUsed"], 16) * int(r["effectiveGasPrice"], 16)
+
+    def logs(self, name):
+        topic = cast("keccak", EV[name]).stdout.strip()
+        return self.anvil.rpc("eth_getLogs", [{"address": self.inbox, "fromBlock": "earliest",
+                                               "toBlock": "latest", "topics": [topic]}])
+
+    def test_deposit_buy_settle_claim_withdraw(self):
+        buyers = [ts.address(k) for k in ts.BUYER_KEYS]
+        rollup_addr = ts.address(ROLLUP_KEY)
+        # the rollups' key, set by the owner (account 0) before the daemon
+        # takes over account 0's nonces
+        for cid in (1001, 1002):
+            self.send(KEY0, "setRollupKey(uint64,address)", str(cid), rollup_addr)
+        deposit = 10 ** 6 * GWEI  # 1,000,000 gwei each
+        for k in ts.BUYER_KEYS[:2]:
+            self.send(k, "deposit()", value=deposit)
+        self.send(ts.BUYER_KEYS[2], "deposit()", value=500 * GWEI)
+
+        d = self.daemon(**{
+            "rights.enabled": 1, "rights.window_slots": 60, "rights.close_lead": 40,
+            "rights.improve_lead": 20, "rights.ahead_slots": 80, "rights.price_gwei": 1000,
+            "rights.floor_gwei": 100, "rights.cap": 5000, "rights.target": 2500,
+            "rights.burn_bps": 1000, "rights.l1_block_ms": 1000,
+            "l1.post_interval_ms": 60000})
+        d.start()
+        key = d.setup_tenant("rollups", "r1001", 1001)
+        d.setup_tenant("rollups", "r1002", 1002, key=False, create_tenant=False)
+        first = max(d.rpc("mezz_setOffer", {"namespace": cid, "optIn": True,
+                                            "reserveGwei": r}, key=key)["fromSale"]
+                    for cid, r in ((1001, 0), (1002, 100)))
+        case = ts.SalesCase()
+        case.d, case.first_sale, case.inbox = d, first, self.inbox
+        s = case.fresh_sale(timeout=60)
+        n, p = s["sale"], s["priceGwei"]
+        self.assertEqual(s["drawSource"], "l1Block")
+        self.assertGreater(s["drawBlock"], self.anvil.block_number())
+
+        # B1 3 and B2 1 on {1001,1002}; B2 1 on {1001}: the pair wins
+        case.buy(0, s, [1001, 1002], 3)
+        case.buy(1, s, [1001, 1002], 1)
+        case.buy(1, s, [1001], 1)
+        # B3 deposited 500 gwei: one ticket costs 1000
+        doc = case.buy_call(2, s, [1001], 1)
+        case.assertRpcError(doc, -32037)
+        self.assertIn("500 gwei", doc["error"]["message"])
+        # B1's 3 tickets are committed, escrowed or not: one ticket more than
+        # what is left of its deposit is refused
+        left = deposit // GWEI // p - 3
+        doc = case.buy_call(0, s, [1002], left + 1)
+        case.assertRpcError(doc, -32037)
+
+        # posted: three Purchased events of sale n
+        self.wait_for("purchases on L1", lambda: len(self.logs("Purchased")) == 3, 60, d)
+        got = sorted((int(lg["topics"][1], 16), "0x" + lg["topics"][2][-40:])
+                     for lg in self.logs("Purchased"))
+        self.assertEqual(got, sorted([(n, buyers[0]), (n, buyers[1]), (n, buyers[1])]))
+        self.assertEqual(self.uint("escrow(uint64,address)(uint256)", str(n), buyers[0]),
+                         3 * p * GWEI)
+
+        done = case.wait_state(n, "settled", timeout=90)
+        st = done["settlement"]
+        # the seed is the draw block's hash
+        blk = self.anvil.rpc("eth_getBlockByNumber", [hex(done["drawBlock"]), False])
+        self.assertEqual(st["seed"], blk["hash"])
+        self.assertEqual(st["revenueGwei"], 4 * p)
+        self.wait_for("SaleSettled", lambda: self.logs("SaleSettled"), 60, d)
+        [ev] = self.logs("SaleSettled")
+        self.assertEqual(int(ev["topics"][1], 16), n)
+        data = bytes.fromhex(ev["data"][2:])
+        self.assertEqual(int.from_bytes(data[0:32], "big"), st["revenueGwei"] * GWEI)
+        self.assertEqual(int.from_bytes(data[32:64], "big"), st["burnGwei"] * GWEI)
+        self.assertEqual(self.uint("totalBurned()(uint256)"), st["burnGwei"] * GWEI)
+        credits = {c["rollup"]: c["amountGwei"] for c in st["credits"]}
+        self.assertEqual(sorted(credits), [1001, 1002])
+        for cid, amt in credits.items():
+            self.assertEqual(self.uint("claimableRevenue(uint64)(uint256)", str(cid)),
+                             amt * GWEI)
+        refunds = {b["address"]: b["refundGwei"] for b in st["buyers"]}
+        # B2's singleton ticket lost: at least p back; every ticket on the pair is spent
+        self.assertEqual(refunds[buyers[1]], p)
+        self.assertEqual(refunds[buyers[0]], 0)
+        for b, amt in refunds.items():
+            self.assertEqual(self.uint("claimableRefund(address)(uint256)", b), amt * GWEI)
+
+        # pull: B2's refund, the rollup's revenue
+        before = self.balance(buyers[1])
+        r = self.send(ts.BUYER_KEYS[1], "claimRefund()")
+        self.assertEqual(self.balance(buyers[1]), before + p * GWEI - self.gas(r))
+        before = self.balance(rollup_addr)
+        r = self.send(ROLLUP_KEY, "claimRevenue(uint64)", "1001")
+        self.assertEqual(self.balance(rollup_addr), before + credits[1001] * GWEI - self.gas(r))
+        self.assertEqual(self.uint("claimableRevenue(uint64)(uint256)", "1001"), 0)
+        # withdraw what B1 did not spend
+        free = self.uint("freeBalance(address)(uint256)", buyers[0])
+        self.assertEqual(free, deposit - 3 * p * GWEI)
+        before = self.balance(buyers[0])
+        r = self.send(ts.BUYER_KEYS[0], "withdraw(uint256)", str(free))
+        self.assertEqual(self.balance(buyers[0]), before + free - self.gas(r))
+        self.assertEqual(self.uint("freeBalance(address)(uint256)", buyers[0]), 0)
+        # the daemon's poster never reverted (a failed settlement would)
+        for t in self.anvil.poster_txs():
+            rc = self.anvil.rpc("eth_getTransactionReceipt", [t["hash"]])
+            self.assertEqual(rc["status"], "0x1", rc)
