@@ -70,7 +70,7 @@ class RightsE2ETest(OutboxCase):
         d.setup_tenant("rollups", "r1002", 1002, key=False, create_tenant=False)
         first = max(d.rpc("mezz_setOffer", {"namespace": cid, "optIn": True,
                                             "reserveGwei": r}, key=key)["fromSale"]
-                    for cid, r in ((1001, 0), (1002, 100)))
+                    for cid, r in ((1001, 200), (1002, 100)))
         case = ts.SalesCase()
         case.d, case.first_sale, case.inbox = d, first, self.inbox
         s = case.fresh_sale(timeout=60)
