@@ -83,6 +83,23 @@ static void sb_u64(struct sbuf *b, uint64_t v)
 
 /* Sub-block of namespace index k: built once per block and reused for every
  * subscriber. */
+/* {"seq":N[,"index":I],"hash":"0x…","data":"0x…"} */
+static void sb_tx(struct sbuf *o, uint64_t seq, const uint64_t *index, const uint8_t *hash,
+		  const uint8_t *data, size_t len)
+{
+	sb_puts(o, "{\"seq\":");
+	sb_u64(o, seq);
+	if (index) {
+		sb_puts(o, ",\"index\":");
+		sb_u64(o, *index);
+	}
+	sb_puts(o, ",\"hash\":");
+	sb_hex(o, hash, 32);
+	sb_puts(o, ",\"data\":");
+	sb_hex(o, data, len);
+	sb_put(o, "}", 1);
+}
+
 static const char *ns_fragment(struct app_server *s, struct app_block *b, size_t k)
 {
 	const struct app_namespace *ns;
@@ -105,13 +122,7 @@ static const char *ns_fragment(struct app_server *s, struct app_block *b, size_t
 
 		if (j != b->ns_first[k])
 			sb_put(&o, ",", 1);
-		sb_puts(&o, "{\"seq\":");
-		sb_u64(&o, t->seq);
-		sb_puts(&o, ",\"hash\":");
-		sb_hex(&o, t->hash, 32);
-		sb_puts(&o, ",\"data\":");
-		sb_hex(&o, t->data, t->len);
-		sb_put(&o, "}", 1);
+		sb_tx(&o, t->seq, NULL, t->hash, t->data, t->len);
 	}
 	sb_puts(&o, "]}");
 	if (o.oom) {
@@ -494,15 +505,9 @@ void app_feed_preconf(struct app_server *s, const struct app_preconf *p)
 
 			if (j != i)
 				sb_put(&o, ",", 1);
-			sb_puts(&o, "{\"seq\":");
-			sb_u64(&o, t->seq);
-			sb_puts(&o, ",\"index\":");
-			sb_u64(&o, t->seq - p->hdr.first_seq);
-			sb_puts(&o, ",\"hash\":");
-			sb_hex(&o, t->hash, 32);
-			sb_puts(&o, ",\"data\":");
-			sb_hex(&o, t->data, t->len);
-			sb_put(&o, "}", 1);
+			uint64_t index = t->seq - p->hdr.first_seq;
+
+			sb_tx(&o, t->seq, &index, t->hash, t->data, t->len);
 		}
 		sb_puts(&o, "]}");
 		if (o.oom) {

@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchlat.h"
+
 #define BUSY_CODE (-32006)
 #define TICK_US 1000
 #define MAX_WORKERS 16
@@ -63,12 +65,6 @@ static struct opts O = {
 	.ns = "bench", .deliver = "sealed", .conns = 4, .threads = 1, .window = 64, .batch = 1, .size = 200,
 	.rate = 0, .duration = 10, .warmup = 2, .drain = 5, .max_inflight = 0,
 	.max_samples = 0,
-};
-
-/* A latency sample array, preallocated; samples past cap are counted, not kept. */
-struct lat {
-	uint32_t *v;
-	size_t n, cap, dropped;
 };
 
 struct slot {
@@ -135,67 +131,10 @@ static pthread_barrier_t start_barrier;
 static _Atomic uint64_t t0_ns, tmeas_ns, tend_ns;
 static atomic_int stop_all, sub_stop;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void die(const char *why)
 {
 	fprintf(stderr, "loadgen: %s\n", why);
 	exit(2);
-}
-
-static uint64_t xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1Dull;
-}
-
-static void lat_init(struct lat *l, size_t cap)
-{
-	l->v = malloc(cap * sizeof(*l->v));
-	if (!l->v)
-		die("out of memory for latency samples");
-	l->cap = cap;
-}
-
-static void lat_add(struct lat *l, uint64_t ns)
-{
-	uint64_t us = ns / 1000;
-
-	if (l->n == l->cap) {
-		l->dropped++;
-		return;
-	}
-	l->v[l->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static uint32_t pct(const struct lat *l, double p)
-{
-	size_t i;
-
-	if (!l->n)
-		return 0;
-	i = (size_t)(p / 100.0 * (double)l->n);
-	if (i >= l->n)
-		i = l->n - 1;
-	return l->v[i];
 }
 
 static const char hexdig[] = "0123456789abcdef";
@@ -681,27 +620,6 @@ static void *sub_run(void *arg)
 	return NULL;
 }
 
-static uint64_t proc_cpu_ticks(long pid)
-{
-	char path[64], buf[2048], *p;
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-			 &st) != 2)
-		return 0;
-	return ut + st;
-}
-
 /* Time this process's threads spent runnable but waiting for a CPU, in ns. */
 static uint64_t self_runq_ns(void)
 {
@@ -728,15 +646,6 @@ static uint64_t self_runq_ns(void)
 	}
 	closedir(dir);
 	return sum;
-}
-
-static double self_cpu_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
 static void sleep_until(uint64_t t)
@@ -869,9 +778,11 @@ int main(int argc, char **argv)
 		w->conns = calloc((size_t)w->nconns, sizeof(*w->conns));
 		if (!w->conns)
 			die("out of memory");
-		lat_init(&w->lat, per_worker_samples);
+		if (lat_init(&w->lat, per_worker_samples))
+			die("out of memory for latency samples");
 		if (O.rate > 0)
-			lat_init(&w->lat_sched, per_worker_samples);
+			if (lat_init(&w->lat_sched, per_worker_samples))
+				die("out of memory for latency samples");
 		if (O.subscribe) {
 			w->tag_cap = (size_t)((O.rate > 0 ? O.rate * 1.5 : 600000.0) / nworkers *
 					      (O.duration + O.warmup + 1)) + 100000;
@@ -981,9 +892,11 @@ int main(int argc, char **argv)
 		lws_context_destroy(S.ctx);
 	}
 
-	lat_init(&all, O.max_samples + (size_t)nworkers);
+	if (lat_init(&all, O.max_samples + (size_t)nworkers))
+		die("out of memory for latency samples");
 	if (O.rate > 0)
-		lat_init(&alls, O.max_samples + (size_t)nworkers);
+		if (lat_init(&alls, O.max_samples + (size_t)nworkers))
+			die("out of memory for latency samples");
 	for (int i = 0; i < nworkers; i++) {
 		struct worker *w = &W[i];
 
@@ -1012,7 +925,8 @@ int main(int argc, char **argv)
 	if (O.rate > 0)
 		qsort(alls.v, alls.n, sizeof(uint32_t), cmp_u32);
 	if (O.subscribe) {
-		lat_init(&sublat, S.n + 1);
+		if (lat_init(&sublat, S.n + 1))
+			die("out of memory for latency samples");
 		for (size_t i = 0; i < S.n; i++) {
 			unsigned wi = (unsigned)(S.tag[i] >> 56);
 			uint64_t k = S.tag[i] & 0x00FFFFFFFFFFFFFFull, ts;

@@ -55,6 +55,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchlat.h"
+
 #define TICK_US      1000
 #define MAX_CONNS    256
 #define TX_HIGH      (1u << 20) /* stop queueing sends above this many unsent bytes */
@@ -78,11 +80,6 @@ struct opts {
 static struct opts O = {
 	.stream = "peerload", .conns = 4, .window = 64, .size = 200, .rate = 0,
 	.duration = 10, .warmup = 2, .drain = 5,
-};
-
-struct lat {
-	uint32_t *v;
-	size_t n, cap, dropped;
 };
 
 struct buf {
@@ -143,69 +140,12 @@ static uint64_t cpu_d0, cpu_d1;
 static int cpu_started, cpu_ended;
 static void cpu_sample(double *self, uint64_t *daemon);
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void die(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "peerload: ");
 	fprintf(stderr, fmt, arg ? arg : "");
 	fprintf(stderr, "\n");
 	exit(2);
-}
-
-static uint64_t xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1Dull;
-}
-
-static void lat_init(struct lat *l, size_t cap)
-{
-	l->v = malloc(cap * sizeof(*l->v));
-	if (!l->v)
-		die("out of memory for latency samples", NULL);
-	l->cap = cap;
-}
-
-static void lat_add(struct lat *l, uint64_t ns)
-{
-	uint64_t us = ns / 1000;
-
-	if (l->n == l->cap) {
-		l->dropped++;
-		return;
-	}
-	l->v[l->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static uint32_t pct(const struct lat *l, double p)
-{
-	size_t i;
-
-	if (!l->n)
-		return 0;
-	i = (size_t)(p / 100.0 * (double)l->n);
-	if (i >= l->n)
-		i = l->n - 1;
-	return l->v[i];
 }
 
 /* Make room for len more bytes; dies on allocation failure (a bench tool). */
@@ -1070,36 +1010,6 @@ static void setup_nats(void)
 
 /* ---- main ----------------------------------------------------------------- */
 
-static uint64_t proc_cpu_ticks(long pid)
-{
-	char path[64], buf[2048], *p;
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-			 &st) != 2)
-		return 0;
-	return ut + st;
-}
-
-static double self_cpu_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
 static void cpu_sample(double *self, uint64_t *daemon)
 {
 	*self = self_cpu_s();
@@ -1187,9 +1097,11 @@ int main(int argc, char **argv)
 	if (!O.max_samples)
 		O.max_samples = (size_t)((O.rate > 0 ? O.rate * 1.2 : 600000.0) * (O.duration + 1)) +
 				100000;
-	lat_init(&P.lat, O.max_samples);
+	if (lat_init(&P.lat, O.max_samples))
+		die("out of memory for latency samples", NULL);
 	if (O.rate > 0)
-		lat_init(&P.lat_sched, O.max_samples);
+		if (lat_init(&P.lat_sched, O.max_samples))
+			die("out of memory for latency samples", NULL);
 	P.rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)getpid() << 16) ^ now_ns();
 	while (ring < (size_t)(O.rate > 0 ? O.max_inflight : O.window) * 2 + 1)
 		ring <<= 1;
@@ -1257,7 +1169,8 @@ int main(int argc, char **argv)
 	if (O.subscribe) {
 		size_t n = atomic_load(&S.n);
 
-		lat_init(&sublat, n + 1);
+		if (lat_init(&sublat, n + 1))
+			die("out of memory for latency samples", NULL);
 		for (i = 0; i < n; i++) {
 			uint64_t ts = S.tag[i] < P.tag_cap ? P.tsend_by_tag[S.tag[i]] : 0;
 

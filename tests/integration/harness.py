@@ -51,6 +51,29 @@ def cast(*args, check=True):
     return p
 
 
+
+def sign_purchase(key, sale, rollups, tickets, price, nonce, chain_id, inbox):
+    """EIP-712 signature of a ticket Purchase (docs/PROTOCOL-ethereum.md),
+    made by `cast wallet sign --data`, independent of our C code."""
+    typed = {
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"},
+                             {"name": "version", "type": "string"},
+                             {"name": "chainId", "type": "uint256"},
+                             {"name": "verifyingContract", "type": "address"}],
+            "Purchase": [{"name": "saleId", "type": "uint64"},
+                         {"name": "rollups", "type": "uint64[]"},
+                         {"name": "tickets", "type": "uint64"},
+                         {"name": "priceGwei", "type": "uint64"},
+                         {"name": "nonce", "type": "uint64"}]},
+        "primaryType": "Purchase",
+        "domain": {"name": "mezzanine", "version": "1", "chainId": chain_id,
+                   "verifyingContract": inbox},
+        "message": {"saleId": sale, "rollups": rollups, "tickets": tickets,
+                    "priceGwei": price, "nonce": nonce}}
+    return cast("wallet", "sign", "--data", "--private-key", key,
+                json.dumps(typed)).stdout.strip()
+
 def mktx(nonce=0, chain=31337, value=1, key=DEV_PRIVATE_KEY):
     """A signed EIP-1559 transfer, built offline by cast."""
     p = cast("mktx", "--private-key", key, "--chain", str(chain), "--nonce", str(nonce),

@@ -9,7 +9,7 @@ import os
 import unittest
 
 import test_contract as tc
-from harness import BUILD, cast
+from harness import BUILD, cast, sign_purchase
 
 GWEI = 10 ** 9
 OWNER, STRANGER, ROLLUP_KEY = tc.OWNER, tc.STRANGER, tc.ROLLUP_KEY
@@ -88,24 +88,8 @@ class RightsContractTest(tc.AnvilInboxCase):
         return int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
 
     def sign(self, who, sale, rollups, tickets, price, nonce):
-        typed = {
-            "types": {
-                "EIP712Domain": [{"name": "name", "type": "string"},
-                                 {"name": "version", "type": "string"},
-                                 {"name": "chainId", "type": "uint256"},
-                                 {"name": "verifyingContract", "type": "address"}],
-                "Purchase": [{"name": "saleId", "type": "uint64"},
-                             {"name": "rollups", "type": "uint64[]"},
-                             {"name": "tickets", "type": "uint64"},
-                             {"name": "priceGwei", "type": "uint64"},
-                             {"name": "nonce", "type": "uint64"}]},
-            "primaryType": "Purchase",
-            "domain": {"name": "mezzanine", "version": "1", "chainId": self.chain_id,
-                       "verifyingContract": self.inbox},
-            "message": {"saleId": sale, "rollups": rollups, "tickets": tickets,
-                        "priceGwei": price, "nonce": nonce}}
-        return cast("wallet", "sign", "--data", "--private-key", KEYS[who],
-                    json.dumps(typed)).stdout.strip()
+        return sign_purchase(KEYS[who], sale, rollups, tickets, price, nonce, self.chain_id,
+                             self.inbox)
 
     @staticmethod
     def purchases_args(sale, items):

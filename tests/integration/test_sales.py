@@ -14,7 +14,7 @@ import json
 import time
 import unittest
 
-from harness import Daemon, DaemonCase, cast
+from harness import Daemon, DaemonCase, cast, sign_purchase
 
 # anvil dev accounts 3..5 (public test keys)
 BUYER_KEYS = ["0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
@@ -54,24 +54,7 @@ def address(key):
 
 
 def sign(key, sale, rollups, tickets, price, nonce, chain_id=CHAIN_ID, inbox=INBOX):
-    typed = {
-        "types": {
-            "EIP712Domain": [{"name": "name", "type": "string"},
-                             {"name": "version", "type": "string"},
-                             {"name": "chainId", "type": "uint256"},
-                             {"name": "verifyingContract", "type": "address"}],
-            "Purchase": [{"name": "saleId", "type": "uint64"},
-                         {"name": "rollups", "type": "uint64[]"},
-                         {"name": "tickets", "type": "uint64"},
-                         {"name": "priceGwei", "type": "uint64"},
-                         {"name": "nonce", "type": "uint64"}]},
-        "primaryType": "Purchase",
-        "domain": {"name": "mezzanine", "version": "1", "chainId": chain_id,
-                   "verifyingContract": inbox},
-        "message": {"saleId": sale, "rollups": rollups, "tickets": tickets,
-                    "priceGwei": price, "nonce": nonce}}
-    return cast("wallet", "sign", "--data", "--private-key", key,
-                json.dumps(typed)).stdout.strip()
+    return sign_purchase(key, sale, rollups, tickets, price, nonce, chain_id, inbox)
 
 
 _nonce = [int(time.time() * 1000)]

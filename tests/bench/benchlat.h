@@ -1,0 +1,119 @@
+/*
+ * benchlat.h - what every load generator under tests/bench/ shares: a
+ * monotonic clock, a small PRNG, and latency samples (preallocated arrays of
+ * microseconds; percentiles after sorting). Header-only: each benchmark is
+ * one C file linked alone.
+ */
+#ifndef MEZZ_BENCHLAT_H
+#define MEZZ_BENCHLAT_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+/* A latency sample array, preallocated; samples past cap are counted, not kept. */
+struct lat {
+	uint32_t *v;
+	size_t n, cap, dropped;
+};
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* -1 when out of memory. */
+static inline int lat_init(struct lat *l, size_t cap)
+{
+	l->v = malloc((cap ? cap : 1) * sizeof(*l->v));
+	l->n = l->dropped = 0;
+	l->cap = l->v ? cap : 0;
+	return l->v ? 0 : -1;
+}
+
+static inline void lat_add(struct lat *l, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+
+	if (l->n == l->cap) {
+		l->dropped++;
+		return;
+	}
+	l->v[l->n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static inline int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static inline void lat_sort(struct lat *l)
+{
+	qsort(l->v, l->n, sizeof(*l->v), cmp_u32);
+}
+
+/* The p-th percentile of sorted samples (0 when empty). */
+static inline uint32_t pct(const struct lat *l, double p)
+{
+	size_t i;
+
+	if (!l->n)
+		return 0;
+	i = (size_t)(p / 100.0 * (double)l->n);
+	if (i >= l->n)
+		i = l->n - 1;
+	return l->v[i];
+}
+
+/* User + system CPU ticks of a process (/proc/PID/stat), 0 if unreadable. */
+static inline uint64_t proc_cpu_ticks(long pid)
+{
+	char path[64], buf[2048], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+			 &st) != 2)
+		return 0;
+	return ut + st;
+}
+
+/* CPU seconds (user + system) this process has used. */
+static inline double self_cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+#endif
