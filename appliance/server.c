@@ -59,6 +59,15 @@ void app_conn_drop(struct app_conn *c, const char *reason)
 		return;
 	c->closing = 1;
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+	/* Nothing queued is sent after the close frame: free it now. A dropped
+	 * client that does not read keeps its socket until lws gives up on it
+	 * (the idle timeout), and its queue with it, at the cap each time. */
+	for (struct out_msg *m = c->out_head, *next; m; m = next) {
+		next = m->next;
+		free(m);
+	}
+	c->out_head = c->out_tail = NULL;
+	c->out_bytes = c->out_blocks = 0;
 	app_info("client_dropped", "reason=\"%s\"", reason);
 	app_conn_wake(c);
 }
