@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "appliance/ops.h"
 #include "appliance/server.h"
@@ -405,6 +406,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 	case LWS_CALLBACK_ESTABLISHED:
 		conn_init(c, s, wsi, 1);
+		/* Bound what a client that stops reading holds in the kernel, so
+		 * the send-queue caps see it fall behind within a few messages
+		 * (server.ws_sndbuf_bytes; measured: with autotuning ~3 MB sat in
+		 * loopback buffers before the queue grew at all). */
+		if (s->cfg->ws_sndbuf_bytes > 0) {
+			int sb = (int)s->cfg->ws_sndbuf_bytes;
+
+			setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+		}
 		c->ws_next = s->ws_list;
 		if (s->ws_list)
 			s->ws_list->ws_prev = c;
