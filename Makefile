@@ -23,7 +23,7 @@ Q := @
 endif
 
 PKGS := sqlite3 libsodium libwebsockets jansson inih libcurl libsystemd \
-        libsecp256k1 nettle libssl libcrypto libisal
+        libsecp256k1 nettle libssl libcrypto libisal libuv
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \

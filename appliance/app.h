@@ -74,6 +74,7 @@ struct app_config {
 	long max_tx_bytes;
 	long max_batch_items;
 	long ws_send_queue_bytes;
+	long ws_sndbuf_bytes;
 	/* [storage] */
 	char data_dir[512];
 	char da_dirs[4096]; /* comma-separated; see app_config_da_dirs */

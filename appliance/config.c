@@ -27,6 +27,8 @@ const struct app_cfg_entry app_cfg_table[] = {
 	 "most requests in one JSON-RPC batch array"},
 	{"server", "ws_send_queue_bytes", APP_CFG_INT, 65536, 1L << 31, "16777216",
 	 OFF(ws_send_queue_bytes), "bytes queued to one client before it is disconnected"},
+	{"server", "ws_sndbuf_bytes", APP_CFG_INT, 0, 1L << 30, "262144", OFF(ws_sndbuf_bytes),
+	 "kernel send buffer of a WebSocket connection, 0 = kernel autotuning"},
 	{"storage", "data_dir", APP_CFG_STR, 1, 511, "/var/lib/mezzanine", OFF(data_dir),
 	 "directory for the database and the identity key"},
 	{"storage", "da_dirs", APP_CFG_DIRS, 0, 4095, "", OFF(da_dirs),

@@ -219,11 +219,11 @@ int main(int argc, char **argv)
 	srv.accepting = 0;
 	app_queue_close(&ingress);
 	while (!atomic_load(&com.stats.exited))
-		lws_service(srv.ctx, 0);
+		app_server_service(&srv, 1);
 	/* Give the last answers ~100 ms to reach their sockets (non-blocking
-	 * service: -1 returns at once instead of waiting for the next event). */
+	 * service: returns at once instead of waiting for the next event). */
 	for (int i = 0; i < 20; i++) {
-		lws_service(srv.ctx, -1);
+		app_server_service(&srv, 0);
 		usleep(5000);
 	}
 	app_l1_stop(&com);

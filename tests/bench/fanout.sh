@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# Feed fan-out benchmark: many block-feed subscribers on one daemon under
+# transaction load, with and without slow subscribers.
+#   tests/bench/fanout.sh BUILD_DIR quick|full
+# Each scenario starts a fresh daemon (fresh data directory under $TMPDIR,
+# free port) with namespaces "bench" (loaded) and "feed" (followed), runs
+# BUILD_DIR/bench/fanout with the load generators as its load command, and
+# stops the daemon. Prints a markdown section; with OUT=FILE also appends one
+# JSON line per run to FILE.
+#
+# Load: 10k tx/s in total (TOTAL_RATE), of which FEED_RATE tx/s go to the
+# followed namespace "feed" and the rest to "bench". Every subscriber follows
+# "feed" (levels: sealed), as an executor follows its own rollup; a sealed
+# block is sent to every subscriber every slot whether or not its namespace
+# had transactions. Set FEED_RATE=TOTAL_RATE to have every subscriber receive
+# the whole 10k tx/s stream (each block is then ~1.2 MB of JSON per
+# subscriber: bandwidth-bound, see the notes printed with the table).
+#
+# Scenarios: (a) SUBS subscribers, none slow; (b) SUBS subscribers of which
+# SLOW (default 0.1) stop reading. The slow ones are dropped by the daemon
+# when their queue passes feed.queue_max_blocks (QUEUE_BLOCKS, default 16,
+# so that the drop happens inside a short run) or server.ws_send_queue_bytes.
+set -uo pipefail
+build="${1:-build}"
+mode="${2:-quick}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$here"
+
+case "$mode" in
+quick) dur=${DUR:-8} warm=${WARM:-1} ;;
+full) dur=${DUR:-30} warm=${WARM:-2} ;;
+*) echo "usage: tests/bench/fanout.sh BUILD_DIR quick|full" >&2; exit 2 ;;
+esac
+subs=${SUBS:-1000}
+slow=${SLOW:-0.1}
+threads=${THREADS:-4}
+total_rate=${TOTAL_RATE:-10000}
+feed_rate=${FEED_RATE:-100}
+queue_blocks=${QUEUE_BLOCKS:-16}
+slot_ms=250
+
+daemon="$build/mezzanine"
+cli="$build/mezz"
+fanout="$build/bench/fanout"
+loadgen="$build/bench/loadgen"
+for b in "$daemon" "$cli" "$fanout" "$loadgen"; do
+  [ -x "$b" ] || { echo "fanout.sh: $b is missing; run make tools" >&2; exit 2; }
+done
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/mezz-fanout.XXXXXX")"
+results="$work/results.jsonl"
+: >"$results"
+dpid=""
+
+cleanup() {
+  if [ -n "$dpid" ]; then
+    kill "$dpid" 2>/dev/null
+    wait "$dpid" 2>/dev/null
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+status() { # port
+  curl -s -m 1 -X POST -H 'Content-Type: application/json' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"mezz_status"}' "http://127.0.0.1:$1/"
+}
+
+# start_daemon DIR: fresh data dir, namespaces "bench" and "feed", daemon on
+# a free port (as scripts/run-bench), with the connection cap per address
+# off (1000 subscribers all come from 127.0.0.1) and the feed queue cap.
+start_daemon() {
+  local dir="$1" i
+  sync
+  mkdir -p "$dir"
+  "$cli" --data-dir "$dir" tenant create bench >/dev/null &&
+    "$cli" --data-dir "$dir" namespace create bench bench 777 >/dev/null &&
+    "$cli" --data-dir "$dir" namespace create bench feed 778 >/dev/null ||
+    { echo "fanout.sh: namespace setup failed" >&2; return 1; }
+  for i in 1 2 3 4 5; do
+    port="$(free_port)"
+    # log.level=info: the daemon logs each client_dropped with its time.
+    "$daemon" --data-dir "$dir" --set "server.listen=127.0.0.1:$port" \
+      --set log.level=info --set limits.ip_max_connections=0 \
+      --set "feed.queue_max_blocks=$queue_blocks" \
+      --set "sequencer.slot_ms=$slot_ms" >"$dir/daemon.log" 2>&1 &
+    dpid=$!
+    for _ in $(seq 50); do
+      status "$port" | grep -q '"halted":false' && return 0
+      kill -0 "$dpid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; dpid=""
+  done
+  echo "fanout.sh: the daemon did not start; log:" >&2
+  cat "$dir/daemon.log" >&2
+  return 1
+}
+
+stop_daemon() {
+  kill "$dpid" 2>/dev/null
+  wait "$dpid" 2>/dev/null
+  dpid=""
+}
+
+metric() { # port name -> value of an unlabelled metric
+  curl -s -m 2 "http://127.0.0.1:$1/metrics" | awk -v n="mezz_$2" '$1 == n {print $2}'
+}
+
+# run_one SCENARIO SLOW_FRACTION
+run_one() {
+  local scen="$1" sl="$2" dir="$work/$1" out bench_rate load
+  start_daemon "$dir" || return 1
+  bench_rate=$((total_rate - feed_rate))
+  # The load command: loadgen on "bench" and, if any, on "feed", together.
+  load="exec $loadgen --url ws://127.0.0.1:$port/ --namespace feed --conns 2 --rate $feed_rate"
+  load+=" --duration $dur --warmup $warm --drain 2 >$dir/loadgen-feed.json"
+  if [ "$bench_rate" -gt 0 ]; then
+    load="$loadgen --url ws://127.0.0.1:$port/ --namespace bench --conns 4 --rate $bench_rate"
+    load+=" --duration $dur --warmup $warm --drain 2 >$dir/loadgen-bench.json & "
+    load+="$loadgen --url ws://127.0.0.1:$port/ --namespace feed --conns 2 --rate $feed_rate"
+    load+=" --duration $dur --warmup $warm --drain 2 >$dir/loadgen-feed.json; wait"
+  fi
+  [ "$feed_rate" -le 0 ] && load="exec $loadgen --url ws://127.0.0.1:$port/ --namespace bench --conns 4 --rate $bench_rate --duration $dur --warmup $warm --drain 2 >$dir/loadgen-bench.json"
+  out="$("$fanout" --url "ws://127.0.0.1:$port/" --namespace feed --subs "$subs" \
+    --threads "$threads" --slow "$sl" --slot-ms "$slot_ms" --warmup "$warm" \
+    --daemon-pid "$dpid" -- bash -c "$load" 2>"$dir/fanout.err" | tail -1)"
+  local drops subsm conns
+  drops="$(metric "$port" feed_drops_total)"
+  subsm="$(metric "$port" feed_subscribers)"
+  conns="$(metric "$port" ws_connections)"
+  stop_daemon
+  if ! echo "$out" | grep -q '^{'; then
+    echo "fanout.sh: $scen: fanout failed:" >&2
+    cat "$dir/fanout.err" >&2
+    return 1
+  fi
+  DIR="$dir" SCEN="$scen" OUT="$out" DROPS="${drops:-}" SUBSM="${subsm:-}" CONNS="${conns:-}" \
+    QUEUE_BLOCKS="$queue_blocks" TOTAL_RATE="$total_rate" FEED_RATE="$feed_rate" \
+    /usr/bin/python3 - >>"$results" <<'EOF'
+import json, os, re, datetime
+d = os.environ["DIR"]
+r = json.loads(os.environ["OUT"])
+r["scenario"] = os.environ["SCEN"]
+r["queue_max_blocks"] = int(os.environ["QUEUE_BLOCKS"])
+r["total_rate"] = int(os.environ["TOTAL_RATE"]); r["feed_rate"] = int(os.environ["FEED_RATE"])
+for k, e in (("metric_feed_drops_total", "DROPS"), ("metric_feed_subscribers_end", "SUBSM"),
+             ("metric_ws_connections_end", "CONNS")):
+    try: r[k] = int(float(os.environ[e]))
+    except ValueError: r[k] = None
+# The daemon's own record of each drop: "ts=... event=client_dropped reason=...".
+ts = []
+reasons = {}
+for line in open(d + "/daemon.log"):
+    if "event=client_dropped" not in line: continue
+    m = re.match(r"ts=(\S+)Z", line)
+    if m: ts.append(datetime.datetime.fromisoformat(m.group(1)))
+    why = re.sub(r"fromHeight=\d+", "fromHeight=N", line.split("reason=", 1)[-1].strip())
+    reasons[why] = reasons.get(why, 0) + 1
+r["log_drops"] = len(ts)
+r["log_drop_reasons"] = reasons
+if ts:
+    r["log_drop_spread_s"] = round((max(ts) - min(ts)).total_seconds(), 2)
+for name in ("bench", "feed"):
+    try:
+        g = json.loads(open(f"{d}/loadgen-{name}.json").read().strip().splitlines()[-1])
+        r[f"load_{name}_tps"] = g.get("achieved_tps"); r[f"load_{name}_p99_us"] = g.get("p99_us")
+        r[f"load_{name}_errors"] = g.get("errors", 0) + g.get("busy", 0)
+    except (OSError, ValueError, IndexError):
+        pass
+print(json.dumps(r))
+EOF
+  tail -1 "$results" | /usr/bin/python3 -c 'import json,sys; r=json.load(sys.stdin); print("  %(scenario)s: blocks=%(blocks)s deliveries=%(deliveries)s/%(expected)s p50=%(lat_p50_us)sus p99=%(lat_p99_us)sus max=%(lat_max_us)sus spread_p99=%(spread_p99_us)sus slow_closed=%(slow_closed)s/%(slow)s drops_metric=%(metric_feed_drops_total)s rss=%(rss0_kb)s/%(rss_subscribed_kb)s/%(rss_load_max_kb)s kB" % r)' >&2
+}
+
+echo "== feed fan-out ($mode): $subs subscribers, ${total_rate} tx/s (${feed_rate} tx/s to the followed namespace), ${dur}s + ${warm}s warm-up" >&2
+rc=0
+run_one a_none_slow 0 || rc=1
+run_one b_slow "$slow" || rc=1
+[ -n "${OUT:-}" ] && cat "$results" >>"$OUT"
+
+RESULTS="$results" MODE="$mode" BUILD="$build" /usr/bin/python3 - <<'EOF'
+import json, os
+rows = {r["scenario"]: r for r in map(json.loads, open(os.environ["RESULTS"])) if r}
+a, b = rows.get("a_none_slow"), rows.get("b_slow")
+ms = lambda us: "-" if us is None else f"{us/1000:.2f} ms"
+o = print
+any_r = a or b
+if not any_r:
+    raise SystemExit(1)
+o("## Feed fan-out (tests/bench/fanout.sh)")
+o("")
+o(f"{any_r['subs']} WebSocket subscribers in one process ({any_r['threads']} threads), each following "
+  f"namespace `feed` (sealed blocks only) while loadgen offers {any_r['total_rate']:,} tx/s in total, "
+  f"{any_r['feed_rate']:,} tx/s of it to `feed`; slot 250 ms, feed.queue_max_blocks "
+  f"{any_r['queue_max_blocks']}, fresh daemon per scenario. Mode `{os.environ['MODE']}`.")
+o("Latency is slot end (header.timeMs + slot) to the arrival of the block's last byte at a normal "
+  "(reading) subscriber: seal, storage with the next group's fsync, hand-over and fan-out. "
+  "Spread is arrival minus the first arrival of that block at any subscriber (fan-out alone).")
+o("")
+cols = [("blocks", "blocks", str), ("deliveries", "deliveries", str), ("expected", "expected", str),
+        ("lat_p50_us", "p50", ms), ("lat_p99_us", "p99", ms), ("lat_max_us", "max", ms),
+        ("spread_p50_us", "spread p50", ms), ("spread_p99_us", "spread p99", ms),
+        ("bytes_per_delivery", "bytes/msg", lambda x: f"{x:,.0f}"),
+        ("slow", "slow subs", str), ("slow_closed", "slow closed", str),
+        ("slow_closed_1008", "closed 1008", str), ("metric_feed_drops_total", "feed_drops_total", str),
+        ("log_drops", "client_dropped log lines", str), ("normal_closed", "normal closed", str),
+        ("rss0_kb", "RSS idle", lambda k: f"{k/1024:.1f} MiB"),
+        ("rss_subscribed_kb", "RSS subscribed", lambda k: f"{k/1024:.1f} MiB"),
+        ("rss_load_max_kb", "RSS max under load", lambda k: f"{k/1024:.1f} MiB"),
+        ("rss_per_sub_bytes", "RSS per subscriber", lambda x: f"{x/1024:.1f} KiB"),
+        ("daemon_cpu_pct", "daemon CPU%", str), ("daemon_lws_cpu_pct", "lws thread CPU%", str),
+        ("fanout_cpu_pct", "client CPU%", str), ("load_bench_tps", "bench tx/s", str),
+        ("load_feed_tps", "feed tx/s", str)]
+o("| scenario | " + " | ".join(c[1] for c in cols) + " |")
+o("|---" * (len(cols) + 1) + "|")
+for name, r in (("(a) none slow", a), ("(b) 10% slow", b)):
+    if r:
+        o(f"| {name} | " + " | ".join("-" if r.get(k) is None else f(r[k]) for k, _, f in cols) + " |")
+o("")
+if a and b and a.get("lat_p99_us"):
+    ratio = b["lat_p99_us"] / a["lat_p99_us"]
+    o(f"Normal subscribers' p99 with 10% slow vs none: {ms(b['lat_p99_us'])} / {ms(a['lat_p99_us'])} = "
+      f"**{ratio:.2f}x** (target <= 1.10x). Budget p99 <= 10 ms: (a) "
+      f"**{'PASS' if a['lat_p99_us'] <= 10000 else 'MISS'}**, (b) "
+      f"**{'PASS' if b['lat_p99_us'] <= 10000 else 'MISS'}**.")
+if b:
+    o(f"Slow subscribers: {b['slow']}; closed by the daemon {b['slow_closed']} "
+      f"({b['slow_closed_1008']} with close code 1008), the daemon's mezz_feed_drops_total says "
+      f"{b.get('metric_feed_drops_total')}, its log has {b.get('log_drops')} client_dropped lines "
+      f"spread over {b.get('log_drop_spread_s', '-')} s: {b.get('log_drop_reasons')}.")
+o("")
+EOF
+exit $rc
