@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -277,6 +278,17 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 	if (!c)
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	switch (reason) {
+	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+		/* A slow subscriber's receive buffer is pinned small before any
+		 * data flows: otherwise loopback autotuning lets megabytes sit
+		 * in the kernel before the daemon's queue grows at all. */
+		if (c->slow) {
+			int small = 4096;
+
+			setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_RCVBUF, &small,
+				   sizeof(small));
+		}
+		break;
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		lws_callback_on_writable(wsi);
 		break;
