@@ -115,7 +115,7 @@ struct worker {
 };
 
 static struct worker W[MAX_WORKERS];
-static atomic_int n_subscribed, n_failed, stop_all, resume_slow;
+static atomic_int n_subscribed, n_failed, stop_all, resume_slow, n_slow_closed;
 
 static int64_t real_us(void)
 {
@@ -352,6 +352,8 @@ static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, voi
 		c->wsi = NULL;
 		break;
 	case LWS_CALLBACK_CLIENT_CLOSED:
+		if (c->slow && !c->closed)
+			atomic_fetch_add(&n_slow_closed, 1);
 		c->closed = 1;
 		c->t_closed_us = real_us();
 		c->wsi = NULL;
@@ -644,7 +646,10 @@ int main(int argc, char **argv)
 	atomic_store(&resume_slow, 1);
 	for (int i = 0; i < O.threads; i++)
 		lws_cancel_service(W[i].ctx);
-	sleep_s(nslow ? 3.0 : 0.1);
+	/* Each reads what the kernel and lws held, then the close frame: at
+	 * 1000 subscribers that took longer than 3 s. Wait up to 15 s. */
+	for (int i = 0; i < 150 && atomic_load(&n_slow_closed) < nslow; i++)
+		sleep_s(0.1);
 	atomic_store(&stop_all, 1);
 	for (int i = 0; i < O.threads; i++) {
 		lws_cancel_service(W[i].ctx);

@@ -209,6 +209,7 @@ o("Latency is slot end (header.timeMs + slot) to the arrival of the block's last
   "Spread is arrival minus the first arrival of that block at any subscriber (fan-out alone).")
 o("")
 cols = [("blocks", "blocks", str), ("deliveries", "deliveries", str), ("expected", "expected", str),
+        ("gaps", "gaps", str), ("dups", "dups (lws client)", str),
         ("lat_p50_us", "p50", ms), ("lat_p99_us", "p99", ms), ("lat_max_us", "max", ms),
         ("spread_p50_us", "spread p50", ms), ("spread_p99_us", "spread p99", ms),
         ("bytes_per_delivery", "bytes/msg", lambda x: f"{x:,.0f}"),
