@@ -18,8 +18,12 @@
 #
 # Scenarios: (a) SUBS subscribers, none slow; (b) SUBS subscribers of which
 # SLOW (default 0.1) stop reading. The slow ones are dropped by the daemon
-# when their queue passes feed.queue_max_blocks (QUEUE_BLOCKS, default 16,
+# when their queue passes feed.queue_max_blocks (QUEUE_BLOCKS, default 8,
 # so that the drop happens inside a short run) or server.ws_send_queue_bytes.
+# Unread bytes first fill the kernel socket buffers; the daemon runs with
+# server.ws_sndbuf_bytes=SNDBUF (default 32768, the daemon's own default is
+# 262144) and the slow subscribers pin their receive buffer to 4 KiB, so
+# that ~13 KB blocks reach the daemon's queue within seconds.
 set -uo pipefail
 build="${1:-build}"
 mode="${2:-quick}"
@@ -36,7 +40,8 @@ slow=${SLOW:-0.1}
 threads=${THREADS:-4}
 total_rate=${TOTAL_RATE:-10000}
 feed_rate=${FEED_RATE:-100}
-queue_blocks=${QUEUE_BLOCKS:-16}
+queue_blocks=${QUEUE_BLOCKS:-8}
+sndbuf=${SNDBUF:-32768}
 slot_ms=250
 
 daemon="$build/mezzanine"
@@ -87,7 +92,7 @@ start_daemon() {
     # log.level=info: the daemon logs each client_dropped with its time.
     "$daemon" --data-dir "$dir" --set "server.listen=127.0.0.1:$port" \
       --set log.level=info --set limits.ip_max_connections=0 \
-      --set "feed.queue_max_blocks=$queue_blocks" \
+      --set "feed.queue_max_blocks=$queue_blocks" --set "server.ws_sndbuf_bytes=$sndbuf" \
       --set "sequencer.slot_ms=$slot_ms" >"$dir/daemon.log" 2>&1 &
     dpid=$!
     for _ in $(seq 50); do
@@ -204,6 +209,7 @@ o("Latency is slot end (header.timeMs + slot) to the arrival of the block's last
   "Spread is arrival minus the first arrival of that block at any subscriber (fan-out alone).")
 o("")
 cols = [("blocks", "blocks", str), ("deliveries", "deliveries", str), ("expected", "expected", str),
+        ("gaps", "gaps", str), ("dups", "dups (lws client)", str),
         ("lat_p50_us", "p50", ms), ("lat_p99_us", "p99", ms), ("lat_max_us", "max", ms),
         ("spread_p50_us", "spread p50", ms), ("spread_p99_us", "spread p99", ms),
         ("bytes_per_delivery", "bytes/msg", lambda x: f"{x:,.0f}"),
