@@ -746,6 +746,13 @@ int main(int argc, char **argv)
 				blocks_in_window++;
 			}
 		expected_window = blocks_in_window * (uint64_t)(O.subs - nslow);
+		if (getenv("FANOUT_DEBUG")) /* per block: height, first and last arrival */
+			for (size_t j = 0; j < nh; j++)
+				if (lastn[j])
+					fprintf(stderr, "fanout: block %llu first %.1f ms last %.1f ms\n",
+						(unsigned long long)(hmin + j),
+						(double)(first[j] - t_meas0) / 1e3,
+						(double)(lastn[j] - first[j]) / 1e3);
 		qsort(lat, nlat, sizeof(int64_t), cmp_i64);
 		qsort(spread, nspread, sizeof(int64_t), cmp_i64);
 		qsort(fan, nfan, sizeof(int64_t), cmp_i64);
