@@ -691,18 +691,24 @@ static void decide(struct app_committer *c, const uint8_t winner[20], uint64_t s
 	}
 	if (slot == c->open_slot)
 		mark_decided(p, winner);
+	/* Counted before the commit answers the senders, so a sender that has
+	 * its receipt also sees the decision in mezz_status (a halt below
+	 * stops everything anyway). */
+	if (b) {
+		atomic_fetch_add(&c->stats.prop_accepted, 1);
+		app_metric_add(APP_M_proposer_blocks_total, 1);
+	} else {
+		atomic_fetch_add(&c->stats.prop_misses, 1);
+		app_metric_add(APP_M_proposer_misses_total, 1);
+	}
 	app__commit_decision(c, s, ns, &pr);
 	addr_hex(addr, winner);
 	if (atomic_load(&c->stats.halted)) {
 		/* the group's own items were answered by the halt */
 	} else if (b) {
-		atomic_fetch_add(&c->stats.prop_accepted, 1);
-		app_metric_add(APP_M_proposer_blocks_total, 1);
 		app_info("proposer_block", "slot=%llu winner=%s own=%zu included=%zu fallback=%zu",
 			 (unsigned long long)slot, addr, own, included, nrefs - included);
 	} else {
-		atomic_fetch_add(&c->stats.prop_misses, 1);
-		app_metric_add(APP_M_proposer_misses_total, 1);
 		app_info("proposer_miss", "slot=%llu winner=%s reason=%s fallback=%zu",
 			 (unsigned long long)slot, addr, reason, nrefs);
 	}

@@ -51,6 +51,14 @@ class Result(unittest.TestResult):
         super().addError(test, err)
         self._line("ERROR", test, "\n" + self.errors[-1][1])
 
+    def addSubTest(self, test, subtest, err):
+        # A failing subtest fails its test; print it (it never reaches addFailure).
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            kind = "FAIL" if issubclass(err[0], test.failureException) else "ERROR"
+            lst = self.failures if kind == "FAIL" else self.errors
+            self._line(kind, subtest, "\n" + lst[-1][1])
+
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
         self._line("SKIP", test, " " + reason)

@@ -162,20 +162,33 @@ class ProposerTest(DaemonCase):
             await sender.send(json.dumps([
                 {"jsonrpc": "2.0", "id": k, "method": "mezz_sendTransaction",
                  "params": {"namespace": "alpha", "data": x}} for k, x in enumerate(datas)]))
-            notes = await collect_pending(win, 3, [])
-            by_data = {n["txs"][0]["data"]: n for n in notes}
-            self.assertEqual(set(by_data), set(datas))
-            slot = notes[0]["slot"]
-            self.assertEqual({n["slot"] for n in notes}, {slot})
-            # nothing is preconfirmed before the winner's sub-block
-            with self.assertRaises(asyncio.TimeoutError):
-                await asyncio.wait_for(sender.recv(), 0.3)
+            misses0 = self.d.status()["proposer"]["misses"]
+            notes = []
+            while not set(datas) <= {n["txs"][0]["data"] for n in notes}:
+                await collect_pending(win, len(notes) + 1, notes)
+            by_data = {n["txs"][0]["data"]: n for n in notes if n["txs"][0]["data"] in datas}
+            slots = {n["slot"] for n in by_data.values()}
+            self.assertEqual(len(slots), 1, "one batch is held for one slot")
+            slot = slots.pop()
+            # nothing is preconfirmed before the winner's sub-block, unless
+            # the deadline passed meanwhile (a slow machine): then the
+            # appliance ordered them and recorded the miss; try again
+            try:
+                early = await asyncio.wait_for(sender.recv(), 0.3)
+            except asyncio.TimeoutError:
+                early = None
+            if early is not None:
+                self.assertGreater(self.d.status()["proposer"]["misses"], misses0, early)
+                for ws in (win, feed, sender):
+                    await ws.close()
+                return None
             own = rnd()
             order = [by_data[x]["ref"] for x in reversed(datas)]
             res = await call(win, "mezz_submitSlotBlock", {
                 "slot": slot, "txs": [{"pendingRef": r} for r in order] +
                 [{"namespace": "alpha", "data": own}]})
-            if "error" in res and "open slot" in res["error"]["message"]:
+            if "error" in res and ("open slot" in res["error"]["message"] or
+                                   "already decided" in res["error"]["message"]):
                 # too late for that slot: the appliance ordered it; try again
                 for ws in (win, feed, sender):
                     await ws.close()
@@ -233,7 +246,10 @@ class ProposerTest(DaemonCase):
             res = await call(win, "mezz_submitSlotBlock",
                              {"slot": note["slot"], "txs": build([note["ref"]])})
             self.assertIn("error", res)
-            late = "open slot" in res["error"]["message"]
+            # Too late for this slot (the deadline passed while the note
+            # travelled, or the slot was already decided): retry next slot.
+            late = ("open slot" in res["error"]["message"] or
+                    "already decided" in res["error"]["message"])
             if not late:
                 self.assertEqual(res["error"]["code"], -32020)
                 self.assertIn(why, res["error"]["message"])
@@ -271,8 +287,9 @@ class ProposerTest(DaemonCase):
             await sender.send(json.dumps([
                 {"jsonrpc": "2.0", "id": k, "method": "mezz_sendTransaction",
                  "params": {"namespace": "alpha", "data": x}} for k, x in enumerate(datas)]))
-            notes = await collect_pending(win, 4, [])
-            self.assertEqual({n["txs"][0]["data"] for n in notes}, set(datas))
+            notes = []  # (the stream may also replay what earlier tests left held)
+            while not set(datas) <= {n["txs"][0]["data"] for n in notes}:
+                await collect_pending(win, len(notes) + 1, notes)
             answers = await recv_json(sender, 30)  # the winner never submits
             self.assertEqual(sorted(a["id"] for a in answers), [0, 1, 2, 3])
             seqs = [a["result"]["seq"] for a in answers]
