@@ -67,6 +67,10 @@ void app_ws_close(struct app_ws *ws);
 
 /* "mezz: <message>" on stderr; returns 1 (the failing exit code). */
 int app_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print the rows of `sql` on s, tab-separated under a header line, NULL as "-".
+ * 0, or 1 after printing why the query failed. */
+struct app_store;
+int app_cli_print_rows(struct app_store *s, const char *sql);
 
 /* An HTTP answer body, NUL-terminated; at most 16 MiB (too_big). Caller frees p. */
 struct app_cli_body {

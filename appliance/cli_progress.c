@@ -2,6 +2,7 @@
  * cli_progress.c - the terminal progress line shared by the CLI's long
  * commands (da scrub/repair, backup, restore). See cli.h.
  */
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -49,4 +50,25 @@ int app_cli_fail(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\n");
 	return 1;
+}
+
+int app_cli_print_rows(struct app_store *s, const char *sql)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(app_store_db(s), sql, -1, &st, NULL) != SQLITE_OK)
+		return app_cli_fail("query failed: %s", sqlite3_errmsg(app_store_db(s)));
+	for (int i = 0; i < sqlite3_column_count(st); i++)
+		printf("%s%s", i ? "\t" : "", sqlite3_column_name(st, i));
+	printf("\n");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		for (int i = 0; i < sqlite3_column_count(st); i++) {
+			const unsigned char *t = sqlite3_column_text(st, i);
+
+			printf("%s%s", i ? "\t" : "", t ? (const char *)t : "-");
+		}
+		printf("\n");
+	}
+	sqlite3_finalize(st);
+	return 0;
 }

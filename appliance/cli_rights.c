@@ -12,27 +12,6 @@
 #include "appliance/cli.h"
 #include "l1bridge/l1.h"
 
-static int print_rows(struct app_store *s, const char *sql)
-{
-	sqlite3_stmt *st;
-
-	if (sqlite3_prepare_v2(app_store_db(s), sql, -1, &st, NULL) != SQLITE_OK)
-		return app_cli_fail("query failed: %s", sqlite3_errmsg(app_store_db(s)));
-	for (int i = 0; i < sqlite3_column_count(st); i++)
-		printf("%s%s", i ? "\t" : "", sqlite3_column_name(st, i));
-	printf("\n");
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		for (int i = 0; i < sqlite3_column_count(st); i++) {
-			const unsigned char *t = sqlite3_column_text(st, i);
-
-			printf("%s%s", i ? "\t" : "", t ? (const char *)t : "-");
-		}
-		printf("\n");
-	}
-	sqlite3_finalize(st);
-	return 0;
-}
-
 static int parse_u64(const char *v, uint64_t *out)
 {
 	char *end;
@@ -120,10 +99,10 @@ int app_cli_rights(const struct app_config *cfg, int argc, char **argv)
 	if (!strcmp(argv[0], "grant"))
 		rc = grant(s, argc - 1, argv + 1);
 	else if (!strcmp(argv[0], "list"))
-		rc = print_rows(s, "SELECT from_slot, to_slot, rollup, '0x' || lower(hex(winner))"
+		rc = app_cli_print_rows(s, "SELECT from_slot, to_slot, rollup, '0x' || lower(hex(winner))"
 				   " AS winner FROM grants ORDER BY from_slot, rollup");
 	else
-		rc = print_rows(s, "SELECT slot, '0x' || lower(hex(winner)) AS winner, reason, txs,"
+		rc = app_cli_print_rows(s, "SELECT slot, '0x' || lower(hex(winner)) AS winner, reason, txs,"
 				   " at_ms FROM misses ORDER BY id");
 	app_store_close(s);
 	return rc;

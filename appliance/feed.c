@@ -452,12 +452,11 @@ void app_feed_unsubscribe_all(struct app_conn *c)
 
 /* ---- preconfirmed: one event per committed group ----------------------- */
 
-static const struct app_preconf *sort_pre;
-
-static int by_ns_seq(const void *a, const void *b)
+static int by_ns_seq(const void *a, const void *b, void *arg)
 {
-	const struct app_preconf_tx *x = &sort_pre->tx[*(const uint32_t *)a];
-	const struct app_preconf_tx *y = &sort_pre->tx[*(const uint32_t *)b];
+	const struct app_preconf *p = arg;
+	const struct app_preconf_tx *x = &p->tx[*(const uint32_t *)a];
+	const struct app_preconf_tx *y = &p->tx[*(const uint32_t *)b];
 
 	if (x->ns != y->ns)
 		return x->ns < y->ns ? -1 : 1;
@@ -488,8 +487,7 @@ void app_feed_preconf(struct app_server *s, const struct app_preconf *p)
 		goto out;
 	for (uint32_t i = 0; i < p->n; i++)
 		idx[i] = i;
-	sort_pre = p; /* lws thread only */
-	qsort(idx, p->n, sizeof(*idx), by_ns_seq);
+	qsort_r(idx, p->n, sizeof(*idx), by_ns_seq, (void *)p);
 	for (size_t i = 0; i < p->n;) {
 		const struct app_namespace *nsd = app_auth_ns_by_id(&s->auth, p->tx[idx[i]].ns);
 		struct sbuf o = {0};

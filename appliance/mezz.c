@@ -89,29 +89,12 @@ static struct app_store *open_store(void)
 static int print_query(const char *sql)
 {
 	struct app_store *s = open_store();
-	sqlite3_stmt *st;
-	int rc = 0;
+	int rc;
 
 	if (!s)
 		return 1;
-	if (sqlite3_prepare_v2(app_store_db(s), sql, -1, &st, NULL) != SQLITE_OK) {
-		rc = app_cli_fail("query failed: %s", sqlite3_errmsg(app_store_db(s)));
-		app_store_close(s); /* after reading its message */
-		return rc;
-	}
-	for (int i = 0; i < sqlite3_column_count(st); i++)
-		printf("%s%s", i ? "\t" : "", sqlite3_column_name(st, i));
-	printf("\n");
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		for (int i = 0; i < sqlite3_column_count(st); i++) {
-			const unsigned char *t = sqlite3_column_text(st, i);
-
-			printf("%s%s", i ? "\t" : "", t ? (const char *)t : "-");
-		}
-		printf("\n");
-	}
-	sqlite3_finalize(st);
-	app_store_close(s);
+	rc = app_cli_print_rows(s, sql);
+	app_store_close(s); /* after app_cli_fail read its message */
 	return rc;
 }
 

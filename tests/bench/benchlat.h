@@ -84,16 +84,15 @@ static inline uint32_t pct(const struct lat *l, double p)
 	return l->v[i];
 }
 
-/* User + system CPU ticks of a process (/proc/PID/stat), 0 if unreadable. */
-static inline uint64_t proc_cpu_ticks(long pid)
+/* utime + stime, in clock ticks, of a /proc/PID/stat or /proc/PID/task/TID/stat
+ * file; 0 if unreadable. */
+static inline uint64_t stat_cpu_ticks(const char *path)
 {
-	char path[64], buf[2048], *p;
+	char buf[2048], *p;
 	unsigned long ut = 0, st = 0;
-	FILE *f;
+	FILE *f = fopen(path, "r");
 	size_t n;
 
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	f = fopen(path, "r");
 	if (!f)
 		return 0;
 	n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -104,6 +103,37 @@ static inline uint64_t proc_cpu_ticks(long pid)
 			 &st) != 2)
 		return 0;
 	return ut + st;
+}
+
+/* User + system CPU ticks of a process, 0 if unreadable. */
+static inline uint64_t proc_cpu_ticks(long pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	return stat_cpu_ticks(path);
+}
+
+/* Split ws://HOST:PORT[/PATH] (path defaults to "/"). Returns NULL, or what
+ * is wrong with the URL. */
+static inline const char *ws_url_parse(const char *u, char *host, size_t hostlen, int *port,
+				       char *path, size_t pathlen)
+{
+	const char *p, *slash;
+	char hostport[300];
+
+	if (strncmp(u, "ws://", 5))
+		return "--url must start with ws://";
+	p = u + 5;
+	slash = strchr(p, '/');
+	snprintf(hostport, sizeof(hostport), "%.*s", (int)(slash ? slash - p : (long)strlen(p)), p);
+	snprintf(path, pathlen, "%s", slash ? slash : "/");
+	p = strrchr(hostport, ':');
+	if (!p)
+		return "--url needs a port";
+	*port = atoi(p + 1);
+	snprintf(host, hostlen, "%.*s", (int)(p - hostport), hostport);
+	return NULL;
 }
 
 /* CPU seconds (user + system) this process has used. */

@@ -57,6 +57,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchlat.h"
+
 #define MAX_WORKERS 64
 #define HEAD_MAX 512
 
@@ -149,26 +151,6 @@ static long rss_kb(long pid)
 	return kb;
 }
 
-/* utime + stime in clock ticks of /proc/PID/stat or /proc/PID/task/TID/stat. */
-static uint64_t cpu_ticks(const char *path)
-{
-	char buf[2048], *p;
-	unsigned long ut = 0, st = 0;
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-			 &st) != 2)
-		return 0;
-	return ut + st;
-}
-
 static void daemon_cpu(uint64_t *proc, uint64_t *main_thread)
 {
 	char path[96];
@@ -177,18 +159,9 @@ static void daemon_cpu(uint64_t *proc, uint64_t *main_thread)
 	if (O.daemon_pid <= 0)
 		return;
 	snprintf(path, sizeof(path), "/proc/%ld/stat", O.daemon_pid);
-	*proc = cpu_ticks(path);
+	*proc = stat_cpu_ticks(path);
 	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/stat", O.daemon_pid, O.daemon_pid);
-	*main_thread = cpu_ticks(path);
-}
-
-static double self_cpu_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	*main_thread = stat_cpu_ticks(path);
 }
 
 /* The unsigned integer after `"key":` in s, or -1. */
@@ -433,7 +406,7 @@ static int cmp_i64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static int64_t pct(const int64_t *v, size_t n, double p)
+static int64_t pct64(const int64_t *v, size_t n, double p)
 {
 	size_t i;
 
@@ -454,20 +427,10 @@ static void usage(void)
 
 static void parse_url(const char *u)
 {
-	const char *p, *slash;
-	char hostport[300];
+	const char *err = ws_url_parse(u, O.host, sizeof(O.host), &O.port, O.path, sizeof(O.path));
 
-	if (strncmp(u, "ws://", 5))
-		die("--url must start with ws://");
-	p = u + 5;
-	slash = strchr(p, '/');
-	snprintf(hostport, sizeof(hostport), "%.*s", (int)(slash ? slash - p : (long)strlen(p)), p);
-	snprintf(O.path, sizeof(O.path), "%s", slash ? slash : "/");
-	p = strrchr(hostport, ':');
-	if (!p)
-		die("--url needs a port");
-	O.port = atoi(p + 1);
-	snprintf(O.host, sizeof(O.host), "%.*s", (int)(p - hostport), hostport);
+	if (err)
+		die(err);
 }
 
 /* Start the load command; its stdout goes to --load-out (else /dev/null). */
@@ -762,8 +725,8 @@ int main(int argc, char **argv)
 			"), slot-end-to-delivery p50 %.2f ms p99 %.2f ms max %.2f ms; spread p99 %.2f ms;"
 			" slow %d: %d closed (%d with 1008), %d still open; normal closed %d\n",
 			blocks_in_window, deliveries_window, expected_window,
-			(double)pct(lat, nlat, 50) / 1e3, (double)pct(lat, nlat, 99) / 1e3,
-			nlat ? (double)lat[nlat - 1] / 1e3 : 0.0, (double)pct(spread, nspread, 99) / 1e3,
+			(double)pct64(lat, nlat, 50) / 1e3, (double)pct64(lat, nlat, 99) / 1e3,
+			nlat ? (double)lat[nlat - 1] / 1e3 : 0.0, (double)pct64(spread, nspread, 99) / 1e3,
 			nslow, slow_closed, slow_1008, slow_open, normal_closed);
 		if (*sample_reason)
 			fprintf(stderr, "fanout: a slow subscriber's close reason: %s\n", sample_reason);
@@ -785,9 +748,9 @@ int main(int argc, char **argv)
 		       O.subs, nslow, O.threads, O.ns, secs, blocks_in_window, deliveries_window,
 		       expected_window, gaps, dups, bad, dropped,
 		       deliveries_window ? (double)bytes / (double)deliveries_window : 0.0,
-		       pct(lat, nlat, 50), pct(lat, nlat, 99), nlat ? lat[nlat - 1] : 0,
-		       pct(spread, nspread, 50), pct(spread, nspread, 99),
-		       nspread ? spread[nspread - 1] : 0, pct(fan, nfan, 50), pct(fan, nfan, 99),
+		       pct64(lat, nlat, 50), pct64(lat, nlat, 99), nlat ? lat[nlat - 1] : 0,
+		       pct64(spread, nspread, 50), pct64(spread, nspread, 99),
+		       nspread ? spread[nspread - 1] : 0, pct64(fan, nfan, 50), pct64(fan, nfan, 99),
 		       nfan ? fan[nfan - 1] : 0, slow_closed, slow_1008, slow_open,
 		       (double)slow_close_t_min / 1e6, (double)slow_close_t_max / 1e6, normal_closed,
 		       rss0, rss1, rss_max, rss_last,

@@ -67,14 +67,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-status() { # port
-  curl -s -m 1 -X POST -H 'Content-Type: application/json' \
-    -d '{"jsonrpc":"2.0","id":1,"method":"mezz_status"}' "http://127.0.0.1:$1/"
-}
+# free_port, status, mezz_start, mezz_stop
+. "$here/tests/bench/lib.sh"
 
 # start_daemon DIR: fresh data dir, namespaces "bench" and "feed", daemon on
 # a free port (as scripts/run-bench), with the connection cap per address
@@ -87,31 +81,13 @@ start_daemon() {
     "$cli" --data-dir "$dir" namespace create bench bench 777 >/dev/null &&
     "$cli" --data-dir "$dir" namespace create bench feed 778 >/dev/null ||
     { echo "fanout.sh: namespace setup failed" >&2; return 1; }
-  for i in 1 2 3 4 5; do
-    port="$(free_port)"
-    # log.level=info: the daemon logs each client_dropped with its time.
-    "$daemon" --data-dir "$dir" --set "server.listen=127.0.0.1:$port" \
-      --set log.level=info --set limits.ip_max_connections=0 \
-      --set "feed.queue_max_blocks=$queue_blocks" --set "server.ws_sndbuf_bytes=$sndbuf" \
-      --set "sequencer.slot_ms=$slot_ms" >"$dir/daemon.log" 2>&1 &
-    dpid=$!
-    for _ in $(seq 50); do
-      status "$port" | grep -q '"halted":false' && return 0
-      kill -0 "$dpid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; dpid=""
-  done
-  echo "fanout.sh: the daemon did not start; log:" >&2
-  cat "$dir/daemon.log" >&2
-  return 1
+  # log.level=info: the daemon logs each client_dropped with its time.
+  mezz_start "$dir" --set log.level=info --set limits.ip_max_connections=0 \
+    --set "feed.queue_max_blocks=$queue_blocks" --set "server.ws_sndbuf_bytes=$sndbuf" \
+    --set "sequencer.slot_ms=$slot_ms"
 }
 
-stop_daemon() {
-  kill "$dpid" 2>/dev/null
-  wait "$dpid" 2>/dev/null
-  dpid=""
-}
+stop_daemon() { mezz_stop; }
 
 metric() { # port name -> value of an unlabelled metric
   curl -s -m 2 "http://127.0.0.1:$1/metrics" | awk -v n="mezz_$2" '$1 == n {print $2}'

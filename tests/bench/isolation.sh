@@ -30,7 +30,8 @@ dpid=""
 cleanup() { [ -n "$dpid" ] && kill "$dpid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port, status, mezz_start, mezz_stop
+. "$here/tests/bench/lib.sh"
 
 start_daemon() { # DIR NOISY_LIMIT
   local dir="$1" lim="$2"
@@ -40,19 +41,10 @@ start_daemon() { # DIR NOISY_LIMIT
   "$cli" --data-dir "$dir" tenant create noisy >/dev/null
   "$cli" --data-dir "$dir" namespace create noisy noisy 2002 >/dev/null
   "$cli" --data-dir "$dir" tenant limits noisy --tx-per-s "$lim" >/dev/null
-  port="$(free_port)"
-  "$daemon" --data-dir "$dir" --set "server.listen=127.0.0.1:$port" --set log.level=warn \
-    2>"$dir/daemon.log" &
-  dpid=$!
-  for _ in $(seq 100); do
-    curl -s -m 1 -X POST "http://127.0.0.1:$port/" \
-      -d '{"jsonrpc":"2.0","id":1,"method":"mezz_status"}' 2>/dev/null | grep -q height && return 0
-    sleep 0.05
-  done
-  echo "isolation.sh: daemon did not start" >&2; cat "$dir/daemon.log" >&2; return 1
+  mezz_start "$dir"
 }
 
-stop_daemon() { kill "$dpid"; wait "$dpid" 2>/dev/null || true; dpid=""; }
+stop_daemon() { mezz_stop; }
 
 run() { # SCENARIO REP
   local scen="$1" rep="$2" dir="$work/$1-$2" lim=0 noisy_pid="" q n="null"

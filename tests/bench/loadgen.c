@@ -681,20 +681,10 @@ static void usage(void)
 
 static void parse_url(const char *u)
 {
-	const char *p, *slash;
-	char hostport[300];
+	const char *err = ws_url_parse(u, O.host, sizeof(O.host), &O.port, O.path, sizeof(O.path));
 
-	if (strncmp(u, "ws://", 5))
-		die("--url must start with ws://");
-	p = u + 5;
-	slash = strchr(p, '/');
-	snprintf(hostport, sizeof(hostport), "%.*s", (int)(slash ? slash - p : (long)strlen(p)), p);
-	snprintf(O.path, sizeof(O.path), "%s", slash ? slash : "/");
-	p = strrchr(hostport, ':');
-	if (!p)
-		die("--url needs a port");
-	O.port = atoi(p + 1);
-	snprintf(O.host, sizeof(O.host), "%.*s", (int)(p - hostport), hostport);
+	if (err)
+		die(err);
 }
 
 int main(int argc, char **argv)

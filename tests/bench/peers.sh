@@ -91,9 +91,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# free_port, status, mezz_start, mezz_stop
+. "$here/tests/bench/lib.sh"
 
 # fresh_dir DIR: remove the previous run's directory, write dirty pages back.
 fresh_dir() {
@@ -103,11 +102,6 @@ fresh_dir() {
   mkdir -p "$1"
 }
 
-status() { # port
-  curl -s -m 1 -X POST -H 'Content-Type: application/json' \
-    -d '{"jsonrpc":"2.0","id":1,"method":"mezz_status"}' "http://127.0.0.1:$1/"
-}
-
 # start_mezzanine DIR: namespace "bench", daemon on a free port (scripts/run-bench's start_daemon).
 start_mezzanine() {
   local dir="$1" i
@@ -115,21 +109,8 @@ start_mezzanine() {
   "$cli" --data-dir "$dir" tenant create bench >/dev/null &&
     "$cli" --data-dir "$dir" namespace create bench bench 777 >/dev/null ||
     { echo "peers: namespace setup failed" >&2; return 1; }
-  for i in 1 2 3 4 5; do
-    port="$(free_port)"
-    "$daemon" --data-dir "$dir" --set "server.listen=127.0.0.1:$port" \
-      --set log.level=warn >"$dir/daemon.log" 2>&1 &
-    spid=$!
-    for _ in $(seq 50); do
-      status "$port" | grep -q '"halted":false' && return 0
-      kill -0 "$spid" 2>/dev/null || break
-      sleep 0.1
-    done
-    stop_server
-  done
-  echo "peers: the daemon did not start; log:" >&2
-  cat "$dir/daemon.log" >&2
-  return 1
+  mezz_start "$dir" || return 1
+  spid="$dpid" dpid=""
 }
 
 start_redis() {

@@ -79,14 +79,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-status() { # port
-  curl -s -m 1 -X POST -H 'Content-Type: application/json' \
-    -d '{"jsonrpc":"2.0","id":1,"method":"mezz_status"}' "http://127.0.0.1:$1/"
-}
+# free_port, status, mezz_start, mezz_stop
+. "$here/tests/bench/lib.sh"
 
 # template N: a data directory with tenant "bench" and N namespaces, made
 # once per N with the CLI (as an operator would) and copied for every run.
@@ -111,24 +105,10 @@ template() {
 start_daemon() {
   local dir="$1" i
   sync
-  for i in 1 2 3 4 5; do
-    port="$(free_port)"
-    "$daemon" --data-dir "$dir" --set "server.listen=127.0.0.1:$port" \
-      --set log.level=warn >>"$dir/daemon.log" 2>&1 &
-    dpid=$!
-    for _ in $(seq 100); do
-      status "$port" | grep -q '"halted":false' && return 0
-      kill -0 "$dpid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; dpid=""
-  done
-  echo "scaling.sh: the daemon did not start; log:" >&2
-  cat "$dir/daemon.log" >&2
-  return 1
+  mezz_start "$dir"
 }
 
-stop_daemon() { kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; dpid=""; }
+stop_daemon() { mezz_stop; }
 
 # run DIM X KIND DIR LOADGEN_ARGS...: one loadgen run against a daemon on DIR.
 run() {
