@@ -251,19 +251,12 @@ static int check_ingress(struct app_req *r, size_t i, const struct app_namespace
 }
 
 /* Decode a 0x-hex payload with the size cap checked before allocation. */
-static uint8_t *hex_payload(struct app_req *r, size_t i, struct app_server *s, json_t *v,
-			    size_t *len)
+static uint8_t *hex_decode_payload(struct app_req *r, size_t i, struct app_server *s,
+				   const char *h, size_t hl, size_t *len)
 {
-	const char *h;
-	size_t hl, bytes;
+	size_t bytes;
 	uint8_t *buf;
 
-	if (!json_is_string(v)) {
-		req_error(r, i, RPC_INVALID_PARAMS, "data must be a 0x-prefixed hex string");
-		return NULL;
-	}
-	h = json_string_value(v);
-	hl = json_string_length(v);
 	if (hl < 2 || h[0] != '0' || (h[1] != 'x' && h[1] != 'X') || (hl & 1)) {
 		req_error(r, i, RPC_INVALID_PARAMS,
 			  "data must be 0x-prefixed hex with an even number of digits");
@@ -287,6 +280,16 @@ static uint8_t *hex_payload(struct app_req *r, size_t i, struct app_server *s, j
 		return NULL;
 	}
 	return buf;
+}
+
+static uint8_t *hex_payload(struct app_req *r, size_t i, struct app_server *s, json_t *v,
+			    size_t *len)
+{
+	if (!json_is_string(v)) {
+		req_error(r, i, RPC_INVALID_PARAMS, "data must be a 0x-prefixed hex string");
+		return NULL;
+	}
+	return hex_decode_payload(r, i, s, json_string_value(v), json_string_length(v), len);
 }
 
 struct subs_vec {
@@ -354,6 +357,18 @@ static void queue_sub(struct app_req *r, size_t i, struct subs_vec *sv,
 
 /* ---- methods ---------------------------------------------------------- */
 
+/* A submission's namespace and the caller's rights to it; 1 when it may go on. */
+static int send_tx_checked(struct app_conn *c, struct app_req *r, size_t i,
+			   const struct app_namespace *ns, int64_t tenant, int key_ok)
+{
+	if (!ns) {
+		req_error(r, i, RPC_UNKNOWN_NAMESPACE, "unknown namespace (give its name)");
+		return 0;
+	}
+	c->item_ns = ns;
+	return check_ingress(r, i, ns, tenant, key_ok) == 0;
+}
+
 static void m_send_transaction(struct app_conn *c, struct app_req *r, size_t i, json_t *params,
 			       struct subs_vec *sv)
 {
@@ -371,14 +386,35 @@ static void m_send_transaction(struct app_conn *c, struct app_req *r, size_t i, 
 		return;
 	}
 	ns = ns_arg(s, json_object_get(p, "namespace"));
-	if (!ns) {
-		req_error(r, i, RPC_UNKNOWN_NAMESPACE, "unknown namespace (give its name)");
-		return;
-	}
-	c->item_ns = ns;
-	if (check_ingress(r, i, ns, tenant, key_ok))
+	if (!send_tx_checked(c, r, i, ns, tenant, key_ok))
 		return;
 	data = hex_payload(r, i, s, json_object_get(p, "data"), &len);
+	if (!data)
+		return;
+	l1_keccak256(hash, data, len);
+	queue_sub(r, i, sv, ns, data, len, hash, 0);
+}
+
+/* The same request read by fastrpc.c: its fields are spans of the message. */
+static void m_send_transaction_fast(struct app_conn *c, struct app_req *r, size_t i,
+				    const struct app_fast_tx *t, struct subs_vec *sv)
+{
+	struct app_server *s = c->srv;
+	const struct app_namespace *ns = NULL;
+	int64_t tenant;
+	int key_ok = msg_tenant(c, &tenant) == 0;
+	uint8_t *data, hash[32];
+	char name[64];
+	size_t len;
+
+	if (t->ns_len < sizeof(name)) { /* longer is no namespace's name */
+		memcpy(name, t->ns, t->ns_len);
+		name[t->ns_len] = 0;
+		ns = app_auth_ns_by_name(&s->auth, name);
+	}
+	if (!send_tx_checked(c, r, i, ns, tenant, key_ok))
+		return;
+	data = hex_decode_payload(r, i, s, t->data, t->data_len, &len);
 	if (!data)
 		return;
 	l1_keccak256(hash, data, len);
@@ -1207,6 +1243,19 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 			  m);
 }
 
+static void dispatch_fast(struct app_conn *c, struct app_req *r, size_t i,
+			  const struct app_fast_tx *t, struct subs_vec *sv)
+{
+	r->ids[i] = t->id ? strndup(t->id, t->id_len) : NULL;
+	if (t->id && !r->ids[i])
+		r->ids[i] = strdup("null");
+	if (!c->msg_registry_ok) {
+		req_error(r, i, RPC_INTERNAL, "namespace registry unavailable");
+		return;
+	}
+	m_send_transaction_fast(c, r, i, t, sv);
+}
+
 static void send_single_error(struct app_conn *c, int code, const char *msg)
 {
 	char *e = app_error_json(code, "%s", msg), buf[1024];
@@ -1241,11 +1290,18 @@ void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 	struct app_server *s = c->srv;
 	struct subs_vec sv = {0};
 	json_error_t jerr;
-	json_t *root;
+	json_t *root = NULL;
 	struct app_req *r;
-	size_t n;
+	size_t n = 0;
 	int is_batch;
 
+	/* The common message (fastrpc.c) skips jansson; every other one, and
+	 * every error, takes the general path below. */
+	if (c->path == PATH_ROOT && s->fast)
+		n = app_fastrpc_parse((const char *)msg, len, s->fast,
+				      (size_t)s->cfg->max_batch_items, &is_batch);
+	if (n)
+		goto parsed;
 	root = json_loadb((const char *)msg, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!root) {
 		char why[300];
@@ -1269,6 +1325,7 @@ void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 		send_single_error(c, RPC_TOO_LARGE, why);
 		goto out;
 	}
+parsed:
 	/* Once per message: pick up namespace and key changes made by the CLI
 	 * (a revoked key fails from the next message on), and resolve the key. */
 	c->msg_registry_ok = app_auth_refresh(&s->auth) == 0;
@@ -1283,7 +1340,10 @@ void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 		size_t queued = sv.n;
 
 		c->item_ns = NULL;
-		dispatch(c, r, i, is_batch ? json_array_get(root, i) : root, &sv);
+		if (root)
+			dispatch(c, r, i, is_batch ? json_array_get(root, i) : root, &sv);
+		else
+			dispatch_fast(c, r, i, &s->fast[i], &sv);
 		if (c->item_ns && sv.n == queued)
 			ingress_count(s, c->item_ns->tenant_id, 0, 1);
 	}

@@ -12,12 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "appliance/ops.h"
 #include "appliance/server.h"
 
 #define DONE_BATCH 4096
+/* Messages under COALESCE_SMALL bytes are written several per write, up to
+ * COALESCE_MAX bytes of frames (write_coalesced). */
+#define COALESCE_SMALL 16384
+#define COALESCE_MAX 65536
 
 static void out_free_all(struct app_conn *c)
 {
@@ -45,6 +51,51 @@ static struct out_msg *out_new(const char *data, size_t len)
 	m->height = 0;
 	memcpy(m->buf + LWS_PRE, data, len);
 	return m;
+}
+
+static void out_pop(struct app_conn *c)
+{
+	struct out_msg *m = c->out_head;
+
+	c->out_head = m->next;
+	if (!c->out_head)
+		c->out_tail = NULL;
+	c->out_bytes -= m->len;
+	c->out_blocks -= m->is_block ? 1 : 0;
+	free(m);
+}
+
+/*
+ * Several small queued messages (receipts, mostly) leave in one write:
+ * their WebSocket frames are built here, back to back, and sent raw. One
+ * lws_write per message cost a send(2) through the loopback stack and an
+ * epoll_ctl each; under load a connection has dozens of receipts queued
+ * when it becomes writeable. The frames are what lws writes for
+ * LWS_WRITE_TEXT on a server without extensions: FIN + text opcode,
+ * unmasked, the 7- or 16-bit length form (small messages are < 64 KiB).
+ * A partial write is kept and finished by lws before the next WRITEABLE,
+ * as for any lws_write.
+ */
+static int write_coalesced(struct app_conn *c)
+{
+	unsigned char *buf = c->srv->coalesce, *p = buf + LWS_PRE;
+	size_t n = 0;
+
+	for (struct out_msg *m = c->out_head;
+	     m && m->len < COALESCE_SMALL && n + 4 + m->len <= COALESCE_MAX; m = c->out_head) {
+		p[n++] = 0x81;
+		if (m->len < 126) {
+			p[n++] = (unsigned char)m->len;
+		} else {
+			p[n++] = 126;
+			p[n++] = (unsigned char)(m->len >> 8);
+			p[n++] = (unsigned char)(m->len & 0xff);
+		}
+		memcpy(p + n, m->buf + LWS_PRE, m->len);
+		n += m->len;
+		out_pop(c);
+	}
+	return lws_write(c->wsi, p, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
 }
 
 void app_conn_wake(struct app_conn *c)
@@ -444,6 +495,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		 * the send-queue caps see it fall behind within a few messages
 		 * (server.ws_sndbuf_bytes; measured: with autotuning ~3 MB sat in
 		 * loopback buffers before the queue grew at all). */
+		{
+			/* Receipts are latency: no Nagle wait behind an unacknowledged
+			 * segment (a coalesced write's tail would wait for the
+			 * client's delayed ACK, 40 ms). */
+			int one = 1;
+
+			setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_NODELAY, &one,
+				   sizeof(one));
+		}
 		if (s->cfg->ws_sndbuf_bytes > 0) {
 			int sb = (int)s->cfg->ws_sndbuf_bytes;
 
@@ -522,14 +582,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			if (!m)
 				return 0;
 		}
-		if (lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len)
-			return -1;
-		c->out_head = m->next;
-		if (!c->out_head)
-			c->out_tail = NULL;
-		c->out_bytes -= m->len;
-		c->out_blocks -= m->is_block ? 1 : 0;
-		free(m);
+		if (m->next && m->len < COALESCE_SMALL) {
+			if (write_coalesced(c))
+				return -1;
+		} else {
+			if (lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len)
+				return -1;
+			out_pop(c);
+		}
 		if (c->out_head || c->subs)
 			lws_callback_on_writable(wsi);
 		return 0;
@@ -571,9 +631,11 @@ int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "loading namespaces: %s", app_strerror(rc));
 		return rc;
 	}
+	s->coalesce = malloc(LWS_PRE + COALESCE_MAX);
+	s->fast = calloc((size_t)s->cfg->max_batch_items, sizeof(*s->fast));
 	s->feed.cap = (size_t)s->cfg->feed_cache_blocks;
 	s->feed.ring = calloc(s->feed.cap, sizeof(*s->feed.ring));
-	if (!s->feed.ring)
+	if (!s->feed.ring || !s->coalesce || !s->fast)
 		return APP_ENOMEM;
 	if (app_store_block_tip(s->ro, &s->feed.tip))
 		s->feed.tip = 0;
@@ -684,6 +746,10 @@ void app_server_destroy(struct app_server *s)
 	if (s->ctx)
 		lws_context_destroy(s->ctx); /* closes every connection: conn_cleanup */
 	s->ctx = NULL;
+	free(s->coalesce);
+	s->coalesce = NULL;
+	free(s->fast);
+	s->fast = NULL;
 	if (s->loop_inited) {
 		/* lws closes its libuv handles from the loop: let them finish. */
 		uv_run(&s->loop, UV_RUN_DEFAULT);

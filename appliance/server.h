@@ -129,6 +129,8 @@ struct feed_cache {
 	} *level_ring[APP_LEVELS];
 };
 
+struct app_fast_tx;
+
 struct app_server {
 	const struct app_config *cfg;
 	const struct app_identity *id;
@@ -146,6 +148,8 @@ struct app_server {
 	struct app_auth auth;
 	struct feed_cache feed;
 	struct app_conn *ws_list;
+	unsigned char *coalesce; /* LWS_PRE + COALESCE_MAX: write_coalesced's frames */
+	struct app_fast_tx *fast; /* server.max_batch_items: app_fastrpc_parse's output */
 	uint64_t next_sub_id;
 	size_t subscribers;
 	volatile int stop;
@@ -182,6 +186,17 @@ int app_server_service(struct app_server *s, int wait);
 void app_server_destroy(struct app_server *s);
 /* Called from a signal handler: sets stop and wakes the loop. */
 void app_server_request_stop(struct app_server *s);
+
+/* fastrpc.c: a mezz_sendTransaction request, or a batch of them, read
+ * without jansson. Pointers are into the message; id == NULL: no id. */
+struct app_fast_tx {
+	const char *id, *ns, *data; /* id: the JSON text of the id as written */
+	size_t id_len, ns_len, data_len;
+};
+/* The number of requests (1..max) when the whole message is in the narrow
+ * grammar described in fastrpc.c, else 0 (parse it with jansson). */
+size_t app_fastrpc_parse(const char *msg, size_t len, struct app_fast_tx *out, size_t max,
+			 int *is_batch);
 
 /* rpc.c: dispatch one parsed message (object or batch array). */
 void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len);

@@ -88,6 +88,8 @@ static void teardown(void)
 {
 	app_auth_free(&server.auth);
 	free(server.feed.ring);
+	free(server.fast);
+	app_limits_free(&server.limits);
 	app_store_close(server.ro);
 	app_store_close(rw);
 	app_queue_destroy(&ingress);
@@ -157,7 +159,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	server.feed.ring = calloc(server.feed.cap, sizeof(*server.feed.ring));
 	if (!server.feed.ring)
 		die("feed ring", APP_ENOMEM);
+	if ((rc = app_limits_init(&server.limits, &cfg, server.ro)))
+		die("limits", rc);
 	server.next_sub_id = 1;
+	/* as app_server_init: the fast path (fastrpc.c) is fuzzed with the rest */
+	server.fast = calloc((size_t)cfg.max_batch_items, sizeof(*server.fast));
+	if (!server.fast)
+		die("fast-path buffer", APP_ENOMEM);
 	server.accepting = 1;
 	return 0;
 }

@@ -163,3 +163,81 @@ class WsProtocolTest(DaemonCase):
             stop.set()
             th.join()
         self.assertFalse(errors)
+
+
+class PipelinedAnswersTest(DaemonCase):
+    """Many requests written back to back on one connection: the answers
+    leave several per write (server.c write_coalesced) and the common
+    requests skip jansson (fastrpc.c). Every answer must still be its own
+    well-formed frame (FIN, text, no RSV bits, unmasked) carrying exactly
+    one JSON-RPC answer with its request's id, and a request read by the
+    fast path must be answered exactly as the general path answers it."""
+
+    def test_every_pipelined_request_gets_its_own_frame_and_id(self):
+        self.d.setup_tenant("pipe", "pipe", chain_id=4242, key=False)
+        s, rest = ws_handshake(self.d.port)
+        s.settimeout(20)
+        n = 300
+        want = {}
+        out = b""
+        for i in range(n):
+            data = "0x%04x" % (i % 150) + "ab" * 40  # items i and i+150 are the same tx
+            if i % 3 == 0:  # the fast path's form
+                msg = {"jsonrpc": "2.0", "id": i, "method": "mezz_sendTransaction",
+                       "params": {"namespace": "pipe", "data": data}}
+                idv = i
+            elif i % 3 == 1:  # params as an array: the general path
+                msg = {"jsonrpc": "2.0", "id": i, "method": "mezz_sendTransaction",
+                       "params": [{"namespace": "pipe", "data": data}]}
+                idv = i
+            else:  # a string id with an escape: the general path, id decoded
+                msg = {"jsonrpc": "2.0", "id": "t\u00e9%d" % i, "method": "mezz_sendTransaction",
+                       "params": {"namespace": "pipe", "data": data}}
+                idv = "t\u00e9%d" % i
+            want[json.dumps(idv)] = data
+            out += frame(0x1, json.dumps(msg).encode())
+        s.sendall(out)
+        hashes = {}
+        for _ in range(n):
+            f = read_frame(s, rest)
+            self.assertIsNotNone(f, "connection closed before every answer came")
+            op, payload, rest = f
+            self.assertEqual(op, 0x1, "not a text frame")
+            doc = json.loads(payload)  # exactly one JSON value per frame
+            self.assertIsInstance(doc, dict)
+            self.assertIn("result", doc, doc)
+            key = json.dumps(doc["id"])
+            self.assertIn(key, want, "an answer for an id never sent, or twice")
+            data = want.pop(key)
+            # the same transaction sent on both paths gets the same receipt hash
+            prev = hashes.setdefault(data, doc["result"]["hash"])
+            self.assertEqual(prev, doc["result"]["hash"])
+        self.assertEqual(want, {}, "requests left unanswered")
+        self.assertEqual(len(hashes), 150)
+        s.close()
+
+    def test_frame_headers_are_plain_text_frames(self):
+        self.d.setup_tenant("pipe2", "pipe2", chain_id=4243, key=False)
+        s, rest = ws_handshake(self.d.port)
+        s.settimeout(20)
+        n = 120
+        s.sendall(b"".join(frame(0x1, json.dumps(
+            {"jsonrpc": "2.0", "id": i, "method": "mezz_sendTransaction",
+             "params": {"namespace": "pipe2", "data": "0x%06x" % i}}).encode())
+            for i in range(n)))
+        buf, seen = rest, 0
+        while seen < n:
+            while len(buf) < 4:
+                buf += s.recv(65536)
+            self.assertEqual(buf[0], 0x81, "FIN + text, no RSV bits")
+            self.assertEqual(buf[1] & 0x80, 0, "server frames are unmasked")
+            ln, off = buf[1] & 0x7F, 2
+            if ln == 126:
+                ln, off = struct.unpack(">H", buf[2:4])[0], 4
+            self.assertLess(ln, 126 + 65536)
+            while len(buf) < off + ln:
+                buf += s.recv(65536)
+            doc = json.loads(buf[off:off + ln])
+            self.assertEqual(doc["id"], seen, "answers out of order on one connection")
+            buf, seen = buf[off + ln:], seen + 1
+        s.close()
