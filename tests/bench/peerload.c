@@ -1,7 +1,8 @@
 /*
- * peerload: loadgen's workload (tests/bench/loadgen.c) against mezzanine's
- * peers, Redis Streams and NATS JetStream, so the three can be read side by
- * side. It speaks RESP2 and the NATS text protocol over plain sockets.
+ * peerload: loadgen's workload (tests/bench/loadgen.c) against mezzanine and
+ * its peers, Redis Streams and NATS JetStream, with one lean client so the
+ * three can be read side by side. It speaks RESP2, the NATS text protocol
+ * and JSON-RPC over WebSocket on plain sockets.
  *
  *   --peer redis   each connection pipelines XADD <stream> * d <payload>;
  *                  the ack is the XADD reply (with appendfsync always, Redis
@@ -16,6 +17,12 @@
  *                  durable push consumer (deliver subject, ack policy none:
  *                  the delivery itself is the event measured, as on
  *                  mezzanine's feed, which has no acks either).
+ *   --peer mezz    each connection sends mezz_sendTransaction {namespace:
+ *                  <stream>, data} as one masked WebSocket text frame; the
+ *                  ack is the receipt (after the group's fsync), matched by
+ *                  its JSON-RPC id. The subscriber is one more WebSocket with
+ *                  mezz_subscribe ["blocks", {namespaces: [<stream>],
+ *                  levels: ["preconfirmed"]}]: one event per committed group.
  *
  * Modes are loadgen's: --rate R > 0 is open loop (a 1 ms clock releases R
  * messages/s round robin over the connections, whatever the latency; only a
@@ -63,7 +70,7 @@
 #define SUB_COUNT    4096       /* XREAD COUNT */
 #define RESP_MAXDEPTH 8
 
-enum peer { PEER_REDIS, PEER_NATS };
+enum peer { PEER_REDIS, PEER_NATS, PEER_MEZZ };
 
 struct opts {
 	char host[64];
@@ -498,6 +505,96 @@ static char *nats_request(int fd, struct buf *rx, int sid, const char *subj, con
 	return r.text;
 }
 
+/* ---- mezzanine: JSON-RPC over WebSocket (RFC 6455, client side) ----------- */
+
+/* Append one masked frame (FIN, opcode op) carrying len bytes of payload. */
+static void ws_put(struct buf *b, int op, const char *payload, size_t len)
+{
+	unsigned char *h = (unsigned char *)buf_room(b, len + 14), *m;
+	uint64_t r = xorshift(&P.rng);
+	size_t hl = 2;
+
+	h[0] = (unsigned char)(0x80 | op);
+	if (len < 126) {
+		h[1] = (unsigned char)(0x80 | len);
+	} else if (len < 65536) {
+		h[1] = 0x80 | 126;
+		h[2] = (unsigned char)(len >> 8);
+		h[3] = (unsigned char)len;
+		hl = 4;
+	} else {
+		h[1] = 0x80 | 127;
+		for (int i = 0; i < 8; i++)
+			h[2 + i] = (unsigned char)(len >> (56 - 8 * i));
+		hl = 10;
+	}
+	memcpy(h + hl, &r, 4); /* the masking key */
+	m = h + hl + 4;
+	for (size_t i = 0; i < len; i++)
+		m[i] = (unsigned char)payload[i] ^ h[hl + (i & 3)];
+	b->n += hl + 4 + len;
+}
+
+/*
+ * The next whole frame of b from b->off: 1 with its opcode and payload (and
+ * b->off moved past it), 0 when b does not hold all of it yet, -1 when it is
+ * not a frame this client expects (masked, or a fragment: the daemon sends
+ * every message as one frame).
+ */
+static int ws_next(struct buf *b, int *op, const char **pl, size_t *len)
+{
+	const unsigned char *p = (const unsigned char *)b->p + b->off;
+	size_t avail = b->n - b->off, hl = 2, l;
+
+	if (avail < 2)
+		return 0;
+	if ((p[1] & 0x80) || !(p[0] & 0x80))
+		return -1;
+	l = p[1] & 0x7f;
+	if (l == 126) {
+		if (avail < 4)
+			return 0;
+		l = (size_t)p[2] << 8 | p[3];
+		hl = 4;
+	} else if (l == 127) {
+		if (avail < 10)
+			return 0;
+		l = 0;
+		for (int i = 2; i < 10; i++)
+			l = l << 8 | p[i];
+		hl = 10;
+	}
+	if (avail - hl < l)
+		return 0;
+	*op = p[0] & 0x0f;
+	*pl = (const char *)p + hl;
+	*len = l;
+	b->off += hl + l;
+	return 1;
+}
+
+/* The upgrade of a fresh (blocking) connection to a WebSocket on path "/". */
+static void ws_upgrade(int fd, struct buf *rx)
+{
+	char req[256], *end;
+	int n = snprintf(req, sizeof(req),
+			 "GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+			 "Connection: Upgrade\r\nSec-WebSocket-Key: cGVlcmxvYWRwZWVybG9hZA==\r\n"
+			 "Sec-WebSocket-Version: 13\r\n\r\n",
+			 O.host, O.port);
+
+	write_all(fd, req, (size_t)n);
+	buf_room(rx, 1);
+	rx->p[rx->n] = 0;
+	while (!(end = strstr(rx->p, "\r\n\r\n")))
+		if (read_more(fd, rx))
+			die("no answer to the WebSocket upgrade%s", NULL);
+	if (strncmp(rx->p, "HTTP/1.1 101", 12))
+		die("the WebSocket upgrade was refused: %.60s", rx->p);
+	rx->off = (size_t)(end + 4 - rx->p);
+	buf_compact(rx);
+}
+
 /* ---- publishers ----------------------------------------------------------- */
 
 /* Append one publish of message id with payload tag to c's send buffer. */
@@ -507,6 +604,34 @@ static void put_msg(struct conn *c, uint64_t id, uint64_t tag)
 	char *payload;
 	int i;
 
+	if (O.peer == PEER_MEZZ) {
+		static const char hx[] = "0123456789abcdef";
+		static char *js;
+		static size_t jcap;
+		size_t need = (size_t)O.size * 2 + 256 + strlen(O.stream), n;
+		uint8_t b[8];
+
+		if (jcap < need && !(js = realloc(js, jcap = need)))
+			die("out of memory%s", NULL);
+		n = (size_t)sprintf(js,
+				    "{\"jsonrpc\":\"2.0\",\"id\":%" PRIu64 ",\"method\":"
+				    "\"mezz_sendTransaction\",\"params\":{\"namespace\":\"%s\","
+				    "\"data\":\"0x",
+				    id, O.stream);
+		for (i = 0; i < O.size; i++) {
+			if (i % 8 == 0) {
+				uint64_t r = i ? xorshift(&P.rng) : tag;
+
+				for (int k = 0; k < 8; k++)
+					b[k] = (uint8_t)(r >> (56 - 8 * k));
+			}
+			js[n++] = hx[b[i % 8] >> 4];
+			js[n++] = hx[b[i % 8] & 15];
+		}
+		memcpy(js + n, "\"}}", 3);
+		ws_put(&c->tx, 0x1, js, n + 3);
+		return;
+	}
 	if (O.peer == PEER_REDIS) {
 		p += sprintf(p, "*5\r\n$4\r\nXADD\r\n");
 		p += resp_bulk(p, O.stream, strlen(O.stream));
@@ -614,6 +739,31 @@ static void on_puback(void *ctx, const struct nats_msg *m)
 		complete(a->c, id, err, m->data, m->datalen, a->t);
 }
 
+/* A JSON-RPC answer (one per frame): its id, and whether it is an error. */
+static void on_mezz_answer(struct ack_ctx *a, const char *p, size_t n)
+{
+	const char *end = p + n, *q = memmem(p, n, "\"id\":", 5);
+	char *e;
+	uint64_t id;
+
+	if (!q)
+		return;
+	id = strtoull(q + 5, &e, 10);
+	if (e == q + 5) { /* "id":null: the daemon could not read the request */
+		P.errors++;
+		return;
+	}
+	if (!strncmp(e, ",\"error\":", 9)) {
+		const char *m = memmem(e, (size_t)(end - e), "\"message\":\"", 11), *me;
+
+		m = m ? m + 11 : e;
+		me = memchr(m, '"', (size_t)(end - m));
+		complete(a->c, id, 1, m, me ? (size_t)(me - m) : 0, a->t);
+	} else {
+		complete(a->c, id, 0, NULL, 0, a->t);
+	}
+}
+
 static int may_send(struct conn *c)
 {
 	if (P.phase != 1 || c->closed || c->tx.n - c->tx.off > TX_HIGH)
@@ -710,7 +860,23 @@ static void on_readable(struct conn *c)
 		c->rx.n += (size_t)r;
 	}
 	a.t = now_ns();
-	if (O.peer == PEER_REDIS) {
+	if (O.peer == PEER_MEZZ) {
+		const char *pl;
+		size_t len;
+		int op, k;
+
+		while ((k = ws_next(&c->rx, &op, &pl, &len)) == 1)
+			if (op == 0x1)
+				on_mezz_answer(&a, pl, len);
+			else if (op == 0x9)
+				ws_put(&c->tx, 0xA, pl, len);
+			else if (op == 0x8)
+				k = -1;
+		if (k < 0) {
+			fprintf(stderr, "peerload: unexpected frame or close from mezzanine\n");
+			conn_close(c);
+		}
+	} else if (O.peer == PEER_REDIS) {
 		long end;
 
 		while ((end = resp_parse(c->rx.p, c->rx.n, c->rx.off, 0, NULL, NULL)) >= 0) {
@@ -869,6 +1035,36 @@ static void on_delivery(void *ctx, const struct nats_msg *m)
 		sub_record(m->data, m->datalen);
 }
 
+/* A feed notification: every "data":"0x..." of the subscribed namespace's
+ * transactions carries a tag in its first 8 bytes. */
+static void on_mezz_delivery(const char *p, size_t n)
+{
+	static const char key[] = "\"data\":\"0x";
+	const char *end = p + n, *q = p;
+	int any = 0;
+
+	/* The same transactions come again in their sealed block. */
+	if (!memmem(p, n, "\"level\":\"preconfirmed\"", 22))
+		return;
+	while ((q = memmem(q, (size_t)(end - q), key, sizeof(key) - 1))) {
+		const char *h = q + sizeof(key) - 1, *close = memchr(h, '"', (size_t)(end - h));
+		char tag[8];
+
+		q = h;
+		if (!close || close - h != 2L * O.size)
+			continue;
+		for (int i = 0; i < 8; i++) {
+			int hi = h[2 * i] <= '9' ? h[2 * i] - '0' : h[2 * i] - 'a' + 10;
+			int lo = h[2 * i + 1] <= '9' ? h[2 * i + 1] - '0' : h[2 * i + 1] - 'a' + 10;
+
+			tag[i] = (char)(hi << 4 | lo);
+		}
+		sub_record(tag, 8);
+		any = 1;
+	}
+	S.batches += (uint64_t)any;
+}
+
 static void *sub_run(void *arg)
 {
 	struct timeval tv = {0, 200000};
@@ -877,7 +1073,36 @@ static void *sub_run(void *arg)
 	(void)arg;
 	/* Short reads so the stop flag is seen; XREAD itself blocks at most 100 ms. */
 	setsockopt(S.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (O.peer == PEER_REDIS) {
+	if (O.peer == PEER_MEZZ) {
+		while (!atomic_load(&sub_stop)) {
+			const char *pl;
+			size_t len;
+			int op, k;
+
+			if (read_more(S.fd, &S.rx))
+				continue;
+			S.t_now = now_ns();
+			while ((k = ws_next(&S.rx, &op, &pl, &len)) == 1) {
+				if (op == 0x1) {
+					on_mezz_delivery(pl, len);
+				} else if (op == 0x9) {
+					struct buf pong = {0};
+
+					ws_put(&pong, 0xA, pl, len);
+					write_all(S.fd, pong.p, pong.n);
+					free(pong.p);
+				} else if (op == 0x8) {
+					k = -1;
+					break;
+				}
+			}
+			if (k < 0) {
+				S.failed = 1;
+				return NULL;
+			}
+			buf_compact(&S.rx);
+		}
+	} else if (O.peer == PEER_REDIS) {
 		while (!atomic_load(&sub_stop)) {
 			long end;
 			int k = snprintf(cmd, sizeof(cmd),
@@ -1008,6 +1233,53 @@ static void setup_nats(void)
 	free(rx.p);
 }
 
+/* mezzanine: --stream names the namespace; the subscriber follows its
+ * transactions at the `preconfirmed` level (API.md), each group as it
+ * becomes durable, the closest to Redis's XREAD and JetStream's push. */
+static void setup_mezz(void)
+{
+	char req[512];
+	struct buf tx = {0};
+	const char *pl;
+	size_t len;
+	int i, op;
+
+	for (i = 0; i < O.conns; i++) {
+		P.c[i].fd = tcp_connect();
+		ws_upgrade(P.c[i].fd, &P.c[i].rx);
+	}
+	if (!O.subscribe)
+		return;
+	S.fd = tcp_connect();
+	ws_upgrade(S.fd, &S.rx);
+	snprintf(req, sizeof(req),
+		 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"mezz_subscribe\",\"params\":"
+		 "[\"blocks\",{\"namespaces\":[\"%s\"],\"levels\":[\"preconfirmed\"]}]}",
+		 O.stream);
+	ws_put(&tx, 0x1, req, strlen(req));
+	write_all(S.fd, tx.p, tx.n);
+	free(tx.p);
+	for (;;) {
+		int k = ws_next(&S.rx, &op, &pl, &len);
+
+		if (k < 0)
+			die("mezzanine sent an unexpected frame to the subscriber%s", NULL);
+		if (k == 0) {
+			if (read_more(S.fd, &S.rx))
+				die("no answer to mezz_subscribe%s", NULL);
+			continue;
+		}
+		if (op != 0x1)
+			continue;
+		if (!memmem(pl, len, "\"result\"", 8))
+			die("mezz_subscribe was refused%s", NULL);
+		break;
+	}
+	buf_compact(&S.rx);
+	fprintf(stderr, "peerload: mezzanine subscriber on namespace %s (level preconfirmed)\n",
+		O.stream);
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 static void cpu_sample(double *self, uint64_t *daemon)
@@ -1027,7 +1299,7 @@ static void on_signal(int sig)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: peerload --peer redis|nats --addr IP:PORT [--stream NAME] [--conns N]\n"
+		"usage: peerload --peer redis|nats|mezz --addr IP:PORT [--stream NAME] [--conns N]\n"
 		"                [--rate MSG_PER_S (0 = closed loop)] [--window MSGS_PER_CONN]\n"
 		"                [--size BYTES] [--duration S] [--warmup S] [--drain S]\n"
 		"                [--max-inflight MSGS_PER_CONN] [--subscribe] [--daemon-pid PID]\n"
@@ -1058,6 +1330,8 @@ int main(int argc, char **argv)
 				O.peer = PEER_REDIS;
 			else if (!strcmp(optarg, "nats"))
 				O.peer = PEER_NATS;
+			else if (!strcmp(optarg, "mezz"))
+				O.peer = PEER_MEZZ;
 			else
 				usage();
 			break;
@@ -1129,8 +1403,10 @@ int main(int argc, char **argv)
 
 	if (O.peer == PEER_REDIS)
 		setup_redis();
-	else
+	else if (O.peer == PEER_NATS)
 		setup_nats();
+	else
+		setup_mezz();
 	if (O.subscribe && pthread_create(&S.thread, NULL, sub_run, NULL))
 		die("pthread_create failed%s", NULL);
 
@@ -1189,7 +1465,8 @@ int main(int argc, char **argv)
 		       "\"offered\":%.0f,\"achieved_tps\":%.0f,\"sent\":%" PRIu64
 		       ",\"receipts\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"busy\":0,\"lost\":%" PRIu64
 		       ",\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,\"p999_us\":%u,\"max_us\":%u",
-		       O.peer == PEER_REDIS ? "redis" : "nats", O.rate > 0 ? "open" : "closed",
+		       O.peer == PEER_REDIS ? "redis" : O.peer == PEER_NATS ? "nats" : "mezz",
+		       O.rate > 0 ? "open" : "closed",
 		       O.conns, O.window, O.size, O.duration, O.rate,
 		       (double)P.ok_in_window / O.duration, P.sent, P.receipts, P.errors, P.lost,
 		       pct(&P.lat, 50), pct(&P.lat, 90), pct(&P.lat, 99), pct(&P.lat, 99.9),

@@ -5,9 +5,14 @@
 # quick: each scenario once, 2 s measured after 1 s of warm-up (~35 s in all).
 # full:  each scenario 3 times, 10 s measured after 2 s of warm-up; medians.
 #
-# Workload (tests/bench/loadgen.c for mezzanine, tests/bench/peerload.c for
-# the peers): 200-byte payloads, the first 8 bytes a counter tag, 4 client
-# connections, the load generator on the same machine as the server.
+# Workload (tests/bench/peerload.c for all three: one client, one epoll loop,
+# each protocol spoken over plain sockets, so no system pays for a heavier
+# client library on the two cores it shares with the client): 200-byte
+# payloads, the first 8 bytes a counter tag, 4 client connections, the load
+# generator on the same machine as the server. For mezzanine peerload speaks
+# WebSocket itself (RFC 6455 frames, masked); loadgen (libwebsockets' client,
+# used by scripts/run-bench) took 60% of a core at 34k receipts/s where
+# peerload takes 7%.
 #   (a) max throughput: closed loop, 4 connections x 64 messages in flight.
 #   (b) open loop at 10,000 msg/s with one subscriber: submit -> ack p50/p99
 #       and submit -> delivered-to-the-subscriber p50/p99.
@@ -57,9 +62,8 @@ esac
 
 daemon="$build/mezzanine"
 cli="$build/mezz"
-loadgen="$build/bench/loadgen"
 peerload="$build/bench/peerload"
-for b in "$daemon" "$cli" "$loadgen" "$peerload"; do
+for b in "$daemon" "$cli" "$peerload"; do
   [ -x "$b" ] || { echo "peers: $b is missing; run make tools" >&2; exit 2; }
 done
 for c in redis-server redis-cli nats-server curl; do
@@ -230,7 +234,7 @@ run_one() {
   mezzanine)
     start_mezzanine "$dir" || return 1
     durab="SQLite WAL synchronous=FULL, receipt after group fsync"
-    load "$dir" "$loadgen" --url "ws://127.0.0.1:$port/" --namespace bench "$@"
+    load "$dir" "$peerload" --peer mezz --stream bench --addr "127.0.0.1:$port" "$@"
     ;;
   redis)
     start_redis "$dir" || return 1
@@ -274,11 +278,9 @@ rc=0
 for rep in $(seq "$reps"); do
   for s in "${scenarios[@]}"; do
     for sys in mezzanine redis nats; do
+      # For mezzanine, one transaction per WebSocket message, and delivered =
+      # the preconfirmed feed event (per group, after the fsync).
       args="${s#*|}"
-      # loadgen sends one transaction per WebSocket message only with --batch 1.
-      [ "$sys" = mezzanine ] && args="$args --batch 1"
-      # Delivered = the preconfirmed feed event (per group, after the fsync).
-      [ "$sys" = mezzanine ] && case "$args" in *--subscribe*) args="$args --deliver-level preconfirmed" ;; esac
       # shellcheck disable=SC2086
       run_one "$sys" "${s%%|*}" "$rep" $args || rc=1
     done
