@@ -58,9 +58,11 @@ async def authenticate(ws, address=WINNER, key=WINNER_KEY):
                       {"address": address, "signature": sign(ch["result"]["digest"], key)})
 
 
-async def pending_session(url):
+async def pending_session(url, address=WINNER, key=WINNER_KEY):
+    """A WebSocket authenticated as `address` (signing with `key`) and
+    subscribed to its held transactions."""
     ws = await ws_connect(url)
-    doc = await authenticate(ws)
+    doc = await authenticate(ws, address=address, key=key)
     assert doc.get("result", {}).get("authenticated"), doc
     doc = await call(ws, "mezz_subscribe", ["pending", {}])
     assert "result" in doc, doc

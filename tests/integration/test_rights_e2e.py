@@ -5,8 +5,18 @@ daemon settles the sale with the hash of the L1 draw block and posts the
 settlement (SaleSettled); then a buyer pulls its refund, the rollup's key
 pulls its revenue and a buyer withdraws what is left, each checked to the
 wei with `cast balance` and the receipts' gas.
+
+test_winner_orders_its_window follows a sale past its settlement: the
+daemon's own grant gives the window to the winning buyer, who orders its
+rollup's slots with the key it bought with (proposer-ordered slots), and
+misses a slot it leaves to the appliance.
 """
+import asyncio
 import json
+import time
+
+from harness import run_async, ws_connect
+from test_proposer import call, collect_pending, pending_session, recv_json, rnd
 
 from harness import cast
 from test_outbox import KEY0, OutboxCase
@@ -144,3 +154,125 @@ class RightsE2ETest(OutboxCase):
         for t in self.anvil.poster_txs():
             rc = self.anvil.rpc("eth_getTransactionReceipt", [t["hash"]])
             self.assertEqual(rc["status"], "0x1", rc)
+
+    # -- the winner orders its window ------------------------------------------
+    def test_winner_orders_its_window(self):
+        """Sale -> Purchased -> SaleSettled -> the daemon's grant (no CLI
+        grant) -> the buyer's key orders a slot of its window, the executor's
+        feed carries that order, and a slot it leaves alone is a miss."""
+        bkey = ts.BUYER_KEYS[0]
+        winner = ts.address(bkey)
+        for cid in (1001, 1002):
+            self.send(KEY0, "setRollupKey(uint64,address)", str(cid), ts.address(ROLLUP_KEY))
+        self.send(bkey, "deposit()", value=10 ** 6 * GWEI)
+        # 1 s slots; the sale window is 16 slots; a winner written in Python
+        # gets 700 ms of each slot before the appliance orders it.
+        d = self.daemon(**{
+            "sequencer.slot_ms": 1000, "sequencer.proposer_deadline_ms": 300,
+            "rights.enabled": 1, "rights.window_slots": 16, "rights.close_lead": 8,
+            "rights.improve_lead": 5, "rights.ahead_slots": 12, "rights.price_gwei": 1000,
+            "rights.floor_gwei": 100, "rights.cap": 100, "rights.target": 50,
+            "rights.burn_bps": 1000, "rights.l1_block_ms": 1000,
+            "l1.post_interval_ms": 60000})
+        d.start()
+        key = d.setup_tenant("rollups", "r1001", 1001)
+        d.setup_tenant("rollups", "r1002", 1002, key=False, create_tenant=False)
+        first = max(d.rpc("mezz_setOffer", {"namespace": cid, "optIn": True,
+                                            "reserveGwei": 100}, key=key)["fromSale"]
+                    for cid in (1001, 1002))
+        case = ts.SalesCase()
+        case.d, case.first_sale, case.inbox = d, first, self.inbox
+        s = case.fresh_sale(timeout=60)
+        n = s["sale"]
+        case.buy(0, s, [1001, 1002], 2)
+        self.wait_for("Purchased", lambda: self.logs("Purchased"), 60, d)
+
+        done = case.wait_state(n, "settled", timeout=90)
+        [w] = done["settlement"]["winners"]
+        self.assertEqual((w["buyer"], w["rollups"]), (winner, [1001, 1002]))
+        self.wait_for("SaleSettled", lambda: self.logs("SaleSettled"), 60, d)
+        self.assertEqual(int(self.logs("SaleSettled")[0]["topics"][1], 16), n)
+        # the settlement's grant, written by the daemon: the whole window
+        rows = [r.split("\t") for r in d.mezz("rights", "list").stdout.strip().splitlines()[1:]]
+        self.assertEqual(sorted(rows), [[str(s["startSlot"]), str(s["endSlot"] - 1), str(cid),
+                                         winner] for cid in (1001, 1002)])
+        while d.status()["slot"] < s["startSlot"]:
+            time.sleep(0.1)
+
+        async def ordered():
+            """One attempt at ordering a slot; None when the deadline won."""
+            win = await pending_session(d.ws_url(), address=winner, key=bkey)
+            feed = await ws_connect(d.ws_url())
+            self.assertIn("result", await call(feed, "mezz_subscribe",
+                                               ["blocks", {"namespaces": ["r1001"]}]))
+            sender = await ws_connect(d.ws_url())
+            datas = [rnd() for _ in range(3)]
+            await sender.send(json.dumps([
+                {"jsonrpc": "2.0", "id": k, "method": "mezz_sendTransaction",
+                 "params": {"namespace": "r1001", "data": x}} for k, x in enumerate(datas)]))
+            notes = []
+            while not set(datas) <= {x["txs"][0]["data"] for x in notes}:
+                await collect_pending(win, len(notes) + 1, notes)
+            by_data = {x["txs"][0]["data"]: x for x in notes}
+            [slot] = {by_data[x]["slot"] for x in datas}
+            own = rnd()
+            res = await call(win, "mezz_submitSlotBlock", {
+                "slot": slot, "txs": [{"pendingRef": by_data[x]["ref"]} for x in reversed(datas)]
+                + [{"namespace": "r1001", "data": own}]})
+            try:
+                if "error" in res:
+                    # too late for that slot on a slow machine: the appliance
+                    # ordered it (a miss); try again in a later slot
+                    self.assertRegex(res["error"]["message"], "open slot|already decided")
+                    return None
+                self.assertEqual(res["result"], {"accepted": True, "slot": slot,
+                                                 "included": 3, "own": 1})
+                answers = await recv_json(sender, 30)
+                seq_of = {datas[a["id"]]: a["result"]["seq"] for a in answers}
+                self.assertEqual(sorted(seq_of, key=seq_of.get), list(reversed(datas)))
+                while True:  # the executor's block: exactly the winner's order
+                    msg = await recv_json(feed, 30)
+                    if msg.get("method") != "mezz_subscription":
+                        continue
+                    got = [t["data"] for ns in msg["params"]["result"].get("namespaces", [])
+                           if ns["name"] == "r1001" for t in ns["txs"]]
+                    if got:
+                        self.assertEqual(got, list(reversed(datas)) + [own])
+                        return slot
+            finally:
+                for ws in (win, feed, sender):
+                    await ws.close()
+
+        for _ in range(5):
+            good = run_async(ordered(), timeout=60)
+            if good:
+                break
+        else:
+            self.fail("the winner never made a deadline in 5 slots")
+        self.assertGreaterEqual(d.status()["proposer"]["accepted"], 1)
+
+        async def left_alone():
+            win = await pending_session(d.ws_url(), address=winner, key=bkey)
+            sender = await ws_connect(d.ws_url())
+            datas = [rnd() for _ in range(3)]
+            await sender.send(json.dumps([
+                {"jsonrpc": "2.0", "id": k, "method": "mezz_sendTransaction",
+                 "params": {"namespace": "r1001", "data": x}} for k, x in enumerate(datas)]))
+            notes = []
+            while not set(datas) <= {x["txs"][0]["data"] for x in notes}:
+                await collect_pending(win, len(notes) + 1, notes)
+            [slot] = {x["slot"] for x in notes if x["txs"][0]["data"] in datas}
+            answers = await recv_json(sender, 30)  # the winner never submits
+            seqs = [a["result"]["seq"] for a in sorted(answers, key=lambda a: a["id"])]
+            self.assertEqual(seqs, sorted(seqs), "the fallback keeps arrival order")
+            await win.close()
+            await sender.close()
+            return slot
+
+        misses0 = d.status()["proposer"]["misses"]
+        slot = run_async(left_alone(), timeout=60)
+        self.assertNotEqual(slot, good)
+        self.assertLess(slot, s["endSlot"], "the window ended before the test's second slot")
+        self.assertGreater(d.status()["proposer"]["misses"], misses0)
+        misses = [m.split("\t") for m in d.mezz("rights", "misses").stdout.strip().splitlines()[1:]]
+        self.assertIn([str(slot), winner, "deadline", "3"], [m[:4] for m in misses])
