@@ -10,6 +10,11 @@ test_winner_orders_its_window follows a sale past its settlement: the
 daemon's own grant gives the window to the winning buyer, who orders its
 rollup's slots with the key it bought with (proposer-ordered slots), and
 misses a slot it leaves to the appliance.
+
+test_rejected_purchase_is_void_and_the_sale_settles makes the chain skip a
+purchase the daemon took (the buyer withdraws its deposit before the post is
+mined): the daemon voids it from the receipt, reallocates, and the sale
+still settles on chain, to the wei.
 """
 import asyncio
 import json
@@ -27,6 +32,7 @@ GWEI = 10 ** 9
 ROLLUP_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
 EV = {
     "Purchased": "Purchased(uint64,address,uint64,uint64,uint64,uint64[])",
+    "PurchaseRejected": "PurchaseRejected(uint64,address,uint64,uint8)",
     "SaleSettled": "SaleSettled(uint64,uint256,uint256,uint64,uint64)",
 }
 
@@ -276,3 +282,98 @@ class RightsE2ETest(OutboxCase):
         self.assertGreater(d.status()["proposer"]["misses"], misses0)
         misses = [m.split("\t") for m in d.mezz("rights", "misses").stdout.strip().splitlines()[1:]]
         self.assertIn([str(slot), winner, "deadline", "3"], [m[:4] for m in misses])
+
+    # -- a purchase the chain rejects -------------------------------------------
+    def test_rejected_purchase_is_void_and_the_sale_settles(self):
+        """B's purchase is taken (its deposit covers it at latest), then B
+        withdraws before the postPurchases is mined: mining is paused while B
+        buys and B's withdraw carries a far higher tip, so it is ordered
+        first in the next block whatever the outbox's timing. The chain
+        emits PurchaseRejected (unfunded); the daemon waits for the post's
+        receipt, voids B's purchase (persisted: it survives kill -9), the
+        allocation it closed with ({1001} on B's 5 tickets) is no longer
+        valid and A's pair wins; SaleSettled balances; B is neither charged
+        nor refunded."""
+        a_key, b_key = ts.BUYER_KEYS[0], ts.BUYER_KEYS[1]
+        a, b = ts.address(a_key), ts.address(b_key)
+        for cid in (1001, 1002):
+            self.send(KEY0, "setRollupKey(uint64,address)", str(cid), ts.address(ROLLUP_KEY))
+        self.send(a_key, "deposit()", value=10 ** 6 * GWEI)
+        d = self.daemon(**{
+            "rights.enabled": 1, "rights.window_slots": 100, "rights.close_lead": 40,
+            "rights.improve_lead": 20, "rights.ahead_slots": 80, "rights.price_gwei": 1000,
+            "rights.floor_gwei": 100, "rights.cap": 5000, "rights.target": 2500,
+            "rights.burn_bps": 1000, "rights.l1_block_ms": 1000,
+            "l1.post_interval_ms": 60000})
+        d.start()
+        key = d.setup_tenant("rollups", "r1001", 1001)
+        d.setup_tenant("rollups", "r1002", 1002, key=False, create_tenant=False)
+        first = max(d.rpc("mezz_setOffer", {"namespace": cid, "optIn": True,
+                                            "reserveGwei": 100}, key=key)["fromSale"]
+                    for cid in (1001, 1002))
+        case = ts.SalesCase()
+        case.d, case.first_sale, case.inbox = d, first, self.inbox
+        s = case.fresh_sale(timeout=60)
+        n, p = s["sale"], s["priceGwei"]
+        self.send(b_key, "deposit()", value=5 * p * GWEI)  # exactly B's purchase
+
+        case.buy(0, s, [1001, 1002], 3)
+        self.wait_for("A's purchase on L1", lambda: self.logs("Purchased"), 30, d)
+        self.anvil.rpc("evm_setIntervalMining", [0])
+        try:
+            case.buy(1, s, [1001], 5)
+            b_before = self.balance(b)
+            tx = cast("send", "--rpc-url", self.anvil.url, "--private-key", b_key, "--async",
+                      "--gas-price", "300gwei", "--priority-gas-price", "200gwei",
+                      "--gas-limit", "200000",  # estimation would see the pending post
+                      self.inbox, "withdraw(uint256)", str(5 * p * GWEI)).stdout.strip()
+        finally:
+            self.anvil.rpc("evm_setIntervalMining", [1])
+        self.wait_for("PurchaseRejected", lambda: self.logs("PurchaseRejected"), 60, d)
+        [rej] = self.logs("PurchaseRejected")
+        self.assertEqual((int(rej["topics"][1], 16), "0x" + rej["topics"][2][-40:]), (n, b))
+        self.assertEqual(int(rej["data"][-64:], 16), 2, "REJECT_UNFUNDED")
+        wr = self.anvil.rpc("eth_getTransactionReceipt", [tx])
+        self.assertEqual(wr["status"], "0x1")
+        self.assertEqual(self.balance(b), b_before + 5 * p * GWEI - self.gas(wr))
+        b_after = self.balance(b)
+
+        closed = case.wait_state(n, "closed", timeout=60)
+        self.assertEqual(closed["best"]["bundles"], [1], "B's 5 tickets on {1001} win at close")
+        done = case.wait_state(n, "settled", timeout=90)
+        self.assertEqual([(x["buyer"], x["void"]) for x in done["purchases"]],
+                         [(a, False), (b, True)])
+        self.assertEqual(done["best"]["bundles"], [0], "reallocated over what the chain took")
+        st = done["settlement"]
+        self.assertEqual([(w["buyer"], w["bundle"]) for w in st["winners"]], [(a, 0)])
+        self.assertEqual(st["buyers"], [{"address": a, "paidGwei": 3 * p,
+                                         "chargedGwei": 3 * p, "refundGwei": 0}])
+        self.assertEqual(st["revenueGwei"], 3 * p)
+
+        self.wait_for("SaleSettled", lambda: self.logs("SaleSettled"), 60, d)
+        [ev] = self.logs("SaleSettled")
+        self.assertEqual(int(ev["topics"][1], 16), n)
+        data = bytes.fromhex(ev["data"][2:])
+        self.assertEqual(int.from_bytes(data[0:32], "big"), 3 * p * GWEI)
+        self.assertEqual(int.from_bytes(data[32:64], "big"), st["burnGwei"] * GWEI)
+        self.assertEqual(int.from_bytes(data[64:96], "big"), 1, "one buyer settled")
+        credited = sum(self.uint("claimableRevenue(uint64)(uint256)", str(c))
+                       for c in (1001, 1002))
+        self.assertEqual(credited + self.uint("totalBurned()(uint256)"), 3 * p * GWEI)
+        self.assertEqual(credited, st["creditedGwei"] * GWEI)
+        for who in (a, b):
+            self.assertEqual(self.uint("escrow(uint64,address)(uint256)", str(n), who), 0)
+            self.assertEqual(self.uint("claimableRefund(address)(uint256)", who), 0)
+        self.assertEqual(self.uint("freeBalance(address)(uint256)", a), 10 ** 6 * GWEI - 3 * p * GWEI)
+        self.assertEqual(self.uint("freeBalance(address)(uint256)", b), 0)
+        self.assertEqual(self.balance(b), b_after, "B was neither charged nor refunded")
+        for t in self.anvil.poster_txs():
+            rc = self.anvil.rpc("eth_getTransactionReceipt", [t["hash"]])
+            self.assertEqual(rc["status"], "0x1", rc)
+
+        # the void is on disk: the rebuilt sale is the same sale
+        d.kill9()
+        d.start()
+        again = d.rpc("mezz_getSale", {"sale": n})
+        self.assertEqual(again["settlement"], st)
+        self.assertEqual([x["void"] for x in again["purchases"]], [False, True])
