@@ -232,7 +232,7 @@ class RightsE2ETest(OutboxCase):
                     self.assertRegex(res["error"]["message"], "open slot|already decided")
                     return None
                 self.assertEqual(res["result"], {"accepted": True, "slot": slot,
-                                                 "included": 3, "own": 1})
+                                                 "included": 3, "own": 1, "bundles": 0})
                 answers = await recv_json(sender, 30)
                 seq_of = {datas[a["id"]]: a["result"]["seq"] for a in answers}
                 self.assertEqual(sorted(seq_of, key=seq_of.get), list(reversed(datas)))
