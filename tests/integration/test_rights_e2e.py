@@ -221,6 +221,9 @@ class RightsE2ETest(OutboxCase):
                 await collect_pending(win, len(notes) + 1, notes)
             by_data = {x["txs"][0]["data"]: x for x in notes}
             [slot] = {by_data[x]["slot"] for x in datas}
+            # held for the next slot when this one is decided: submit once open
+            while d.status()["slot"] < slot:
+                await asyncio.sleep(0.05)
             own = rnd()
             res = await call(win, "mezz_submitSlotBlock", {
                 "slot": slot, "txs": [{"pendingRef": by_data[x]["ref"]} for x in reversed(datas)]
