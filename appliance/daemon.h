@@ -328,6 +328,11 @@ struct app_prop;
  * owned by the committer once queued. Items in the winner's order. */
 struct app_sb_item {
 	uint64_t ref; /* pendingRef, or 0: the winner's own transaction */
+	/* the winner's own atomic bundle: its legs are consecutive items, the
+	 * first with bundle_n = the number of legs, the others bundle_leg >= 1
+	 * (as in struct app_sub); at = the index in the request's txs */
+	uint16_t bundle_n, bundle_leg;
+	uint32_t at;
 	uint64_t ns;
 	char ns_name[64];
 	uint8_t hash[32];

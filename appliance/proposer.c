@@ -567,10 +567,46 @@ static struct pend *pend_find(struct app_prop *p, uint64_t ref)
 	return lo < p->pn && p->p[lo].ref == ref ? &p->p[lo] : NULL;
 }
 
+/* "txs[3]" or "txs[3].bundle[1]": how the winner named item i. */
+static void sb_where(char *out, size_t len, const struct app_sb_item *it)
+{
+	if (it->bundle_n || it->bundle_leg)
+		snprintf(out, len, "txs[%u].bundle[%u]", it->at, it->bundle_leg);
+	else
+		snprintf(out, len, "txs[%u]", it->at);
+}
+
+/*
+ * A leg of the winner's own bundle must be new: not stored already and not
+ * among the transactions held for (winner, slot), which go into the same
+ * group. Otherwise the group's savepoint would drop the whole bundle
+ * silently after the winner was told it was accepted.
+ */
+static int leg_is_new(struct app_committer *c, const struct app_slot_block *b,
+		      const struct app_sb_item *it)
+{
+	const struct app_prop *p = c->prop;
+	struct app_tx found;
+
+	if (app_store_tx_find(c->store, it->ns, it->hash, &found) != APP_ENOTFOUND)
+		return 0;
+	for (size_t i = 0; i < p->pn; i++) {
+		const struct pend *e = &p->p[i];
+
+		if (e->slot != b->slot || memcmp(e->winner, b->winner, 20))
+			continue;
+		for (size_t k = 0; k < e->n; k++)
+			if (e->legs[k].ns == it->ns && !memcmp(e->legs[k].hash, it->hash, 32))
+				return 0;
+	}
+	return 1;
+}
+
 static int sb_validate(struct app_committer *c, const struct app_slot_block *b, char *why,
 		       size_t whylen)
 {
 	struct app_prop *p = c->prop;
+	char where[64], other[64];
 
 	for (size_t i = 0; i < b->n; i++) {
 		const struct app_sb_item *it = &b->items[i];
@@ -596,19 +632,27 @@ static int sb_validate(struct app_committer *c, const struct app_slot_block *b, 
 		{
 			const struct grant *g = grant_of(p, it->ns, b->slot);
 
+			sb_where(where, sizeof(where), it);
 			if (!g || memcmp(g->winner, b->winner, 20)) {
 				snprintf(why, whylen,
-					 "txs[%zu]: namespace '%s' is not granted to you for slot %llu",
-					 i, it->ns_name, (unsigned long long)b->slot);
+					 "%s: namespace '%s' is not granted to you for slot %llu", where,
+					 it->ns_name, (unsigned long long)b->slot);
 				return -1;
 			}
 		}
 		for (size_t j = 0; j < i; j++)
 			if (!b->items[j].ref && b->items[j].ns == it->ns &&
 			    !memcmp(b->items[j].hash, it->hash, 32)) {
-				snprintf(why, whylen, "txs[%zu] repeats txs[%zu]", i, j);
+				sb_where(other, sizeof(other), &b->items[j]);
+				snprintf(why, whylen, "%s repeats %s", where, other);
 				return -1;
 			}
+		if ((it->bundle_n || it->bundle_leg) && !leg_is_new(c, b, it)) {
+			snprintf(why, whylen,
+				 "%s is already sequenced or held for this slot: a bundle is "
+				 "all-or-nothing, so none of it would land", where);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -652,8 +696,11 @@ static void decide(struct app_committer *c, const uint8_t winner[20], uint64_t s
 			refs[nrefs++] = e->ref;
 			included++;
 		} else {
+			/* bundle legs keep their marks: commit_group stores all of
+			 * them, contiguous, or none */
 			s[ns] = (struct app_sub){.no_answer = 1, .ns = it->ns, .data = it->data,
-						 .len = it->len};
+						 .len = it->len, .bundle_n = it->bundle_n,
+						 .bundle_leg = it->bundle_leg};
 			snprintf(s[ns].ns_name, sizeof(s[ns].ns_name), "%s", it->ns_name);
 			memcpy(s[ns].hash, it->hash, 32);
 			it->data = NULL; /* the group owns it now */
@@ -726,7 +773,7 @@ void app__prop_blocks(struct app_committer *c)
 		struct app_sub *sub = &p->blocks[k];
 		struct app_slot_block *b = sub->block;
 		char why[400];
-		size_t included = 0, own = 0;
+		size_t included = 0, own = 0, bundles = 0;
 
 		if (b->slot != c->open_slot || app_wall_ms() >= deadline_ms(c, b->slot)) {
 			snprintf(why, sizeof(why),
@@ -756,8 +803,10 @@ void app__prop_blocks(struct app_committer *c)
 			char ans[200];
 			uint64_t slot = b->slot;
 
-			for (size_t i = 0; i < b->n; i++)
+			for (size_t i = 0; i < b->n; i++) {
 				b->items[i].ref ? included++ : own++;
+				bundles += b->items[i].bundle_n != 0;
+			}
 			decide(c, b->winner, slot, b, NULL);
 			app__slot_block_free(b);
 			if (atomic_load(&c->stats.halted)) {
@@ -767,8 +816,9 @@ void app__prop_blocks(struct app_committer *c)
 				continue;
 			}
 			snprintf(ans, sizeof(ans),
-				 "{\"slot\":%llu,\"accepted\":true,\"included\":%zu,\"own\":%zu}",
-				 (unsigned long long)slot, included, own);
+				 "{\"slot\":%llu,\"accepted\":true,\"included\":%zu,\"own\":%zu,"
+				 "\"bundles\":%zu}",
+				 (unsigned long long)slot, included, own, bundles);
 			answer_one(c, sub->req, sub->slot, 0, strdup(ans));
 			continue;
 		}

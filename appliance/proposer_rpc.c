@@ -251,6 +251,41 @@ void app_prop_backlog(struct app_conn *c)
 	(void)rc;
 }
 
+/* One own transaction {"namespace": NAME, "data": "0x..."} into x; NULL or
+ * the error answer (where names the item). */
+static char *parse_own(struct app_server *s, json_t *it, struct app_sb_item *x, const char *where)
+{
+	json_t *data = json_object_get(it, "data");
+	const struct app_namespace *ns;
+	const char *h;
+	size_t hl, got = 0;
+
+	if (!json_is_object(it) || !data || json_object_get(it, "pendingRef"))
+		return err_json(RPC_INVALID_PARAMS, "%s: give namespace and data", where);
+	ns = json_is_string(json_object_get(it, "namespace"))
+		     ? app_auth_ns_by_name(&s->auth, json_string_value(json_object_get(it, "namespace")))
+		     : NULL;
+	if (!ns)
+		return err_json(RPC_UNKNOWN_NAMESPACE, "%s: unknown namespace (give its name)", where);
+	h = json_string_value(data);
+	hl = h ? strlen(h) : 0;
+	if (hl < 4 || (hl & 1) || h[0] != '0' || (h[1] != 'x' && h[1] != 'X') ||
+	    (hl - 2) / 2 > (size_t)s->cfg->max_tx_bytes)
+		return err_json(RPC_INVALID_PARAMS, "%s: data must be non-empty 0x-hex of at most "
+						    "server.max_tx_bytes (%ld)", where, s->cfg->max_tx_bytes);
+	x->len = (hl - 2) / 2;
+	x->data = malloc(x->len);
+	if (!x->data || l1_hex_decode(x->data, x->len, &got, h, hl) || got != x->len) {
+		free(x->data);
+		x->data = NULL;
+		return err_json(RPC_INVALID_PARAMS, "%s: data is not valid hex", where);
+	}
+	x->ns = ns->chain_id;
+	snprintf(x->ns_name, sizeof(x->ns_name), "%s", ns->name);
+	l1_keccak256(x->hash, x->data, x->len);
+	return NULL;
+}
+
 static char *m_submit(struct app_conn *c, json_t *params, int *is_error, struct app_sub *sub)
 {
 	struct app_server *s = c->srv;
@@ -258,8 +293,8 @@ static char *m_submit(struct app_conn *c, json_t *params, int *is_error, struct 
 	json_t *slot = json_is_object(p) ? json_object_get(p, "slot") : NULL;
 	json_t *txs = json_is_object(p) ? json_object_get(p, "txs") : NULL, *it;
 	struct app_slot_block *b = NULL;
-	char *err = NULL;
-	size_t k;
+	char *err = NULL, where[64];
+	size_t k, total = 0;
 
 	*is_error = 1;
 	if (!c->prop_ok)
@@ -269,10 +304,20 @@ static char *m_submit(struct app_conn *c, json_t *params, int *is_error, struct 
 	    json_array_size(txs) > SB_MAX_ITEMS)
 		return err_json(RPC_INVALID_PARAMS,
 				"params must be {\"slot\": N, \"txs\": [{\"pendingRef\": R} or "
-				"{\"namespace\": NAME, \"data\": \"0x...\"}, ...]} with at most %d "
+				"{\"namespace\": NAME, \"data\": \"0x...\"} or {\"bundle\": "
+				"[{\"namespace\", \"data\"}, ...]}, ...]} with at most %d "
 				"items",
 				SB_MAX_ITEMS);
-	b = calloc(1, sizeof(*b) + json_array_size(txs) * sizeof(struct app_sb_item));
+	/* A bundle counts as its legs against SB_MAX_ITEMS. */
+	json_array_foreach(txs, k, it) {
+		json_t *bu = json_object_get(it, "bundle");
+
+		total += json_is_array(bu) ? json_array_size(bu) : 1;
+	}
+	if (total > SB_MAX_ITEMS)
+		return err_json(RPC_INVALID_PARAMS, "at most %d items, bundle legs included",
+				SB_MAX_ITEMS);
+	b = calloc(1, sizeof(*b) + total * sizeof(struct app_sb_item));
 	if (!b)
 		return err_json(RPC_INTERNAL, "out of memory");
 	memcpy(b->winner, c->prop_addr, 20);
@@ -280,14 +325,34 @@ static char *m_submit(struct app_conn *c, json_t *params, int *is_error, struct 
 	json_array_foreach(txs, k, it) {
 		struct app_sb_item *x = &b->items[b->n];
 		json_t *ref = json_object_get(it, "pendingRef"), *data = json_object_get(it, "data");
-		const struct app_namespace *ns;
-		const char *h;
-		size_t hl, got = 0;
+		json_t *bu = json_object_get(it, "bundle"), *leg;
+		size_t j;
 
-		if (!json_is_object(it) || (ref && data) || (!ref && !data)) {
-			err = err_json(RPC_INVALID_PARAMS, "txs[%zu]: give either pendingRef or "
-							   "namespace and data", k);
+		if (!json_is_object(it) || (ref != NULL) + (data != NULL) + (bu != NULL) != 1) {
+			err = err_json(RPC_INVALID_PARAMS, "txs[%zu]: give either pendingRef, "
+							   "namespace and data, or bundle", k);
 			goto fail;
+		}
+		if (bu) {
+			if (!json_is_array(bu) || json_array_size(bu) < 1 ||
+			    json_array_size(bu) > APP_BUNDLE_MAX_LEGS) {
+				err = err_json(RPC_INVALID_PARAMS, "txs[%zu]: bundle must be an array "
+								   "of 1..%d {namespace, data}",
+					       k, APP_BUNDLE_MAX_LEGS);
+				goto fail;
+			}
+			json_array_foreach(bu, j, leg) {
+				x = &b->items[b->n];
+				snprintf(where, sizeof(where), "txs[%zu].bundle[%zu]", k, j);
+				err = parse_own(s, leg, x, where);
+				if (err)
+					goto fail;
+				x->at = (uint32_t)k;
+				x->bundle_n = j ? 0 : (uint16_t)json_array_size(bu);
+				x->bundle_leg = (uint16_t)j;
+				b->n++;
+			}
+			continue;
 		}
 		if (ref) {
 			if (!json_is_integer(ref) || json_integer_value(ref) < 1) {
@@ -296,38 +361,15 @@ static char *m_submit(struct app_conn *c, json_t *params, int *is_error, struct 
 				goto fail;
 			}
 			x->ref = (uint64_t)json_integer_value(ref);
+			x->at = (uint32_t)k;
 			b->n++;
 			continue;
 		}
-		ns = json_is_string(json_object_get(it, "namespace"))
-			     ? app_auth_ns_by_name(&s->auth,
-						   json_string_value(json_object_get(it, "namespace")))
-			     : NULL;
-		if (!ns) {
-			err = err_json(RPC_UNKNOWN_NAMESPACE, "txs[%zu]: unknown namespace (give its "
-							      "name)", k);
+		snprintf(where, sizeof(where), "txs[%zu]", k);
+		err = parse_own(s, it, x, where);
+		if (err)
 			goto fail;
-		}
-		h = json_string_value(data);
-		hl = h ? strlen(h) : 0;
-		if (hl < 4 || (hl & 1) || h[0] != '0' || (h[1] != 'x' && h[1] != 'X') ||
-		    (hl - 2) / 2 > (size_t)s->cfg->max_tx_bytes) {
-			err = err_json(RPC_INVALID_PARAMS, "txs[%zu]: data must be non-empty 0x-hex of "
-							   "at most server.max_tx_bytes (%ld)",
-				       k, s->cfg->max_tx_bytes);
-			goto fail;
-		}
-		x->len = (hl - 2) / 2;
-		x->data = malloc(x->len);
-		if (!x->data || l1_hex_decode(x->data, x->len, &got, h, hl) || got != x->len) {
-			free(x->data);
-			x->data = NULL;
-			err = err_json(RPC_INVALID_PARAMS, "txs[%zu]: data is not valid hex", k);
-			goto fail;
-		}
-		x->ns = ns->chain_id;
-		snprintf(x->ns_name, sizeof(x->ns_name), "%s", ns->name);
-		l1_keccak256(x->hash, x->data, x->len);
+		x->at = (uint32_t)k;
 		b->n++;
 	}
 	*is_error = 0;

@@ -21,11 +21,13 @@
  *   buy          do_buy      purchases row, committed before the answer
  *   close        tick        sales.state = 1 (allocation recomputed on load)
  *   propose      do_propose  proposals row (accepted or not)
+ *   (L1 sales)   reconcile   purchase_voids rows: purchases the chain skipped
  *   settle       settle      sales.state = 2 + seed, settlements row, one txn
  *
  * Restart: every unsettled sale is rebuilt by replaying its purchases in id
- * order, closing at its close slot and replaying accepted proposals: the
- * sequencer's logic is deterministic, so this is the same sale. Settled
+ * order, closing at its close slot, replaying accepted proposals and then
+ * the voids (seq_sale_void): the sequencer's logic is deterministic, so
+ * this is the same sale. Settled
  * sales are rebuilt the same way on demand (mezz_getSale) and their
  * settlement bytes compared with the stored ones.
  *
@@ -47,13 +49,21 @@
 #define RIGHTS_QUEUE_MAX 1024
 #define LIVE_MAX 8
 
+/* What the sequencer does not keep of a purchase: its nonce, the tickets
+ * signed for (a void purchase has none left in the sale) and whether the
+ * chain escrowed it (purchase_voids). */
+struct rpur {
+	uint64_t nonce, tickets;
+	int voided;
+};
+
 struct rsale {
 	struct seq_sale s;
 	int draw_l1;
 	uint64_t floor;
 	uint64_t opened_slot;
-	uint64_t *nonces; /* per purchase, parallel to s.purchases */
-	size_t nonces_cap;
+	struct rpur *pur; /* per purchase, parallel to s.purchases */
+	size_t pur_cap;
 	int has_st;
 	struct seq_settlement st;
 	uint8_t seed[32];
@@ -155,7 +165,7 @@ static void rsale_free(struct rsale *rs)
 		return;
 	seq_sale_destroy(&rs->s);
 	seq_settlement_free(&rs->st);
-	free(rs->nonces);
+	free(rs->pur);
 	free(rs);
 }
 
@@ -163,17 +173,65 @@ static int rsale_note_nonce(struct rsale *rs, uint64_t nonce)
 {
 	size_t i = rs->s.n_purchases - 1;
 
-	if (i >= rs->nonces_cap) {
-		size_t cap = rs->nonces_cap ? rs->nonces_cap * 2 : 64;
-		uint64_t *v = realloc(rs->nonces, cap * sizeof(*v));
+	if (i >= rs->pur_cap) {
+		size_t cap = rs->pur_cap ? rs->pur_cap * 2 : 64;
+		struct rpur *v = realloc(rs->pur, cap * sizeof(*v));
 
 		if (!v)
 			return APP_ENOMEM;
-		rs->nonces = v;
-		rs->nonces_cap = cap;
+		rs->pur = v;
+		rs->pur_cap = cap;
 	}
-	rs->nonces[i] = nonce;
+	rs->pur[i].nonce = nonce;
+	rs->pur[i].tickets = rs->s.purchases[i].tickets;
+	rs->pur[i].voided = 0;
 	return 0;
+}
+
+/*
+ * Apply the purchases rights.db holds as void (purchase_voids) to a closed
+ * sale, all at once, after its accepted proposals: the order settle() used
+ * when it voided them, so a rebuild is the same sale.
+ */
+static int rsale_apply_voids(struct app_rights *r, struct rsale *rs)
+{
+	sqlite3_stmt *st = prep(r, "SELECT p.id, (SELECT count(*) FROM purchases q"
+				   " WHERE q.sale = p.sale AND q.id < p.id) FROM purchase_voids v"
+				   " JOIN purchases p ON p.id = v.purchase WHERE v.sale = ?"
+				   " ORDER BY p.id");
+	uint32_t *idx = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	if (!st)
+		return APP_ESQLITE;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)rs->s.p.sale_id);
+	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+		uint64_t i = (uint64_t)sqlite3_column_int64(st, 1);
+
+		if (n == cap) {
+			uint32_t *v;
+
+			cap = cap ? cap * 2 : 16;
+			v = realloc(idx, cap * sizeof(*v));
+			if (!v) {
+				rc = APP_ENOMEM;
+				break;
+			}
+			idx = v;
+		}
+		if (i >= rs->s.n_purchases)
+			rc = APP_ESQLITE; /* a void row for a purchase not replayed */
+		else
+			idx[n++] = (uint32_t)i;
+	}
+	sqlite3_finalize(st);
+	if (!rc && n)
+		rc = seq_sale_void(&rs->s, idx, n);
+	for (size_t k = 0; !rc && k < n; k++)
+		rs->pur[idx[k]].voided = 1;
+	free(idx);
+	return rc;
 }
 
 /*
@@ -296,6 +354,8 @@ static int sale_load(struct app_rights *r, uint64_t id, struct rsale **out)
 		rc = seq_sale_propose(&rs->s, (uint64_t)sqlite3_column_int64(st, 1), &a);
 	}
 	sqlite3_finalize(st);
+	if (!rc)
+		rc = rsale_apply_voids(r, rs);
 	if (rc || state == 1)
 		goto out;
 	rc = seq_sale_settle(&rs->s, seq_sale_deadline_slot(&rs->s), rs->seed, &rs->st);
@@ -535,12 +595,12 @@ static char *sale_json(const struct rsale *rs)
 	json_object_set_new(o, "rollups", rol);
 	for (size_t i = 0; i < s->n_purchases; i++)
 		json_array_append_new(
-			pur, json_pack("{s:I,s:o,s:I,s:o,s:I,s:I}", "purchase", (json_int_t)i,
+			pur, json_pack("{s:I,s:o,s:I,s:o,s:I,s:I,s:b}", "purchase", (json_int_t)i,
 				       "buyer", hexj(s->purchases[i].buyer, SEQ_ADDR_LEN), "bundle",
 				       (json_int_t)s->purchases[i].bundle, "rollups",
 				       bundle_ids_json(s, s->purchases[i].bundle), "tickets",
-				       (json_int_t)s->purchases[i].tickets, "nonce",
-				       (json_int_t)rs->nonces[i]));
+				       (json_int_t)rs->pur[i].tickets, "nonce",
+				       (json_int_t)rs->pur[i].nonce, "void", rs->pur[i].voided));
 	json_object_set_new(o, "purchases", pur);
 	for (size_t i = 0; i < s->n_bundles; i++)
 		json_array_append_new(
@@ -949,8 +1009,9 @@ static int check_deposit(struct app_rights *r, struct l1_rpc *rpc, const uint8_t
  * a time (so purchases arriving between two passes go together), then
  * every settlement not yet handed (after its sale's purchases: the outbox
  * posts in queue order). A crash between the outbox's journal and our mark
- * hands a job again: a repeated purchase is skipped on chain (nonce used),
- * a repeated settlement is refused by the outbox (L1_EDUP) and marked.
+ * hands a job again: a repeated purchase is skipped on chain (nonce used;
+ * reconcile() counts it once, by its Purchased event), a repeated
+ * settlement is refused by the outbox (L1_EDUP) and marked.
  */
 static void flush_purchases(struct app_rights *r, struct l1_outbox *ob, uint64_t sale)
 {
@@ -965,13 +1026,12 @@ static void flush_purchases(struct app_rights *r, struct l1_outbox *ob, uint64_t
 
 	if (!rollups || !sigs)
 		goto out;
-	st = prep(r, "SELECT coalesce(max(l1_job) + 1, 0) FROM purchases WHERE sale = ?");
-	if (!st)
+	/* The job's index among the sale's postPurchases, counted in the
+	 * outbox itself: a job handed again after a crash (below) is a job of
+	 * its own there, and the deposit check must look at the right one. */
+	if ((!r->obr && l1_outbox_reader_open(&r->obr, r->c->l1.db_path)) ||
+	    l1_outbox_reader_purchases_count(r->obr, sale, &job))
 		goto out;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)sale);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		job = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
 	st = prep(r, "SELECT id, rollups, tickets, price, nonce, sig FROM purchases"
 		     " WHERE sale = ? AND l1_queued = 0 ORDER BY id LIMIT ?");
 	if (!st)
@@ -1074,6 +1134,197 @@ static void l1_flush(struct app_rights *r, struct l1_outbox *ob)
 }
 
 /* ------------------------------------------------------------------ */
+/* Reconciling an L1 sale with what the chain escrowed                  */
+
+/* One purchase event of a sale: reason 0 for Purchased, else the
+ * PurchaseRejected reason. Sorted by (buyer, nonce, reason), so a
+ * Purchased sorts before any rejection of the same purchase. */
+struct onchain {
+	uint8_t buyer[20];
+	uint64_t nonce;
+	uint8_t reason;
+};
+
+static int onchain_cmp(const void *a, const void *b)
+{
+	const struct onchain *x = a, *y = b;
+	int c = memcmp(x->buyer, y->buyer, 20);
+
+	if (c)
+		return c;
+	if (x->nonce != y->nonce)
+		return x->nonce < y->nonce ? -1 : 1;
+	return (int)x->reason - (int)y->reason;
+}
+
+/* The first event of (buyer, nonce) in sorted v, or NULL. */
+static const struct onchain *onchain_find(const struct onchain *v, size_t n,
+					  const uint8_t buyer[20], uint64_t nonce)
+{
+	struct onchain key = {.nonce = nonce, .reason = 0};
+	size_t lo = 0, hi = n;
+
+	memcpy(key.buyer, buyer, 20);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (onchain_cmp(&v[mid], &key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && !memcmp(v[lo].buyer, buyer, 20) && v[lo].nonce == nonce ? &v[lo] : NULL;
+}
+
+/* The Purchased and PurchaseRejected events of `sale` in one receipt. */
+static int onchain_collect(const struct app_rights *r, const struct l1_receipt *rc, uint64_t sale,
+			   struct onchain **v, size_t *n, size_t *cap)
+{
+	for (size_t i = 0; i < rc->logs.n; i++) {
+		const struct l1_log *lg = &rc->logs.v[i];
+		struct l1_inbox_event ev;
+
+		if (memcmp(lg->address, r->inbox, 20) ||
+		    l1_inbox_decode_log(&ev, (const uint8_t (*)[32])lg->topics, lg->ntopics,
+					lg->data, lg->data_len) ||
+		    (ev.kind != L1_EV_PURCHASED && ev.kind != L1_EV_PURCHASE_REJECTED) ||
+		    ev.u.purchase.sale_id != sale)
+			continue;
+		if (*n == *cap) {
+			size_t c = *cap ? *cap * 2 : 64;
+			struct onchain *nv = realloc(*v, c * sizeof(*nv));
+
+			if (!nv)
+				return APP_ENOMEM;
+			*v = nv;
+			*cap = c;
+		}
+		memcpy((*v)[*n].buyer, ev.u.purchase.buyer, 20);
+		(*v)[*n].nonce = ev.u.purchase.nonce;
+		/* A rejection never has reason 0 (REJECT_* start at 1); 255 keeps
+		 * an unknown one from reading as "escrowed". */
+		(*v)[*n].reason = ev.kind == L1_EV_PURCHASED ? 0
+				  : ev.u.purchase.reason ? ev.u.purchase.reason : 255;
+		(*n)++;
+	}
+	return 0;
+}
+
+static const char *void_reason(int reason)
+{
+	switch (reason) {
+	case L1_REJECT_NONCE_USED:
+		return "rejected_nonce_used";
+	case L1_REJECT_UNFUNDED:
+		return "rejected_unfunded";
+	case 0:
+		return "not_escrowed";
+	default:
+		return "rejected";
+	}
+}
+
+/*
+ * Before an L1 sale settles, find which of its purchases the chain
+ * escrowed. Not yet (APP_ENOTFOUND, retried next pass) while a purchase is
+ * not handed to the outbox or one of the sale's postPurchases jobs is
+ * neither posted (l1.confirmations deep) nor failed, or its receipt cannot
+ * be read or is in another block than the one the outbox confirmed. Then a
+ * purchase is escrowed when a Purchased event of this sale names its buyer
+ * and nonce in any of those receipts (a purchase handed twice after a crash
+ * is rejected the second time, nonce used, and counts once). Every other
+ * purchase is void: rejected by the chain (the reason is kept), in a job
+ * that reverted, or refused by the outbox. The voids are committed here,
+ * before the settlement is computed over the rest.
+ */
+static int reconcile(struct app_rights *r, const struct rsale *rs, struct l1_rpc *rpc)
+{
+	uint64_t sale = rs->s.p.sale_id, jobs = 0;
+	struct onchain *ev = NULL;
+	size_t nev = 0, cap = 0, nvoid = 0;
+	sqlite3_stmt *st;
+	int rc = APP_ENOTFOUND;
+
+	if (!rpc || (!r->obr && l1_outbox_reader_open(&r->obr, r->c->l1.db_path)))
+		return APP_ENOTFOUND;
+	st = prep(r, "SELECT count(*) FROM purchases WHERE sale = ? AND l1_queued = 0");
+	if (!st)
+		return APP_ESQLITE;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)sale);
+	if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int64(st, 0) != 0) {
+		sqlite3_finalize(st);
+		return APP_ENOTFOUND;
+	}
+	sqlite3_finalize(st);
+	if (l1_outbox_reader_purchases_count(r->obr, sale, &jobs))
+		return APP_ENOTFOUND;
+	for (uint64_t i = 0; i < jobs; i++) {
+		struct l1_job_view v;
+		struct l1_receipt rcpt = {0};
+		int e;
+
+		if (l1_outbox_reader_purchases(r->obr, sale, i, &v))
+			goto out;
+		if (v.state == L1_JOB_FAILED)
+			continue; /* reverted (or never sent): escrowed nothing */
+		if ((v.state != L1_JOB_POSTED && v.state != L1_JOB_FINALIZED) || !v.has_tx ||
+		    !v.mined || l1_rpc_get_receipt(rpc, v.tx_hash, &rcpt))
+			goto out;
+		e = memcmp(rcpt.block_hash, v.block_hash, 32) ? APP_ENOTFOUND
+			: rcpt.status == 1 ? onchain_collect(r, &rcpt, sale, &ev, &nev, &cap) : 0;
+		l1_receipt_free(&rcpt);
+		if (e) {
+			rc = e;
+			goto out;
+		}
+	}
+	if (nev)
+		qsort(ev, nev, sizeof(*ev), onchain_cmp);
+	st = prep(r, "SELECT id, buyer, nonce, l1_queued FROM purchases p WHERE sale = ? AND NOT"
+		     " EXISTS (SELECT 1 FROM purchase_voids v WHERE v.purchase = p.id) ORDER BY id");
+	if (!st || sql_exec(r, "BEGIN IMMEDIATE")) {
+		sqlite3_finalize(st);
+		rc = APP_ESQLITE;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)sale);
+	rc = 0;
+	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+		const struct onchain *o;
+		uint64_t nonce = (uint64_t)sqlite3_column_int64(st, 2);
+		char addr[43], sql[160];
+		int reason;
+
+		if (sqlite3_column_bytes(st, 1) != 20)
+			continue;
+		o = onchain_find(ev, nev, sqlite3_column_blob(st, 1), nonce);
+		if (o && o->reason == 0)
+			continue; /* escrowed */
+		reason = o ? o->reason : 0;
+		snprintf(sql, sizeof(sql), "INSERT OR IGNORE INTO purchase_voids(purchase, sale, reason,"
+			 " created_ms) VALUES (%lld, %llu, %d, %lld)", sqlite3_column_int64(st, 0),
+			 (unsigned long long)sale, reason, (long long)app_wall_ms());
+		rc = sql_exec(r, sql);
+		l1_hex_encode(addr, sqlite3_column_blob(st, 1), 20);
+		app_warn("rights_purchase_void", "sale=%llu buyer=%s nonce=%llu reason=%s",
+			 (unsigned long long)sale, addr, (unsigned long long)nonce,
+			 void_reason(reason));
+		nvoid++;
+	}
+	sqlite3_finalize(st);
+	if (rc || sql_exec(r, "COMMIT")) {
+		sql_exec(r, "ROLLBACK");
+		rc = rc ? rc : APP_ESQLITE;
+	}
+	if (!rc && nvoid)
+		app_info("rights_sale_reconciled", "sale=%llu jobs=%llu events=%zu voided=%zu",
+			 (unsigned long long)sale, (unsigned long long)jobs, nev, nvoid);
+out:
+	free(ev);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* Settlement                                                           */
 
 static int find_seed(struct app_rights *r, const struct rsale *rs, struct l1_rpc *rpc,
@@ -1141,27 +1392,26 @@ static void grant(struct app_rights *r, const struct rsale *rs)
 static int settle(struct app_rights *r, struct rsale *rs, uint64_t now, struct l1_rpc *rpc)
 {
 	struct seq_settlement st = {0};
+	struct rsale *copy = NULL;
 	uint8_t seed[32], *enc = NULL;
-	size_t len;
+	size_t len, voided = 0;
 	sqlite3_stmt *q;
 	int rc;
 
 	rc = find_seed(r, rs, rpc, seed);
+	if (!rc && rs->draw_l1)
+		rc = reconcile(r, rs, rpc);
 	if (rc)
 		return rc;
-	/* Settle a copy first: the in-memory sale moves only once the
-	 * settlement is durable. Rebuilding from disk gives the same sale. */
-	{
-		struct rsale *copy;
-
-		rc = sale_load(r, rs->s.p.sale_id, &copy);
-		if (rc)
-			return rc;
-		rc = seq_sale_settle(&copy->s, now, seed, &st);
-		rsale_free(copy);
-	}
+	/* Settle a copy rebuilt from disk (with the voids reconcile() just
+	 * stored): the live sale is replaced by it only once the settlement is
+	 * durable. */
+	rc = sale_load(r, rs->s.p.sale_id, &copy);
 	if (rc)
 		return rc;
+	rc = seq_sale_settle(&copy->s, now, seed, &st);
+	if (rc)
+		goto out;
 	len = seq_settlement_encode(&st, NULL, 0);
 	enc = malloc(len);
 	if (!enc || seq_settlement_encode(&st, enc, len) != len) {
@@ -1194,20 +1444,28 @@ static int settle(struct app_rights *r, struct rsale *rs, uint64_t now, struct l
 		rc = rc ? rc : APP_ESQLITE;
 		goto out;
 	}
-	rc = seq_sale_settle(&rs->s, now, seed, &rs->st);
-	if (rc)
-		APP_PANIC("sale %llu settled on disk but not in memory: %s",
-			  (unsigned long long)rs->s.p.sale_id, app_strerror(rc));
+	/* The copy becomes the live sale (the old contents go with copy). */
+	{
+		struct rsale t = *rs;
+
+		*rs = *copy;
+		*copy = t;
+	}
+	rs->st = st;
+	memset(&st, 0, sizeof(st));
 	rs->has_st = 1;
 	memcpy(rs->seed, seed, 32);
+	for (size_t i = 0; i < rs->s.n_purchases; i++)
+		voided += rs->pur[i].voided != 0;
 	app_info("rights_sale_settled",
 		 "sale=%llu revenue_gwei=%llu burn_gwei=%llu winners=%zu buyers=%zu credits=%zu "
-		 "sold=%llu",
-		 (unsigned long long)rs->s.p.sale_id, (unsigned long long)st.revenue,
-		 (unsigned long long)st.burn, st.n_winners, st.n_buyers, st.n_credits,
-		 (unsigned long long)rs->s.sold);
+		 "sold=%llu voided=%zu",
+		 (unsigned long long)rs->s.p.sale_id, (unsigned long long)rs->st.revenue,
+		 (unsigned long long)rs->st.burn, rs->st.n_winners, rs->st.n_buyers,
+		 rs->st.n_credits, (unsigned long long)rs->s.sold, voided);
 	grant(r, rs);
 out:
+	rsale_free(copy);
 	seq_settlement_free(&st);
 	free(enc);
 	return rc;

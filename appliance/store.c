@@ -202,6 +202,9 @@ fail:
  *   purchases:   in order; buyer recovered from sig; l1_queued once handed
  *                to the outbox (2: refused by it), l1_job = which of the
  *                sale's postPurchases jobs carries it
+ *   purchase_voids: purchases the chain did not escrow (PurchaseRejected,
+ *                or their postPurchases failed), found before the sale
+ *                settles; replayed after its proposals (seq_sale_void)
  *   proposals:   every proposal judged, accepted or not, with the reason
  *   settlements: seq_settlement_encode bytes; l1_queued, granted
  */
@@ -226,6 +229,10 @@ static const char rights_schema[] =
 	"  l1_queued INTEGER NOT NULL DEFAULT 0, l1_job INTEGER, created_ms INTEGER NOT NULL,"
 	"  UNIQUE(buyer, nonce));"
 	"CREATE INDEX IF NOT EXISTS purchases_sale ON purchases(sale, id);"
+	"CREATE TABLE IF NOT EXISTS purchase_voids(purchase INTEGER PRIMARY KEY"
+	"  REFERENCES purchases(id), sale INTEGER NOT NULL REFERENCES sales(id),"
+	"  reason INTEGER NOT NULL, created_ms INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS purchase_voids_sale ON purchase_voids(sale);"
 	"CREATE TABLE IF NOT EXISTS proposals(id INTEGER PRIMARY KEY,"
 	"  sale INTEGER NOT NULL REFERENCES sales(id), bundles TEXT NOT NULL,"
 	"  revenue INTEGER NOT NULL, slot INTEGER NOT NULL, accepted INTEGER NOT NULL,"

@@ -772,5 +772,8 @@ int l1_outbox_reader_purchases(struct l1_outbox_reader *r, uint64_t sale_id, uin
 			       struct l1_job_view *v);
 int l1_outbox_reader_settlement(struct l1_outbox_reader *r, uint64_t sale_id,
 				struct l1_job_view *v);
+/* How many purchases jobs of a sale are queued (any state): the index the
+ * next one will have. */
+int l1_outbox_reader_purchases_count(struct l1_outbox_reader *r, uint64_t sale_id, uint64_t *n);
 
 #endif /* MEZZ_L1_H */

@@ -1473,6 +1473,23 @@ int l1_outbox_reader_purchases(struct l1_outbox_reader *r, uint64_t sale_id, uin
 			  sale_id, i, v);
 }
 
+int l1_outbox_reader_purchases_count(struct l1_outbox_reader *r, uint64_t sale_id, uint64_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = L1_EDB;
+
+	if (sqlite3_prepare_v2(r->db, "SELECT count(*) FROM jobs WHERE kind = 3 AND sale_id = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return L1_EDB;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)sale_id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*n = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int l1_outbox_reader_settlement(struct l1_outbox_reader *r, uint64_t sale_id,
 				struct l1_job_view *v)
 {

@@ -34,7 +34,9 @@
 
 static bool valid_bundle(const struct seq_sale *s, uint32_t b)
 {
-	return seq__value(s, s->bundles[b].tickets) >= s->bundles[b].reserve;
+	/* A bundle whose purchases were all voided has nothing to draw from. */
+	return s->bundles[b].tickets > 0 &&
+	       seq__value(s, s->bundles[b].tickets) >= s->bundles[b].reserve;
 }
 
 static int u32_cmp(const void *a, const void *b)

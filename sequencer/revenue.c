@@ -196,6 +196,10 @@ int seq_sale_settle(struct seq_sale *s, uint64_t now_slot, const uint8_t seed[st
 	for (size_t i = 0; i < np; i++) {
 		struct seq_settle_buyer *by;
 
+		/* A void purchase escrowed nothing: a buyer with nothing else
+		 * is no buyer of the sale (the Inbox requires escrow > 0). */
+		if (rows[i].paid == 0)
+			continue;
 		if (out->n_buyers == 0 ||
 		    memcmp(out->buyers[out->n_buyers - 1].addr, rows[i].addr, SEQ_ADDR_LEN) != 0) {
 			by = &out->buyers[out->n_buyers++];

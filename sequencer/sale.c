@@ -11,6 +11,7 @@
  *   OPEN   -> OPEN        seq_sale_buy      now < close slot
  *   OPEN   -> CLOSED      seq_sale_close    now >= close slot
  *   CLOSED -> CLOSED      seq_sale_propose  now < deadline, strictly better
+ *   CLOSED -> CLOSED      seq_sale_void     purchases the chain skipped
  *   CLOSED -> SETTLED     seq_sale_settle   now >= deadline (revenue.c)
  *
  * Bundles are deduplicated through an open-addressing hash index over their
@@ -327,6 +328,56 @@ int seq_sale_propose(struct seq_sale *s, uint64_t now_slot, const struct seq_all
 	(void)seq_alloc_validate(s, a, &s->best.revenue);
 	s->best_proposals++;
 	return 0;
+}
+
+int seq_sale_void(struct seq_sale *s, const uint32_t *purchases, size_t n)
+{
+	uint64_t *old, rev = 0;
+	struct seq_alloc *fresh;
+	int rc, standing;
+
+	if (s->state != SEQ_SALE_CLOSED)
+		return SEQ_ESTATE;
+	for (size_t k = 0; k < n; k++)
+		if (purchases[k] >= s->n_purchases)
+			return SEQ_EINVAL;
+	old = malloc((n ? n : 1) * sizeof(*old));
+	fresh = malloc(sizeof(*fresh));
+	if (old == NULL || fresh == NULL) {
+		free(old);
+		free(fresh);
+		return SEQ_ENOMEM;
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct seq_purchase *pu = &s->purchases[purchases[k]];
+
+		old[k] = pu->tickets;
+		assert(s->bundles[pu->bundle].tickets >= pu->tickets && s->sold >= pu->tickets);
+		s->bundles[pu->bundle].tickets -= pu->tickets;
+		s->sold -= pu->tickets;
+		pu->tickets = 0;
+	}
+	rc = seq_alloc_compute(s, fresh);
+	if (rc != 0) {
+		/* Undo in reverse, so a purchase listed twice gets its tickets back. */
+		for (size_t k = n; k-- > 0;) {
+			struct seq_purchase *pu = &s->purchases[purchases[k]];
+
+			pu->tickets += old[k];
+			s->bundles[pu->bundle].tickets += old[k];
+			s->sold += old[k];
+		}
+		goto out;
+	}
+	standing = seq_alloc_validate(s, &s->best, &rev) == 0;
+	if (!standing || fresh->revenue > rev)
+		s->best = *fresh;
+	else
+		s->best.revenue = rev;
+out:
+	free(old);
+	free(fresh);
+	return rc;
 }
 
 uint64_t seq_price_next(uint64_t price, uint64_t sold, uint64_t cap, uint64_t target,

@@ -445,6 +445,19 @@ int seq_alloc_check(const struct seq_sale *s, const struct seq_alloc *a);
 int seq_sale_propose(struct seq_sale *s, uint64_t now_slot, const struct seq_alloc *a);
 
 /*
+ * Void purchases the chain did not escrow (docs/RIGHTS.md, "Void
+ * purchases"), in CLOSED (SEQ_ESTATE otherwise), all at once: each one's
+ * tickets drop to 0 (purchase and bundle numbers stay, so proposals and the
+ * draw still name the same things), then the allocation is judged again:
+ * the standing one, re-valued, is kept if it is still valid and the one
+ * seq_alloc_compute finds over what is left does not earn strictly more;
+ * otherwise that one replaces it. A purchase already void is a no-op, so
+ * voiding a set again changes nothing. SEQ_EINVAL if an index is out of
+ * range; SEQ_ENOMEM leaves the sale unchanged.
+ */
+int seq_sale_void(struct seq_sale *s, const uint32_t *purchases, size_t n);
+
+/*
  * The draw. Ticket index in [0, tickets) for bundle `bundle` of sale
  * `sale_id`: x = first 8 bytes (big-endian) of SHA-256(seed[32] ||
  * sale_id u64 BE || bundle u32 BE || attempt u32 BE), attempt = 0, 1, ...;

@@ -58,9 +58,11 @@ async def authenticate(ws, address=WINNER, key=WINNER_KEY):
                       {"address": address, "signature": sign(ch["result"]["digest"], key)})
 
 
-async def pending_session(url):
+async def pending_session(url, address=WINNER, key=WINNER_KEY):
+    """A WebSocket authenticated as `address` (signing with `key`) and
+    subscribed to its held transactions."""
     ws = await ws_connect(url)
-    doc = await authenticate(ws)
+    doc = await authenticate(ws, address=address, key=key)
     assert doc.get("result", {}).get("authenticated"), doc
     doc = await call(ws, "mezz_subscribe", ["pending", {}])
     assert "result" in doc, doc
@@ -314,6 +316,131 @@ class ProposerTest(DaemonCase):
         r = self.d.rpc("mezz_sendTransaction", {"namespace": "beta", "data": rnd()},
                        key=self.bkey)
         self.assertIn("seq", r)
+
+
+class ProposerBundleTest(DaemonCase):
+    """The winner's own atomic bundles in mezz_submitSlotBlock: legs in its
+    granted namespaces land contiguous, in its order, between the items
+    around them; a bundle with any bad leg refuses the whole sub-block
+    (-32020) and none of its legs is stored."""
+    SLOT_MS = SLOT_MS
+    SETTINGS = {"sequencer.proposer_deadline_ms": "500"}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.d.setup_tenant("acme", "alpha", 101, key=False)
+        cls.d.setup_tenant("acme", "gamma", 303, key=False, create_tenant=False)
+        cls.d.setup_tenant("bravo", "beta", 202, key=False)
+        slot = cls.d.status()["slot"]
+        cls.d.mezz("rights", "grant", "--from", slot + 2, "--to", slot + 100000,
+                   "--rollups", "101,303", "--winner", WINNER)
+        while cls.d.status()["slot"] < slot + 2:
+            run_async(asyncio.sleep(0.2))
+
+    def sealed(self):
+        """{data: seq} of every sealed transaction, all namespaces."""
+        self.d.wait_sealed_seq(self.d.status()["nextSeq"])
+        out = {}
+        for h in range(1, self.d.status()["height"] + 1):
+            for ns in self.d.rpc("mezz_getBlock", {"height": h})["namespaces"]:
+                for t in ns["txs"]:
+                    out[t["data"]] = t["seq"]
+        return out
+
+    def submit_around(self, build):
+        """Hold two alpha transactions for the winner, submit build(refs) for
+        their slot; retried (fresh transactions) while the slot was missed.
+        Returns (answer, the two held datas)."""
+        async def attempt():
+            win = await pending_session(self.d.ws_url())
+            sender = await ws_connect(self.d.ws_url())
+            datas = [rnd(), rnd()]
+            await sender.send(json.dumps([
+                {"jsonrpc": "2.0", "id": k, "method": "mezz_sendTransaction",
+                 "params": {"namespace": "alpha", "data": x}} for k, x in enumerate(datas)]))
+            notes = []
+            while not set(datas) <= {n["txs"][0]["data"] for n in notes}:
+                await collect_pending(win, len(notes) + 1, notes)
+            by = {n["txs"][0]["data"]: n for n in notes}
+            slot = by[datas[0]]["slot"]
+            # held for the next slot when this one is decided already: its
+            # sub-block is taken once that slot is open
+            while self.d.status()["slot"] < slot:
+                await asyncio.sleep(0.05)
+            res = await call(win, "mezz_submitSlotBlock", {
+                "slot": slot, "txs": build([by[x]["ref"] for x in datas])})
+            await recv_json(sender, 30)  # the held ones are sequenced either way
+            await win.close()
+            await sender.close()
+            late = "error" in res and ("open slot" in res["error"]["message"] or
+                                       "already decided" in res["error"]["message"])
+            last.append(res)
+            return None if late else (res, datas)
+
+        last = []
+        for _ in range(4):
+            got = run_async(attempt(), timeout=90)
+            if got:
+                return got
+        self.fail("the winner never made a deadline in 4 slots: %r" % last)
+
+    def test_own_bundle_lands_contiguous_in_order(self):
+        legs = [("gamma", rnd()), ("alpha", rnd()), ("gamma", rnd())]
+        res, held = self.submit_around(lambda refs: [
+            {"pendingRef": refs[1]},
+            {"bundle": [{"namespace": n, "data": x} for n, x in legs]},
+            {"pendingRef": refs[0]}])
+        self.assertEqual(res.get("result"), {"slot": res["result"]["slot"], "accepted": True,
+                                             "included": 2, "own": 3, "bundles": 1}, res)
+        seq = self.sealed()
+        order = [held[1]] + [x for _, x in legs] + [held[0]]
+        self.assertEqual([seq[x] for x in order], list(range(seq[held[1]], seq[held[1]] + 5)),
+                         "the bundle's legs are contiguous, in the winner's order")
+
+    def test_bad_leg_refuses_the_whole_sub_block(self):
+        taken = rnd()  # an own transaction, sequenced first
+        res, _ = self.submit_around(lambda refs: [{"pendingRef": refs[0]},
+                                                  {"namespace": "alpha", "data": taken}])
+        self.assertTrue(res["result"]["accepted"], res)
+        cases = [
+            ("ungranted leg", [("alpha", rnd()), ("beta", rnd())],
+             r"txs\[1\]\.bundle\[1\]: namespace 'beta' is not granted"),
+            ("leg already sequenced", [("gamma", rnd()), ("alpha", taken)],
+             r"txs\[1\]\.bundle\[1\] is already sequenced"),
+        ]
+        for name, legs, why in cases:
+            with self.subTest(name):
+                res, held = self.submit_around(lambda refs: [
+                    {"pendingRef": refs[0]},
+                    {"bundle": [{"namespace": n, "data": x} for n, x in legs]}])
+                self.assertEqual(res["error"]["code"], -32020, res)
+                self.assertRegex(res["error"]["message"], why)
+                seq = self.sealed()
+                # nothing of the bundle, and the held ones ordered by the appliance
+                for _, x in legs:
+                    if x != taken:
+                        self.assertNotIn(x, seq)
+                self.assertLess(seq[held[0]], seq[held[1]], "fallback: arrival order")
+        misses = self.d.mezz("rights", "misses").stdout.strip().splitlines()
+        self.assertTrue(any("\tinvalid\t" in m for m in misses[1:]), misses)
+
+    def test_malformed_bundles_refused(self):
+        async def go():
+            async with ws_connect(self.d.ws_url()) as ws:
+                self.assertTrue((await authenticate(ws))["result"]["authenticated"])
+                slot = self.d.status()["slot"]
+                for txs in ([{"bundle": []}],
+                            [{"bundle": [{"namespace": "alpha", "data": rnd()}] * 65}],
+                            [{"bundle": [{"pendingRef": 1}]}],
+                            [{"bundle": [{"namespace": "alpha", "data": rnd()}],
+                              "pendingRef": 1}]):
+                    doc = await call(ws, "mezz_submitSlotBlock", {"slot": slot, "txs": txs})
+                    self.assertRpcError(doc, -32602)
+                doc = await call(ws, "mezz_submitSlotBlock", {
+                    "slot": slot, "txs": [{"bundle": [{"namespace": "nosuch", "data": rnd()}]}]})
+                self.assertRpcError(doc, -32003)
+        run_async(go())
 
 
 class ProposerCrashTest(unittest.TestCase):

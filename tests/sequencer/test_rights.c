@@ -379,6 +379,74 @@ Test(rights, improvement_window)
 	}
 }
 
+/*
+ * Void purchases (docs/RIGHTS.md): rollups 10 and 20, price 1000. Buyer 1
+ * buys 3 on {10,20}, buyer 2 buys 5 on {10}: {10} wins. Voiding buyer 2's
+ * purchase leaves {10} with no tickets, so the allocation is recomputed and
+ * {10,20} wins; buyer 2 is no buyer of the settlement. Voiding again is a
+ * no-op; a standing allocation that stays valid and best is kept.
+ */
+Test(rights, void_purchases_reallocate_and_drop_the_buyer)
+{
+	struct seq_offer o[] = {{10, 0, true}, {20, 0, true}};
+	struct seq_sale_params p = params(9, o, 2);
+	uint64_t pair[] = {10, 20}, one[] = {10}, two[] = {20};
+	uint8_t b1[20], b2[20], seed[32] = {7};
+	struct seq_settlement st;
+	struct seq_sale s;
+	uint32_t v2 = 1, bad = 3;
+
+	addr(b1, 1);
+	addr(b2, 2);
+	cr_assert_eq(seq_sale_create(&s, &p), 0);
+	cr_assert_eq(seq_sale_buy(&s, 0, b1, pair, 2, 3), 0);
+	cr_assert_eq(seq_sale_buy(&s, 0, b2, one, 1, 5), 0);
+	cr_assert_eq(seq_sale_void(&s, &v2, 1), SEQ_ESTATE, "only once closed");
+	cr_assert_eq(seq_sale_close(&s, START - CLOSE_LEAD), 0);
+	cr_assert_eq(s.best.n, 1);
+	cr_assert_eq(s.best.bundle[0], 1);
+	cr_assert_eq(seq_sale_void(&s, &bad, 1), SEQ_EINVAL);
+	cr_assert_eq(seq_sale_void(&s, &v2, 1), 0);
+	cr_assert_eq(s.sold, 3);
+	cr_assert_eq(s.purchases[1].tickets, 0);
+	cr_assert_eq(s.bundles[1].tickets, 0);
+	cr_assert_eq(s.best.n, 1);
+	cr_assert_eq(s.best.bundle[0], 0);
+	cr_assert_eq(s.best.revenue, 3000);
+	cr_assert_eq(seq_sale_void(&s, &v2, 1), 0);
+	cr_assert_eq(s.best.bundle[0], 0);
+	cr_assert_eq(s.sold, 3);
+	cr_assert_eq(seq_sale_settle(&s, START - IMPROVE_LEAD, seed, &st), 0);
+	cr_assert_eq(seq_settlement_check(&st), 0);
+	cr_assert_eq(st.n_buyers, 1, "the voided buyer escrowed nothing");
+	cr_assert_eq(memcmp(st.buyers[0].addr, b1, 20), 0);
+	cr_assert_eq(st.buyers[0].paid, 3000);
+	cr_assert_eq(st.buyers[0].charged, 3000);
+	cr_assert_eq(st.revenue, 3000);
+	cr_assert_eq(st.winners[0].purchase, 0);
+	seq_settlement_free(&st);
+	seq_sale_destroy(&s);
+
+	/* A standing allocation that stays valid and best is kept, re-valued:
+	 * {10} (5 + 4 tickets) and {20} (2) win; voiding 4 on {10} leaves 5 on
+	 * {10} + 2 on {20} = 7 > 3 on {10,20}. */
+	cr_assert_eq(seq_sale_create(&s, &p), 0);
+	cr_assert_eq(seq_sale_buy(&s, 0, b1, pair, 2, 3), 0);
+	cr_assert_eq(seq_sale_buy(&s, 0, b2, one, 1, 5), 0);
+	cr_assert_eq(seq_sale_buy(&s, 0, b1, one, 1, 4), 0);
+	cr_assert_eq(seq_sale_buy(&s, 0, b2, two, 1, 2), 0);
+	cr_assert_eq(seq_sale_close(&s, START - CLOSE_LEAD), 0);
+	cr_assert_eq(s.best.n, 2);
+	cr_assert_eq(s.best.revenue, 11000);
+	v2 = 2;
+	cr_assert_eq(seq_sale_void(&s, &v2, 1), 0);
+	cr_assert_eq(s.best.n, 2);
+	cr_assert_eq(s.best.bundle[0], 1);
+	cr_assert_eq(s.best.bundle[1], 2);
+	cr_assert_eq(s.best.revenue, 7000);
+	seq_sale_destroy(&s);
+}
+
 Test(rights, sale_api_errors)
 {
 	struct seq_offer o[4] = {{10, 5, true}, {20, 0, true}, {30, 0, false}, {40, 7, true}};
