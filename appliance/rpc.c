@@ -357,68 +357,65 @@ static void queue_sub(struct app_req *r, size_t i, struct subs_vec *sv,
 
 /* ---- methods ---------------------------------------------------------- */
 
-/* A submission's namespace and the caller's rights to it; 1 when it may go on. */
-static int send_tx_checked(struct app_conn *c, struct app_req *r, size_t i,
-			   const struct app_namespace *ns, int64_t tenant, int key_ok)
+/*
+ * One submission, however it was read: the namespace (NULL: unknown), the
+ * caller's rights to it, then the payload (h == NULL: "data" was not a
+ * string), its hash, and the queue.
+ */
+static void send_tx(struct app_conn *c, struct app_req *r, size_t i,
+		    const struct app_namespace *ns, const char *h, size_t hl, struct subs_vec *sv)
 {
+	int64_t tenant;
+	int key_ok = msg_tenant(c, &tenant) == 0;
+	uint8_t *data, hash[32];
+	size_t len;
+
 	if (!ns) {
 		req_error(r, i, RPC_UNKNOWN_NAMESPACE, "unknown namespace (give its name)");
-		return 0;
+		return;
 	}
 	c->item_ns = ns;
-	return check_ingress(r, i, ns, tenant, key_ok) == 0;
+	if (check_ingress(r, i, ns, tenant, key_ok))
+		return;
+	if (!h) {
+		req_error(r, i, RPC_INVALID_PARAMS, "data must be a 0x-prefixed hex string");
+		return;
+	}
+	data = hex_decode_payload(r, i, c->srv, h, hl, &len);
+	if (!data)
+		return;
+	l1_keccak256(hash, data, len);
+	queue_sub(r, i, sv, ns, data, len, hash, 0);
 }
 
 static void m_send_transaction(struct app_conn *c, struct app_req *r, size_t i, json_t *params,
 			       struct subs_vec *sv)
 {
-	struct app_server *s = c->srv;
-	json_t *p = json_is_array(params) ? json_array_get(params, 0) : params;
-	const struct app_namespace *ns;
-	int64_t tenant;
-	int key_ok = msg_tenant(c, &tenant) == 0;
-	uint8_t *data, hash[32];
-	size_t len;
+	json_t *p = json_is_array(params) ? json_array_get(params, 0) : params, *d;
 
 	if (!json_is_object(p) || (json_is_array(params) && json_array_size(params) != 1)) {
 		req_error(r, i, RPC_INVALID_PARAMS,
 			  "params must be {\"namespace\": NAME, \"data\": \"0x...\"}");
 		return;
 	}
-	ns = ns_arg(s, json_object_get(p, "namespace"));
-	if (!send_tx_checked(c, r, i, ns, tenant, key_ok))
-		return;
-	data = hex_payload(r, i, s, json_object_get(p, "data"), &len);
-	if (!data)
-		return;
-	l1_keccak256(hash, data, len);
-	queue_sub(r, i, sv, ns, data, len, hash, 0);
+	d = json_object_get(p, "data");
+	send_tx(c, r, i, ns_arg(c->srv, json_object_get(p, "namespace")),
+		json_is_string(d) ? json_string_value(d) : NULL, json_string_length(d), sv);
 }
 
 /* The same request read by fastrpc.c: its fields are spans of the message. */
 static void m_send_transaction_fast(struct app_conn *c, struct app_req *r, size_t i,
 				    const struct app_fast_tx *t, struct subs_vec *sv)
 {
-	struct app_server *s = c->srv;
 	const struct app_namespace *ns = NULL;
-	int64_t tenant;
-	int key_ok = msg_tenant(c, &tenant) == 0;
-	uint8_t *data, hash[32];
 	char name[64];
-	size_t len;
 
 	if (t->ns_len < sizeof(name)) { /* longer is no namespace's name */
 		memcpy(name, t->ns, t->ns_len);
 		name[t->ns_len] = 0;
-		ns = app_auth_ns_by_name(&s->auth, name);
+		ns = app_auth_ns_by_name(&c->srv->auth, name);
 	}
-	if (!send_tx_checked(c, r, i, ns, tenant, key_ok))
-		return;
-	data = hex_decode_payload(r, i, s, t->data, t->data_len, &len);
-	if (!data)
-		return;
-	l1_keccak256(hash, data, len);
-	queue_sub(r, i, sv, ns, data, len, hash, 0);
+	send_tx(c, r, i, ns, t->data, t->data_len, sv);
 }
 
 /*

@@ -146,4 +146,54 @@ static inline double self_cpu_s(void)
 	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
+/*
+ * Every JSON-RPC answer in p[0..n) as mezzanine writes them ("id":N first,
+ * then "result" or "error":{"code":C,"message":"..."}), in order:
+ * fn(ctx, id, is_err, code, msg, msglen). An answer with "id":null (a
+ * request the daemon could not read) comes as id 0, is_err 1, code 0.
+ */
+typedef void (*answer_fn)(void *ctx, uint64_t id, int is_err, int code, const char *msg,
+			  size_t msglen);
+
+static inline void scan_answers(const char *p, size_t n, answer_fn fn, void *ctx)
+{
+	const char *end = p + n;
+
+	while (p < end && (p = memmem(p, (size_t)(end - p), "\"id\":", 5))) {
+		uint64_t id = 0;
+		const char *q = p + 5;
+
+		while (q < end && *q >= '0' && *q <= '9')
+			id = id * 10 + (uint64_t)(*q++ - '0');
+		if (q == p + 5) {
+			fn(ctx, 0, 1, 0, NULL, 0);
+			p = q;
+			continue;
+		}
+		p = q;
+		if ((size_t)(end - p) > 17 && !memcmp(p, ",\"error\":{\"code\":", 17)) {
+			char *ce;
+			int code = (int)strtol(p + 17, &ce, 10);
+			const char *m = memmem(ce, (size_t)(end - ce), "\"message\":\"", 11), *me;
+
+			m = m ? m + 11 : ce;
+			me = memchr(m, '"', (size_t)(end - m));
+			fn(ctx, id, 1, code, m, me ? (size_t)(me - m) : 0);
+			p = ce;
+		} else {
+			fn(ctx, id, 0, 0, NULL, 0);
+		}
+	}
+}
+
+/* The 8-byte big-endian tag at the start of a payload, from its lowercase hex. */
+static inline uint64_t tag_from_hex(const char *h)
+{
+	uint64_t tag = 0;
+
+	for (int k = 0; k < 16; k++)
+		tag = tag << 4 | (uint64_t)(h[k] <= '9' ? h[k] - '0' : h[k] - 'a' + 10);
+	return tag;
+}
+
 #endif

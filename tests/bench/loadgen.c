@@ -264,34 +264,28 @@ static void complete(struct conn *c, uint64_t id, int is_err, int code, const ch
  * (receipt.c and rpc.c build them with snprintf), alone or in an array. A
  * scan for the "id" keys is enough and much cheaper than a JSON parse.
  */
+struct answers_ctx {
+	struct conn *c;
+	uint64_t t;
+};
+
+static void on_answer(void *ctx, uint64_t id, int is_err, int code, const char *msg,
+		      size_t msglen)
+{
+	struct answers_ctx *a = ctx;
+
+	if (!id) {
+		a->c->w->errors++; /* "id":null: the daemon could not parse a request */
+		return;
+	}
+	complete(a->c, id, is_err, code, msg, msglen, a->t);
+}
+
 static void on_answers(struct conn *c, char *p, size_t n)
 {
-	char *end = p + n;
-	uint64_t t = now_ns();
+	struct answers_ctx a = {c, now_ns()};
 
-	while (p < end && (p = memmem(p, (size_t)(end - p), "\"id\":", 5))) {
-		uint64_t id;
-		char *q;
-
-		p += 5;
-		id = strtoull(p, &q, 10);
-		if (q == p) {
-			c->w->errors++; /* "id":null: the daemon could not parse a request */
-			continue;
-		}
-		p = q;
-		if (!strncmp(p, ",\"error\":{\"code\":", 17)) {
-			int code = (int)strtol(p + 17, &q, 10);
-			char *m = memmem(q, (size_t)(end - q), "\"message\":\"", 11), *me;
-
-			m = m ? m + 11 : q;
-			me = memchr(m, '"', (size_t)(end - m));
-			complete(c, id, 1, code, m, me ? (size_t)(me - m) : 0, t);
-			p = q;
-		} else {
-			complete(c, id, 0, 0, NULL, 0, t);
-		}
-	}
+	scan_answers(p, n, on_answer, &a);
 }
 
 static int rx_append(char **rx, size_t *rxn, size_t *rxcap, const void *in, size_t len)
@@ -522,16 +516,10 @@ static void sub_block(struct sub *s, const char *buf, size_t n, uint64_t t)
 	json_array_foreach(nss, i, nsv) {
 		json_array_foreach(json_object_get(nsv, "txs"), j, txv) {
 			const char *d = json_string_value(json_object_get(txv, "data"));
-			uint64_t tag = 0;
 
 			if (!d || strncmp(d, "0x", 2) || strlen(d) < 18 || s->n == s->cap)
 				continue;
-			for (int k = 2; k < 18; k++) {
-				char ch = d[k];
-
-				tag = tag << 4 | (uint64_t)(ch <= '9' ? ch - '0' : ch - 'a' + 10);
-			}
-			s->tag[s->n] = tag;
+			s->tag[s->n] = tag_from_hex(d + 2);
 			s->t_deliv[s->n++] = t;
 		}
 	}

@@ -739,29 +739,18 @@ static void on_puback(void *ctx, const struct nats_msg *m)
 		complete(a->c, id, err, m->data, m->datalen, a->t);
 }
 
-/* A JSON-RPC answer (one per frame): its id, and whether it is an error. */
-static void on_mezz_answer(struct ack_ctx *a, const char *p, size_t n)
+/* A JSON-RPC answer (one per frame) from mezzanine. */
+static void on_mezz_answer(void *ctx, uint64_t id, int is_err, int code, const char *msg,
+			   size_t msglen)
 {
-	const char *end = p + n, *q = memmem(p, n, "\"id\":", 5);
-	char *e;
-	uint64_t id;
+	struct ack_ctx *a = ctx;
 
-	if (!q)
-		return;
-	id = strtoull(q + 5, &e, 10);
-	if (e == q + 5) { /* "id":null: the daemon could not read the request */
+	(void)code;
+	if (!id) { /* "id":null: the daemon could not read the request */
 		P.errors++;
 		return;
 	}
-	if (!strncmp(e, ",\"error\":", 9)) {
-		const char *m = memmem(e, (size_t)(end - e), "\"message\":\"", 11), *me;
-
-		m = m ? m + 11 : e;
-		me = memchr(m, '"', (size_t)(end - m));
-		complete(a->c, id, 1, m, me ? (size_t)(me - m) : 0, a->t);
-	} else {
-		complete(a->c, id, 0, NULL, 0, a->t);
-	}
+	complete(a->c, id, is_err, msg, msglen, a->t);
 }
 
 static int may_send(struct conn *c)
@@ -867,7 +856,7 @@ static void on_readable(struct conn *c)
 
 		while ((k = ws_next(&c->rx, &op, &pl, &len)) == 1)
 			if (op == 0x1)
-				on_mezz_answer(&a, pl, len);
+				scan_answers(pl, len, on_mezz_answer, &a);
 			else if (op == 0x9)
 				ws_put(&c->tx, 0xA, pl, len);
 			else if (op == 0x8)
@@ -1048,18 +1037,16 @@ static void on_mezz_delivery(const char *p, size_t n)
 		return;
 	while ((q = memmem(q, (size_t)(end - q), key, sizeof(key) - 1))) {
 		const char *h = q + sizeof(key) - 1, *close = memchr(h, '"', (size_t)(end - h));
-		char tag[8];
+		uint64_t tag;
+		char be[8];
 
 		q = h;
 		if (!close || close - h != 2L * O.size)
 			continue;
-		for (int i = 0; i < 8; i++) {
-			int hi = h[2 * i] <= '9' ? h[2 * i] - '0' : h[2 * i] - 'a' + 10;
-			int lo = h[2 * i + 1] <= '9' ? h[2 * i + 1] - '0' : h[2 * i + 1] - 'a' + 10;
-
-			tag[i] = (char)(hi << 4 | lo);
-		}
-		sub_record(tag, 8);
+		tag = tag_from_hex(h);
+		for (int i = 0; i < 8; i++)
+			be[i] = (char)(tag >> (56 - 8 * i));
+		sub_record(be, 8);
 		any = 1;
 	}
 	S.batches += (uint64_t)any;

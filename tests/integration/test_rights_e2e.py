@@ -63,6 +63,19 @@ class RightsE2ETest(OutboxCase):
         return self.anvil.rpc("eth_getLogs", [{"address": self.inbox, "fromBlock": "earliest",
                                                "toBlock": "latest", "topics": [topic]}])
 
+    def open_sale(self, d, reserves=((1001, 100), (1002, 100))):
+        """Rollups r1001 and r1002 (tenant "rollups") opt in at these reserves
+        on the started daemon d; returns (a SalesCase bound to d, the first
+        open sale they are in)."""
+        key = d.setup_tenant("rollups", "r1001", 1001)
+        d.setup_tenant("rollups", "r1002", 1002, key=False, create_tenant=False)
+        first = max(d.rpc("mezz_setOffer", {"namespace": cid, "optIn": True,
+                                            "reserveGwei": r}, key=key)["fromSale"]
+                    for cid, r in reserves)
+        case = ts.SalesCase()
+        case.d, case.first_sale, case.inbox = d, first, self.inbox
+        return case, case.fresh_sale(timeout=60)
+
     def test_deposit_buy_settle_claim_withdraw(self):
         buyers = [ts.address(k) for k in ts.BUYER_KEYS]
         rollup_addr = ts.address(ROLLUP_KEY)
@@ -82,14 +95,7 @@ class RightsE2ETest(OutboxCase):
             "rights.burn_bps": 1000, "rights.l1_block_ms": 1000,
             "l1.post_interval_ms": 60000})
         d.start()
-        key = d.setup_tenant("rollups", "r1001", 1001)
-        d.setup_tenant("rollups", "r1002", 1002, key=False, create_tenant=False)
-        first = max(d.rpc("mezz_setOffer", {"namespace": cid, "optIn": True,
-                                            "reserveGwei": r}, key=key)["fromSale"]
-                    for cid, r in ((1001, 200), (1002, 100)))
-        case = ts.SalesCase()
-        case.d, case.first_sale, case.inbox = d, first, self.inbox
-        s = case.fresh_sale(timeout=60)
+        case, s = self.open_sale(d, ((1001, 200), (1002, 100)))
         n, p = s["sale"], s["priceGwei"]
         self.assertEqual(s["drawSource"], "l1Block")
         self.assertGreater(s["drawBlock"], self.anvil.block_number())
@@ -181,14 +187,7 @@ class RightsE2ETest(OutboxCase):
             "rights.burn_bps": 1000, "rights.l1_block_ms": 1000,
             "l1.post_interval_ms": 60000})
         d.start()
-        key = d.setup_tenant("rollups", "r1001", 1001)
-        d.setup_tenant("rollups", "r1002", 1002, key=False, create_tenant=False)
-        first = max(d.rpc("mezz_setOffer", {"namespace": cid, "optIn": True,
-                                            "reserveGwei": 100}, key=key)["fromSale"]
-                    for cid in (1001, 1002))
-        case = ts.SalesCase()
-        case.d, case.first_sale, case.inbox = d, first, self.inbox
-        s = case.fresh_sale(timeout=60)
+        case, s = self.open_sale(d)
         n = s["sale"]
         case.buy(0, s, [1001, 1002], 2)
         self.wait_for("Purchased", lambda: self.logs("Purchased"), 60, d)
@@ -309,14 +308,7 @@ class RightsE2ETest(OutboxCase):
             "rights.burn_bps": 1000, "rights.l1_block_ms": 1000,
             "l1.post_interval_ms": 60000})
         d.start()
-        key = d.setup_tenant("rollups", "r1001", 1001)
-        d.setup_tenant("rollups", "r1002", 1002, key=False, create_tenant=False)
-        first = max(d.rpc("mezz_setOffer", {"namespace": cid, "optIn": True,
-                                            "reserveGwei": 100}, key=key)["fromSale"]
-                    for cid in (1001, 1002))
-        case = ts.SalesCase()
-        case.d, case.first_sale, case.inbox = d, first, self.inbox
-        s = case.fresh_sale(timeout=60)
+        case, s = self.open_sale(d)
         n, p = s["sale"], s["priceGwei"]
         self.send(b_key, "deposit()", value=5 * p * GWEI)  # exactly B's purchase
 
