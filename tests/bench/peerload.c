@@ -63,6 +63,7 @@
 #include <unistd.h>
 
 #include "benchlat.h"
+#include "rawws.h"
 
 #define TICK_US      1000
 #define MAX_CONNS    256
@@ -87,11 +88,6 @@ struct opts {
 static struct opts O = {
 	.stream = "peerload", .conns = 4, .window = 64, .size = 200, .rate = 0,
 	.duration = 10, .warmup = 2, .drain = 5,
-};
-
-struct buf {
-	char *p;
-	size_t n, off, cap; /* bytes held, bytes consumed (or written), allocated */
 };
 
 struct slot {
@@ -135,6 +131,7 @@ static struct {
 	uint64_t batches; /* XREAD replies or socket reads that carried data */
 	char last_id[64];
 	uint64_t t_now;
+	uint64_t rng; /* WebSocket masking keys: the publishers' P.rng is the main thread's */
 	int failed;
 } S;
 
@@ -153,40 +150,6 @@ static void die(const char *fmt, const char *arg)
 	fprintf(stderr, fmt, arg ? arg : "");
 	fprintf(stderr, "\n");
 	exit(2);
-}
-
-/* Make room for len more bytes; dies on allocation failure (a bench tool). */
-static char *buf_room(struct buf *b, size_t len)
-{
-	if (b->n + len + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 65536;
-		char *nb;
-
-		while (cap < b->n + len + 1)
-			cap *= 2;
-		nb = realloc(b->p, cap);
-		if (!nb)
-			die("out of memory for a socket buffer", NULL);
-		b->p = nb;
-		b->cap = cap;
-	}
-	return b->p + b->n;
-}
-
-static void buf_put(struct buf *b, const void *p, size_t len)
-{
-	memcpy(buf_room(b, len), p, len);
-	b->n += len;
-}
-
-/* Drop the consumed prefix of a receive buffer. */
-static void buf_compact(struct buf *b)
-{
-	if (!b->off)
-		return;
-	memmove(b->p, b->p + b->off, b->n - b->off);
-	b->n -= b->off;
-	b->off = 0;
 }
 
 static int in_window(uint64_t t)
@@ -214,31 +177,21 @@ static int tcp_connect(void)
 
 static void write_all(int fd, const char *p, size_t n)
 {
-	while (n) {
-		ssize_t w = write(fd, p, n);
+	int rc = ws_write_all(fd, p, n);
 
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			die("write: %s", strerror(errno));
-		p += w;
-		n -= (size_t)w;
-	}
+	if (rc)
+		die("write: %s", strerror(-rc));
 }
 
 /* Blocking read of more bytes into b (setup and the subscriber). 0, or -1 on timeout. */
 static int read_more(int fd, struct buf *b)
 {
-	ssize_t r;
+	ssize_t r = ws_read_more(fd, b);
 
-	buf_room(b, 65536);
-	r = read(fd, b->p + b->n, b->cap - b->n - 1);
-	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+	if (r == -EAGAIN || r == -EWOULDBLOCK || r == -EINTR)
 		return -1;
 	if (r <= 0)
-		die("the peer closed the connection (%s)", r < 0 ? strerror(errno) : "EOF");
-	b->n += (size_t)r;
-	b->p[b->n] = 0;
+		die("the peer closed the connection (%s)", r < 0 ? strerror((int)-r) : "EOF");
 	return 0;
 }
 
@@ -507,92 +460,17 @@ static char *nats_request(int fd, struct buf *rx, int sid, const char *subj, con
 
 /* ---- mezzanine: JSON-RPC over WebSocket (RFC 6455, client side) ----------- */
 
-/* Append one masked frame (FIN, opcode op) carrying len bytes of payload. */
-static void ws_put(struct buf *b, int op, const char *payload, size_t len)
+/* The frames are rawws.h's; the upgrade of a fresh (blocking) connection to a WebSocket on path "/". */
+static void upgrade(int fd, struct buf *rx)
 {
-	unsigned char *h = (unsigned char *)buf_room(b, len + 14), *m;
-	uint64_t r = xorshift(&P.rng);
-	size_t hl = 2;
+	int rc = ws_upgrade(fd, rx, O.host, O.port, "/");
 
-	h[0] = (unsigned char)(0x80 | op);
-	if (len < 126) {
-		h[1] = (unsigned char)(0x80 | len);
-	} else if (len < 65536) {
-		h[1] = 0x80 | 126;
-		h[2] = (unsigned char)(len >> 8);
-		h[3] = (unsigned char)len;
-		hl = 4;
-	} else {
-		h[1] = 0x80 | 127;
-		for (int i = 0; i < 8; i++)
-			h[2 + i] = (unsigned char)(len >> (56 - 8 * i));
-		hl = 10;
-	}
-	memcpy(h + hl, &r, 4); /* the masking key */
-	m = h + hl + 4;
-	for (size_t i = 0; i < len; i++)
-		m[i] = (unsigned char)payload[i] ^ h[hl + (i & 3)];
-	b->n += hl + 4 + len;
-}
-
-/*
- * The next whole frame of b from b->off: 1 with its opcode and payload (and
- * b->off moved past it), 0 when b does not hold all of it yet, -1 when it is
- * not a frame this client expects (masked, or a fragment: the daemon sends
- * every message as one frame).
- */
-static int ws_next(struct buf *b, int *op, const char **pl, size_t *len)
-{
-	const unsigned char *p = (const unsigned char *)b->p + b->off;
-	size_t avail = b->n - b->off, hl = 2, l;
-
-	if (avail < 2)
-		return 0;
-	if ((p[1] & 0x80) || !(p[0] & 0x80))
-		return -1;
-	l = p[1] & 0x7f;
-	if (l == 126) {
-		if (avail < 4)
-			return 0;
-		l = (size_t)p[2] << 8 | p[3];
-		hl = 4;
-	} else if (l == 127) {
-		if (avail < 10)
-			return 0;
-		l = 0;
-		for (int i = 2; i < 10; i++)
-			l = l << 8 | p[i];
-		hl = 10;
-	}
-	if (avail - hl < l)
-		return 0;
-	*op = p[0] & 0x0f;
-	*pl = (const char *)p + hl;
-	*len = l;
-	b->off += hl + l;
-	return 1;
-}
-
-/* The upgrade of a fresh (blocking) connection to a WebSocket on path "/". */
-static void ws_upgrade(int fd, struct buf *rx)
-{
-	char req[256], *end;
-	int n = snprintf(req, sizeof(req),
-			 "GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
-			 "Connection: Upgrade\r\nSec-WebSocket-Key: cGVlcmxvYWRwZWVybG9hZA==\r\n"
-			 "Sec-WebSocket-Version: 13\r\n\r\n",
-			 O.host, O.port);
-
-	write_all(fd, req, (size_t)n);
-	buf_room(rx, 1);
-	rx->p[rx->n] = 0;
-	while (!(end = strstr(rx->p, "\r\n\r\n")))
-		if (read_more(fd, rx))
-			die("no answer to the WebSocket upgrade%s", NULL);
-	if (strncmp(rx->p, "HTTP/1.1 101", 12))
+	if (rc == -EAGAIN)
+		die("no answer to the WebSocket upgrade%s", NULL);
+	if (rc == -EPROTO)
 		die("the WebSocket upgrade was refused: %.60s", rx->p);
-	rx->off = (size_t)(end + 4 - rx->p);
-	buf_compact(rx);
+	if (rc)
+		die("the WebSocket upgrade failed: %s", strerror(-rc));
 }
 
 /* ---- publishers ----------------------------------------------------------- */
@@ -629,7 +507,7 @@ static void put_msg(struct conn *c, uint64_t id, uint64_t tag)
 			js[n++] = hx[b[i % 8] & 15];
 		}
 		memcpy(js + n, "\"}}", 3);
-		ws_put(&c->tx, 0x1, js, n + 3);
+		ws_put(&c->tx, &P.rng, 0x1, js, n + 3);
 		return;
 	}
 	if (O.peer == PEER_REDIS) {
@@ -858,7 +736,7 @@ static void on_readable(struct conn *c)
 			if (op == 0x1)
 				scan_answers(pl, len, on_mezz_answer, &a);
 			else if (op == 0x9)
-				ws_put(&c->tx, 0xA, pl, len);
+				ws_put(&c->tx, &P.rng, 0xA, pl, len);
 			else if (op == 0x8)
 				k = -1;
 		if (k < 0) {
@@ -1075,7 +953,7 @@ static void *sub_run(void *arg)
 				} else if (op == 0x9) {
 					struct buf pong = {0};
 
-					ws_put(&pong, 0xA, pl, len);
+					ws_put(&pong, &S.rng, 0xA, pl, len);
 					write_all(S.fd, pong.p, pong.n);
 					free(pong.p);
 				} else if (op == 0x8) {
@@ -1233,17 +1111,17 @@ static void setup_mezz(void)
 
 	for (i = 0; i < O.conns; i++) {
 		P.c[i].fd = tcp_connect();
-		ws_upgrade(P.c[i].fd, &P.c[i].rx);
+		upgrade(P.c[i].fd, &P.c[i].rx);
 	}
 	if (!O.subscribe)
 		return;
 	S.fd = tcp_connect();
-	ws_upgrade(S.fd, &S.rx);
+	upgrade(S.fd, &S.rx);
 	snprintf(req, sizeof(req),
 		 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"mezz_subscribe\",\"params\":"
 		 "[\"blocks\",{\"namespaces\":[\"%s\"],\"levels\":[\"preconfirmed\"]}]}",
 		 O.stream);
-	ws_put(&tx, 0x1, req, strlen(req));
+	ws_put(&tx, &S.rng, 0x1, req, strlen(req));
 	write_all(S.fd, tx.p, tx.n);
 	free(tx.p);
 	for (;;) {
@@ -1364,6 +1242,7 @@ int main(int argc, char **argv)
 		if (lat_init(&P.lat_sched, O.max_samples))
 			die("out of memory for latency samples", NULL);
 	P.rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)getpid() << 16) ^ now_ns();
+	S.rng = P.rng ^ 0xD1B54A32D192ED03ull;
 	while (ring < (size_t)(O.rate > 0 ? O.max_inflight : O.window) * 2 + 1)
 		ring <<= 1;
 	for (int k = 0; k < O.conns; k++) {
