@@ -8,6 +8,11 @@
 # stops the daemon. Prints a markdown section; with OUT=FILE also appends one
 # JSON line per run to FILE.
 #
+# Both the subscribers (fanout.c) and the load (peerload --peer mezz, one
+# epoll loop per process) speak raw WebSocket frames, the lightest clients
+# the benches have: they share the machine's cores with the daemon they
+# measure.
+#
 # Load: 10k tx/s in total (TOTAL_RATE), of which FEED_RATE tx/s go to the
 # followed namespace "feed" and the rest to "bench". Every subscriber follows
 # "feed" (levels: sealed), as an executor follows its own rollup; a sealed
@@ -47,8 +52,8 @@ slot_ms=250
 daemon="$build/mezzanine"
 cli="$build/mezz"
 fanout="$build/bench/fanout"
-loadgen="$build/bench/loadgen"
-for b in "$daemon" "$cli" "$fanout" "$loadgen"; do
+peerload="$build/bench/peerload"
+for b in "$daemon" "$cli" "$fanout" "$peerload"; do
   [ -x "$b" ] || { echo "fanout.sh: $b is missing; run make tools" >&2; exit 2; }
 done
 
@@ -98,16 +103,15 @@ run_one() {
   local scen="$1" sl="$2" dir="$work/$1" out bench_rate load
   start_daemon "$dir" || return 1
   bench_rate=$((total_rate - feed_rate))
-  # The load command: loadgen on "bench" and, if any, on "feed", together.
-  load="exec $loadgen --url ws://127.0.0.1:$port/ --namespace feed --conns 2 --rate $feed_rate"
-  load+=" --duration $dur --warmup $warm --drain 2 >$dir/loadgen-feed.json"
+  # The load command: peerload on "bench" and, if any, on "feed", together.
+  local pl="$peerload --peer mezz --addr 127.0.0.1:$port"
+  local opts="--duration $dur --warmup $warm --drain 2"
+  load="exec $pl --stream feed --conns 2 --rate $feed_rate $opts >$dir/peerload-feed.json"
   if [ "$bench_rate" -gt 0 ]; then
-    load="$loadgen --url ws://127.0.0.1:$port/ --namespace bench --conns 4 --rate $bench_rate"
-    load+=" --duration $dur --warmup $warm --drain 2 >$dir/loadgen-bench.json & "
-    load+="$loadgen --url ws://127.0.0.1:$port/ --namespace feed --conns 2 --rate $feed_rate"
-    load+=" --duration $dur --warmup $warm --drain 2 >$dir/loadgen-feed.json; wait"
+    load="$pl --stream bench --conns 4 --rate $bench_rate $opts >$dir/peerload-bench.json & "
+    load+="$pl --stream feed --conns 2 --rate $feed_rate $opts >$dir/peerload-feed.json; wait"
   fi
-  [ "$feed_rate" -le 0 ] && load="exec $loadgen --url ws://127.0.0.1:$port/ --namespace bench --conns 4 --rate $bench_rate --duration $dur --warmup $warm --drain 2 >$dir/loadgen-bench.json"
+  [ "$feed_rate" -le 0 ] && load="exec $pl --stream bench --conns 4 --rate $bench_rate $opts >$dir/peerload-bench.json"
   out="$("$fanout" --url "ws://127.0.0.1:$port/" --namespace feed --subs "$subs" \
     --threads "$threads" --slow "$sl" --slot-ms "$slot_ms" --warmup "$warm" \
     --daemon-pid "$dpid" -- bash -c "$load" 2>"$dir/fanout.err" | tail -1)"
@@ -147,9 +151,11 @@ r["log_drops"] = len(ts)
 r["log_drop_reasons"] = reasons
 if ts:
     r["log_drop_spread_s"] = round((max(ts) - min(ts)).total_seconds(), 2)
+# peerload's last line: loadgen's keys; "errors" counts every error answer,
+# busy ones included ("busy" is always 0).
 for name in ("bench", "feed"):
     try:
-        g = json.loads(open(f"{d}/loadgen-{name}.json").read().strip().splitlines()[-1])
+        g = json.loads(open(f"{d}/peerload-{name}.json").read().strip().splitlines()[-1])
         r[f"load_{name}_tps"] = g.get("achieved_tps"); r[f"load_{name}_p99_us"] = g.get("p99_us")
         r[f"load_{name}_errors"] = g.get("errors", 0) + g.get("busy", 0)
     except (OSError, ValueError, IndexError):
@@ -177,7 +183,8 @@ if not any_r:
 o("## Feed fan-out (tests/bench/fanout.sh)")
 o("")
 o(f"{any_r['subs']} WebSocket subscribers in one process ({any_r['threads']} threads), each following "
-  f"namespace `feed` (sealed blocks only) while loadgen offers {any_r['total_rate']:,} tx/s in total, "
+  f"namespace `feed` (sealed blocks only) while peerload (`--peer mezz`) offers "
+  f"{any_r['total_rate']:,} tx/s in total, "
   f"{any_r['feed_rate']:,} tx/s of it to `feed`; slot 250 ms, feed.queue_max_blocks "
   f"{any_r['queue_max_blocks']}, fresh daemon per scenario. Mode `{os.environ['MODE']}`.")
 o("Latency is slot end (header.timeMs + slot) to the arrival of the block's last byte at a normal "
@@ -185,7 +192,7 @@ o("Latency is slot end (header.timeMs + slot) to the arrival of the block's last
   "Spread is arrival minus the first arrival of that block at any subscriber (fan-out alone).")
 o("")
 cols = [("blocks", "blocks", str), ("deliveries", "deliveries", str), ("expected", "expected", str),
-        ("gaps", "gaps", str), ("dups", "dups (lws client)", str),
+        ("gaps", "gaps", str), ("dups", "dups", str),
         ("lat_p50_us", "p50", ms), ("lat_p99_us", "p99", ms), ("lat_max_us", "max", ms),
         ("spread_p50_us", "spread p50", ms), ("spread_p99_us", "spread p99", ms),
         ("bytes_per_delivery", "bytes/msg", lambda x: f"{x:,.0f}"),
