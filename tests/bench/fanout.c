@@ -127,7 +127,7 @@ struct fconn {
 	int fd; /* -1 once closed */
 	uint32_t idx;
 	int slow;
-	int subscribed, closed, failed, paused, resumed;
+	int subscribed, closed, failed, paused;
 	uint32_t events; /* what the epoll set watches for it; 0: not in the set */
 	int close_code;	 /* from the daemon's close frame, 0 if none seen */
 	char close_reason[128];
@@ -454,7 +454,6 @@ static void worker_resume(struct worker *w)
 		if (!c->paused || c->closed)
 			continue;
 		c->paused = 0;
-		c->resumed = 1;
 		conn_frames(c, real_us());
 		if (c->closed)
 			continue;
