@@ -79,6 +79,7 @@ struct app_config {
 	char data_dir[512];
 	char da_dirs[4096]; /* comma-separated; see app_config_da_dirs */
 	long tx_retention_blocks;
+	long cache_mib;
 	/* [da] */
 	long da_k, da_m;
 	long da_retention_blocks;
@@ -201,6 +202,7 @@ void app_store_close(struct app_store *s);
  * separate connection runs PASSIVE checkpoints, which never block the
  * writer. *wal_frames and *done_frames report the WAL's size and progress. */
 int app_store_set_autocheckpoint(struct app_store *s, int pages);
+int app_store_set_cache(struct app_store *s, long mib);
 /* With automatic checkpoints off: WAL frames after the last commit (any thread). */
 int app_store_wal_frames(struct app_store *s);
 int app_store_checkpoint(struct app_store *s, int *wal_frames, int *done_frames);

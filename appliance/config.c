@@ -33,6 +33,8 @@ const struct app_cfg_entry app_cfg_table[] = {
 	 "directory for the database and the identity key"},
 	{"storage", "da_dirs", APP_CFG_DIRS, 0, 4095, "", OFF(da_dirs),
 	 "comma-separated shard directories (empty: data_dir/shards)"},
+	{"storage", "cache_mib", APP_CFG_INT, 1, 65536, "64", OFF(cache_mib),
+	 "SQLite page cache of the committer's connection, MiB"},
 	{"storage", "tx_retention_blocks", APP_CFG_INT, 0, 1L << 40, "0",
 	 OFF(tx_retention_blocks), "blocks whose transactions stay in the database (0: all)"},
 	{"da", "k", APP_CFG_INT, 1, 255, "16", OFF(da_k), "data shards per block"},

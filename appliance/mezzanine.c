@@ -133,6 +133,8 @@ int main(int argc, char **argv)
 	}
 #endif
 	rc = app_store_open(&store, cfg.data_dir, 0, err, sizeof(err));
+	if (!rc)
+		rc = app_store_set_cache(store, cfg.cache_mib);
 	if (rc) {
 		app_error("startup_failed", "reason=\"database\" dir=%s err=\"%s\"", cfg.data_dir, err);
 		return 1;

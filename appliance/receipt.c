@@ -1,7 +1,7 @@
 /*
- * receipt.c - receipts and error objects as JSON. Written by hand with
- * snprintf rather than through jansson: the committer builds one per
- * transaction on the hot path, and the shape is fixed.
+ * receipt.c - receipts and error objects as JSON. Written by hand rather
+ * than through jansson: the committer builds one receipt per transaction on
+ * the hot path, and the shape is fixed.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,35 +11,83 @@
 #include "appliance/daemon.h"
 #include "l1bridge/l1.h"
 
+/* Appenders for app_receipt_json: the caller sized the buffer. */
+static char *put_str(char *w, const char *s, size_t n)
+{
+	memcpy(w, s, n);
+	return w + n;
+}
+
+#define PUT_LIT(w, lit) put_str((w), (lit), sizeof(lit) - 1)
+
+static char *put_u64(char *w, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10));
+	while (n)
+		*w++ = tmp[--n];
+	return w;
+}
+
+/* "0x..." of len bytes, in quotes. */
+static char *put_hex(char *w, const uint8_t *d, size_t len)
+{
+	*w++ = '"';
+	l1_hex_encode(w, d, len);
+	w += 2 + 2 * len;
+	*w++ = '"';
+	return w;
+}
+
+/*
+ * Built with appenders instead of snprintf: the committer formats one per
+ * transaction, and printf's format parsing was most of the formatting cost
+ * (perf at 40k tx/s: vfprintf and its stdio helpers ~8% of the committer).
+ */
 char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,
 		       const uint8_t pk[static 32])
 {
-	/* Fixed fields ~600 bytes, 69 per proof element. */
-	size_t cap = 1024 + r->path_len * 70 + strlen(ns_name) * 6;
-	char *out = malloc(cap), hash[67], root[67], sig[131], pkhex[67];
-	size_t n;
+	/* Fixed fields under 600 bytes, 69 per proof element. */
+	size_t nl = strlen(ns_name), cap = 1024 + r->path_len * 70 + nl;
+	char *out = malloc(cap), *w = out;
 
 	if (!out)
 		return NULL;
-	l1_hex_encode(hash, r->hash, 32);
-	l1_hex_encode(root, r->root, 32);
-	l1_hex_encode(sig, r->sig, 64);
-	l1_hex_encode(pkhex, pk, 32);
+	w = PUT_LIT(w, "{\"hash\":");
+	w = put_hex(w, r->hash, 32);
 	/* Namespace names are [a-z0-9_-] (checked at creation), no escaping needed. */
-	n = (size_t)snprintf(out, cap,
-			     "{\"hash\":\"%s\",\"namespace\":\"%s\",\"chainId\":%llu,"
-			     "\"seq\":%llu,\"slot\":%llu,\"group\":%llu,\"index\":%u,"
-			     "\"count\":%u,\"root\":\"%s\",\"proof\":[",
-			     hash, ns_name, (unsigned long long)r->ns,
-			     (unsigned long long)r->seq, (unsigned long long)r->slot,
-			     (unsigned long long)r->group_id, r->index, r->count, root);
+	w = PUT_LIT(w, ",\"namespace\":\"");
+	w = put_str(w, ns_name, nl);
+	w = PUT_LIT(w, "\",\"chainId\":");
+	w = put_u64(w, r->ns);
+	w = PUT_LIT(w, ",\"seq\":");
+	w = put_u64(w, r->seq);
+	w = PUT_LIT(w, ",\"slot\":");
+	w = put_u64(w, r->slot);
+	w = PUT_LIT(w, ",\"group\":");
+	w = put_u64(w, r->group_id);
+	w = PUT_LIT(w, ",\"index\":");
+	w = put_u64(w, r->index);
+	w = PUT_LIT(w, ",\"count\":");
+	w = put_u64(w, r->count);
+	w = PUT_LIT(w, ",\"root\":");
+	w = put_hex(w, r->root, 32);
+	w = PUT_LIT(w, ",\"proof\":[");
 	for (size_t i = 0; i < r->path_len; i++) {
-		char h[67];
-
-		l1_hex_encode(h, r->path[i], 32);
-		n += (size_t)snprintf(out + n, cap - n, "%s\"%s\"", i ? "," : "", h);
+		if (i)
+			*w++ = ',';
+		w = put_hex(w, r->path[i], 32);
 	}
-	snprintf(out + n, cap - n, "],\"signature\":\"%s\",\"publicKey\":\"%s\"}", sig, pkhex);
+	w = PUT_LIT(w, "],\"signature\":");
+	w = put_hex(w, r->sig, 64);
+	w = PUT_LIT(w, ",\"publicKey\":");
+	w = put_hex(w, pk, 32);
+	*w++ = '}';
+	*w = '\0';
 	return out;
 }
 
