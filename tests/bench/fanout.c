@@ -302,21 +302,10 @@ static void conn_close(struct fconn *c)
 /* Write what c->tx holds as far as the socket takes it. */
 static void flush(struct fconn *c)
 {
-	while (c->tx.off < c->tx.n) {
-		ssize_t w = write(c->fd, c->tx.p + c->tx.off, c->tx.n - c->tx.off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (w <= 0) {
-			conn_close(c);
-			return;
-		}
-		c->tx.off += (size_t)w;
+	if (buf_send(c->fd, &c->tx)) {
+		conn_close(c);
+		return;
 	}
-	if (c->tx.off == c->tx.n)
-		c->tx.off = c->tx.n = 0;
 	conn_watch(c);
 }
 

@@ -682,26 +682,17 @@ static void set_pollout(struct conn *c, int on)
 
 static void flush(struct conn *c)
 {
+	int rc;
+
 	if (c->pong_due) {
 		buf_put(&c->tx, "PONG\r\n", 6);
 		c->pong_due = 0;
 	}
-	while (c->tx.off < c->tx.n) {
-		ssize_t w = write(c->fd, c->tx.p + c->tx.off, c->tx.n - c->tx.off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (w <= 0) {
-			fprintf(stderr, "peerload: write: %s\n", strerror(errno));
-			conn_close(c);
-			return;
-		}
-		c->tx.off += (size_t)w;
+	if ((rc = buf_send(c->fd, &c->tx)) < 0) {
+		fprintf(stderr, "peerload: write: %s\n", strerror(-rc));
+		conn_close(c);
+		return;
 	}
-	if (c->tx.off == c->tx.n)
-		c->tx.off = c->tx.n = 0;
 	set_pollout(c, c->tx.n > 0);
 }
 

@@ -69,6 +69,26 @@ static inline void buf_compact(struct buf *b)
 	b->off = 0;
 }
 
+/* Write what b holds to a non-blocking socket as far as it takes it; an
+ * emptied buffer is reset. 0 (all written, or the socket is full), or
+ * -errno (-EPIPE when the peer closed). */
+static inline int buf_send(int fd, struct buf *b)
+{
+	while (b->off < b->n) {
+		ssize_t w = write(fd, b->p + b->off, b->n - b->off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (w <= 0)
+			return w < 0 ? -errno : -EPIPE;
+		b->off += (size_t)w;
+	}
+	b->off = b->n = 0;
+	return 0;
+}
+
 /* Write all n bytes to a blocking socket: 0, or -errno. */
 static inline int ws_write_all(int fd, const char *p, size_t n)
 {
