@@ -185,8 +185,11 @@ static void publish(struct app_committer *c, struct app_block **b, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct app_done d = {.kind = DONE_BLOCK, .block = b[i]};
 
+		uint64_t end_ms = b[i]->hdr.time_ms + (uint64_t)c->cfg->slot_ms, now = app_wall_ms();
+
 		atomic_store(&c->stats.height, b[i]->hdr.height);
 		atomic_store(&c->stats.has_block, 1);
+		app_metric_observe(APP_M_block_seal_seconds, now > end_ms ? (now - end_ms) * 1000 : 0);
 		app_avail_submit(c, b[i]);
 		/* If the queue is full the feed notices the new height from stats and
 		 * reads the block from storage. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "appliance/ops.h"
 #include "appliance/server.h"
 #include "l1bridge/l1.h"
 
@@ -252,8 +253,10 @@ struct app_block *app_feed_get(struct app_server *s, uint64_t height)
 	return b; /* not cached: catch-up of old heights must not evict the live tail */
 }
 
-/* Queue block b to one subscription. -1 if the connection was dropped. */
-static int send_block(struct app_conn *c, struct app_subscr *sub, struct app_block *b)
+/* Queue block b to one subscription. -1 if the connection was dropped.
+ * live: part of b's fan-out as it arrives (counted for
+ * mezz_feed_fanout_seconds), not a catch-up read. */
+static int send_block(struct app_conn *c, struct app_subscr *sub, struct app_block *b, int live)
 {
 	struct app_server *s = c->srv;
 	int64_t tenant;
@@ -282,10 +285,13 @@ static int send_block(struct app_conn *c, struct app_subscr *sub, struct app_blo
 			       "\"params\":{\"subscription\":\"0x%llx\",\"result\":%s}}",
 			       (unsigned long long)sub->id, body);
 	free(body);
-	rc = app_conn_send(c, msg, len, 1, b->hdr.height);
+	/* 2: counted until it leaves the queue (server.c fanout_left) */
+	rc = app_conn_send(c, msg, len, live ? 2 : 1, b->hdr.height);
 	free(msg);
-	if (rc == 0)
+	if (rc == 0) {
 		sub->next_height = b->hdr.height + 1;
+		s->feed.fan_pending += live;
+	}
 	return rc;
 }
 
@@ -298,13 +304,21 @@ void app_feed_block(struct app_server *s, struct app_block *b)
 	*slot = b; /* the ring holds the committer's reference */
 	if (h > s->feed.tip)
 		s->feed.tip = h;
+	/* A fan-out still unfinished when the next block comes is recorded as
+	 * it stands: a lower bound, and already longer than a slot. */
+	if (s->feed.fan_pending)
+		app_metric_observe(APP_M_feed_fanout_seconds,
+				   (app_now_ns() - s->feed.fan_t0_ns) / 1000);
+	s->feed.fan_height = h;
+	s->feed.fan_t0_ns = app_now_ns();
+	s->feed.fan_pending = 0;
 	for (struct app_conn *c = s->ws_list, *next; c; c = next) {
 		next = c->ws_next;
 		for (struct app_subscr *sub = c->subs; sub; sub = sub->next) {
 			if (sub->state != SUB_LIVE)
 				continue;
 			if (sub->next_height == h) {
-				if (send_block(c, sub, b))
+				if (send_block(c, sub, b, 1))
 					break;
 			} else if (sub->next_height < h) {
 				sub->state = SUB_CATCHUP; /* missed one: read from storage */
@@ -419,7 +433,7 @@ void app_feed_pump(struct app_conn *c)
 			app_conn_drop(c, "block missing from storage");
 			return;
 		}
-		if (send_block(c, sub, b)) {
+		if (send_block(c, sub, b, 0)) {
 			app_block_unref(b);
 			return;
 		}

@@ -62,6 +62,10 @@ void app_notify_watchdog_stop(void);
 	X(HISTOGRAM, preconfirmation_seconds,                                             \
 	  "Submission parsed to receipt back on the network thread", LAT_US)               \
 	X(GAUGE, block_height, "Height of the newest sealed block", NONE)                    \
+	X(HISTOGRAM, feed_fanout_seconds,                                                 \
+	  "A live block handed to the feed until every subscriber's copy is written", LAT_US) \
+	X(HISTOGRAM, block_seal_seconds,                                                  \
+	  "Slot end to its block sealed, stored and handed to the feed", LAT_US)           \
 	X(GAUGE, slot_lag, "Slots between the current slot and the newest sealed block's", NONE) \
 	X(GAUGE, feed_subscribers, "Live block-feed subscriptions", NONE)                    \
 	X(GAUGE, ws_connections, "Open WebSocket connections", NONE)                         \

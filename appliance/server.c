@@ -25,12 +25,25 @@
 #define COALESCE_SMALL 16384
 #define COALESCE_MAX 65536
 
+/* A queued copy of a live block left its queue: written, or dropped with
+ * its connection. The last one ends that block's fan-out. */
+static void fanout_left(struct app_server *s, const struct out_msg *m)
+{
+	struct feed_cache *f = &s->feed;
+
+	if (m->is_block != 2 || m->height != f->fan_height || !f->fan_pending)
+		return;
+	if (--f->fan_pending == 0)
+		app_metric_observe(APP_M_feed_fanout_seconds, (app_now_ns() - f->fan_t0_ns) / 1000);
+}
+
 static void out_free_all(struct app_conn *c)
 {
 	struct out_msg *m = c->out_head, *next;
 
 	for (; m; m = next) {
 		next = m->next;
+		fanout_left(c->srv, m);
 		free(m);
 	}
 	c->out_head = c->out_tail = NULL;
@@ -62,6 +75,7 @@ static void out_pop(struct app_conn *c)
 		c->out_tail = NULL;
 	c->out_bytes -= m->len;
 	c->out_blocks -= m->is_block ? 1 : 0;
+	fanout_left(c->srv, m);
 	free(m);
 }
 
@@ -116,6 +130,7 @@ void app_conn_drop(struct app_conn *c, const char *reason)
 	 * (the idle timeout), and its queue with it, at the cap each time. */
 	for (struct out_msg *m = c->out_head, *next; m; m = next) {
 		next = m->next;
+		fanout_left(c->srv, m);
 		free(m);
 	}
 	c->out_head = c->out_tail = NULL;

@@ -38,7 +38,7 @@ struct app_server;
 struct out_msg {
 	struct out_msg *next;
 	size_t len;
-	int is_block;
+	int is_block;	 /* 0 an answer; 1 a block; 2 a copy of the block being fanned out */
 	uint64_t height; /* for feed messages: the block it carries */
 	unsigned char buf[]; /* LWS_PRE headroom, then len bytes */
 };
@@ -127,6 +127,10 @@ struct feed_cache {
 		uint64_t height;
 		char *json;
 	} *level_ring[APP_LEVELS];
+	/* The newest live block's fan-out (mezz_feed_fanout_seconds): when it
+	 * was handed over, and how many subscribers' copies are still queued. */
+	uint64_t fan_height, fan_t0_ns;
+	size_t fan_pending;
 };
 
 struct app_fast_tx;

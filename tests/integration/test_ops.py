@@ -173,6 +173,10 @@ class MetricsTest(DaemonCase):
         self.assertGreaterEqual(grew("mezz_group_commit_size", "mezz_group_commit_size_sum"), sent[0])
         self.assertGreater(grew("mezz_group_commit_seconds", "mezz_group_commit_seconds_sum"), 0)
         self.assertGreater(grew("mezz_block_height"), 0)
+        self.assertGreaterEqual(grew("mezz_block_seal_seconds", "mezz_block_seal_seconds_count"),
+                                grew("mezz_block_height"))
+        # the subscriber above followed alpha for 0.3 s: at least one block fanned out to it
+        self.assertGreaterEqual(value(after, "mezz_feed_fanout_seconds", "mezz_feed_fanout_seconds_count"), 1)
         self.assertGreaterEqual(grew("mezz_txs_committed_total"), sent[0])
         self.assertLessEqual(value(after, "mezz_slot_lag"), 2)
         self.assertEqual(value(after, "mezz_healthy"), 1)
