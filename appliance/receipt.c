@@ -52,6 +52,9 @@ char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,
 		       const uint8_t pk[static 32])
 {
 	/* Fixed fields under 600 bytes, 69 per proof element. */
+	static const char *const num_keys[] = {",\"chainId\":", ",\"seq\":", ",\"slot\":",
+					       ",\"group\":", ",\"index\":", ",\"count\":"};
+	const uint64_t nums[] = {r->ns, r->seq, r->slot, r->group_id, r->index, r->count};
 	size_t nl = strlen(ns_name), cap = 1024 + r->path_len * 70 + nl;
 	char *out = malloc(cap), *w = out;
 
@@ -62,18 +65,11 @@ char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,
 	/* Namespace names are [a-z0-9_-] (checked at creation), no escaping needed. */
 	w = PUT_LIT(w, ",\"namespace\":\"");
 	w = put_str(w, ns_name, nl);
-	w = PUT_LIT(w, "\",\"chainId\":");
-	w = put_u64(w, r->ns);
-	w = PUT_LIT(w, ",\"seq\":");
-	w = put_u64(w, r->seq);
-	w = PUT_LIT(w, ",\"slot\":");
-	w = put_u64(w, r->slot);
-	w = PUT_LIT(w, ",\"group\":");
-	w = put_u64(w, r->group_id);
-	w = PUT_LIT(w, ",\"index\":");
-	w = put_u64(w, r->index);
-	w = PUT_LIT(w, ",\"count\":");
-	w = put_u64(w, r->count);
+	*w++ = '"';
+	for (size_t i = 0; i < sizeof(num_keys) / sizeof(num_keys[0]); i++) {
+		w = put_str(w, num_keys[i], strlen(num_keys[i]));
+		w = put_u64(w, nums[i]);
+	}
 	w = PUT_LIT(w, ",\"root\":");
 	w = put_hex(w, r->root, 32);
 	w = PUT_LIT(w, ",\"proof\":[");
