@@ -121,6 +121,16 @@ static sqlite3_stmt *prep(struct app_rights *r, const char *sql)
 	return st;
 }
 
+/* prep, with ?1 bound to id (a sale's id: most queries here are per sale). */
+static sqlite3_stmt *prep_id(struct app_rights *r, const char *sql, uint64_t id)
+{
+	sqlite3_stmt *st = prep(r, sql);
+
+	if (st)
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+	return st;
+}
+
 /* Step a statement that returns no rows, then finalize it. */
 static int step_done(sqlite3_stmt *st)
 {
@@ -251,12 +261,11 @@ static int sale_load(struct app_rights *r, uint64_t id, struct rsale **out)
 	*out = NULL;
 	if (!rs)
 		return APP_ENOMEM;
-	st = prep(r, "SELECT start_slot, end_slot, close_lead, improve_lead, draw_block, draw_l1,"
-		     " price, cap, target, burn_bps, floor, opened_slot, state, seed FROM sales"
-		     " WHERE id = ?");
+	st = prep_id(r, "SELECT start_slot, end_slot, close_lead, improve_lead, draw_block, draw_l1,"
+			" price, cap, target, burn_bps, floor, opened_slot, state, seed FROM sales"
+			" WHERE id = ?", id);
 	if (!st)
 		goto out;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
 		rc = APP_ENOTFOUND;
@@ -279,10 +288,9 @@ static int sale_load(struct app_rights *r, uint64_t id, struct rsale **out)
 		memcpy(rs->seed, sqlite3_column_blob(st, 13), 32);
 	sqlite3_finalize(st);
 
-	st = prep(r, "SELECT ns, opt_in, reserve FROM sale_offers WHERE sale = ? ORDER BY ns");
+	st = prep_id(r, "SELECT ns, opt_in, reserve FROM sale_offers WHERE sale = ? ORDER BY ns", id);
 	if (!st)
 		goto out;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		if (n_off == cap_off) {
 			struct seq_offer *v;
@@ -308,13 +316,12 @@ static int sale_load(struct app_rights *r, uint64_t id, struct rsale **out)
 	if (rc)
 		goto out;
 
-	st = prep(r, "SELECT buyer, rollups, tickets, nonce, slot FROM purchases WHERE sale = ?"
-		     " ORDER BY id");
+	st = prep_id(r, "SELECT buyer, rollups, tickets, nonce, slot FROM purchases WHERE sale = ?"
+			" ORDER BY id", id);
 	if (!st) {
 		rc = APP_ESQLITE;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
 		uint64_t ids[SEQ_RIGHTS_MAX_ROLLUPS];
 		size_t n = ids_parse((const char *)sqlite3_column_text(st, 1), ids,
@@ -336,13 +343,12 @@ static int sale_load(struct app_rights *r, uint64_t id, struct rsale **out)
 	rc = seq_sale_close(&rs->s, seq_sale_close_slot(&rs->s));
 	if (rc)
 		goto out;
-	st = prep(r, "SELECT bundles, slot FROM proposals WHERE sale = ? AND accepted = 1"
-		     " ORDER BY id");
+	st = prep_id(r, "SELECT bundles, slot FROM proposals WHERE sale = ? AND accepted = 1"
+			" ORDER BY id", id);
 	if (!st) {
 		rc = APP_ESQLITE;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
 	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
 		struct seq_alloc a = {0};
 		uint64_t b[SEQ_RIGHTS_MAX_ROLLUPS];
@@ -441,10 +447,8 @@ static int sale_open(struct app_rights *r, uint64_t now, uint64_t last_end, stru
 	}
 	rc = step_done(st);
 	if (!rc) {
-		st = prep(r, "INSERT INTO sale_offers(sale, ns, opt_in, reserve)"
-			     " SELECT ?, ns, opt_in, reserve FROM offers");
-		if (st)
-			sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+		st = prep_id(r, "INSERT INTO sale_offers(sale, ns, opt_in, reserve)"
+				" SELECT ?, ns, opt_in, reserve FROM offers", id);
 		rc = step_done(st);
 	}
 	if (rc || sql_exec(r, "COMMIT")) {

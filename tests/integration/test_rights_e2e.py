@@ -27,6 +27,20 @@ from harness import cast
 from test_outbox import KEY0, OutboxCase
 import test_sales as ts
 
+
+async def send_held(sender, win):
+    """Three transactions to r1001 from sender, and the winner's pending
+    notes (win) once all three are held for it: (datas, notes)."""
+    datas = [rnd() for _ in range(3)]
+    await sender.send(json.dumps([
+        {"jsonrpc": "2.0", "id": k, "method": "mezz_sendTransaction",
+         "params": {"namespace": "r1001", "data": x}} for k, x in enumerate(datas)]))
+    notes = []
+    while not set(datas) <= {x["txs"][0]["data"] for x in notes}:
+        await collect_pending(win, len(notes) + 1, notes)
+    return datas, notes
+
+
 GWEI = 10 ** 9
 # anvil dev account 2: the rollups' key on the Inbox
 ROLLUP_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
@@ -211,13 +225,7 @@ class RightsE2ETest(OutboxCase):
             self.assertIn("result", await call(feed, "mezz_subscribe",
                                                ["blocks", {"namespaces": ["r1001"]}]))
             sender = await ws_connect(d.ws_url())
-            datas = [rnd() for _ in range(3)]
-            await sender.send(json.dumps([
-                {"jsonrpc": "2.0", "id": k, "method": "mezz_sendTransaction",
-                 "params": {"namespace": "r1001", "data": x}} for k, x in enumerate(datas)]))
-            notes = []
-            while not set(datas) <= {x["txs"][0]["data"] for x in notes}:
-                await collect_pending(win, len(notes) + 1, notes)
+            datas, notes = await send_held(sender, win)
             by_data = {x["txs"][0]["data"]: x for x in notes}
             [slot] = {by_data[x]["slot"] for x in datas}
             # held for the next slot when this one is decided: submit once open
@@ -262,13 +270,7 @@ class RightsE2ETest(OutboxCase):
         async def left_alone():
             win = await pending_session(d.ws_url(), address=winner, key=bkey)
             sender = await ws_connect(d.ws_url())
-            datas = [rnd() for _ in range(3)]
-            await sender.send(json.dumps([
-                {"jsonrpc": "2.0", "id": k, "method": "mezz_sendTransaction",
-                 "params": {"namespace": "r1001", "data": x}} for k, x in enumerate(datas)]))
-            notes = []
-            while not set(datas) <= {x["txs"][0]["data"] for x in notes}:
-                await collect_pending(win, len(notes) + 1, notes)
+            datas, notes = await send_held(sender, win)
             [slot] = {x["slot"] for x in notes if x["txs"][0]["data"] in datas}
             answers = await recv_json(sender, 30)  # the winner never submits
             seqs = [a["result"]["seq"] for a in sorted(answers, key=lambda a: a["id"])]
