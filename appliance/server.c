@@ -4,7 +4,9 @@
  *
  * Rules kept here (lws README.coding): only this thread touches lws; other
  * threads hand over through the done queue and lws_cancel_service(); every
- * write happens in a WRITEABLE callback, one lws_write per callback; every
+ * write happens in a WRITEABLE callback, one lws_write per callback, but
+ * for a live block's copy to a connection with nothing queued and nothing
+ * left buffered by lws (feed.c deliver, where the reason is); every
  * length from the wire is checked against its cap before memory is taken.
  * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE is deliberately not handled
  * (CVE-2025-11677 in Debian's lws).
@@ -605,7 +607,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 				return -1;
 			out_pop(c);
 		}
-		if (c->out_head || c->subs)
+		/* Not for every subscriber after every write: a live subscriber's
+		 * next block comes with the next fan-out (feed.c deliver). */
+		if (c->out_head || app_feed_pending(c))
 			lws_callback_on_writable(wsi);
 		return 0;
 	}

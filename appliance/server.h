@@ -131,6 +131,9 @@ struct feed_cache {
 	 * was handed over, and how many subscribers' copies are still queued. */
 	uint64_t fan_height, fan_t0_ns;
 	size_t fan_pending;
+	/* LWS_PRE + one block message (feed.c block_msg), grown to the largest */
+	unsigned char *msg;
+	size_t msg_cap;
 };
 
 struct app_fast_tx;
@@ -260,6 +263,9 @@ int app_l1_state_root_json(struct app_server *s, uint64_t rollup, uint64_t l2_bl
 /* l1stage.c: the "l1" member of mezz_status (malloc'd JSON object). */
 char *app_l1_status_json(struct app_server *s);
 void app_feed_pump(struct app_conn *c);
+/* 1 when app_feed_pump has work for c: a subscription catching up, or
+ * level events due. */
+int app_feed_pending(const struct app_conn *c);
 struct app_block *app_feed_get(struct app_server *s, uint64_t height); /* +1 ref */
 /* Block as JSON for a reader: namespaces limited to filter (NULL = all)
  * and to what `tenant` may read. Returns malloc'd text. */
