@@ -80,6 +80,7 @@ struct app_config {
 	char da_dirs[4096]; /* comma-separated; see app_config_da_dirs */
 	long tx_retention_blocks;
 	long cache_mib;
+	long sync_pipeline; /* committer.c: the WAL fsync on its own thread */
 	/* [da] */
 	long da_k, da_m;
 	long da_retention_blocks;
@@ -206,6 +207,11 @@ int app_store_set_cache(struct app_store *s, long mib);
 /* With automatic checkpoints off: WAL frames after the last commit (any thread). */
 int app_store_wal_frames(struct app_store *s);
 int app_store_checkpoint(struct app_store *s, int *wal_frames, int *done_frames);
+/* Pipelined durability (committer.c): this connection's COMMITs stop
+ * fsyncing (synchronous=NORMAL); app_store_wal_sync (any thread) makes every
+ * commit that returned before it durable. 0 or -errno. */
+int app_store_set_wal_sync_external(struct app_store *s, char *errbuf, size_t errlen);
+int app_store_wal_sync(struct app_store *s);
 /* The underlying sqlite3 handle, for modules that keep their own statements. */
 struct sqlite3 *app_store_db(struct app_store *s);
 

@@ -23,8 +23,10 @@
  * fsync). A block is stored only after all its transactions are durable,
  * because their groups committed before the job was handed off.
  *
- * Durability rules: a receipt leaves this file only after the group's COMMIT
- * returned (synchronous=FULL: the WAL is fsynced). If a COMMIT fails the
+ * Durability rules: a receipt leaves this file only after the WAL frames of
+ * the group's COMMIT are fsynced: by the COMMIT itself (synchronous=FULL),
+ * or, with storage.sync_pipeline, by mz-sync while the next group is built
+ * (see "Pipelined durability" below). If a COMMIT or that fsync fails the
  * sequencer halts: nothing in that group is receipted and no later group is
  * attempted, because after a failed fsync the state of the file is unknown.
  *
@@ -200,14 +202,11 @@ static void publish(struct app_committer *c, struct app_block **b, size_t n)
 		lws_cancel_service(c->lws);
 }
 
-/* The DA records are committed: those blocks are available. */
-static void publish_available(struct app_committer *c, const struct app_da_rec *r, size_t n)
+/* The DA records up to `height` are durable: those blocks are available. */
+static void publish_available(struct app_committer *c, uint64_t height)
 {
-	struct app_done d = {.kind = DONE_LEVEL, .level = APP_LEVEL_AVAILABLE};
+	struct app_done d = {.kind = DONE_LEVEL, .level = APP_LEVEL_AVAILABLE, .height = height};
 
-	if (!n)
-		return;
-	d.height = r[n - 1].height;
 	atomic_store(&c->stats.level_tip[APP_LEVEL_AVAILABLE], d.height);
 	app_metric_set(APP_M_available_height, d.height);
 	/* A full queue is fine: the feed also reads the tip from stats. */
@@ -311,7 +310,7 @@ static int insert_blocks(struct app_committer *c, struct app_block **b, size_t n
 /*
  * What rides along in the next COMMIT, with no fsync of its own: sealed
  * blocks, DA records, the shard-retention floor mz-da asks for, and a
- * retention step. insert_riders runs inside the transaction; riders_done
+ * retention step. insert_riders runs inside the transaction; riders_committed
  * after its COMMIT.
  */
 struct riders {
@@ -340,14 +339,209 @@ static int insert_riders(struct app_committer *c, struct riders *rd, char *err, 
 	return rc;
 }
 
-static void riders_done(struct app_committer *c, const struct riders *rd)
+/* After the COMMIT that stored them: the committer's own state. What the
+ * riders mean to other threads is released with the COMMIT (hold). */
+static void riders_committed(struct app_committer *c, const struct riders *rd)
 {
-	publish(c, rd->blocks, rd->nb);
-	publish_available(c, rd->recs, rd->nr);
 	if (rd->txs_floor)
 		c->txs_pruned_below = rd->txs_floor;
-	if (rd->shard_floor)
-		app_avail_pruned(c, rd->shard_floor);
+}
+
+/*
+ * Pipelined durability. With storage.sync_pipeline on, a COMMIT writes its
+ * WAL frames and returns without an fsync (app_store_set_wal_sync_external)
+ * and what it owes the world -- the answers, the preconfirmed event, the
+ * sealed blocks it stored (feed and DA), the available level -- is held, in
+ * COMMIT order, under a ticket. mz-sync fsyncs the WAL, which covers every
+ * COMMIT that returned before it, and releases what it covered, in order,
+ * while the committer builds the next group: group N's fsync overlaps group
+ * N + 1's CPU work instead of stalling it. With it off, the COMMIT fsyncs
+ * and its entry is released at once, by the committer.
+ *
+ *   COMMIT returned --(hold)--> HELD --(fsync returned)--> RELEASED (posted)
+ *                               HELD --(fsync failed)----> FAILED
+ *   FAILED: answers become "halted" errors, blocks and events are dropped,
+ *   the sequencer halts; every later entry fails too, since after a failed
+ *   fsync no later one proves anything (the page cache may have dropped the
+ *   pages it could not write).
+ *
+ * Readers on other threads see only released state: the feed's tip and the
+ * available level move on release, and stored receipts are served only
+ * below stats.durable_seq (rpc.c).
+ */
+#define SYNC_MAX_HELD 256 /* COMMITs waiting for their fsync at most */
+
+struct app_held {
+	struct app_held *next;
+	uint64_t ticket;
+	uint64_t durable_seq; /* c->next_seq after this COMMIT */
+	struct app_done *d;   /* answers */
+	size_t n;
+	struct app_preconf *pre;
+	struct app_block **blocks; /* sealed blocks this COMMIT stored */
+	size_t nb;
+	uint64_t avail_height; /* DA records stored up to here (0: none) */
+	uint64_t shard_floor;
+	uint64_t t0_ns; /* the group's start, for mezz_group_commit_seconds */
+	size_t m;	/* transactions the group inserted */
+};
+
+static void fail_answers(struct app_done *d, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(d[i].json);
+		d[i].is_error = 1;
+		d[i].json = app_error_json(RPC_HALTED, "sequencer halted after a storage failure; "
+						       "nothing from this request was preconfirmed");
+	}
+}
+
+static void release(struct app_committer *c, struct app_held *h, int failed)
+{
+	if (failed) {
+		fail_answers(h->d, h->n);
+		drop_blocks(h->blocks, h->nb);
+		app_preconf_free(h->pre);
+	} else {
+		publish(c, h->blocks, h->nb);
+		if (h->avail_height)
+			publish_available(c, h->avail_height);
+		if (h->shard_floor)
+			app_avail_pruned(c, h->shard_floor);
+		atomic_store(&c->stats.durable_seq, h->durable_seq);
+		if (h->m) { /* group start to durable: what a submitter waits for */
+			uint64_t us = (app_now_ns() - h->t0_ns) / 1000;
+
+			atomic_store(&c->stats.last_commit_us, us);
+			app_metric_observe(APP_M_group_commit_seconds, us);
+			app_metric_observe(APP_M_group_commit_size, h->m);
+		}
+	}
+	if (h->n)
+		post_done(c, h->d, h->n);
+	if (!failed && h->pre) {
+		struct app_done e = {.kind = DONE_PRECONF, .pre = h->pre};
+
+		post_done(c, &e, 1);
+	}
+	free(h->blocks);
+	free(h->d);
+	free(h);
+}
+
+/* A COMMIT returned: hold what it owes until its WAL frames are durable.
+ * Takes d (answers, n of them) and pre; copies the riders it released. */
+static void hold(struct app_committer *c, struct app_done *d, size_t n, struct app_preconf *pre,
+		 const struct riders *rd, uint64_t t0_ns, size_t m)
+{
+	struct app_held *h = calloc(1, sizeof(*h));
+
+	if (!h || (rd->nb && !(h->blocks = malloc(rd->nb * sizeof(*h->blocks)))))
+		APP_PANIC("out of memory holding a commit's answers");
+	h->d = d;
+	h->n = n;
+	h->pre = pre;
+	h->durable_seq = c->next_seq;
+	if (rd->nb)
+		memcpy(h->blocks, rd->blocks, rd->nb * sizeof(*h->blocks));
+	h->nb = rd->nb;
+	h->avail_height = rd->nr ? rd->recs[rd->nr - 1].height : 0;
+	h->shard_floor = rd->shard_floor;
+	h->t0_ns = t0_ns;
+	h->m = m;
+	if (!c->sync_started) {
+		release(c, h, 0); /* the COMMIT fsynced */
+		return;
+	}
+	pthread_mutex_lock(&c->sync_mu);
+	/* Backpressure: past SYNC_MAX_HELD COMMITs waiting for an fsync the
+	 * committer waits too, and the ingress queue fills behind it (clients
+	 * get "busy"), as when each COMMIT fsynced itself. Memory and the WAL
+	 * stay bounded when the disk stalls. */
+	while (c->sync_req - c->sync_done >= SYNC_MAX_HELD)
+		pthread_cond_wait(&c->sync_cv, &c->sync_mu);
+	h->ticket = ++c->sync_req;
+	if (c->held_tail)
+		c->held_tail->next = h;
+	else
+		c->held_head = h;
+	c->held_tail = h;
+	pthread_cond_broadcast(&c->sync_cv);
+	pthread_mutex_unlock(&c->sync_mu);
+}
+
+static int wal_sync(struct app_committer *c)
+{
+	int rc = APP_FAULT_FSYNC();
+
+	return rc ? rc : app_store_wal_sync(c->store);
+}
+
+/* mz-sync: one fdatasync of the WAL covers every COMMIT before it; then
+ * release what it covered, in order. Drains everything before it stops. */
+static void *syncer(void *arg)
+{
+	struct app_committer *c = arg;
+	int failed = 0;
+
+	pthread_setname_np(pthread_self(), "mz-sync");
+	pthread_mutex_lock(&c->sync_mu);
+	for (;;) {
+		struct app_held *list, *last = NULL;
+		uint64_t t;
+		int rc;
+
+		while (!c->sync_stop && c->sync_done == c->sync_req)
+			pthread_cond_wait(&c->sync_cv, &c->sync_mu);
+		if (c->sync_done == c->sync_req)
+			break; /* stopping, and nothing is held */
+		pthread_mutex_unlock(&c->sync_mu);
+		APP_FAULT_POINT(sync);
+		pthread_mutex_lock(&c->sync_mu);
+		t = c->sync_req; /* everything COMMITted until now */
+		pthread_mutex_unlock(&c->sync_mu);
+		rc = failed ? 0 : wal_sync(c);
+		if (rc) {
+			failed = 1;
+			atomic_store(&c->stats.halted, 1);
+			app_error("sequencer_halted", "reason=\"fsync of the WAL\" err=\"%s\"",
+				  app_strerror(rc));
+		}
+		pthread_mutex_lock(&c->sync_mu);
+		c->sync_done = t;
+		pthread_cond_broadcast(&c->sync_cv); /* room for a committer in hold() */
+		list = c->held_head;
+		for (struct app_held *h = list; h && h->ticket <= t; h = h->next)
+			last = h;
+		if (last) {
+			c->held_head = last->next;
+			if (!c->held_head)
+				c->held_tail = NULL;
+			last->next = NULL;
+		} else {
+			list = NULL;
+		}
+		pthread_mutex_unlock(&c->sync_mu);
+		for (struct app_held *h = list, *next; h; h = next) {
+			next = h->next;
+			release(c, h, failed);
+		}
+		pthread_mutex_lock(&c->sync_mu);
+	}
+	pthread_mutex_unlock(&c->sync_mu);
+	return NULL;
+}
+
+int app__commit_durable(struct app_committer *c, char *err, size_t errlen)
+{
+	int rc = app_store_commit(c->store, err, errlen);
+
+	if (!rc && c->sync_started) {
+		rc = wal_sync(c);
+		if (rc)
+			snprintf(err, errlen, "fsync of the WAL: %s", app_strerror(rc));
+	}
+	return rc;
 }
 
 static void *sealer(void *arg)
@@ -458,12 +652,7 @@ static void halt(struct app_committer *c, struct app_done *d, size_t n, const ch
 	atomic_store(&c->stats.halted, 1);
 	app_error("sequencer_halted", "group=%llu txs=%zu sqlite=\"%s\"",
 		  (unsigned long long)c->next_group, n, err);
-	for (size_t i = 0; i < n; i++) {
-		free(d[i].json);
-		d[i].is_error = 1;
-		d[i].json = app_error_json(RPC_HALTED, "sequencer halted after a storage failure; "
-						       "nothing from this request was preconfirmed");
-	}
+	fail_answers(d, n);
 }
 
 /* Receipt of a transaction that was already durable before this group. */
@@ -620,7 +809,7 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	struct app_preconf *pre = NULL;
 	char err[256];
 	uint64_t t0 = app_now_ns();
-	int rc;
+	int rc, committed = 0;
 
 	while (setcap < 2 * n)
 		setcap <<= 1;
@@ -698,11 +887,9 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		drop_blocks(rd->blocks, rd->nb);
 		goto out;
 	}
-	riders_done(c, rd);
+	riders_committed(c, rd);
+	committed = 1;
 	if (m) {
-		atomic_store(&c->stats.last_commit_us, (app_now_ns() - t0) / 1000);
-		app_metric_observe(APP_M_group_commit_seconds, (app_now_ns() - t0) / 1000);
-		app_metric_observe(APP_M_group_commit_size, m);
 		if (seq_merkle_tree_build(&tree, (const uint8_t(*)[32])g.leaves, m))
 			APP_PANIC("out of memory building group tree of %zu", m);
 	}
@@ -770,12 +957,11 @@ out:
 		n = w;
 	}
 	/* A NULL json (allocation failure) is answered as an internal error. */
-	if (n)
+	if (committed) {
+		hold(c, d, n, pre, rd, t0, m);
+		d = NULL;
+	} else if (n) {
 		post_done(c, d, n);
-	if (pre) {
-		struct app_done e = {.kind = DONE_PRECONF, .pre = pre};
-
-		post_done(c, &e, 1);
 	}
 	free(bres);
 	free(d);
@@ -838,7 +1024,8 @@ static void store_riders(struct app_committer *c, struct riders *rd)
 		drop_blocks(rd->blocks, rd->nb);
 		return;
 	}
-	riders_done(c, rd);
+	riders_committed(c, rd);
+	hold(c, NULL, 0, NULL, rd, 0, 0);
 }
 
 void app__commit_decision(struct app_committer *c, struct app_sub *s, size_t n,
@@ -1034,6 +1221,45 @@ static void checkpointer_stop(struct app_committer *c)
 	c->ckpt_store = NULL;
 }
 
+/* mz-sync, with storage.sync_pipeline: from here on the committer's COMMITs
+ * leave the fsync to it. */
+static int syncer_start(struct app_committer *c, char *errbuf, size_t errlen)
+{
+	int rc;
+
+	pthread_mutex_init(&c->sync_mu, NULL);
+	pthread_cond_init(&c->sync_cv, NULL);
+	c->sync_req = c->sync_done = 0;
+	c->sync_stop = 0;
+	c->held_head = c->held_tail = NULL;
+	if (!c->cfg->sync_pipeline)
+		return 0;
+	rc = app_store_set_wal_sync_external(c->store, errbuf, errlen);
+	if (rc)
+		return rc;
+	rc = pthread_create(&c->sync_thread, NULL, syncer, c);
+	if (rc) {
+		snprintf(errbuf, errlen, "pthread_create failed");
+		return -rc;
+	}
+	c->sync_started = 1;
+	return 0;
+}
+
+/* After the committer thread: mz-sync fsyncs and releases what is still
+ * held, then stops. */
+static void syncer_stop(struct app_committer *c)
+{
+	if (c->sync_started) {
+		pthread_mutex_lock(&c->sync_mu);
+		c->sync_stop = 1;
+		pthread_cond_broadcast(&c->sync_cv);
+		pthread_mutex_unlock(&c->sync_mu);
+		pthread_join(c->sync_thread, NULL);
+		c->sync_started = 0;
+	}
+}
+
 int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 {
 	struct app_tip tip;
@@ -1107,6 +1333,7 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 	if (tip.has_block && tip.last.slot >= c->open_slot)
 		c->open_slot = tip.last.slot + 1;
 	atomic_store(&c->stats.next_seq, c->next_seq);
+	atomic_store(&c->stats.durable_seq, c->next_seq);
 	atomic_store(&c->stats.open_slot, c->open_slot);
 	if (n)
 		app_info("recovered", "unsealed_txs=%zu next_seq=%llu", n,
@@ -1132,12 +1359,19 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 		checkpointer_stop(c);
 		return rc;
 	}
-	rc = pthread_create(&c->thread, NULL, run, c);
+	rc = syncer_start(c, errbuf, errlen);
+	if (!rc) {
+		rc = pthread_create(&c->thread, NULL, run, c);
+		if (rc) {
+			snprintf(errbuf, errlen, "pthread_create failed");
+			rc = -rc;
+		}
+	}
 	if (rc) {
-		snprintf(errbuf, errlen, "pthread_create failed");
+		syncer_stop(c);
 		app_avail_stop(c);
 		checkpointer_stop(c);
-		return -rc;
+		return rc;
 	}
 	c->started = 1;
 	return 0;
@@ -1150,6 +1384,7 @@ void app_committer_stop(struct app_committer *c)
 		pthread_join(c->thread, NULL);
 		c->started = 0;
 	}
+	syncer_stop(c);
 	if (c->seal_started) {
 		struct seal_job j;
 		struct app_block **b;

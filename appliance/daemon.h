@@ -155,6 +155,9 @@ struct app_done {
 /* Counters the committer publishes for mezz_status and metrics. */
 struct app_stats {
 	atomic_uint_fast64_t next_seq;
+	/* transactions below this seq are durable and answered (committer.c
+	 * release); readers of stored receipts answer nothing above it */
+	atomic_uint_fast64_t durable_seq;
 	atomic_uint_fast64_t height;	/* last sealed height */
 	atomic_uint_fast64_t has_block;
 	atomic_uint_fast64_t open_slot;
@@ -275,6 +278,8 @@ void app_rights_req_free(struct app_rights_req *r); /* NULL-safe; frees members 
 
 struct app_rights; /* rights.c */
 
+struct app_held; /* committer.c */
+
 struct app_committer {
 	const struct app_config *cfg;
 	const struct app_identity *id;
@@ -313,6 +318,16 @@ struct app_committer {
 	struct app_l1 l1;
 	struct app_rights *rights; /* NULL when rights.enabled is 0 */
 	struct app_prop *prop; /* proposer-ordered slots, committer thread only */
+	/* Pipelined durability (storage.sync_pipeline, committer.c): what a
+	 * COMMIT owes the world waits in `held` until mz-sync's fsync covers
+	 * it. Tickets count COMMITs; all under sync_mu. */
+	pthread_t sync_thread;
+	int sync_started;
+	pthread_mutex_t sync_mu;
+	pthread_cond_t sync_cv;
+	uint64_t sync_req, sync_done;
+	int sync_stop;
+	struct app_held *held_head, *held_tail;
 };
 
 /*
@@ -370,6 +385,9 @@ void app__commit_decision(struct app_committer *c, struct app_sub *s, size_t n,
 /* committer.c: hand answers and notices to the lws thread (waits while
  * the done queue is full; takes every json). */
 void app__post_done(struct app_committer *c, struct app_done *d, size_t n);
+/* COMMIT the committer's open transaction and return once it is durable
+ * (with storage.sync_pipeline, by an fsync of the WAL here and now). */
+int app__commit_durable(struct app_committer *c, char *err, size_t errlen);
 /* Frees a submitted sub-block (NULL-safe). */
 void app__slot_block_free(struct app_slot_block *b);
 
@@ -428,9 +446,14 @@ int app_fault_install(void);
 int app_fault_store_opened(struct app_store *s);
 void app_fault_loop_point(void); /* lws loop: stalls while asked to */
 void app_fault_seal_point(void); /* sealer thread: stalls while asked to */
+void app_fault_sync_point(void); /* mz-sync: stalls while asked to */
+/* mz-sync's own fsync of the WAL counts as one of SQLite's: -EIO past the limit */
+int app_fault_fsync(void);
 #define APP_FAULT_POINT(name) app_fault_##name##_point()
+#define APP_FAULT_FSYNC() app_fault_fsync()
 #else
 #define APP_FAULT_POINT(name) ((void)0)
+#define APP_FAULT_FSYNC() 0
 #endif
 
 #endif /* MEZZ_DAEMON_H */

@@ -54,8 +54,11 @@ static int shards_pruned(struct app_server *s, uint64_t height)
 static int load_record(struct app_server *s, uint64_t height, struct da_record *r,
 		       uint8_t raw[static DA_RECORD_LEN], uint8_t sig[static 64])
 {
-	int rc = shards_pruned(s, height) ? APP_ENOTFOUND
-					  : app_store_da_get(s->ro, height, raw, DA_RECORD_LEN, sig);
+	/* Above the available level: not stored, or not durable yet. */
+	int rc = height > atomic_load(&s->committer->stats.level_tip[APP_LEVEL_AVAILABLE]) ||
+			 shards_pruned(s, height)
+		     ? APP_ENOTFOUND
+		     : app_store_da_get(s->ro, height, raw, DA_RECORD_LEN, sig);
 
 	if (!rc)
 		rc = da_record_decode(r, raw, DA_RECORD_LEN);

@@ -4,7 +4,8 @@
  *
  * A SQLite VFS that wraps the default one and fails xSync once the number of
  * syncs passes MEZZ_FAULT_FSYNC_AFTER (environment), so a test can watch the
- * sequencer halt on an fsync error instead of preconfirming.
+ * sequencer halt on an fsync error instead of preconfirming. mz-sync's own
+ * fsync of the WAL (storage.sync_pipeline) counts and fails alike.
  *
  * MEZZ_FAULT_MAX_PAGES caps the database at that many pages (PRAGMA
  * max_page_count), so an INSERT in the middle of a group fails with
@@ -14,9 +15,12 @@
  * MEZZ_FAULT_STALL_LOOP_FILE exists, the lws event loop sleeps instead of
  * serving (as a loop stuck in a callback would); while the file named by
  * MEZZ_FAULT_STALL_SEAL_FILE exists, the sealer thread builds no blocks (as
- * a stuck sealer would). Removing the file resumes.
+ * a stuck sealer would); while the file named by MEZZ_FAULT_STALL_SYNC_FILE
+ * exists, mz-sync starts no fsync (as a slow disk would). Removing the file
+ * resumes.
  */
 #ifdef MEZZ_FAULT_HOOKS
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,7 +31,7 @@
 
 #include "appliance/daemon.h"
 
-static const char *stall_loop_file, *stall_seal_file;
+static const char *stall_loop_file, *stall_seal_file, *stall_sync_file;
 
 static void stall_while(const char *path, const char *what)
 {
@@ -50,6 +54,11 @@ void app_fault_loop_point(void)
 void app_fault_seal_point(void)
 {
 	stall_while(stall_seal_file, "seal");
+}
+
+void app_fault_sync_point(void)
+{
+	stall_while(stall_sync_file, "sync");
 }
 
 static sqlite3_vfs fault_vfs;
@@ -98,13 +107,23 @@ static void f_ShmBarrier(sqlite3_file *f)
 	ff->real->pMethods->xShmBarrier(ff->real);
 }
 
+static int sync_fails(void)
+{
+	return fail_after >= 0 && atomic_fetch_add(&syncs, 1) >= fail_after;
+}
+
 static int f_Sync(sqlite3_file *f, int flags)
 {
 	struct fault_file *ff = (struct fault_file *)f;
 
-	if (fail_after >= 0 && atomic_fetch_add(&syncs, 1) >= fail_after)
+	if (sync_fails())
 		return SQLITE_IOERR_FSYNC;
 	return ff->real->pMethods->xSync(ff->real, flags);
+}
+
+int app_fault_fsync(void)
+{
+	return sync_fails() ? -EIO : 0;
 }
 
 static int f_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out)
@@ -155,6 +174,7 @@ int app_fault_install(void)
 
 	stall_loop_file = getenv("MEZZ_FAULT_STALL_LOOP_FILE");
 	stall_seal_file = getenv("MEZZ_FAULT_STALL_SEAL_FILE");
+	stall_sync_file = getenv("MEZZ_FAULT_STALL_SYNC_FILE");
 	if (!e)
 		return 0;
 	fail_after = atol(e);

@@ -234,6 +234,9 @@ struct app_block *app_feed_get(struct app_server *s, uint64_t height)
 {
 	struct app_block **slot = ring_slot(s, height), *b = NULL;
 
+	/* Above the tip: not sealed yet, or stored and not yet durable. */
+	if (height > s->feed.tip)
+		return NULL;
 	if (*slot && (*slot)->hdr.height == height) {
 		return app_block_ref(*slot);
 	}

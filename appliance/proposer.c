@@ -518,7 +518,7 @@ size_t app__prop_intake(struct app_committer *c, struct app_sub *items, size_t n
 	for (size_t k = 0; !rc && k < nh; k++)
 		rc = insert_pending(c, &held[k], err, sizeof(err));
 	if (!rc)
-		rc = app_store_commit(c->store, err, sizeof(err));
+		rc = app__commit_durable(c, err, sizeof(err));
 	if (rc) {
 		app_store_rollback(c->store);
 		atomic_store(&c->stats.halted, 1);

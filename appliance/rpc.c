@@ -562,7 +562,9 @@ static void m_get_preconfirmation(struct app_conn *c, struct app_req *r, size_t 
 		req_error(r, i, RPC_UNAUTHORIZED, "invalid or revoked API key");
 		return;
 	}
-	if (app_store_tx_find(s->ro, ns ? ns->chain_id : 0, hash, &tx)) {
+	/* Stored but not yet durable (storage.sync_pipeline) is not preconfirmed. */
+	if (app_store_tx_find(s->ro, ns ? ns->chain_id : 0, hash, &tx) ||
+	    tx.seq >= atomic_load(&s->committer->stats.durable_seq)) {
 		req_error(r, i, RPC_NOT_FOUND, "no preconfirmed transaction with that hash");
 		return;
 	}
@@ -724,7 +726,8 @@ static void m_get_shard(struct app_conn *c, struct app_req *r, size_t i, json_t 
 		req_error(r, i, RPC_UNAUTHORIZED, "invalid or revoked API key");
 		return;
 	}
-	if (app_store_block_get(c->srv->ro, height, &h, sig, &ns, &nn)) {
+	if (height > c->srv->feed.tip || /* above it: not durable yet */
+	    app_store_block_get(c->srv->ro, height, &h, sig, &ns, &nn)) {
 		req_error(r, i, RPC_NOT_FOUND, "no sealed block at height %llu",
 			  (unsigned long long)height);
 		return;

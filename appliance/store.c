@@ -1,13 +1,19 @@
 /*
  * store.c - SQLite storage. WAL with synchronous=FULL: a COMMIT returns only
- * after the WAL is fsynced, which is what a preconfirmation promises.
+ * after the WAL is fsynced, which is what a preconfirmation promises. The
+ * committer's connection may instead commit without the fsync
+ * (app_store_set_wal_sync_external) and make the WAL durable itself with
+ * app_store_wal_sync, from another thread, before it answers anyone.
  *
  * Every statement is prepared once per connection. The write connection
  * belongs to the committer thread (and to the CLI); read-only connections
  * belong to the lws thread. SQLite's own locking lets them run concurrently.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +111,7 @@ struct app_store {
 	sqlite3_stmt *st[ST_COUNT];
 	int readonly;
 	atomic_int wal_frames; /* WAL size after this connection's last commit */
+	int wal_fd;	       /* -1, or the WAL file opened for app_store_wal_sync */
 };
 
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
@@ -176,6 +183,7 @@ int app_store_open(struct app_store **out, const char *data_dir, int readonly,
 	if (!s)
 		return APP_ENOMEM;
 	s->readonly = readonly;
+	s->wal_fd = -1;
 	snprintf(path, sizeof(path), "%s/mezzanine.db", data_dir);
 	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
 		goto fail;
@@ -318,8 +326,46 @@ void app_store_close(struct app_store *s)
 		return;
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
+	if (s->wal_fd >= 0)
+		close(s->wal_fd);
 	sqlite3_close(s->db);
 	free(s);
+}
+
+/*
+ * synchronous=NORMAL on this connection: a COMMIT writes its WAL frames and
+ * returns without an fsync. What it wrote is durable once app_store_wal_sync
+ * returns. A crash before that loses a suffix of such commits, never a
+ * middle one: SQLite's recovery stops at the first WAL frame whose
+ * cumulative checksum fails. NORMAL still syncs the WAL before every
+ * checkpoint and the database after it, and the WAL header before the WAL
+ * is reused, so nothing made durable here is lost to a later checkpoint.
+ */
+static int exec_sql_err(struct app_store *s, const char *sql, char *errbuf, size_t errlen);
+
+int app_store_set_wal_sync_external(struct app_store *s, char *errbuf, size_t errlen)
+{
+	const char *wal = sqlite3_filename_wal(sqlite3_db_filename(s->db, "main"));
+
+	if (s->wal_fd < 0) {
+		/* The WAL exists from the first read of a WAL-mode database on. */
+		s->wal_fd = wal ? open(wal, O_RDONLY | O_CLOEXEC) : -1;
+		if (s->wal_fd < 0) {
+			int e = errno;
+
+			snprintf(errbuf, errlen, "opening the WAL %s: %s", wal ? wal : "(none)",
+				 strerror(e));
+			return -e;
+		}
+	}
+	return exec_sql_err(s, "PRAGMA synchronous=NORMAL", errbuf, errlen);
+}
+
+int app_store_wal_sync(struct app_store *s)
+{
+	/* fdatasync covers the file, not the descriptor: every frame any
+	 * connection wrote before this call. */
+	return fdatasync(s->wal_fd) ? -errno : 0;
 }
 
 /* Run a statement that returns no rows. */

@@ -11,12 +11,14 @@ import json
 import os
 import random
 import signal
+import tempfile
+import threading
 import time
 import unittest
 
 import websockets
 
-from harness import MEZZANINE, MEZZANINE_TEST, Daemon, RpcError, ws_connect
+from harness import MEZZANINE, MEZZANINE_TEST, Daemon, RpcError, keccak_hex, ws_connect
 
 ROUNDS = int(os.environ.get("MEZZ_CRASH_ROUNDS", "20"))
 CONNECTIONS = 6
@@ -182,12 +184,17 @@ class CrashTest(unittest.TestCase):
 
 
 class FsyncFaultTest(unittest.TestCase):
-    def start_faulty(self, room=6):
+    """An fsync that fails halts the sequencer and no receipted transaction
+    is lost: with the fsync on mz-sync (storage.sync_pipeline, the default)
+    and inside the COMMIT (sync_pipeline = 0)."""
+
+    def start_faulty(self, room=6, settings=None):
         # the schema creation at startup uses some fsyncs: find the smallest K
         # that lets the daemon start, then restart with K + room so that a few
         # group commits succeed before the failing fsync
         def daemon(k):
-            d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_FSYNC_AFTER": str(k)}, slot_ms=60000)
+            d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_FSYNC_AFTER": str(k)}, slot_ms=60000,
+                       settings=settings)
             self.addCleanup(d.cleanup)
             try:
                 d.start()
@@ -207,7 +214,14 @@ class FsyncFaultTest(unittest.TestCase):
         self.fail("no MEZZ_FAULT_FSYNC_AFTER value let the daemon start")
 
     def test_fsync_failure_halts_sequencer(self):
-        d = self.start_faulty()
+        # the failing fsync is mz-sync's: the COMMITs themselves do not sync
+        self.check_fsync_failure({}, 'event=sequencer_halted reason="fsync of the WAL"')
+
+    def test_fsync_failure_halts_sequencer_without_pipeline(self):
+        self.check_fsync_failure({"storage.sync_pipeline": "0"}, "event=sequencer_halted group=")
+
+    def check_fsync_failure(self, settings, halt_log):
+        d = self.start_faulty(settings=settings)
         d.setup_tenant("acme", "demo", 31337, key=False)
         receipts = {}
         halted_doc = None
@@ -238,7 +252,7 @@ class FsyncFaultTest(unittest.TestCase):
         hashes = list(receipts)
         self.assertEqual(d.rpc("mezz_getPreconfirmation", {"hash": hashes[0]})["seq"], receipts[hashes[0]])
         self.assertEqual(d.status()["nextSeq"], st["nextSeq"])
-        self.assertIn("halted", d.log())
+        self.assertIn(halt_log, d.log())
         d.kill9()
 
         # a normal daemon on the same data lost no receipted transaction
@@ -253,6 +267,42 @@ class FsyncFaultTest(unittest.TestCase):
         self.assertGreater(r["seq"], max(receipts.values()))
         n.wait_sealed_seq(r["seq"] + 1)
         self.assertEqual(n.http(b"", "/healthz", method="GET")[0], 200)
+
+
+class HeldUntilFsyncTest(unittest.TestCase):
+    """With the fsync on mz-sync (storage.sync_pipeline), a COMMITted group
+    is held until the fsync covering it returns: while mz-sync is stalled
+    (as behind a slow disk) no receipt is sent, a read by hash does not find
+    the transaction, and no block is published; then all of it comes."""
+
+    def test_nothing_leaves_before_the_fsync(self):
+        stall = os.path.join(tempfile.mkdtemp(prefix="mezz-stall-"), "stall-sync")
+        d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_STALL_SYNC_FILE": stall})
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.setup_tenant("acme", "demo", 31337, key=False)
+        open(stall, "w").close()
+        self.addCleanup(lambda: os.path.exists(stall) and os.unlink(stall))
+        time.sleep(0.3)  # an fsync already under way when the file appeared ends
+        h_stalled = d.status()["height"]
+        data = "0x" + os.urandom(64).hex()
+        got = {}
+        th = threading.Thread(target=lambda: got.update(r=d.send("demo", data)))
+        th.start()
+        time.sleep(1.0)  # ten slots of 100 ms
+        self.assertTrue(th.is_alive(), "a receipt left before its fsync: %r" % got)
+        with self.assertRaises(RpcError):
+            d.rpc("mezz_getPreconfirmation", {"hash": keccak_hex(data)})
+        st = d.status()
+        self.assertEqual(st["height"], h_stalled, "a block was published before its fsync")
+        self.assertFalse(st["halted"])
+        os.unlink(stall)
+        th.join(10)
+        self.assertFalse(th.is_alive(), "no receipt after the fsync resumed")
+        self.assertEqual(got["r"]["hash"], keccak_hex(data))
+        self.assertEqual(d.rpc("mezz_getPreconfirmation", {"hash": keccak_hex(data)})["seq"],
+                         got["r"]["seq"])
+        d.wait_height(h_stalled + 5)
 
 
 class InsertFaultTest(unittest.TestCase):
