@@ -192,9 +192,22 @@ echo "== feed fan-out ($mode): $subs subscribers, ${total_rate} tx/s (${feed_rat
 rc=0
 run_one a_none_slow 0 || rc=1
 run_one b_slow "$slow" || rc=1
+# The kernel's floor for the same fan-out: a bare send(2) loop of the same
+# number of messages of the same size to receivers on the same cores.
+floor_json=""
+msg_bytes="$(/usr/bin/python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r.get("scenario") == "a_none_slow" and r.get("bytes_per_delivery"):
+        print(int(r["bytes_per_delivery"]))' "$results" 2>/dev/null)"
+if [ -x "$build/bench/sendfloor" ] && [ -n "$msg_bytes" ]; then
+  floor_json="$("$build/bench/sendfloor" --conns "$subs" --size "$msg_bytes" --threads "$threads" \
+    --sndbuf "$sndbuf" --rounds "$([ "$mode" = full ] && echo 40 || echo 12)" | tail -1)"
+  echo "  kernel floor: $floor_json" >&2
+fi
 [ -n "${OUT:-}" ] && cat "$results" >>"$OUT"
 
-RESULTS="$results" MODE="$mode" BUILD="$build" /usr/bin/python3 - <<'EOF'
+RESULTS="$results" MODE="$mode" BUILD="$build" FLOOR="$floor_json" /usr/bin/python3 - <<'EOF'
 import json, os
 rows = {r["scenario"]: r for r in map(json.loads, open(os.environ["RESULTS"])) if r}
 a, b = rows.get("a_none_slow"), rows.get("b_slow")
@@ -247,6 +260,19 @@ if a and b and a.get("lat_p99_us"):
       f"**{ratio:.2f}x** (target <= 1.10x). Budget p99 <= 10 ms: (a) "
       f"**{'PASS' if a['lat_p99_us'] <= 10000 else 'MISS'}**, (b) "
       f"**{'PASS' if b['lat_p99_us'] <= 10000 else 'MISS'}**.")
+fl = json.loads(os.environ["FLOOR"]) if os.environ.get("FLOOR", "").startswith("{") else None
+if fl and a:
+    o("")
+    o(f"Kernel floor (`tests/bench/sendfloor.c`, same run): one thread writes {fl['conns']:,} messages "
+      f"of {fl['size']:,} bytes over loopback TCP, a plain `send(2)` loop with the daemon's socket "
+      f"options, to {fl['threads']} epoll receiver threads on the same two cores, every 250 ms "
+      f"({fl['rounds']} rounds). The loop takes {ms(fl['loop_p50_us'])} (median round); start of "
+      f"the round to a message's last byte: p50 {ms(fl['lat_p50_us'])}, p99 {ms(fl['lat_p99_us'])}. "
+      f"The daemon's fan-out alone (spread p99 {ms(a.get('spread_p99_us'))}, its own fan-out mean "
+      f"{ms(a.get('metric_fanout_mean_us'))}) against that loop: "
+      f"{a['metric_fanout_mean_us'] / fl['loop_p50_us']:.2f}x."
+      if a.get('metric_fanout_mean_us') else "")
+    o("")
 if b:
     o(f"Slow subscribers: {b['slow']}; closed by the daemon {b['slow_closed']} "
       f"({b['slow_closed_1008']} with close code 1008), the daemon's mezz_feed_drops_total says "
