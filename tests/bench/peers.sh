@@ -22,7 +22,7 @@
 #
 # What "ack" means, and at which durability, for each system:
 #   mezzanine  the preconfirmation receipt of mezz_sendTransaction over
-#              WebSocket: SQLite WAL with synchronous=FULL, group commit, the
+#              WebSocket: SQLite WAL, group commit fsynced before any answer, the
 #              receipt is sent after the group's fsync. Delivered = the
 #              transaction's `preconfirmed` event on a mezz_subscribe feed
 #              (one event per committed group, sent after its fsync): the
@@ -233,7 +233,7 @@ run_one() {
   case "$sys" in
   mezzanine)
     start_mezzanine "$dir" || return 1
-    durab="SQLite WAL synchronous=FULL, receipt after group fsync"
+    durab="SQLite WAL, receipt after the group's WAL fsync"
     load "$dir" "$peerload" --peer mezz --stream bench --addr "127.0.0.1:$port" "$@"
     ;;
   redis)
