@@ -34,6 +34,7 @@
  * are read back at start; every slot before the current one is sealed from
  * them, the rest stay open.
  */
+#include <errno.h>
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -470,11 +471,18 @@ static void hold(struct app_committer *c, struct app_done *d, size_t n, struct a
 	pthread_mutex_unlock(&c->sync_mu);
 }
 
+/* After one failed fsync of the WAL every later one fails too, whichever
+ * thread asks: its success would prove nothing about pages the kernel may
+ * have dropped. */
 static int wal_sync(struct app_committer *c)
 {
-	int rc = APP_FAULT_FSYNC();
+	int rc = atomic_load(&c->sync_failed) ? -EIO : APP_FAULT_FSYNC();
 
-	return rc ? rc : app_store_wal_sync(c->store);
+	if (!rc)
+		rc = app_store_wal_sync(c->store);
+	if (rc)
+		atomic_store(&c->sync_failed, 1);
+	return rc;
 }
 
 /* mz-sync: one fdatasync of the WAL covers every COMMIT before it; then
@@ -482,7 +490,7 @@ static int wal_sync(struct app_committer *c)
 static void *syncer(void *arg)
 {
 	struct app_committer *c = arg;
-	int failed = 0;
+	int logged = 0;
 
 	pthread_setname_np(pthread_self(), "mz-sync");
 	pthread_mutex_lock(&c->sync_mu);
@@ -500,9 +508,8 @@ static void *syncer(void *arg)
 		pthread_mutex_lock(&c->sync_mu);
 		t = c->sync_req; /* everything COMMITted until now */
 		pthread_mutex_unlock(&c->sync_mu);
-		rc = failed ? 0 : wal_sync(c);
-		if (rc) {
-			failed = 1;
+		rc = wal_sync(c);
+		if (rc && !logged++) {
 			atomic_store(&c->stats.halted, 1);
 			app_error("sequencer_halted", "reason=\"fsync of the WAL\" err=\"%s\"",
 				  app_strerror(rc));
@@ -524,7 +531,7 @@ static void *syncer(void *arg)
 		pthread_mutex_unlock(&c->sync_mu);
 		for (struct app_held *h = list, *next; h; h = next) {
 			next = h->next;
-			release(c, h, failed);
+			release(c, h, rc != 0);
 		}
 		pthread_mutex_lock(&c->sync_mu);
 	}
@@ -1227,18 +1234,20 @@ static int syncer_start(struct app_committer *c, char *errbuf, size_t errlen)
 {
 	int rc;
 
-	pthread_mutex_init(&c->sync_mu, NULL);
-	pthread_cond_init(&c->sync_cv, NULL);
 	c->sync_req = c->sync_done = 0;
 	c->sync_stop = 0;
 	c->held_head = c->held_tail = NULL;
 	if (!c->cfg->sync_pipeline)
-		return 0;
+		return 0; /* hold() releases at once and touches none of this */
 	rc = app_store_set_wal_sync_external(c->store, errbuf, errlen);
 	if (rc)
 		return rc;
+	pthread_mutex_init(&c->sync_mu, NULL);
+	pthread_cond_init(&c->sync_cv, NULL);
 	rc = pthread_create(&c->sync_thread, NULL, syncer, c);
 	if (rc) {
+		pthread_mutex_destroy(&c->sync_mu);
+		pthread_cond_destroy(&c->sync_cv);
 		snprintf(errbuf, errlen, "pthread_create failed");
 		return -rc;
 	}
@@ -1256,6 +1265,8 @@ static void syncer_stop(struct app_committer *c)
 		pthread_cond_broadcast(&c->sync_cv);
 		pthread_mutex_unlock(&c->sync_mu);
 		pthread_join(c->sync_thread, NULL);
+		pthread_mutex_destroy(&c->sync_mu);
+		pthread_cond_destroy(&c->sync_cv);
 		c->sync_started = 0;
 	}
 }

@@ -327,6 +327,7 @@ struct app_committer {
 	pthread_cond_t sync_cv;
 	uint64_t sync_req, sync_done;
 	int sync_stop;
+	atomic_int sync_failed; /* sticky: see wal_sync */
 	struct app_held *held_head, *held_tail;
 };
 
