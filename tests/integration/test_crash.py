@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import tempfile
 import threading
@@ -18,7 +19,8 @@ import unittest
 
 import websockets
 
-from harness import MEZZANINE, MEZZANINE_TEST, Daemon, RpcError, keccak_hex, ws_connect
+from harness import (MEZZANINE, MEZZANINE_TEST, Daemon, RpcError, keccak_hex, run_async,
+                     ws_connect)
 
 ROUNDS = int(os.environ.get("MEZZ_CRASH_ROUNDS", "20"))
 CONNECTIONS = 6
@@ -272,27 +274,36 @@ class FsyncFaultTest(unittest.TestCase):
 class HeldUntilFsyncTest(unittest.TestCase):
     """With the fsync on mz-sync (storage.sync_pipeline), a COMMITted group
     is held until the fsync covering it returns: while mz-sync is stalled
-    (as behind a slow disk) no receipt is sent, a read by hash does not find
-    the transaction, and no block is published; then all of it comes."""
+    (as behind a slow disk) no receipt is sent, a read by hash or height
+    does not find what is held, no block is published, and past
+    SYNC_MAX_HELD held COMMITs the committer stops taking more; then all of
+    it comes."""
 
-    def test_nothing_leaves_before_the_fsync(self):
-        stall = os.path.join(tempfile.mkdtemp(prefix="mezz-stall-"), "stall-sync")
+    def stalled_daemon(self):
+        tmp = tempfile.mkdtemp(prefix="mezz-stall-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        stall = os.path.join(tmp, "stall-sync")
         d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_STALL_SYNC_FILE": stall})
         self.addCleanup(d.cleanup)
         d.start()
         d.setup_tenant("acme", "demo", 31337, key=False)
         open(stall, "w").close()
-        self.addCleanup(lambda: os.path.exists(stall) and os.unlink(stall))
         time.sleep(0.3)  # an fsync already under way when the file appeared ends
+        return d, stall
+
+    def test_nothing_leaves_before_the_fsync(self):
+        d, stall = self.stalled_daemon()
         h_stalled = d.status()["height"]
         data = "0x" + os.urandom(64).hex()
         got = {}
         th = threading.Thread(target=lambda: got.update(r=d.send("demo", data)))
         th.start()
-        time.sleep(1.0)  # ten slots of 100 ms
+        time.sleep(1.0)  # ten slots of 100 ms: their blocks are stored, not released
         self.assertTrue(th.is_alive(), "a receipt left before its fsync: %r" % got)
         with self.assertRaises(RpcError):
             d.rpc("mezz_getPreconfirmation", {"hash": keccak_hex(data)})
+        with self.assertRaises(RpcError):
+            d.rpc("mezz_getBlock", {"height": h_stalled + 1})
         st = d.status()
         self.assertEqual(st["height"], h_stalled, "a block was published before its fsync")
         self.assertFalse(st["halted"])
@@ -303,6 +314,34 @@ class HeldUntilFsyncTest(unittest.TestCase):
         self.assertEqual(d.rpc("mezz_getPreconfirmation", {"hash": keccak_hex(data)})["seq"],
                          got["r"]["seq"])
         d.wait_height(h_stalled + 5)
+        self.assertEqual(d.rpc("mezz_getBlock", {"height": h_stalled + 1})["height"],
+                         h_stalled + 1)
+
+    def test_held_commits_are_bounded(self):
+        d, stall = self.stalled_daemon()
+        g0 = d.status()["groups"]
+        n = 400  # one at a time to an idle committer: one group each
+
+        async def scenario():
+            async with ws_connect(d.ws_url()) as ws:
+                for i in range(n):
+                    await ws.send(json.dumps({
+                        "jsonrpc": "2.0", "id": i, "method": "mezz_sendTransaction",
+                        "params": {"namespace": "demo", "data": "0x" + os.urandom(40).hex()}}))
+                    await asyncio.sleep(0.003)
+                await asyncio.sleep(1.0)
+                st = d.status()
+                # at most 256 COMMITs held (groups plus the slots' block
+                # stores): the committer waits and the rest stays queued
+                self.assertLessEqual(st["groups"] - g0, 256, st)
+                self.assertGreater(st["ingressQueue"], 0, st)
+                os.unlink(stall)
+                answers = [json.loads(await ws.recv()) for _ in range(n)]
+            return answers
+
+        answers = run_async(scenario(), 60)
+        self.assertEqual(sorted(a["id"] for a in answers), list(range(n)))
+        self.assertTrue(all("result" in a for a in answers), [a for a in answers if "error" in a][:3])
 
 
 class InsertFaultTest(unittest.TestCase):
