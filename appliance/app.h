@@ -20,6 +20,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -285,10 +286,49 @@ struct app_tip {
 };
 int app_store_tip(struct app_store *s, struct app_tip *tip);
 
-/* Look up a stored transaction by (ns, hash). APP_ENOTFOUND if absent.
- * data is not loaded (NULL). ns == 0 matches any namespace. */
+/*
+ * The (hash, ns) -> seq index (txindex.c): data_dir/txindex.db plus, in
+ * memory, every transaction not merged into it yet. One per process.
+ *   app_txindex_open    opens (creates) txindex.db, rebuilds it if it does
+ *                       not match mezzanine.db, and indexes every stored
+ *                       transaction it lacks; call before anything writes
+ *                       transactions. app_txindex_next: the seq the first
+ *                       app_txindex_add must start with.
+ *   app_txindex_start   runs mz-index, which merges transactions below
+ *                       *durable_seq into txindex.db in sorted batches;
+ *                       app_txindex_stop stops it (nothing is lost: the next
+ *                       open catches up from mezzanine.db).
+ *   app_txindex_add     the committer, after a COMMIT: its new transactions,
+ *                       contiguous seqs from app_txindex_next on.
+ *   app_txindex_prune   the committer, before BEGIN only: drops what
+ *                       txindex.db holds now; waits while mz-index is
+ *                       XI_MAX_LIVE transactions behind.
+ *   app_txindex_find    the memory part of a lookup (app_store_tx_find does
+ *                       both); 1 and *seq when found.
+ */
+struct app_txindex;
+int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbuf,
+		     size_t errlen);
+uint64_t app_txindex_next(const struct app_txindex *x);
+int app_txindex_start(struct app_txindex *x, const atomic_uint_fast64_t *durable_seq);
+void app_txindex_stop(struct app_txindex *x);
+void app_txindex_close(struct app_txindex *x);
+const char *app_txindex_path(const struct app_txindex *x);
+void app_txindex_add(struct app_txindex *x, const struct app_tx *txs, size_t m);
+void app_txindex_prune(struct app_txindex *x);
+int app_txindex_find(struct app_txindex *x, uint64_t ns, const uint8_t hash[static 32],
+		     uint64_t *seq);
+
+/* Lookups by hash on this connection go through x (ATTACHed as "xi"). */
+int app_store_attach_txindex(struct app_store *s, struct app_txindex *x, char *errbuf,
+			     size_t errlen);
+/* Look up a stored transaction by (ns, hash). APP_ENOTFOUND if absent,
+ * APP_EINVAL without app_store_attach_txindex. data is not loaded (NULL).
+ * ns == 0 matches any namespace (the lowest seq). */
 int app_store_tx_find(struct app_store *s, uint64_t ns, const uint8_t hash[static 32],
 		      struct app_tx *tx);
+/* Is (ns, hash) stored? 1 yes, 0 no, or an error code. */
+int app_store_tx_known(struct app_store *s, uint64_t ns, const uint8_t hash[static 32]);
 /* Load a group header, signature and its tx leaves (malloc'd, count entries). */
 int app_store_group_load(struct app_store *s, uint64_t group_id, struct seq_group_hdr *h,
 			 uint8_t sig[static 64], uint8_t (**leaves)[32]);
@@ -296,11 +336,11 @@ int app_store_group_load(struct app_store *s, uint64_t group_id, struct seq_grou
  * A group is written as one SQLite transaction:
  *   app_store_begin, app_store_tx_insert for each transaction,
  *   app_store_group_insert, app_store_commit.
- * The COMMIT is the fsync (synchronous=FULL). app_store_tx_insert returns
- * APP_EEXIST, inserting nothing, when (ns, hash) is already stored: the
- * uniqueness check is the insert's own index probe, not a separate lookup.
- * Any other failure leaves the transaction to be rolled back with
- * app_store_rollback. errbuf receives SQLite's message.
+ * The COMMIT is the fsync (synchronous=FULL). app_store_tx_insert does not
+ * check (ns, hash): the caller asks app_store_tx_known first and checks the
+ * rows of its own open transaction itself. A failure leaves the transaction
+ * to be rolled back with app_store_rollback. errbuf receives SQLite's
+ * message.
  */
 int app_store_begin(struct app_store *s, char *errbuf, size_t errlen);
 int app_store_tx_insert(struct app_store *s, const struct app_tx *t, char *errbuf,

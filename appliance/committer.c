@@ -653,6 +653,27 @@ static size_t dup_find_or_add(uint32_t *tab, size_t cap, const struct app_sub *s
 	}
 }
 
+/*
+ * The rows this group has inserted so far, txs[0..m), by (ns, hash): the
+ * check a unique index used to make for the legs of a bundle and for items
+ * repeating an earlier leg. 1 if txs[k]'s key is there already; otherwise k
+ * is added and 0 returned.
+ */
+static int inserted_before(uint32_t *tab, size_t cap, const struct app_tx *txs, uint32_t k)
+{
+	uint64_t h;
+
+	memcpy(&h, txs[k].hash, 8);
+	for (size_t j = h & (cap - 1);; j = (j + 1) & (cap - 1)) {
+		if (tab[j] == UINT32_MAX) {
+			tab[j] = k;
+			return 0;
+		}
+		if (txs[tab[j]].ns == txs[k].ns && !memcmp(txs[tab[j]].hash, txs[k].hash, 32))
+			return 1;
+	}
+}
+
 /* Halt after a storage failure: nobody in this group gets a receipt. */
 static void halt(struct app_committer *c, struct app_done *d, size_t n, const char *err)
 {
@@ -804,7 +825,7 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 			 struct riders *rd)
 {
 	struct app_done *d = calloc(n, sizeof(*d));
-	uint32_t *alias = malloc(n * sizeof(*alias)), *set = NULL;
+	uint32_t *alias = malloc(n * sizeof(*alias)), *set = NULL, *ins = NULL;
 	uint64_t *ns = malloc(n * sizeof(*ns));
 	uint8_t(*hashes)[32] = malloc(n * 32);
 	struct app_tx *txs = malloc(n * sizeof(*txs));
@@ -821,10 +842,13 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	while (setcap < 2 * n)
 		setcap <<= 1;
 	set = malloc(setcap * sizeof(*set));
-	if (!d || !alias || !ns || !hashes || !txs || !pos || !set || !bres)
+	ins = malloc(setcap * sizeof(*ins));
+	if (!d || !alias || !ns || !hashes || !txs || !pos || !set || !ins || !bres)
 		APP_PANIC("out of memory committing a group of %zu", n);
 	memset(set, 0xff, setcap * sizeof(*set));
+	memset(ins, 0xff, setcap * sizeof(*ins));
 
+	app_txindex_prune(c->txi); /* before BEGIN: txindex.c says why */
 	rc = app_store_begin(c->store, err, sizeof(err));
 	for (size_t i = 0; i < n; i++) {
 		d[i].kind = DONE_ANSWER;
@@ -839,7 +863,7 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 			if (!rc)
 				rc = app_store_savepoint(c->store, err, sizeof(err));
 		}
-		/* bundle legs stay out of the in-group dedup: the unique index
+		/* bundle legs stay out of the in-group dedup: inserted_before
 		 * catches a leg inserted earlier in this group */
 		alias[i] = i < b_end ? (uint32_t)i
 				     : (uint32_t)dup_find_or_add(set, setcap, s, (uint32_t)i);
@@ -849,8 +873,14 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 					 .group_id = c->next_group, .slot = c->open_slot,
 					 .data = s[i].data, .len = s[i].len};
 		memcpy(txs[m].hash, s[i].hash, 32);
-		rc = app_store_tx_insert(c->store, &txs[m], err, sizeof(err));
-		if (rc == APP_EEXIST) { /* durable already: answered after COMMIT */
+		rc = app_store_tx_known(c->store, s[i].ns, s[i].hash);
+		if (rc < 0)
+			snprintf(err, sizeof(err), "looking up a hash: %s", app_strerror(rc));
+		else if (rc == 1 || inserted_before(ins, setcap, txs, (uint32_t)m))
+			rc = APP_EEXIST;
+		else
+			rc = app_store_tx_insert(c->store, &txs[m], err, sizeof(err));
+		if (rc == APP_EEXIST) { /* stored already: answered after COMMIT */
 			rc = 0;
 			b_stored += i < b_end;
 		} else if (!rc) {
@@ -864,6 +894,9 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 			if (b_stored) {
 				rc = app_store_savepoint_rollback(c->store, err, sizeof(err));
 				m = b_m0;
+				memset(ins, 0xff, setcap * sizeof(*ins));
+				for (size_t k = 0; k < m; k++)
+					inserted_before(ins, setcap, txs, (uint32_t)k);
 				for (size_t k = b_first; k < b_end; k++)
 					pos[k] = SIZE_MAX;
 				bres[b_first] = b_stored == b_end - b_first ? BUNDLE_STORED
@@ -895,6 +928,7 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		goto out;
 	}
 	riders_committed(c, rd);
+	app_txindex_add(c->txi, txs, m); /* before anything can read these seqs */
 	committed = 1;
 	if (m) {
 		if (seq_merkle_tree_build(&tree, (const uint8_t(*)[32])g.leaves, m))
@@ -978,6 +1012,7 @@ out:
 	free(txs);
 	free(pos);
 	free(set);
+	free(ins);
 }
 
 static uint64_t now_slot(struct app_committer *c)
@@ -1286,6 +1321,14 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 	}
 	c->next_seq = tip.next_seq;
 	c->next_group = tip.next_group;
+	if (!c->txi || app_txindex_next(c->txi) != c->next_seq) {
+		snprintf(errbuf, errlen, "the transaction index is not open at seq %llu",
+			 (unsigned long long)c->next_seq);
+		return APP_EINVAL;
+	}
+	rc = app_store_attach_txindex(c->store, c->txi, errbuf, errlen);
+	if (rc)
+		return rc;
 	c->txs_pruned_below = 0;
 	app_store_meta_u64(c->store, "txs_pruned_below", &c->txs_pruned_below);
 	c->seal_next_seq = tip.has_block ? tip.last.first_seq + tip.last.tx_count : 1;
@@ -1371,6 +1414,8 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 		return rc;
 	}
 	rc = syncer_start(c, errbuf, errlen);
+	if (!rc)
+		rc = app_txindex_start(c->txi, &c->stats.durable_seq);
 	if (!rc) {
 		rc = pthread_create(&c->thread, NULL, run, c);
 		if (rc) {
@@ -1379,6 +1424,7 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 		}
 	}
 	if (rc) {
+		app_txindex_stop(c->txi);
 		syncer_stop(c);
 		app_avail_stop(c);
 		checkpointer_stop(c);
@@ -1390,6 +1436,10 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 
 void app_committer_stop(struct app_committer *c)
 {
+	/* First: a committer waiting for mz-index to catch up must not wait
+	 * for it through the drain. What it leaves unmerged, the next start
+	 * indexes from mezzanine.db. */
+	app_txindex_stop(c->txi);
 	if (c->started) {
 		app_queue_close(c->ingress);
 		pthread_join(c->thread, NULL);

@@ -284,6 +284,7 @@ struct app_committer {
 	const struct app_config *cfg;
 	const struct app_identity *id;
 	struct app_store *store;
+	struct app_txindex *txi; /* opened before start (app_txindex_open) */
 	struct app_queue *ingress;
 	struct app_queue *done;
 	struct lws_context *lws; /* set before start; for lws_cancel_service */

@@ -44,6 +44,7 @@ int main(int argc, char **argv)
 	struct app_config cfg;
 	struct app_identity id;
 	struct app_store *store = NULL;
+	struct app_txindex *txi = NULL;
 	struct app_queue ingress, done;
 	struct app_committer com;
 	struct app_server srv;
@@ -139,6 +140,13 @@ int main(int argc, char **argv)
 		app_error("startup_failed", "reason=\"database\" dir=%s err=\"%s\"", cfg.data_dir, err);
 		return 1;
 	}
+	rc = app_txindex_open(&txi, cfg.data_dir, err, sizeof(err));
+	if (rc) {
+		app_error("startup_failed", "reason=\"transaction index\" dir=%s err=\"%s\"",
+			  cfg.data_dir, err);
+		app_store_close(store);
+		return 1;
+	}
 #ifdef MEZZ_FAULT_HOOKS
 	if (app_fault_store_opened(store)) {
 		app_error("startup_failed", "reason=\"fault hooks\"");
@@ -155,6 +163,7 @@ int main(int argc, char **argv)
 	com.cfg = &cfg;
 	com.id = &id;
 	com.store = store;
+	com.txi = txi;
 	com.ingress = &ingress;
 	com.done = &done;
 	com.l1.enabled = cfg.l1_rpc_urls[0] != 0; /* before retention can run */
@@ -240,6 +249,7 @@ out:
 	app_committer_stop(&com);
 	app_server_destroy(&srv);
 	app_store_close(store);
+	app_txindex_close(txi);
 	app_queue_destroy(&ingress);
 	app_queue_destroy(&done);
 	sodium_memzero(&id, sizeof(id));

@@ -83,6 +83,10 @@ void app_notify_watchdog_stop(void);
 	X(GAUGE, available_height, "Height of the newest available block", NONE)            \
 	X(GAUGE, da_halted, "1 after a shard write failed and stopped the DA stage", NONE) \
 	X(COUNTER, proposer_blocks_total, "Slot winners' sub-blocks accepted", NONE)        \
+	X(GAUGE, txindex_unindexed,                                                       \
+	  "Transactions held in memory, not yet merged into txindex.db", NONE)              \
+	X(COUNTER, txindex_merges_total, "Batches merged into txindex.db", NONE)             \
+	X(HISTOGRAM, txindex_merge_seconds, "Per batch: sorting and writing it to txindex.db", LAT_US) \
 	X(COUNTER, proposer_misses_total,                                                 \
 	  "Winner slots the appliance ordered itself (deadline missed, invalid block)", NONE)
 

@@ -641,6 +641,8 @@ int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
 	int rc;
 
 	rc = app_store_open(&s->ro, s->cfg->data_dir, 1, errbuf, errlen);
+	if (!rc && s->committer && s->committer->txi)
+		rc = app_store_attach_txindex(s->ro, s->committer->txi, errbuf, errlen);
 	if (rc)
 		return rc;
 	s->auth.ro = s->ro;

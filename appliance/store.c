@@ -24,8 +24,7 @@
 enum {
 	ST_TX_INSERT,
 	ST_GROUP_INSERT,
-	ST_TX_FIND,
-	ST_TX_FIND_ANY,
+	ST_TX_BY_SEQ,
 	ST_GROUP_GET,
 	ST_GROUP_LEAVES,
 	ST_TXS_RANGE,
@@ -46,11 +45,9 @@ enum {
 };
 
 static const char *const sql_text[ST_COUNT] = {
-	[ST_TX_INSERT] = "INSERT INTO txs(seq, ns, hash, grp, slot, data) VALUES (?,?,?,?,?,?)"
-			 " ON CONFLICT(hash, ns) DO NOTHING",
+	[ST_TX_INSERT] = "INSERT INTO txs(seq, ns, hash, grp, slot, data) VALUES (?,?,?,?,?,?)",
 	[ST_GROUP_INSERT] = "INSERT INTO groups(id, slot, first_seq, count, root, sig) VALUES (?,?,?,?,?,?)",
-	[ST_TX_FIND] = "SELECT seq, ns, grp, slot FROM txs WHERE hash = ? AND ns = ?",
-	[ST_TX_FIND_ANY] = "SELECT seq, ns, grp, slot FROM txs WHERE hash = ? ORDER BY seq LIMIT 1",
+	[ST_TX_BY_SEQ] = "SELECT ns, grp, slot FROM txs WHERE seq = ?",
 	[ST_GROUP_GET] = "SELECT slot, first_seq, count, root, sig FROM groups WHERE id = ?",
 	[ST_GROUP_LEAVES] = "SELECT seq, ns, hash FROM txs WHERE seq >= ? AND seq < ? ORDER BY seq",
 	[ST_TXS_RANGE] = "SELECT seq, ns, hash, grp, slot, data FROM txs WHERE seq >= ? AND seq <= ? ORDER BY seq",
@@ -83,7 +80,7 @@ static const char schema[] =
 	"  prefix TEXT NOT NULL, created_ms INTEGER NOT NULL, revoked_ms INTEGER);"
 	"CREATE TABLE IF NOT EXISTS txs(seq INTEGER PRIMARY KEY, ns INTEGER NOT NULL,"
 	"  hash BLOB NOT NULL, grp INTEGER NOT NULL, slot INTEGER NOT NULL, data BLOB NOT NULL);"
-	"CREATE UNIQUE INDEX IF NOT EXISTS txs_hash_ns ON txs(hash, ns);"
+	/* (hash, ns) -> seq lives in txindex.db (txindex.c), off the commit path */
 	"CREATE TABLE IF NOT EXISTS groups(id INTEGER PRIMARY KEY, slot INTEGER NOT NULL,"
 	"  first_seq INTEGER NOT NULL, count INTEGER NOT NULL, root BLOB NOT NULL,"
 	"  sig BLOB NOT NULL);"
@@ -112,6 +109,8 @@ struct app_store {
 	int readonly;
 	atomic_int wal_frames; /* WAL size after this connection's last commit */
 	int wal_fd;	       /* -1, or the WAL file opened for app_store_wal_sync */
+	struct app_txindex *xi;		/* app_store_attach_txindex */
+	sqlite3_stmt *xi_find, *xi_find_any;
 };
 
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
@@ -326,6 +325,8 @@ void app_store_close(struct app_store *s)
 		return;
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
+	sqlite3_finalize(s->xi_find);
+	sqlite3_finalize(s->xi_find_any);
 	if (s->wal_fd >= 0)
 		close(s->wal_fd);
 	sqlite3_close(s->db);
@@ -607,26 +608,81 @@ int app_store_tip(struct app_store *s, struct app_tip *tip)
 	return 0;
 }
 
-int app_store_tx_find(struct app_store *s, uint64_t ns, const uint8_t hash[static 32],
-		      struct app_tx *tx)
+int app_store_attach_txindex(struct app_store *s, struct app_txindex *x, char *errbuf,
+			      size_t errlen)
 {
-	sqlite3_stmt *st = s->st[ns ? ST_TX_FIND : ST_TX_FIND_ANY];
-	int rc = APP_ENOTFOUND, step;
+	char sql[PATH_MAX + 64];
 
+	sqlite3_snprintf(sizeof(sql), sql, "ATTACH DATABASE %Q AS xi", app_txindex_path(x));
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(s->db, "SELECT seq FROM xi.tx_hash WHERE hash = ? AND ns = ?", -1,
+			       SQLITE_PREPARE_PERSISTENT, &s->xi_find, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(s->db, "SELECT min(seq) FROM xi.tx_hash WHERE hash = ?", -1,
+			       SQLITE_PREPARE_PERSISTENT, &s->xi_find_any, NULL) != SQLITE_OK) {
+		set_err(errbuf, errlen, s->db);
+		return APP_ESQLITE;
+	}
+	s->xi = x;
+	return 0;
+}
+
+/*
+ * (ns, hash) -> seq: the memory map first, then txindex.db (txindex.c says
+ * why this order cannot miss an entry moving between them). ns == 0: the
+ * lowest seq of that hash in any namespace. 1 found, 0 not, or an error.
+ */
+static int seq_of(struct app_store *s, uint64_t ns, const uint8_t hash[static 32],
+		  uint64_t *seq)
+{
+	sqlite3_stmt *st = ns ? s->xi_find : s->xi_find_any;
+	int found, step;
+
+	if (!s->xi)
+		return APP_EINVAL;
+	found = app_txindex_find(s->xi, ns, hash, seq);
+	if (found && ns)
+		return 1;
 	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
 	if (ns)
 		sqlite3_bind_int64(st, 2, (int64_t)ns);
 	step = sqlite3_step(st);
-	if (step == SQLITE_ROW) {
+	if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		uint64_t v = (uint64_t)sqlite3_column_int64(st, 0);
+
+		if (!found || v < *seq)
+			*seq = v;
+		found = 1;
+	}
+	sqlite3_reset(st);
+	return step == SQLITE_ROW || step == SQLITE_DONE ? found : APP_ESQLITE;
+}
+
+int app_store_tx_known(struct app_store *s, uint64_t ns, const uint8_t hash[static 32])
+{
+	uint64_t seq;
+
+	return seq_of(s, ns, hash, &seq);
+}
+
+int app_store_tx_find(struct app_store *s, uint64_t ns, const uint8_t hash[static 32],
+		      struct app_tx *tx)
+{
+	sqlite3_stmt *st = s->st[ST_TX_BY_SEQ];
+	uint64_t seq = 0;
+	int rc = seq_of(s, ns, hash, &seq);
+
+	if (rc <= 0)
+		return rc ? rc : APP_ENOTFOUND;
+	rc = APP_ESQLITE; /* indexed but absent: the index does not match txs */
+	sqlite3_bind_int64(st, 1, (int64_t)seq);
+	if (sqlite3_step(st) == SQLITE_ROW) {
 		memset(tx, 0, sizeof(*tx));
-		tx->seq = (uint64_t)sqlite3_column_int64(st, 0);
-		tx->ns = (uint64_t)sqlite3_column_int64(st, 1);
-		tx->group_id = (uint64_t)sqlite3_column_int64(st, 2);
-		tx->slot = (uint64_t)sqlite3_column_int64(st, 3);
+		tx->seq = seq;
+		tx->ns = (uint64_t)sqlite3_column_int64(st, 0);
+		tx->group_id = (uint64_t)sqlite3_column_int64(st, 1);
+		tx->slot = (uint64_t)sqlite3_column_int64(st, 2);
 		memcpy(tx->hash, hash, 32);
 		rc = 0;
-	} else if (step != SQLITE_DONE) {
-		rc = APP_ESQLITE;
 	}
 	sqlite3_reset(st);
 	return rc;
@@ -716,7 +772,7 @@ int app_store_tx_insert(struct app_store *s, const struct app_tx *t, char *errbu
 		set_err(errbuf, errlen, s->db);
 		return APP_ESQLITE;
 	}
-	return sqlite3_changes(s->db) == 1 ? 0 : APP_EEXIST;
+	return 0;
 }
 
 int app_store_group_insert(struct app_store *s, const struct seq_group *g, char *errbuf,

@@ -1,6 +1,8 @@
 /* Storage and identity against real SQLite and a real directory. */
 #include <criterion/criterion.h>
 #include <sodium.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,7 @@
 #include <unistd.h>
 
 #include "appliance/app.h"
+#include "appliance/ops.h"
 
 static char dir[64];
 
@@ -124,11 +127,10 @@ Test(store, group_commit_and_reload)
 		cr_assert_eq(app_store_tx_insert(s, &txs[i], err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(app_store_group_insert(s, &g, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(app_store_commit(s, err, sizeof(err)), 0, "%s", err);
-	/* the same (hash, ns) again inserts nothing: that is the duplicate check */
+	/* the same group id again fails, and the rollback leaves nothing behind */
 	cr_assert_eq(app_store_begin(s, err, sizeof(err)), 0, "%s", err);
 	txs[0].seq = 4;
-	cr_assert_eq(app_store_tx_insert(s, &txs[0], err, sizeof(err)), APP_EEXIST);
-	/* the same group id again fails, and the rollback leaves nothing behind */
+	cr_assert_eq(app_store_tx_insert(s, &txs[0], err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(app_store_group_insert(s, &g, err, sizeof(err)), APP_ESQLITE);
 	app_store_rollback(s);
 	txs[0].seq = 1;
@@ -136,9 +138,25 @@ Test(store, group_commit_and_reload)
 	cr_assert_eq(tip.next_seq, 4);
 	cr_assert_eq(tip.next_group, 2);
 	cr_assert_eq(tip.has_block, 0);
-	cr_assert_eq(app_store_tx_find(s, 9, hashes[2], &found), 0);
-	cr_assert_eq(found.seq, 3);
-	cr_assert_eq(app_store_tx_find(s, 7, hashes[2], &found), APP_ENOTFOUND);
+	/* lookups by hash need the transaction index: built from the rows */
+	cr_assert_eq(app_store_tx_find(s, 9, hashes[2], &found), APP_EINVAL);
+	{
+		struct app_txindex *xi;
+
+		cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(app_txindex_next(xi), 4);
+		cr_assert_eq(app_store_attach_txindex(s, xi, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(app_store_tx_find(s, 9, hashes[2], &found), 0);
+		cr_assert_eq(found.seq, 3);
+		cr_assert_eq(found.group_id, 1);
+		cr_assert_eq(app_store_tx_find(s, 7, hashes[2], &found), APP_ENOTFOUND);
+		cr_assert_eq(app_store_tx_known(s, 7, hashes[0]), 1);
+		cr_assert_eq(app_store_tx_known(s, 9, hashes[0]), 0);
+		app_store_close(s);
+		s = NULL;
+		app_txindex_close(xi);
+	}
+	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0);
 	cr_assert_eq(app_store_group_load(s, 1, &h, sig, &leaves), 0);
 	cr_assert_arr_eq(h.root, g.hdr.root, 32);
 	cr_assert_arr_eq(sig, g.sig, 64);
@@ -188,4 +206,145 @@ Test(store, block_put_get)
 	free(ns);
 	free(gns);
 	app_store_close(s);
+}
+
+/*
+ * The transaction index (txindex.c): a transaction is found through the
+ * memory map as soon as it is added, through txindex.db once mz-index merged
+ * it, and after a restart; a txindex.db that is missing, from another
+ * history or ahead of the database is rebuilt; a database from before
+ * txindex.db loses its old unique index.
+ */
+static void put_txs(struct app_store *s, struct app_tx *txs, size_t n, uint64_t first)
+{
+	char err[256];
+
+	cr_assert_eq(app_store_begin(s, err, sizeof(err)), 0, "%s", err);
+	for (size_t i = 0; i < n; i++) {
+		txs[i] = (struct app_tx){.seq = first + i, .ns = 7 + (i & 1), .group_id = first,
+					 .slot = 5, .data = (uint8_t *)"abc", .len = 3};
+		randombytes_buf(txs[i].hash, 32);
+		cr_assert_eq(app_store_tx_insert(s, &txs[i], err, sizeof(err)), 0, "%s", err);
+	}
+	cr_assert_eq(app_store_commit(s, err, sizeof(err)), 0, "%s", err);
+}
+
+static void expect_found(struct app_store *s, const struct app_tx *txs, size_t n)
+{
+	struct app_tx f;
+
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_eq(app_store_tx_find(s, txs[i].ns, txs[i].hash, &f), 0, "seq %llu",
+			     (unsigned long long)txs[i].seq);
+		cr_assert_eq(f.seq, txs[i].seq);
+		cr_assert_eq(app_store_tx_find(s, 0, txs[i].hash, &f), 0);
+		cr_assert_eq(f.seq, txs[i].seq);
+		cr_assert_eq(app_store_tx_known(s, txs[i].ns ^ 0xf0, txs[i].hash), 0);
+	}
+}
+
+static struct app_txindex *reopen(struct app_store **s, struct app_txindex *old)
+{
+	struct app_txindex *xi;
+	char err[256];
+
+	app_store_close(*s);
+	app_txindex_close(old);
+	cr_assert_eq(app_store_open(s, dir, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_store_attach_txindex(*s, xi, err, sizeof(err)), 0, "%s", err);
+	return xi;
+}
+
+static void xi_sql(const char *q)
+{
+	char path[128];
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/txindex.db", dir);
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, q, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+}
+
+Test(store, txindex_map_merge_restart_rebuild)
+{
+	static struct app_tx a[300], b[200];
+	struct app_store *s;
+	struct app_txindex *xi;
+	atomic_uint_fast64_t durable = 1;
+	uint64_t merges;
+	char err[256], cmd[256];
+
+	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
+	/* a database from before txindex.db: the old unique index goes */
+	cr_assert_eq(sqlite3_exec(app_store_db(s), "CREATE UNIQUE INDEX txs_hash_ns ON txs(hash, ns)",
+				  NULL, NULL, NULL), SQLITE_OK);
+	put_txs(s, a, 300, 1);
+	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_txindex_next(xi), 301);
+	cr_assert_eq(app_store_attach_txindex(s, xi, err, sizeof(err)), 0, "%s", err);
+	{
+		sqlite3_stmt *st;
+
+		cr_assert_eq(sqlite3_prepare_v2(app_store_db(s),
+						"SELECT count(*) FROM sqlite_master WHERE name = 'txs_hash_ns'",
+						-1, &st, NULL), SQLITE_OK);
+		cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+		cr_assert_eq(sqlite3_column_int(st, 0), 0, "the old index is still there");
+		sqlite3_finalize(st);
+	}
+	expect_found(s, a, 300);
+
+	/* new rows: found through the map at once, before any merge */
+	put_txs(s, b, 200, 301);
+	cr_assert_eq(app_store_tx_known(s, b[0].ns, b[0].hash), 0);
+	app_txindex_add(xi, b, 200);
+	expect_found(s, b, 200);
+	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 200);
+
+	/* mz-index merges only what is durable: the first 150 */
+	merges = app_metric_get(APP_M_txindex_merges_total);
+	atomic_store(&durable, 451);
+	cr_assert_eq(app_txindex_start(xi, &durable), 0);
+	for (int i = 0; i < 200 && app_metric_get(APP_M_txindex_merges_total) == merges; i++)
+		usleep(50 * 1000);
+	cr_assert_eq(app_metric_get(APP_M_txindex_merges_total), merges + 1, "no merge in 10 s");
+	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 50);
+	app_txindex_prune(xi); /* the merged 150 leave the map; txindex.db has them */
+	expect_found(s, b, 200);
+	app_txindex_stop(xi);
+
+	/* restart: the 50 never merged are indexed from mezzanine.db */
+	xi = reopen(&s, xi);
+	cr_assert_eq(app_txindex_next(xi), 501);
+	expect_found(s, a, 300);
+	expect_found(s, b, 200);
+
+	/* txindex.db from another history (its last hash differs): rebuilt */
+	xi_sql("UPDATE meta SET v = zeroblob(32) WHERE k = 'last_hash';"
+	       "DELETE FROM tx_hash WHERE seq % 2 = 0");
+	xi = reopen(&s, xi);
+	expect_found(s, a, 300);
+	expect_found(s, b, 200);
+
+	/* txindex.db ahead of the database (an older database restored): rebuilt */
+	xi_sql("UPDATE meta SET v = 900 WHERE k = 'indexed';"
+	       "INSERT INTO tx_hash VALUES (zeroblob(32), 7, 600)");
+	xi = reopen(&s, xi);
+	cr_assert_eq(app_txindex_next(xi), 501);
+	cr_assert_eq(app_store_tx_known(s, 7, (const uint8_t[32]){0}), 0);
+	expect_found(s, a, 300);
+
+	/* txindex.db deleted: rebuilt */
+	app_store_close(s);
+	s = NULL;
+	app_txindex_close(xi);
+	snprintf(cmd, sizeof(cmd), "rm -f %s/txindex.db*", dir);
+	cr_assert_eq(system(cmd), 0);
+	xi = reopen(&s, NULL);
+	expect_found(s, a, 300);
+	expect_found(s, b, 200);
+	app_store_close(s);
+	app_txindex_close(xi);
 }

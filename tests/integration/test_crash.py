@@ -172,6 +172,13 @@ class CrashTest(unittest.TestCase):
             pre = asyncio.run(preconfirmations(d, sample))
             for h in sample:
                 self.assertEqual(pre[h].get("seq"), all_receipts[h], pre[h])
+            # resubmitting receipted transactions (found through the index
+            # rebuilt from what the kill left) takes no new seq
+            n0 = d.status()["nextSeq"]
+            for h, s, data in rng.sample(receipts, min(20, len(receipts))):
+                self.assertEqual(d.send("demo", data)["seq"], s,
+                                 "round %d: a resubmission after the kill was re-sequenced" % rnd)
+            self.assertEqual(d.status()["nextSeq"], n0, "round %d: resubmission took a seq" % rnd)
             print("  round %2d: killed at %.2fs, %5d receipts (%5d sent), %6.0f tx/s, next_seq %d"
                   % (rnd, secs, len(receipts), sent, rate, next_seq), flush=True)
 

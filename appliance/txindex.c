@@ -1,0 +1,612 @@
+/*
+ * txindex.c - the (hash, namespace) -> seq index, kept off the commit path.
+ *
+ * Why not a unique index on txs(hash, ns): its keys are Keccak hashes, so each
+ * transaction of a group lands on a different 4 KiB index page, and every
+ * group's COMMIT wrote one index page per transaction into the WAL (4.6 KB
+ * of WAL per 200-byte transaction; pwrite plus its writeback were 30% of the
+ * committer's samples at 44k tx/s). Now:
+ *
+ *   txs (mezzanine.db)   the truth, appended in seq order; no hash index.
+ *   txindex.db           tx_hash(hash, ns, seq) for every seq below its
+ *                        `indexed` mark. Derived data: rebuilt from txs when
+ *                        it is missing or does not match (app_txindex_open).
+ *   the map (memory)     every transaction from `floor` on, added by the
+ *                        committer right after its group's COMMIT, in seq
+ *                        order; floor <= indexed.
+ *   mz-index (thread)    moves durable transactions (below stats.durable_seq)
+ *                        from the map into txindex.db, sorted by key, in one
+ *                        transaction per batch (up to XI_BATCH, or whatever
+ *                        waited XI_IDLE_MS): an index page is written once
+ *                        per batch instead of once per transaction.
+ *
+ * A lookup reads the map, then txindex.db. The map holds a transaction until
+ * txindex.db has committed it, and entries leave the map only on the
+ * committer thread, before it opens a group's transaction
+ * (app_txindex_prune). So a lookup that misses the map starts its read of
+ * txindex.db after the commit that justified the removal, whichever thread
+ * it runs on: the committer's reads of txindex.db inside a group see a
+ * snapshot taken after its last prune, and other threads read in autocommit.
+ *
+ * Only durable transactions are indexed, so txindex.db never names a seq a
+ * crash could take back. Its own writes are synchronous=NORMAL: a crash may
+ * roll txindex.db back to an earlier batch, never tear one (WAL), and the
+ * next start catches up from its `indexed` mark.
+ *
+ * Memory: the map holds what mz-index has not merged yet; past XI_MAX_LIVE
+ * entries the committer waits for a merge before its next group.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "appliance/app.h"
+#include "appliance/ops.h"
+
+#define XI_BATCH (1u << 16)	 /* merge as soon as this many are durable */
+#define XI_IDLE_MS 1000		 /* or when the oldest has waited this long */
+#define XI_MAX_LIVE (1u << 20)	 /* map entries before the committer waits */
+#define XI_INITIAL_CAP (1u << 12)
+
+struct xent {
+	uint8_t hash[32];
+	uint64_t ns;
+	uint64_t seq;
+};
+
+struct app_txindex {
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* mz-index: work or stop; the committer: a merge happened */
+	struct xent *ent;  /* ent[i].seq == floor + i */
+	size_t n, cap;
+	uint32_t *slot; /* open addressing over ent; UINT32_MAX is empty */
+	size_t nslot;	/* a power of two, 2 * cap */
+	uint64_t floor;
+	uint64_t indexed; /* txindex.db holds every seq below */
+	uint64_t since_ns; /* when the map last went from all-indexed to not */
+	const atomic_uint_fast64_t *durable;
+	sqlite3 *db; /* mz-index's connection (and app_txindex_open's) */
+	sqlite3_stmt *ins, *mark;
+	char path[PATH_MAX];
+	pthread_t thread;
+	int started, stop;
+};
+
+static const char xi_schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS tx_hash(hash BLOB NOT NULL, ns INTEGER NOT NULL,"
+	"  seq INTEGER NOT NULL, PRIMARY KEY(hash, ns)) WITHOUT ROWID;";
+
+static uint64_t key_of(const uint8_t hash[32])
+{
+	uint64_t h;
+
+	memcpy(&h, hash, 8); /* Keccak output: already uniform */
+	return h;
+}
+
+static void slot_put(struct app_txindex *x, uint32_t i)
+{
+	size_t k = key_of(x->ent[i].hash) & (x->nslot - 1);
+
+	while (x->slot[k] != UINT32_MAX)
+		k = (k + 1) & (x->nslot - 1);
+	x->slot[k] = i;
+}
+
+static void slots_rebuild(struct app_txindex *x)
+{
+	memset(x->slot, 0xff, x->nslot * sizeof(*x->slot));
+	for (size_t i = 0; i < x->n; i++)
+		slot_put(x, (uint32_t)i);
+}
+
+static int grow(struct app_txindex *x, size_t need)
+{
+	size_t cap = x->cap ? x->cap : XI_INITIAL_CAP;
+	struct xent *e;
+	uint32_t *s;
+
+	while (cap < need)
+		cap *= 2;
+	if (cap == x->cap)
+		return 0;
+	e = realloc(x->ent, cap * sizeof(*e));
+	if (!e)
+		return APP_ENOMEM;
+	x->ent = e;
+	s = malloc(2 * cap * sizeof(*s));
+	if (!s)
+		return APP_ENOMEM;
+	free(x->slot);
+	x->slot = s;
+	x->cap = cap;
+	x->nslot = 2 * cap;
+	slots_rebuild(x);
+	return 0;
+}
+
+static int exec(sqlite3 *db, const char *sql, char *errbuf, size_t errlen)
+{
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	if (errbuf && errlen)
+		snprintf(errbuf, errlen, "txindex.db: %s", sqlite3_errmsg(db));
+	return APP_ESQLITE;
+}
+
+static int meta_u64(sqlite3 *db, const char *k, uint64_t *v)
+{
+	sqlite3_stmt *st;
+	int rc = APP_ENOTFOUND;
+
+	if (sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = ?", -1, &st, NULL) != SQLITE_OK)
+		return APP_ESQLITE;
+	sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*v = (uint64_t)sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* The hash stored under meta k (txindex.db) or of txs row seq (main), 32 bytes. */
+static int hash_of(sqlite3 *db, const char *sql, const char *k, uint64_t seq, uint8_t out[32])
+{
+	sqlite3_stmt *st;
+	int rc = APP_ENOTFOUND;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return APP_ESQLITE;
+	if (k)
+		sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, (int64_t)seq);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32) {
+		memcpy(out, sqlite3_column_blob(st, 0), 32);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/*
+ * Does txindex.db belong to this mezzanine.db? Its mark must not pass the
+ * main database's end (a restored or older database), and the last seq it
+ * indexed must have the hash it recorded (a different history). Any doubt
+ * rebuilds it: it is derived data.
+ */
+static int matches(struct app_txindex *x, uint64_t next, const char **why)
+{
+	uint8_t want[32], have[32];
+
+	if (x->indexed > next) {
+		*why = "it indexes transactions the database does not hold";
+		return 0;
+	}
+	if (x->indexed <= 1)
+		return 1;
+	if (hash_of(x->db, "SELECT v FROM meta WHERE k = ?", "last_hash", 0, want) ||
+	    hash_of(x->db, "SELECT hash FROM m.txs WHERE seq = ?", NULL, x->indexed - 1, have) ||
+	    memcmp(want, have, 32)) {
+		*why = "its last indexed transaction is not the database's";
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * Index every row of m.txs from x->indexed on, in one transaction: SQLite
+ * sorts them by key first, so a large catch-up (a rebuild, the first start
+ * after an upgrade) appends to the B-tree instead of inserting at random.
+ */
+static int catch_up(struct app_txindex *x, uint64_t next, char *errbuf, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t t0 = app_now_ns();
+	int rc;
+
+	if (next <= x->indexed)
+		return 0;
+	rc = exec(x->db, "BEGIN", errbuf, errlen);
+	if (!rc && sqlite3_prepare_v2(x->db,
+				      "INSERT INTO tx_hash(hash, ns, seq) SELECT hash, ns, seq FROM m.txs"
+				      " WHERE seq >= ? AND seq < ? ORDER BY hash, ns",
+				      -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, (int64_t)x->indexed);
+		sqlite3_bind_int64(st, 2, (int64_t)next);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = APP_ESQLITE;
+	} else if (!rc) {
+		rc = APP_ESQLITE;
+	}
+	sqlite3_finalize(st);
+	if (!rc && (sqlite3_prepare_v2(x->db,
+				       "INSERT OR REPLACE INTO meta(k, v) VALUES ('indexed', ?),"
+				       " ('last_hash', (SELECT hash FROM m.txs WHERE seq = ?))",
+				       -1, &st, NULL) != SQLITE_OK))
+		rc = APP_ESQLITE;
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, (int64_t)next);
+		sqlite3_bind_int64(st, 2, (int64_t)next - 1);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = APP_ESQLITE;
+		sqlite3_finalize(st);
+	}
+	if (rc) {
+		snprintf(errbuf, errlen, "txindex.db: indexing seq %llu..%llu: %s",
+			 (unsigned long long)x->indexed, (unsigned long long)next - 1,
+			 sqlite3_errmsg(x->db));
+		exec(x->db, "ROLLBACK", NULL, 0);
+		return rc;
+	}
+	rc = exec(x->db, "COMMIT", errbuf, errlen);
+	if (rc)
+		return rc;
+	if (next - x->indexed >= XI_BATCH)
+		app_info("txindex_built", "txs=%llu seconds=%.1f",
+			 (unsigned long long)(next - x->indexed), (double)(app_now_ns() - t0) / 1e9);
+	x->indexed = next;
+	return 0;
+}
+
+static const char *const xi_files[] = {"", "-wal", "-shm"};
+
+/* Open and set up txindex.db; APP_EEXIST if the file is there but is not a
+ * usable database (SQLITE_NOTADB, SQLITE_CORRUPT). */
+static int open_db(struct app_txindex *x, char *errbuf, size_t errlen)
+{
+	int rc;
+
+	if (sqlite3_open_v2(x->path, &x->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+						  SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(errbuf, errlen, "%s: %s", x->path,
+			 x->db ? sqlite3_errmsg(x->db) : "cannot open");
+		return APP_ESQLITE;
+	}
+	sqlite3_busy_timeout(x->db, 5000);
+	rc = exec(x->db,
+		  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;",
+		  errbuf, errlen);
+	if (!rc)
+		rc = exec(x->db, xi_schema, errbuf, errlen);
+	if (!rc)
+		rc = exec(x->db, "SELECT count(*) FROM meta; SELECT 1 FROM tx_hash LIMIT 1", errbuf,
+			  errlen);
+	if (rc) {
+		int e = sqlite3_errcode(x->db);
+
+		return e == SQLITE_NOTADB || e == SQLITE_CORRUPT ? APP_EEXIST : rc;
+	}
+	return 0;
+}
+
+int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbuf,
+		     size_t errlen)
+{
+	struct app_txindex *x = calloc(1, sizeof(*x));
+	char main_path[PATH_MAX + 32], sql[PATH_MAX + 64];
+	uint64_t next = 1;
+	const char *why = NULL;
+	sqlite3_stmt *st;
+	int rc;
+
+	*out = NULL;
+	if (!x)
+		return APP_ENOMEM;
+	snprintf(x->path, sizeof(x->path), "%s/txindex.db", data_dir);
+	snprintf(main_path, sizeof(main_path), "%s/mezzanine.db", data_dir);
+	rc = open_db(x, errbuf, errlen);
+	if (rc == APP_EEXIST) { /* not a database, or a damaged one: derived, so rebuilt */
+		app_warn("txindex_rebuild", "file=%s reason=\"%s\"", x->path, errbuf);
+		sqlite3_close(x->db);
+		x->db = NULL;
+		for (size_t i = 0; i < sizeof(xi_files) / sizeof(xi_files[0]); i++) {
+			snprintf(sql, sizeof(sql), "%s%s", x->path, xi_files[i]);
+			if (unlink(sql) && errno != ENOENT) {
+				snprintf(errbuf, errlen, "%s: %s", sql, strerror(errno));
+				rc = APP_ESQLITE;
+				goto fail;
+			}
+		}
+		rc = open_db(x, errbuf, errlen);
+	}
+	if (rc)
+		goto fail;
+	/* The main database, read-only on this connection, for the check and
+	 * the catch-up; detached before mz-index runs. */
+	sqlite3_snprintf(sizeof(sql), sql, "ATTACH DATABASE %Q AS m", main_path);
+	rc = exec(x->db, sql, errbuf, errlen);
+	if (rc)
+		goto fail;
+	if (sqlite3_prepare_v2(x->db, "SELECT max(seq) FROM m.txs", -1, &st, NULL) != SQLITE_OK) {
+		rc = exec(x->db, "SELECT max(seq) FROM m.txs", errbuf, errlen);
+		goto fail;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		next = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+	sqlite3_finalize(st);
+	x->indexed = 1;
+	meta_u64(x->db, "indexed", &x->indexed);
+	if (!matches(x, next, &why)) {
+		app_warn("txindex_rebuild", "file=%s reason=\"%s\"", x->path, why);
+		rc = exec(x->db, "DELETE FROM tx_hash; DELETE FROM meta;", errbuf, errlen);
+		if (rc)
+			goto fail;
+		x->indexed = 1;
+	}
+	rc = catch_up(x, next, errbuf, errlen);
+	/* Databases from before txindex.db carry the old unique index: every
+	 * row is indexed here now, so it goes (once; its pages are reused). */
+	if (!rc)
+		rc = exec(x->db, "DROP INDEX IF EXISTS m.txs_hash_ns", errbuf, errlen);
+	if (!rc)
+		rc = exec(x->db, "DETACH DATABASE m", errbuf, errlen);
+	if (rc)
+		goto fail;
+	if (sqlite3_prepare_v3(x->db, "INSERT INTO tx_hash(hash, ns, seq) VALUES (?,?,?)", -1,
+			       SQLITE_PREPARE_PERSISTENT, &x->ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(x->db,
+			       "INSERT OR REPLACE INTO meta(k, v) VALUES ('indexed', ?), ('last_hash', ?)",
+			       -1, SQLITE_PREPARE_PERSISTENT, &x->mark, NULL) != SQLITE_OK) {
+		rc = exec(x->db, "SELECT 1 FROM tx_hash, meta", errbuf, errlen);
+		goto fail;
+	}
+	x->floor = x->indexed;
+	rc = grow(x, XI_INITIAL_CAP);
+	if (rc)
+		goto fail;
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&x->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	pthread_mutex_init(&x->mu, NULL);
+	*out = x;
+	return 0;
+fail:
+	if (!rc)
+		rc = APP_ESQLITE;
+	sqlite3_finalize(x->ins);
+	sqlite3_finalize(x->mark);
+	sqlite3_close(x->db);
+	free(x->ent);
+	free(x->slot);
+	free(x);
+	return rc;
+}
+
+uint64_t app_txindex_next(const struct app_txindex *x)
+{
+	return x->floor; /* before any add: the first seq the map expects */
+}
+
+static int by_key(const void *a, const void *b)
+{
+	const struct xent *p = a, *q = b;
+	int c = memcmp(p->hash, q->hash, 32);
+
+	return c ? c : (p->ns > q->ns) - (p->ns < q->ns);
+}
+
+/* The merge: durable entries buf[0..nb), seq order, into txindex.db. */
+static int merge(struct app_txindex *x, struct xent *buf, size_t nb)
+{
+	uint64_t from = buf[0].seq, upto = buf[nb - 1].seq + 1, t0 = app_now_ns();
+	uint8_t last[32];
+	int rc = 0;
+
+	memcpy(last, buf[nb - 1].hash, 32);
+	qsort(buf, nb, sizeof(*buf), by_key);
+	if (sqlite3_exec(x->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return APP_ESQLITE;
+	for (size_t i = 0; i < nb && !rc; i++) {
+		sqlite3_bind_blob(x->ins, 1, buf[i].hash, 32, SQLITE_STATIC);
+		sqlite3_bind_int64(x->ins, 2, (int64_t)buf[i].ns);
+		sqlite3_bind_int64(x->ins, 3, (int64_t)buf[i].seq);
+		if (sqlite3_step(x->ins) != SQLITE_DONE)
+			rc = APP_ESQLITE;
+		sqlite3_reset(x->ins);
+	}
+	if (!rc) {
+		sqlite3_bind_int64(x->mark, 1, (int64_t)upto);
+		sqlite3_bind_blob(x->mark, 2, last, 32, SQLITE_STATIC);
+		if (sqlite3_step(x->mark) != SQLITE_DONE)
+			rc = APP_ESQLITE;
+		sqlite3_reset(x->mark);
+	}
+	if (!rc && sqlite3_exec(x->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = APP_ESQLITE;
+	if (rc) {
+		app_error("txindex_merge_failed", "seqs=%llu..%llu sqlite=\"%s\"",
+			  (unsigned long long)from, (unsigned long long)upto - 1,
+			  sqlite3_errmsg(x->db));
+		sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	app_metric_add(APP_M_txindex_merges_total, 1);
+	app_metric_observe(APP_M_txindex_merge_seconds, (app_now_ns() - t0) / 1000);
+	return 0;
+}
+
+static void wait_ms(struct app_txindex *x, unsigned ms)
+{
+	uint64_t at = app_now_ns() + (uint64_t)ms * 1000000ull;
+	struct timespec ts = {.tv_sec = (time_t)(at / 1000000000ull),
+			      .tv_nsec = (long)(at % 1000000000ull)};
+
+	pthread_cond_timedwait(&x->cv, &x->mu, &ts);
+}
+
+static void publish_gauge(const struct app_txindex *x)
+{
+	app_metric_set(APP_M_txindex_unindexed, x->floor + x->n - x->indexed);
+}
+
+static void *indexer(void *arg)
+{
+	struct app_txindex *x = arg;
+	struct xent *buf = NULL;
+	size_t bcap = 0;
+	uint64_t last_ns = app_now_ns();
+
+	pthread_setname_np(pthread_self(), "mz-index");
+	pthread_mutex_lock(&x->mu);
+	while (!x->stop) {
+		uint64_t upto = atomic_load(x->durable), from = x->indexed;
+		size_t nb;
+
+		if (upto > x->floor + x->n)
+			upto = x->floor + x->n;
+		nb = upto > from ? (size_t)(upto - from) : 0;
+		if (nb == 0 || (nb < XI_BATCH && app_now_ns() - last_ns < XI_IDLE_MS * 1000000ull)) {
+			wait_ms(x, 50);
+			continue;
+		}
+		if (nb > bcap) {
+			struct xent *b = realloc(buf, nb * sizeof(*b));
+
+			if (!b) {
+				app_error("txindex_merge_failed", "reason=\"out of memory\" txs=%zu", nb);
+				wait_ms(x, 1000);
+				continue;
+			}
+			buf = b;
+			bcap = nb;
+		}
+		memcpy(buf, x->ent + (from - x->floor), nb * sizeof(*buf));
+		pthread_mutex_unlock(&x->mu);
+		/* entries at or above `indexed` stay put until this returns */
+		if (merge(x, buf, nb)) {
+			pthread_mutex_lock(&x->mu);
+			wait_ms(x, 1000); /* the map keeps them; the committer waits past XI_MAX_LIVE */
+			continue;
+		}
+		last_ns = app_now_ns();
+		pthread_mutex_lock(&x->mu);
+		x->indexed = upto;
+		publish_gauge(x);
+		pthread_cond_broadcast(&x->cv);
+	}
+	pthread_mutex_unlock(&x->mu);
+	free(buf);
+	return NULL;
+}
+
+int app_txindex_start(struct app_txindex *x, const atomic_uint_fast64_t *durable_seq)
+{
+	int rc;
+
+	x->durable = durable_seq;
+	x->stop = 0;
+	rc = pthread_create(&x->thread, NULL, indexer, x);
+	if (rc)
+		return -rc;
+	x->started = 1;
+	return 0;
+}
+
+void app_txindex_stop(struct app_txindex *x)
+{
+	if (!x || !x->started)
+		return;
+	pthread_mutex_lock(&x->mu);
+	x->stop = 1;
+	pthread_cond_broadcast(&x->cv);
+	pthread_mutex_unlock(&x->mu);
+	pthread_join(x->thread, NULL);
+	x->started = 0;
+}
+
+void app_txindex_close(struct app_txindex *x)
+{
+	if (!x)
+		return;
+	app_txindex_stop(x);
+	sqlite3_finalize(x->ins);
+	sqlite3_finalize(x->mark);
+	sqlite3_close(x->db);
+	pthread_cond_destroy(&x->cv);
+	pthread_mutex_destroy(&x->mu);
+	free(x->ent);
+	free(x->slot);
+	free(x);
+}
+
+const char *app_txindex_path(const struct app_txindex *x)
+{
+	return x->path;
+}
+
+void app_txindex_add(struct app_txindex *x, const struct app_tx *txs, size_t m)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&x->mu);
+	if (txs[0].seq != x->floor + x->n)
+		APP_PANIC("txindex: seq %llu added after %llu", (unsigned long long)txs[0].seq,
+			  (unsigned long long)(x->floor + x->n));
+	if (x->n + m > x->cap && grow(x, x->n + m))
+		APP_PANIC("out of memory indexing %zu transactions", x->n + m);
+	for (size_t i = 0; i < m; i++) {
+		struct xent *e = &x->ent[x->n];
+
+		memcpy(e->hash, txs[i].hash, 32);
+		e->ns = txs[i].ns;
+		e->seq = x->floor + x->n;
+		slot_put(x, (uint32_t)x->n++);
+	}
+	if (x->floor + x->n - x->indexed >= XI_BATCH)
+		pthread_cond_broadcast(&x->cv);
+	publish_gauge(x);
+	pthread_mutex_unlock(&x->mu);
+}
+
+void app_txindex_prune(struct app_txindex *x)
+{
+	size_t k;
+
+	pthread_mutex_lock(&x->mu);
+	while (x->n >= XI_MAX_LIVE && x->indexed == x->floor && x->started && !x->stop)
+		wait_ms(x, 100); /* backpressure: mz-index is behind */
+	k = (size_t)(x->indexed - x->floor);
+	if (k) {
+		memmove(x->ent, x->ent + k, (x->n - k) * sizeof(*x->ent));
+		x->n -= k;
+		x->floor += k;
+		slots_rebuild(x);
+	}
+	pthread_mutex_unlock(&x->mu);
+}
+
+int app_txindex_find(struct app_txindex *x, uint64_t ns, const uint8_t hash[static 32],
+		     uint64_t *seq)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&x->mu);
+	for (size_t k = key_of(hash) & (x->nslot - 1); x->slot[k] != UINT32_MAX;
+	     k = (k + 1) & (x->nslot - 1)) {
+		const struct xent *e = &x->ent[x->slot[k]];
+
+		if (memcmp(e->hash, hash, 32) || (ns && e->ns != ns))
+			continue;
+		if (!found || e->seq < *seq)
+			*seq = e->seq;
+		found = 1;
+		if (ns)
+			break;
+	}
+	pthread_mutex_unlock(&x->mu);
+	return found;
+}
