@@ -1,6 +1,7 @@
 /*
  * notify.c - the systemd service protocol: READY=1 once the daemon can serve,
- * WATCHDOG=1 from the lws event loop, STOPPING=1 when an orderly stop begins.
+ * WATCHDOG=1 from the lws event loop, STOPPING=1 when an orderly stop begins,
+ * EXTEND_TIMEOUT_USEC while a long start-up step (an index rebuild) runs.
  * See systemd/mezzanine.service (Type=notify, WatchdogSec=).
  */
 #include <libwebsockets.h>
@@ -20,6 +21,12 @@ int app_notify_ready(const char *status)
 	int rc = sd_notifyf(0, "READY=1\nSTATUS=%s", status ? status : "serving");
 
 	return rc < 0 ? rc : 0;
+}
+
+void app_notify_extend(unsigned seconds, const char *status)
+{
+	sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=%s",
+		   (unsigned long long)seconds * 1000000ull, status);
 }
 
 void app_notify_stopping(void)

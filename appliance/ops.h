@@ -22,6 +22,9 @@ struct lws_context;
  */
 int app_notify_ready(const char *status);
 void app_notify_stopping(void);
+/* Before READY=1: "still starting, give me `seconds` more" (systemd's
+ * TimeoutStartSec is counted from then), with a STATUS= line. */
+void app_notify_extend(unsigned seconds, const char *status);
 /*
  * Arms the watchdog on the lws thread: when systemd set WATCHDOG_USEC (the
  * unit's WatchdogSec=), a timer on ctx's event loop sends WATCHDOG=1 every

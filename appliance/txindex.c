@@ -16,9 +16,10 @@
  *                        order; floor <= indexed.
  *   mz-index (thread)    moves durable transactions (below stats.durable_seq)
  *                        from the map into txindex.db, sorted by key, in one
- *                        transaction per batch (up to XI_BATCH, or whatever
- *                        waited XI_IDLE_MS): an index page is written once
- *                        per batch instead of once per transaction.
+ *                        transaction per batch (a size that grows with the
+ *                        index, below; or whatever is left once arrivals
+ *                        pause): an index page is written once per batch
+ *                        instead of once per transaction.
  *
  * A lookup reads the map, then txindex.db. The map holds a transaction until
  * txindex.db has committed it, and entries leave the map only on the
@@ -49,9 +50,17 @@
 #include "appliance/app.h"
 #include "appliance/ops.h"
 
-#define XI_BATCH (1u << 16)	 /* merge as soon as this many are durable */
-#define XI_IDLE_MS 1000		 /* or when the oldest has waited this long */
-#define XI_MAX_LIVE (1u << 20)	 /* map entries before the committer waits */
+/*
+ * When to merge. Merging B random keys into an index of P pages writes about
+ * P * (1 - e^(-B/P)) pages: one page per key while B << P, P in all once
+ * B >> P. So a batch grows with the index (a sixteenth of it; at ~80 keys a
+ * page that is 5 times its page count), from XI_BATCH up to half of
+ * XI_MAX_LIVE; and whatever is left merges once no transaction has arrived
+ * for XI_IDLE_MS.
+ */
+#define XI_BATCH (1u << 16)
+#define XI_IDLE_MS 1000
+#define XI_MAX_LIVE (1u << 20) /* map entries before the committer waits */
 #define XI_INITIAL_CAP (1u << 12)
 
 struct xent {
@@ -69,7 +78,7 @@ struct app_txindex {
 	size_t nslot;	/* a power of two, 2 * cap */
 	uint64_t floor;
 	uint64_t indexed; /* txindex.db holds every seq below */
-	uint64_t since_ns; /* when the map last went from all-indexed to not */
+	uint64_t last_add_ns;
 	const atomic_uint_fast64_t *durable;
 	sqlite3 *db; /* mz-index's connection (and app_txindex_open's) */
 	sqlite3_stmt *ins, *mark;
@@ -202,6 +211,20 @@ static int matches(struct app_txindex *x, uint64_t next, const char **why)
 	return 1;
 }
 
+/* SQLite's progress callback during a catch-up: every 10 s, ask systemd for
+ * another minute of start-up time (a rebuild of 10^8 transactions takes
+ * longer than TimeoutStartSec). */
+static int still_building(void *arg)
+{
+	uint64_t *next_ns = arg, now = app_now_ns();
+
+	if (now >= *next_ns) {
+		app_notify_extend(60, "building the transaction index (txindex.db)");
+		*next_ns = now + 10000000000ull;
+	}
+	return 0;
+}
+
 /*
  * Index every row of m.txs from x->indexed on, in one transaction: SQLite
  * sorts them by key first, so a large catch-up (a rebuild, the first start
@@ -213,8 +236,13 @@ static int catch_up(struct app_txindex *x, uint64_t next, char *errbuf, size_t e
 	uint64_t t0 = app_now_ns();
 	int rc;
 
+	uint64_t notify_ns = t0;
+
 	if (next <= x->indexed)
 		return 0;
+	if (next - x->indexed >= XI_BATCH)
+		app_info("txindex_building", "txs=%llu", (unsigned long long)(next - x->indexed));
+	sqlite3_progress_handler(x->db, 1 << 20, still_building, &notify_ns);
 	rc = exec(x->db, "BEGIN", errbuf, errlen);
 	if (!rc && sqlite3_prepare_v2(x->db,
 				      "INSERT INTO tx_hash(hash, ns, seq) SELECT hash, ns, seq FROM m.txs"
@@ -228,6 +256,7 @@ static int catch_up(struct app_txindex *x, uint64_t next, char *errbuf, size_t e
 		rc = APP_ESQLITE;
 	}
 	sqlite3_finalize(st);
+	sqlite3_progress_handler(x->db, 0, NULL, NULL);
 	if (!rc && (sqlite3_prepare_v2(x->db,
 				       "INSERT OR REPLACE INTO meta(k, v) VALUES ('indexed', ?),"
 				       " ('last_hash', (SELECT hash FROM m.txs WHERE seq = ?))",
@@ -448,6 +477,13 @@ static void wait_ms(struct app_txindex *x, unsigned ms)
 	pthread_cond_timedwait(&x->cv, &x->mu, &ts);
 }
 
+static uint64_t batch_size(const struct app_txindex *x)
+{
+	uint64_t b = x->indexed / 16;
+
+	return b < XI_BATCH ? XI_BATCH : b > XI_MAX_LIVE / 2 ? XI_MAX_LIVE / 2 : b;
+}
+
 static void publish_gauge(const struct app_txindex *x)
 {
 	app_metric_set(APP_M_txindex_unindexed, x->floor + x->n - x->indexed);
@@ -458,8 +494,6 @@ static void *indexer(void *arg)
 	struct app_txindex *x = arg;
 	struct xent *buf = NULL;
 	size_t bcap = 0;
-	uint64_t last_ns = app_now_ns();
-
 	pthread_setname_np(pthread_self(), "mz-index");
 	pthread_mutex_lock(&x->mu);
 	while (!x->stop) {
@@ -469,7 +503,8 @@ static void *indexer(void *arg)
 		if (upto > x->floor + x->n)
 			upto = x->floor + x->n;
 		nb = upto > from ? (size_t)(upto - from) : 0;
-		if (nb == 0 || (nb < XI_BATCH && app_now_ns() - last_ns < XI_IDLE_MS * 1000000ull)) {
+		if (nb == 0 || (nb < batch_size(x) &&
+				app_now_ns() - x->last_add_ns < XI_IDLE_MS * 1000000ull)) {
 			wait_ms(x, 50);
 			continue;
 		}
@@ -492,7 +527,6 @@ static void *indexer(void *arg)
 			wait_ms(x, 1000); /* the map keeps them; the committer waits past XI_MAX_LIVE */
 			continue;
 		}
-		last_ns = app_now_ns();
 		pthread_mutex_lock(&x->mu);
 		x->indexed = upto;
 		publish_gauge(x);
@@ -566,7 +600,8 @@ void app_txindex_add(struct app_txindex *x, const struct app_tx *txs, size_t m)
 		e->seq = x->floor + x->n;
 		slot_put(x, (uint32_t)x->n++);
 	}
-	if (x->floor + x->n - x->indexed >= XI_BATCH)
+	x->last_add_ns = app_now_ns();
+	if (x->floor + x->n - x->indexed >= batch_size(x))
 		pthread_cond_broadcast(&x->cv);
 	publish_gauge(x);
 	pthread_mutex_unlock(&x->mu);

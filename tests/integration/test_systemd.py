@@ -92,6 +92,31 @@ class NotifyTest(unittest.TestCase):
         self.assertEqual(fake.count("WATCHDOG=1", 0.8), 0)
         d.stop()
 
+    def test_index_rebuild_at_start_extends_the_start_timeout(self):
+        """A daemon rebuilding txindex.db before it can serve (here 300k
+        transactions, the file deleted) tells systemd it is still starting,
+        so a large rebuild is not killed by TimeoutStartSec, then serves."""
+        fake = FakeSystemd()
+        self.addCleanup(fake.close)
+        d = Daemon(MEZZANINE_TEST, env={"NOTIFY_SOCKET": fake.path})
+        self.addCleanup(d.cleanup)
+        d.setup_tenant("acme", "demo", 31337, key=False)
+        fill = subprocess.run([os.path.join(BUILD, "bench", "dbfill"), "--data-dir", d.data_dir,
+                               "--txs", "300000"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(fill.returncode, 0, fill.stderr)
+        for suffix in ("", "-wal", "-shm"):
+            path = os.path.join(d.data_dir, "txindex.db" + suffix)
+            if os.path.exists(path):
+                os.unlink(path)
+        d.start(wait=False)
+        ext = fake.wait_for("EXTEND_TIMEOUT_USEC=60000000", 60)
+        self.assertIsNotNone(ext, "no EXTEND_TIMEOUT_USEC during the rebuild:\n" + d.log())
+        self.assertIn("STATUS=building the transaction index (txindex.db)", ext)
+        self.assertIsNotNone(fake.wait_for("READY=1", 60), d.log())
+        self.assertIn("event=txindex_building txs=300000", d.log())
+        self.assertEqual(d.status()["nextSeq"], 300001)
+        d.stop()
+
 
 def exposure(unit_path):
     p = subprocess.run(["systemd-analyze", "security", "--offline=true", unit_path],
