@@ -160,7 +160,7 @@ int app_store_wal_frames(struct app_store *s)
 
 int app_store_checkpoint(struct app_store *s, int *wal_frames, int *done_frames)
 {
-	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, wal_frames,
+	int rc = sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_PASSIVE, wal_frames,
 					   done_frames);
 
 	return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : APP_ESQLITE;
