@@ -463,6 +463,7 @@ class OutageTest(OutboxCase):
         self.assertGreater(st["availableHeight"], down_at)
         self.anvil = Anvil(("--block-time", "1", "--state", state),
                            port=self.anvil.port).start()
+        self.addCleanup(self.anvil.stop)  # each instance its own: this one was left running
         h = d.status()["availableHeight"]
         self.wait_for("resumed", lambda: self.l1(d)["postedHeight"] >= h, timeout=40, d=d)
         self.check_chain(upto=h)
