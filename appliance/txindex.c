@@ -349,8 +349,8 @@ int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbu
 	}
 	if (rc)
 		goto fail;
-	/* The main database, read-only on this connection, for the check and
-	 * the catch-up; detached before mz-index runs. */
+	/* The main database, on this connection for the check, the catch-up
+	 * and the old index's removal; detached before mz-index runs. */
 	sqlite3_snprintf(sizeof(sql), sql, "ATTACH DATABASE %Q AS m", main_path);
 	rc = exec(x->db, sql, errbuf, errlen);
 	if (rc)
@@ -364,11 +364,17 @@ int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbu
 	sqlite3_finalize(st);
 	x->indexed = 1;
 	meta_u64(x->db, "indexed", &x->indexed);
-	if (!matches(x, next, &why)) {
-		app_warn("txindex_rebuild", "file=%s reason=\"%s\"", x->path, why);
-		rc = exec(x->db, "DELETE FROM tx_hash; DELETE FROM meta;", errbuf, errlen);
-		if (rc)
+	if (!matches(x, next, &why) || x->indexed <= 1) {
+		/* one transaction: a crash in between must not leave the mark
+		 * without the rows (or rows without a mark) */
+		if (why)
+			app_warn("txindex_rebuild", "file=%s reason=\"%s\"", x->path, why);
+		rc = exec(x->db, "BEGIN; DELETE FROM tx_hash; DELETE FROM meta; COMMIT;", errbuf,
+			  errlen);
+		if (rc) {
+			exec(x->db, "ROLLBACK", NULL, 0);
 			goto fail;
+		}
 		x->indexed = 1;
 	}
 	rc = catch_up(x, next, errbuf, errlen);
