@@ -139,11 +139,13 @@ int app_store_set_autocheckpoint(struct app_store *s, int pages)
 }
 
 /*
- * The page cache of one connection. SQLite's default (2 MiB) is smaller than
- * the (hash, ns) index of a few hundred thousand transactions; each insert
- * then re-read its index page from the OS: 18% of the committer's samples
- * in pread at 40k tx/s (perf, tests/bench b'), 1.5% with 128 MiB. Pages
- * are allocated as they are used, so the setting is a ceiling.
+ * The page cache of one connection (main; app_store_attach_txindex gives
+ * txindex.db the same). SQLite's default (2 MiB) is smaller than the
+ * (hash, ns) index of a few hundred thousand transactions; each probe then
+ * re-read its index page from the OS: 18% of the committer's samples in
+ * pread at 40k tx/s (perf, tests/bench b', when that index was in
+ * mezzanine.db), 1.5% with 128 MiB. Pages are allocated as they are used,
+ * so the setting is a ceiling.
  */
 int app_store_set_cache(struct app_store *s, long mib)
 {
@@ -613,7 +615,18 @@ int app_store_attach_txindex(struct app_store *s, struct app_txindex *x, char *e
 {
 	char sql[PATH_MAX + 64];
 
-	sqlite3_snprintf(sizeof(sql), sql, "ATTACH DATABASE %Q AS xi", app_txindex_path(x));
+	sqlite3_stmt *st;
+	int64_t cache = -2000; /* SQLite's default: 2 MiB */
+
+	/* xi gets main's page cache: the committer probes it for every new
+	 * transaction, and the default would re-read its pages from the OS. */
+	if (sqlite3_prepare_v2(s->db, "PRAGMA main.cache_size", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			cache = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_snprintf(sizeof(sql), sql, "ATTACH DATABASE %Q AS xi; PRAGMA xi.cache_size=%lld;",
+			 app_txindex_path(x), (long long)cache);
 	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(s->db, "SELECT seq FROM xi.tx_hash WHERE hash = ? AND ns = ?", -1,
 			       SQLITE_PREPARE_PERSISTENT, &s->xi_find, NULL) != SQLITE_OK ||
