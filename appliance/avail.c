@@ -49,6 +49,7 @@ static int code_block(struct app_committer *c, struct app_block *b)
 	uint64_t t0 = app_now_ns(), t1;
 	int rc;
 
+	APP_FAULT_POINT(da);
 	if (!txs)
 		return APP_ENOMEM;
 	for (size_t i = 0; i < b->n; i++)

@@ -449,6 +449,7 @@ int app_fault_store_opened(struct app_store *s);
 void app_fault_loop_point(void); /* lws loop: stalls while asked to */
 void app_fault_seal_point(void); /* sealer thread: stalls while asked to */
 void app_fault_sync_point(void); /* mz-sync: stalls while asked to */
+void app_fault_da_point(void);	 /* mz-da, before coding a block: likewise */
 /* mz-sync's own fsync of the WAL counts as one of SQLite's: -EIO past the limit */
 int app_fault_fsync(void);
 #define APP_FAULT_POINT(name) app_fault_##name##_point()

@@ -16,8 +16,9 @@
  * serving (as a loop stuck in a callback would); while the file named by
  * MEZZ_FAULT_STALL_SEAL_FILE exists, the sealer thread builds no blocks (as
  * a stuck sealer would); while the file named by MEZZ_FAULT_STALL_SYNC_FILE
- * exists, mz-sync starts no fsync (as a slow disk would). Removing the file
- * resumes.
+ * exists, mz-sync starts no fsync (as a slow disk would); while the file
+ * named by MEZZ_FAULT_STALL_DA_FILE exists, mz-da codes no block. Removing
+ * the file resumes.
  */
 #ifdef MEZZ_FAULT_HOOKS
 #include <errno.h>
@@ -31,7 +32,7 @@
 
 #include "appliance/daemon.h"
 
-static const char *stall_loop_file, *stall_seal_file, *stall_sync_file;
+static const char *stall_loop_file, *stall_seal_file, *stall_sync_file, *stall_da_file;
 
 static void stall_while(const char *path, const char *what)
 {
@@ -59,6 +60,11 @@ void app_fault_seal_point(void)
 void app_fault_sync_point(void)
 {
 	stall_while(stall_sync_file, "sync");
+}
+
+void app_fault_da_point(void)
+{
+	stall_while(stall_da_file, "da");
 }
 
 static sqlite3_vfs fault_vfs;
@@ -175,6 +181,7 @@ int app_fault_install(void)
 	stall_loop_file = getenv("MEZZ_FAULT_STALL_LOOP_FILE");
 	stall_seal_file = getenv("MEZZ_FAULT_STALL_SEAL_FILE");
 	stall_sync_file = getenv("MEZZ_FAULT_STALL_SYNC_FILE");
+	stall_da_file = getenv("MEZZ_FAULT_STALL_DA_FILE");
 	if (!e)
 		return 0;
 	fail_after = atol(e);

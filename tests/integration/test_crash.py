@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import tempfile
 import threading
 import time
@@ -349,6 +350,51 @@ class HeldUntilFsyncTest(unittest.TestCase):
         answers = run_async(scenario(), 60)
         self.assertEqual(sorted(a["id"] for a in answers), list(range(n)))
         self.assertTrue(all("result" in a for a in answers), [a for a in answers if "error" in a][:3])
+
+    def test_shards_served_only_once_their_record_is_durable(self):
+        """A block's DA record rides in a COMMIT like everything else: while
+        that COMMIT waits for its fsync, the record is in the database but
+        the block is not `available`, and mezz_getShard does not serve it."""
+        tmp = tempfile.mkdtemp(prefix="mezz-stall-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        stall_sync, stall_da = os.path.join(tmp, "stall-sync"), os.path.join(tmp, "stall-da")
+        d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_STALL_SYNC_FILE": stall_sync,
+                                        "MEZZ_FAULT_STALL_DA_FILE": stall_da})
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.setup_tenant("acme", "demo", 31337, key=False)
+        # mz-da stops before its next block; blocks keep being sealed and released
+        open(stall_da, "w").close()
+        time.sleep(0.3)
+        r = d.send("demo", "0x" + os.urandom(64).hex())
+        d.wait_sealed_seq(r["seq"] + 1)
+        a0 = d.status()["availableHeight"]
+        held = a0 + 1  # the block mz-da stopped at: sealed and released
+        self.assertGreaterEqual(d.status()["height"], held)
+        # now the disk "stalls", and mz-da codes the block: its record is
+        # COMMITted and held behind the fsync
+        open(stall_sync, "w").close()
+        time.sleep(0.3)
+        os.unlink(stall_da)
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(d.data_dir, "mezzanine.db"),
+                             uri=True)
+        self.addCleanup(db.close)
+        deadline = time.time() + 10
+        while time.time() < deadline and not db.execute(
+                "SELECT 1 FROM da_blocks WHERE height = ?", (held,)).fetchone():
+            time.sleep(0.05)
+        self.assertIsNotNone(db.execute("SELECT 1 FROM da_blocks WHERE height = ?",
+                                        (held,)).fetchone(), "the record was never committed")
+        self.assertEqual(d.status()["availableHeight"], a0)
+        doc = d.call("mezz_getShard", {"height": held, "index": 0})
+        self.assertIn("error", doc, "a shard was served before its record's fsync: %r"
+                      % str(doc)[:200])
+        os.unlink(stall_sync)
+        deadline = time.time() + 10
+        while time.time() < deadline and d.status()["availableHeight"] < held:
+            time.sleep(0.05)
+        self.assertGreaterEqual(d.status()["availableHeight"], held)
+        self.assertEqual(d.rpc("mezz_getShard", {"height": held, "index": 0})["height"], held)
 
 
 class InsertFaultTest(unittest.TestCase):
