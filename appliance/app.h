@@ -90,6 +90,7 @@ struct app_config {
 	long proposer_deadline_ms; /* a winner's sub-block is due this long before its slot ends */
 	long group_max_txs;
 	long group_linger_us;
+	long background_nice;
 	long ingress_queue_max;
 	/* [feed] */
 	long feed_queue_max_blocks;
@@ -257,6 +258,11 @@ void app_queue_close(struct app_queue *q);
 uint64_t app_now_ns(void);	/* CLOCK_MONOTONIC */
 uint64_t app_wall_ms(void);	/* CLOCK_REALTIME */
 
+/* Lower the calling thread's CPU priority to `nice` (sequencer.background_nice;
+ * <= 0, or a thread already at `nice` or lower priority, is left as it is).
+ * 0, or -errno after logging thread_priority_unchanged. */
+int app_thread_background(const char *name, int nice);
+
 
 /* ------------------------------------------------------------------ */
 /* Storage used by the committer and the readers. */
@@ -295,7 +301,8 @@ int app_store_tip(struct app_store *s, struct app_tip *tip);
  *                       transactions. app_txindex_next: the seq the first
  *                       app_txindex_add must start with.
  *   app_txindex_start   runs mz-index, which merges transactions below
- *                       *durable_seq into txindex.db in sorted batches;
+ *                       *durable_seq into txindex.db in sorted batches, at
+ *                       CPU priority `nice` (app_thread_background);
  *                       app_txindex_stop stops it (nothing is lost: the next
  *                       open catches up from mezzanine.db).
  *   app_txindex_add     the committer, after a COMMIT: its new transactions,
@@ -310,7 +317,7 @@ struct app_txindex;
 int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbuf,
 		     size_t errlen);
 uint64_t app_txindex_next(const struct app_txindex *x);
-int app_txindex_start(struct app_txindex *x, const atomic_uint_fast64_t *durable_seq);
+int app_txindex_start(struct app_txindex *x, const atomic_uint_fast64_t *durable_seq, int nice);
 void app_txindex_stop(struct app_txindex *x);
 void app_txindex_close(struct app_txindex *x);
 const char *app_txindex_path(const struct app_txindex *x);

@@ -182,6 +182,7 @@ static void *run(void *arg)
 	struct app_avail *a = &c->avail;
 
 	pthread_setname_np(pthread_self(), "mz-da");
+	app_thread_background("mz-da", (int)c->cfg->background_nice);
 	for (;;) {
 		struct app_block *b = NULL;
 		size_t got = app_queue_pop(&a->jobs, &b, 1,

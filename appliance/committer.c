@@ -1415,7 +1415,8 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 	}
 	rc = syncer_start(c, errbuf, errlen);
 	if (!rc)
-		rc = app_txindex_start(c->txi, &c->stats.durable_seq);
+		rc = app_txindex_start(c->txi, &c->stats.durable_seq,
+				       (int)c->cfg->background_nice);
 	if (!rc) {
 		rc = pthread_create(&c->thread, NULL, run, c);
 		if (rc) {

@@ -53,6 +53,8 @@ const struct app_cfg_entry app_cfg_table[] = {
 	 "most transactions in one preconfirmation group (one fsync)"},
 	{"sequencer", "group_linger_us", APP_CFG_INT, 0, 1000, "0", OFF(group_linger_us),
 	 "extra wait for more transactions before committing a group"},
+	{"sequencer", "background_nice", APP_CFG_INT, 0, 19, "10", OFF(background_nice),
+	 "nice value of the background threads (mz-da, mz-index); 0 runs them at the preconfirmation path's priority"},
 	{"sequencer", "ingress_queue_max", APP_CFG_INT, 16, 1L << 22, "65536",
 	 OFF(ingress_queue_max), "transactions waiting for commit before ingress answers busy"},
 	{"feed", "queue_max_blocks", APP_CFG_INT, 1, 100000, "256", OFF(feed_queue_max_blocks),

@@ -85,6 +85,7 @@ struct app_txindex {
 	char path[PATH_MAX];
 	pthread_t thread;
 	int started, stop;
+	int nice; /* mz-index's background priority */
 };
 
 static const char xi_schema[] =
@@ -501,6 +502,7 @@ static void *indexer(void *arg)
 	struct xent *buf = NULL;
 	size_t bcap = 0;
 	pthread_setname_np(pthread_self(), "mz-index");
+	app_thread_background("mz-index", x->nice);
 	pthread_mutex_lock(&x->mu);
 	while (!x->stop) {
 		uint64_t upto = atomic_load(x->durable), from = x->indexed;
@@ -543,11 +545,12 @@ static void *indexer(void *arg)
 	return NULL;
 }
 
-int app_txindex_start(struct app_txindex *x, const atomic_uint_fast64_t *durable_seq)
+int app_txindex_start(struct app_txindex *x, const atomic_uint_fast64_t *durable_seq, int nice)
 {
 	int rc;
 
 	x->durable = durable_seq;
+	x->nice = nice;
 	x->stop = 0;
 	rc = pthread_create(&x->thread, NULL, indexer, x);
 	if (rc)

@@ -306,7 +306,7 @@ Test(store, txindex_map_merge_restart_rebuild)
 	/* mz-index merges only what is durable: the first 150 */
 	merges = app_metric_get(APP_M_txindex_merges_total);
 	atomic_store(&durable, 451);
-	cr_assert_eq(app_txindex_start(xi, &durable), 0);
+	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
 	for (int i = 0; i < 200 && app_metric_get(APP_M_txindex_merges_total) == merges; i++)
 		usleep(50 * 1000);
 	cr_assert_eq(app_metric_get(APP_M_txindex_merges_total), merges + 1, "no merge in 10 s");

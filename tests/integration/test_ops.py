@@ -235,3 +235,53 @@ class HealthTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def thread_nices(pid):
+    """{thread name: [nice, ...]} of a running process, from /proc."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                stat = f.read()
+        except FileNotFoundError:
+            continue  # a thread that just ended
+        # fields after the parenthesised name; nice is field 19 of stat(5)
+        fields = stat[stat.rindex(")") + 2:].split()
+        out.setdefault(name, []).append(int(fields[16]))
+    return out
+
+
+class ThreadPriorityTest(unittest.TestCase):
+    """sequencer.background_nice: mz-da and mz-index run at a lower CPU
+    priority than the preconfirmation path, and still do their work."""
+
+    def run_daemon(self, settings):
+        d = Daemon(MEZZANINE_TEST, settings=settings)
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.wait_height(3)
+        deadline = time.time() + 10
+        while d.rpc("mezz_status")["availableHeight"] < 3:
+            self.assertLess(time.time(), deadline, "blocks did not become available")
+            time.sleep(0.05)
+        return d, thread_nices(d.proc.pid)
+
+    def test_background_threads_niced_by_default(self):
+        d, nices = self.run_daemon({})
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        want = max(base, 10)
+        for name in ("mz-da", "mz-index"):
+            self.assertEqual(nices.get(name), [want], "%s: %r" % (name, nices))
+        with open("/proc/%d/comm" % d.proc.pid) as f:
+            main = f.read().strip()  # the lws thread
+        for name in (main, "mz-commit", "mz-sync", "mz-seal", "mz-ckpt"):
+            self.assertEqual(nices.get(name), [base], "%s: %r" % (name, nices))
+        self.assertNotIn("thread_priority_unchanged", d.log())
+
+    def test_background_nice_0_leaves_every_thread_alone(self):
+        _, nices = self.run_daemon({"sequencer.background_nice": "0"})
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        self.assertEqual({n for v in nices.values() for n in v}, {base}, repr(nices))
