@@ -314,6 +314,8 @@ int app_store_tip(struct app_store *s, struct app_tip *tip);
  *                       both); 1 and *seq when found.
  */
 struct app_txindex;
+/* Transactions the map holds unmerged before app_txindex_prune waits. */
+#define APP_TXINDEX_MAX_LIVE (1u << 20)
 int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbuf,
 		     size_t errlen);
 uint64_t app_txindex_next(const struct app_txindex *x);

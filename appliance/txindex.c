@@ -60,7 +60,7 @@
  */
 #define XI_BATCH (1u << 16)
 #define XI_IDLE_MS 1000
-#define XI_MAX_LIVE (1u << 20) /* map entries before the committer waits */
+#define XI_MAX_LIVE APP_TXINDEX_MAX_LIVE /* map entries before the committer waits */
 #define XI_INITIAL_CAP (1u << 12)
 
 struct xent {

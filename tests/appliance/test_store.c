@@ -1,5 +1,6 @@
 /* Storage and identity against real SQLite and a real directory. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -354,4 +355,56 @@ Test(store, txindex_map_merge_restart_rebuild)
 	expect_found(s, b, 200);
 	app_store_close(s);
 	app_txindex_close(xi);
+}
+
+struct prune_arg {
+	struct app_txindex *xi;
+	atomic_int done;
+};
+
+static void *prune_thread(void *p)
+{
+	struct prune_arg *a = p;
+
+	app_txindex_prune(a->xi);
+	atomic_store(&a->done, 1);
+	return NULL;
+}
+
+/* The map is bounded: with APP_TXINDEX_MAX_LIVE transactions unmerged, the
+ * committer's prune waits until mz-index has merged some. */
+Test(store, txindex_map_bounded_prune_waits_for_a_merge)
+{
+	static struct app_tx t[4096];
+	struct app_store *s;
+	struct app_txindex *xi;
+	atomic_uint_fast64_t durable = 1;
+	struct prune_arg a = {0};
+	pthread_t th;
+	char err[256];
+	uint64_t seq = 1;
+
+	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0); /* nothing durable yet */
+	while (seq <= APP_TXINDEX_MAX_LIVE) {
+		for (size_t i = 0; i < 4096; i++) {
+			t[i] = (struct app_tx){.seq = seq++, .ns = 7};
+			randombytes_buf(t[i].hash, 32);
+		}
+		app_txindex_add(xi, t, 4096);
+	}
+	a.xi = xi;
+	cr_assert_eq(pthread_create(&th, NULL, prune_thread, &a), 0);
+	usleep(300 * 1000);
+	cr_assert_eq(atomic_load(&a.done), 0, "prune returned with the map full and nothing merged");
+	atomic_store(&durable, seq); /* all durable: mz-index merges, prune returns */
+	for (int i = 0; i < 1200 && !atomic_load(&a.done); i++)
+		usleep(50 * 1000);
+	cr_assert_eq(atomic_load(&a.done), 1, "prune still waiting 60 s after the merge could run");
+	pthread_join(th, NULL);
+	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0);
+	cr_assert_eq(app_txindex_find(xi, 7, t[4095].hash, &seq), 0, "pruned from the map");
+	app_txindex_close(xi);
+	app_store_close(s);
 }
