@@ -11,21 +11,28 @@
  *   shards.manifest   for every available block of the copy, from the prune
  *                     floor to its tip: one line
  *                       <height> <sha256 of record> <k> <m> <name>:<size> ...
- *                     with name <h/4096>/<h>-<i> (shard i; the directory it
- *                     lives in is i mod D) and size in bytes, "-" if the file
- *                     was missing when the backup was taken
- *   shards/           with --with-shards: every shard file, by that name
+ *                     with name <h/4096>/<h>-<i> (shard i) and the size of
+ *                     its record in bytes, "-" if it was missing (or, with
+ *                     --with-shards, failed its check) when the backup was
+ *                     taken
+ *   shards/           with --with-shards: every shard's record (the shard
+ *                     file format of docs/PROTOCOL.md), by that name, each
+ *                     checked against its block's commitment as it is copied
  *   MANIFEST          "<sha256> <size> <name>" for each file above except
- *                     shards/ (shard files carry their own CRC and Merkle
+ *                     shards/ (shard records carry their own CRC and Merkle
  *                     path); written last, so a backup without it is
  *                     incomplete
  *
+ * A backup keeps one file per shard, not the store's packs (one file per
+ * block and directory), so it restores into any number of shard directories.
+ *
  * Restore refuses a non-empty data directory, checks every file against
  * MANIFEST, copies, runs PRAGMA integrity_check on the restored database,
- * places copied shards into the configured shard directories and checks the
- * manifest against those directories. Exit codes: 0 restored (shards may be
- * missing within m: `mezz da repair` rebuilds them), 1 failed, 3 restored
- * but some blocks have more than m shards missing.
+ * packs copied shards into the configured shard directories and then scrubs
+ * every block of the manifest there against the restored commitments.
+ * Exit codes: 0 restored (shards may be missing within m: `mezz da repair`
+ * rebuilds them), 1 failed, 3 restored but some blocks have more than m
+ * shards missing or damaged.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -133,6 +140,30 @@ out:
 	if (out >= 0)
 		close(out);
 	close(in);
+	return rc;
+}
+
+/* Writes buf to dst (created O_EXCL with mode), fsynced. */
+static int write_new_file(const char *dst, const uint8_t *buf, size_t len, mode_t mode)
+{
+	int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, buf + off, len - off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		off += (size_t)w;
+	}
+	if (rc == 0 && fsync(fd))
+		rc = -errno;
+	close(fd);
 	return rc;
 }
 
@@ -244,9 +275,10 @@ out:
 static int write_manifest(const struct app_config *cfg, const char *dir, int with_shards,
 			  uint64_t *blocks_out)
 {
-	char path[1200], tmp[1300], db_path[1200], name[64], src[1400], dst[1400];
+	char path[1200], tmp[1300], db_path[1200], name[64], dst[1400];
 	char **dirs = NULL;
 	size_t nd = 0;
+	struct da_store *store = NULL;
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	uint64_t floor = 0, tip = 0, missing = 0;
@@ -257,7 +289,8 @@ static int write_manifest(const struct app_config *cfg, const char *dir, int wit
 	join(db_path, sizeof(db_path), dir, "mezzanine.db");
 	join(path, sizeof(path), dir, "shards.manifest");
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if ((rc = app_config_da_dirs(cfg, &dirs, &nd))) {
+	if ((rc = app_config_da_dirs(cfg, &dirs, &nd)) ||
+	    (rc = da_store_open((const char *const *)dirs, nd, &store))) {
 		app_cli_fail("shard directories: %s", app_strerror(rc));
 		goto out;
 	}
@@ -313,29 +346,45 @@ static int write_manifest(const struct app_config *cfg, const char *dir, int wit
 		sodium_bin2hex(hex, sizeof(hex), digest, 32);
 		fprintf(f, "%llu %s %u %u", (unsigned long long)h, hex, r.k, r.m);
 		for (unsigned i = 0; i < (unsigned)r.k + r.m; i++) {
-			struct stat sb;
+			struct da_shard_file sf;
+			uint8_t *buf = NULL;
+			size_t len = da_shard_file_len(i, (unsigned)r.k + r.m, r.S);
 
 			shard_name(name, sizeof(name), h, i);
-			snprintf(src, sizeof(src), "%s/%s", dirs[i % nd], name);
-			if (stat(src, &sb)) {
+			if (!with_shards) {
+				/* an inventory: present, not checked */
+				rc = da_store_has_shard(store, &r, i);
+			} else {
+				/* -ENOENT, or DA_EMISMATCH if it fails its checks */
+				rc = da_store_read_shard(store, &r, i, &buf, &sf);
+				if (rc == 0) {
+					snprintf(dst, sizeof(dst), "%s/shards/%llu", dir,
+						 (unsigned long long)(h / GROUP_HEIGHTS));
+					if ((rc = mkdirs(dst, 0700)) == 0) {
+						snprintf(dst, sizeof(dst), "%s/shards/%s", dir, name);
+						rc = write_new_file(dst, buf, len, 0600);
+					}
+					free(buf);
+					if (rc) {
+						app_cli_fail("writing %s: %s", dst, strerror(-rc));
+						goto out;
+					}
+					pg.bytes += len;
+					rc = 1;
+				} else if (rc == -ENOENT || rc == DA_EMISMATCH) {
+					rc = 0;
+				}
+			}
+			if (rc < 0) {
+				app_cli_fail("height %llu shard %u: %s", (unsigned long long)h, i,
+					     app_strerror(rc));
+				goto out;
+			}
+			if (rc == 0) {
 				fprintf(f, " %s:-", name);
 				missing++;
-				continue;
-			}
-			fprintf(f, " %s:%llu", name, (unsigned long long)sb.st_size);
-			if (with_shards) {
-				snprintf(dst, sizeof(dst), "%s/shards/%llu", dir,
-					 (unsigned long long)(h / GROUP_HEIGHTS));
-				if ((rc = mkdirs(dst, 0700)) == 0) {
-					snprintf(dst, sizeof(dst), "%s/shards/%s", dir, name);
-					rc = copy_file(src, dst, 0600, &pg.bytes);
-				}
-				if (rc == -ENOENT) { /* pruned between stat and copy */
-					missing++;
-				} else if (rc) {
-					app_cli_fail("copying %s: %s", src, strerror(-rc));
-					goto out;
-				}
+			} else {
+				fprintf(f, " %s:%zu", name, len);
 			}
 		}
 		fputc('\n', f);
@@ -358,9 +407,9 @@ static int write_manifest(const struct app_config *cfg, const char *dir, int wit
 		goto out;
 	}
 	if (missing)
-		fprintf(stderr, "mezz: note: %llu shard files were missing when the backup was "
+		fprintf(stderr, "mezz: note: %llu shards were missing%s when the backup was "
 				"taken (run mezz da scrub)\n",
-			(unsigned long long)missing);
+			(unsigned long long)missing, with_shards ? " or damaged" : "");
 	*blocks_out = pg.done;
 	ret = 0;
 out:
@@ -368,6 +417,7 @@ out:
 		fclose(f);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+	da_store_close(store);
 	app_config_dirs_free(dirs, nd);
 	free(dirs);
 	return ret;
@@ -538,148 +588,264 @@ out:
 	return rc;
 }
 
-/* Places DIR/shards/<g>/<h>-<i> as dirs[i % D]/<g>/<h>-<i>; existing files stay. */
-static int place_shards(const char *dir, char **dirs, size_t nd)
+/* The whole of a small file (a shard record) into *out (free()). */
+static int read_small_file(const char *path, uint8_t **out, size_t *len)
 {
-	char path[1200], src[2048], dst[2048];
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+	struct stat sb;
+	uint8_t *buf = NULL;
+	size_t got = 0;
+
+	*out = NULL;
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) || sb.st_size > (off_t)(64u << 20)) {
+		rc = fstat(fd, &sb) ? -errno : -EFBIG;
+		goto out;
+	}
+	buf = malloc(sb.st_size > 0 ? (size_t)sb.st_size : 1);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)sb.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)sb.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	*out = buf;
+	*len = got;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+struct shard_ref {
+	unsigned long long h;
+	unsigned i;
+};
+
+static int shard_ref_cmp(const void *a, const void *b)
+{
+	const struct shard_ref *x = a, *y = b;
+
+	if (x->h != y->h)
+		return x->h < y->h ? -1 : 1;
+	return (x->i > y->i) - (x->i < y->i);
+}
+
+/*
+ * Packs one block's records from the backup (refs[0..n), same height) into
+ * the store. A damaged record is left out (the check after it reports the
+ * shard); only failing to write the shard directories is an error.
+ */
+static int place_block(struct da_store *store, const char *gdir, const struct shard_ref *refs,
+		       size_t n, uint64_t *placed, uint64_t *skipped, struct app_progress *pg)
+{
+	uint8_t *rec[DA_MAX_SHARDS] = {0};
+	size_t len[DA_MAX_SHARDS] = {0};
+	unsigned count = 0, total = 0;
+	char path[2400];
+	int rc = 0;
+
+	for (size_t j = 0; j < n; j++) {
+		struct da_shard_file f;
+		unsigned i = refs[j].i;
+
+		snprintf(path, sizeof(path), "%s/%llu-%u", gdir, refs[j].h, i);
+		if (i >= DA_MAX_SHARDS || read_small_file(path, &rec[i], &len[i]) ||
+		    da_shard_file_decode(&f, rec[i], len[i]) || f.height != refs[j].h ||
+		    f.index != i || (total && total != (unsigned)f.k + f.m)) {
+			fprintf(stderr, "mezz: %s: not a shard of block %llu, or damaged: left out\n",
+				path, refs[j].h);
+			if (i < DA_MAX_SHARDS) {
+				free(rec[i]);
+				rec[i] = NULL;
+			}
+			(*skipped)++;
+			continue;
+		}
+		pg->bytes += len[i];
+		total = (unsigned)f.k + f.m;
+	}
+	if (total)
+		rc = da_store_place_records(store, total, (const uint8_t *const *)rec, len, &count);
+	if (rc == DA_EMISMATCH) { /* the block's records disagree (k, m, S or root) */
+		fprintf(stderr, "mezz: height %llu: the backup's shards disagree with each other: "
+				"left out\n", refs[0].h);
+		rc = 0;
+	} else if (rc) {
+		app_cli_fail("height %llu: placing shards: %s", refs[0].h, app_strerror(rc));
+	}
+	*placed += count;
+	for (unsigned i = 0; i < DA_MAX_SHARDS; i++)
+		free(rec[i]);
+	return rc;
+}
+
+/*
+ * Packs DIR/shards/<g>/<h>-<i> into the store's layout for its directories;
+ * packs that already exist stay.
+ */
+static int place_shards(const char *dir, struct da_store *store)
+{
+	char path[1200], gdir[1600];
 	struct app_progress pg;
+	struct shard_ref *refs = NULL;
+	size_t nrefs = 0, cap = 0;
+	uint64_t placed = 0, skipped = 0;
 	DIR *top, *g;
 	struct dirent *e, *f;
-	uint64_t copied = 0;
-	int rc;
+	int rc = 0;
 
 	join(path, sizeof(path), dir, "shards");
 	top = opendir(path);
 	if (!top)
 		return 0; /* a backup without --with-shards */
-	app_progress_start(&pg, "shards", "files", 0);
-	while ((e = readdir(top))) {
+	app_progress_start(&pg, "shards", "blocks", 0);
+	while (rc == 0 && (e = readdir(top))) {
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(src, sizeof(src), "%s/%s", path, e->d_name);
-		if (!(g = opendir(src)))
+		snprintf(gdir, sizeof(gdir), "%s/%s", path, e->d_name);
+		if (!(g = opendir(gdir)))
 			continue;
+		nrefs = 0;
 		while ((f = readdir(g))) {
-			unsigned long long h;
-			unsigned i;
-			struct stat sb;
+			struct shard_ref r;
 
-			if (sscanf(f->d_name, "%llu-%u", &h, &i) != 2)
+			if (sscanf(f->d_name, "%llu-%u", &r.h, &r.i) != 2)
 				continue;
-			snprintf(dst, sizeof(dst), "%s/%s", dirs[i % nd], e->d_name);
-			if ((rc = mkdirs(dst, 0700))) {
-				closedir(g);
-				closedir(top);
-				return app_cli_fail("cannot create %s: %s", dst, strerror(-rc));
+			if (nrefs == cap) {
+				size_t nc = cap ? 2 * cap : 1024;
+				struct shard_ref *v = realloc(refs, nc * sizeof(*v));
+
+				if (!v) {
+					rc = app_cli_fail("out of memory");
+					break;
+				}
+				refs = v;
+				cap = nc;
 			}
-			snprintf(dst, sizeof(dst), "%s/%s/%s", dirs[i % nd], e->d_name, f->d_name);
-			snprintf(src, sizeof(src), "%s/%s/%s", path, e->d_name, f->d_name);
-			if (stat(dst, &sb) == 0)
-				continue;
-			if ((rc = copy_file(src, dst, 0600, &pg.bytes))) {
-				closedir(g);
-				closedir(top);
-				return app_cli_fail("copying %s: %s", src, strerror(-rc));
-			}
-			copied++;
-			pg.done = pg.total = copied;
-			app_progress_show(&pg, 0);
+			refs[nrefs++] = r;
 		}
 		closedir(g);
-		snprintf(dst, sizeof(dst), "%.255s", e->d_name);
-		for (size_t k = 0; k < nd; k++) {
-			char d2[2400];
-
-			snprintf(d2, sizeof(d2), "%s/%s", dirs[k], dst);
-			fsync_path(d2, 1);
+		qsort(refs, nrefs, sizeof(*refs), shard_ref_cmp);
+		for (size_t a = 0, b; rc == 0 && a < nrefs; a = b) {
+			for (b = a; b < nrefs && refs[b].h == refs[a].h; b++)
+				;
+			rc = place_block(store, gdir, refs + a, b - a, &placed, &skipped, &pg) ? 1 : 0;
+			pg.done++;
+			pg.total = pg.done;
+			app_progress_show(&pg, 0);
 		}
 	}
 	closedir(top);
+	free(refs);
 	app_progress_show(&pg, 1);
-	printf("copied %llu shard files into %zu shard directories\n",
-	       (unsigned long long)copied, nd);
-	return 0;
+	if (rc == 0)
+		printf("placed %llu shards of %llu blocks into the shard directories "
+		       "(%llu damaged shard files left out)\n",
+		       (unsigned long long)placed, (unsigned long long)pg.done,
+		       (unsigned long long)skipped);
+	return rc;
 }
 
-/* The manifest against the shard directories: 0 all there, 1 some missing
- * but every block within m, 3 some block beyond m, -1 unreadable. */
-static int check_shards(const char *dir, char **dirs, size_t nd)
+/*
+ * Every block of the manifest scrubbed in the shard directories against the
+ * restored database's commitments: 0 all there, 1 some missing or damaged
+ * but every block within m, 3 some block beyond m, -1 unreadable.
+ */
+static int check_shards(const char *dir, const char *db_path, struct da_store *store)
 {
-	char path[1200], *line = NULL, file[1600];
+	char path[1200], *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
 	uint64_t blocks = 0, present = 0, absent = 0, damaged = 0, lost = 0;
 	struct app_progress pg;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
 	FILE *f;
+	int ret = -1;
 
 	join(path, sizeof(path), dir, "shards.manifest");
 	f = fopen(path, "r");
-	if (!f)
-		return app_cli_fail("%s: %s", path, strerror(errno)) ? -1 : -1;
+	if (!f) {
+		app_cli_fail("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) ||
+	    sqlite3_prepare_v2(db, "SELECT record FROM da_blocks WHERE height = ?", -1, &st,
+			       NULL)) {
+		app_cli_fail("reading the restored database: %s", sqlite3_errmsg(db));
+		goto out;
+	}
 	app_progress_start(&pg, "check", "blocks", 0);
 	while ((n = getline(&line, &cap, f)) > 0) {
 		unsigned long long h;
-		unsigned k, m, bad = 0;
-		char *tok, *save = NULL;
-		int field = 0;
+		unsigned k, m, bad;
+		struct da_record r;
+		struct da_report rep;
+		const void *rec;
+		int rc;
 
-		if (line[0] == '#')
+		if (line[0] == '#' || sscanf(line, "%llu %*64s %u %u", &h, &k, &m) != 3)
 			continue;
-		if (sscanf(line, "%llu %*64s %u %u", &h, &k, &m) != 3)
-			continue;
-		for (tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
-			char *colon = strrchr(tok, ':');
-			unsigned long long h2;
-			unsigned i;
-			struct stat sb;
-
-			if (field++ < 4 || !colon)
-				continue;
-			*colon = 0;
-			if (sscanf(strchr(tok, '/') ? strchr(tok, '/') + 1 : tok, "%llu-%u", &h2, &i) !=
-				    2 ||
-			    h2 != h)
-				continue;
-			snprintf(file, sizeof(file), "%s/%s", dirs[i % nd], tok);
-			if (stat(file, &sb)) {
-				bad++;
-				absent++;
-			} else if (strcmp(colon + 1, "-") &&
-				   (unsigned long long)sb.st_size != strtoull(colon + 1, NULL, 10)) {
-				bad++;
-				damaged++;
-			} else {
-				present++;
-			}
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)h);
+		if (sqlite3_step(st) != SQLITE_ROW || !(rec = sqlite3_column_blob(st, 0)) ||
+		    da_record_decode(&r, rec, (size_t)sqlite3_column_bytes(st, 0))) {
+			app_cli_fail("height %llu is in the manifest but its commitment is not in "
+				     "the restored database", h);
+			goto out;
 		}
+		if ((rc = da_store_scrub_block(store, &r, &rep))) {
+			app_cli_fail("height %llu: scrub: %s", h, app_strerror(rc));
+			goto out;
+		}
+		bad = rep.missing + rep.corrupt;
+		present += rep.ok;
+		absent += rep.missing;
+		damaged += rep.corrupt;
 		blocks++;
-		if (bad > m) {
+		if (bad > r.m) {
 			lost++;
-			printf("height %llu: %u of %u shards missing or wrong size (more than m=%u): "
+			printf("height %llu: %u of %u shards missing or damaged (more than m=%u): "
 			       "cannot be rebuilt from these directories\n",
-			       h, bad, k + m, m);
+			       h, bad, rep.n, (unsigned)r.m);
 		}
 		pg.done = pg.total = blocks;
 		app_progress_show(&pg, 0);
 	}
 	app_progress_show(&pg, 1);
-	free(line);
-	fclose(f);
-	printf("shards: %llu blocks in the manifest, %llu shard files present, %llu missing, "
-	       "%llu of the wrong size\n",
+	printf("shards: %llu blocks in the manifest, %llu shards present and valid, %llu missing, "
+	       "%llu damaged\n",
 	       (unsigned long long)blocks, (unsigned long long)present,
 	       (unsigned long long)absent, (unsigned long long)damaged);
 	if (lost) {
 		printf("%llu blocks cannot be rebuilt: copy their shard files into the shard "
 		       "directories (mezz backup --with-shards) and run mezz da repair\n",
 		       (unsigned long long)lost);
-		return 3;
-	}
-	if (absent || damaged) {
+		ret = 3;
+	} else if (absent || damaged) {
 		printf("every block has at least k shards: run mezz da repair to rebuild the rest\n");
-		return 1;
+		ret = 1;
+	} else {
+		ret = 0;
 	}
-	return 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(line);
+	fclose(f);
+	return ret;
 }
 
 int app_cli_restore(struct app_config *cfg, int argc, char **argv)
@@ -688,6 +854,7 @@ int app_cli_restore(struct app_config *cfg, int argc, char **argv)
 	const char *dir = NULL;
 	char **dirs = NULL;
 	size_t nd = 0;
+	struct da_store *store = NULL;
 	uint64_t bytes = 0;
 	int rc, ret = 1;
 
@@ -750,11 +917,16 @@ int app_cli_restore(struct app_config *cfg, int argc, char **argv)
 			app_cli_fail("cannot create %s: %s", dirs[i], strerror(-rc));
 			goto out;
 		}
-	if (place_shards(dir, dirs, nd))
+	if ((rc = da_store_open((const char *const *)dirs, nd, &store))) {
+		app_cli_fail("shard directories: %s", app_strerror(rc));
 		goto out;
-	rc = check_shards(dir, dirs, nd);
+	}
+	if (place_shards(dir, store))
+		goto out;
+	rc = check_shards(dir, dst, store);
 	ret = rc < 0 ? 1 : rc == 3 ? 3 : 0;
 out:
+	da_store_close(store);
 	app_config_dirs_free(dirs, nd);
 	free(dirs);
 	return ret;

@@ -4,9 +4,9 @@
  *
  * Scrub and repair walk every available block (rows of da_blocks, read
  * through a read-only connection, so the daemon may keep running) and check
- * each shard file against the block's signed commitment record. Repair
- * writes through the same temp-file, fsync, rename path as the daemon, so a
- * concurrent repair-on-read of the same block writes identical bytes.
+ * each shard against the block's signed commitment record. Repair writes
+ * whole packs through the same temp-file, fsync, rename path as the daemon,
+ * so a concurrent repair-on-read of the same block writes identical bytes.
  */
 #include <jansson.h>
 #include <sodium.h>

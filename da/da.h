@@ -333,16 +333,18 @@ int da_shard_file_decode(struct da_shard_file *f, const uint8_t *buf, size_t len
 /* ------------------------------------------------------------------ */
 /* Shard store (store.c)                                               */
 /*
- * Shard i of block h lives in dirs[i % D] at <dir>/<h / 4096>/<h>-<i>.
- * Opened with da_store_open (creates missing directories; the strings are
- * copied), released by da_store_close (NULL-safe).
+ * Shard i of block h lives in dirs[i % D], in that directory's pack of the
+ * block, <dir>/<h / 4096>/<h>: the records of shards d, d + D, ... back to
+ * back (docs/PROTOCOL.md, "Shard record and shard pack"). Opened with
+ * da_store_open (creates missing directories; the strings are copied),
+ * released by da_store_close (NULL-safe).
  */
 struct da_store;
 
 enum da_shard_status {
 	DA_SHARD_OK = 0,
-	DA_SHARD_MISSING = 1,  /* no file */
-	DA_SHARD_CORRUPT = 2,  /* unreadable, bad CRC, wrong fields or path */
+	DA_SHARD_MISSING = 1,  /* no pack in its directory */
+	DA_SHARD_CORRUPT = 2,  /* unreadable, pack too short, bad CRC, wrong fields or path */
 	DA_SHARD_UNCHECKED = 3 /* not read (fast path) */
 };
 
@@ -351,7 +353,7 @@ struct da_report {
 	unsigned n;                    /* k + m */
 	uint8_t status[DA_MAX_SHARDS]; /* enum da_shard_status, as found */
 	unsigned ok, missing, corrupt;
-	unsigned repaired;             /* shards rewritten durably */
+	unsigned repaired;             /* bad shards rewritten durably */
 	int decoded;                   /* 1 if reconstruction ran */
 	uint64_t bytes_read;
 };
@@ -362,8 +364,8 @@ int da_store_open(const char *const *dirs, size_t D, struct da_store **out);
 void da_store_close(struct da_store *s);
 
 /*
- * Write shards[0..k+m) of the block in r (S bytes each): temp file, fsync,
- * rename, fsync of each directory. All are durable when it returns 0.
+ * Write shards[0..k+m) of the block in r (S bytes each), one pack per
+ * directory: temp file, fsync, rename, fsync of each directory. All are durable when it returns 0.
  * leaves: the shards' leaves if the caller has them (da_block.leaf), or
  * NULL to hash them here. Either way the root is checked against r first
  * (DA_EMISMATCH), so a store never holds shards its record does not commit.
@@ -389,13 +391,34 @@ int da_store_repair_block(struct da_store *s, struct da_code *c, const struct da
 			  struct da_report *report);
 /*
  * One shard as stored, checked on its own (CRC, fields against r, Merkle
- * path to r->shard_root). *buf_out is allocated (free()); f->shard and
- * f->path point into it / are filled from it. -ENOENT if the file is
- * missing, DA_EMISMATCH if it fails any check, DA_EINVAL, DA_ENOMEM.
+ * path to r->shard_root): the record's bytes. *buf_out is allocated
+ * (free()); f->shard and f->path point into it / are filled from it.
+ * -ENOENT if its pack is missing, DA_EMISMATCH if it fails any check, DA_EINVAL, DA_ENOMEM.
  */
 int da_store_read_shard(struct da_store *s, const struct da_record *r, unsigned index,
 			uint8_t **buf_out, struct da_shard_file *f);
-/* Remove shards 0..n_shards-1 of height (missing ones ignored), fsync dirs. */
+/* Remove the packs (and temp files) of height that hold any of shards
+ * 0..n_shards-1 (missing ones ignored), fsync the directories. */
 int da_store_remove_block(struct da_store *s, uint64_t height, unsigned n_shards);
+
+/*
+ * 1 if shard index of r has a pack long enough to hold its record, 0 if
+ * not (nothing is read or checked: a cheap inventory, e.g. for a backup
+ * manifest), DA_EINVAL, -errno.
+ */
+int da_store_has_shard(struct da_store *s, const struct da_record *r, unsigned index);
+/*
+ * Place one block's shard records (the bytes da_store_read_shard returns,
+ * e.g. kept in a backup) into the store's layout: rec[i] (len[i] bytes) is
+ * shard i of n = k + m, or NULL if absent. Every record must decode, carry
+ * its index and agree with the others on height, k, m, S, payload_len and
+ * shard root (DA_EMISMATCH); paths are not checked here (scrub them). Each
+ * directory without a pack for the block gets one, durably (temp, fsync,
+ * rename, directory fsync); existing packs are left alone. An absent record
+ * is written as zeros of its length, so it reads as a corrupt shard for
+ * repair to rebuild. *placed: records written. DA_EINVAL, DA_ENOMEM, -errno.
+ */
+int da_store_place_records(struct da_store *s, unsigned n, const uint8_t *const *rec,
+			   const size_t *len, unsigned *placed);
 
 #endif /* MEZZ_DA_H */

@@ -1,25 +1,34 @@
 /*
  * store.c - shards on disk across D storage directories.
  *
- * Shard i of block h lives in dirs[i % D] as <dir>/<h / 4096>/<h>-<i>, so a
- * directory never holds more than 4096 * ceil(256 / D) files, and losing any
- * set of directories that holds at most m shards of a block loses nothing.
+ * Shard i of block h lives in dirs[i % D]. Each directory holds one file per
+ * block, its pack <dir>/<h / 4096>/<h>: the shard records (shardfile.c) of
+ * the block's shards in that directory, i = d, d + D, d + 2D, ..., back to
+ * back. A record's offset follows from (k, m, S, D), and every record keeps
+ * its own CRC and Merkle path, so a shard is still checked on its own and a
+ * damaged record costs only that shard. One file per directory rather than
+ * one per shard: a block costs D file creations and fsyncs, not k + m, and
+ * creating files is most of what a put costs (docs/BENCHMARKS.md).
+ * Losing any set of directories that holds at most m shards of a block
+ * loses nothing.
  *
- * Durability (what makes a block "available"): every file is written under
+ * Durability (what makes a block "available"): every pack is written under
  * a temp name, fsync'd, renamed into place, and then each directory that
  * received a rename is fsync'd, all before da_store_put returns. A crash
- * leaves at worst a stale "<h>-<i>.tmp", overwritten by the next put.
+ * leaves at worst a stale "<h>.tmp", overwritten by the next put of h and
+ * removed with the block.
  *
  * Reading checks each shard on its own (CRC, header fields against the
  * record, Merkle path against the record's shard root), rebuilds what is
  * missing or bad from any k good shards, and checks the root over all k + m
  * leaves again after decoding, so the bytes returned are the committed ones.
+ * Repair rewrites the whole pack of every directory holding a bad shard.
  *
  * Shard states during a read (report.status):
  *
  *   UNCHECKED --read ok, path ok--> OK
- *       |--no file--> MISSING            (both rebuilt by decode;
- *       '--short/CRC/field/path--> CORRUPT  rewritten with DA_READ_REPAIR)
+ *       |--no pack--> MISSING                    (both rebuilt by decode;
+ *       '--short pack/CRC/field/path--> CORRUPT   rewritten with DA_READ_REPAIR)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -94,10 +103,10 @@ static int refresh_dirs(struct da_store *s)
 }
 
 static void path_names(char *group, size_t gl, char *name, size_t nl, uint64_t h,
-		       unsigned i, const char *suffix)
+		       const char *suffix)
 {
 	snprintf(group, gl, "%" PRIu64, h / GROUP_HEIGHTS);
-	snprintf(name, nl, "%" PRIu64 "/%" PRIu64 "-%u%s", h / GROUP_HEIGHTS, h, i, suffix);
+	snprintf(name, nl, "%" PRIu64 "/%" PRIu64 "%s", h / GROUP_HEIGHTS, h, suffix);
 }
 
 int da_store_open(const char *const *dirs, size_t D, struct da_store **out)
@@ -184,7 +193,7 @@ static int ensure_groups(struct da_store *s, uint64_t h)
 {
 	char group[32], unused[64];
 
-	path_names(group, sizeof(group), unused, sizeof(unused), h, 0, "");
+	path_names(group, sizeof(group), unused, sizeof(unused), h, "");
 	for (size_t d = 0; d < s->D; d++) {
 		if (mkdirat(s->dirfd[d], group, 0700) == 0) {
 			if (fsync(s->dirfd[d]) != 0)
@@ -219,37 +228,58 @@ static int write_all(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
+/* Offset of shard i in its pack: the records of the lower members before it. */
+static off_t member_offset(unsigned i, unsigned n, size_t D, size_t S)
+{
+	off_t off = 0;
+
+	for (unsigned j = (unsigned)(i % D); j < i; j += (unsigned)D)
+		off += (off_t)da_shard_file_len(j, n, S);
+	return off;
+}
+
 /*
- * Durably write the shards i with (mask == NULL || mask[i]). Paths come
- * from the whole tree over leaves. Files are first all written and their
- * writeback started, then fsync'd, renamed, and the directories fsync'd.
+ * Durably write the packs of the directories holding a shard i with
+ * (mask == NULL || mask[i]); a pack always gets all its members. Paths come
+ * from the whole tree over leaves. Every pack is first written and its
+ * writeback started, then each is fsync'd and renamed, then the directories
+ * are fsync'd. *written counts the masked shards now on disk.
  */
-static int write_shards(struct da_store *s, const struct da_record *r, uint8_t *const *shards,
-			const uint8_t (*leaves)[32], const uint8_t *mask, unsigned *written)
+static int write_packs(struct da_store *s, const struct da_record *r, uint8_t *const *shards,
+		       const uint8_t (*leaves)[32], const uint8_t *mask, unsigned *written)
 {
 	unsigned n = (unsigned)r->k + r->m, count = 0;
+	size_t D = s->D < n ? s->D : n;
 	struct seq_merkle_tree t;
 	char group[32], name[64], tmp[64];
-	uint8_t head[DA__SHARD_HEAD_MAX], crcb[4];
-	uint8_t dirty[DA_MAX_SHARDS] = {0};
+	uint8_t want[DA_MAX_SHARDS] = {0}, *heads = NULL, (*crcs)[4] = NULL;
+	size_t head_len[DA_MAX_SHARDS];
+	struct iovec *iov = NULL;
 	int fds[DA_MAX_SHARDS];
 	int rc;
 
+	for (size_t d = 0; d < D; d++)
+		fds[d] = -1;
 	for (unsigned i = 0; i < n; i++)
-		fds[i] = -1;
+		if (mask == NULL || mask[i])
+			want[i % D] = 1;
 	rc = seq_merkle_tree_build(&t, leaves, n) ? DA_ENOMEM : 0;
 	if (rc != 0)
 		return rc;
-	rc = ensure_groups(s, r->height);
-	if (rc != 0)
+	heads = malloc((size_t)n * DA__SHARD_HEAD_MAX);
+	crcs = malloc((size_t)n * sizeof(*crcs));
+	/* 3 per member; at most 3 * 256 < IOV_MAX */
+	iov = malloc(3 * (((size_t)n + D - 1) / D) * sizeof(*iov));
+	if (heads == NULL || crcs == NULL || iov == NULL) {
+		rc = DA_ENOMEM;
 		goto out;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		struct da_shard_file f = {0};
-		struct iovec iov[3];
-		size_t hl, pl;
-		int d = (int)(i % s->D);
+		uint8_t *head = heads + (size_t)i * DA__SHARD_HEAD_MAX;
+		size_t pl;
 
-		if (mask != NULL && !mask[i])
+		if (!want[i % D])
 			continue;
 		f.height = r->height;
 		f.index = (uint16_t)i;
@@ -260,56 +290,67 @@ static int write_shards(struct da_store *s, const struct da_record *r, uint8_t *
 		memcpy(f.shard_root, r->shard_root, 32);
 		seq_merkle_tree_path(&t, i, f.path, &pl);
 		f.path_len = (uint8_t)pl;
-		hl = da__shard_file_head(head, &f);
-		da__put_u32(crcb, da__crc32c(da__crc32c(0, head, hl), shards[i], r->S));
-		iov[0] = (struct iovec){head, hl};
-		iov[1] = (struct iovec){shards[i], r->S};
-		iov[2] = (struct iovec){crcb, 4};
-		path_names(group, sizeof(group), tmp, sizeof(tmp), r->height, i, ".tmp");
-		fds[i] = openat(s->dirfd[d], tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fds[i] < 0) {
+		head_len[i] = da__shard_file_head(head, &f);
+		da__put_u32(crcs[i], da__crc32c(da__crc32c(0, head, head_len[i]), shards[i], r->S));
+	}
+	rc = ensure_groups(s, r->height);
+	if (rc != 0)
+		goto out;
+	path_names(group, sizeof(group), tmp, sizeof(tmp), r->height, ".tmp");
+	path_names(group, sizeof(group), name, sizeof(name), r->height, "");
+	for (size_t d = 0; d < D; d++) {
+		int c = 0;
+
+		if (!want[d])
+			continue;
+		for (unsigned i = (unsigned)d; i < n; i += (unsigned)D) {
+			iov[c++] = (struct iovec){heads + (size_t)i * DA__SHARD_HEAD_MAX, head_len[i]};
+			iov[c++] = (struct iovec){shards[i], r->S};
+			iov[c++] = (struct iovec){crcs[i], 4};
+		}
+		fds[d] = openat(s->dirfd[d], tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fds[d] < 0) {
 			rc = -errno;
 			goto out;
 		}
-		rc = write_all(fds[i], iov, 3);
+		rc = write_all(fds[d], iov, c);
 		if (rc != 0)
 			goto out;
 		/* Start writeback now so the fsyncs below overlap on the device. */
-		(void)sync_file_range(fds[i], 0, 0, SYNC_FILE_RANGE_WRITE);
+		(void)sync_file_range(fds[d], 0, 0, SYNC_FILE_RANGE_WRITE);
 	}
-	for (unsigned i = 0; i < n; i++) {
-		int d = (int)(i % s->D);
-
-		if (fds[i] < 0)
+	for (size_t d = 0; d < D; d++) {
+		if (fds[d] < 0)
 			continue;
-		if (fsync(fds[i]) != 0) {
+		if (fsync(fds[d]) != 0) {
 			rc = -errno;
 			goto out;
 		}
-		close(fds[i]);
-		fds[i] = -1;
-		path_names(group, sizeof(group), tmp, sizeof(tmp), r->height, i, ".tmp");
-		path_names(group, sizeof(group), name, sizeof(name), r->height, i, "");
+		close(fds[d]);
+		fds[d] = -1;
 		if (renameat(s->dirfd[d], tmp, s->dirfd[d], name) != 0) {
 			rc = -errno;
 			goto out;
 		}
-		dirty[d] = 1;
-		count++;
 	}
-	for (size_t d = 0; d < s->D && d < DA_MAX_SHARDS; d++) {
-		if (!dirty[d])
+	for (size_t d = 0; d < D; d++) {
+		if (!want[d])
 			continue;
 		rc = fsync_at(s->dirfd[d], group);
 		if (rc != 0)
 			goto out;
 	}
+	for (unsigned i = 0; i < n; i++)
+		count += mask == NULL || mask[i];
 	if (written != NULL)
 		*written = count;
 out:
-	for (unsigned i = 0; i < n; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+	for (size_t d = 0; d < D; d++)
+		if (fds[d] >= 0)
+			close(fds[d]);
+	free(heads);
+	free(crcs);
+	free(iov);
 	seq_merkle_tree_free(&t);
 	return rc;
 }
@@ -338,43 +379,61 @@ int da_store_put(struct da_store *s, const struct da_record *r, uint8_t *const *
 	if (rc == 0)
 		rc = refresh_dirs(s);
 	if (rc == 0)
-		rc = write_shards(s, r, shards, leaves, NULL, NULL);
+		rc = write_packs(s, r, shards, leaves, NULL, NULL);
 	free(own);
 	return rc;
 }
 
-/*
- * Read shard i into dst (S bytes) and check it on its own. Returns the
- * status; fills leaf when OK. scratch holds da_shard_file_len bytes.
- */
-static int read_shard(struct da_store *s, const struct da_record *r, unsigned i,
-		      uint8_t *dst, uint8_t *scratch, size_t flen, uint8_t leaf[32],
-		      uint64_t *bytes)
+/* A block's pack in one directory, opened once per read. */
+struct pack {
+	int fd;      /* -1: not opened yet or absent */
+	int err;     /* 0, or why the open failed (errno) */
+	off_t size;
+};
+
+static void pack_open(struct da_store *s, uint64_t h, size_t d, struct pack *p)
 {
-	struct da_shard_file f;
 	char group[32], name[64];
 	struct stat st;
-	size_t got = 0;
-	int fd;
 
-	path_names(group, sizeof(group), name, sizeof(name), r->height, i, "");
-	fd = openat(s->dirfd[i % s->D], name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? DA_SHARD_MISSING : DA_SHARD_CORRUPT;
-	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != flen) {
-		close(fd);
+	path_names(group, sizeof(group), name, sizeof(name), h, "");
+	p->fd = openat(s->dirfd[d], name, O_RDONLY | O_CLOEXEC);
+	p->err = p->fd < 0 ? errno : 0;
+	if (p->fd >= 0 && fstat(p->fd, &st) != 0) {
+		p->err = errno;
+		close(p->fd);
+		p->fd = -1;
+	}
+	p->size = p->fd >= 0 ? st.st_size : 0;
+}
+
+/*
+ * Read shard i from its pack into dst (S bytes) and check it on its own.
+ * Returns the status; fills leaf when OK. scratch holds da_shard_file_len
+ * bytes. A pack too short for the shard's record makes it CORRUPT.
+ */
+static int read_shard(struct da_store *s, const struct da_record *r, unsigned i,
+		      const struct pack *p, uint8_t *dst, uint8_t *scratch, uint8_t leaf[32],
+		      uint64_t *bytes)
+{
+	unsigned n = (unsigned)r->k + r->m;
+	size_t flen = da_shard_file_len(i, n, r->S), got = 0;
+	off_t off = member_offset(i, n, s->D, r->S);
+	struct da_shard_file f;
+
+	if (p->fd < 0)
+		return p->err == ENOENT ? DA_SHARD_MISSING : DA_SHARD_CORRUPT;
+	if (p->size < off + (off_t)flen)
 		return DA_SHARD_CORRUPT;
-	}
 	while (got < flen) {
-		ssize_t n = pread(fd, scratch + got, flen - got, (off_t)got);
+		ssize_t k = pread(p->fd, scratch + got, flen - got, off + (off_t)got);
 
-		if (n < 0 && errno == EINTR)
+		if (k < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (k <= 0)
 			break;
-		got += (size_t)n;
+		got += (size_t)k;
 	}
-	close(fd);
 	*bytes += got;
 	if (got != flen || da_shard_file_decode(&f, scratch, flen) != 0 ||
 	    f.height != r->height || f.index != i || f.k != r->k || f.m != r->m ||
@@ -382,8 +441,8 @@ static int read_shard(struct da_store *s, const struct da_record *r, unsigned i,
 	    memcmp(f.shard_root, r->shard_root, 32) != 0)
 		return DA_SHARD_CORRUPT;
 	da_shard_leaf(leaf, i, f.shard, f.S);
-	if (seq_merkle_verify(leaf, i, (uint64_t)r->k + r->m, (const uint8_t (*)[32])f.path,
-			      f.path_len, r->shard_root) != 0)
+	if (seq_merkle_verify(leaf, i, n, (const uint8_t (*)[32])f.path, f.path_len,
+			      r->shard_root) != 0)
 		return DA_SHARD_CORRUPT;
 	if (dst != NULL)
 		memcpy(dst, f.shard, f.S);
@@ -404,6 +463,7 @@ static int load(struct da_store *s, struct da_code *c, const struct da_record *r
 	uint8_t *payload = NULL, *parity = NULL, *scratch = NULL;
 	uint8_t *shard[DA_MAX_SHARDS], present[DA_MAX_SHARDS] = {0}, bad[DA_MAX_SHARDS] = {0};
 	uint8_t (*leaves)[32] = NULL, root[32];
+	struct pack pack[DA_MAX_SHARDS];
 	size_t S, flen_max;
 	int rc = DA_ENOMEM;
 
@@ -413,6 +473,8 @@ static int load(struct da_store *s, struct da_code *c, const struct da_record *r
 	rc = refresh_dirs(s);
 	if (rc != 0)
 		return rc;
+	for (size_t d = 0; d < s->D && d < DA_MAX_SHARDS; d++)
+		pack[d] = (struct pack){.fd = -1, .err = -1};
 	rc = DA_ENOMEM;
 	k = r->k;
 	n = k + r->m;
@@ -439,8 +501,10 @@ static int load(struct da_store *s, struct da_code *c, const struct da_record *r
 		/* Fast path: k good data shards are the payload; parity unread. */
 		if (mode == LOAD_READ && !repair && i == k && good == k)
 			break;
-		st = read_shard(s, r, i, mode == LOAD_SCRUB ? NULL : shard[i], scratch,
-				da_shard_file_len(i, n, S), leaves[i], &rep->bytes_read);
+		if (pack[i % s->D].err == -1)
+			pack_open(s, r->height, i % s->D, &pack[i % s->D]);
+		st = read_shard(s, r, i, &pack[i % s->D], mode == LOAD_SCRUB ? NULL : shard[i],
+				scratch, leaves[i], &rep->bytes_read);
 		rep->status[i] = (uint8_t)st;
 		if (st == DA_SHARD_OK) {
 			present[i] = 1;
@@ -478,7 +542,7 @@ static int load(struct da_store *s, struct da_code *c, const struct da_record *r
 		goto out;
 	}
 	if (repair) {
-		rc = write_shards(s, r, shard, (const uint8_t (*)[32])leaves, bad, &rep->repaired);
+		rc = write_packs(s, r, shard, (const uint8_t (*)[32])leaves, bad, &rep->repaired);
 		if (rc != 0)
 			goto out;
 	}
@@ -488,6 +552,9 @@ done:
 		payload = NULL;
 	}
 out:
+	for (size_t d = 0; d < s->D && d < DA_MAX_SHARDS; d++)
+		if (pack[d].fd >= 0)
+			close(pack[d].fd);
 	free(payload);
 	free(parity);
 	free(scratch);
@@ -523,8 +590,7 @@ int da_store_repair_block(struct da_store *s, struct da_code *c, const struct da
 
 int da_store_remove_block(struct da_store *s, uint64_t height, unsigned n_shards)
 {
-	uint8_t dirty[DA_MAX_SHARDS] = {0};
-	char group[32], name[64];
+	char group[32], name[64], tmp[64];
 	int rc = 0;
 
 	if (s == NULL || n_shards > DA_MAX_SHARDS)
@@ -532,19 +598,19 @@ int da_store_remove_block(struct da_store *s, uint64_t height, unsigned n_shards
 	rc = refresh_dirs(s);
 	if (rc != 0)
 		return rc;
-	for (unsigned i = 0; i < n_shards; i++) {
-		size_t d = i % s->D;
+	path_names(group, sizeof(group), name, sizeof(name), height, "");
+	path_names(group, sizeof(group), tmp, sizeof(tmp), height, ".tmp");
+	for (size_t d = 0; d < s->D && d < n_shards; d++) {
+		int dirty = 0, e;
 
-		path_names(group, sizeof(group), name, sizeof(name), height, i, "");
 		if (unlinkat(s->dirfd[d], name, 0) == 0)
-			dirty[d] = 1;
+			dirty = 1;
 		else if (errno != ENOENT && rc == 0)
 			rc = -errno;
-	}
-	for (size_t d = 0; d < s->D; d++) {
-		int e;
-
-		if (!dirty[d])
+		/* a put cut short by a crash leaves its temp file */
+		if (unlinkat(s->dirfd[d], tmp, 0) == 0)
+			dirty = 1;
+		if (!dirty)
 			continue;
 		e = fsync_at(s->dirfd[d], group);
 		if (e != 0 && rc == 0)
@@ -571,7 +637,14 @@ int da_store_read_shard(struct da_store *s, const struct da_record *r, unsigned 
 	buf = malloc(flen);
 	if (!buf)
 		return DA_ENOMEM;
-	st = read_shard(s, r, index, NULL, buf, flen, leaf, &bytes);
+	{
+		struct pack p;
+
+		pack_open(s, r->height, index % s->D, &p);
+		st = read_shard(s, r, index, &p, NULL, buf, leaf, &bytes);
+		if (p.fd >= 0)
+			close(p.fd);
+	}
 	if (st != DA_SHARD_OK) {
 		free(buf);
 		return st == DA_SHARD_MISSING ? -ENOENT : DA_EMISMATCH;
@@ -583,4 +656,115 @@ int da_store_read_shard(struct da_store *s, const struct da_record *r, unsigned 
 	}
 	*buf_out = buf;
 	return 0;
+}
+
+int da_store_has_shard(struct da_store *s, const struct da_record *r, unsigned index)
+{
+	unsigned n;
+	struct pack p;
+	int rc;
+
+	if (s == NULL || r == NULL || da_record_check(r) != 0 || index >= (unsigned)r->k + r->m)
+		return DA_EINVAL;
+	n = (unsigned)r->k + r->m;
+	rc = refresh_dirs(s);
+	if (rc != 0)
+		return rc;
+	pack_open(s, r->height, index % s->D, &p);
+	if (p.fd < 0)
+		return p.err == ENOENT ? 0 : -p.err;
+	close(p.fd);
+	return p.size >= member_offset(index, n, s->D, r->S) +
+				 (off_t)da_shard_file_len(index, n, r->S);
+}
+
+int da_store_place_records(struct da_store *s, unsigned n, const uint8_t *const *rec,
+			   const size_t *len, unsigned *placed)
+{
+	struct da_shard_file first = {0}, f;
+	char group[32], name[64], tmp[64];
+	uint8_t dirty[DA_MAX_SHARDS] = {0}, *zeros = NULL;
+	struct iovec *iov = NULL;
+	size_t D, zlen = 0;
+	unsigned have = 0, count = 0;
+	int rc = 0;
+
+	if (placed != NULL)
+		*placed = 0;
+	if (s == NULL || rec == NULL || len == NULL || n == 0 || n > DA_MAX_SHARDS)
+		return DA_EINVAL;
+	for (unsigned i = 0; i < n; i++) {
+		if (rec[i] == NULL)
+			continue;
+		if (da_shard_file_decode(&f, rec[i], len[i]) != 0 || f.index != i)
+			return DA_EMISMATCH;
+		if (have++ == 0)
+			first = f;
+		else if (f.height != first.height || f.k != first.k || f.m != first.m ||
+			 f.S != first.S || f.payload_len != first.payload_len ||
+			 memcmp(f.shard_root, first.shard_root, 32) != 0)
+			return DA_EMISMATCH;
+	}
+	if (have == 0)
+		return 0;
+	if ((unsigned)first.k + first.m != n)
+		return DA_EMISMATCH;
+	rc = refresh_dirs(s);
+	if (rc != 0)
+		return rc;
+	D = s->D < n ? s->D : n;
+	zlen = da_shard_file_len(0, n, first.S) + DA_SHARD_MAX_PATH * 32;
+	zeros = calloc(1, zlen);
+	iov = malloc(((size_t)n + D - 1) / D * sizeof(*iov));
+	if (zeros == NULL || iov == NULL) {
+		rc = DA_ENOMEM;
+		goto out;
+	}
+	rc = ensure_groups(s, first.height);
+	if (rc != 0)
+		goto out;
+	path_names(group, sizeof(group), tmp, sizeof(tmp), first.height, ".tmp");
+	path_names(group, sizeof(group), name, sizeof(name), first.height, "");
+	for (size_t d = 0; d < D && rc == 0; d++) {
+		unsigned in_pack = 0;
+		int c = 0, fd;
+
+		if (faccessat(s->dirfd[d], name, F_OK, 0) == 0)
+			continue; /* an existing pack stays */
+		for (unsigned i = (unsigned)d; i < n; i += (unsigned)D) {
+			if (rec[i] != NULL) {
+				iov[c++] = (struct iovec){(void *)rec[i], len[i]};
+				in_pack++;
+			} else {
+				/* zeros of the record's length: read as corrupt, rebuilt by repair */
+				iov[c++] = (struct iovec){zeros, da_shard_file_len(i, n, first.S)};
+			}
+		}
+		if (in_pack == 0)
+			continue;
+		fd = openat(s->dirfd[d], tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			rc = -errno;
+			break;
+		}
+		rc = write_all(fd, iov, c);
+		if (rc == 0 && fsync(fd) != 0)
+			rc = -errno;
+		close(fd);
+		if (rc == 0 && renameat(s->dirfd[d], tmp, s->dirfd[d], name) != 0)
+			rc = -errno;
+		if (rc == 0) {
+			dirty[d] = 1;
+			count += in_pack;
+		}
+	}
+	for (size_t d = 0; d < D && rc == 0; d++)
+		if (dirty[d])
+			rc = fsync_at(s->dirfd[d], group);
+	if (rc == 0 && placed != NULL)
+		*placed = count;
+out:
+	free(zeros);
+	free(iov);
+	return rc;
 }

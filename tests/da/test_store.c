@@ -71,13 +71,37 @@ static void fx_teardown(struct fx *f)
 	t_rmtree(f->root);
 }
 
-static void shard_path(struct fx *f, unsigned i, char *out, size_t cap)
+/* The pack of directory d: every shard i with i % D == d, back to back. */
+static void pack_path(struct fx *f, unsigned d, char *out, size_t cap)
 {
-	int n = snprintf(out, cap, "%s/%llu/%llu-%u", f->dirs[i % D],
+	int n = snprintf(out, cap, "%s/%llu/%llu", f->dirs[d],
 			 (unsigned long long)(f->r.height / 4096),
-			 (unsigned long long)f->r.height, i);
+			 (unsigned long long)f->r.height);
 
 	cr_assert(n > 0 && (size_t)n < cap);
+}
+
+/* Where shard i's record starts in its pack (the layout in docs/PROTOCOL.md). */
+static long member_off(struct fx *f, unsigned i)
+{
+	unsigned n = (unsigned)f->r.k + f->r.m;
+	long off = 0;
+
+	for (unsigned j = i % D; j < i; j += D)
+		off += (long)da_shard_file_len(j, n, f->r.S);
+	return off;
+}
+
+static void rec_io(const char *path, long off, uint8_t *buf, size_t len, int write)
+{
+	int fd = open(path, write ? O_WRONLY : O_RDONLY);
+
+	cr_assert_geq(fd, 0, "%s", path);
+	if (write)
+		cr_assert_eq(pwrite(fd, buf, len, off), (ssize_t)len);
+	else
+		cr_assert_eq(pread(fd, buf, len, off), (ssize_t)len);
+	close(fd);
 }
 
 static int read_ok(struct fx *f, unsigned flags, struct da_report *rep)
@@ -96,10 +120,8 @@ static void rm_dir_files(struct fx *f, int d)
 {
 	char p[400];
 
-	for (unsigned i = d; i < (unsigned)f->r.k + f->r.m; i += D) {
-		shard_path(f, i, p, sizeof(p));
-		cr_assert_eq(unlink(p), 0, "%s", p);
-	}
+	pack_path(f, (unsigned)d, p, sizeof(p));
+	cr_assert_eq(unlink(p), 0, "%s", p);
 }
 
 static void flip(struct fx *f, unsigned i, long off)
@@ -108,9 +130,10 @@ static void flip(struct fx *f, unsigned i, long off)
 	uint8_t c;
 	int fd;
 
-	shard_path(f, i, p, sizeof(p));
+	pack_path(f, i % D, p, sizeof(p));
 	fd = open(p, O_RDWR);
 	cr_assert_geq(fd, 0);
+	off += member_off(f, i);
 	cr_assert_eq(pread(fd, &c, 1, off), 1);
 	c ^= 0x10;
 	cr_assert_eq(pwrite(fd, &c, 1, off), 1);
@@ -125,9 +148,24 @@ Test(store, put_read_fast_path)
 	char p[400];
 
 	fx_setup(&f, 8, 4);
-	shard_path(&f, 11, p, sizeof(p));
+	/* One pack per directory: shards 5 and 11 back to back in disk5. */
+	pack_path(&f, 5, p, sizeof(p));
 	cr_assert_eq(stat(p, &st), 0);
-	cr_assert_eq((size_t)st.st_size, da_shard_file_len(11, 12, f.r.S));
+	cr_assert_eq((size_t)st.st_size,
+		     da_shard_file_len(5, 12, f.r.S) + da_shard_file_len(11, 12, f.r.S));
+	cr_assert_eq(member_off(&f, 11), (long)da_shard_file_len(5, 12, f.r.S));
+	for (unsigned i = 0; i < 12; i++) { /* each record where the layout says */
+		size_t len = da_shard_file_len(i, 12, f.r.S);
+		uint8_t *rec = malloc(len);
+		struct da_shard_file sf;
+
+		pack_path(&f, i % D, p, sizeof(p));
+		rec_io(p, member_off(&f, i), rec, len, 0);
+		cr_assert_eq(da_shard_file_decode(&sf, rec, len), 0, "shard %u", i);
+		cr_assert_eq(sf.index, i);
+		cr_assert_eq(memcmp(sf.shard, f.blk.shard[i], f.r.S), 0);
+		free(rec);
+	}
 	cr_assert_eq(read_ok(&f, 0, &rep), 0);
 	cr_assert_eq(rep.ok, 8);
 	cr_assert_eq(rep.decoded, 0);
@@ -227,9 +265,12 @@ Test(store, crc_valid_wrong_contents)
 	struct t_block b2;
 	struct da_block blk2;
 	struct da_record r2;
-	char root2[256], dir2[300], src[400], dst[400], cmd[1024];
+	char root2[256], dir2[300], src[400], dst[400];
 	const char *dp[1];
 	struct da_store *s2;
+	size_t len = da_shard_file_len(2, 12, 0);
+	long off2 = 0;
+	uint8_t *rec;
 
 	fx_setup(&f, 8, 4);
 	fx_block(&f, f.r.height, 99, &blk2, &r2, &b2);
@@ -239,10 +280,16 @@ Test(store, crc_valid_wrong_contents)
 	dp[0] = dir2;
 	cr_assert_eq(da_store_open(dp, 1, &s2), 0);
 	cr_assert_eq(da_store_put(s2, &r2, blk2.shard, NULL), 0);
-	cr_assert_lt(snprintf(src, sizeof(src), "%s/1/4097-2", dir2), (int)sizeof(src));
-	shard_path(&f, 2, dst, sizeof(dst));
-	cr_assert_lt(snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", src, dst), (int)sizeof(cmd));
-	cr_assert_eq(system(cmd), 0);
+	/* one directory: one pack holding shards 0..11 */
+	cr_assert_lt(snprintf(src, sizeof(src), "%s/1/4097", dir2), (int)sizeof(src));
+	for (unsigned j = 0; j < 2; j++)
+		off2 += (long)da_shard_file_len(j, 12, r2.S);
+	len = da_shard_file_len(2, 12, r2.S);
+	rec = malloc(len);
+	rec_io(src, off2, rec, len, 0);
+	pack_path(&f, 2, dst, sizeof(dst));
+	rec_io(dst, member_off(&f, 2), rec, len, 1);
+	free(rec);
 	/* The copy names the other block's root in its header; the forged-file
 	 * test below covers a file whose header matches ours byte for byte. */
 	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
@@ -266,15 +313,12 @@ Test(store, forged_file_with_valid_crc)
 	char p[400];
 	uint8_t *buf, *shard;
 	size_t len = da_shard_file_len(1, 12, 0);
-	FILE *fp;
 
 	fx_setup(&f, 8, 4);
 	len = da_shard_file_len(1, 12, f.r.S);
 	buf = malloc(len);
-	shard_path(&f, 1, p, sizeof(p));
-	fp = fopen(p, "rb");
-	cr_assert_eq(fread(buf, 1, len, fp), len);
-	fclose(fp);
+	pack_path(&f, 1, p, sizeof(p));
+	rec_io(p, member_off(&f, 1), buf, len, 0);
 	cr_assert_eq(da_shard_file_decode(&sf, buf, len), 0);
 	shard = malloc(f.r.S);
 	memcpy(shard, sf.shard, f.r.S);
@@ -282,9 +326,7 @@ Test(store, forged_file_with_valid_crc)
 	sf.shard = shard;
 	da_shard_file_encode(buf, &sf);
 	cr_assert_eq(da_shard_file_decode(&sf, buf, len), 0); /* CRC is valid */
-	fp = fopen(p, "wb");
-	cr_assert_eq(fwrite(buf, 1, len, fp), len);
-	fclose(fp);
+	rec_io(p, member_off(&f, 1), buf, len, 1);
 	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
 	cr_assert_eq(rep.status[1], DA_SHARD_CORRUPT);
 	cr_assert_eq(read_ok(&f, DA_READ_REPAIR, &rep), 0);
@@ -309,8 +351,10 @@ Test(store, put_checks_root_and_remove)
 	cr_assert_eq(da_store_put(f.st, &bad, f.blk.shard, NULL), DA_EMISMATCH);
 	cr_assert_eq(da_store_put(f.st, &f.r, f.blk.shard, NULL), 0); /* idempotent */
 	cr_assert_eq(da_store_remove_block(f.st, f.r.height, 12), 0);
-	shard_path(&f, 0, p, sizeof(p));
-	cr_assert_neq(access(p, F_OK), 0);
+	for (unsigned d = 0; d < D; d++) {
+		pack_path(&f, d, p, sizeof(p));
+		cr_assert_neq(access(p, F_OK), 0, "%s", p);
+	}
 	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
 	cr_assert_eq(rep.missing, 12);
 	cr_assert_eq(read_ok(&f, 0, &rep), DA_EUNAVAILABLE);
@@ -327,15 +371,122 @@ Test(store, odd_geometry)
 		struct fx f;
 		struct da_report rep;
 
-		fx_setup(&f, km[i][0], km[i][1]);
-		for (unsigned j = 0; j < km[i][1]; j++) {
-			char p[400];
+		unsigned n = km[i][0] + km[i][1], lost = 0;
 
-			shard_path(&f, j, p, sizeof(p));
-			cr_assert_eq(unlink(p), 0);
+		fx_setup(&f, km[i][0], km[i][1]);
+		/* lose whole packs while at most m shards are gone */
+		for (unsigned d = 0; d < D && d < n; d++) {
+			unsigned in_d = (n - d + D - 1) / D;
+
+			if (lost + in_d > km[i][1])
+				break;
+			rm_dir_files(&f, (int)d);
+			lost += in_d;
 		}
+		cr_assert_gt(lost, 0);
 		cr_assert_eq(read_ok(&f, DA_READ_REPAIR, &rep), 0);
-		cr_assert_eq(rep.repaired, km[i][1]);
+		cr_assert_eq(rep.missing, lost);
+		cr_assert_eq(rep.repaired, lost);
 		fx_teardown(&f);
 	}
+}
+
+/*
+ * A pack cut short loses only the records past the cut: shard 0 (first in
+ * disk0) still reads, shard 6 (second) is corrupt, and repair rewrites the
+ * pack whole.
+ */
+Test(store, truncated_pack_costs_only_the_records_past_the_cut)
+{
+	struct fx f;
+	struct da_report rep;
+	char p[400];
+
+	fx_setup(&f, 8, 4);
+	pack_path(&f, 0, p, sizeof(p));
+	cr_assert_eq(truncate(p, member_off(&f, 6) + 10), 0);
+	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
+	cr_assert_eq(rep.status[0], DA_SHARD_OK);
+	cr_assert_eq(rep.status[6], DA_SHARD_CORRUPT);
+	cr_assert_eq(rep.corrupt, 1);
+	cr_assert_eq(rep.missing, 0);
+	cr_assert_eq(da_store_repair_block(f.st, f.c, &f.r, &rep), 0);
+	cr_assert_eq(rep.repaired, 1);
+	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
+	cr_assert_eq(rep.ok, 12);
+	fx_teardown(&f);
+}
+
+/*
+ * A backup's loose records packed into a store of another D: shard 4 left
+ * out reads as corrupt (zeros), the rest verify, repair restores it; an
+ * existing pack is not overwritten, and records of two blocks are refused.
+ */
+Test(store, place_records_into_another_layout)
+{
+	struct fx f;
+	struct da_report rep;
+	char root2[256], dirs2[4][300], p[400];
+	const char *dp[4];
+	struct da_store *s2;
+	uint8_t *rec[13] = {0}; /* [12] stays NULL: room for the n = 13 call */
+	size_t len[13] = {0};
+	unsigned placed = 0;
+	struct stat st1, st2;
+
+	fx_setup(&f, 8, 4);
+	t_tmpdir(root2, sizeof(root2));
+	for (int d = 0; d < 4; d++) {
+		cr_assert_lt(snprintf(dirs2[d], sizeof(dirs2[d]), "%s/d%d", root2, d),
+			     (int)sizeof(dirs2[d]));
+		dp[d] = dirs2[d];
+	}
+	cr_assert_eq(da_store_open(dp, 4, &s2), 0);
+	for (unsigned i = 0; i < 12; i++) {
+		struct da_shard_file sf;
+
+		cr_assert_eq(da_store_has_shard(f.st, &f.r, i), 1);
+		cr_assert_eq(da_store_has_shard(s2, &f.r, i), 0);
+		if (i != 4)
+			cr_assert_eq(da_store_read_shard(f.st, &f.r, i, &rec[i], &sf), 0);
+		len[i] = da_shard_file_len(i, 12, f.r.S);
+	}
+	cr_assert_eq(da_store_place_records(s2, 12, (const uint8_t *const *)rec, len, &placed), 0);
+	cr_assert_eq(placed, 11);
+	cr_assert_eq(da_store_scrub_block(s2, &f.r, &rep), 0);
+	cr_assert_eq(rep.ok, 11);
+	cr_assert_eq(rep.status[4], DA_SHARD_CORRUPT);
+	cr_assert_eq(da_store_repair_block(s2, f.c, &f.r, &rep), 0);
+	cr_assert_eq(rep.repaired, 1);
+	{
+		uint8_t *pl = NULL;
+
+		cr_assert_eq(da_store_read_block(s2, f.c, &f.r, 0, &pl, &rep), 0);
+		cr_assert_eq(rep.decoded, 0);
+		cr_assert_eq(memcmp(pl, f.orig, f.blk.S * f.r.k), 0);
+		free(pl);
+	}
+	/* existing packs stay: placing again writes nothing */
+	cr_assert_lt(snprintf(p, sizeof(p), "%s/1/4097", dirs2[0]), (int)sizeof(p));
+	cr_assert_eq(stat(p, &st1), 0);
+	cr_assert_eq(da_store_place_records(s2, 12, (const uint8_t *const *)rec, len, &placed), 0);
+	cr_assert_eq(placed, 0);
+	cr_assert_eq(stat(p, &st2), 0);
+	cr_assert_eq(st1.st_ino, st2.st_ino);
+	/* a record under the wrong index, or of another geometry, is refused */
+	{
+		uint8_t *sw = rec[0];
+
+		rec[0] = rec[1];
+		cr_assert_eq(da_store_place_records(s2, 12, (const uint8_t *const *)rec, len, NULL),
+			     DA_EMISMATCH);
+		rec[0] = sw;
+		cr_assert_eq(da_store_place_records(s2, 13, (const uint8_t *const *)rec, len, NULL),
+			     DA_EMISMATCH);
+	}
+	for (unsigned i = 0; i < 12; i++)
+		free(rec[i]);
+	da_store_close(s2);
+	t_rmtree(root2);
+	fx_teardown(&f);
 }

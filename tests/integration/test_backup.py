@@ -109,7 +109,7 @@ class BackupTest(unittest.TestCase):
         p = self.restore(self.bk, "--data-dir", new)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("integrity ok", p.stdout)
-        self.assertIn(" 0 missing, 0 of the wrong size", p.stdout)
+        self.assertIn(" 0 missing, 0 damaged", p.stdout)
         for name in ("mezzanine.db", "identity.key", "apikey.secret"):
             mode = stat.S_IMODE(os.stat(os.path.join(new, name)).st_mode)
             self.assertEqual(mode & 0o077, 0, "%s is mode %o" % (name, mode))
@@ -124,6 +124,30 @@ class BackupTest(unittest.TestCase):
         self.assertEqual(s.returncode, 0, s.stdout + s.stderr)
         self.assertIn(" 0 missing, 0 corrupt", s.stdout)
 
+    def test_damaged_shard_file_in_the_backup_is_left_out_and_reported(self):
+        """A shard file of the backup with a flipped byte is not placed as if
+        good: restore says so, the check counts it damaged, repair rebuilds it."""
+        bk = os.path.join(self.root, "bk-shardflip")
+        shutil.copytree(self.bk, bk)
+        victim = os.path.join(bk, "shards", "0", "1-2")
+        with open(victim, "r+b") as f:
+            f.seek(100)
+            b = f.read(1)
+            f.seek(100)
+            f.write(bytes([b[0] ^ 0x01]))
+        new = os.path.join(self.root, "restored-shardflip")
+        p = self.restore(bk, "--data-dir", new)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("1-2: not a shard of block 1, or damaged: left out", p.stderr)
+        self.assertIn(" 0 missing, 1 damaged", p.stdout)
+        self.assertIn("run mezz da repair", p.stdout)
+        settings = {"da.k": str(K), "da.m": str(M)}
+        r = mezz("da", "repair", "--to", self.da_tip, data_dir=new, settings=settings)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        s = mezz("da", "scrub", "--to", self.da_tip, data_dir=new, settings=settings)
+        self.assertEqual(s.returncode, 0, s.stdout + s.stderr)
+        self.assertIn(" 0 missing, 0 corrupt", s.stdout)
+
     def test_restore_with_the_original_shard_dirs(self):
         """Disaster recovery: the box's database is lost, its shard disks are not."""
         shutil.copytree(self.bk, os.path.join(self.root, "bk-noshards"))
@@ -132,7 +156,7 @@ class BackupTest(unittest.TestCase):
         new = os.path.join(self.root, "restored-same")
         p = self.restore(bk, "--data-dir", new, settings=self.settings)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertIn(" 0 missing, 0 of the wrong size", p.stdout)
+        self.assertIn(" 0 missing, 0 damaged", p.stdout)
         # into empty shard directories: everything is reported missing, beyond m
         p = self.restore(bk, "--data-dir", os.path.join(self.root, "restored-empty"))
         self.assertEqual(p.returncode, 3, p.stdout + p.stderr)

@@ -106,11 +106,29 @@ class DaTest(unittest.TestCase):
         return found
 
     def shard_files(self):
+        """Every block's pack file: <dir>/<h // 4096>/<h>, one per directory."""
         files = []
         for d in self.dirs:
             for root, _, names in os.walk(d):
-                files += [os.path.join(root, n) for n in names if "-" in n and ".tmp" not in n]
+                files += [os.path.join(root, n) for n in names if n.isdigit()]
         return files
+
+    @staticmethod
+    def pack_records(path):
+        """[(index, offset, length)] of the shard records in a pack, walked by
+        their own headers (docs/PROTOCOL.md, "Shard pack")."""
+        out = []
+        with open(path, "rb") as f:
+            data = f.read()
+        off = 0
+        while off < len(data):
+            assert data[off:off + 4] == b"MZSH", (path, off)
+            index = int.from_bytes(data[off + 16:off + 18], "big")
+            S = int.from_bytes(data[off + 22:off + 26], "big")
+            n = 67 + 32 * data[off + 66] + S + 4
+            out.append((index, off, n))
+            off += n
+        return out
 
     def restart_pruned(self):
         """Restart with transaction retention 1: blocks are served from shards."""
@@ -192,20 +210,20 @@ class DaTest(unittest.TestCase):
         before = self.snapshot()
         self.d.stop()
         rng = random.Random(11)
-        files = sorted(f for f in self.shard_files()
-                       if int(os.path.basename(f).split("-")[0]) <= self.height)
-        victims = rng.sample(files, 12)
+        shards = sorted((f, i, off, n) for f in self.shard_files()
+                        if int(os.path.basename(f)) <= self.height
+                        for i, off, n in self.pack_records(f))
+        self.assertEqual(len(shards), self.height * (K + M))
+        victims = rng.sample(shards, 12)
         expect = {}
-        for f in victims:
+        for f, i, off, n in victims:
             with open(f, "r+b") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                off = rng.randrange(size)
-                fh.seek(off)
+                at = off + rng.randrange(n)
+                fh.seek(at)
                 b = fh.read(1)
-                fh.seek(off)
+                fh.seek(at)
                 fh.write(bytes([b[0] ^ (1 << rng.randrange(8))]))
-            h, i = os.path.basename(f).split("-")
-            expect[(int(h), int(i))] = "corrupt"
+            expect[(int(os.path.basename(f)), i)] = "corrupt"
         scrub = self.mezz("da", "scrub")
         self.assertEqual(scrub.returncode, 1, scrub.stdout)
         self.assertEqual(self.damage(scrub.stdout), expect)
@@ -268,7 +286,7 @@ class DaTest(unittest.TestCase):
                     "SELECT v FROM meta WHERE k='shards_pruned_below'").fetchone()
             finally:
                 db.close()
-            heights = {int(os.path.basename(f).split("-")[0]) for f in self.shard_files()}
+            heights = {int(os.path.basename(f)) for f in self.shard_files()}
             if floor and floor[0] > self.height + 2 and min(heights) >= floor[0] - 1:
                 break
             time.sleep(0.2)
