@@ -588,7 +588,7 @@ out:
 	return rc;
 }
 
-/* The whole of a small file (a shard record) into *out (free()). */
+/* The whole of a backup's shard record file into *out (free()). */
 static int read_small_file(const char *path, uint8_t **out, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
@@ -599,8 +599,8 @@ static int read_small_file(const char *path, uint8_t **out, size_t *len)
 	*out = NULL;
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &sb) || sb.st_size > (off_t)(64u << 20)) {
-		rc = fstat(fd, &sb) ? -errno : -EFBIG;
+	if (fstat(fd, &sb)) {
+		rc = -errno;
 		goto out;
 	}
 	buf = malloc(sb.st_size > 0 ? (size_t)sb.st_size : 1);

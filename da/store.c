@@ -239,81 +239,33 @@ static off_t member_offset(unsigned i, unsigned n, size_t D, size_t S)
 }
 
 /*
- * Durably write the packs of the directories holding a shard i with
- * (mask == NULL || mask[i]); a pack always gets all its members. Paths come
- * from the whole tree over leaves. Every pack is first written and its
- * writeback started, then each is fsync'd and renamed, then the directories
- * are fsync'd. *written counts the masked shards now on disk.
+ * Durably write the packs of block h for directories d < D with niov[d] > 0:
+ * pack d is the niov[d] entries at iov + d * stride (at most IOV_MAX). Every
+ * pack is first written under <h>.tmp and its writeback started, then each
+ * is fsync'd and renamed, then the directories are fsync'd.
  */
-static int write_packs(struct da_store *s, const struct da_record *r, uint8_t *const *shards,
-		       const uint8_t (*leaves)[32], const uint8_t *mask, unsigned *written)
+static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *iov,
+			size_t stride, const int *niov)
 {
-	unsigned n = (unsigned)r->k + r->m, count = 0;
-	size_t D = s->D < n ? s->D : n;
-	struct seq_merkle_tree t;
 	char group[32], name[64], tmp[64];
-	uint8_t want[DA_MAX_SHARDS] = {0}, *heads = NULL, (*crcs)[4] = NULL;
-	size_t head_len[DA_MAX_SHARDS];
-	struct iovec *iov = NULL;
-	int fds[DA_MAX_SHARDS];
-	int rc;
+	int fds[DA_MAX_SHARDS], rc;
 
 	for (size_t d = 0; d < D; d++)
 		fds[d] = -1;
-	for (unsigned i = 0; i < n; i++)
-		if (mask == NULL || mask[i])
-			want[i % D] = 1;
-	rc = seq_merkle_tree_build(&t, leaves, n) ? DA_ENOMEM : 0;
+	rc = ensure_groups(s, h);
 	if (rc != 0)
 		return rc;
-	heads = malloc((size_t)n * DA__SHARD_HEAD_MAX);
-	crcs = malloc((size_t)n * sizeof(*crcs));
-	/* 3 per member; at most 3 * 256 < IOV_MAX */
-	iov = malloc(3 * (((size_t)n + D - 1) / D) * sizeof(*iov));
-	if (heads == NULL || crcs == NULL || iov == NULL) {
-		rc = DA_ENOMEM;
-		goto out;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		struct da_shard_file f = {0};
-		uint8_t *head = heads + (size_t)i * DA__SHARD_HEAD_MAX;
-		size_t pl;
-
-		if (!want[i % D])
-			continue;
-		f.height = r->height;
-		f.index = (uint16_t)i;
-		f.k = r->k;
-		f.m = r->m;
-		f.S = r->S;
-		f.payload_len = r->payload_len;
-		memcpy(f.shard_root, r->shard_root, 32);
-		seq_merkle_tree_path(&t, i, f.path, &pl);
-		f.path_len = (uint8_t)pl;
-		head_len[i] = da__shard_file_head(head, &f);
-		da__put_u32(crcs[i], da__crc32c(da__crc32c(0, head, head_len[i]), shards[i], r->S));
-	}
-	rc = ensure_groups(s, r->height);
-	if (rc != 0)
-		goto out;
-	path_names(group, sizeof(group), tmp, sizeof(tmp), r->height, ".tmp");
-	path_names(group, sizeof(group), name, sizeof(name), r->height, "");
+	path_names(group, sizeof(group), tmp, sizeof(tmp), h, ".tmp");
+	path_names(group, sizeof(group), name, sizeof(name), h, "");
 	for (size_t d = 0; d < D; d++) {
-		int c = 0;
-
-		if (!want[d])
+		if (niov[d] == 0)
 			continue;
-		for (unsigned i = (unsigned)d; i < n; i += (unsigned)D) {
-			iov[c++] = (struct iovec){heads + (size_t)i * DA__SHARD_HEAD_MAX, head_len[i]};
-			iov[c++] = (struct iovec){shards[i], r->S};
-			iov[c++] = (struct iovec){crcs[i], 4};
-		}
 		fds[d] = openat(s->dirfd[d], tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fds[d] < 0) {
 			rc = -errno;
 			goto out;
 		}
-		rc = write_all(fds[d], iov, c);
+		rc = write_all(fds[d], iov + d * stride, niov[d]);
 		if (rc != 0)
 			goto out;
 		/* Start writeback now so the fsyncs below overlap on the device. */
@@ -333,21 +285,87 @@ static int write_packs(struct da_store *s, const struct da_record *r, uint8_t *c
 			goto out;
 		}
 	}
-	for (size_t d = 0; d < D; d++) {
-		if (!want[d])
-			continue;
-		rc = fsync_at(s->dirfd[d], group);
-		if (rc != 0)
-			goto out;
-	}
-	for (unsigned i = 0; i < n; i++)
-		count += mask == NULL || mask[i];
-	if (written != NULL)
-		*written = count;
+	for (size_t d = 0; d < D && rc == 0; d++)
+		if (niov[d] > 0)
+			rc = fsync_at(s->dirfd[d], group);
 out:
 	for (size_t d = 0; d < D; d++)
 		if (fds[d] >= 0)
 			close(fds[d]);
+	return rc;
+}
+
+/* Directories a block's packs use, and the most members one pack holds. */
+static size_t pack_dirs(const struct da_store *s, unsigned n, size_t *per)
+{
+	size_t D = s->D < n ? s->D : n;
+
+	*per = ((size_t)n + D - 1) / D;
+	return D;
+}
+
+/*
+ * Durably write the packs of the directories holding a shard i with
+ * (mask == NULL || mask[i]); a pack always gets all its members. Paths come
+ * from the whole tree over leaves. *written counts the masked shards.
+ */
+static int write_packs(struct da_store *s, const struct da_record *r, uint8_t *const *shards,
+		       const uint8_t (*leaves)[32], const uint8_t *mask, unsigned *written)
+{
+	unsigned n = (unsigned)r->k + r->m, count = 0;
+	size_t per, D = pack_dirs(s, n, &per);
+	struct seq_merkle_tree t;
+	uint8_t want[DA_MAX_SHARDS] = {0}, *heads = NULL, (*crcs)[4] = NULL;
+	struct iovec *iov = NULL;
+	int niov[DA_MAX_SHARDS] = {0};
+	int rc;
+
+	for (unsigned i = 0; i < n; i++)
+		if (mask == NULL || mask[i])
+			want[i % D] = 1;
+	rc = seq_merkle_tree_build(&t, leaves, n) ? DA_ENOMEM : 0;
+	if (rc != 0)
+		return rc;
+	heads = malloc((size_t)n * DA__SHARD_HEAD_MAX);
+	crcs = malloc((size_t)n * sizeof(*crcs));
+	/* 3 per member: header and path, shard, CRC; 3 * 256 < IOV_MAX */
+	iov = malloc(3 * per * D * sizeof(*iov));
+	if (heads == NULL || crcs == NULL || iov == NULL) {
+		rc = DA_ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct da_shard_file f = {0};
+		uint8_t *head = heads + (size_t)i * DA__SHARD_HEAD_MAX;
+		struct iovec *v;
+		size_t pl, hl;
+
+		if (!want[i % D])
+			continue;
+		f.height = r->height;
+		f.index = (uint16_t)i;
+		f.k = r->k;
+		f.m = r->m;
+		f.S = r->S;
+		f.payload_len = r->payload_len;
+		memcpy(f.shard_root, r->shard_root, 32);
+		seq_merkle_tree_path(&t, i, f.path, &pl);
+		f.path_len = (uint8_t)pl;
+		hl = da__shard_file_head(head, &f);
+		da__put_u32(crcs[i], da__crc32c(da__crc32c(0, head, hl), shards[i], r->S));
+		v = iov + (i % D) * 3 * per + niov[i % D];
+		v[0] = (struct iovec){head, hl};
+		v[1] = (struct iovec){shards[i], r->S};
+		v[2] = (struct iovec){crcs[i], 4};
+		niov[i % D] += 3;
+	}
+	rc = commit_packs(s, r->height, D, iov, 3 * per, niov);
+	if (rc == 0 && written != NULL) {
+		for (unsigned i = 0; i < n; i++)
+			count += mask == NULL || mask[i];
+		*written = count;
+	}
+out:
 	free(heads);
 	free(crcs);
 	free(iov);
@@ -682,10 +700,11 @@ int da_store_place_records(struct da_store *s, unsigned n, const uint8_t *const 
 			   const size_t *len, unsigned *placed)
 {
 	struct da_shard_file first = {0}, f;
-	char group[32], name[64], tmp[64];
-	uint8_t dirty[DA_MAX_SHARDS] = {0}, *zeros = NULL;
+	char group[32], name[64];
+	uint8_t *zeros = NULL;
 	struct iovec *iov = NULL;
-	size_t D, zlen = 0;
+	int niov[DA_MAX_SHARDS] = {0};
+	size_t D, per;
 	unsigned have = 0, count = 0;
 	int rc = 0;
 
@@ -712,55 +731,32 @@ int da_store_place_records(struct da_store *s, unsigned n, const uint8_t *const 
 	rc = refresh_dirs(s);
 	if (rc != 0)
 		return rc;
-	D = s->D < n ? s->D : n;
-	zlen = da_shard_file_len(0, n, first.S) + DA_SHARD_MAX_PATH * 32;
-	zeros = calloc(1, zlen);
-	iov = malloc(((size_t)n + D - 1) / D * sizeof(*iov));
+	D = pack_dirs(s, n, &per);
+	/* zeros as long as the longest record */
+	zeros = calloc(1, da_shard_file_len(0, n, first.S) + DA_SHARD_MAX_PATH * 32);
+	iov = malloc(per * D * sizeof(*iov));
 	if (zeros == NULL || iov == NULL) {
 		rc = DA_ENOMEM;
 		goto out;
 	}
-	rc = ensure_groups(s, first.height);
-	if (rc != 0)
-		goto out;
-	path_names(group, sizeof(group), tmp, sizeof(tmp), first.height, ".tmp");
 	path_names(group, sizeof(group), name, sizeof(name), first.height, "");
-	for (size_t d = 0; d < D && rc == 0; d++) {
+	for (size_t d = 0; d < D; d++) {
 		unsigned in_pack = 0;
-		int c = 0, fd;
 
 		if (faccessat(s->dirfd[d], name, F_OK, 0) == 0)
 			continue; /* an existing pack stays */
 		for (unsigned i = (unsigned)d; i < n; i += (unsigned)D) {
-			if (rec[i] != NULL) {
-				iov[c++] = (struct iovec){(void *)rec[i], len[i]};
-				in_pack++;
-			} else {
-				/* zeros of the record's length: read as corrupt, rebuilt by repair */
-				iov[c++] = (struct iovec){zeros, da_shard_file_len(i, n, first.S)};
-			}
+			in_pack += rec[i] != NULL;
+			/* an absent record is zeros of its length: read as corrupt, rebuilt by repair */
+			iov[d * per + (size_t)niov[d]++] =
+				rec[i] != NULL ? (struct iovec){(void *)rec[i], len[i]}
+					       : (struct iovec){zeros, da_shard_file_len(i, n, first.S)};
 		}
 		if (in_pack == 0)
-			continue;
-		fd = openat(s->dirfd[d], tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			rc = -errno;
-			break;
-		}
-		rc = write_all(fd, iov, c);
-		if (rc == 0 && fsync(fd) != 0)
-			rc = -errno;
-		close(fd);
-		if (rc == 0 && renameat(s->dirfd[d], tmp, s->dirfd[d], name) != 0)
-			rc = -errno;
-		if (rc == 0) {
-			dirty[d] = 1;
-			count += in_pack;
-		}
+			niov[d] = 0;
+		count += in_pack;
 	}
-	for (size_t d = 0; d < D && rc == 0; d++)
-		if (dirty[d])
-			rc = fsync_at(s->dirfd[d], group);
+	rc = commit_packs(s, first.height, D, iov, per, niov);
 	if (rc == 0 && placed != NULL)
 		*placed = count;
 out:

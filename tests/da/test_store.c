@@ -350,7 +350,17 @@ Test(store, put_checks_root_and_remove)
 	bad.shard_root[0] ^= 1;
 	cr_assert_eq(da_store_put(f.st, &bad, f.blk.shard, NULL), DA_EMISMATCH);
 	cr_assert_eq(da_store_put(f.st, &f.r, f.blk.shard, NULL), 0); /* idempotent */
+	/* the temp file a put cut short by a crash leaves goes with the block */
+	pack_path(&f, 3, p, sizeof(p));
+	strcat(p, ".tmp");
+	{
+		FILE *fp = fopen(p, "w");
+
+		cr_assert_not_null(fp);
+		fclose(fp);
+	}
 	cr_assert_eq(da_store_remove_block(f.st, f.r.height, 12), 0);
+	cr_assert_neq(access(p, F_OK), 0, "%s stayed", p);
 	for (unsigned d = 0; d < D; d++) {
 		pack_path(&f, d, p, sizeof(p));
 		cr_assert_neq(access(p, F_OK), 0, "%s", p);
