@@ -233,6 +233,15 @@ int app_store_key_create(struct app_store *s, int64_t tenant_id,
 int app_store_key_revoke(struct app_store *s, int64_t key_id);
 /* Monotonic counter bumped by every tenant, namespace or key change. */
 int app_store_auth_version(struct app_store *s, int64_t *version);
+/*
+ * The cheap "auth may have changed" signal (store.c says how): the shared
+ * counter data_dir/auth.seq, created on first use. APP_ENOTFOUND when it
+ * cannot be made or mapped (the caller then reads auth_version). A writer
+ * that changes these tables outside the functions above calls
+ * app_store_auth_changed after its COMMIT.
+ */
+int app_store_auth_seq(struct app_store *s, uint64_t *seq);
+void app_store_auth_changed(struct app_store *s);
 
 /* ------------------------------------------------------------------ */
 /* Bounded multi-producer queue of fixed-size items with a condvar. */

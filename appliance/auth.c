@@ -1,10 +1,15 @@
 /*
  * auth.c - the lws thread's view of tenants, namespaces and API keys.
  *
- * The CLI changes these tables directly in SQLite and bumps
- * meta.auth_version. Every authorising call reads that version (one indexed
- * row, about a microsecond) and reloads when it moved, so a revoked key or a
- * new namespace takes effect on the very next request.
+ * The CLI changes these tables directly in SQLite, bumps
+ * meta.auth_version, and then adds one to the shared counter
+ * data_dir/auth.seq (store.c). Before every message the lws thread loads
+ * that counter (an atomic load) and reads meta.auth_version only when it
+ * moved, reloading the namespaces when the version did: a revoked key or a
+ * new namespace takes effect on the very next request. The counter is read
+ * before the database, so a change committed after that read moves it again
+ * and is seen on the next message. The version is also read at least once
+ * every AUTH_RECHECK_NS, for a writer that could not reach the counter.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,15 +17,25 @@
 
 #include "appliance/auth.h"
 
+#define AUTH_RECHECK_NS 1000000000ull
+
 int app_auth_refresh(struct app_auth *a)
 {
 	int64_t v;
+	uint64_t seq = 0, now = app_now_ns();
 	struct app_namespace *ns;
 	size_t n;
-	int rc = app_store_auth_version(a->ro, &v);
+	int have_seq = app_store_auth_seq(a->ro, &seq) == 0, rc;
 
+	if (a->loaded && have_seq && a->have_seq && seq == a->seq &&
+	    now - a->checked_ns < AUTH_RECHECK_NS)
+		return 0;
+	rc = app_store_auth_version(a->ro, &v);
 	if (rc)
 		return rc;
+	a->seq = seq;
+	a->have_seq = have_seq;
+	a->checked_ns = now;
 	if (a->loaded && v == a->version)
 		return 0;
 	rc = app_store_namespaces(a->ro, &ns, &n);

@@ -11,13 +11,15 @@
 struct app_auth {
 	struct app_store *ro;
 	const struct app_identity *id;
-	int64_t version;
-	int loaded;
+	int64_t version;      /* meta.auth_version the namespaces were loaded at */
+	uint64_t seq;	      /* auth.seq when the version was last read */
+	uint64_t checked_ns;  /* when it was last read */
+	int have_seq, loaded; /* seq is valid; ns and version are */
 	struct app_namespace *ns; /* sorted by chain_id */
 	size_t n;
 };
 
-/* Reload namespaces if the auth version moved. */
+/* Reload namespaces if the auth version moved (auth.c says when it is read). */
 int app_auth_refresh(struct app_auth *a);
 const struct app_namespace *app_auth_ns_by_name(const struct app_auth *a, const char *name);
 const struct app_namespace *app_auth_ns_by_id(const struct app_auth *a, uint64_t chain_id);

@@ -457,6 +457,7 @@ int app_limits_store_set(struct app_store *s, int64_t tenant_id, int64_t tx_per_
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return APP_ESQLITE;
 	}
+	app_store_auth_changed(s);
 	return 0;
 }
 

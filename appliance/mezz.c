@@ -1,6 +1,7 @@
 /*
  * mezz.c - the operator CLI. Tenant, namespace and key management work on
- * the database directly (the daemon notices through meta.auth_version);
+ * the database directly (the daemon notices through meta.auth_version and
+ * the shared counter auth.seq, store.c);
  * status, tail and block verification speak to a running daemon (cli_ops.c);
  * backup and restore work on the files (cli_backup.c); receipt verification
  * is offline.

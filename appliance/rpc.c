@@ -19,18 +19,15 @@
 
 static struct app_req *req_new(struct app_conn *c, int is_batch, size_t n)
 {
-	struct app_req *r = calloc(1, sizeof(*r));
+	/* One allocation: the request, then its ids and answers arrays. */
+	struct app_req *r = n > (SIZE_MAX - sizeof(*r)) / (2 * sizeof(char *))
+				    ? NULL
+				    : calloc(1, sizeof(*r) + 2 * n * sizeof(char *));
 
 	if (!r)
 		return NULL;
-	r->ids = calloc(n, sizeof(char *));
-	r->answers = calloc(n, sizeof(char *));
-	if (!r->ids || !r->answers) {
-		free(r->ids);
-		free(r->answers);
-		free(r);
-		return NULL;
-	}
+	r->ids = (char **)(r + 1);
+	r->answers = r->ids + n;
 	r->conn = c;
 	r->is_batch = is_batch;
 	r->n = n;
@@ -48,8 +45,6 @@ static void req_free(struct app_req *r)
 		free(r->ids[i]);
 		free(r->answers[i]);
 	}
-	free(r->ids);
-	free(r->answers);
 	free(r);
 }
 
@@ -149,7 +144,11 @@ static void req_finish(struct app_req *r)
 	/* Over HTTP, a request refused only by rate limits is a 429. */
 	if (!c->is_ws && r->limited && r->limited == n)
 		c->http_status = 429; /* lws 4.1 names no 429 */
-	if (n && (out = malloc(total + 1))) {
+	if (n == 1 && !r->is_batch) { /* the common case: one answer, sent as it is */
+		for (size_t i = 0; i < r->n; i++)
+			if (r->answers[i])
+				app_conn_send(c, r->answers[i], total - 3, 0, 0);
+	} else if (n && (out = malloc(total + 1))) {
 		size_t k = 0;
 
 		if (r->is_batch)

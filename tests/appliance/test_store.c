@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "appliance/app.h"
+#include "appliance/limits.h"
 #include "appliance/ops.h"
 
 static char dir[64];
@@ -98,6 +99,38 @@ Test(store, tenant_namespace_key_lifecycle)
 	cr_assert_eq(list[0].ingress_public, 0);
 	free(list);
 	app_store_close(s);
+}
+
+/* The shared counter (auth.seq) moves with every committed change, made by
+ * another connection (the CLI's), and not for a refused one; the limits
+ * writer, which commits by itself, moves it too. */
+Test(store, auth_seq_moves_after_every_committed_change)
+{
+	struct app_store *daemon, *cli;
+	struct app_namespace ns = {.chain_id = 7, .feed_public = 1};
+	uint64_t a, b;
+	int64_t t;
+	char err[256];
+
+	cr_assert_eq(app_store_open(&cli, dir, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_store_tenant_create(cli, "before", &t), 0,
+		     "a change with no counter file yet is not an error");
+	cr_assert_eq(app_store_open(&daemon, dir, 1, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_store_auth_seq(daemon, &a), 0, "the daemon makes the file");
+	cr_assert_eq(app_store_tenant_create(cli, "acme", &t), 0);
+	cr_assert_eq(app_store_auth_seq(daemon, &b), 0);
+	cr_assert_eq(b, a + 1, "tenant create");
+	cr_assert_eq(app_store_tenant_create(cli, "acme", &t), APP_EEXIST);
+	cr_assert_eq(app_store_auth_seq(daemon, &a), 0);
+	cr_assert_eq(a, b, "a refused change does not move it");
+	ns.tenant_id = t;
+	snprintf(ns.name, sizeof(ns.name), "demo");
+	cr_assert_eq(app_store_namespace_create(cli, &ns), 0);
+	cr_assert_eq(app_limits_store_set(cli, t, 100, -1), 0);
+	cr_assert_eq(app_store_auth_seq(daemon, &b), 0);
+	cr_assert_eq(b, a + 2, "namespace create and limits set");
+	app_store_close(cli);
+	app_store_close(daemon);
 }
 
 Test(store, group_commit_and_reload)
