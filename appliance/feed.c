@@ -420,6 +420,7 @@ void app_feed_block(struct app_server *s, struct app_block *b)
 	uint64_t h = b->hdr.height;
 	size_t sent = 0;
 
+	app_auth_refresh(&s->auth); /* a key revoked since the last message (app_conn_tenant) */
 	app_block_unref(*slot);
 	*slot = b; /* the ring holds the committer's reference */
 	if (h > s->feed.tip)
@@ -538,6 +539,8 @@ void app_feed_pump(struct app_conn *c)
 	struct app_server *s = c->srv;
 	int budget = 32; /* level events per writeable callback */
 
+	app_auth_refresh(&s->auth);
+
 	for (struct app_subscr *sub = c->subs; sub && budget > 0; sub = sub->next) {
 		int n = send_levels(c, sub, budget);
 
@@ -635,6 +638,7 @@ void app_feed_preconf(struct app_server *s, const struct app_preconf *p)
 
 	if (!p->n)
 		return;
+	app_auth_refresh(&s->auth);
 	idx = malloc(p->n * sizeof(*idx));
 	ns = malloc(p->n * sizeof(*ns));
 	frag = calloc(p->n, sizeof(*frag));

@@ -198,12 +198,25 @@ void app_rpc_answer(struct app_server *s, struct app_req *r, uint32_t slot, int 
 
 int app_conn_tenant(struct app_conn *c, int64_t *tenant)
 {
+	struct app_auth *a = &c->srv->auth;
+
 	*tenant = 0;
 	if (c->auth_bad)
 		return -1;
 	if (!c->auth[0])
 		return 0;
-	return app_auth_bearer(&c->srv->auth, c->auth, tenant) == 0 ? 0 : -1;
+	/* The key's answer holds until the auth version moves: a revocation
+	 * bumps it, and whoever calls here has refreshed it first (per message,
+	 * per block fanned out, per feed pump). A key lookup is a SQLite read. */
+	if (!c->key_known || c->key_version != a->version) {
+		c->key_ok = app_auth_bearer(a, c->auth, &c->key_tenant) == 0;
+		c->key_version = a->version;
+		c->key_known = 1;
+	}
+	if (!c->key_ok)
+		return -1;
+	*tenant = c->key_tenant;
+	return 0;
 }
 
 /* The caller as resolved once for the message being handled (see

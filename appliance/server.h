@@ -68,6 +68,9 @@ struct app_conn {
 	char rollup[64];
 	char auth[160]; /* Authorization header as received */
 	int auth_bad;	/* header present but over-long */
+	/* app_conn_tenant's answer for auth, valid at auth version key_version */
+	int key_known, key_ok;
+	int64_t key_tenant, key_version;
 	/* the caller as resolved for the message being handled */
 	int msg_registry_ok, msg_key_ok;
 	int64_t msg_tenant;

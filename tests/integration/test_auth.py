@@ -196,6 +196,42 @@ class AuthTest(DaemonCase):
         # other keys of the tenant still work
         self.assertIn("result", self.send("priv", key=self.ka))
 
+    def test_revoked_key_subscription_dropped_without_another_message(self):
+        """The feed checks a subscriber's key per block: after a revocation, with
+        no request reaching the daemon at all, the next sealed block closes the
+        subscription (1008) instead of being sent to it."""
+        k = self.d.create_key("acme")
+        kid = self.d.key_id(k)
+
+        async def scenario():
+            async with ws_connect(self.d.ws_url(), key=k) as ws:
+                sub = await ws_call(ws, "mezz_subscribe",
+                                    ["blocks", {"namespaces": ["priv"], "levels": ["sealed"]}], id=1)
+                self.assertRegex(sub.get("result"), "^0x[0-9a-f]+$")
+                loop = asyncio.get_running_loop()
+                while True:  # a block arrives: the subscription is live
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if m.get("method") == "mezz_subscription":
+                        break
+                await loop.run_in_executor(None, lambda: self.d.mezz("key", "revoke", kid))
+                after = 0  # blocks received after the revocation (one may be in flight)
+                try:
+                    end = loop.time() + 5
+                    while loop.time() < end:
+                        try:
+                            m = json.loads(await asyncio.wait_for(ws.recv(), end - loop.time()))
+                        except asyncio.TimeoutError:
+                            break
+                        if m.get("method") == "mezz_subscription":
+                            after += 1
+                    self.fail("still subscribed 5 s after the revocation, %d blocks sent" % after)
+                except websockets.ConnectionClosed as e:
+                    self.assertIsNotNone(e.rcvd)
+                    self.assertEqual(e.rcvd.code, 1008)
+                    self.assertIn("revoked", e.rcvd.reason)
+                self.assertLessEqual(after, 1)
+        run_async(scenario(), 30)
+
     def test_malformed_authorization_headers(self):
         cases = ["Bearer", "Bearer ", "Basic x", "Basic " + self.ka, "bearer", "Bearer " + "A" * 500,
                  "Bearer " + "mz_" + "x" * 497, "garbage", "Bearer \x01\x02", "Bearer %s extra" % self.ka,
