@@ -236,9 +236,10 @@ int app_store_auth_version(struct app_store *s, int64_t *version);
 /*
  * The cheap "auth may have changed" signal (store.c says how): the shared
  * counter data_dir/auth.seq, created on first use. APP_ENOTFOUND when it
- * cannot be made or mapped (the caller then reads auth_version). A writer
- * that changes these tables outside the functions above calls
- * app_store_auth_changed after its COMMIT.
+ * cannot be made or mapped (the caller then reads auth_version). The
+ * functions above move it when they run in autocommit (every caller does);
+ * a writer that changes these tables in its own transaction, or outside
+ * them, calls app_store_auth_changed after its COMMIT.
  */
 int app_store_auth_seq(struct app_store *s, uint64_t *seq);
 void app_store_auth_changed(struct app_store *s);

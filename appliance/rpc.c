@@ -147,7 +147,7 @@ static void req_finish(struct app_req *r)
 	if (n == 1 && !r->is_batch) { /* the common case: one answer, sent as it is */
 		for (size_t i = 0; i < r->n; i++)
 			if (r->answers[i])
-				app_conn_send(c, r->answers[i], total - 3, 0, 0);
+				app_conn_send(c, r->answers[i], total - 3, 0, 0); /* 2 + len + 1 */
 	} else if (n && (out = malloc(total + 1))) {
 		size_t k = 0;
 

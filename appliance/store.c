@@ -426,8 +426,16 @@ void app_store_auth_changed(struct app_store *s)
 {
 	_Atomic uint64_t *c = s->auth_seq ? s->auth_seq : seq_map(s->seq_path, 0);
 
-	if (!c)
-		return; /* no daemon has made the file: it reads the database at start */
+	if (!c) {
+		/* ENOENT: no daemon has made the file, and one reads the database
+		 * at start. Anything else: a running daemon notices within its
+		 * once-a-second read (auth.c), not on the next request. */
+		if (errno != ENOENT)
+			app_warn("auth_seq", "path=\"%s\" error=\"%s\" effect=\"a running daemon "
+				 "notices this change within a second, not on its next request\"",
+				 s->seq_path, strerror(errno));
+		return;
+	}
 	atomic_fetch_add_explicit(c, 1, memory_order_release);
 	if (c != s->auth_seq)
 		munmap((void *)c, sizeof(*c));

@@ -3,6 +3,7 @@ import asyncio
 import json
 import os
 import socket
+import time
 
 import websockets
 
@@ -274,6 +275,24 @@ class KeyStorageTest(DaemonCase):
         listing = self.d.mezz("key", "list").stdout
         self.assertNotIn(key, listing)
         self.assertIn(key[:10] + "...", listing)  # only a prefix, to tell keys apart
+
+
+class AuthCounterFallbackTest(DaemonCase):
+    """The CLI signals auth changes through data_dir/auth.seq; a change the
+    daemon was not signalled about (the file gone from under it, so the CLI
+    finds none) still takes effect within the daemon's once-a-second read.
+    (A namespace, not a key: every HTTP request looks its key up afresh, so
+    only the namespace registry depends on the auth version there.)"""
+
+    def test_unsignalled_change_takes_effect_within_a_second(self):
+        self.d.setup_tenant("acme", "first", 1001, key=False)
+        ok = self.d.call("mezz_sendTransaction", {"namespace": "first", "data": tx()})
+        self.assertIn("result", ok)
+        os.unlink(os.path.join(self.d.data_dir, "auth.seq"))  # the daemon keeps its mapping
+        self.d.setup_tenant("acme", "later", 1002, key=False, create_tenant=False)
+        time.sleep(1.2)
+        doc = self.d.call("mezz_sendTransaction", {"namespace": "later", "data": tx()})
+        self.assertIn("result", doc, "a namespace made 1.2 s ago is still unknown")
 
 
 class AuthHeaderReplayTest(DaemonCase):
