@@ -43,6 +43,33 @@ uint64_t app_bucket_take(struct app_bucket *b, double n, uint64_t now_ns)
 	return (uint64_t)ceil((need - b->tokens) / b->rate * 1000.0) + 1;
 }
 
+/* Whether b is full at now_ns (1 when it has no rate). */
+static int bucket_full(const struct app_bucket *b, uint64_t now_ns)
+{
+	double have = b->tokens;
+
+	if (b->rate <= 0)
+		return 1;
+	if (b->last_ns && now_ns > b->last_ns)
+		have += (double)(now_ns - b->last_ns) * 1e-9 * b->rate;
+	return have >= b->burst;
+}
+
+/* Book the time b's rate takes to earn n tokens (at most a full bucket)
+ * after the turns already booked; the ns from now to the end of this one. */
+static uint64_t bucket_book_ns(struct app_bucket *b, double n, uint64_t now_ns)
+{
+	uint64_t start;
+
+	if (b->rate <= 0)
+		return 0;
+	if (n > b->burst)
+		n = b->burst;
+	start = b->pace_next_ns > now_ns ? b->pace_next_ns : now_ns;
+	b->pace_next_ns = start + (uint64_t)ceil(n / b->rate * 1e9);
+	return b->pace_next_ns - now_ns;
+}
+
 static void bucket_config(struct app_bucket *b, double rate, double burst_s, double floor)
 {
 	double burst = rate * burst_s;
@@ -391,6 +418,33 @@ limited:
 		t->limited++;
 	app_metric_add(APP_M_ingress_limited_total, 1);
 	return wait;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+uint64_t app_limits_pace_us(struct app_limits *l, struct lws *wsi, int64_t owner,
+			    int64_t tenant, double ntx, double nbytes, int *full)
+{
+	struct app_tenant_state *t = app_limits_tenant(l, owner);
+	struct app_ip_state *ip = NULL;
+	uint64_t now = app_now_ns(), ns = 0;
+
+	if (!tenant && wsi)
+		ip = ip_of(l, wsi);
+	*full = (!ip || (bucket_full(&ip->txb, now) && bucket_full(&ip->byteb, now))) &&
+		(!t || (bucket_full(&t->txb, now) && bucket_full(&t->byteb, now)));
+	if (*full)
+		return 0;
+	if (ip)
+		ns = max_u64(bucket_book_ns(&ip->txb, ntx, now),
+			     bucket_book_ns(&ip->byteb, nbytes, now));
+	if (t)
+		ns = max_u64(ns, max_u64(bucket_book_ns(&t->txb, ntx, now),
+					 bucket_book_ns(&t->byteb, nbytes, now)));
+	return (ns + 999) / 1000;
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */

@@ -31,6 +31,7 @@ struct lws;
 struct app_bucket {
 	double tokens, rate, burst;
 	uint64_t last_ns;
+	uint64_t pace_next_ns; /* app_limits_pace_us: the next paced read's turn */
 };
 
 /* 0 when n tokens were taken; else the milliseconds until they would be there
@@ -87,6 +88,20 @@ struct app_tenant_state *app_limits_tenant(struct app_limits *l, int64_t id);
  */
 uint64_t app_limits_admit(struct app_limits *l, struct lws *wsi, int64_t owner, int64_t tenant,
 			  size_t len, const char **what);
+
+/*
+ * The pace of a connection read one message at a time after a refusal
+ * (server.c rx_pace). Each bucket that admitted ntx submissions of nbytes
+ * in all (into a namespace owned by `owner`, from `tenant` on wsi) books
+ * the time its rate takes to earn that much, after the turns already
+ * booked by its other paced connections: the return is the microseconds
+ * until this connection's next turn, so all of a tenant's paced
+ * connections together are read at its rate. *full is set when every one
+ * of those buckets is full anyway (the sender has kept under its limit for
+ * a whole burst): then nothing is booked and 0 returned.
+ */
+uint64_t app_limits_pace_us(struct app_limits *l, struct lws *wsi, int64_t owner,
+			    int64_t tenant, double ntx, double nbytes, int *full);
 
 /* Connection accounting, from the lws callbacks: _accept from
  * LWS_CALLBACK_FILTER_NETWORK_CONNECTION (nonzero: refuse), _bind from the

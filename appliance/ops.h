@@ -57,6 +57,8 @@ void app_notify_watchdog_stop(void);
 	X(COUNTER, ingress_limited_total, "Submissions refused by a rate limit", NONE)      \
 	X(COUNTER, ws_rx_paused_total,                                                   \
 	  "WebSocket connections paused (not read) for a rate limit retry hint", NONE)       \
+	X(COUNTER, ws_rx_paced_total,                                                    \
+	  "Waits of a refused WebSocket connection read at its limit's pace", NONE)         \
 	X(COUNTER, connections_refused_total, "Connections refused by the per-IP cap", NONE) \
 	X(COUNTER, txs_committed_total, "Transactions made durable (preconfirmed)", NONE)    \
 	X(COUNTER, groups_committed_total, "Preconfirmation groups committed", NONE)         \

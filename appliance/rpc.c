@@ -333,8 +333,12 @@ static int rpc_admit(struct app_req *r, size_t i, const struct app_namespace *ns
 					 len, &what);
 	char *e;
 
-	if (!wait)
+	if (!wait) {
+		c->pace_owner = ns->tenant_id;
+		c->pace_txs += 1;
+		c->pace_bytes += (double)len;
 		return 0;
+	}
 	e = app_error_data_json(RPC_RATE_LIMITED, wait, what);
 	req_set(r, i, 1, e);
 	free(e);

@@ -93,7 +93,15 @@ struct app_conn {
 	 * waits in its own socket buffer instead of being parsed and refused
 	 * on the event loop every other tenant shares. */
 	uint64_t rx_pause_ms;
-	int rx_paused;
+	int rx_paused;		   /* not read until rx_resume_ns (server.c rx_wait) */
+	uint64_t rx_resume_ns;
+	struct app_conn *rxw_next, *rxw_prev; /* app_server.rx_waiting */
+	/* Set by a rate-limit pause, cleared by a message that finds its
+	 * buckets full: meanwhile this connection is read at its limit's pace
+	 * (server.c rx_pace). What this message's admitted submissions took: */
+	int rx_flooding;
+	int64_t pace_owner;
+	double pace_txs, pace_bytes;
 	const char *http_csp;	 /* non-NULL: a page; send this Content-Security-Policy */
 	/* the namespace a submission item resolved to (per-tenant accounting) */
 	const struct app_namespace *item_ns;
@@ -150,6 +158,11 @@ struct app_server {
 	 * and 10k messages/s took most of the thread (see server.c). */
 	uv_loop_t loop;
 	int loop_inited;
+	/* WebSocket connections left unread for a while, and the timer that
+	 * resumes them (server.c rx_wait) */
+	struct app_conn *rx_waiting;
+	uv_timer_t rx_timer;
+	int rx_timer_inited;
 	struct app_queue *ingress, *done;
 	struct app_committer *committer;
 	struct app_store *ro;

@@ -5,6 +5,7 @@
 #   tests/bench/isolation.sh [BUILD_DIR]
 #   env: QUIET_RATE (tx/s, default 2000)  LIMIT (the noisy tenant's limit,
 #        default 2000 tx/s)  DUR (s per run, 10)  WARM (s, 2)  REPS (5)
+#        SCENARIOS (default "baseline atlimit limited unlimited")
 #
 # Four scenarios, each REPS times on a fresh daemon, medians reported:
 #   baseline   the quiet tenant alone at QUIET_RATE
@@ -21,6 +22,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="${1:-build}"
 case "$build" in /*) ;; *) build="$here/$build" ;; esac
 QUIET_RATE="${QUIET_RATE:-2000}" LIMIT="${LIMIT:-2000}" DUR="${DUR:-10}" WARM="${WARM:-2}" REPS="${REPS:-5}"
+SCENARIOS="${SCENARIOS:-baseline atlimit limited unlimited}"
 # Both tenants' clients are peerload (--peer mezz: raw WebSocket frames, one
 # epoll loop), the lightest client the benches have, so what the flood costs
 # is mostly the daemon's work and not the flooding client's own CPU on the
@@ -79,7 +81,7 @@ run() { # SCENARIO REP
 }
 
 for rep in $(seq "$REPS"); do
-  for scen in baseline atlimit limited unlimited; do
+  for scen in $SCENARIOS; do
     run "$scen" "$rep"
   done
 done

@@ -89,54 +89,77 @@ class TenantLimitTest(DaemonCase):
         for _ in range(10):
             self.assertIn("result", self.send("bravo", self.kb, n=500))
 
+    def paced(self):
+        _, _, raw = self.d.http(b"", "/metrics", method="GET")
+        text = raw.decode()
+        out = []
+        for name in ("mezz_ws_rx_paused_total", "mezz_ws_rx_paced_total"):
+            m = re.search(r"^%s (\d+)" % name, text, re.M)
+            self.assertIsNotNone(m, "%s missing from /metrics" % name)
+            out.append(int(m.group(1)))
+        return out
+
     def test_limit_applies_over_websocket(self):
+        """One submission at a time over a WebSocket at a 5 tx/s limit: the
+        bucket's 5 go through, the next is refused with a retry hint, and the
+        ones after it are admitted no faster than the limit (the connection
+        is read at its limit's pace)."""
         time.sleep(1.1)
 
         async def go():
             async with ws_connect(self.d.ws_url(), key=self.ka) as ws:
                 out = []
                 for i in range(10):
-                    out.append(await ws_call(ws, "mezz_sendTransaction",
-                                             {"namespace": "alpha", "data": tx()}, id=i))
+                    x = await ws_call(ws, "mezz_sendTransaction",
+                                      {"namespace": "alpha", "data": tx()}, id=i)
+                    out.append((time.monotonic(), x))
                 return out
         out = run_async(go())
-        self.assertGreaterEqual(sum(x.get("error", {}).get("code") == RATE_LIMITED for x in out), 3)
+        codes = [x.get("error", {}).get("code") for _, x in out]
+        self.assertTrue(all(c is None for c in codes[:5]), codes)
+        self.assertEqual(codes[5], RATE_LIMITED, codes)
+        self.assertGreaterEqual(out[5][1]["error"]["data"]["retryAfterMs"], 1)
+        after = [t for t, x in out[6:] if "result" in x]
+        self.assertGreaterEqual(len(after), 3, codes)
+        # 5 tx/s: n admissions after the refusal span at least (n-1)/5 s.
+        self.assertGreaterEqual(after[-1] - after[0], (len(after) - 1) / 5.0 * 0.9)
 
-    def test_flood_on_one_websocket_is_paused_and_every_message_answered(self):
-        """60 submissions pipelined on one connection at a 5 tx/s limit: the
-        first refusal pauses reading (the metric counts it), and every
-        message still gets exactly one answer: a receipt or -32009."""
+    def test_flood_on_one_websocket_is_paused_then_paced_every_message_answered(self):
+        """30 submissions pipelined on one connection at a 5 tx/s limit: the
+        bucket's 5 go through, the next is refused and pauses reading; what
+        follows is read at the limit's pace and admitted, not refused. Every
+        message gets exactly one answer, and the admissions after the
+        refusal keep to 5 tx/s."""
         time.sleep(1.1)
-
-        def paused():
-            _, _, raw = self.d.http(b"", "/metrics", method="GET")
-            m = re.search(r"^mezz_ws_rx_paused_total (\d+)", raw.decode(), re.M)
-            self.assertIsNotNone(m, "mezz_ws_rx_paused_total missing from /metrics")
-            return int(m.group(1))
-        before = paused()
+        before = self.paced()
 
         async def go():
             async with ws_connect(self.d.ws_url(), key=self.ka) as ws:
-                for i in range(60):
+                for i in range(30):
                     await ws.send(json.dumps({"jsonrpc": "2.0", "id": i,
                                               "method": "mezz_sendTransaction",
                                               "params": {"namespace": "alpha", "data": tx()}}))
-                answers = {}
-                while len(answers) < 60:
+                answers, at = {}, {}
+                while len(answers) < 30:
                     m = json.loads(await asyncio.wait_for(ws.recv(), 60))
                     self.assertNotIn(m["id"], answers, "answered twice")
                     answers[m["id"]] = m
-                return answers
-        answers = run_async(go())
-        ok = sum("result" in a for a in answers.values())
-        limited = sum(a.get("error", {}).get("code") == RATE_LIMITED for a in answers.values())
-        self.assertEqual(ok + limited, 60)
-        self.assertGreater(limited, 0)
-        self.assertGreater(ok, 0)
-        self.assertGreater(paused(), before)
-        for a in answers.values():
-            if "error" in a:
-                self.assertGreaterEqual(a["error"]["data"]["retryAfterMs"], 1)
+                    at[m["id"]] = time.monotonic()
+                return answers, at
+        answers, at = run_async(go())
+        ok = [i for i in range(30) if "result" in answers[i]]
+        limited = [i for i in range(30)
+                   if answers[i].get("error", {}).get("code") == RATE_LIMITED]
+        self.assertEqual(len(ok) + len(limited), 30)
+        self.assertEqual(len(limited), 1, "refused: %s" % limited)
+        for i in limited:
+            self.assertGreaterEqual(answers[i]["error"]["data"]["retryAfterMs"], 1)
+        after = sorted(at[i] for i in ok if i > limited[0])
+        self.assertGreaterEqual(len(after), 20)
+        self.assertGreaterEqual(after[-1] - after[0], (len(after) - 1) / 5.0 * 0.9)
+        paused, paced = self.paced()
+        self.assertGreater(paused, before[0])
+        self.assertGreater(paced, before[1])
 
     def test_metrics_count_limited(self):
         _, _, raw = self.d.http(b"", "/metrics", method="GET")
