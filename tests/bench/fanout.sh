@@ -194,7 +194,7 @@ run_one a_none_slow 0 || rc=1
 run_one b_slow "$slow" || rc=1
 # The kernel's floor for the same fan-out: a bare send(2) loop of the same
 # number of messages of the same size to receivers on the same cores.
-floor_json=""
+floor_json="" floor2_json=""
 msg_bytes="$(/usr/bin/python3 -c 'import json,sys
 for l in open(sys.argv[1]):
     r = json.loads(l)
@@ -204,10 +204,15 @@ if [ -x "$build/bench/sendfloor" ] && [ -n "$msg_bytes" ]; then
   floor_json="$("$build/bench/sendfloor" --conns "$subs" --size "$msg_bytes" --threads "$threads" \
     --sndbuf "$sndbuf" --rounds "$([ "$mode" = full ] && echo 40 || echo 12)" | tail -1)"
   echo "  kernel floor: $floor_json" >&2
+  # The same with the round split over two sending threads: the floor a
+  # fan-out on two event-loop threads would have.
+  floor2_json="$("$build/bench/sendfloor" --conns "$subs" --size "$msg_bytes" --threads "$threads" \
+    --sndbuf "$sndbuf" --senders 2 --rounds "$([ "$mode" = full ] && echo 40 || echo 12)" | tail -1)"
+  echo "  kernel floor, two senders: $floor2_json" >&2
 fi
 [ -n "${OUT:-}" ] && cat "$results" >>"$OUT"
 
-RESULTS="$results" MODE="$mode" BUILD="$build" FLOOR="$floor_json" /usr/bin/python3 - <<'EOF'
+RESULTS="$results" MODE="$mode" BUILD="$build" FLOOR="$floor_json" FLOOR2="${floor2_json:-}" /usr/bin/python3 - <<'EOF'
 import json, os
 rows = {r["scenario"]: r for r in map(json.loads, open(os.environ["RESULTS"])) if r}
 a, b = rows.get("a_none_slow"), rows.get("b_slow")
@@ -272,6 +277,12 @@ if fl and a:
       f"{ms(a.get('metric_fanout_mean_us'))}) against that loop: "
       f"{a['metric_fanout_mean_us'] / fl['loop_p50_us']:.2f}x."
       if a.get('metric_fanout_mean_us') else "")
+    fl2 = json.loads(os.environ["FLOOR2"]) if os.environ.get("FLOOR2", "").startswith("{") else None
+    if fl2:
+        o("")
+        o(f"The same loop split over two sending threads (`--senders 2`, the floor a fan-out on "
+          f"two event-loop threads would have): the loop takes {ms(fl2['loop_p50_us'])}; last "
+          f"byte p50 {ms(fl2['lat_p50_us'])}, p99 {ms(fl2['lat_p99_us'])}.")
     o("")
 if b:
     o(f"Slow subscribers: {b['slow']}; closed by the daemon {b['slow_closed']} "

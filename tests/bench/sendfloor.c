@@ -8,6 +8,9 @@
  * are. Every --interval-ms one thread writes one --size byte message to
  * every connection, in a plain loop of send(2) calls: no framing, no
  * rendering, no queue, nothing but the system calls a fan-out cannot avoid.
+ * --senders S splits each round's connections over S sending threads (what
+ * a fan-out on S event-loop threads could at best do; default 1, as the
+ * daemon's single lws thread).
  * A receiver notes when the last byte of a round arrived on each
  * connection. Per (round, connection): start of the round to that arrival.
  *
@@ -32,7 +35,11 @@
 #include <unistd.h>
 
 static int n_conns = 1000, n_threads = 4, rounds = 20, interval_ms = 250, sndbuf = 32768;
+static int n_senders = 1;
 static size_t msg_size = 13800;
+static int *sfd;
+static const char *msg;
+static pthread_barrier_t round_go, round_done;
 
 struct rconn {
 	int fd;
@@ -99,19 +106,48 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Sender s's share of a round: every n_senders-th connection from s. */
+static void send_share(int s)
+{
+	for (int i = s; i < n_conns; i += n_senders) {
+		size_t off = 0;
+
+		while (off < msg_size) { /* a full buffer: wait, as lws would */
+			ssize_t w = send(sfd[i], msg + off, msg_size - off, MSG_NOSIGNAL);
+
+			if (w > 0)
+				off += (size_t)w;
+			else if (w < 0 && errno != EAGAIN)
+				die("send");
+		}
+	}
+}
+
+static void *sender(void *arg)
+{
+	int s = (int)(intptr_t)arg;
+
+	for (int r = 0; r < rounds; r++) {
+		pthread_barrier_wait(&round_go);
+		send_share(s);
+		pthread_barrier_wait(&round_done);
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{"conns", required_argument, NULL, 'c'},   {"threads", required_argument, NULL, 't'},
 		{"size", required_argument, NULL, 's'},	   {"rounds", required_argument, NULL, 'r'},
 		{"interval-ms", required_argument, NULL, 'i'}, {"sndbuf", required_argument, NULL, 'b'},
-		{NULL, 0, NULL, 0}};
+		{"senders", required_argument, NULL, 'S'},     {NULL, 0, NULL, 0}};
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t al = sizeof(a);
-	int ch, l, *sfd, *eps, one = 1;
-	pthread_t *th;
+	int ch, l, *eps, one = 1;
+	pthread_t *th, *sth;
 	uint64_t *start, *loop, *lat;
-	char *msg;
+	char *buf;
 	size_t nl = 0;
 
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -122,13 +158,16 @@ int main(int argc, char **argv)
 		case 'r': rounds = atoi(optarg); break;
 		case 'i': interval_ms = atoi(optarg); break;
 		case 'b': sndbuf = atoi(optarg); break;
+		case 'S': n_senders = atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: sendfloor [--conns N] [--threads T] [--size B] "
-					"[--rounds R] [--interval-ms MS] [--sndbuf B (0: autotuning)]\n");
+					"[--rounds R] [--interval-ms MS] [--sndbuf B (0: autotuning)] "
+					"[--senders S]\n");
 			return 2;
 		}
 	}
-	if (n_conns < 1 || n_threads < 1 || rounds < 1 || msg_size < 1 || interval_ms < 0) {
+	if (n_conns < 1 || n_threads < 1 || rounds < 1 || msg_size < 1 || interval_ms < 0 ||
+	    n_senders < 1 || n_senders > n_conns) {
 		fprintf(stderr, "sendfloor: counts and sizes must be positive\n");
 		return 2;
 	}
@@ -136,13 +175,14 @@ int main(int argc, char **argv)
 	sfd = calloc((size_t)n_conns, sizeof(*sfd));
 	eps = calloc((size_t)n_threads, sizeof(*eps));
 	th = calloc((size_t)n_threads, sizeof(*th));
+	sth = calloc((size_t)n_senders, sizeof(*sth));
 	start = calloc((size_t)rounds, sizeof(*start));
 	loop = calloc((size_t)rounds, sizeof(*loop));
 	lat = calloc((size_t)rounds * (size_t)n_conns, sizeof(*lat));
-	msg = malloc(msg_size);
-	if (!conns || !sfd || !eps || !th || !start || !loop || !lat || !msg)
+	msg = buf = malloc(msg_size);
+	if (!conns || !sfd || !eps || !th || !sth || !start || !loop || !lat || !buf)
 		die("malloc");
-	memset(msg, 'x', msg_size);
+	memset(buf, 'x', msg_size);
 	l = socket(AF_INET, SOCK_STREAM, 0);
 	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 4096) ||
 	    getsockname(l, (struct sockaddr *)&a, &al))
@@ -174,23 +214,18 @@ int main(int argc, char **argv)
 	}
 	for (int t = 0; t < n_threads; t++)
 		pthread_create(&th[t], NULL, receiver, (void *)(intptr_t)eps[t]);
+	pthread_barrier_init(&round_go, NULL, (unsigned)n_senders);
+	pthread_barrier_init(&round_done, NULL, (unsigned)n_senders);
+	for (int t = 1; t < n_senders; t++)
+		pthread_create(&sth[t], NULL, sender, (void *)(intptr_t)t);
 	for (int r = 0; r < rounds; r++) {
 		struct timespec gap = {interval_ms / 1000, (long)(interval_ms % 1000) * 1000000L};
 
 		nanosleep(&gap, NULL);
 		start[r] = now_ns();
-		for (int i = 0; i < n_conns; i++) {
-			size_t off = 0;
-
-			while (off < msg_size) { /* a full buffer: wait, as lws would */
-				ssize_t w = send(sfd[i], msg + off, msg_size - off, MSG_NOSIGNAL);
-
-				if (w > 0)
-					off += (size_t)w;
-				else if (w < 0 && errno != EAGAIN)
-					die("send");
-			}
-		}
+		pthread_barrier_wait(&round_go);
+		send_share(0);
+		pthread_barrier_wait(&round_done);
 		loop[r] = now_ns() - start[r];
 	}
 	{ /* let the last round arrive */
@@ -201,6 +236,8 @@ int main(int argc, char **argv)
 	atomic_store(&stop, 1);
 	for (int t = 0; t < n_threads; t++)
 		pthread_join(th[t], NULL);
+	for (int t = 1; t < n_senders; t++)
+		pthread_join(sth[t], NULL);
 	for (int r = 0; r < rounds; r++)
 		for (int i = 0; i < n_conns; i++)
 			if (conns[i].arrive[r])
@@ -211,10 +248,10 @@ int main(int argc, char **argv)
 	}
 	qsort(lat, nl, sizeof(*lat), cmp_u64);
 	qsort(loop, (size_t)rounds, sizeof(*loop), cmp_u64);
-	printf("{\"conns\":%d,\"size\":%zu,\"rounds\":%d,\"threads\":%d,\"sndbuf\":%d,"
+	printf("{\"conns\":%d,\"size\":%zu,\"rounds\":%d,\"threads\":%d,\"senders\":%d,\"sndbuf\":%d,"
 	       "\"deliveries\":%zu,\"expected\":%zu,\"loop_p50_us\":%llu,\"loop_max_us\":%llu,"
 	       "\"lat_p50_us\":%llu,\"lat_p99_us\":%llu,\"lat_max_us\":%llu}\n",
-	       n_conns, msg_size, rounds, n_threads, sndbuf, nl, (size_t)rounds * (size_t)n_conns,
+	       n_conns, msg_size, rounds, n_threads, n_senders, sndbuf, nl, (size_t)rounds * (size_t)n_conns,
 	       (unsigned long long)(loop[rounds / 2] / 1000),
 	       (unsigned long long)(loop[rounds - 1] / 1000),
 	       (unsigned long long)(lat[nl / 2] / 1000),
