@@ -321,7 +321,9 @@ int app_store_tip(struct app_store *s, struct app_tip *tip);
  *                       txindex.db holds now; waits while mz-index is
  *                       XI_MAX_LIVE transactions behind.
  *   app_txindex_find    the memory part of a lookup (app_store_tx_find does
- *                       both); 1 and *seq when found.
+ *                       both); 1 and *seq when found in the map, and
+ *                       *maybe_db 0 when the filter (txindex.c) rules
+ *                       txindex.db out, so that lookup can stop here.
  */
 struct app_txindex;
 /* Transactions the map holds unmerged before app_txindex_prune waits. */
@@ -336,7 +338,7 @@ const char *app_txindex_path(const struct app_txindex *x);
 void app_txindex_add(struct app_txindex *x, const struct app_tx *txs, size_t m);
 void app_txindex_prune(struct app_txindex *x);
 int app_txindex_find(struct app_txindex *x, uint64_t ns, const uint8_t hash[static 32],
-		     uint64_t *seq);
+		     uint64_t *seq, int *maybe_db);
 
 /* Lookups by hash on this connection go through x (ATTACHed as "xi"). */
 int app_store_attach_txindex(struct app_store *s, struct app_txindex *x, char *errbuf,

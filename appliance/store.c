@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "appliance/app.h"
+#include "appliance/ops.h"
 
 enum {
 	ST_TX_INSERT,
@@ -726,13 +727,17 @@ static int seq_of(struct app_store *s, uint64_t ns, const uint8_t hash[static 32
 		  uint64_t *seq)
 {
 	sqlite3_stmt *st = ns ? s->xi_find : s->xi_find_any;
-	int found, step;
+	int found, step, maybe_db;
 
 	if (!s->xi)
 		return APP_EINVAL;
-	found = app_txindex_find(s->xi, ns, hash, seq);
+	found = app_txindex_find(s->xi, ns, hash, seq, &maybe_db);
 	if (found && ns)
 		return 1;
+	if (!maybe_db) {
+		app_metric_add(APP_M_txindex_filter_skips_total, 1);
+		return found;
+	}
 	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
 	if (ns)
 		sqlite3_bind_int64(st, 2, (int64_t)ns);
