@@ -661,8 +661,8 @@ int app_txindex_start(struct app_txindex *x, const atomic_uint_fast64_t *durable
 	if (rc)
 		return -rc;
 	x->started = 1;
-	/* Once: whatever stops it, the filter is then filled from add alone
-	 * and never trusted (fready stays 0). */
+	/* Until it has finished once; stopped early, it leaves fready 0 (every
+	 * lookup reads txindex.db) and the next start runs it again. */
 	if (!x->fstarted && !atomic_load(&x->fready)) {
 		atomic_store(&x->fstop, 0);
 		if (pthread_create(&x->fthread, NULL, filter_loader, x) == 0)
@@ -684,6 +684,7 @@ void app_txindex_stop(struct app_txindex *x)
 	if (x->fstarted) {
 		atomic_store(&x->fstop, 1);
 		pthread_join(x->fthread, NULL);
+		x->fstarted = 0;
 	}
 }
 
