@@ -333,12 +333,16 @@ static int rpc_admit(struct app_req *r, size_t i, const struct app_namespace *ns
 					 len, &what);
 	char *e;
 
-	if (!wait) {
-		c->pace_owner = ns->tenant_id;
+	/* What this message asks of its buckets, for its turn (server.c): the
+	 * admitted items and, on a WebSocket, the refused one it resends. */
+	c->pace_owner = ns->tenant_id;
+	if (!wait || !c->pace_refused) {
 		c->pace_txs += 1;
 		c->pace_bytes += (double)len;
-		return 0;
 	}
+	if (!wait)
+		return 0;
+	c->pace_refused = 1;
 	e = app_error_data_json(RPC_RATE_LIMITED, wait, what);
 	req_set(r, i, 1, e);
 	free(e);

@@ -501,6 +501,17 @@ static void rx_pause_if_limited(struct app_conn *c)
 	 * it earns meanwhile is then read at the limit's pace (rx_pace). */
 	if (ms < 25)
 		ms = 25;
+	/* And not before its turn, booked after those of the tenant's other
+	 * paced connections: resuming earlier would find the tokens theirs and
+	 * be refused again. */
+	{
+		int full;
+		uint64_t turn = app_limits_pace_us(&c->srv->limits, c->wsi, c->pace_owner,
+						   c->msg_tenant, c->pace_txs, c->pace_bytes, &full);
+
+		if (turn / 1000 > ms)
+			ms = turn / 1000;
+	}
 	if (ms > 1000)
 		ms = 1000;
 	c->rx_flooding = 1;
@@ -645,6 +656,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		}
 		if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
 			c->pace_txs = c->pace_bytes = 0;
+			c->pace_refused = 0;
 			app_rpc_handle(c, c->rx, c->rx_len);
 			c->rx_len = 0;
 			rx_pause_if_limited(c);

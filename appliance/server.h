@@ -102,6 +102,7 @@ struct app_conn {
 	int rx_flooding;
 	int64_t pace_owner;
 	double pace_txs, pace_bytes;
+	int pace_refused; /* this message had a refused item (counted once above) */
 	const char *http_csp;	 /* non-NULL: a page; send this Content-Security-Policy */
 	/* the namespace a submission item resolved to (per-tenant accounting) */
 	const struct app_namespace *item_ns;

@@ -30,6 +30,8 @@ class TenantLimitTest(DaemonCase):
         cls.ka = d.setup_tenant("acme", "alpha", 101)
         cls.kb = d.setup_tenant("beta", "bravo", 202)
         d.mezz("tenant", "limits", "acme", "--tx-per-s", "5")
+        cls.kg = d.setup_tenant("gamma", "charlie", 303)
+        d.mezz("tenant", "limits", "gamma", "--tx-per-s", "50")
 
     def send(self, ns, key=None, n=40):
         return self.d.call("mezz_sendTransaction", {"namespace": ns, "data": tx(n)}, key=key)
@@ -160,6 +162,44 @@ class TenantLimitTest(DaemonCase):
         paused, paced = self.paced()
         self.assertGreater(paused, before[0])
         self.assertGreater(paced, before[1])
+
+    def test_two_flooding_connections_are_paced_together(self):
+        """Two connections of one tenant (50 tx/s) each pipeline 60
+        submissions. The bucket's 50 go through; then each is refused once
+        and from there read in turns booked on the tenant's bucket, one after
+        the other's: every message is answered once, the rest is admitted,
+        not refused, and together they keep to 50 tx/s. (Measured: 2
+        refusals; 9-18 when the refusal pause did not wait for a turn, 34-38
+        without pacing.)"""
+        time.sleep(1.1)
+
+        async def flood(ws, base):
+            for i in range(60):
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": base + i,
+                                          "method": "mezz_sendTransaction",
+                                          "params": {"namespace": "charlie", "data": tx()}}))
+            got = {}
+            while len(got) < 60:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                got[m["id"]] = (time.monotonic(), m)
+            return got
+
+        async def go():
+            async with ws_connect(self.d.ws_url(), key=self.kg) as a, \
+                    ws_connect(self.d.ws_url(), key=self.kg) as b:
+                ra, rb = await asyncio.gather(flood(a, 0), flood(b, 1000))
+                return {**ra, **rb}
+        got = run_async(go())
+        self.assertEqual(len(got), 120)
+        refused = [i for i, (_, m) in got.items()
+                   if m.get("error", {}).get("code") == RATE_LIMITED]
+        ok = sorted(t for t, m in got.values() if "result" in m)
+        self.assertEqual(len(ok) + len(refused), 120)
+        self.assertLessEqual(len(refused), 4, "refused: %d" % len(refused))
+        # After the bucket's 50: the rest keep to 50 tx/s together.
+        late = ok[50:]
+        self.assertGreaterEqual(len(late), 60)
+        self.assertGreaterEqual(late[-1] - late[0], (len(late) - 1) / 50.0 * 0.9)
 
     def test_metrics_count_limited(self):
         _, _, raw = self.d.http(b"", "/metrics", method="GET")
