@@ -3,10 +3,11 @@
  * over WebSocket, on "/" (mezz_* methods) and "/rollup/<name>" (Ethereum).
  *
  * Rules kept here (lws README.coding): only this thread touches lws; other
- * threads hand over through the done queue and lws_cancel_service(); every
- * write happens in a WRITEABLE callback, one lws_write per callback, but
- * for a live block's copy to a connection with nothing queued and nothing
- * left buffered by lws (feed.c deliver, where the reason is); every
+ * threads hand over through the done queue and lws_cancel_service(); a
+ * write happens in a WRITEABLE callback, one lws_write per callback, or,
+ * for a connection lws holds nothing for, right where the done queue's
+ * drain gave it something to send (flush_deferred, and a live block's copy
+ * in feed.c deliver, where the reasons are); every
  * length from the wire is checked against its cap before memory is taken.
  * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE is deliberately not handled
  * (CVE-2025-11677 in Debian's lws).
@@ -114,11 +115,78 @@ static int write_coalesced(struct app_conn *c)
 	return lws_write(c->wsi, p, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
 }
 
+/* One write from c's non-empty queue: its small messages coalesced, or
+ * its first message alone. -1 if the write failed. */
+static int write_queued(struct app_conn *c)
+{
+	struct out_msg *m = c->out_head;
+
+	if (m->next && m->len < COALESCE_SMALL)
+		return write_coalesced(c);
+	if (lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len)
+		return -1;
+	out_pop(c);
+	return 0;
+}
+
 void app_conn_wake(struct app_conn *c)
 {
+	struct app_server *s = c->srv;
+
 	/* A connection without a socket is a test harness (fuzzing): nothing to wake. */
-	if (c->wsi)
-		lws_callback_on_writable(c->wsi);
+	if (!c->wsi)
+		return;
+	if (s->flush_defer && c->is_ws) {
+		if (!c->flush_pending) {
+			c->flush_pending = 1;
+			c->flush_next = s->flush_head;
+			s->flush_head = c;
+		}
+		return;
+	}
+	lws_callback_on_writable(c->wsi);
+}
+
+static void flush_forget(struct app_conn *c)
+{
+	struct app_conn **pp = &c->srv->flush_head;
+
+	while (*pp && *pp != c)
+		pp = &(*pp)->flush_next;
+	if (*pp)
+		*pp = c->flush_next;
+	c->flush_pending = 0;
+	c->flush_next = NULL;
+}
+
+/*
+ * The end of a drain of the done queue: each WebSocket connection that was
+ * given something to send gets one write now, as in its WRITEABLE
+ * callback, if lws holds nothing of an earlier write for it. A receipt
+ * then leaves in the same turn of the event loop as the group commit that
+ * made it, where asking for a WRITEABLE callback cost an epoll_ctl to
+ * watch for POLLOUT, a loop turn to get it, and an epoll_ctl to stop
+ * watching, per connection per group (the lws thread at 10k tx/s is
+ * mostly such per-message overhead). Anything left (more queued, a
+ * partial write, a close frame) goes the usual way, through WRITEABLE.
+ */
+static void flush_deferred(struct app_server *s)
+{
+	struct app_conn *c;
+
+	s->flush_defer = 0;
+	while ((c = s->flush_head)) {
+		s->flush_head = c->flush_next;
+		c->flush_pending = 0;
+		c->flush_next = NULL;
+		if (!c->closing && c->out_head && !lws_partial_buffered(c->wsi) &&
+		    write_queued(c)) {
+			app_conn_drop(c, "write to the socket failed");
+			continue;
+		}
+		if (c->closing || c->out_head || app_feed_pending(c))
+			lws_callback_on_writable(c->wsi);
+	}
 }
 
 void app_conn_drop(struct app_conn *c, const char *reason)
@@ -200,6 +268,7 @@ static void drain_done(struct app_server *s)
 	struct app_done d[256];
 	size_t n, total = 0;
 
+	s->flush_defer = 1;
 	while (total < DONE_BATCH && (n = app_queue_pop(s->done, d, 256, 0)) > 0) {
 		for (size_t i = 0; i < n; i++) {
 			if (d[i].kind == DONE_BLOCK) {
@@ -233,6 +302,7 @@ static void drain_done(struct app_server *s)
 	/* Level events we were not told about, likewise. */
 	for (int L = 0; L < APP_LEVELS; L++)
 		app_feed_level(s, (enum app_level)L, atomic_load(&s->committer->stats.level_tip[L]));
+	flush_deferred(s);
 	if (app_queue_len(s->done))
 		lws_cancel_service(s->ctx);
 }
@@ -294,6 +364,8 @@ static void conn_cleanup(struct app_conn *c)
 	if (c->rx_paused)
 		rx_unlink(c);
 	c->rx_paused = 0;
+	if (c->flush_pending)
+		flush_forget(c);
 	c->inited = 0;
 }
 
@@ -709,14 +781,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			if (!m)
 				return 0;
 		}
-		if (m->next && m->len < COALESCE_SMALL) {
-			if (write_coalesced(c))
-				return -1;
-		} else {
-			if (lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len)
-				return -1;
-			out_pop(c);
-		}
+		if (write_queued(c))
+			return -1;
 		/* Not for every subscriber after every write: a live subscriber's
 		 * next block comes with the next fan-out (feed.c deliver). */
 		if (c->out_head || app_feed_pending(c))

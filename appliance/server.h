@@ -110,6 +110,8 @@ struct app_conn {
 	struct app_req *reqs;
 	struct app_subscr *subs;
 	struct app_conn *ws_next, *ws_prev; /* all WebSocket connections */
+	int flush_pending; /* on app_server.flush_head */
+	struct app_conn *flush_next;
 	/* proposer session (proposer_rpc.c): a challenge, then the address it
 	 * proved; the private "pending" subscription (0: none) */
 	uint8_t prop_challenge[32];
@@ -172,6 +174,11 @@ struct app_server {
 	struct app_auth auth;
 	struct feed_cache feed;
 	struct app_conn *ws_list;
+	/* While the done queue is drained, WebSocket connections given
+	 * something to send wait here instead of asking lws for a WRITEABLE
+	 * callback, and are written once at the end (server.c flush_deferred) */
+	int flush_defer;
+	struct app_conn *flush_head;
 	unsigned char *coalesce; /* LWS_PRE + COALESCE_MAX: write_coalesced's frames */
 	struct app_fast_tx *fast; /* server.max_batch_items: app_fastrpc_parse's output */
 	uint64_t next_sub_id;
