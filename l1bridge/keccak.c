@@ -3,43 +3,30 @@
  * padding (0x01 ... 0x80), not FIPS 202 SHA3's 0x06, over nettle's
  * Keccak-f[1600] permutation. Rate is 136 bytes (1088 bits), capacity 512.
  *
- * The state is absorbed and squeezed as little-endian 64-bit lanes, written
- * out byte by byte so the code does not depend on the host's byte order.
+ * The state is absorbed and squeezed as little-endian 64-bit lanes (le64toh
+ * and htole64 on each lane), so the code does not depend on the host's byte
+ * order; nettle permutes the lanes in place.
  */
 #include <assert.h>
+#include <endian.h>
 #include <string.h>
-
-#include <nettle/sha3.h>
 
 #include "l1bridge/l1.h"
 
 #define L1_KECCAK_RATE 136
 
-_Static_assert(sizeof(((struct l1_keccak *)0)->a) == sizeof(struct sha3_state),
-	       "l1_keccak lanes must match nettle's sha3_state");
 _Static_assert(sizeof(((struct l1_keccak *)0)->block) == L1_KECCAK_RATE,
 	       "l1_keccak block must hold one rate-sized block");
-
-/* Copies through a real struct sha3_state so nettle never sees our struct
- * through a pointer of another type (no aliasing assumptions). */
-static void keccak_permute(struct l1_keccak *k)
-{
-	struct sha3_state st;
-
-	memcpy(st.a, k->a, sizeof(st.a));
-	nettle_sha3_permute(&st);
-	memcpy(k->a, st.a, sizeof(st.a));
-}
 
 static void keccak_absorb(struct l1_keccak *k, const uint8_t *block)
 {
 	for (size_t i = 0; i < L1_KECCAK_RATE / 8; i++) {
-		uint64_t lane = 0;
-		for (size_t j = 0; j < 8; j++)
-			lane |= (uint64_t)block[8 * i + j] << (8 * j);
-		k->a[i] ^= lane;
+		uint64_t lane;
+
+		memcpy(&lane, block + 8 * i, 8);
+		k->st.a[i] ^= le64toh(lane);
 	}
-	keccak_permute(k);
+	nettle_sha3_permute(&k->st);
 }
 
 void l1_keccak_init(struct l1_keccak *k)
@@ -86,8 +73,11 @@ void l1_keccak_final(struct l1_keccak *k, uint8_t out[static 32])
 	k->block[k->used] ^= 0x01;
 	k->block[L1_KECCAK_RATE - 1] ^= 0x80;
 	keccak_absorb(k, k->block);
-	for (size_t i = 0; i < 32; i++)
-		out[i] = (uint8_t)(k->a[i / 8] >> (8 * (i % 8)));
+	for (size_t i = 0; i < 4; i++) {
+		uint64_t lane = htole64(k->st.a[i]);
+
+		memcpy(out + 8 * i, &lane, 8);
+	}
 	k->used = 0;
 }
 

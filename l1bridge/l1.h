@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nettle/sha3.h>
+
 #define L1_ERRORS(X)                                                              \
 	X(L1_EINVAL, -1201, "invalid argument")                                   \
 	X(L1_ERLP, -1202, "malformed RLP")                                        \
@@ -68,7 +70,7 @@ const char *l1_strerror(int err);
  * nettle_sha3_permute. */
 
 struct l1_keccak {
-	uint64_t a[25]; /* nettle's struct sha3_state layout */
+	struct sha3_state st; /* nettle's lanes, permuted in place */
 	uint8_t block[136];
 	size_t used;
 };
