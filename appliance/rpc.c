@@ -43,7 +43,7 @@ static void req_free(struct app_req *r)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		free(r->ids[i]);
-		free(r->answers[i]);
+		app_msg_free(r->answers[i]);
 	}
 	free(r);
 }
@@ -80,8 +80,10 @@ void app_req_detach_all(struct app_conn *c)
 /* Store item i's answer: `value` is a result value or an error object. */
 static void req_set(struct app_req *r, size_t i, int is_error, const char *value)
 {
+	static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":";
 	const char *id = r->ids[i];
-	size_t cap;
+	size_t idn, vn;
+	char *p;
 
 	if (!id) /* a notification gets no answer */
 		return;
@@ -89,12 +91,22 @@ static void req_set(struct app_req *r, size_t i, int is_error, const char *value
 		value = "{\"code\":-32603,\"message\":\"internal error: out of memory\"}";
 		is_error = 1;
 	}
-	cap = strlen(id) + strlen(value) + 48;
-	free(r->answers[i]);
-	r->answers[i] = malloc(cap);
-	if (r->answers[i])
-		snprintf(r->answers[i], cap, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"%s\":%s}", id,
-			 is_error ? "error" : "result", value);
+	idn = strlen(id);
+	vn = strlen(value);
+	app_msg_free(r->answers[i]);
+	/* In a buffer the connection can queue as it is (req_finish). */
+	r->answers[i] = p = app_msg_alloc(sizeof(head) - 1 + idn + 10 + vn + 2);
+	if (!p)
+		return;
+	memcpy(p, head, sizeof(head) - 1);
+	p += sizeof(head) - 1;
+	memcpy(p, id, idn);
+	p += idn;
+	memcpy(p, is_error ? ",\"error\":" : ",\"result\":", is_error ? 9 : 10);
+	p += is_error ? 9 : 10;
+	memcpy(p, value, vn);
+	p += vn;
+	memcpy(p, "}", 2);
 }
 
 static void req_error(struct app_req *r, size_t i, int code, const char *fmt, ...)
@@ -146,8 +158,10 @@ static void req_finish(struct app_req *r)
 		c->http_status = 429; /* lws 4.1 names no 429 */
 	if (n == 1 && !r->is_batch) { /* the common case: one answer, sent as it is */
 		for (size_t i = 0; i < r->n; i++)
-			if (r->answers[i])
-				app_conn_send(c, r->answers[i], total - 3, 0, 0); /* 2 + len + 1 */
+			if (r->answers[i]) { /* handed over: 2 + len + 1 */
+				app_conn_send_msg(c, r->answers[i], total - 3, 0, 0);
+				r->answers[i] = NULL;
+			}
 	} else if (n && (out = malloc(total + 1))) {
 		size_t k = 0;
 

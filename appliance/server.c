@@ -12,6 +12,8 @@
  * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE is deliberately not handled
  * (CVE-2025-11677 in Debian's lws).
  */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,18 +211,60 @@ void app_conn_drop(struct app_conn *c, const char *reason)
 	app_conn_wake(c);
 }
 
+/* The out_msg whose text app_msg_alloc returned. */
+static struct out_msg *msg_of(char *text)
+{
+	return (struct out_msg *)((unsigned char *)text - LWS_PRE - offsetof(struct out_msg, buf));
+}
+
+char *app_msg_alloc(size_t cap)
+{
+	struct out_msg *m = cap > SIZE_MAX - sizeof(*m) - LWS_PRE ? NULL
+								  : malloc(sizeof(*m) + LWS_PRE + cap);
+
+	if (!m)
+		return NULL;
+	m->next = NULL;
+	m->len = 0;
+	m->is_block = 0;
+	m->height = 0;
+	return (char *)m->buf + LWS_PRE;
+}
+
+void app_msg_free(char *text)
+{
+	if (text)
+		free(msg_of(text));
+}
+
 int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block,
 		  uint64_t height)
 {
-	struct app_server *s = c->srv;
-	struct out_msg *m;
+	char *t;
 
 	if (c->closing)
 		return -1;
+	t = app_msg_alloc(len);
+	if (!t)
+		return -1;
+	memcpy(t, data, len);
+	return app_conn_send_msg(c, t, len, is_block, height);
+}
+
+int app_conn_send_msg(struct app_conn *c, char *text, size_t len, int is_block, uint64_t height)
+{
+	struct app_server *s = c->srv;
+	struct out_msg *m = msg_of(text);
+
+	m->len = len;
+	m->is_block = is_block;
+	m->height = height;
+	if (c->closing) {
+		free(m);
+		return -1;
+	}
 	if (!c->is_ws) { /* HTTP: exactly one response per transaction */
-		m = out_new(data, len);
-		if (!m)
-			return -1;
+		m->is_block = 0;
 		free(c->http_resp);
 		c->http_resp = m;
 		app_conn_wake(c);
@@ -230,12 +274,14 @@ int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block
 	    (is_block && c->out_blocks + 1 > (size_t)s->cfg->feed_queue_max_blocks)) {
 		char why[120];
 		uint64_t resume = height;
+		struct out_msg *q;
 
+		free(m);
 		app_metric_add(APP_M_feed_drops_total, 1);
 		/* The oldest queued block is the first one the client has not had. */
-		for (m = c->out_head; m; m = m->next)
-			if (m->is_block) {
-				resume = m->height;
+		for (q = c->out_head; q; q = q->next)
+			if (q->is_block) {
+				resume = q->height;
 				break;
 			}
 		if (resume)
@@ -247,11 +293,6 @@ int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block
 		app_conn_drop(c, why);
 		return -1;
 	}
-	m = out_new(data, len);
-	if (!m)
-		return -1;
-	m->is_block = is_block;
-	m->height = height;
 	if (c->out_tail)
 		c->out_tail->next = m;
 	else

@@ -239,6 +239,13 @@ void app_req_detach_all(struct app_conn *c);
 /* server.c: queue bytes to a connection (copied). 0, or -1 if dropped. */
 int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block,
 		  uint64_t height);
+/* A text buffer of cap bytes that app_conn_send_msg queues as it is, with
+ * no copy; free it with app_msg_free unless it was handed over. */
+char *app_msg_alloc(size_t cap);
+void app_msg_free(char *text);
+/* As app_conn_send, taking text (from app_msg_alloc, len bytes used):
+ * queued, or freed if the connection is dropped or closing. */
+int app_conn_send_msg(struct app_conn *c, char *text, size_t len, int is_block, uint64_t height);
 void app_conn_drop(struct app_conn *c, const char *reason);
 /* Ask lws for a WRITEABLE callback on this connection. */
 void app_conn_wake(struct app_conn *c);
