@@ -162,7 +162,7 @@ static void req_finish(struct app_req *r)
 				app_conn_send_msg(c, r->answers[i], total - 3, 0, 0);
 				r->answers[i] = NULL;
 			}
-	} else if (n && (out = malloc(total + 1))) {
+	} else if (n && (out = app_msg_alloc(total + 1))) { /* queued as it is */
 		size_t k = 0;
 
 		if (r->is_batch)
@@ -181,8 +181,7 @@ static void req_finish(struct app_req *r)
 		}
 		if (r->is_batch)
 			out[k++] = ']';
-		app_conn_send(c, out, k, 0, 0);
-		free(out);
+		app_conn_send_msg(c, out, k, 0, 0);
 	} else if (!c->is_ws) { /* only notifications: HTTP still needs a reply */
 		c->http_status = HTTP_STATUS_NO_CONTENT;
 		app_conn_wake(c);
