@@ -57,20 +57,6 @@ static void out_free_all(struct app_conn *c)
 	c->http_resp = NULL;
 }
 
-static struct out_msg *out_new(const char *data, size_t len)
-{
-	struct out_msg *m = malloc(sizeof(*m) + LWS_PRE + len);
-
-	if (!m)
-		return NULL;
-	m->next = NULL;
-	m->len = len;
-	m->is_block = 0;
-	m->height = 0;
-	memcpy(m->buf + LWS_PRE, data, len);
-	return m;
-}
-
 static void out_pop(struct app_conn *c)
 {
 	struct out_msg *m = c->out_head;
@@ -524,10 +510,14 @@ static int serve_get(struct app_conn *c, const char *uri)
 int app_http_reply(struct app_conn *c, int status, const char *ctype, const char *body,
 		   size_t len)
 {
-	struct out_msg *m = out_new(body, len);
+	char *t = app_msg_alloc(len);
+	struct out_msg *m;
 
-	if (!m)
+	if (!t)
 		return APP_ENOMEM;
+	memcpy(t, body, len);
+	m = msg_of(t);
+	m->len = len;
 	free(c->http_resp);
 	c->http_resp = m;
 	c->http_status = status;
