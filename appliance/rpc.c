@@ -81,8 +81,8 @@ void app_req_detach_all(struct app_conn *c)
 static void req_set(struct app_req *r, size_t i, int is_error, const char *value)
 {
 	static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":";
-	const char *id = r->ids[i];
-	size_t idn, vn;
+	const char *id = r->ids[i], *key;
+	size_t idn, kn, vn;
 	char *p;
 
 	if (!id) /* a notification gets no answer */
@@ -91,19 +91,21 @@ static void req_set(struct app_req *r, size_t i, int is_error, const char *value
 		value = "{\"code\":-32603,\"message\":\"internal error: out of memory\"}";
 		is_error = 1;
 	}
+	key = is_error ? ",\"error\":" : ",\"result\":";
 	idn = strlen(id);
+	kn = strlen(key);
 	vn = strlen(value);
 	app_msg_free(r->answers[i]);
 	/* In a buffer the connection can queue as it is (req_finish). */
-	r->answers[i] = p = app_msg_alloc(sizeof(head) - 1 + idn + 10 + vn + 2);
+	r->answers[i] = p = app_msg_alloc(sizeof(head) - 1 + idn + kn + vn + 2);
 	if (!p)
 		return;
 	memcpy(p, head, sizeof(head) - 1);
 	p += sizeof(head) - 1;
 	memcpy(p, id, idn);
 	p += idn;
-	memcpy(p, is_error ? ",\"error\":" : ",\"result\":", is_error ? 9 : 10);
-	p += is_error ? 9 : 10;
+	memcpy(p, key, kn);
+	p += kn;
 	memcpy(p, value, vn);
 	p += vn;
 	memcpy(p, "}", 2);

@@ -250,7 +250,6 @@ int app_conn_send_msg(struct app_conn *c, char *text, size_t len, int is_block, 
 		return -1;
 	}
 	if (!c->is_ws) { /* HTTP: exactly one response per transaction */
-		m->is_block = 0;
 		free(c->http_resp);
 		c->http_resp = m;
 		app_conn_wake(c);

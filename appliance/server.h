@@ -247,7 +247,9 @@ void app_msg_free(char *text);
  * queued, or freed if the connection is dropped or closing. */
 int app_conn_send_msg(struct app_conn *c, char *text, size_t len, int is_block, uint64_t height);
 void app_conn_drop(struct app_conn *c, const char *reason);
-/* Ask lws for a WRITEABLE callback on this connection. */
+/* Ask lws for a WRITEABLE callback on this connection; during a drain of
+ * the done queue, a WebSocket connection is written at the drain's end
+ * instead (server.c flush_deferred). */
 void app_conn_wake(struct app_conn *c);
 
 /* dasrv.c: data availability on the lws thread. The *_json calls return 0
