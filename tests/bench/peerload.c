@@ -23,6 +23,9 @@
  *                  its JSON-RPC id. The subscriber is one more WebSocket with
  *                  mezz_subscribe ["blocks", {namespaces: [<stream>],
  *                  levels: ["preconfirmed"]}]: one event per committed group.
+ *                  --batch N (closed loop only) sends N requests per frame
+ *                  as one JSON-RPC batch, each with its own id: loadgen's
+ *                  (c) from the lean client; --window then counts frames.
  *
  * Modes are loadgen's: --rate R > 0 is open loop (a 1 ms clock releases R
  * messages/s round robin over the connections, whatever the latency; only a
@@ -78,7 +81,7 @@ struct opts {
 	int port;
 	enum peer peer;
 	const char *stream;
-	int conns, window, size, subscribe;
+	int conns, window, batch, size, subscribe;
 	double rate, duration, warmup, drain;
 	long max_inflight; /* per connection */
 	long daemon_pid;
@@ -86,7 +89,7 @@ struct opts {
 };
 
 static struct opts O = {
-	.stream = "peerload", .conns = 4, .window = 64, .size = 200, .rate = 0,
+	.stream = "peerload", .conns = 4, .window = 64, .batch = 1, .size = 200, .rate = 0,
 	.duration = 10, .warmup = 2, .drain = 5,
 };
 
@@ -476,6 +479,45 @@ static void upgrade(int fd, struct buf *rx)
 /* ---- publishers ----------------------------------------------------------- */
 
 /* Append one publish of message id with payload tag to c's send buffer. */
+/* One mezz_sendTransaction request, its payload tagged, written at js (which
+ * has room for O.size * 2 + 256 + strlen(O.stream) bytes); its length. */
+static size_t mezz_req(char *js, uint64_t id, uint64_t tag)
+{
+	static const char hx[] = "0123456789abcdef";
+	size_t n = (size_t)sprintf(js,
+				   "{\"jsonrpc\":\"2.0\",\"id\":%" PRIu64 ",\"method\":"
+				   "\"mezz_sendTransaction\",\"params\":{\"namespace\":\"%s\","
+				   "\"data\":\"0x",
+				   id, O.stream);
+	uint8_t b[8];
+
+	for (int i = 0; i < O.size; i++) {
+		if (i % 8 == 0) {
+			uint64_t r = i ? xorshift(&P.rng) : tag;
+
+			for (int k = 0; k < 8; k++)
+				b[k] = (uint8_t)(r >> (56 - 8 * k));
+		}
+		js[n++] = hx[b[i % 8] >> 4];
+		js[n++] = hx[b[i % 8] & 15];
+	}
+	memcpy(js + n, "\"}}", 3);
+	return n + 3;
+}
+
+/* The JSON text of one WebSocket message to mezzanine: room for nreq
+ * requests, an array's brackets and commas; reused from call to call. */
+static char *mezz_text(int nreq)
+{
+	static char *js;
+	static size_t jcap;
+	size_t need = (size_t)nreq * ((size_t)O.size * 2 + 257 + strlen(O.stream)) + 2;
+
+	if (jcap < need && !(js = realloc(js, jcap = need)))
+		die("out of memory%s", NULL);
+	return js;
+}
+
 static void put_msg(struct conn *c, uint64_t id, uint64_t tag)
 {
 	char *p = buf_room(&c->tx, (size_t)O.size + 256), *s = p;
@@ -483,31 +525,9 @@ static void put_msg(struct conn *c, uint64_t id, uint64_t tag)
 	int i;
 
 	if (O.peer == PEER_MEZZ) {
-		static const char hx[] = "0123456789abcdef";
-		static char *js;
-		static size_t jcap;
-		size_t need = (size_t)O.size * 2 + 256 + strlen(O.stream), n;
-		uint8_t b[8];
+		char *js = mezz_text(1);
 
-		if (jcap < need && !(js = realloc(js, jcap = need)))
-			die("out of memory%s", NULL);
-		n = (size_t)sprintf(js,
-				    "{\"jsonrpc\":\"2.0\",\"id\":%" PRIu64 ",\"method\":"
-				    "\"mezz_sendTransaction\",\"params\":{\"namespace\":\"%s\","
-				    "\"data\":\"0x",
-				    id, O.stream);
-		for (i = 0; i < O.size; i++) {
-			if (i % 8 == 0) {
-				uint64_t r = i ? xorshift(&P.rng) : tag;
-
-				for (int k = 0; k < 8; k++)
-					b[k] = (uint8_t)(r >> (56 - 8 * k));
-			}
-			js[n++] = hx[b[i % 8] >> 4];
-			js[n++] = hx[b[i % 8] & 15];
-		}
-		memcpy(js + n, "\"}}", 3);
-		ws_put(&c->tx, &P.rng, 0x1, js, n + 3);
+		ws_put(&c->tx, &P.rng, 0x1, js, mezz_req(js, id, tag));
 		return;
 	}
 	if (O.peer == PEER_REDIS) {
@@ -532,12 +552,15 @@ static void put_msg(struct conn *c, uint64_t id, uint64_t tag)
 	c->tx.n += (size_t)(p - s);
 }
 
-static void send_one(struct conn *c, uint64_t t_sched)
+/* Take the next id of c for one message (or one request of a batch) and
+ * its tag, and start its clock; *tag is the payload's tag. */
+static uint64_t take_id(struct conn *c, uint64_t t_sched, uint64_t t, uint64_t *tag)
 {
-	uint64_t id = c->next_id++, tag = P.tag++, t = now_ns();
+	uint64_t id = c->next_id++;
 	struct slot *sl = &c->ring[id & c->mask];
 	int win = in_window(t);
 
+	*tag = P.tag++;
 	if (sl->id) {
 		/* Never answered while the ring went round: count it as lost. */
 		if (sl->in_window)
@@ -548,15 +571,42 @@ static void send_one(struct conn *c, uint64_t t_sched)
 	sl->t_send = t;
 	sl->t_sched = t_sched ? t_sched : t;
 	sl->in_window = win;
-	if (P.tsend_by_tag && tag < P.tag_cap)
-		P.tsend_by_tag[tag] = win ? t : 0;
-	put_msg(c, id, tag);
+	if (P.tsend_by_tag && *tag < P.tag_cap)
+		P.tsend_by_tag[*tag] = win ? t : 0;
 	c->inflight++;
 	P.sent_total++;
 	if (win)
 		P.sent++;
 	if (t_sched && t > t_sched && t - t_sched > P.max_lag_ns && win)
 		P.max_lag_ns = t - t_sched;
+	return id;
+}
+
+static void send_one(struct conn *c, uint64_t t_sched)
+{
+	uint64_t tag, id = take_id(c, t_sched, now_ns(), &tag);
+
+	put_msg(c, id, tag);
+}
+
+/* mezzanine only, closed loop: one WebSocket message holding a JSON-RPC
+ * batch of O.batch mezz_sendTransaction requests, each with its own id and
+ * tag, so each answer in the answering array completes its own request. */
+static void send_batch(struct conn *c)
+{
+	char *js = mezz_text(O.batch);
+	uint64_t t = now_ns(), tag, id;
+	size_t n = 0;
+
+	js[n++] = '[';
+	for (int j = 0; j < O.batch; j++) {
+		id = take_id(c, 0, t, &tag);
+		if (j)
+			js[n++] = ',';
+		n += mezz_req(js + n, id, tag);
+	}
+	js[n++] = ']';
+	ws_put(&c->tx, &P.rng, 0x1, js, n);
 }
 
 static void complete(struct conn *c, uint64_t id, int is_err, const char *msg, size_t msglen,
@@ -637,7 +687,7 @@ static int may_send(struct conn *c)
 		return 0;
 	if (O.rate > 0)
 		return c->due > 0;
-	return c->inflight < O.window;
+	return c->inflight + O.batch <= (long)O.window * O.batch;
 }
 
 /* Queue every send c may make now (loadgen's WRITEABLE callback). */
@@ -654,6 +704,8 @@ static void pump(struct conn *c)
 
 			c->due--;
 			send_one(c, ts);
+		} else if (O.batch > 1) {
+			send_batch(c);
 		} else {
 			send_one(c, 0);
 		}
@@ -1159,7 +1211,7 @@ static void usage(void)
 		"                [--rate MSG_PER_S (0 = closed loop)] [--window MSGS_PER_CONN]\n"
 		"                [--size BYTES] [--duration S] [--warmup S] [--drain S]\n"
 		"                [--max-inflight MSGS_PER_CONN] [--subscribe] [--daemon-pid PID]\n"
-		"                [--max-samples N]\n");
+		"                [--max-samples N] [--batch TXS_PER_MSG (mezz, closed loop)]\n");
 	exit(2);
 }
 
@@ -1170,7 +1222,8 @@ int main(int argc, char **argv)
 		{"conns", 1, 0, 'c'},	 {"rate", 1, 0, 'r'},	      {"window", 1, 0, 'w'},
 		{"size", 1, 0, 's'},	 {"duration", 1, 0, 'd'},     {"warmup", 1, 0, 'W'},
 		{"drain", 1, 0, 'D'},	 {"max-inflight", 1, 0, 'm'}, {"subscribe", 0, 0, 'S'},
-		{"daemon-pid", 1, 0, 'p'}, {"max-samples", 1, 0, 'M'}, {0, 0, 0, 0},
+		{"daemon-pid", 1, 0, 'p'}, {"max-samples", 1, 0, 'M'}, {"batch", 1, 0, 'b'},
+		{0, 0, 0, 0},
 	};
 	struct lat sublat = {0};
 	uint64_t t;
@@ -1210,14 +1263,20 @@ int main(int argc, char **argv)
 		case 'S': O.subscribe = 1; break;
 		case 'p': O.daemon_pid = atol(optarg); break;
 		case 'M': O.max_samples = (size_t)atoll(optarg); break;
+		case 'b': O.batch = atoi(optarg); break;
 		default: usage();
 		}
 	}
 	if (!have_peer || !O.port || O.conns < 1 || O.conns > MAX_CONNS || O.window < 1 ||
 	    O.size < 16 || O.size > 1 << 20 || O.duration <= 0 || O.warmup < 0 ||
+	    O.batch < 1 || O.batch > 10000 ||
 	    strspn(O.stream, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
 		    strlen(O.stream))
 		usage();
+	if (O.batch > 1 && (O.peer != PEER_MEZZ || O.rate > 0)) {
+		fprintf(stderr, "peerload: --batch is for --peer mezz in closed loop (--rate 0)\n");
+		exit(2);
+	}
 	if (O.max_inflight <= 0)
 		O.max_inflight = O.rate > 0 ? 8192 : O.window;
 	signal(SIGINT, on_signal);
@@ -1234,7 +1293,7 @@ int main(int argc, char **argv)
 			die("out of memory for latency samples", NULL);
 	P.rng = 0x9E3779B97F4A7C15ull ^ ((uint64_t)getpid() << 16) ^ now_ns();
 	S.rng = P.rng ^ 0xD1B54A32D192ED03ull;
-	while (ring < (size_t)(O.rate > 0 ? O.max_inflight : O.window) * 2 + 1)
+	while (ring < (size_t)(O.rate > 0 ? O.max_inflight : (long)O.window * O.batch) * 2 + 1)
 		ring <<= 1;
 	for (int k = 0; k < O.conns; k++) {
 		struct conn *c = &P.c[k];
@@ -1317,14 +1376,14 @@ int main(int argc, char **argv)
 	{
 		double span = O.duration;
 
-		printf("{\"peer\":\"%s\",\"mode\":\"%s\",\"conns\":%d,\"threads\":1,\"batch\":1,"
+		printf("{\"peer\":\"%s\",\"mode\":\"%s\",\"conns\":%d,\"threads\":1,\"batch\":%d,"
 		       "\"window\":%d,\"size\":%d,\"duration\":%.1f,"
 		       "\"offered\":%.0f,\"achieved_tps\":%.0f,\"sent\":%" PRIu64
 		       ",\"receipts\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"busy\":0,\"lost\":%" PRIu64
 		       ",\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,\"p999_us\":%u,\"max_us\":%u",
 		       O.peer == PEER_REDIS ? "redis" : O.peer == PEER_NATS ? "nats" : "mezz",
 		       O.rate > 0 ? "open" : "closed",
-		       O.conns, O.window, O.size, O.duration, O.rate,
+		       O.conns, O.batch, O.window, O.size, O.duration, O.rate,
 		       (double)P.ok_in_window / O.duration, P.sent, P.receipts, P.errors, P.lost,
 		       pct(&P.lat, 50), pct(&P.lat, 90), pct(&P.lat, 99), pct(&P.lat, 99.9),
 		       P.lat.n ? P.lat.v[P.lat.n - 1] : 0);
