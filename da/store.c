@@ -16,7 +16,8 @@
  * a temp name, fsync'd, renamed into place, and then each directory that
  * received a rename is fsync'd, all before da_store_put returns. A crash
  * leaves at worst a stale "<h>.tmp", overwritten by the next put of h and
- * removed with the block.
+ * removed with the block. Packs are written past the page cache (O_DIRECT
+ * for whole blocks, see write_pack); the fsync is the same either way.
  *
  * Reading checks each shard on its own (CRC, header fields against the
  * record, Merkle path against the record's shard root), rebuilds what is
@@ -34,6 +35,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,10 @@ struct da_store {
 	pthread_mutex_t mu;
 	int *stale; /* replaced descriptors */
 	size_t n_stale, cap_stale;
+	_Atomic unsigned char *buffered; /* [D]: 1 once O_DIRECT failed there */
+	pthread_mutex_t bmu;	    /* owns bounce while a put lays out a pack */
+	uint8_t *bounce;		    /* DIO_ALIGN-aligned, bounce_cap bytes */
+	size_t bounce_cap;
 };
 
 /* Reopen every storage directory whose descriptor points at an unlinked one. */
@@ -121,9 +127,12 @@ int da_store_open(const char *const *dirs, size_t D, struct da_store **out)
 		return DA_EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL || (s->dirfd = malloc(D * sizeof(int))) == NULL ||
-	    (s->path = calloc(D, sizeof(char *))) == NULL) {
-		if (s)
+	    (s->path = calloc(D, sizeof(char *))) == NULL ||
+	    (s->buffered = calloc(D, sizeof(*s->buffered))) == NULL) {
+		if (s) {
 			free(s->dirfd);
+			free(s->path);
+		}
 		free(s);
 		return DA_ENOMEM;
 	}
@@ -131,6 +140,7 @@ int da_store_open(const char *const *dirs, size_t D, struct da_store **out)
 		s->dirfd[i] = -1;
 	s->D = D;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->bmu, NULL);
 	for (size_t i = 0; i < D; i++) {
 		if (dirs[i] == NULL) {
 			rc = DA_EINVAL;
@@ -172,7 +182,10 @@ void da_store_close(struct da_store *s)
 	free(s->stale);
 	free(s->path);
 	free(s->dirfd);
+	free(s->buffered);
+	free(s->bounce);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->bmu);
 	free(s);
 }
 
@@ -228,6 +241,103 @@ static int write_all(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
+/*
+ * Packs bypass the page cache (O_DIRECT). A pack is written once and read
+ * back only for proofs, scrubs and repairs; copying it into fresh page-cache
+ * pages was most of a put's CPU (docs/BENCHMARKS.md), and the cached copy
+ * only pushed the database's pages out. O_DIRECT needs the buffer, offset
+ * and length aligned and a pack's length is not: the pack is laid out in the
+ * store's aligned bounce buffer, its whole blocks go out direct and the last
+ * partial block through the page cache; the fsync after covers both.
+ *
+ * Fallbacks, each to the plain buffered write (same bytes, same fsync): a
+ * directory whose file system refuses O_DIRECT (EINVAL: tmpfs, some FUSE)
+ * stays buffered from then on; a put that finds the bounce buffer in use by
+ * another thread's put (a repair on read) or cannot grow it writes buffered.
+ */
+#define DIO_ALIGN 4096
+
+static int pwrite_all(int fd, const uint8_t *p, size_t n, off_t off)
+{
+	while (n > 0) {
+		ssize_t w = pwrite(fd, p, n, off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+/* Take the bounce buffer with room for len bytes: 1 (release it with
+ * pthread_mutex_unlock(&s->bmu)), or 0 to write buffered. */
+static int bounce_take(struct da_store *s, size_t len)
+{
+	if (pthread_mutex_trylock(&s->bmu) != 0)
+		return 0;
+	if (s->bounce_cap < len) {
+		size_t cap = (len + DIO_ALIGN - 1) & ~(size_t)(DIO_ALIGN - 1);
+		void *b = NULL;
+
+		if (posix_memalign(&b, DIO_ALIGN, cap) != 0) {
+			pthread_mutex_unlock(&s->bmu);
+			return 0;
+		}
+		free(s->bounce);
+		s->bounce = b;
+		s->bounce_cap = cap;
+	}
+	return 1;
+}
+
+/*
+ * Create tmp in directory d and write the n iovecs of a pack (len bytes;
+ * the iovecs are used up) into it, direct through the bounce buffer when
+ * have_bounce. *fd is the new file's descriptor (or -1); 0 or -errno.
+ */
+static int write_pack(struct da_store *s, size_t d, const char *tmp, struct iovec *iov, int n,
+		      size_t len, int have_bounce, int *fd)
+{
+	const int fl = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+	size_t whole = len & ~(size_t)(DIO_ALIGN - 1), off = 0;
+	int rc, f;
+
+	if (have_bounce && !atomic_load(&s->buffered[d])) {
+		*fd = openat(s->dirfd[d], tmp, fl | O_DIRECT, 0600);
+		if (*fd < 0 && errno != EINVAL)
+			return -errno;
+		if (*fd >= 0) {
+			for (int i = 0; i < n; i++) {
+				memcpy(s->bounce + off, iov[i].iov_base, iov[i].iov_len);
+				off += iov[i].iov_len;
+			}
+			rc = whole > 0 ? pwrite_all(*fd, s->bounce, whole, 0) : 0;
+			if (rc == 0 || rc == -EINVAL) {
+				/* The tail, or everything again if the direct write was refused. */
+				size_t from = rc == 0 ? whole : 0;
+
+				f = fcntl(*fd, F_GETFL);
+				if (f < 0 || fcntl(*fd, F_SETFL, f & ~O_DIRECT) != 0)
+					return -errno;
+				if (rc == -EINVAL)
+					atomic_store(&s->buffered[d], 1);
+				rc = pwrite_all(*fd, s->bounce + from, len - from, (off_t)from);
+			}
+			return rc;
+		}
+		atomic_store(&s->buffered[d], 1);
+	}
+	*fd = openat(s->dirfd[d], tmp, fl, 0600);
+	if (*fd < 0)
+		return -errno;
+	return write_all(*fd, iov, n);
+}
+
 /* Offset of shard i in its pack: the records of the lower members before it. */
 static off_t member_offset(unsigned i, unsigned n, size_t D, size_t S)
 {
@@ -248,29 +358,33 @@ static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *
 			size_t stride, const int *niov)
 {
 	char group[32], name[64], tmp[64];
-	int fds[DA_MAX_SHARDS], rc;
+	int fds[DA_MAX_SHARDS], rc, have_bounce;
+	size_t len[DA_MAX_SHARDS] = {0}, most = 0;
 
-	for (size_t d = 0; d < D; d++)
+	for (size_t d = 0; d < D; d++) {
 		fds[d] = -1;
+		for (int i = 0; i < niov[d]; i++)
+			len[d] += iov[d * stride + (size_t)i].iov_len;
+		most = len[d] > most ? len[d] : most;
+	}
 	rc = ensure_groups(s, h);
 	if (rc != 0)
 		return rc;
 	path_names(group, sizeof(group), tmp, sizeof(tmp), h, ".tmp");
 	path_names(group, sizeof(group), name, sizeof(name), h, "");
-	for (size_t d = 0; d < D; d++) {
+	have_bounce = bounce_take(s, most);
+	for (size_t d = 0; d < D && rc == 0; d++) {
 		if (niov[d] == 0)
 			continue;
-		fds[d] = openat(s->dirfd[d], tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fds[d] < 0) {
-			rc = -errno;
-			goto out;
-		}
-		rc = write_all(fds[d], iov + d * stride, niov[d]);
-		if (rc != 0)
-			goto out;
+		rc = write_pack(s, d, tmp, iov + d * stride, niov[d], len[d], have_bounce, &fds[d]);
 		/* Start writeback now so the fsyncs below overlap on the device. */
-		(void)sync_file_range(fds[d], 0, 0, SYNC_FILE_RANGE_WRITE);
+		if (rc == 0)
+			(void)sync_file_range(fds[d], 0, 0, SYNC_FILE_RANGE_WRITE);
 	}
+	if (have_bounce)
+		pthread_mutex_unlock(&s->bmu);
+	if (rc != 0)
+		goto out;
 	for (size_t d = 0; d < D; d++) {
 		if (fds[d] < 0)
 			continue;

@@ -1,11 +1,16 @@
 /*
  * The shard store in a temp directory: put and read back, lose whole
  * directories, flip bytes, copy a shard of another block over one (a
- * CRC-valid file with the wrong contents), repair, scrub, remove.
+ * CRC-valid file with the wrong contents), repair, scrub, remove; packs
+ * written direct (O_DIRECT) and the buffered fallback when a file system
+ * refuses it.
  */
 #include <criterion/criterion.h>
 
+#include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +23,62 @@
 
 static const uint64_t NS[] = {1, 2, 1, 3, 2, 1};
 static const uint32_t LEN[] = {1000, 2000, 3000, 500, 4000, 7};
+/* Transactions long enough for packs of several 4 KiB blocks plus a tail. */
+static const uint32_t LEN_BIG[] = {9000, 20011, 3000, 500, 40000, 7};
+static const uint32_t *fx_len = LEN; /* the next fx_block's (each test is its own process) */
+
+/*
+ * The fault a real file system here cannot give: this kernel's ext4 and
+ * tmpfs both take O_DIRECT, so a directory that refuses it is injected by
+ * wrapping openat (refuse_direct = REFUSE_OPEN: an O_DIRECT open fails with
+ * EINVAL) and pwrite (REFUSE_WRITE: a write through an O_DIRECT descriptor
+ * fails with EINVAL, as on a file system that opens but cannot do it). The
+ * store is linked into this binary, so its calls come here first.
+ */
+enum { REFUSE_NONE, REFUSE_OPEN, REFUSE_WRITE };
+static int refuse_direct;
+static int direct_opens, direct_writes; /* O_DIRECT opens tried, writes done direct */
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+	static int (*real)(int, const char *, int, ...);
+	mode_t mode = 0;
+
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_list ap;
+
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "openat");
+	if (flags & O_DIRECT) {
+		direct_opens++;
+		if (refuse_direct == REFUSE_OPEN) {
+			errno = EINVAL;
+			return -1;
+		}
+	}
+	return real(dirfd, path, flags, mode);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	static ssize_t (*real)(int, const void *, size_t, off_t);
+	int fl = fcntl(fd, F_GETFL);
+
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "pwrite");
+	if (fl >= 0 && (fl & O_DIRECT)) {
+		if (refuse_direct == REFUSE_WRITE) {
+			errno = EINVAL;
+			return -1;
+		}
+		direct_writes++;
+	}
+	return real(fd, buf, n, off);
+}
 
 struct fx {
 	char root[256];
@@ -36,7 +97,7 @@ static void fx_block(struct fx *f, uint64_t height, uint64_t seed, struct da_blo
 {
 	uint8_t bh[32];
 
-	t_block_make(b, NS, LEN, 6, da_code_k(f->c), seed);
+	t_block_make(b, NS, fx_len, 6, da_code_k(f->c), seed);
 	b->hdr.height = height;
 	seq_block_hash(bh, &b->hdr);
 	cr_assert_eq(da_block_encode(blk, r, f->c, b->buf, b->payload_len, b->S, height, bh), 0);
@@ -498,5 +559,115 @@ Test(store, place_records_into_another_layout)
 		free(rec[i]);
 	da_store_close(s2);
 	t_rmtree(root2);
+	fx_teardown(&f);
+}
+
+/* Every pack holds exactly its records, each decoding to the shard put. */
+static void check_packs(struct fx *f, int *partial)
+{
+	unsigned n = (unsigned)f->r.k + f->r.m;
+
+	*partial = 0;
+	for (unsigned d = 0; d < D; d++) {
+		struct stat st;
+		size_t want = 0;
+		char p[400];
+
+		pack_path(f, d, p, sizeof(p));
+		cr_assert_eq(stat(p, &st), 0, "%s", p);
+		for (unsigned i = d; i < n; i += D) {
+			size_t len = da_shard_file_len(i, n, f->r.S);
+			uint8_t *rec = malloc(len);
+			struct da_shard_file sf;
+
+			rec_io(p, member_off(f, i), rec, len, 0);
+			cr_assert_eq(da_shard_file_decode(&sf, rec, len), 0, "shard %u", i);
+			cr_assert_eq(sf.index, i);
+			cr_assert_eq(memcmp(sf.shard, f->blk.shard[i], f->r.S), 0, "shard %u", i);
+			free(rec);
+			want += len;
+		}
+		cr_assert_eq((size_t)st.st_size, want, "pack %u: %lld bytes, layout says %zu", d,
+			     (long long)st.st_size, want);
+		*partial += want > 4096 && want % 4096 != 0;
+	}
+}
+
+/* A second block at the next height, put and read back, then dropped. */
+static void put_another(struct fx *f)
+{
+	struct t_block b2;
+	struct da_block blk2;
+	struct da_record r2;
+	uint8_t *p = NULL;
+
+	fx_block(f, f->r.height + 1, 77, &blk2, &r2, &b2);
+	cr_assert_eq(da_store_put(f->st, &r2, blk2.shard, (const uint8_t (*)[32])blk2.leaf), 0);
+	cr_assert_eq(da_store_read_block(f->st, f->c, &r2, 0, &p, NULL), 0);
+	cr_assert_eq(memcmp(p, blk2.payload, blk2.S * r2.k), 0);
+	free(p);
+	da_block_free(&blk2);
+	t_block_free(&b2);
+}
+
+/* Packs of several 4 KiB blocks and a partial one: whole blocks go out
+ * direct, the tail through the page cache, and the file is the records. */
+Test(store, packs_written_direct_read_back)
+{
+	struct fx f;
+	struct da_report rep;
+	int partial;
+
+	fx_len = LEN_BIG;
+	fx_setup(&f, 8, 4);
+	cr_assert_eq(direct_opens, D);
+	cr_assert_geq(direct_writes, D, "every pack's whole blocks written direct");
+	check_packs(&f, &partial);
+	cr_assert_gt(partial, 0, "no pack with a partial last block: the tail path did not run");
+	cr_assert_eq(read_ok(&f, 0, &rep), 0);
+	cr_assert_eq(rep.ok, 8);
+	put_another(&f);
+	cr_assert_eq(direct_opens, 2 * D);
+	fx_teardown(&f);
+}
+
+/* A file system that refuses an O_DIRECT open: the same bytes are written
+ * through the page cache, and the store stops asking that directory. */
+Test(store, directory_refusing_direct_open_written_buffered)
+{
+	struct fx f;
+	struct da_report rep;
+	int partial;
+
+	refuse_direct = REFUSE_OPEN;
+	fx_len = LEN_BIG;
+	fx_setup(&f, 8, 4);
+	cr_assert_eq(direct_opens, D, "each directory tried once");
+	cr_assert_eq(direct_writes, 0);
+	check_packs(&f, &partial);
+	cr_assert_eq(read_ok(&f, 0, &rep), 0);
+	put_another(&f);
+	cr_assert_eq(direct_opens, D, "a refusing directory is not asked again");
+	fx_teardown(&f);
+}
+
+/* One that opens with O_DIRECT but refuses the write: the pack is written
+ * again from its start through the page cache, whole and byte-identical. */
+Test(store, directory_refusing_direct_write_written_buffered)
+{
+	struct fx f;
+	struct da_report rep;
+	int partial;
+
+	refuse_direct = REFUSE_WRITE;
+	fx_len = LEN_BIG;
+	fx_setup(&f, 8, 4);
+	cr_assert_eq(direct_opens, D);
+	cr_assert_eq(direct_writes, 0);
+	check_packs(&f, &partial);
+	cr_assert_gt(partial, 0);
+	cr_assert_eq(read_ok(&f, 0, &rep), 0);
+	put_another(&f);
+	cr_assert_eq(direct_opens, D, "a refusing directory is not asked again");
 	fx_teardown(&f);
 }
