@@ -392,6 +392,7 @@ static void fail_answers(struct app_done *d, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(d[i].json);
 		d[i].is_error = 1;
+		d[i].json_len = 0;
 		d[i].json = app_error_json(RPC_HALTED, "sequencer halted after a storage failure; "
 						       "nothing from this request was preconfirmed");
 	}
@@ -619,19 +620,22 @@ static void hand_off(struct app_committer *c, uint64_t slot)
 	}
 }
 
-/* eth_sendRawTransaction answers with the hash; everything else gets the receipt. */
+/* eth_sendRawTransaction answers with the hash; everything else gets the
+ * receipt. *len is its length (0 when out of memory). */
 static char *answer_json(struct app_committer *c, const struct app_sub *s,
-			 const struct seq_receipt *r)
+			 const struct seq_receipt *r, size_t *len)
 {
 	char *out;
 
+	*len = 0;
 	if (!s->want_hash)
-		return app_receipt_json(r, s->ns_name, c->id->pk);
-	out = malloc(2 + 2 + 64 + 1 + 1);
+		return app_receipt_json(r, s->ns_name, c->id->pk, len);
+	out = malloc(1 + 2 + 64 + 1 + 1); /* "0x<64 hex>" and its NUL */
 	if (out) {
 		out[0] = '"';
 		l1_hex_encode(out + 1, r->hash, 32);
-		strcat(out, "\"");
+		memcpy(out + 1 + 2 + 64, "\"", 2);
+		*len = 1 + 2 + 64 + 1;
 	}
 	return out;
 }
@@ -691,7 +695,7 @@ static void answer_stored(struct app_committer *c, const struct app_sub *s, stru
 
 	if (app_store_tx_find(c->store, s->ns, s->hash, &found) == 0 &&
 	    app_receipt_load(c->store, &found, &r) == 0) {
-		d->json = answer_json(c, s, &r);
+		d->json = answer_json(c, s, &r, &d->json_len);
 	} else {
 		d->is_error = 1;
 		d->json = app_error_json(RPC_INTERNAL, "stored receipt unreadable");
@@ -717,7 +721,7 @@ static char *bundle_json(struct app_committer *c, const struct app_sub *s,
 	size_t len = 128;
 
 	for (size_t k = 0; legs && k < n; k++) {
-		legs[k] = app_receipt_json(&r[k], s[k].ns_name, c->id->pk);
+		legs[k] = app_receipt_json(&r[k], s[k].ns_name, c->id->pk, NULL);
 		if (!legs[k])
 			goto out;
 		len += strlen(legs[k]) + 1;
@@ -956,7 +960,7 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		if (seq_receipt_from_tree(&r, &g.hdr, g.sig, &tree, pos[i], s[i].ns, s[i].hash))
 			APP_PANIC("receipt for seq %llu does not match its group",
 				  (unsigned long long)(c->next_seq + pos[i]));
-		d[i].json = answer_json(c, &s[i], &r);
+		d[i].json = answer_json(c, &s[i], &r, &d[i].json_len);
 	}
 	seq_merkle_tree_free(&tree);
 	if (m && atomic_load(&c->preconf_subs))
@@ -979,6 +983,7 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		free(s[i].data);
 		d[i].is_error = d[alias[i]].is_error;
 		d[i].json = d[alias[i]].json ? strdup(d[alias[i]].json) : NULL;
+		d[i].json_len = d[i].json ? d[alias[i]].json_len : 0;
 	}
 out:
 	/* One answer per bundle: drop the entries of its later legs, and those

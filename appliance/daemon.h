@@ -147,6 +147,7 @@ struct app_done {
 	uint64_t height;
 	int is_error;
 	char *json; /* the "result" value, or the "error" object when is_error */
+	size_t json_len; /* strlen(json) when its builder knew it; 0: not known */
 	struct app_block *block;
 	struct app_preconf *pre; /* DONE_PRECONF */
 	uint8_t winner[20];
@@ -432,9 +433,10 @@ int app_rights_submit(struct app_committer *c, const struct app_rights_req *r);
 void app_rights_pass(struct app_committer *c, uint64_t deadline_ns, struct l1_rpc *rpc,
 		     struct l1_outbox *ob);
 
-/* Receipts as JSON (receipt.c). The caller frees the string. */
+/* Receipts as JSON (receipt.c). The caller frees the string; *len (when
+ * not NULL) is its strlen. */
 char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,
-		       const uint8_t pk[static 32]);
+		       const uint8_t pk[static 32], size_t *len);
 /* Rebuild the receipt of a stored transaction (proof from its group). */
 int app_receipt_load(struct app_store *s, const struct app_tx *tx, struct seq_receipt *r);
 /* Error object JSON: {"code":c,"message":"..."} (message escaped). */

@@ -49,7 +49,7 @@ static char *put_hex(char *w, const uint8_t *d, size_t len)
  * (perf at 40k tx/s: vfprintf and its stdio helpers ~8% of the committer).
  */
 char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,
-		       const uint8_t pk[static 32])
+		       const uint8_t pk[static 32], size_t *len)
 {
 	/* Fixed fields under 600 bytes, 69 per proof element. */
 	static const char *const num_keys[] = {",\"chainId\":", ",\"seq\":", ",\"slot\":",
@@ -84,6 +84,8 @@ char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,
 	w = put_hex(w, pk, 32);
 	*w++ = '}';
 	*w = '\0';
+	if (len)
+		*len = (size_t)(w - out);
 	return out;
 }
 

@@ -19,15 +19,15 @@
 
 static struct app_req *req_new(struct app_conn *c, int is_batch, size_t n)
 {
-	/* One allocation: the request, then its ids and answers arrays. */
-	struct app_req *r = n > (SIZE_MAX - sizeof(*r)) / (2 * sizeof(char *))
-				    ? NULL
-				    : calloc(1, sizeof(*r) + 2 * n * sizeof(char *));
+	/* One allocation: the request, then its ids, answers and answer lengths. */
+	const size_t per = 2 * sizeof(char *) + sizeof(size_t);
+	struct app_req *r = n > (SIZE_MAX - sizeof(*r)) / per ? NULL : calloc(1, sizeof(*r) + n * per);
 
 	if (!r)
 		return NULL;
 	r->ids = (char **)(r + 1);
 	r->answers = r->ids + n;
+	r->alen = (size_t *)(r->answers + n);
 	r->conn = c;
 	r->is_batch = is_batch;
 	r->n = n;
@@ -77,12 +77,13 @@ void app_req_detach_all(struct app_conn *c)
 	c->reqs = NULL;
 }
 
-/* Store item i's answer: `value` is a result value or an error object. */
-static void req_set(struct app_req *r, size_t i, int is_error, const char *value)
+/* Store item i's answer: `value` is a result value or an error object, of
+ * length vn (0: not known, measured here). */
+static void req_set(struct app_req *r, size_t i, int is_error, const char *value, size_t vn)
 {
 	static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":";
 	const char *id = r->ids[i], *key;
-	size_t idn, kn, vn;
+	size_t idn, kn;
 	char *p;
 
 	if (!id) /* a notification gets no answer */
@@ -90,14 +91,17 @@ static void req_set(struct app_req *r, size_t i, int is_error, const char *value
 	if (!value) {
 		value = "{\"code\":-32603,\"message\":\"internal error: out of memory\"}";
 		is_error = 1;
+		vn = 0;
 	}
 	key = is_error ? ",\"error\":" : ",\"result\":";
 	idn = strlen(id);
 	kn = strlen(key);
-	vn = strlen(value);
+	if (!vn)
+		vn = strlen(value);
 	app_msg_free(r->answers[i]);
 	/* In a buffer the connection can queue as it is (req_finish). */
 	r->answers[i] = p = app_msg_alloc(sizeof(head) - 1 + idn + kn + vn + 2);
+	r->alen[i] = p ? sizeof(head) - 1 + idn + kn + vn + 1 : 0;
 	if (!p)
 		return;
 	memcpy(p, head, sizeof(head) - 1);
@@ -122,7 +126,7 @@ static void req_error(struct app_req *r, size_t i, int code, const char *fmt, ..
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	e = app_error_json(code, "%s", msg);
-	req_set(r, i, 1, e);
+	req_set(r, i, 1, e, 0);
 	free(e);
 }
 
@@ -138,7 +142,7 @@ static void req_finish(struct app_req *r)
 	}
 	for (size_t i = 0; i < r->n; i++)
 		if (r->answers[i]) {
-			total += strlen(r->answers[i]) + 1;
+			total += r->alen[i] + 1;
 			n++;
 		}
 	/* A response the connection could never queue is answered with an
@@ -153,7 +157,7 @@ static void req_finish(struct app_req *r)
 		total = 2;
 		for (size_t i = 0; i < r->n; i++)
 			if (r->answers[i])
-				total += strlen(r->answers[i]) + 1;
+				total += r->alen[i] + 1;
 	}
 	/* Over HTTP, a request refused only by rate limits is a 429. */
 	if (!c->is_ws && r->limited && r->limited == n)
@@ -177,7 +181,7 @@ static void req_finish(struct app_req *r)
 			if (!first)
 				out[k++] = ',';
 			first = 0;
-			l = strlen(r->answers[i]);
+			l = r->alen[i];
 			memcpy(out + k, r->answers[i], l);
 			k += l;
 		}
@@ -193,13 +197,13 @@ static void req_finish(struct app_req *r)
 }
 
 void app_rpc_answer(struct app_server *s, struct app_req *r, uint32_t slot, int is_error,
-		    char *json)
+		    char *json, size_t json_len)
 {
 	(void)s;
 	if (!is_error)
 		app_metric_observe(APP_M_preconfirmation_seconds, (app_now_ns() - r->t0_ns) / 1000);
 	if (r->conn)
-		req_set(r, slot, is_error, json);
+		req_set(r, slot, is_error, json, json ? json_len : 0);
 	free(json);
 	if (--r->pending == 0) {
 		if (r->conn)
@@ -359,7 +363,7 @@ static int rpc_admit(struct app_req *r, size_t i, const struct app_namespace *ns
 		return 0;
 	c->pace_refused = 1;
 	e = app_error_data_json(RPC_RATE_LIMITED, wait, what);
-	req_set(r, i, 1, e);
+	req_set(r, i, 1, e, 0);
 	free(e);
 	r->limited++;
 	if (wait > c->retry_after_ms && !c->is_ws)
@@ -613,8 +617,8 @@ static void m_get_preconfirmation(struct app_conn *c, struct app_req *r, size_t 
 		req_error(r, i, RPC_INTERNAL, "stored receipt could not be read");
 		return;
 	}
-	json = app_receipt_json(&rc, ns->name, s->id->pk);
-	req_set(r, i, 0, json);
+	json = app_receipt_json(&rc, ns->name, s->id->pk, NULL);
+	req_set(r, i, 0, json, 0);
 	free(json);
 }
 
@@ -691,7 +695,7 @@ static void m_get_block(struct app_conn *c, struct app_req *r, size_t i, json_t 
 	json = app_feed_block_json(s, b, filter, fn, tenant, "sealed");
 	app_block_unref(b);
 	free(filter);
-	req_set(r, i, 0, json);
+	req_set(r, i, 0, json, 0);
 	free(json);
 }
 
@@ -785,7 +789,7 @@ static void m_get_shard(struct app_conn *c, struct app_req *r, size_t i, json_t 
 	if (rc)
 		req_error(r, i, rc, "%s", msg);
 	else
-		req_set(r, i, 0, json);
+		req_set(r, i, 0, json, 0);
 	free(json);
 }
 
@@ -811,7 +815,7 @@ static void m_get_ns_proof(struct app_conn *c, struct app_req *r, size_t i, json
 	if (rc)
 		req_error(r, i, rc, "%s", msg);
 	else
-		req_set(r, i, 0, json);
+		req_set(r, i, 0, json, 0);
 	free(json);
 }
 
@@ -917,7 +921,7 @@ static void m_get_state_root(struct app_conn *c, struct app_req *r, size_t i, js
 	else if (rc)
 		req_error(r, i, RPC_INTERNAL, "%s", app_strerror(rc));
 	else
-		req_set(r, i, 0, json);
+		req_set(r, i, 0, json, 0);
 	free(json);
 }
 
@@ -1012,7 +1016,7 @@ static void m_status(struct app_conn *c, struct app_req *r, size_t i)
 		 (unsigned long long)atomic_load(&st->prop_misses),
 		 (unsigned long long)atomic_load(&st->prop_pending));
 	free(l1);
-	req_set(r, i, 0, buf);
+	req_set(r, i, 0, buf, 0);
 }
 
 /*
@@ -1116,7 +1120,7 @@ static void m_subscribe(struct app_conn *c, struct app_req *r, size_t i, json_t 
 	if (sub->preconf)
 		atomic_fetch_add(&s->committer->preconf_subs, 1);
 	snprintf(idbuf, sizeof(idbuf), "\"0x%llx\"", (unsigned long long)sub->id);
-	req_set(r, i, 0, idbuf);
+	req_set(r, i, 0, idbuf, 0);
 	app_conn_wake(c);
 }
 
@@ -1136,10 +1140,10 @@ static void m_unsubscribe(struct app_conn *c, struct app_req *r, size_t i, json_
 
 			*pp = dead->next;
 			app_feed_sub_free(c->srv, dead);
-			req_set(r, i, 0, "true");
+			req_set(r, i, 0, "true", 0);
 			return;
 		}
-	req_set(r, i, 0, "false");
+	req_set(r, i, 0, "false", 0);
 }
 
 /* ---- dispatch --------------------------------------------------------- */
@@ -1154,7 +1158,7 @@ static int prop_method(struct app_conn *c, struct app_req *r, size_t i, const ch
 	if (!app_prop_rpc(c, m, params, &is_error, &json, &sub))
 		return 0;
 	if (json) {
-		req_set(r, i, is_error, json);
+		req_set(r, i, is_error, json, 0);
 		free(json);
 		return 1;
 	}
@@ -1217,7 +1221,7 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 				  c->rollup);
 		} else if (!strcmp(m, "eth_chainId")) {
 			snprintf(hex, sizeof(hex), "\"0x%llx\"", (unsigned long long)ns->chain_id);
-			req_set(r, i, 0, hex);
+			req_set(r, i, 0, hex, 0);
 		} else if (!strcmp(m, "eth_sendRawTransaction")) {
 			m_eth_send_raw(c, r, i, params, sv, ns);
 		} else {

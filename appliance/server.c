@@ -309,7 +309,8 @@ static void drain_done(struct app_server *s)
 				app_prop_notice(s, &d[i]);
 				free(d[i].json);
 			} else
-				app_rpc_answer(s, d[i].req, d[i].slot, d[i].is_error, d[i].json);
+				app_rpc_answer(s, d[i].req, d[i].slot, d[i].is_error, d[i].json,
+					       d[i].json_len);
 		}
 		total += n;
 	}
@@ -1004,7 +1005,7 @@ void app_server_destroy(struct app_server *s)
 					app_block_unref(d[i].block);
 				else if (d[i].kind == DONE_ANSWER)
 					app_rpc_answer(s, d[i].req, d[i].slot, d[i].is_error,
-						       d[i].json);
+						       d[i].json, d[i].json_len);
 			}
 	}
 	app_feed_destroy(s);

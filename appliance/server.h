@@ -127,6 +127,7 @@ struct app_req {
 	size_t n, pending;
 	char **ids;	/* JSON text of each id; NULL for notifications */
 	char **answers; /* complete response objects */
+	size_t *alen;	/* strlen of each answer */
 	uint64_t t0_ns;	/* when the message was parsed (preconfirmation latency) */
 	size_t limited;	/* items refused by a rate limit */
 };
@@ -231,9 +232,10 @@ size_t app_fastrpc_parse(const char *msg, size_t len, struct app_fast_tx *out, s
 
 /* rpc.c: dispatch one parsed message (object or batch array). */
 void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len);
-/* rpc.c: a committer answer arrived for req/slot. */
+/* rpc.c: a committer answer arrived for req/slot; json_len is strlen(json)
+ * when the builder knew it, else 0. */
 void app_rpc_answer(struct app_server *s, struct app_req *req, uint32_t slot, int is_error,
-		    char *json);
+		    char *json, size_t json_len);
 void app_req_detach_all(struct app_conn *c);
 
 /* server.c: queue bytes to a connection (copied). 0, or -1 if dropped. */
