@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,9 @@ static const uint32_t *fx_len = LEN; /* the next fx_block's (each test is its ow
  */
 enum { REFUSE_NONE, REFUSE_OPEN, REFUSE_WRITE };
 static int refuse_direct;
-static int direct_opens, direct_writes; /* O_DIRECT opens tried, writes done direct */
+/* O_DIRECT opens tried, writes done direct: the store writes packs from one
+ * thread per directory. */
+static _Atomic int direct_opens, direct_writes;
 
 int openat(int dirfd, const char *path, int flags, ...)
 {
