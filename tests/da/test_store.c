@@ -634,38 +634,21 @@ Test(store, packs_written_direct_read_back)
 	fx_teardown(&f);
 }
 
-/* A file system that refuses an O_DIRECT open: the same bytes are written
- * through the page cache, and the store stops asking that directory. */
-Test(store, directory_refusing_direct_open_written_buffered)
+/*
+ * A directory that refuses O_DIRECT (mode): every pack is written through
+ * the page cache instead, whole and byte-identical, each directory is asked
+ * once, and a refusing directory is not asked again.
+ */
+static void put_refused(int mode)
 {
 	struct fx f;
 	struct da_report rep;
 	int partial;
 
-	refuse_direct = REFUSE_OPEN;
+	refuse_direct = mode;
 	fx_len = LEN_BIG;
 	fx_setup(&f, 8, 4);
 	cr_assert_eq(direct_opens, D, "each directory tried once");
-	cr_assert_eq(direct_writes, 0);
-	check_packs(&f, &partial);
-	cr_assert_eq(read_ok(&f, 0, &rep), 0);
-	put_another(&f);
-	cr_assert_eq(direct_opens, D, "a refusing directory is not asked again");
-	fx_teardown(&f);
-}
-
-/* One that opens with O_DIRECT but refuses the write: the pack is written
- * again from its start through the page cache, whole and byte-identical. */
-Test(store, directory_refusing_direct_write_written_buffered)
-{
-	struct fx f;
-	struct da_report rep;
-	int partial;
-
-	refuse_direct = REFUSE_WRITE;
-	fx_len = LEN_BIG;
-	fx_setup(&f, 8, 4);
-	cr_assert_eq(direct_opens, D);
 	cr_assert_eq(direct_writes, 0);
 	check_packs(&f, &partial);
 	cr_assert_gt(partial, 0);
@@ -673,4 +656,17 @@ Test(store, directory_refusing_direct_write_written_buffered)
 	put_another(&f);
 	cr_assert_eq(direct_opens, D, "a refusing directory is not asked again");
 	fx_teardown(&f);
+}
+
+/* A file system that refuses an O_DIRECT open. */
+Test(store, directory_refusing_direct_open_written_buffered)
+{
+	put_refused(REFUSE_OPEN);
+}
+
+/* One that opens with O_DIRECT but refuses the write: the pack is written
+ * again from its start through the page cache. */
+Test(store, directory_refusing_direct_write_written_buffered)
+{
+	put_refused(REFUSE_WRITE);
 }
