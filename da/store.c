@@ -63,7 +63,7 @@ struct da_store {
 	int *stale; /* replaced descriptors */
 	size_t n_stale, cap_stale;
 	_Atomic unsigned char *buffered; /* [D]: 1 once O_DIRECT failed there */
-	pthread_mutex_t bmu;	    /* owns bounce while a put lays out a pack */
+	pthread_mutex_t bmu;	    /* owns bounce while a put writes its packs */
 	uint8_t *bounce;		    /* DIO_ALIGN-aligned, bounce_cap bytes */
 	size_t bounce_cap;
 };
