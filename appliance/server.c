@@ -223,18 +223,31 @@ void app_msg_free(char *text)
 		free(msg_of(text));
 }
 
+/* A message holding a copy of data, len set; NULL when out of memory. */
+static struct out_msg *msg_copy(const char *data, size_t len)
+{
+	char *t = app_msg_alloc(len);
+	struct out_msg *m;
+
+	if (!t)
+		return NULL;
+	memcpy(t, data, len);
+	m = msg_of(t);
+	m->len = len;
+	return m;
+}
+
 int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block,
 		  uint64_t height)
 {
-	char *t;
+	struct out_msg *m;
 
 	if (c->closing)
 		return -1;
-	t = app_msg_alloc(len);
-	if (!t)
+	m = msg_copy(data, len);
+	if (!m)
 		return -1;
-	memcpy(t, data, len);
-	return app_conn_send_msg(c, t, len, is_block, height);
+	return app_conn_send_msg(c, (char *)m->buf + LWS_PRE, len, is_block, height);
 }
 
 int app_conn_send_msg(struct app_conn *c, char *text, size_t len, int is_block, uint64_t height)
@@ -510,14 +523,10 @@ static int serve_get(struct app_conn *c, const char *uri)
 int app_http_reply(struct app_conn *c, int status, const char *ctype, const char *body,
 		   size_t len)
 {
-	char *t = app_msg_alloc(len);
-	struct out_msg *m;
+	struct out_msg *m = msg_copy(body, len);
 
-	if (!t)
+	if (!m)
 		return APP_ENOMEM;
-	memcpy(t, body, len);
-	m = msg_of(t);
-	m->len = len;
 	free(c->http_resp);
 	c->http_resp = m;
 	c->http_status = status;

@@ -264,6 +264,11 @@ static int write_all(int fd, struct iovec *iov, int n)
  */
 #define DIO_ALIGN 4096
 
+static size_t dio_round_up(size_t n)
+{
+	return (n + DIO_ALIGN - 1) & ~(size_t)(DIO_ALIGN - 1);
+}
+
 static int pwrite_all(int fd, const uint8_t *p, size_t n, off_t off)
 {
 	while (n > 0) {
@@ -289,7 +294,7 @@ static int bounce_take(struct da_store *s, size_t len)
 	if (pthread_mutex_trylock(&s->bmu) != 0)
 		return 0;
 	if (s->bounce_cap < len) {
-		size_t cap = (len + DIO_ALIGN - 1) & ~(size_t)(DIO_ALIGN - 1);
+		size_t cap = dio_round_up(len);
 		void *b = NULL;
 
 		if (posix_memalign(&b, DIO_ALIGN, cap) != 0) {
@@ -400,7 +405,7 @@ static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *
 					   .n = niov[d], .fd = -1};
 		for (int i = 0; i < niov[d]; i++)
 			job[d].len += iov[d * stride + (size_t)i].iov_len;
-		total += (job[d].len + DIO_ALIGN - 1) & ~(size_t)(DIO_ALIGN - 1);
+		total += dio_round_up(job[d].len);
 		if (niov[d] > 0 && first == D)
 			first = d;
 	}
@@ -415,7 +420,7 @@ static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *
 			continue;
 		if (have_bounce) {
 			job[d].bounce = s->bounce + off;
-			off += (job[d].len + DIO_ALIGN - 1) & ~(size_t)(DIO_ALIGN - 1);
+			off += dio_round_up(job[d].len);
 		}
 		if (d != first)
 			job[d].started = pthread_create(&job[d].thread, NULL, pack_job_run, &job[d]) == 0;
