@@ -45,7 +45,7 @@ static int code_block(struct app_committer *c, struct app_block *b)
 	struct app_da_rec out = {.height = b->hdr.height};
 	struct app_sub wake = {0};
 	uint8_t *buf = NULL;
-	size_t plen, S;
+	size_t plen, S, bufcap;
 	uint64_t t0 = app_now_ns(), t1;
 	int rc;
 
@@ -55,15 +55,17 @@ static int code_block(struct app_committer *c, struct app_block *b)
 	for (size_t i = 0; i < b->n; i++)
 		txs[i] = (struct da_tx){.seq = b->txs[i].seq, .ns = b->txs[i].ns,
 					.data = b->txs[i].data, .len = (uint32_t)b->txs[i].len};
-	rc = da_payload_build(&b->hdr, b->sig, b->ns, txs, da_code_k(a->code), &buf, &plen, &S);
+	rc = da_payload_build_reuse(&a->bufs, &b->hdr, b->sig, b->ns, txs, da_code_k(a->code), &buf,
+				    &bufcap, &plen, &S);
 	free(txs);
 	if (!rc)
-		rc = da_block_encode(&blk, &rec, a->code, buf, plen, S, b->hdr.height, b->hash);
+		rc = da_block_encode_reuse(&a->bufs, &blk, &rec, a->code, buf, bufcap, plen, S,
+					   b->hdr.height, b->hash);
 	if (rc)
 		return rc;
 	t1 = app_now_ns();
 	rc = da_store_put(a->shards, &rec, blk.shard, (const uint8_t (*)[32])blk.leaf);
-	da_block_free(&blk);
+	da_block_recycle(&blk, &a->bufs);
 	if (rc)
 		return rc;
 	{
@@ -330,6 +332,7 @@ void app_avail_stop(struct app_committer *c)
 	app_queue_destroy(&a->jobs);
 	pthread_mutex_destroy(&a->mu);
 	free(a->ready);
+	da_bufs_free(&a->bufs);
 	app_store_close(a->ro);
 	da_code_free(a->code);
 	da_store_close(a->shards);

@@ -191,6 +191,7 @@ struct app_da_rec {
 struct app_avail {
 	struct da_store *shards;
 	struct da_code *code; /* for the configured k, m */
+	struct da_bufs bufs;  /* mz-da: the last block's buffers, for the next */
 	struct app_store *ro; /* mz-da's connection, for blocks not handed over */
 	struct app_queue jobs; /* struct app_block * (one reference each) */
 	uint64_t next;	       /* mz-da: next height to code */

@@ -158,9 +158,49 @@ void da_record_hash(uint8_t out[static 32], const struct da_record *r)
 	da__sha256(out, buf, sizeof(buf));
 }
 
-int da_block_encode(struct da_block *b, struct da_record *r, const struct da_code *c,
-		    uint8_t *payload, size_t payload_len, size_t S, uint64_t height,
-		    const uint8_t block_hash[static 32])
+uint8_t *da__buf_take(uint8_t **slot, size_t *slot_cap, size_t need, size_t *got)
+{
+	uint8_t *p;
+
+	if (slot != NULL && *slot != NULL && *slot_cap >= need) {
+		p = *slot;
+		*got = *slot_cap;
+		*slot = NULL;
+		*slot_cap = 0;
+		return p;
+	}
+	p = aligned_alloc(64, need); /* need is a multiple of 64 (S is) */
+	*got = need;
+	return p;
+}
+
+/* Keeps buf (cap bytes) in the slot if it is larger than what is there. */
+static void buf_keep(uint8_t **slot, size_t *slot_cap, uint8_t *buf, size_t cap)
+{
+	if (buf == NULL)
+		return;
+	if (*slot != NULL && *slot_cap >= cap) {
+		free(buf);
+		return;
+	}
+	free(*slot);
+	*slot = buf;
+	*slot_cap = cap;
+}
+
+void da_bufs_free(struct da_bufs *kb)
+{
+	if (kb == NULL)
+		return;
+	free(kb->payload);
+	free(kb->parity);
+	memset(kb, 0, sizeof(*kb));
+}
+
+static int block_encode(struct da_bufs *kb, struct da_block *b, struct da_record *r,
+			const struct da_code *c, uint8_t *payload, size_t payload_cap,
+			size_t payload_len, size_t S, uint64_t height,
+			const uint8_t block_hash[static 32])
 {
 	unsigned k, m;
 	int rc = DA_EINVAL;
@@ -171,12 +211,14 @@ int da_block_encode(struct da_block *b, struct da_record *r, const struct da_cod
 		goto fail;
 	k = da_code_k(c);
 	m = da_code_m(c);
-	if (da__check_geometry(k, m, S, payload_len) != 0)
+	if (da__check_geometry(k, m, S, payload_len) != 0 || payload_cap < S * k)
 		goto fail;
 	rc = DA_ENOMEM;
-	b->parity = aligned_alloc(64, S * m);
+	b->parity = da__buf_take(kb ? &kb->parity : NULL, kb ? &kb->parity_cap : NULL, S * m,
+				 &b->parity_cap);
 	if (b->parity == NULL)
 		goto fail;
+	b->payload_cap = payload_cap;
 	b->k = k;
 	b->m = m;
 	b->S = S;
@@ -204,19 +246,53 @@ int da_block_encode(struct da_block *b, struct da_record *r, const struct da_cod
 		goto fail_block;
 	return 0;
 fail_block:
-	da_block_free(b);
+	da_block_recycle(b, kb);
 	return rc;
 fail:
 	free(payload);
 	return rc;
 }
 
+int da_block_encode(struct da_block *b, struct da_record *r, const struct da_code *c,
+		    uint8_t *payload, size_t payload_len, size_t S, uint64_t height,
+		    const uint8_t block_hash[static 32])
+{
+	size_t cap = c != NULL && S <= SIZE_MAX / da_code_k(c) ? S * da_code_k(c) : 0;
+
+	return block_encode(NULL, b, r, c, payload, cap, payload_len, S, height, block_hash);
+}
+
+int da_block_encode_reuse(struct da_bufs *kb, struct da_block *b, struct da_record *r,
+			  const struct da_code *c, uint8_t *payload, size_t payload_cap,
+			  size_t payload_len, size_t S, uint64_t height,
+			  const uint8_t block_hash[static 32])
+{
+	if (kb == NULL) {
+		free(payload);
+		if (b != NULL)
+			memset(b, 0, sizeof(*b));
+		return DA_EINVAL;
+	}
+	return block_encode(kb, b, r, c, payload, payload_cap, payload_len, S, height,
+			    block_hash);
+}
+
 void da_block_free(struct da_block *b)
+{
+	da_block_recycle(b, NULL);
+}
+
+void da_block_recycle(struct da_block *b, struct da_bufs *kb)
 {
 	if (b == NULL)
 		return;
-	free(b->payload);
-	free(b->parity);
+	if (kb != NULL) {
+		buf_keep(&kb->payload, &kb->payload_cap, b->payload, b->payload_cap);
+		buf_keep(&kb->parity, &kb->parity_cap, b->parity, b->parity_cap);
+	} else {
+		free(b->payload);
+		free(b->parity);
+	}
 	memset(b, 0, sizeof(*b));
 }
 

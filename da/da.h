@@ -130,6 +130,32 @@ int da_payload_build(const struct seq_block_hdr *h, const uint8_t sig[static 64]
 		     uint8_t **buf_out, size_t *payload_len, size_t *S_out);
 
 /*
+ * Buffers kept from one block to the next by a stage that codes blocks one
+ * after another (the daemon's mz-da, da_bench). A fresh buffer of a few MB
+ * takes a page fault for each 4 KiB page on its first write; whether a
+ * freed one comes back fresh is up to malloc's trim and mmap thresholds
+ * (in da_bench's main thread it did, every block: a fifth to a quarter of
+ * the pipeline's CPU at 1 MiB shards, docs/BENCHMARKS.md). With these, a
+ * block takes its payload and parity buffers from the ones the last block
+ * gave back (da_block_recycle), and allocates only when it is larger than
+ * any before. Holds the largest block's k * S and m * S bytes until
+ * da_bufs_free. Zero-initialise; one thread at a time.
+ */
+struct da_bufs {
+	uint8_t *payload, *parity;
+	size_t payload_cap, parity_cap;
+};
+void da_bufs_free(struct da_bufs *kb);
+
+/* da_payload_build, its buffer taken from kb when kb has one large enough;
+ * *cap_out is the buffer's size (at least k * *S_out), for
+ * da_block_encode_reuse. */
+int da_payload_build_reuse(struct da_bufs *kb, const struct seq_block_hdr *h,
+			   const uint8_t sig[static 64], const struct seq_block_ns *ns,
+			   const struct da_tx *txs, unsigned k, uint8_t **buf_out,
+			   size_t *cap_out, size_t *payload_len, size_t *S_out);
+
+/*
  * A parsed payload. hdr and ns are copies (ns allocated); sig and every
  * txs[i].data point into the parsed buffer, which must outlive the struct.
  * txs is allocated, in payload order. Released by da_payload_free (NULL-safe).
@@ -213,6 +239,7 @@ struct da_block {
 	size_t payload_len;
 	uint8_t *payload;
 	uint8_t *parity;
+	size_t payload_cap, parity_cap; /* their sizes, for da_block_recycle */
 	uint8_t *shard[DA_MAX_SHARDS];
 	uint8_t leaf[DA_MAX_SHARDS][32]; /* shard leaves, for da_store_put */
 };
@@ -226,6 +253,16 @@ int da_block_encode(struct da_block *b, struct da_record *r, const struct da_cod
 		    uint8_t *payload, size_t payload_len, size_t S, uint64_t height,
 		    const uint8_t block_hash[static 32]);
 void da_block_free(struct da_block *b);
+/* da_block_encode, with the parity buffer taken from kb when it is large
+ * enough; payload_cap is the payload buffer's size (>= k * S, DA_EINVAL
+ * otherwise), as da_payload_build_reuse gave it. */
+int da_block_encode_reuse(struct da_bufs *kb, struct da_block *b, struct da_record *r,
+			  const struct da_code *c, uint8_t *payload, size_t payload_cap,
+			  size_t payload_len, size_t S, uint64_t height,
+			  const uint8_t block_hash[static 32]);
+/* Releases b, its two buffers given to kb for the next block (each kept if
+ * it is the larger one, else freed). */
+void da_block_recycle(struct da_block *b, struct da_bufs *kb);
 
 /* ------------------------------------------------------------------ */
 /* Shard proofs (commit.c)                                             */

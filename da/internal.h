@@ -44,6 +44,12 @@ static inline uint64_t da__get_u64(const uint8_t *p)
 	return (uint64_t)da__get_u32(p) << 32 | da__get_u32(p + 4);
 }
 
+/* A 64-byte aligned buffer of at least need bytes and its size (*got): the
+ * one in *slot when it is large enough (taken: *slot becomes NULL), else a
+ * new one of need bytes. slot may be NULL (always new). NULL if out of
+ * memory (commit.c). */
+uint8_t *da__buf_take(uint8_t **slot, size_t *slot_cap, size_t need, size_t *got);
+
 /* SHA-256 of buf (commit.c). */
 void da__sha256(uint8_t out[32], const void *buf, size_t len);
 

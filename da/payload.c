@@ -31,9 +31,9 @@ size_t da_payload_shard_size(size_t payload_len, unsigned k)
 	return (size_t)S;
 }
 
-int da_payload_build(const struct seq_block_hdr *h, const uint8_t sig[static 64],
-		     const struct seq_block_ns *ns, const struct da_tx *txs, unsigned k,
-		     uint8_t **buf_out, size_t *payload_len, size_t *S_out)
+static int build(struct da_bufs *kb, const struct seq_block_hdr *h, const uint8_t sig[static 64],
+		 const struct seq_block_ns *ns, const struct da_tx *txs, unsigned k,
+		 uint8_t **buf_out, size_t *cap_out, size_t *payload_len, size_t *S_out)
 {
 	uint64_t len, sum = 0;
 	size_t S, total, i;
@@ -67,7 +67,7 @@ int da_payload_build(const struct seq_block_hdr *h, const uint8_t sig[static 64]
 	if (S == 0)
 		return DA_EINVAL;
 	total = S * k;
-	buf = aligned_alloc(64, total);
+	buf = da__buf_take(kb ? &kb->payload : NULL, kb ? &kb->payload_cap : NULL, total, cap_out);
 	if (buf == NULL)
 		return DA_ENOMEM;
 
@@ -92,6 +92,25 @@ int da_payload_build(const struct seq_block_hdr *h, const uint8_t sig[static 64]
 	*payload_len = (size_t)len;
 	*S_out = S;
 	return 0;
+}
+
+int da_payload_build(const struct seq_block_hdr *h, const uint8_t sig[static 64],
+		     const struct seq_block_ns *ns, const struct da_tx *txs, unsigned k,
+		     uint8_t **buf_out, size_t *payload_len, size_t *S_out)
+{
+	size_t cap;
+
+	return build(NULL, h, sig, ns, txs, k, buf_out, &cap, payload_len, S_out);
+}
+
+int da_payload_build_reuse(struct da_bufs *kb, const struct seq_block_hdr *h,
+			   const uint8_t sig[static 64], const struct seq_block_ns *ns,
+			   const struct da_tx *txs, unsigned k, uint8_t **buf_out,
+			   size_t *cap_out, size_t *payload_len, size_t *S_out)
+{
+	if (kb == NULL || cap_out == NULL)
+		return DA_EINVAL;
+	return build(kb, h, sig, ns, txs, k, buf_out, cap_out, payload_len, S_out);
 }
 
 static int all_zero(const uint8_t *p, size_t n)

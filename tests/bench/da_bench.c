@@ -238,6 +238,7 @@ static struct pipe_res pipeline(unsigned k, unsigned m, size_t S, const char *tm
 	const char *dp[4];
 	struct da_store *st;
 	struct da_code *code;
+	struct da_bufs kb = {0}; /* as mz-da keeps them, block to block */
 	struct seq_block_hdr h;
 	double cpu[64], wall[64], put[64], cb[64], cc[64], cp[64];
 	struct pipe_res res = {0};
@@ -270,17 +271,19 @@ static struct pipe_res pipeline(unsigned k, unsigned m, size_t S, const char *tm
 			struct da_block blk;
 			struct da_record rec;
 			uint8_t *buf;
-			size_t SS;
+			size_t SS, cap;
 			double t;
 
 			double q0, q1, q2;
 
 			h.height = (uint64_t)(r * blocks + b + 1);
 			q0 = now(CLOCK_PROCESS_CPUTIME_ID);
-			if (da_payload_build(&h, sig, ns, txs, k, &buf, &payload_len, &SS) != 0)
+			if (da_payload_build_reuse(&kb, &h, sig, ns, txs, k, &buf, &cap, &payload_len,
+						   &SS) != 0)
 				exit(1);
 			q1 = now(CLOCK_PROCESS_CPUTIME_ID);
-			if (da_block_encode(&blk, &rec, code, buf, payload_len, SS, h.height, bh) != 0)
+			if (da_block_encode_reuse(&kb, &blk, &rec, code, buf, cap, payload_len, SS,
+						  h.height, bh) != 0)
 				exit(1);
 			q2 = now(CLOCK_PROCESS_CPUTIME_ID);
 			t = now(CLOCK_MONOTONIC);
@@ -290,7 +293,7 @@ static struct pipe_res pipeline(unsigned k, unsigned m, size_t S, const char *tm
 			pp += now(CLOCK_PROCESS_CPUTIME_ID) - q2;
 			pb += q1 - q0;
 			pc += q2 - q1;
-			da_block_free(&blk);
+			da_block_recycle(&blk, &kb);
 		}
 		cpu[r] = (double)payload_len * blocks / (now(CLOCK_PROCESS_CPUTIME_ID) - c0) / 1e9;
 		wall[r] = (double)payload_len * blocks / (now(CLOCK_MONOTONIC) - w0) / 1e9;
@@ -310,6 +313,7 @@ static struct pipe_res pipeline(unsigned k, unsigned m, size_t S, const char *tm
 	res.payload_mb = (double)payload_len / 1e6;
 	da_store_close(st);
 	da_code_free(code);
+	da_bufs_free(&kb);
 	for (int d = 0; d < 4; d++)
 		rmdir(dirs[d]); /* group dirs stay: removed by run-bench with the temp dir */
 	free(txs);

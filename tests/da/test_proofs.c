@@ -62,6 +62,94 @@ Test(record, round_trip_and_hash)
 	coded_free(&x);
 }
 
+/*
+ * A stage that keeps its buffers (da_bufs) codes every block exactly as
+ * fresh buffers would, whatever the block before left in them: small, large,
+ * medium, large, small. A block larger than any before allocates, and its
+ * buffers replace the smaller ones kept; a block no larger than one before
+ * codes in the very buffers the largest gave back.
+ */
+Test(block, reused_buffers_code_the_same)
+{
+	static const uint32_t BIG[] = {4000, 9000, 300, 7000, 64, 5000, 6000, 8000};
+	static const uint32_t MID[] = {900, 10, 3000, 1, 64, 500, 2000, 70};
+	const uint32_t *lens[] = {LEN, BIG, MID, BIG, LEN};
+	struct da_bufs kb = {0};
+	struct da_code *c;
+	const unsigned k = 4, m = 3;
+	uint8_t *last_payload = NULL, *last_parity = NULL;
+	size_t last_size = 0;
+
+	cr_assert_eq(da_code_new(k, m, &c), 0);
+	for (unsigned round = 0; round < 5; round++) {
+		struct t_block b;
+		struct da_block fresh, reused;
+		struct da_record rf, rr;
+		uint8_t bh[32], *buf, ef[DA_RECORD_LEN], er[DA_RECORD_LEN];
+		size_t cap, len, S;
+
+		t_block_make(&b, NS, lens[round], 8, k, 11 + round);
+		seq_block_hash(bh, &b.hdr);
+		cr_assert_eq(da_payload_build_reuse(&kb, &b.hdr, b.sig, b.ns, b.txs, k, &buf, &cap,
+						    &len, &S), 0);
+		cr_assert_eq(len, b.payload_len);
+		cr_assert_eq(S, b.S);
+		cr_assert_geq(cap, k * S);
+		if (k * S <= last_size)
+			cr_assert_eq(buf, last_payload, "round %u: the payload buffer is reused", round);
+		cr_assert_eq(da_block_encode_reuse(&kb, &reused, &rr, c, buf, cap, len, S,
+						   b.hdr.height, bh), 0);
+		if (k * S <= last_size)
+			cr_assert_eq(reused.parity, last_parity, "round %u: the parity is reused", round);
+		cr_assert_eq(da_block_encode(&fresh, &rf, c, b.buf, b.payload_len, b.S, b.hdr.height,
+					     bh), 0);
+		b.buf = NULL; /* owned by fresh */
+		da_record_encode(ef, &rf);
+		da_record_encode(er, &rr);
+		cr_assert_arr_eq(er, ef, DA_RECORD_LEN, "round %u: the record differs", round);
+		for (unsigned i = 0; i < k + m; i++) {
+			cr_assert_arr_eq(reused.shard[i], fresh.shard[i], S, "round %u shard %u", round, i);
+			cr_assert_arr_eq(reused.leaf[i], fresh.leaf[i], 32);
+		}
+		if (k * S > last_size) {
+			last_size = k * S;
+			last_payload = reused.payload;
+			last_parity = reused.parity;
+		}
+		da_block_recycle(&reused, &kb);
+		cr_assert_eq(kb.payload, last_payload, "round %u: the larger payload is kept", round);
+		cr_assert_eq(kb.parity, last_parity);
+		cr_assert_eq(kb.payload_cap, last_size);
+		cr_assert_null(reused.payload);
+		da_block_free(&fresh);
+		t_block_free(&b);
+	}
+	da_bufs_free(&kb);
+	cr_assert_null(kb.payload);
+	da_code_free(c);
+}
+
+/* A payload buffer smaller than its k * S is refused, and freed. */
+Test(block, reuse_refuses_a_short_buffer)
+{
+	struct da_bufs kb = {0};
+	struct da_block blk;
+	struct da_record r;
+	struct da_code *c;
+	struct t_block b;
+	uint8_t bh[32] = {0};
+
+	t_block_make(&b, NS, LEN, 8, 4, 5);
+	cr_assert_eq(da_code_new(4, 2, &c), 0);
+	cr_assert_eq(da_block_encode_reuse(&kb, &blk, &r, c, b.buf, 4 * b.S - 64, b.payload_len,
+					   b.S, 1, bh), DA_EINVAL);
+	b.buf = NULL; /* freed by the refusal (the sanitizer build checks) */
+	cr_assert_null(blk.parity);
+	cr_assert_null(kb.parity);
+	da_code_free(c);
+	t_block_free(&b);
+}
+
 Test(record, rejects)
 {
 	struct coded x;
