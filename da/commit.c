@@ -197,10 +197,10 @@ void da_bufs_free(struct da_bufs *kb)
 	memset(kb, 0, sizeof(*kb));
 }
 
-static int block_encode(struct da_bufs *kb, struct da_block *b, struct da_record *r,
-			const struct da_code *c, uint8_t *payload, size_t payload_cap,
-			size_t payload_len, size_t S, uint64_t height,
-			const uint8_t block_hash[static 32])
+int da_block_encode_reuse(struct da_bufs *kb, struct da_block *b, struct da_record *r,
+			  const struct da_code *c, uint8_t *payload, size_t payload_cap,
+			  size_t payload_len, size_t S, uint64_t height,
+			  const uint8_t block_hash[static 32])
 {
 	unsigned k, m;
 	int rc = DA_EINVAL;
@@ -259,22 +259,8 @@ int da_block_encode(struct da_block *b, struct da_record *r, const struct da_cod
 {
 	size_t cap = c != NULL && S <= SIZE_MAX / da_code_k(c) ? S * da_code_k(c) : 0;
 
-	return block_encode(NULL, b, r, c, payload, cap, payload_len, S, height, block_hash);
-}
-
-int da_block_encode_reuse(struct da_bufs *kb, struct da_block *b, struct da_record *r,
-			  const struct da_code *c, uint8_t *payload, size_t payload_cap,
-			  size_t payload_len, size_t S, uint64_t height,
-			  const uint8_t block_hash[static 32])
-{
-	if (kb == NULL) {
-		free(payload);
-		if (b != NULL)
-			memset(b, 0, sizeof(*b));
-		return DA_EINVAL;
-	}
-	return block_encode(kb, b, r, c, payload, payload_cap, payload_len, S, height,
-			    block_hash);
+	return da_block_encode_reuse(NULL, b, r, c, payload, cap, payload_len, S, height,
+				     block_hash);
 }
 
 void da_block_free(struct da_block *b)

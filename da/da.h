@@ -147,9 +147,9 @@ struct da_bufs {
 };
 void da_bufs_free(struct da_bufs *kb);
 
-/* da_payload_build, its buffer taken from kb when kb has one large enough;
- * *cap_out is the buffer's size (at least k * *S_out), for
- * da_block_encode_reuse. */
+/* da_payload_build, its buffer taken from kb when kb has one large enough
+ * (kb NULL: always a new one); *cap_out is the buffer's size (at least
+ * k * *S_out), for da_block_encode_reuse. */
 int da_payload_build_reuse(struct da_bufs *kb, const struct seq_block_hdr *h,
 			   const uint8_t sig[static 64], const struct seq_block_ns *ns,
 			   const struct da_tx *txs, unsigned k, uint8_t **buf_out,
@@ -254,14 +254,14 @@ int da_block_encode(struct da_block *b, struct da_record *r, const struct da_cod
 		    const uint8_t block_hash[static 32]);
 void da_block_free(struct da_block *b);
 /* da_block_encode, with the parity buffer taken from kb when it is large
- * enough; payload_cap is the payload buffer's size (>= k * S, DA_EINVAL
- * otherwise), as da_payload_build_reuse gave it. */
+ * enough (kb NULL: always a new one); payload_cap is the payload buffer's
+ * size (>= k * S, DA_EINVAL otherwise), as da_payload_build_reuse gave it. */
 int da_block_encode_reuse(struct da_bufs *kb, struct da_block *b, struct da_record *r,
 			  const struct da_code *c, uint8_t *payload, size_t payload_cap,
 			  size_t payload_len, size_t S, uint64_t height,
 			  const uint8_t block_hash[static 32]);
 /* Releases b, its two buffers given to kb for the next block (each kept if
- * it is the larger one, else freed). */
+ * it is the larger one, else freed); kb NULL is da_block_free. */
 void da_block_recycle(struct da_block *b, struct da_bufs *kb);
 
 /* ------------------------------------------------------------------ */

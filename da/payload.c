@@ -31,15 +31,16 @@ size_t da_payload_shard_size(size_t payload_len, unsigned k)
 	return (size_t)S;
 }
 
-static int build(struct da_bufs *kb, const struct seq_block_hdr *h, const uint8_t sig[static 64],
-		 const struct seq_block_ns *ns, const struct da_tx *txs, unsigned k,
-		 uint8_t **buf_out, size_t *cap_out, size_t *payload_len, size_t *S_out)
+int da_payload_build_reuse(struct da_bufs *kb, const struct seq_block_hdr *h,
+			   const uint8_t sig[static 64], const struct seq_block_ns *ns,
+			   const struct da_tx *txs, unsigned k, uint8_t **buf_out,
+			   size_t *cap_out, size_t *payload_len, size_t *S_out)
 {
 	uint64_t len, sum = 0;
 	size_t S, total, i;
 	uint8_t *buf, *p;
 
-	if (h == NULL || sig == NULL || buf_out == NULL || payload_len == NULL ||
+	if (h == NULL || sig == NULL || buf_out == NULL || cap_out == NULL || payload_len == NULL ||
 	    S_out == NULL || k == 0 || (h->ns_count > 0 && ns == NULL) ||
 	    (h->tx_count > 0 && txs == NULL) || h->tx_count > SIZE_MAX / DA_TX_HDR_LEN)
 		return DA_EINVAL;
@@ -100,17 +101,7 @@ int da_payload_build(const struct seq_block_hdr *h, const uint8_t sig[static 64]
 {
 	size_t cap;
 
-	return build(NULL, h, sig, ns, txs, k, buf_out, &cap, payload_len, S_out);
-}
-
-int da_payload_build_reuse(struct da_bufs *kb, const struct seq_block_hdr *h,
-			   const uint8_t sig[static 64], const struct seq_block_ns *ns,
-			   const struct da_tx *txs, unsigned k, uint8_t **buf_out,
-			   size_t *cap_out, size_t *payload_len, size_t *S_out)
-{
-	if (kb == NULL || cap_out == NULL)
-		return DA_EINVAL;
-	return build(kb, h, sig, ns, txs, k, buf_out, cap_out, payload_len, S_out);
+	return da_payload_build_reuse(NULL, h, sig, ns, txs, k, buf_out, &cap, payload_len, S_out);
 }
 
 static int all_zero(const uint8_t *p, size_t n)
