@@ -91,11 +91,13 @@ void app_notify_watchdog_stop(void);
 	X(GAUGE, txindex_unindexed,                                                       \
 	  "Transactions held in memory, not yet merged into txindex.db", NONE)              \
 	X(COUNTER, txindex_merges_total, "Batches merged into txindex.db", NONE)             \
+	X(COUNTER, txindex_merge_pieces_total,                                            \
+	  "Transactions (pieces of a batch) that merges committed to txindex.db", NONE)     \
 	X(GAUGE, txindex_filter_ready,                                                    \
 	  "1 once the hash filter holds what txindex.db held at start", NONE)               \
 	X(COUNTER, txindex_filter_skips_total,                                            \
 	  "Hash lookups the filter answered without reading txindex.db", NONE)             \
-	X(HISTOGRAM, txindex_merge_seconds, "Per batch: sorting and writing it to txindex.db", LAT_US) \
+	X(HISTOGRAM, txindex_merge_seconds, "Per batch: sorting and writing it to txindex.db, with the pauses between its pieces", LAT_US) \
 	X(COUNTER, proposer_misses_total,                                                 \
 	  "Winner slots the appliance ordered itself (deadline missed, invalid block)", NONE)
 

@@ -15,11 +15,12 @@
  *                        committer right after its group's COMMIT, in seq
  *                        order; floor <= indexed.
  *   mz-index (thread)    moves durable transactions (below stats.durable_seq)
- *                        from the map into txindex.db, sorted by key, in one
- *                        transaction per batch (a size that grows with the
- *                        index, below; or whatever is left once arrivals
- *                        pause): an index page is written once per batch
- *                        instead of once per transaction.
+ *                        from the map into txindex.db, sorted by key, a
+ *                        batch at a time (a size that grows with the index,
+ *                        below; or whatever is left once arrivals pause),
+ *                        in paced pieces of consecutive keys (below): an
+ *                        index page is written once per batch instead of
+ *                        once per transaction.
  *
  * A lookup reads the map, then txindex.db. The map holds a transaction until
  * txindex.db has committed it, and entries leave the map only on the
@@ -75,6 +76,37 @@
 #define XI_IDLE_MS 1000
 #define XI_MAX_LIVE APP_TXINDEX_MAX_LIVE /* map entries before the committer waits */
 #define XI_INITIAL_CAP (1u << 12)
+
+/*
+ * The merge goes to disk in pieces. One batch in one COMMIT wrote, into a
+ * small index, ~3,000 pages at once: 12 MB of WAL, then a checkpoint that
+ * fsynced it and 12 MB more, on the disk the committer fsyncs every group
+ * on; at 10k tx/s the slow preconfirmations came in clusters around those
+ * merges (BENCHMARKS.md). Now the sorted batch goes in consecutive key
+ * ranges, each its own transaction. Key ranges keep the merge's economy: a
+ * page is still written once per batch. SQLite's own checkpoint (every
+ * 1,000 pages of WAL) then comes every few pieces, a few MB at a time. A
+ * checkpoint after every piece (two fsyncs each) was tried and was worse:
+ * 1.6 to 3.8 times the preconfirmations slower than 4 ms, in three
+ * interleaved pairs at 10k tx/s.
+ *
+ * A piece aims at XI_PIECE_PAGES pages written (the next piece's row count
+ * follows what the last one wrote, starting at XI_PIECE_ROWS), and between
+ * pieces mz-index pauses XI_PACE times as long as the piece took (at most
+ * XI_PACE_MAX_MS), unless the next batch is already waiting: the disk is
+ * never the merge's for long, and pacing never makes mz-index fall behind.
+ *
+ * A crash between pieces leaves rows for seqs at or above `indexed` without
+ * the mark. They are true (only durable transactions merge), so the
+ * catch-up and a retried merge insert OR IGNORE; and the first piece of
+ * several records `pending` (the batch's end), so that a database restored
+ * to before it is caught by matches() as a mark past its end would be.
+ */
+#define XI_PIECE_PAGES 256
+#define XI_PIECE_ROWS 4096
+#define XI_PIECE_MIN 256
+#define XI_PACE 3
+#define XI_PACE_MAX_MS 50
 #define XF_MIN_BITS (1ull << 26) /* 8 MiB */
 #define XF_MAX_BITS (1ull << 29) /* 64 MiB */
 #define XF_PROBES 4
@@ -97,7 +129,8 @@ struct app_txindex {
 	uint64_t last_add_ns;
 	const atomic_uint_fast64_t *durable;
 	sqlite3 *db; /* mz-index's connection (and app_txindex_open's) */
-	sqlite3_stmt *ins, *mark;
+	sqlite3_stmt *ins, *mark, *pending;
+	size_t piece_rows; /* rows in a merge's next piece (mz-index's) */
 	char path[PATH_MAX];
 	pthread_t thread;
 	int started, stop;
@@ -299,8 +332,10 @@ static int hash_of(sqlite3 *db, const char *sql, const char *k, uint64_t seq, ui
 static int matches(struct app_txindex *x, uint64_t next, const char **why)
 {
 	uint8_t want[32], have[32];
+	uint64_t pending = 0;
 
-	if (x->indexed > next) {
+	meta_u64(x->db, "pending", &pending);
+	if (x->indexed > next || pending > next) {
 		*why = "it indexes transactions the database does not hold";
 		return 0;
 	}
@@ -349,7 +384,7 @@ static int catch_up(struct app_txindex *x, uint64_t next, char *errbuf, size_t e
 	sqlite3_progress_handler(x->db, 1 << 20, still_building, &notify_ns);
 	rc = exec(x->db, "BEGIN", errbuf, errlen);
 	if (!rc && sqlite3_prepare_v2(x->db,
-				      "INSERT INTO tx_hash(hash, ns, seq) SELECT hash, ns, seq FROM m.txs"
+				      "INSERT OR IGNORE INTO tx_hash(hash, ns, seq) SELECT hash, ns, seq FROM m.txs"
 				      " WHERE seq >= ? AND seq < ? ORDER BY hash, ns",
 				      -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, (int64_t)x->indexed);
@@ -490,15 +525,18 @@ int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbu
 		rc = exec(x->db, "DETACH DATABASE m", errbuf, errlen);
 	if (rc)
 		goto fail;
-	if (sqlite3_prepare_v3(x->db, "INSERT INTO tx_hash(hash, ns, seq) VALUES (?,?,?)", -1,
-			       SQLITE_PREPARE_PERSISTENT, &x->ins, NULL) != SQLITE_OK ||
+	if (sqlite3_prepare_v3(x->db, "INSERT OR IGNORE INTO tx_hash(hash, ns, seq) VALUES (?,?,?)",
+			       -1, SQLITE_PREPARE_PERSISTENT, &x->ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(x->db,
 			       "INSERT OR REPLACE INTO meta(k, v) VALUES ('indexed', ?), ('last_hash', ?)",
-			       -1, SQLITE_PREPARE_PERSISTENT, &x->mark, NULL) != SQLITE_OK) {
+			       -1, SQLITE_PREPARE_PERSISTENT, &x->mark, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(x->db, "INSERT OR REPLACE INTO meta(k, v) VALUES ('pending', ?)", -1,
+			       SQLITE_PREPARE_PERSISTENT, &x->pending, NULL) != SQLITE_OK) {
 		rc = exec(x->db, "SELECT 1 FROM tx_hash, meta", errbuf, errlen);
 		goto fail;
 	}
 	x->floor = x->indexed;
+	x->piece_rows = XI_PIECE_ROWS;
 	rc = grow(x, XI_INITIAL_CAP);
 	if (rc)
 		goto fail;
@@ -531,6 +569,7 @@ fail:
 		rc = APP_ESQLITE;
 	sqlite3_finalize(x->ins);
 	sqlite3_finalize(x->mark);
+	sqlite3_finalize(x->pending);
 	sqlite3_close(x->db);
 	free(x->ent);
 	free(x->slot);
@@ -552,53 +591,18 @@ static int by_key(const void *a, const void *b)
 	return c ? c : (p->ns > q->ns) - (p->ns < q->ns);
 }
 
-/* The merge: durable entries buf[0..nb), seq order, into txindex.db. */
-static int merge(struct app_txindex *x, struct xent *buf, size_t nb)
+/* Wait on x->cv until the monotonic time at (x->mu held). */
+static void wait_until(struct app_txindex *x, uint64_t at)
 {
-	uint64_t from = buf[0].seq, upto = buf[nb - 1].seq + 1, t0 = app_now_ns();
-	uint8_t last[32];
-	int rc = 0;
-
-	memcpy(last, buf[nb - 1].hash, 32);
-	qsort(buf, nb, sizeof(*buf), by_key);
-	if (sqlite3_exec(x->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-		return APP_ESQLITE;
-	for (size_t i = 0; i < nb && !rc; i++) {
-		sqlite3_bind_blob(x->ins, 1, buf[i].hash, 32, SQLITE_STATIC);
-		sqlite3_bind_int64(x->ins, 2, (int64_t)buf[i].ns);
-		sqlite3_bind_int64(x->ins, 3, (int64_t)buf[i].seq);
-		if (sqlite3_step(x->ins) != SQLITE_DONE)
-			rc = APP_ESQLITE;
-		sqlite3_reset(x->ins);
-	}
-	if (!rc) {
-		sqlite3_bind_int64(x->mark, 1, (int64_t)upto);
-		sqlite3_bind_blob(x->mark, 2, last, 32, SQLITE_STATIC);
-		if (sqlite3_step(x->mark) != SQLITE_DONE)
-			rc = APP_ESQLITE;
-		sqlite3_reset(x->mark);
-	}
-	if (!rc && sqlite3_exec(x->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		rc = APP_ESQLITE;
-	if (rc) {
-		app_error("txindex_merge_failed", "seqs=%llu..%llu sqlite=\"%s\"",
-			  (unsigned long long)from, (unsigned long long)upto - 1,
-			  sqlite3_errmsg(x->db));
-		sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
-		return rc;
-	}
-	app_metric_add(APP_M_txindex_merges_total, 1);
-	app_metric_observe(APP_M_txindex_merge_seconds, (app_now_ns() - t0) / 1000);
-	return 0;
-}
-
-static void wait_ms(struct app_txindex *x, unsigned ms)
-{
-	uint64_t at = app_now_ns() + (uint64_t)ms * 1000000ull;
 	struct timespec ts = {.tv_sec = (time_t)(at / 1000000000ull),
 			      .tv_nsec = (long)(at % 1000000000ull)};
 
 	pthread_cond_timedwait(&x->cv, &x->mu, &ts);
+}
+
+static void wait_ms(struct app_txindex *x, unsigned ms)
+{
+	wait_until(x, app_now_ns() + (uint64_t)ms * 1000000ull);
 }
 
 static uint64_t batch_size(const struct app_txindex *x)
@@ -606,6 +610,109 @@ static uint64_t batch_size(const struct app_txindex *x)
 	uint64_t b = x->indexed / 16;
 
 	return b < XI_BATCH ? XI_BATCH : b > XI_MAX_LIVE / 2 ? XI_MAX_LIVE / 2 : b;
+}
+
+/* One piece of a merge: rows buf[0..n) in one transaction. The last piece
+ * moves the mark (upto, last); a first piece of several records `pending`. */
+static int merge_piece(struct app_txindex *x, const struct xent *buf, size_t n, uint64_t upto,
+		       const uint8_t *last, int first)
+{
+	int rc = 0;
+
+	if (sqlite3_exec(x->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return APP_ESQLITE;
+	for (size_t i = 0; i < n && !rc; i++) {
+		sqlite3_bind_blob(x->ins, 1, buf[i].hash, 32, SQLITE_STATIC);
+		sqlite3_bind_int64(x->ins, 2, (int64_t)buf[i].ns);
+		sqlite3_bind_int64(x->ins, 3, (int64_t)buf[i].seq);
+		if (sqlite3_step(x->ins) != SQLITE_DONE)
+			rc = APP_ESQLITE;
+		sqlite3_reset(x->ins);
+	}
+	if (!rc && last) {
+		sqlite3_bind_int64(x->mark, 1, (int64_t)upto);
+		sqlite3_bind_blob(x->mark, 2, last, 32, SQLITE_STATIC);
+		if (sqlite3_step(x->mark) != SQLITE_DONE)
+			rc = APP_ESQLITE;
+		sqlite3_reset(x->mark);
+	} else if (!rc && first) {
+		sqlite3_bind_int64(x->pending, 1, (int64_t)upto);
+		if (sqlite3_step(x->pending) != SQLITE_DONE)
+			rc = APP_ESQLITE;
+		sqlite3_reset(x->pending);
+	}
+	if (!rc && sqlite3_exec(x->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = APP_ESQLITE;
+	if (rc)
+		sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* Between pieces: XI_PACE times as long as the piece took (at most
+ * XI_PACE_MAX_MS), cut short by a stop or by the next batch being ready. */
+static void pace(struct app_txindex *x, uint64_t spent_ns, uint64_t upto)
+{
+	uint64_t pause = spent_ns * XI_PACE, at;
+
+	if (pause > XI_PACE_MAX_MS * 1000000ull)
+		pause = XI_PACE_MAX_MS * 1000000ull;
+	at = app_now_ns() + pause;
+	pthread_mutex_lock(&x->mu);
+	for (;;) {
+		uint64_t ready = atomic_load(x->durable);
+
+		if (ready > x->floor + x->n)
+			ready = x->floor + x->n;
+		if (x->stop || ready - upto >= batch_size(x) || app_now_ns() >= at)
+			break;
+		wait_until(x, at);
+	}
+	pthread_mutex_unlock(&x->mu);
+}
+
+/* The merge: durable entries buf[0..nb), seq order, into txindex.db, in
+ * pieces (at the top of this file, "The merge goes to disk in pieces"). */
+static int merge(struct app_txindex *x, struct xent *buf, size_t nb)
+{
+	uint64_t from = buf[0].seq, upto = buf[nb - 1].seq + 1, t0 = app_now_ns();
+	uint8_t last[32];
+	size_t done = 0, piece = x->piece_rows;
+	int rc = 0;
+
+	memcpy(last, buf[nb - 1].hash, 32);
+	qsort(buf, nb, sizeof(*buf), by_key);
+	while (done < nb) {
+		size_t n = nb - done < piece ? nb - done : piece;
+		int is_last = done + n == nb, cur, hi;
+		uint64_t p0 = app_now_ns();
+
+		sqlite3_db_status(x->db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &hi, 1);
+		rc = merge_piece(x, buf + done, n, upto, is_last ? last : NULL, done == 0);
+		if (rc)
+			break;
+		/* the pages this piece wrote into the WAL steer the next one */
+		sqlite3_db_status(x->db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &hi, 0);
+		if (cur > 0) {
+			uint64_t want = (uint64_t)n * XI_PIECE_PAGES / (uint64_t)cur;
+
+			piece = want < XI_PIECE_MIN ? XI_PIECE_MIN
+				: want > XI_MAX_LIVE ? XI_MAX_LIVE : (size_t)want;
+		}
+		done += n;
+		app_metric_add(APP_M_txindex_merge_pieces_total, 1);
+		if (!is_last)
+			pace(x, app_now_ns() - p0, upto);
+	}
+	x->piece_rows = piece;
+	if (rc) {
+		app_error("txindex_merge_failed", "seqs=%llu..%llu merged=%zu sqlite=\"%s\"",
+			  (unsigned long long)from, (unsigned long long)upto - 1, done,
+			  sqlite3_errmsg(x->db));
+		return rc;
+	}
+	app_metric_add(APP_M_txindex_merges_total, 1);
+	app_metric_observe(APP_M_txindex_merge_seconds, (app_now_ns() - t0) / 1000);
+	return 0;
 }
 
 static void publish_gauge(const struct app_txindex *x)
@@ -707,6 +814,7 @@ void app_txindex_close(struct app_txindex *x)
 	app_txindex_stop(x);
 	sqlite3_finalize(x->ins);
 	sqlite3_finalize(x->mark);
+	sqlite3_finalize(x->pending);
 	sqlite3_close(x->db);
 	pthread_cond_destroy(&x->cv);
 	pthread_mutex_destroy(&x->mu);

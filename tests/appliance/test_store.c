@@ -449,6 +449,81 @@ Test(store, txindex_filter_skips_new_hashes_and_keeps_old_ones)
 	app_txindex_close(xi);
 }
 
+/* Rows of tx_hash as SQL values, for a txindex.db as a crash leaves it. */
+static void xi_rows(char *sql, size_t len, const struct app_tx *t, size_t n)
+{
+	size_t o = strlen(sql);
+
+	for (size_t i = 0; i < n; i++) {
+		o += (size_t)snprintf(sql + o, len - o, "%s(X'", i ? "," : "");
+		for (int j = 0; j < 32; j++)
+			o += (size_t)snprintf(sql + o, len - o, "%02x", t[i].hash[j]);
+		o += (size_t)snprintf(sql + o, len - o, "', %llu, %llu)",
+				      (unsigned long long)t[i].ns, (unsigned long long)t[i].seq);
+		cr_assert_lt(o, len);
+	}
+}
+
+/* A merge goes to txindex.db in pieces (txindex.c). A crash between two
+ * pieces leaves rows past the `indexed` mark: the next start indexes the
+ * rest around them. And a `pending` batch end past the database's end (an
+ * older database restored under it) rebuilds txindex.db. */
+Test(store, txindex_merge_in_pieces_and_a_crash_between_them)
+{
+	static struct app_tx a[300], b[20000], c[100];
+	static char sql[100 * 160];
+	struct app_store *s;
+	struct app_txindex *xi;
+	atomic_uint_fast64_t durable = 301;
+	uint64_t merges, pieces;
+	char err[256];
+
+	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
+	put_txs(s, a, 300, 1);
+	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_store_attach_txindex(s, xi, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
+
+	merges = app_metric_get(APP_M_txindex_merges_total);
+	pieces = app_metric_get(APP_M_txindex_merge_pieces_total);
+	for (size_t i = 0; i < 20000; i += 1000) {
+		put_txs(s, b + i, 1000, 301 + i);
+		app_txindex_add(xi, b + i, 1000);
+	}
+	atomic_store(&durable, 20301);
+	for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_merges_total) == merges; i++)
+		usleep(50 * 1000);
+	cr_assert_eq(app_metric_get(APP_M_txindex_merges_total), merges + 1, "no merge in 20 s");
+	cr_assert_geq(app_metric_get(APP_M_txindex_merge_pieces_total) - pieces, 2,
+		      "20,000 rows merged in %llu piece(s)",
+		      (unsigned long long)(app_metric_get(APP_M_txindex_merge_pieces_total) - pieces));
+	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0);
+	app_txindex_prune(xi);
+	expect_found(s, b, 20000);
+	app_txindex_stop(xi);
+
+	/* a crash after the first piece of c's batch: half its rows, no mark */
+	put_txs(s, c, 100, 20301);
+	snprintf(sql, sizeof(sql), "INSERT OR REPLACE INTO meta VALUES ('pending', 20401);"
+				   "INSERT INTO tx_hash VALUES ");
+	xi_rows(sql, sizeof(sql), c, 50);
+	xi_sql(sql);
+	xi = reopen(&s, xi);
+	cr_assert_eq(app_txindex_next(xi), 20401);
+	expect_found(s, a, 300);
+	expect_found(s, b, 20000);
+	expect_found(s, c, 100);
+
+	/* a batch pending past the database's end: rebuilt, the stray row gone */
+	xi_sql("INSERT OR REPLACE INTO meta VALUES ('pending', 30000);"
+	       "INSERT INTO tx_hash VALUES (zeroblob(32), 7, 20500)");
+	xi = reopen(&s, xi);
+	cr_assert_eq(app_store_tx_known(s, 7, (const uint8_t[32]){0}), 0);
+	expect_found(s, c, 100);
+	app_store_close(s);
+	app_txindex_close(xi);
+}
+
 struct prune_arg {
 	struct app_txindex *xi;
 	atomic_int done;
