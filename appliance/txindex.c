@@ -643,9 +643,7 @@ static int merge_piece(struct app_txindex *x, const struct xent *buf, size_t n, 
 	}
 	if (!rc && sqlite3_exec(x->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		rc = APP_ESQLITE;
-	if (rc)
-		sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
+	return rc; /* on failure the caller logs, then rolls back */
 }
 
 /* Between pieces: XI_PACE times as long as the piece took (at most
@@ -708,6 +706,7 @@ static int merge(struct app_txindex *x, struct xent *buf, size_t nb)
 		app_error("txindex_merge_failed", "seqs=%llu..%llu merged=%zu sqlite=\"%s\"",
 			  (unsigned long long)from, (unsigned long long)upto - 1, done,
 			  sqlite3_errmsg(x->db));
+		sqlite3_exec(x->db, "ROLLBACK", NULL, NULL, NULL);
 		return rc;
 	}
 	app_metric_add(APP_M_txindex_merges_total, 1);
