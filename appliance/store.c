@@ -707,10 +707,15 @@ int app_store_attach_txindex(struct app_store *s, struct app_txindex *x, char *e
 	sqlite3_snprintf(sizeof(sql), sql, "ATTACH DATABASE %Q AS xi; PRAGMA xi.cache_size=%lld;",
 			 app_txindex_path(x), (long long)cache);
 	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v3(s->db, "SELECT seq FROM xi.tx_hash WHERE hash = ? AND ns = ?", -1,
-			       SQLITE_PREPARE_PERSISTENT, &s->xi_find, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v3(s->db, "SELECT min(seq) FROM xi.tx_hash WHERE hash = ?", -1,
-			       SQLITE_PREPARE_PERSISTENT, &s->xi_find_any, NULL) != SQLITE_OK) {
+	    /* txindex.db keeps the hash's first 8 bytes; txs has all 32 */
+	    sqlite3_prepare_v3(s->db,
+			       "SELECT x.seq FROM xi.tx_hash AS x JOIN main.txs AS t ON t.seq = x.seq"
+			       " WHERE x.k = substr(?1, 1, 8) AND x.ns = ?2 AND t.hash = ?1",
+			       -1, SQLITE_PREPARE_PERSISTENT, &s->xi_find, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(s->db,
+			       "SELECT min(x.seq) FROM xi.tx_hash AS x JOIN main.txs AS t"
+			       " ON t.seq = x.seq WHERE x.k = substr(?1, 1, 8) AND t.hash = ?1",
+			       -1, SQLITE_PREPARE_PERSISTENT, &s->xi_find_any, NULL) != SQLITE_OK) {
 		set_err(errbuf, errlen, s->db);
 		return APP_ESQLITE;
 	}

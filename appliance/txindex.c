@@ -8,7 +8,7 @@
  * committer's samples at 44k tx/s). Now:
  *
  *   txs (mezzanine.db)   the truth, appended in seq order; no hash index.
- *   txindex.db           tx_hash(hash, ns, seq) for every seq below its
+ *   txindex.db           tx_hash(k, ns, seq) for every seq below its
  *                        `indexed` mark. Derived data: rebuilt from txs when
  *                        it is missing or does not match (app_txindex_open).
  *   the map (memory)     every transaction from `floor` on, added by the
@@ -29,6 +29,9 @@
  * txindex.db after the commit that justified the removal, whichever thread
  * it runs on: the committer's reads of txindex.db inside a group see a
  * snapshot taken after its last prune, and other threads read in autocommit.
+ *
+ * A row keeps 8 bytes of the hash, not 32 (format 2, below): a lookup that
+ * finds the prefix checks the whole hash in txs, by seq.
  *
  * Only durable transactions are indexed, so txindex.db never names a seq a
  * crash could take back. Its own writes are synchronous=NORMAL: a crash may
@@ -111,6 +114,19 @@
 #define XF_MAX_BITS (1ull << 29) /* 64 MiB */
 #define XF_PROBES 4
 
+/*
+ * Format 2: a row is (k, ns, seq), k the hash's first 8 bytes. Keccak output
+ * is uniform, so two stored hashes share k about once in 2^64 / N lookups
+ * (5e-12 at N = 10^8); when they do, both rows are kept (seq is in the key)
+ * and the lookup's join on txs picks the one whose whole hash matches. The
+ * 32-byte key of format 1 made a row 45 bytes of a page against 21: twice
+ * the pages for the same rows, and so twice the pages a merge writes, the
+ * WAL it fills and the checkpoints behind it, on the committer's disk. A
+ * txindex.db of another format is rebuilt at open (PRAGMA user_version).
+ */
+#define XI_FORMAT 2
+#define XI_KEY 8
+
 struct xent {
 	uint8_t hash[32];
 	uint64_t ns;
@@ -138,6 +154,7 @@ struct app_txindex {
 	/* the filter (above): bit words, a power of two of them */
 	_Atomic uint64_t *fbits;
 	uint64_t fmask; /* bit count - 1 */
+	unsigned fshift; /* log2 of the number of 512-bit blocks */
 	atomic_int fready;
 	pthread_t fthread;
 	int fstarted;
@@ -146,8 +163,8 @@ struct app_txindex {
 
 static const char xi_schema[] =
 	"CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS tx_hash(hash BLOB NOT NULL, ns INTEGER NOT NULL,"
-	"  seq INTEGER NOT NULL, PRIMARY KEY(hash, ns)) WITHOUT ROWID;";
+	"CREATE TABLE IF NOT EXISTS tx_hash(k BLOB NOT NULL, ns INTEGER NOT NULL,"
+	"  seq INTEGER NOT NULL, PRIMARY KEY(k, ns, seq)) WITHOUT ROWID;";
 
 static uint64_t key_of(const uint8_t hash[32])
 {
@@ -159,18 +176,18 @@ static uint64_t key_of(const uint8_t hash[32])
 
 /*
  * The filter is blocked: a hash's XF_PROBES bits all lie in one 64-byte
- * block (8 words), so a lookup costs one cache miss, not one per probe. The
- * block comes from bytes 8..15 of the hash, the bits from bytes 16..23
- * (9 bits each); Keccak output is uniform.
+ * block (8 words), so a lookup costs one cache miss, not one per probe. All
+ * of it comes from the hash's first 8 bytes, the part txindex.db keeps (so
+ * mz-xfilter can load it from there): the block from the top fshift bits,
+ * the probes from the low 36 (9 bits each); Keccak output is uniform.
  */
 static _Atomic uint64_t *filter_block(const struct app_txindex *x, const uint8_t hash[32],
 				      uint64_t *bits)
 {
-	uint64_t h;
+	uint64_t h = key_of(hash);
 
-	memcpy(&h, hash + 8, 8);
-	memcpy(bits, hash + 16, 8);
-	return &x->fbits[((h & x->fmask) >> 9) << 3];
+	*bits = h;
+	return &x->fbits[(h >> (64 - x->fshift)) << 3];
 }
 
 static void filter_add(struct app_txindex *x, const uint8_t hash[32])
@@ -213,10 +230,14 @@ static void *filter_loader(void *arg)
 	app_thread_background("mz-xfilter", x->nice);
 	if (sqlite3_open_v2(x->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) ==
 		    SQLITE_OK &&
-	    sqlite3_prepare_v2(db, "SELECT hash FROM tx_hash", -1, &st, NULL) == SQLITE_OK) {
+	    sqlite3_prepare_v2(db, "SELECT k FROM tx_hash", -1, &st, NULL) == SQLITE_OK) {
 		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-			if (sqlite3_column_bytes(st, 0) == 32)
-				filter_add(x, sqlite3_column_blob(st, 0));
+			uint8_t h[32] = {0};
+
+			if (sqlite3_column_bytes(st, 0) == XI_KEY) {
+				memcpy(h, sqlite3_column_blob(st, 0), XI_KEY);
+				filter_add(x, h);
+			}
 			if ((++rows & 0xffff) == 0 && atomic_load(&x->fstop))
 				break;
 		}
@@ -384,8 +405,9 @@ static int catch_up(struct app_txindex *x, uint64_t next, char *errbuf, size_t e
 	sqlite3_progress_handler(x->db, 1 << 20, still_building, &notify_ns);
 	rc = exec(x->db, "BEGIN", errbuf, errlen);
 	if (!rc && sqlite3_prepare_v2(x->db,
-				      "INSERT OR IGNORE INTO tx_hash(hash, ns, seq) SELECT hash, ns, seq FROM m.txs"
-				      " WHERE seq >= ? AND seq < ? ORDER BY hash, ns",
+				      "INSERT OR IGNORE INTO tx_hash(k, ns, seq)"
+				      " SELECT substr(hash, 1, 8), ns, seq FROM m.txs"
+				      " WHERE seq >= ? AND seq < ? ORDER BY 1, 2, 3",
 				      -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, (int64_t)x->indexed);
 		sqlite3_bind_int64(st, 2, (int64_t)next);
@@ -427,11 +449,43 @@ static int catch_up(struct app_txindex *x, uint64_t next, char *errbuf, size_t e
 
 static const char *const xi_files[] = {"", "-wal", "-shm"};
 
+/*
+ * The file's format: its user_version, or XI_FORMAT for a file with no
+ * tables yet (new: stamped here). Format 1 (32-byte keys) left user_version
+ * at 0.
+ */
+static int format_of(sqlite3 *db, int *format, char *errbuf, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int tables = 0;
+
+	*format = 0;
+	if (sqlite3_prepare_v2(db, "SELECT (SELECT user_version FROM pragma_user_version),"
+				   " (SELECT count(*) FROM sqlite_schema)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return exec(db, "SELECT 1 FROM pragma_user_version", errbuf, errlen);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*format = sqlite3_column_int(st, 0);
+		tables = sqlite3_column_int(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (tables && *format == 0)
+		*format = 1; /* format 1 did not stamp user_version */
+	if (tables == 0 && *format == 0) {
+		char sql[64];
+
+		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", XI_FORMAT);
+		*format = XI_FORMAT;
+		return exec(db, sql, errbuf, errlen);
+	}
+	return 0;
+}
+
 /* Open and set up txindex.db; APP_EEXIST if the file is there but is not a
- * usable database (SQLITE_NOTADB, SQLITE_CORRUPT). */
+ * usable database (SQLITE_NOTADB, SQLITE_CORRUPT) or is of another format. */
 static int open_db(struct app_txindex *x, char *errbuf, size_t errlen)
 {
-	int rc;
+	int rc, format;
 
 	if (sqlite3_open_v2(x->path, &x->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 						  SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
@@ -443,6 +497,13 @@ static int open_db(struct app_txindex *x, char *errbuf, size_t errlen)
 	rc = exec(x->db,
 		  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;",
 		  errbuf, errlen);
+	if (!rc)
+		rc = format_of(x->db, &format, errbuf, errlen);
+	if (!rc && format != XI_FORMAT) {
+		snprintf(errbuf, errlen, "txindex.db is format %d, this version writes %d", format,
+			 XI_FORMAT);
+		return APP_EEXIST;
+	}
 	if (!rc)
 		rc = exec(x->db, xi_schema, errbuf, errlen);
 	if (!rc)
@@ -472,7 +533,8 @@ int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbu
 	snprintf(x->path, sizeof(x->path), "%s/txindex.db", data_dir);
 	snprintf(main_path, sizeof(main_path), "%s/mezzanine.db", data_dir);
 	rc = open_db(x, errbuf, errlen);
-	if (rc == APP_EEXIST) { /* not a database, or a damaged one: derived, so rebuilt */
+	if (rc == APP_EEXIST) { /* not a database, a damaged one or an older format:
+				 * derived, so rebuilt */
 		app_warn("txindex_rebuild", "file=%s reason=\"%s\"", x->path, errbuf);
 		sqlite3_close(x->db);
 		x->db = NULL;
@@ -525,7 +587,7 @@ int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbu
 		rc = exec(x->db, "DETACH DATABASE m", errbuf, errlen);
 	if (rc)
 		goto fail;
-	if (sqlite3_prepare_v3(x->db, "INSERT OR IGNORE INTO tx_hash(hash, ns, seq) VALUES (?,?,?)",
+	if (sqlite3_prepare_v3(x->db, "INSERT OR IGNORE INTO tx_hash(k, ns, seq) VALUES (?,?,?)",
 			       -1, SQLITE_PREPARE_PERSISTENT, &x->ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(x->db,
 			       "INSERT OR REPLACE INTO meta(k, v) VALUES ('indexed', ?), ('last_hash', ?)",
@@ -551,6 +613,7 @@ int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbu
 			goto fail;
 		}
 		x->fmask = bits - 1;
+		x->fshift = (unsigned)__builtin_ctzll(bits >> 9);
 		app_metric_set(APP_M_txindex_filter_ready, 0);
 	}
 	{
@@ -586,9 +649,13 @@ uint64_t app_txindex_next(const struct app_txindex *x)
 static int by_key(const void *a, const void *b)
 {
 	const struct xent *p = a, *q = b;
-	int c = memcmp(p->hash, q->hash, 32);
+	int c = memcmp(p->hash, q->hash, XI_KEY);
 
-	return c ? c : (p->ns > q->ns) - (p->ns < q->ns);
+	if (c)
+		return c;
+	if (p->ns != q->ns)
+		return p->ns < q->ns ? -1 : 1;
+	return (p->seq > q->seq) - (p->seq < q->seq);
 }
 
 /* Wait on x->cv until the monotonic time at (x->mu held). */
@@ -622,7 +689,7 @@ static int merge_piece(struct app_txindex *x, const struct xent *buf, size_t n, 
 	if (sqlite3_exec(x->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
 		return APP_ESQLITE;
 	for (size_t i = 0; i < n && !rc; i++) {
-		sqlite3_bind_blob(x->ins, 1, buf[i].hash, 32, SQLITE_STATIC);
+		sqlite3_bind_blob(x->ins, 1, buf[i].hash, XI_KEY, SQLITE_STATIC);
 		sqlite3_bind_int64(x->ins, 2, (int64_t)buf[i].ns);
 		sqlite3_bind_int64(x->ins, 3, (int64_t)buf[i].seq);
 		if (sqlite3_step(x->ins) != SQLITE_DONE)
