@@ -18,6 +18,33 @@ Test(hex, encode)
 	cr_assert_str_eq(out, "0x");
 }
 
+/* Every byte value, at every length to 80 (the 16-byte blocks, the tail
+ * and both together) and at unaligned starts, against a nibble loop. */
+Test(hex, encode_blocks_and_tail_match_a_nibble_loop)
+{
+	static const char digits[] = "0123456789abcdef";
+	uint8_t in[256 + 96];
+	char out[2 + 2 * 96 + 1], want[2 + 2 * 96 + 1];
+
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i < 256 ? i : i * 37 + 11);
+	for (size_t off = 0; off < 256 + 16; off += 3) {
+		for (size_t len = 0; len <= 80; len++) {
+			want[0] = '0';
+			want[1] = 'x';
+			for (size_t i = 0; i < len; i++) {
+				want[2 + 2 * i] = digits[in[off + i] >> 4];
+				want[3 + 2 * i] = digits[in[off + i] & 15];
+			}
+			want[2 + 2 * len] = '\0';
+			memset(out, '#', sizeof(out));
+			l1_hex_encode(out, in + off, len);
+			cr_assert_str_eq(out, want, "offset %zu, length %zu", off, len);
+			cr_assert_eq(out[3 + 2 * len], '#', "wrote past the NUL at length %zu", len);
+		}
+	}
+}
+
 Test(hex, decode_roundtrip_and_case)
 {
 	uint8_t out[8];
