@@ -126,6 +126,7 @@
  */
 #define XI_FORMAT 2
 #define XI_KEY 8
+#define XI_ROWS_PER_INSERT 64 /* rows one INSERT statement carries in a merge */
 
 struct xent {
 	uint8_t hash[32];
@@ -145,7 +146,7 @@ struct app_txindex {
 	uint64_t last_add_ns;
 	const atomic_uint_fast64_t *durable;
 	sqlite3 *db; /* mz-index's connection (and app_txindex_open's) */
-	sqlite3_stmt *ins, *mark, *pending;
+	sqlite3_stmt *ins, *ins_many, *mark, *pending;
 	size_t piece_rows; /* rows in a merge's next piece (mz-index's) */
 	char path[PATH_MAX];
 	pthread_t thread;
@@ -587,6 +588,25 @@ int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbu
 		rc = exec(x->db, "DETACH DATABASE m", errbuf, errlen);
 	if (rc)
 		goto fail;
+	{
+		/* merge_piece's statement for XI_ROWS_PER_INSERT rows at a time */
+		static const char head[] = "INSERT OR IGNORE INTO tx_hash(k, ns, seq) VALUES ";
+		char many[sizeof(head) + XI_ROWS_PER_INSERT * 8];
+		size_t o = sizeof(head) - 1;
+
+		memcpy(many, head, o);
+		for (int i = 0; i < XI_ROWS_PER_INSERT; i++) {
+			memcpy(many + o, i ? ",(?,?,?)" : "(?,?,?)", i ? 8 : 7);
+			o += i ? 8 : 7;
+		}
+		many[o] = '\0';
+		if (sqlite3_prepare_v3(x->db, many, (int)o, SQLITE_PREPARE_PERSISTENT, &x->ins_many,
+				       NULL) != SQLITE_OK) {
+			snprintf(errbuf, errlen, "txindex.db: %s", sqlite3_errmsg(x->db));
+			rc = APP_ESQLITE;
+			goto fail;
+		}
+	}
 	if (sqlite3_prepare_v3(x->db, "INSERT OR IGNORE INTO tx_hash(k, ns, seq) VALUES (?,?,?)",
 			       -1, SQLITE_PREPARE_PERSISTENT, &x->ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(x->db,
@@ -631,6 +651,7 @@ fail:
 	if (!rc)
 		rc = APP_ESQLITE;
 	sqlite3_finalize(x->ins);
+	sqlite3_finalize(x->ins_many);
 	sqlite3_finalize(x->mark);
 	sqlite3_finalize(x->pending);
 	sqlite3_close(x->db);
@@ -688,13 +709,21 @@ static int merge_piece(struct app_txindex *x, const struct xent *buf, size_t n, 
 
 	if (sqlite3_exec(x->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
 		return APP_ESQLITE;
-	for (size_t i = 0; i < n && !rc; i++) {
-		sqlite3_bind_blob(x->ins, 1, buf[i].hash, XI_KEY, SQLITE_STATIC);
-		sqlite3_bind_int64(x->ins, 2, (int64_t)buf[i].ns);
-		sqlite3_bind_int64(x->ins, 3, (int64_t)buf[i].seq);
-		if (sqlite3_step(x->ins) != SQLITE_DONE)
+	/* XI_ROWS_PER_INSERT rows a statement while they last: one step, not
+	 * one per row; then the rest one at a time */
+	for (size_t i = 0; i < n && !rc;) {
+		int many = n - i >= XI_ROWS_PER_INSERT;
+		sqlite3_stmt *st = many ? x->ins_many : x->ins;
+		size_t rows = many ? XI_ROWS_PER_INSERT : 1;
+
+		for (size_t r = 0; r < rows; r++, i++) {
+			sqlite3_bind_blob(st, (int)(3 * r + 1), buf[i].hash, XI_KEY, SQLITE_STATIC);
+			sqlite3_bind_int64(st, (int)(3 * r + 2), (int64_t)buf[i].ns);
+			sqlite3_bind_int64(st, (int)(3 * r + 3), (int64_t)buf[i].seq);
+		}
+		if (sqlite3_step(st) != SQLITE_DONE)
 			rc = APP_ESQLITE;
-		sqlite3_reset(x->ins);
+		sqlite3_reset(st);
 	}
 	if (!rc && last) {
 		sqlite3_bind_int64(x->mark, 1, (int64_t)upto);
@@ -879,6 +908,7 @@ void app_txindex_close(struct app_txindex *x)
 		return;
 	app_txindex_stop(x);
 	sqlite3_finalize(x->ins);
+	sqlite3_finalize(x->ins_many);
 	sqlite3_finalize(x->mark);
 	sqlite3_finalize(x->pending);
 	sqlite3_close(x->db);
