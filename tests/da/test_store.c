@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,6 +39,26 @@ static const uint32_t *fx_len = LEN; /* the next fx_block's (each test is its ow
  */
 enum { REFUSE_NONE, REFUSE_OPEN, REFUSE_WRITE };
 static int refuse_direct;
+
+/* While hold_direct is set, every direct write waits for it to clear: a put
+ * held in the middle of its packs, owning the store's bounce buffer. held
+ * counts the writes waiting. */
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
+static int hold_direct, held;
+
+static void hold_point(void)
+{
+	pthread_mutex_lock(&hold_mu);
+	if (hold_direct) {
+		held++;
+		pthread_cond_broadcast(&hold_cv);
+		while (hold_direct)
+			pthread_cond_wait(&hold_cv, &hold_mu);
+		held--;
+	}
+	pthread_mutex_unlock(&hold_mu);
+}
 /* O_DIRECT opens tried, writes done direct: the store writes packs from one
  * thread per directory. */
 static _Atomic int direct_opens, direct_writes;
@@ -79,8 +100,29 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 			return -1;
 		}
 		direct_writes++;
+		hold_point();
 	}
 	return real(fd, buf, n, off);
+}
+
+/*
+ * The store writes a block's packs on one thread per directory after the
+ * first; refuse_threads makes pthread_create fail (EAGAIN, as under a
+ * thread limit) and counts the tries.
+ */
+static _Atomic int refuse_threads, threads_refused;
+
+int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+	static int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "pthread_create");
+	if (refuse_threads) {
+		threads_refused++;
+		return EAGAIN;
+	}
+	return real(t, attr, fn, arg);
 }
 
 struct fx {
@@ -669,4 +711,108 @@ Test(store, directory_refusing_direct_open_written_buffered)
 Test(store, directory_refusing_direct_write_written_buffered)
 {
 	put_refused(REFUSE_WRITE);
+}
+
+/* No thread for the other directories' packs (pthread_create fails): the
+ * calling thread writes every pack itself, still direct, and the block is
+ * whole. */
+Test(store, pack_threads_refused_written_by_the_caller)
+{
+	struct fx f;
+	struct da_report rep;
+	int partial;
+
+	fx_len = LEN_BIG;
+	refuse_threads = 1;
+	fx_setup(&f, 8, 4);
+	refuse_threads = 0;
+	cr_assert_eq(threads_refused, D - 1, "%d thread(s) asked for", threads_refused);
+	cr_assert_geq(direct_writes, D, "the packs were not written direct");
+	check_packs(&f, &partial);
+	cr_assert_eq(read_ok(&f, 0, &rep), 0);
+	cr_assert_eq(rep.ok, 8);
+	fx_teardown(&f);
+}
+
+struct put_arg {
+	struct fx *f;
+	struct t_block b;
+	struct da_block blk;
+	struct da_record r;
+	int rc;
+	atomic_int done;
+};
+
+static void *put_run(void *p)
+{
+	struct put_arg *a = p;
+
+	a->rc = da_store_put(a->f->st, &a->r, a->blk.shard, (const uint8_t (*)[32])a->blk.leaf);
+	atomic_store(&a->done, 1);
+	return NULL;
+}
+
+/* Up to 10 s for *flag to become nonzero (a hang fails the test, it does
+ * not time anything). */
+static int wait_flag(atomic_int *flag)
+{
+	for (int i = 0; i < 1000 && !atomic_load(flag); i++)
+		usleep(10 * 1000);
+	return atomic_load(flag);
+}
+
+static void check_block(struct fx *f, struct put_arg *a)
+{
+	uint8_t *p = NULL;
+
+	cr_assert_eq(da_store_read_block(f->st, f->c, &a->r, 0, &p, NULL), 0);
+	cr_assert_eq(memcmp(p, a->blk.payload, a->blk.S * a->r.k), 0);
+	free(p);
+	da_block_free(&a->blk);
+	t_block_free(&a->b);
+}
+
+/*
+ * A put that finds the bounce buffer taken by another thread's put (here
+ * one held in its direct writes) does not wait for it: it writes its packs
+ * through the page cache, and both blocks are whole once the first goes on.
+ */
+Test(store, bounce_buffer_busy_put_written_buffered)
+{
+	static struct put_arg a1, a2;
+	struct fx f;
+	atomic_int any_held = 0;
+	pthread_t t1, t2;
+
+	fx_len = LEN_BIG;
+	fx_setup(&f, 8, 4);
+	a1.f = a2.f = &f;
+	fx_block(&f, f.r.height + 1, 77, &a1.blk, &a1.r, &a1.b);
+	fx_block(&f, f.r.height + 2, 78, &a2.blk, &a2.r, &a2.b);
+
+	hold_direct = 1;
+	cr_assert_eq(pthread_create(&t1, NULL, put_run, &a1), 0);
+	for (int i = 0; i < 1000 && !atomic_load(&any_held); i++) {
+		pthread_mutex_lock(&hold_mu);
+		atomic_store(&any_held, held > 0);
+		pthread_mutex_unlock(&hold_mu);
+		usleep(10 * 1000);
+	}
+	cr_assert(atomic_load(&any_held), "the first put never reached a direct write");
+
+	cr_assert_eq(pthread_create(&t2, NULL, put_run, &a2), 0);
+	cr_assert(wait_flag(&a2.done), "the second put waited for the first one's bounce buffer");
+	cr_assert_eq(a2.rc, 0);
+	cr_assert_eq(atomic_load(&a1.done), 0, "the first put was not held");
+
+	pthread_mutex_lock(&hold_mu);
+	hold_direct = 0;
+	pthread_cond_broadcast(&hold_cv);
+	pthread_mutex_unlock(&hold_mu);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	cr_assert_eq(a1.rc, 0);
+	check_block(&f, &a1);
+	check_block(&f, &a2);
+	fx_teardown(&f);
 }
