@@ -301,6 +301,15 @@ static void xi_sql(const char *q)
 	sqlite3_close(db);
 }
 
+/* mz-index merges exactly one batch after the merge count `merges`, within
+ * 20 s (a hang fails the test; nothing here is timed). */
+static void wait_one_merge(uint64_t merges)
+{
+	for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_merges_total) == merges; i++)
+		usleep(50 * 1000);
+	cr_assert_eq(app_metric_get(APP_M_txindex_merges_total), merges + 1, "no merge in 20 s");
+}
+
 /* One number from txindex.db, read past the daemon's own connections. */
 static long long xi_int(const char *q)
 {
@@ -359,9 +368,7 @@ Test(store, txindex_map_merge_restart_rebuild)
 	merges = app_metric_get(APP_M_txindex_merges_total);
 	atomic_store(&durable, 451);
 	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
-	for (int i = 0; i < 200 && app_metric_get(APP_M_txindex_merges_total) == merges; i++)
-		usleep(50 * 1000);
-	cr_assert_eq(app_metric_get(APP_M_txindex_merges_total), merges + 1, "no merge in 10 s");
+	wait_one_merge(merges);
 	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 50);
 	app_txindex_prune(xi); /* the merged 150 leave the map; txindex.db has them */
 	expect_found(s, b, 200);
@@ -510,9 +517,7 @@ Test(store, txindex_merge_in_pieces_and_a_crash_between_them)
 		app_txindex_add(xi, b + i, 1000);
 	}
 	atomic_store(&durable, 20301);
-	for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_merges_total) == merges; i++)
-		usleep(50 * 1000);
-	cr_assert_eq(app_metric_get(APP_M_txindex_merges_total), merges + 1, "no merge in 20 s");
+	wait_one_merge(merges);
 	cr_assert_geq(app_metric_get(APP_M_txindex_merge_pieces_total) - pieces, 2,
 		      "20,000 rows merged in %llu piece(s)",
 		      (unsigned long long)(app_metric_get(APP_M_txindex_merge_pieces_total) - pieces));
@@ -578,9 +583,7 @@ Test(store, txindex_hashes_sharing_a_prefix)
 	merges = app_metric_get(APP_M_txindex_merges_total);
 	atomic_store(&durable, 5);
 	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
-	for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_merges_total) == merges; i++)
-		usleep(50 * 1000);
-	cr_assert_eq(app_metric_get(APP_M_txindex_merges_total), merges + 1, "no merge in 20 s");
+	wait_one_merge(merges);
 	app_txindex_prune(xi); /* from here every lookup reads txindex.db */
 	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0);
 	cr_assert_eq(xi_int("SELECT count(*) FROM tx_hash"), 4);
