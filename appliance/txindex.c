@@ -590,17 +590,12 @@ int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbu
 		goto fail;
 	{
 		/* merge_piece's statement for XI_ROWS_PER_INSERT rows at a time */
-		static const char head[] = "INSERT OR IGNORE INTO tx_hash(k, ns, seq) VALUES ";
-		char many[sizeof(head) + XI_ROWS_PER_INSERT * 8];
-		size_t o = sizeof(head) - 1;
+		char many[64 + XI_ROWS_PER_INSERT * 8];
+		int o = snprintf(many, sizeof(many), "INSERT OR IGNORE INTO tx_hash(k, ns, seq) VALUES ");
 
-		memcpy(many, head, o);
-		for (int i = 0; i < XI_ROWS_PER_INSERT; i++) {
-			memcpy(many + o, i ? ",(?,?,?)" : "(?,?,?)", i ? 8 : 7);
-			o += i ? 8 : 7;
-		}
-		many[o] = '\0';
-		if (sqlite3_prepare_v3(x->db, many, (int)o, SQLITE_PREPARE_PERSISTENT, &x->ins_many,
+		for (int i = 0; i < XI_ROWS_PER_INSERT; i++)
+			o += snprintf(many + o, sizeof(many) - (size_t)o, "%s(?,?,?)", i ? "," : "");
+		if (sqlite3_prepare_v3(x->db, many, o, SQLITE_PREPARE_PERSISTENT, &x->ins_many,
 				       NULL) != SQLITE_OK) {
 			snprintf(errbuf, errlen, "txindex.db: %s", sqlite3_errmsg(x->db));
 			rc = APP_ESQLITE;

@@ -781,7 +781,7 @@ Test(store, bounce_buffer_busy_put_written_buffered)
 {
 	static struct put_arg a1, a2;
 	struct fx f;
-	atomic_int any_held = 0;
+	int any_held = 0;
 	pthread_t t1, t2;
 
 	fx_len = LEN_BIG;
@@ -792,13 +792,14 @@ Test(store, bounce_buffer_busy_put_written_buffered)
 
 	hold_direct = 1;
 	cr_assert_eq(pthread_create(&t1, NULL, put_run, &a1), 0);
-	for (int i = 0; i < 1000 && !atomic_load(&any_held); i++) {
+	for (int i = 0; i < 1000 && !any_held; i++) {
 		pthread_mutex_lock(&hold_mu);
-		atomic_store(&any_held, held > 0);
+		any_held = held > 0;
 		pthread_mutex_unlock(&hold_mu);
-		usleep(10 * 1000);
+		if (!any_held)
+			usleep(10 * 1000);
 	}
-	cr_assert(atomic_load(&any_held), "the first put never reached a direct write");
+	cr_assert(any_held, "the first put never reached a direct write");
 
 	cr_assert_eq(pthread_create(&t2, NULL, put_run, &a2), 0);
 	cr_assert(wait_flag(&a2.done), "the second put waited for the first one's bounce buffer");
