@@ -19,8 +19,9 @@
 
 static struct app_req *req_new(struct app_conn *c, int is_batch, size_t n)
 {
-	/* One allocation: the request, then its ids, answers and answer lengths. */
-	const size_t per = 2 * sizeof(char *) + sizeof(size_t);
+	/* One allocation: the request, then its ids, answers, answer lengths
+	 * and answer flags. */
+	const size_t per = 2 * sizeof(char *) + sizeof(size_t) + 1;
 	struct app_req *r = n > (SIZE_MAX - sizeof(*r)) / per ? NULL : calloc(1, sizeof(*r) + n * per);
 
 	if (!r)
@@ -28,6 +29,7 @@ static struct app_req *req_new(struct app_conn *c, int is_batch, size_t n)
 	r->ids = (char **)(r + 1);
 	r->answers = r->ids + n;
 	r->alen = (size_t *)(r->answers + n);
+	r->aflags = (unsigned char *)(r->alen + n);
 	r->conn = c;
 	r->is_batch = is_batch;
 	r->n = n;
@@ -39,11 +41,19 @@ static struct app_req *req_new(struct app_conn *c, int is_batch, size_t n)
 	return r;
 }
 
+static void answer_drop(struct app_req *r, size_t i)
+{
+	if (!(r->aflags[i] & ANSWER_STATIC))
+		free(r->answers[i]);
+	r->answers[i] = NULL;
+	r->aflags[i] = 0;
+}
+
 static void req_free(struct app_req *r)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		free(r->ids[i]);
-		app_msg_free(r->answers[i]);
+		answer_drop(r, i);
 	}
 	free(r);
 }
@@ -77,42 +87,90 @@ void app_req_detach_all(struct app_conn *c)
 	c->reqs = NULL;
 }
 
-/* Store item i's answer: `value` is a result value or an error object, of
- * length vn (0: not known, measured here). */
+/*
+ * Store item i's answer: `value` (malloc'd and NUL-terminated, of length vn;
+ * 0: not known, measured here) is a result value or an error object, and
+ * the request owns it from here. The response object around it
+ * ({"jsonrpc":"2.0","id":...}) is written once, by req_finish, straight
+ * into the message the connection queues: a batch of 100 receipts is one
+ * allocation and one copy of each, not two.
+ */
+static void req_take(struct app_req *r, size_t i, int is_error, char *value, size_t vn)
+{
+	if (!r->ids[i]) { /* a notification gets no answer */
+		free(value);
+		return;
+	}
+	answer_drop(r, i);
+	if (!value) {
+		static const char oom[] =
+			"{\"code\":-32603,\"message\":\"internal error: out of memory\"}";
+
+		r->answers[i] = (char *)oom;
+		r->alen[i] = sizeof(oom) - 1;
+		r->aflags[i] = ANSWER_ERROR | ANSWER_STATIC;
+		return;
+	}
+	r->answers[i] = value;
+	r->alen[i] = vn ? vn : strlen(value);
+	r->aflags[i] = is_error ? ANSWER_ERROR : 0;
+}
+
+/* As req_take, with a copy of value (of length vn; 0: not known, measured
+ * here). A NULL value (its maker ran out of memory) answers that error. */
 static void req_set(struct app_req *r, size_t i, int is_error, const char *value, size_t vn)
 {
-	static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":";
-	const char *id = r->ids[i], *key;
-	size_t idn, kn;
-	char *p;
+	char *copy = NULL;
 
-	if (!id) /* a notification gets no answer */
+	if (!r->ids[i])
 		return;
-	if (!value) {
-		value = "{\"code\":-32603,\"message\":\"internal error: out of memory\"}";
-		is_error = 1;
-		vn = 0;
-	}
-	key = is_error ? ",\"error\":" : ",\"result\":";
-	idn = strlen(id);
-	kn = strlen(key);
-	if (!vn)
+	if (value && !vn)
 		vn = strlen(value);
-	app_msg_free(r->answers[i]);
-	/* In a buffer the connection can queue as it is (req_finish). */
-	r->answers[i] = p = app_msg_alloc(sizeof(head) - 1 + idn + kn + vn + 2);
-	r->alen[i] = p ? sizeof(head) - 1 + idn + kn + vn + 1 : 0;
-	if (!p)
-		return;
-	memcpy(p, head, sizeof(head) - 1);
-	p += sizeof(head) - 1;
-	memcpy(p, id, idn);
-	p += idn;
-	memcpy(p, key, kn);
-	p += kn;
-	memcpy(p, value, vn);
-	p += vn;
-	memcpy(p, "}", 2);
+	if (value)
+		copy = malloc(vn + 1);
+	if (copy) {
+		memcpy(copy, value, vn);
+		copy[vn] = '\0';
+	}
+	req_take(r, i, is_error, copy, vn);
+}
+
+static const char answer_head[] = "{\"jsonrpc\":\"2.0\",\"id\":";
+
+/* The keys before an answer's value, by its ANSWER_ERROR flag. */
+static const char *answer_key(const struct app_req *r, size_t i, size_t *kn)
+{
+	int err = r->aflags[i] & ANSWER_ERROR;
+
+	*kn = err ? sizeof(",\"error\":") - 1 : sizeof(",\"result\":") - 1;
+	return err ? ",\"error\":" : ",\"result\":";
+}
+
+/* Length of item i's whole response object. */
+static size_t answer_size(const struct app_req *r, size_t i)
+{
+	size_t kn;
+
+	answer_key(r, i, &kn);
+	return sizeof(answer_head) - 1 + strlen(r->ids[i]) + kn + r->alen[i] + 1;
+}
+
+/* Writes item i's response object at w; returns the end. */
+static char *answer_put(const struct app_req *r, size_t i, char *w)
+{
+	size_t kn, idn = strlen(r->ids[i]);
+	const char *key = answer_key(r, i, &kn);
+
+	memcpy(w, answer_head, sizeof(answer_head) - 1);
+	w += sizeof(answer_head) - 1;
+	memcpy(w, r->ids[i], idn);
+	w += idn;
+	memcpy(w, key, kn);
+	w += kn;
+	memcpy(w, r->answers[i], r->alen[i]);
+	w += r->alen[i];
+	*w++ = '}';
+	return w;
 }
 
 static void req_error(struct app_req *r, size_t i, int code, const char *fmt, ...)
@@ -142,7 +200,7 @@ static void req_finish(struct app_req *r)
 	}
 	for (size_t i = 0; i < r->n; i++)
 		if (r->answers[i]) {
-			total += r->alen[i] + 1;
+			total += answer_size(r, i) + 1;
 			n++;
 		}
 	/* A response the connection could never queue is answered with an
@@ -157,37 +215,28 @@ static void req_finish(struct app_req *r)
 		total = 2;
 		for (size_t i = 0; i < r->n; i++)
 			if (r->answers[i])
-				total += r->alen[i] + 1;
+				total += answer_size(r, i) + 1;
 	}
 	/* Over HTTP, a request refused only by rate limits is a 429. */
 	if (!c->is_ws && r->limited && r->limited == n)
 		c->http_status = 429; /* lws 4.1 names no 429 */
-	if (n == 1 && !r->is_batch) { /* the common case: one answer, sent as it is */
-		for (size_t i = 0; i < r->n; i++)
-			if (r->answers[i]) { /* handed over: 2 + len + 1 */
-				app_conn_send_msg(c, r->answers[i], total - 3, 0, 0);
-				r->answers[i] = NULL;
-			}
-	} else if (n && (out = app_msg_alloc(total + 1))) { /* queued as it is */
-		size_t k = 0;
+	if (n && (out = app_msg_alloc(total + 1))) { /* one message, queued as it is */
+		char *w = out;
+		int first = 1;
 
 		if (r->is_batch)
-			out[k++] = '[';
-		for (size_t i = 0, first = 1; i < r->n; i++) {
-			size_t l;
-
+			*w++ = '[';
+		for (size_t i = 0; i < r->n; i++) {
 			if (!r->answers[i])
 				continue;
 			if (!first)
-				out[k++] = ',';
+				*w++ = ',';
 			first = 0;
-			l = r->alen[i];
-			memcpy(out + k, r->answers[i], l);
-			k += l;
+			w = answer_put(r, i, w);
 		}
 		if (r->is_batch)
-			out[k++] = ']';
-		app_conn_send_msg(c, out, k, 0, 0);
+			*w++ = ']';
+		app_conn_send_msg(c, out, (size_t)(w - out), 0, 0);
 	} else if (!c->is_ws) { /* only notifications: HTTP still needs a reply */
 		c->http_status = HTTP_STATUS_NO_CONTENT;
 		app_conn_wake(c);
@@ -203,8 +252,9 @@ void app_rpc_answer(struct app_server *s, struct app_req *r, uint32_t slot, int 
 	if (!is_error)
 		app_metric_observe(APP_M_preconfirmation_seconds, (app_now_ns() - r->t0_ns) / 1000);
 	if (r->conn)
-		req_set(r, slot, is_error, json, json ? json_len : 0);
-	free(json);
+		req_take(r, slot, is_error, json, json ? json_len : 0);
+	else
+		free(json);
 	if (--r->pending == 0) {
 		if (r->conn)
 			req_finish(r);

@@ -120,14 +120,18 @@ struct app_conn {
 	uint64_t prop_sub_id, prop_last_ref;
 };
 
+enum { ANSWER_ERROR = 1, /* answers[i] is an error object */
+       ANSWER_STATIC = 2 /* answers[i] is not to be freed */ };
+
 struct app_req {
 	struct app_conn *conn; /* NULL once the connection closed */
 	struct app_req *next, *prev;
 	int is_batch;
 	size_t n, pending;
 	char **ids;	/* JSON text of each id; NULL for notifications */
-	char **answers; /* complete response objects */
-	size_t *alen;	/* strlen of each answer */
+	char **answers;		/* each item's result value or error object */
+	size_t *alen;		/* strlen of each answer */
+	unsigned char *aflags;	/* ANSWER_* of each answer */
 	uint64_t t0_ns;	/* when the message was parsed (preconfirmation latency) */
 	size_t limited;	/* items refused by a rate limit */
 };
