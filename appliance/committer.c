@@ -63,7 +63,7 @@ static void post_done(struct app_committer *c, struct app_done *d, size_t n)
 		}
 		if (rc) /* closed: the server is gone; free what we own */
 			for (size_t i = 0; i < chunk; i++) {
-				free(d[i].json);
+				app_done_json_free(&d[i]);
 				app_preconf_free(d[i].pre);
 			}
 		d += chunk;
@@ -390,7 +390,7 @@ struct app_held {
 static void fail_answers(struct app_done *d, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		free(d[i].json);
+		app_done_json_free(&d[i]);
 		d[i].is_error = 1;
 		d[i].json_len = 0;
 		d[i].json = app_error_json(RPC_HALTED, "sequencer halted after a storage failure; "
@@ -621,23 +621,50 @@ static void hand_off(struct app_committer *c, uint64_t slot)
 }
 
 /* eth_sendRawTransaction answers with the hash; everything else gets the
- * receipt. *len is its length (0 when out of memory). */
+ * receipt. The bytes answer_put may write, its NUL included: */
+static size_t answer_cap(const struct app_sub *s, size_t path_len)
+{
+	return s->want_hash ? 1 + 2 + 64 + 1 + 1 /* "0x<64 hex>" */
+			    : app_receipt_json_cap(path_len, strlen(s->ns_name));
+}
+
+/* Writes the answer at w, NUL-terminated; returns the NUL's address. */
+static char *answer_put(struct app_committer *c, const struct app_sub *s,
+			const struct seq_receipt *r, char *w)
+{
+	if (!s->want_hash)
+		return app_receipt_json_put(w, r, s->ns_name, c->id->pk);
+	w[0] = '"';
+	l1_hex_encode(w + 1, r->hash, 32);
+	memcpy(w + 1 + 2 + 64, "\"", 2);
+	return w + 1 + 2 + 64 + 1;
+}
+
+/* The answer in its own allocation. *len is its length (0 when out of memory). */
 static char *answer_json(struct app_committer *c, const struct app_sub *s,
 			 const struct seq_receipt *r, size_t *len)
 {
-	char *out;
+	char *out = malloc(answer_cap(s, r->path_len));
 
-	*len = 0;
-	if (!s->want_hash)
-		return app_receipt_json(r, s->ns_name, c->id->pk, len);
-	out = malloc(1 + 2 + 64 + 1 + 1); /* "0x<64 hex>" and its NUL */
-	if (out) {
-		out[0] = '"';
-		l1_hex_encode(out + 1, r->hash, 32);
-		memcpy(out + 1 + 2 + 64, "\"", 2);
-		*len = 1 + 2 + 64 + 1;
-	}
+	*len = out ? (size_t)(answer_put(c, s, r, out) - out) : 0;
 	return out;
+}
+
+/* The answer into the group's buffer ab while it has room, else on its own. */
+static void answer_into(struct app_committer *c, struct app_answer_buf *ab,
+			const struct app_sub *s, const struct seq_receipt *r, struct app_done *d)
+{
+	char *w = ab ? app_answer_buf_take(ab, answer_cap(s, r->path_len)) : NULL, *end;
+
+	if (!w) {
+		d->json = answer_json(c, s, r, &d->json_len);
+		return;
+	}
+	end = answer_put(c, s, r, w);
+	app_answer_buf_used(ab, end + 1);
+	d->json = w;
+	d->json_len = (size_t)(end - w);
+	d->buf = ab;
 }
 
 /* A small open-addressing set over (ns, hash) for duplicates inside a group. */
@@ -839,6 +866,7 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	struct seq_group g = {0};
 	struct seq_merkle_tree tree = {0};
 	struct app_preconf *pre = NULL;
+	struct app_answer_buf *ab = NULL;
 	char err[256];
 	uint64_t t0 = app_now_ns();
 	int rc, committed = 0;
@@ -935,8 +963,19 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	app_txindex_add(c->txi, txs, m); /* before anything can read these seqs */
 	committed = 1;
 	if (m) {
+		size_t depth = 0, cap = 0;
+
 		if (seq_merkle_tree_build(&tree, (const uint8_t(*)[32])g.leaves, m))
 			APP_PANIC("out of memory building group tree of %zu", m);
+		/* Room for every receipt cut from the tree below (a proof has at
+		 * most ceil(log2 m) elements); one that does not fit gets its own
+		 * allocation, as does everything when this one fails. */
+		while (((size_t)1 << depth) < m)
+			depth++;
+		for (size_t i = 0; i < n; i++)
+			if (!s[i].bundle_n && alias[i] == i && pos[i] != SIZE_MAX)
+				cap += answer_cap(&s[i], depth);
+		ab = app_answer_buf_new(cap);
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct seq_receipt r;
@@ -960,8 +999,9 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		if (seq_receipt_from_tree(&r, &g.hdr, g.sig, &tree, pos[i], s[i].ns, s[i].hash))
 			APP_PANIC("receipt for seq %llu does not match its group",
 				  (unsigned long long)(c->next_seq + pos[i]));
-		d[i].json = answer_json(c, &s[i], &r, &d[i].json_len);
+		answer_into(c, ab, &s[i], &r, &d[i]);
 	}
+	app_answer_buf_put(ab); /* the answers hold it now */
 	seq_merkle_tree_free(&tree);
 	if (m && atomic_load(&c->preconf_subs))
 		pre = preconf_build(&g, txs, m);
@@ -995,7 +1035,7 @@ out:
 			if (s[i].bundle_leg)
 				continue;
 			if (s[i].no_answer) {
-				free(d[i].json);
+				app_done_json_free(&d[i]);
 				continue;
 			}
 			d[w++] = d[i];

@@ -148,6 +148,7 @@ struct app_done {
 	int is_error;
 	char *json; /* the "result" value, or the "error" object when is_error */
 	size_t json_len; /* strlen(json) when its builder knew it; 0: not known */
+	struct app_answer_buf *buf; /* json lies in it (not freed alone); else NULL */
 	struct app_block *block;
 	struct app_preconf *pre; /* DONE_PRECONF */
 	uint8_t winner[20];
@@ -438,6 +439,37 @@ void app_rights_pass(struct app_committer *c, uint64_t deadline_ns, struct l1_rp
  * not NULL) is its strlen. */
 char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,
 		       const uint8_t pk[static 32], size_t *len);
+/* Bytes app_receipt_json_put may write (its NUL included) for a proof of
+ * path_len elements and a namespace name of ns_len bytes. */
+size_t app_receipt_json_cap(size_t path_len, size_t ns_len);
+/* Writes r's JSON at w, NUL-terminated; returns the NUL's address. */
+char *app_receipt_json_put(char *w, const struct seq_receipt *r, const char *ns_name,
+			   const uint8_t pk[static 32]);
+
+/*
+ * One allocation holding the answers of a group (receipt.c): the committer
+ * writes its receipts one after another into it instead of a malloc each,
+ * and every app_done whose json lies in it holds a reference (d->buf). The
+ * lws thread drops them as it sends, and the last one frees the buffer: a
+ * group of 1,600 answers is one malloc and one free across the threads,
+ * not 1,600 of each.
+ */
+struct app_answer_buf {
+	atomic_size_t refs;
+	size_t cap, used;
+	char data[];
+};
+/* A buffer of cap bytes holding one reference (the builder's); NULL when
+ * out of memory. */
+struct app_answer_buf *app_answer_buf_new(size_t cap);
+/* Room for n bytes at its end, with a reference taken for them; NULL when
+ * it has no room left. */
+char *app_answer_buf_take(struct app_answer_buf *b, size_t n);
+/* The bytes from the last take are used up to end (exclusive). */
+void app_answer_buf_used(struct app_answer_buf *b, const char *end);
+void app_answer_buf_put(struct app_answer_buf *b); /* NULL-safe */
+/* Frees d->json, whichever way it was allocated; json and buf become NULL. */
+void app_done_json_free(struct app_done *d);
 /* Rebuild the receipt of a stored transaction (proof from its group). */
 int app_receipt_load(struct app_store *s, const struct app_tx *tx, struct seq_receipt *r);
 /* Error object JSON: {"code":c,"message":"..."} (message escaped). */

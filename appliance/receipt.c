@@ -48,23 +48,24 @@ static char *put_hex(char *w, const uint8_t *d, size_t len)
  * transaction, and printf's format parsing was most of the formatting cost
  * (perf at 40k tx/s: vfprintf and its stdio helpers ~8% of the committer).
  */
-char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,
-		       const uint8_t pk[static 32], size_t *len)
+size_t app_receipt_json_cap(size_t path_len, size_t ns_len)
 {
 	/* Fixed fields under 600 bytes, 69 per proof element. */
+	return 1024 + path_len * 70 + ns_len;
+}
+
+char *app_receipt_json_put(char *w, const struct seq_receipt *r, const char *ns_name,
+			   const uint8_t pk[static 32])
+{
 	static const char *const num_keys[] = {",\"chainId\":", ",\"seq\":", ",\"slot\":",
 					       ",\"group\":", ",\"index\":", ",\"count\":"};
 	const uint64_t nums[] = {r->ns, r->seq, r->slot, r->group_id, r->index, r->count};
-	size_t nl = strlen(ns_name), cap = 1024 + r->path_len * 70 + nl;
-	char *out = malloc(cap), *w = out;
 
-	if (!out)
-		return NULL;
 	w = PUT_LIT(w, "{\"hash\":");
 	w = put_hex(w, r->hash, 32);
 	/* Namespace names are [a-z0-9_-] (checked at creation), no escaping needed. */
 	w = PUT_LIT(w, ",\"namespace\":\"");
-	w = put_str(w, ns_name, nl);
+	w = put_str(w, ns_name, strlen(ns_name));
 	*w++ = '"';
 	for (size_t i = 0; i < sizeof(num_keys) / sizeof(num_keys[0]); i++) {
 		w = put_str(w, num_keys[i], strlen(num_keys[i]));
@@ -84,9 +85,62 @@ char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,
 	w = put_hex(w, pk, 32);
 	*w++ = '}';
 	*w = '\0';
+	return w;
+}
+
+char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,
+		       const uint8_t pk[static 32], size_t *len)
+{
+	char *out = malloc(app_receipt_json_cap(r->path_len, strlen(ns_name))), *end;
+
+	if (!out)
+		return NULL;
+	end = app_receipt_json_put(out, r, ns_name, pk);
 	if (len)
-		*len = (size_t)(w - out);
+		*len = (size_t)(end - out);
 	return out;
+}
+
+struct app_answer_buf *app_answer_buf_new(size_t cap)
+{
+	struct app_answer_buf *b = malloc(sizeof(*b) + cap);
+
+	if (!b)
+		return NULL;
+	atomic_init(&b->refs, 1);
+	b->cap = cap;
+	b->used = 0;
+	return b;
+}
+
+char *app_answer_buf_take(struct app_answer_buf *b, size_t n)
+{
+	if (n > b->cap - b->used)
+		return NULL;
+	atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+	return b->data + b->used;
+}
+
+void app_answer_buf_used(struct app_answer_buf *b, const char *end)
+{
+	b->used = (size_t)(end - b->data);
+}
+
+void app_answer_buf_put(struct app_answer_buf *b)
+{
+	/* acq_rel: every holder's reads of its answer come before the free */
+	if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+		free(b);
+}
+
+void app_done_json_free(struct app_done *d)
+{
+	if (d->buf)
+		app_answer_buf_put(d->buf);
+	else
+		free(d->json);
+	d->json = NULL;
+	d->buf = NULL;
 }
 
 int app_receipt_load(struct app_store *s, const struct app_tx *tx, struct seq_receipt *r)

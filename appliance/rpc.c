@@ -19,16 +19,17 @@
 
 static struct app_req *req_new(struct app_conn *c, int is_batch, size_t n)
 {
-	/* One allocation: the request, then its ids, answers, answer lengths
-	 * and answer flags. */
-	const size_t per = 2 * sizeof(char *) + sizeof(size_t) + 1;
+	/* One allocation: the request, then its ids, answers, answer buffers,
+	 * answer lengths and answer flags. */
+	const size_t per = 3 * sizeof(char *) + sizeof(size_t) + 1;
 	struct app_req *r = n > (SIZE_MAX - sizeof(*r)) / per ? NULL : calloc(1, sizeof(*r) + n * per);
 
 	if (!r)
 		return NULL;
 	r->ids = (char **)(r + 1);
 	r->answers = r->ids + n;
-	r->alen = (size_t *)(r->answers + n);
+	r->abuf = (struct app_answer_buf **)(r->answers + n);
+	r->alen = (size_t *)(r->abuf + n);
 	r->aflags = (unsigned char *)(r->alen + n);
 	r->conn = c;
 	r->is_batch = is_batch;
@@ -43,9 +44,12 @@ static struct app_req *req_new(struct app_conn *c, int is_batch, size_t n)
 
 static void answer_drop(struct app_req *r, size_t i)
 {
-	if (!(r->aflags[i] & ANSWER_STATIC))
+	if (r->abuf[i])
+		app_answer_buf_put(r->abuf[i]);
+	else if (!(r->aflags[i] & ANSWER_STATIC))
 		free(r->answers[i]);
 	r->answers[i] = NULL;
+	r->abuf[i] = NULL;
 	r->aflags[i] = 0;
 }
 
@@ -88,17 +92,22 @@ void app_req_detach_all(struct app_conn *c)
 }
 
 /*
- * Store item i's answer: `value` (malloc'd and NUL-terminated, of length vn;
- * 0: not known, measured here) is a result value or an error object, and
- * the request owns it from here. The response object around it
+ * Store item i's answer: `value` (NUL-terminated, of length vn; 0: not
+ * known, measured here) is a result value or an error object, malloc'd or,
+ * with buf, lying in that answer buffer; the request owns it (or buf's
+ * reference) from here. The response object around it
  * ({"jsonrpc":"2.0","id":...}) is written once, by req_finish, straight
  * into the message the connection queues: a batch of 100 receipts is one
  * allocation and one copy of each, not two.
  */
-static void req_take(struct app_req *r, size_t i, int is_error, char *value, size_t vn)
+static void req_take(struct app_req *r, size_t i, int is_error, char *value, size_t vn,
+		     struct app_answer_buf *buf)
 {
 	if (!r->ids[i]) { /* a notification gets no answer */
-		free(value);
+		if (buf)
+			app_answer_buf_put(buf);
+		else
+			free(value);
 		return;
 	}
 	answer_drop(r, i);
@@ -112,6 +121,7 @@ static void req_take(struct app_req *r, size_t i, int is_error, char *value, siz
 		return;
 	}
 	r->answers[i] = value;
+	r->abuf[i] = buf;
 	r->alen[i] = vn ? vn : strlen(value);
 	r->aflags[i] = is_error ? ANSWER_ERROR : 0;
 }
@@ -132,7 +142,7 @@ static void req_set(struct app_req *r, size_t i, int is_error, const char *value
 		memcpy(copy, value, vn);
 		copy[vn] = '\0';
 	}
-	req_take(r, i, is_error, copy, vn);
+	req_take(r, i, is_error, copy, vn, NULL);
 }
 
 static const char answer_head[] = "{\"jsonrpc\":\"2.0\",\"id\":";
@@ -245,16 +255,17 @@ static void req_finish(struct app_req *r)
 	req_free(r);
 }
 
-void app_rpc_answer(struct app_server *s, struct app_req *r, uint32_t slot, int is_error,
-		    char *json, size_t json_len)
+void app_rpc_answer(struct app_server *s, struct app_done *d)
 {
+	struct app_req *r = d->req;
+
 	(void)s;
-	if (!is_error)
+	if (!d->is_error)
 		app_metric_observe(APP_M_preconfirmation_seconds, (app_now_ns() - r->t0_ns) / 1000);
 	if (r->conn)
-		req_take(r, slot, is_error, json, json ? json_len : 0);
+		req_take(r, d->slot, d->is_error, d->json, d->json ? d->json_len : 0, d->buf);
 	else
-		free(json);
+		app_done_json_free(d);
 	if (--r->pending == 0) {
 		if (r->conn)
 			req_finish(r);

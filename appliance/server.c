@@ -322,8 +322,7 @@ static void drain_done(struct app_server *s)
 				app_prop_notice(s, &d[i]);
 				free(d[i].json);
 			} else
-				app_rpc_answer(s, d[i].req, d[i].slot, d[i].is_error, d[i].json,
-					       d[i].json_len);
+				app_rpc_answer(s, &d[i]);
 		}
 		total += n;
 	}
@@ -1013,8 +1012,7 @@ void app_server_destroy(struct app_server *s)
 				if (d[i].kind == DONE_BLOCK)
 					app_block_unref(d[i].block);
 				else if (d[i].kind == DONE_ANSWER)
-					app_rpc_answer(s, d[i].req, d[i].slot, d[i].is_error,
-						       d[i].json, d[i].json_len);
+					app_rpc_answer(s, &d[i]);
 			}
 	}
 	app_feed_destroy(s);

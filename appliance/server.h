@@ -132,6 +132,7 @@ struct app_req {
 	char **answers;		/* each item's result value or error object */
 	size_t *alen;		/* strlen of each answer */
 	unsigned char *aflags;	/* ANSWER_* of each answer */
+	struct app_answer_buf **abuf; /* the buffer an answer lies in, or NULL */
 	uint64_t t0_ns;	/* when the message was parsed (preconfirmation latency) */
 	size_t limited;	/* items refused by a rate limit */
 };
@@ -236,10 +237,9 @@ size_t app_fastrpc_parse(const char *msg, size_t len, struct app_fast_tx *out, s
 
 /* rpc.c: dispatch one parsed message (object or batch array). */
 void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len);
-/* rpc.c: a committer answer arrived for req/slot; json_len is strlen(json)
- * when the builder knew it, else 0. */
-void app_rpc_answer(struct app_server *s, struct app_req *req, uint32_t slot, int is_error,
-		    char *json, size_t json_len);
+/* rpc.c: a committer answer arrived (d->req, d->slot); the request takes
+ * its json (and buf reference). */
+void app_rpc_answer(struct app_server *s, struct app_done *d);
 void app_req_detach_all(struct app_conn *c);
 
 /* server.c: queue bytes to a connection (copied). 0, or -1 if dropped. */

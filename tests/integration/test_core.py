@@ -164,6 +164,52 @@ class CoreTest(DaemonCase):
             r = self.d.rpc("mezz_getPreconfirmation", {"hash": x["result"]["hash"]})
             self.assertEqual(r["seq"], x["result"]["seq"])
 
+    def test_batch_with_duplicates_resubmissions_and_an_abandoned_batch(self):
+        # A group's receipts share one buffer (committer.c answer_into); an
+        # item repeated in the batch gets a copy of its first occurrence's
+        # receipt, one stored before gets its stored receipt.
+        def req(i, data):
+            return {"jsonrpc": "2.0", "id": i, "method": "mezz_sendTransaction",
+                    "params": {"namespace": "demo", "data": hexdata(data)}}
+        earlier = [os.urandom(60) for _ in range(5)]
+        stored = [self.d.send("demo", p) for p in earlier]
+        fresh = [os.urandom(60) for _ in range(30)]
+        batch = ([req(i, p) for i, p in enumerate(fresh)] +
+                 [req(30 + i, fresh[i]) for i in range(5)] +
+                 [req(35 + i, p) for i, p in enumerate(earlier)])
+        abandoned = [os.urandom(61) for _ in range(50)]
+
+        async def go():
+            async with ws_connect(self.d.ws_url()) as ws:
+                await ws.send(json.dumps(batch))
+                doc = json.loads(await ws.recv())
+            # a batch whose connection is gone before its answers
+            ws2 = await ws_connect(self.d.ws_url())
+            await ws2.send(json.dumps([req(100 + i, p) for i, p in enumerate(abandoned)]))
+            await ws2.close()
+            async with ws_connect(self.d.ws_url()) as ws3:
+                after = await ws_call(ws3, "mezz_sendTransaction",
+                                      {"namespace": "demo", "data": "0x5a5a"})
+            return doc, after
+        doc, after = run_async(go())
+        got = {x["id"]: x.get("result") for x in doc}
+        self.assertEqual(sorted(got), list(range(40)))
+        self.assertTrue(all(got.values()), [x for x in doc if "result" not in x][:2])
+        self.assertEqual(len({got[i]["seq"] for i in range(30)}), 30)
+        for i in range(5):
+            self.assertEqual(got[30 + i], got[i], "an in-batch duplicate's receipt")
+            self.assertEqual(got[35 + i], stored[i], "a resubmission's stored receipt")
+        self.assertEqual(got[7]["hash"], keccak_hex(hexdata(fresh[7])))
+        for r in (got[0], got[29], got[31], got[36]):
+            p = self.verify_receipt_file(r)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("result", after, after)
+        # the abandoned batch was still sequenced, and its receipts are served
+        self.d.wait_sealed_seq(after["result"]["seq"] + 1)
+        for p in (abandoned[0], abandoned[49]):
+            r = self.d.rpc("mezz_getPreconfirmation", {"hash": keccak_hex(hexdata(p))})
+            self.assertEqual(r["hash"], keccak_hex(hexdata(p)))
+
     def test_idempotent_resubmission(self):
         data = os.urandom(33)
         r1 = self.d.send("demo", data)
