@@ -324,6 +324,9 @@ int app_store_tip(struct app_store *s, struct app_tip *tip);
  *                       both); 1 and *seq when found in the map, and
  *                       *maybe_db 0 when the filter (txindex.c) rules
  *                       txindex.db out, so that lookup can stop here.
+ *   app_txindex_prefetch  a hint before a run of lookups (the committer's,
+ *                       one per item of a group): starts loading the cache
+ *                       lines they will read. Changes nothing.
  */
 struct app_txindex;
 /* Transactions the map holds unmerged before app_txindex_prune waits. */
@@ -339,6 +342,7 @@ void app_txindex_add(struct app_txindex *x, const struct app_tx *txs, size_t m);
 void app_txindex_prune(struct app_txindex *x);
 int app_txindex_find(struct app_txindex *x, uint64_t ns, const uint8_t hash[static 32],
 		     uint64_t *seq, int *maybe_db);
+void app_txindex_prefetch(struct app_txindex *x, const uint8_t *const *hashes, size_t n);
 
 /* Lookups by hash on this connection go through x (ATTACHed as "xi"). */
 int app_store_attach_txindex(struct app_store *s, struct app_txindex *x, char *errbuf,
@@ -350,6 +354,8 @@ int app_store_tx_find(struct app_store *s, uint64_t ns, const uint8_t hash[stati
 		      struct app_tx *tx);
 /* Is (ns, hash) stored? 1 yes, 0 no, or an error code. */
 int app_store_tx_known(struct app_store *s, uint64_t ns, const uint8_t hash[static 32]);
+/* app_txindex_prefetch for the lookups of these n hashes, when attached. */
+void app_store_tx_prefetch(struct app_store *s, const uint8_t *const *hashes, size_t n);
 /* Load a group header, signature and its tx leaves (malloc'd, count entries). */
 int app_store_group_load(struct app_store *s, uint64_t group_id, struct seq_group_hdr *h,
 			 uint8_t sig[static 64], uint8_t (**leaves)[32]);

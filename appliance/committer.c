@@ -881,6 +881,16 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	memset(ins, 0xff, setcap * sizeof(*ins));
 
 	app_txindex_prune(c->txi); /* before BEGIN: txindex.c says why */
+	{ /* the lookups below, one per item, with their cache misses overlapped */
+		const uint8_t **h = malloc(n * sizeof(*h));
+
+		if (h) {
+			for (size_t i = 0; i < n; i++)
+				h[i] = s[i].hash;
+			app_store_tx_prefetch(c->store, h, n);
+			free(h);
+		}
+	}
 	rc = app_store_begin(c->store, err, sizeof(err));
 	for (size_t i = 0; i < n; i++) {
 		d[i].kind = DONE_ANSWER;

@@ -765,6 +765,12 @@ int app_store_tx_known(struct app_store *s, uint64_t ns, const uint8_t hash[stat
 	return seq_of(s, ns, hash, &seq);
 }
 
+void app_store_tx_prefetch(struct app_store *s, const uint8_t *const *hashes, size_t n)
+{
+	if (s->xi)
+		app_txindex_prefetch(s->xi, hashes, n);
+}
+
 int app_store_tx_find(struct app_store *s, uint64_t ns, const uint8_t hash[static 32],
 		      struct app_tx *tx)
 {
