@@ -372,6 +372,9 @@ int app_store_group_load(struct app_store *s, uint64_t group_id, struct seq_grou
 int app_store_begin(struct app_store *s, char *errbuf, size_t errlen);
 int app_store_tx_insert(struct app_store *s, const struct app_tx *t, char *errbuf,
 			size_t errlen);
+/* As app_store_tx_insert for t[0..n), in order: fewer statements for a run. */
+int app_store_txs_insert(struct app_store *s, const struct app_tx *t, size_t n, char *errbuf,
+			 size_t errlen);
 /* A savepoint inside the open transaction (one at a time): release keeps
  * what was inserted since, rollback undoes it. */
 int app_store_savepoint(struct app_store *s, char *errbuf, size_t errlen);

@@ -846,6 +846,20 @@ static struct app_preconf *preconf_build(const struct seq_group *g, const struct
 	return p;
 }
 
+/* Rows commit_group holds back to insert in one app_store_txs_insert. */
+#define INSERT_RUN 64
+
+/* Inserts the rows held back, txs[*done..m). */
+static int insert_held(struct app_committer *c, const struct app_tx *txs, size_t *done,
+		       size_t m, char *err, size_t errlen)
+{
+	int rc = m > *done ? app_store_txs_insert(c->store, txs + *done, m - *done, err, errlen)
+			   : 0;
+
+	*done = m;
+	return rc;
+}
+
 /*
  * One group: dedupe inside the group, insert each new transaction with the
  * next sequence number (an (ns, hash) already stored inserts nothing and is
@@ -863,6 +877,7 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	size_t *pos = malloc(n * sizeof(*pos)); /* index within the group, or SIZE_MAX */
 	uint8_t *bres = calloc(n, 1);		/* first leg of a bundle: enum bundle_result */
 	size_t setcap = 16, m = 0, b_first = 0, b_end = 0, b_m0 = 0, b_stored = 0;
+	size_t m_done = 0; /* txs[m_done..m) are accepted, not yet inserted */
 	struct seq_group g = {0};
 	struct seq_merkle_tree tree = {0};
 	struct app_preconf *pre = NULL;
@@ -903,6 +918,8 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 			b_m0 = m;
 			b_stored = 0;
 			if (!rc)
+				rc = insert_held(c, txs, &m_done, m, err, sizeof(err));
+			if (!rc)
 				rc = app_store_savepoint(c->store, err, sizeof(err));
 		}
 		/* bundle legs stay out of the in-group dedup: inserted_before
@@ -920,22 +937,25 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 			snprintf(err, sizeof(err), "looking up a hash: %s", app_strerror(rc));
 		else if (rc == 1 || inserted_before(ins, setcap, txs, (uint32_t)m))
 			rc = APP_EEXIST;
-		else
-			rc = app_store_tx_insert(c->store, &txs[m], err, sizeof(err));
 		if (rc == APP_EEXIST) { /* stored already: answered after COMMIT */
 			rc = 0;
 			b_stored += i < b_end;
-		} else if (!rc) {
+		} else if (!rc) { /* a new row: inserted with the next run */
 			pos[i] = m;
 			ns[m] = s[i].ns;
 			memcpy(hashes[m], s[i].hash, 32);
 			m++;
+			if (m - m_done >= INSERT_RUN)
+				rc = insert_held(c, txs, &m_done, m, err, sizeof(err));
 		}
 		/* on failure keep going: every item still needs its req and slot filled */
 		if (!rc && i + 1 == b_end) { /* last leg: keep all of the bundle or none */
 			if (b_stored) {
+				/* rows held back since the savepoint are dropped
+				 * with the rows it rolls back */
 				rc = app_store_savepoint_rollback(c->store, err, sizeof(err));
 				m = b_m0;
+				m_done = m;
 				memset(ins, 0xff, setcap * sizeof(*ins));
 				for (size_t k = 0; k < m; k++)
 					inserted_before(ins, setcap, txs, (uint32_t)k);
@@ -944,10 +964,14 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 				bres[b_first] = b_stored == b_end - b_first ? BUNDLE_STORED
 									    : BUNDLE_CONFLICT;
 			} else {
-				rc = app_store_savepoint_release(c->store, err, sizeof(err));
+				rc = insert_held(c, txs, &m_done, m, err, sizeof(err));
+				if (!rc)
+					rc = app_store_savepoint_release(c->store, err, sizeof(err));
 			}
 		}
 	}
+	if (!rc)
+		rc = insert_held(c, txs, &m_done, m, err, sizeof(err));
 	if (!rc && m) {
 		rc = seq_group_build(&g, c->next_group, c->open_slot, c->next_seq, ns,
 				     (const uint8_t(*)[32])hashes, m, c->id->sk);

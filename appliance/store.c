@@ -24,6 +24,8 @@
 #include "appliance/app.h"
 #include "appliance/ops.h"
 
+#define TX_ROWS_PER_INSERT 16 /* rows app_store_txs_insert's long statement carries */
+
 enum {
 	ST_TX_INSERT,
 	ST_GROUP_INSERT,
@@ -109,6 +111,7 @@ static const char schema[] =
 struct app_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
+	sqlite3_stmt *tx_insert_many; /* TX_ROWS_PER_INSERT rows (write connection) */
 	int readonly;
 	atomic_int wal_frames; /* WAL size after this connection's last commit */
 	int wal_fd;	       /* -1, or the WAL file opened for app_store_wal_sync */
@@ -210,6 +213,18 @@ int app_store_open(struct app_store **out, const char *data_dir, int readonly,
 			continue;
 		if (sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
 				       &s->st[i], NULL) != SQLITE_OK)
+			goto fail;
+	}
+	if (!readonly) {
+		char many[64 + TX_ROWS_PER_INSERT * 16];
+		int o = snprintf(many, sizeof(many),
+				 "INSERT INTO txs(seq, ns, hash, grp, slot, data) VALUES ");
+
+		for (int i = 0; i < TX_ROWS_PER_INSERT; i++)
+			o += snprintf(many + o, sizeof(many) - (size_t)o, "%s(?,?,?,?,?,?)",
+				      i ? "," : "");
+		if (sqlite3_prepare_v3(s->db, many, o, SQLITE_PREPARE_PERSISTENT,
+				       &s->tx_insert_many, NULL) != SQLITE_OK)
 			goto fail;
 	}
 	*out = s;
@@ -334,6 +349,7 @@ void app_store_close(struct app_store *s)
 		return;
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
+	sqlite3_finalize(s->tx_insert_many);
 	sqlite3_finalize(s->xi_find);
 	sqlite3_finalize(s->xi_find_any);
 	if (s->wal_fd >= 0)
@@ -864,20 +880,44 @@ int app_store_begin(struct app_store *s, char *errbuf, size_t errlen)
 	return exec_sql_err(s, "BEGIN", errbuf, errlen);
 }
 
+/* Binds t as the row whose first parameter is `at`. */
+static void bind_tx(sqlite3_stmt *st, int at, const struct app_tx *t)
+{
+	sqlite3_bind_int64(st, at, (int64_t)t->seq);
+	sqlite3_bind_int64(st, at + 1, (int64_t)t->ns);
+	sqlite3_bind_blob(st, at + 2, t->hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, at + 3, (int64_t)t->group_id);
+	sqlite3_bind_int64(st, at + 4, (int64_t)t->slot);
+	sqlite3_bind_blob(st, at + 5, t->data, (int)t->len, SQLITE_STATIC);
+}
+
 int app_store_tx_insert(struct app_store *s, const struct app_tx *t, char *errbuf,
 			size_t errlen)
 {
-	sqlite3_stmt *st = s->st[ST_TX_INSERT];
+	return app_store_txs_insert(s, t, 1, errbuf, errlen);
+}
 
-	sqlite3_bind_int64(st, 1, (int64_t)t->seq);
-	sqlite3_bind_int64(st, 2, (int64_t)t->ns);
-	sqlite3_bind_blob(st, 3, t->hash, 32, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, (int64_t)t->group_id);
-	sqlite3_bind_int64(st, 5, (int64_t)t->slot);
-	sqlite3_bind_blob(st, 6, t->data, (int)t->len, SQLITE_STATIC);
-	if (exec_stmt(st)) {
-		set_err(errbuf, errlen, s->db);
-		return APP_ESQLITE;
+/*
+ * TX_ROWS_PER_INSERT rows a statement while they last, then the rest one at
+ * a time: SQLite's per-statement work (reset, the program's prologue, the
+ * cursor's open) was a fifth of a row's insert (1.0 against 0.82 us a row
+ * in a standalone run of 1,600-row transactions).
+ */
+int app_store_txs_insert(struct app_store *s, const struct app_tx *t, size_t n, char *errbuf,
+			 size_t errlen)
+{
+	for (size_t i = 0; i < n;) {
+		int many = n - i >= TX_ROWS_PER_INSERT;
+		sqlite3_stmt *st = many ? s->tx_insert_many : s->st[ST_TX_INSERT];
+		size_t k = many ? TX_ROWS_PER_INSERT : 1;
+
+		for (size_t j = 0; j < k; j++)
+			bind_tx(st, 1 + 6 * (int)j, &t[i + j]);
+		if (exec_stmt(st)) {
+			set_err(errbuf, errlen, s->db);
+			return APP_ESQLITE;
+		}
+		i += k;
 	}
 	return 0;
 }

@@ -65,6 +65,27 @@ class BundleTest(DaemonCase):
         again = self.bundle(legs)
         self.assertEqual(again["result"], res)
 
+    def test_bundles_of_the_most_legs(self):
+        # The committer inserts rows in runs of 64 (committer.c INSERT_RUN):
+        # a bundle of 64 fresh legs fills one run inside its savepoint, and
+        # one whose last leg is stored already must still store none.
+        legs = [leg("alpha" if i % 2 else "beta") for i in range(64)]
+        doc = self.bundle(legs)
+        self.assertIn("result", doc, doc)
+        self.check_landed(doc["result"], legs)
+        single = leg("beta")
+        self.assertIn("result", self.d.call("mezz_sendTransaction", single))
+        fresh = [leg("alpha") for _ in range(63)]
+        doc = self.bundle(fresh + [single])
+        self.assertEqual(doc["error"]["code"], -32010, doc)
+        for l in (fresh[0], fresh[62]):
+            got = self.d.call("mezz_getPreconfirmation",
+                              {"hash": keccak(l["data"]), "namespace": "alpha"})
+            self.assertEqual(got["error"]["code"], -32007, "a leg of a refused bundle was stored")
+        doc = self.bundle(fresh)  # and the same legs without the conflict land
+        self.assertIn("result", doc, doc)
+        self.check_landed(doc["result"], fresh)
+
     def test_conflicting_leg_stores_nothing(self):
         single = leg("beta")
         self.assertIn("result", self.d.call("mezz_sendTransaction", single))
