@@ -194,6 +194,7 @@ void app_apikey_hash(uint8_t out[static 32], const struct app_identity *id,
 /* Storage (store.c): SQLite, WAL, synchronous=FULL. */
 
 struct app_store;
+struct sqlite3_stmt;
 
 /* Opens (creating the schema if needed). readonly = 1 for the lws thread's
  * read connection. errbuf receives SQLite's message on failure. */
@@ -216,6 +217,10 @@ int app_store_set_wal_sync_external(struct app_store *s, char *errbuf, size_t er
 int app_store_wal_sync(struct app_store *s);
 /* The underlying sqlite3 handle, for modules that keep their own statements. */
 struct sqlite3 *app_store_db(struct app_store *s);
+/* Prepares (persistent) `head` followed by `rows` copies of `tuple`, comma
+ * separated: one INSERT carrying several rows. SQLite's result code. */
+int app_sql_prepare_rows(struct sqlite3 *db, const char *head, const char *tuple, int rows,
+			 struct sqlite3_stmt **st);
 
 /* Tenants, namespaces and API keys (used by the CLI; bumps auth_version). */
 struct app_namespace {

@@ -177,6 +177,27 @@ int app_store_checkpoint(struct app_store *s, int *wal_frames, int *done_frames)
 	return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : APP_ESQLITE;
 }
 
+int app_sql_prepare_rows(sqlite3 *db, const char *head, const char *tuple, int rows,
+			 sqlite3_stmt **st)
+{
+	sqlite3_str *q = sqlite3_str_new(db);
+	char *sql;
+	int rc;
+
+	sqlite3_str_appendall(q, head);
+	for (int i = 0; i < rows; i++) {
+		if (i)
+			sqlite3_str_appendchar(q, 1, ',');
+		sqlite3_str_appendall(q, tuple);
+	}
+	sql = sqlite3_str_finish(q);
+	if (!sql)
+		return SQLITE_NOMEM;
+	rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+	sqlite3_free(sql);
+	return rc;
+}
+
 struct sqlite3 *app_store_db(struct app_store *s)
 {
 	return s->db;
@@ -215,18 +236,11 @@ int app_store_open(struct app_store **out, const char *data_dir, int readonly,
 				       &s->st[i], NULL) != SQLITE_OK)
 			goto fail;
 	}
-	if (!readonly) {
-		char many[64 + TX_ROWS_PER_INSERT * 16];
-		int o = snprintf(many, sizeof(many),
-				 "INSERT INTO txs(seq, ns, hash, grp, slot, data) VALUES ");
-
-		for (int i = 0; i < TX_ROWS_PER_INSERT; i++)
-			o += snprintf(many + o, sizeof(many) - (size_t)o, "%s(?,?,?,?,?,?)",
-				      i ? "," : "");
-		if (sqlite3_prepare_v3(s->db, many, o, SQLITE_PREPARE_PERSISTENT,
-				       &s->tx_insert_many, NULL) != SQLITE_OK)
-			goto fail;
-	}
+	if (!readonly &&
+	    app_sql_prepare_rows(s->db, "INSERT INTO txs(seq, ns, hash, grp, slot, data) VALUES ",
+				 "(?,?,?,?,?,?)", TX_ROWS_PER_INSERT,
+				 &s->tx_insert_many) != SQLITE_OK)
+		goto fail;
 	*out = s;
 	return 0;
 fail:

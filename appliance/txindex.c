@@ -588,19 +588,12 @@ int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbu
 		rc = exec(x->db, "DETACH DATABASE m", errbuf, errlen);
 	if (rc)
 		goto fail;
-	{
-		/* merge_piece's statement for XI_ROWS_PER_INSERT rows at a time */
-		char many[64 + XI_ROWS_PER_INSERT * 8];
-		int o = snprintf(many, sizeof(many), "INSERT OR IGNORE INTO tx_hash(k, ns, seq) VALUES ");
-
-		for (int i = 0; i < XI_ROWS_PER_INSERT; i++)
-			o += snprintf(many + o, sizeof(many) - (size_t)o, "%s(?,?,?)", i ? "," : "");
-		if (sqlite3_prepare_v3(x->db, many, o, SQLITE_PREPARE_PERSISTENT, &x->ins_many,
-				       NULL) != SQLITE_OK) {
-			snprintf(errbuf, errlen, "txindex.db: %s", sqlite3_errmsg(x->db));
-			rc = APP_ESQLITE;
-			goto fail;
-		}
+	/* merge_piece's statement for XI_ROWS_PER_INSERT rows at a time */
+	if (app_sql_prepare_rows(x->db, "INSERT OR IGNORE INTO tx_hash(k, ns, seq) VALUES ",
+				 "(?,?,?)", XI_ROWS_PER_INSERT, &x->ins_many) != SQLITE_OK) {
+		snprintf(errbuf, errlen, "txindex.db: %s", sqlite3_errmsg(x->db));
+		rc = APP_ESQLITE;
+		goto fail;
 	}
 	if (sqlite3_prepare_v3(x->db, "INSERT OR IGNORE INTO tx_hash(k, ns, seq) VALUES (?,?,?)",
 			       -1, SQLITE_PREPARE_PERSISTENT, &x->ins, NULL) != SQLITE_OK ||
