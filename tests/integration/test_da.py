@@ -304,9 +304,19 @@ class DaTest(unittest.TestCase):
         """A shard directory that cannot be written (here: replaced by a plain
         file) stops the DA stage for good, says so, and leaves the sequencer
         running; the blocks stay sealed, not available."""
-        rmtree_live(self.dirs[2])
-        with open(self.dirs[2], "w") as f:
-            f.write("not a directory\n")
+        # the daemon's next block can recreate the directory between the
+        # removal and the file's creation: remove it again until the file wins
+        for _ in range(100):
+            rmtree_live(self.dirs[2])
+            try:
+                fd = os.open(self.dirs[2], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                break
+            except (FileExistsError, IsADirectoryError):
+                continue
+        else:
+            self.fail("could not replace %s with a file" % self.dirs[2])
+        os.write(fd, b"not a directory\n")
+        os.close(fd)
         deadline = time.time() + 10
         while time.time() < deadline and not self.d.status()["daHalted"]:
             time.sleep(0.05)
