@@ -95,6 +95,7 @@ struct app_config {
 	/* [feed] */
 	long feed_queue_max_blocks;
 	long feed_cache_blocks;
+	long feed_cache_mib;
 	/* [log] */
 	char log_level[16];
 	/* operations: connection timeouts, TLS, limits, health (see docs/OPERATIONS.md) */

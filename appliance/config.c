@@ -61,6 +61,8 @@ const struct app_cfg_entry app_cfg_table[] = {
 	 "blocks queued to one subscriber before it is disconnected"},
 	{"feed", "cache_blocks", APP_CFG_INT, 1, 100000, "64", OFF(feed_cache_blocks),
 	 "recent blocks kept in memory for subscribers"},
+	{"feed", "cache_mib", APP_CFG_INT, 1, 65536, "64", OFF(feed_cache_mib),
+	 "memory those recent blocks may hold; the newest is always kept"},
 	{"log", "level", APP_CFG_STR, 1, 15, "info", OFF(log_level),
 	 "debug, info, warn or error"},
 	/* operations (connection timeouts, TLS, limits) */

@@ -93,7 +93,8 @@ struct app_block {
 	struct app_tx *txs;
 	size_t n;
 	char **ns_json; /* lazily built per-namespace JSON fragments */
-	size_t bytes;	/* approximate memory held */
+	size_t bytes;	   /* approximate memory held, ns_json aside */
+	size_t json_bytes; /* ns_json's total length; lws thread only, like ns_json */
 };
 /* Builds the namespace index (sorts txs). Takes ownership of txs and ns. */
 int app_block_make(struct app_block **out, const struct seq_block_hdr *h,

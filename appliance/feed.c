@@ -101,6 +101,44 @@ static void sb_tx(struct sbuf *o, uint64_t seq, const uint64_t *index, const uin
 	sb_put(o, "}", 1);
 }
 
+static struct app_block **ring_slot(struct app_server *s, uint64_t height)
+{
+	return &s->feed.ring[height % s->feed.cap];
+}
+
+/* Empty a ring slot, uncharging its block. */
+static void ring_drop(struct app_server *s, struct app_block **slot)
+{
+	if (!*slot)
+		return;
+	s->feed.bytes -= (*slot)->bytes + (*slot)->json_bytes;
+	s->feed.blocks--;
+	app_block_unref(*slot);
+	*slot = NULL;
+}
+
+/*
+ * Keep the ring within feed.cache_mib by dropping its oldest blocks, never
+ * the newest (h). A dropped height is read back from storage, as any height
+ * older than the ring is. Counting blocks alone let the ring hold 64 blocks
+ * of whatever size: about 0.9 GB under full batched load, every page of it
+ * freshly faulted in by the network thread and the committer (page faults
+ * were a sixth of the network thread's time then).
+ */
+static void ring_trim(struct app_server *s, uint64_t h)
+{
+	struct feed_cache *f = &s->feed;
+
+	if (h >= f->cap && f->low < h - f->cap + 1)
+		f->low = h - f->cap + 1; /* slots below were overwritten */
+	for (; f->bytes > f->budget && f->low < h; f->low++) {
+		struct app_block **slot = ring_slot(s, f->low);
+
+		if (*slot && (*slot)->hdr.height == f->low)
+			ring_drop(s, slot);
+	}
+}
+
 static const char *ns_fragment(struct app_server *s, struct app_block *b, size_t k)
 {
 	const struct app_namespace *ns;
@@ -131,6 +169,11 @@ static const char *ns_fragment(struct app_server *s, struct app_block *b, size_t
 		return NULL;
 	}
 	b->ns_json[k] = o.p;
+	b->json_bytes += o.len;
+	if (*ring_slot(s, b->hdr.height) == b) { /* the ring holds it: charge it */
+		s->feed.bytes += o.len;
+		ring_trim(s, s->feed.tip); /* b stays valid: the caller holds a reference */
+	}
 	return o.p;
 }
 
@@ -223,11 +266,6 @@ char *app_feed_block_json(struct app_server *s, struct app_block *b, const uint6
 		return NULL;
 	}
 	return o.p;
-}
-
-static struct app_block **ring_slot(struct app_server *s, uint64_t height)
-{
-	return &s->feed.ring[height % s->feed.cap];
 }
 
 struct app_block *app_feed_get(struct app_server *s, uint64_t height)
@@ -421,8 +459,10 @@ void app_feed_block(struct app_server *s, struct app_block *b)
 	size_t sent = 0;
 
 	app_auth_refresh(&s->auth); /* a key revoked since the last message (app_conn_tenant) */
-	app_block_unref(*slot);
+	ring_drop(s, slot);
 	*slot = b; /* the ring holds the committer's reference */
+	s->feed.bytes += b->bytes + b->json_bytes;
+	s->feed.blocks++;
 	if (h > s->feed.tip)
 		s->feed.tip = h;
 	/* A fan-out still unfinished when the next block comes is recorded as
@@ -449,6 +489,7 @@ void app_feed_block(struct app_server *s, struct app_block *b)
 		}
 	}
 	fan_views_free(&fv);
+	ring_trim(s, h); /* after the fan-out rendered b's fragments */
 	/* Every copy written already: the fan-out ended here. */
 	if (sent && !s->feed.fan_pending)
 		app_metric_observe(APP_M_feed_fanout_seconds,

@@ -73,6 +73,8 @@ void app_notify_watchdog_stop(void);
 	  "Slot end to its block sealed, stored and handed to the feed", LAT_US)           \
 	X(GAUGE, slot_lag, "Slots between the current slot and the newest sealed block's", NONE) \
 	X(GAUGE, feed_subscribers, "Live block-feed subscriptions", NONE)                    \
+	X(GAUGE, feed_cache_blocks, "Recent blocks held in memory for the feed", NONE)       \
+	X(GAUGE, feed_cache_bytes, "Memory those blocks hold (feed.cache_mib caps it)", NONE) \
 	X(GAUGE, ws_connections, "Open WebSocket connections", NONE)                         \
 	X(GAUGE, ws_send_queue_bytes, "Bytes queued to WebSocket clients, all connections", NONE) \
 	X(GAUGE, ws_send_queue_max_bytes, "Bytes queued to the most backed-up client", NONE) \

@@ -864,6 +864,7 @@ int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
 	s->coalesce = malloc(LWS_PRE + COALESCE_MAX);
 	s->fast = calloc((size_t)s->cfg->max_batch_items, sizeof(*s->fast));
 	s->feed.cap = (size_t)s->cfg->feed_cache_blocks;
+	s->feed.budget = (size_t)s->cfg->feed_cache_mib << 20;
 	s->feed.ring = calloc(s->feed.cap, sizeof(*s->feed.ring));
 	if (!s->feed.ring || !s->coalesce || !s->fast)
 		return APP_ENOMEM;

@@ -140,6 +140,11 @@ struct app_req {
 struct feed_cache {
 	struct app_block **ring;
 	size_t cap;
+	/* What the ring's blocks hold (payloads and rendered JSON), kept at
+	 * most budget (feed.cache_mib) by dropping the oldest; no height below
+	 * low is in the ring. */
+	size_t bytes, budget, blocks;
+	uint64_t low;
 	uint64_t tip; /* highest sealed height known; 0 = none */
 	uint64_t level_tip[APP_LEVELS];
 	/* recent level events' JSON, slot height % cap, per level */

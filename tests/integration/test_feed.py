@@ -268,6 +268,70 @@ class PreconfirmedTest(DaemonCase):
         self.assertIn("preconfirmed", r["error"]["message"])
 
 
+class FeedCacheTest(DaemonCase):
+    """feed.cache_mib bounds the memory of the recent-block ring: its oldest
+    blocks leave, the newest stays, and a height that left is served from
+    storage exactly as the ring served it."""
+    SETTINGS = {"feed.cache_mib": "1"}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.d.setup_tenant("acme", "alpha", 111, key=False)
+
+    def cache(self):
+        status, _, raw = self.d.http(b"", "/metrics", method="GET")
+        self.assertEqual(status, 200)
+        got = {}
+        for line in raw.decode().splitlines():
+            name, _, v = line.partition(" ")
+            if name in ("mezz_feed_cache_bytes", "mezz_feed_cache_blocks"):
+                got[name] = float(v)
+        return got["mezz_feed_cache_bytes"], got["mezz_feed_cache_blocks"]
+
+    def test_ring_within_its_budget_and_older_heights_from_storage(self):
+        d = self.d
+        start = d.status()["height"] + 1
+        rounds = 8
+
+        async def scenario():
+            live, peak = {}, (0, 0)
+            async with ws_connect(d.ws_url()) as ws:
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"levels": ["sealed"]}])
+                sid = sub["result"]
+                for _ in range(rounds):
+                    # about 0.3 MB of payload a block, its JSON twice that: two blocks
+                    # with their renderings are over the 1 MiB budget
+                    sent = await asyncio.get_running_loop().run_in_executor(
+                        None, send_batch, d, "alpha", 15, 20000)
+                    last = max(s for _, s in sent)
+                    while not live or max(b["header"]["firstSeq"] + b["header"]["txCount"]
+                                          for b in live.values()) <= last:
+                        m = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                        self.assertEqual(m["params"]["subscription"], sid)
+                        b = m["params"]["result"]
+                        live[b["height"]] = b
+                    nbytes, nblocks = self.cache()
+                    peak = max(peak, (nblocks, nbytes))
+                    self.assertGreaterEqual(nblocks, 1, "the newest block is always kept")
+                    if nblocks > 1:
+                        self.assertLessEqual(nbytes, 1 << 20, "ring over feed.cache_mib")
+                # every height again, most of them no longer in the ring
+                c = Collector(self, min(live))
+                async with ws_connect(d.ws_url()) as ws2:
+                    sub2 = await ws_call(ws2, "mezz_subscribe",
+                                         ["blocks", {"fromHeight": min(live), "levels": ["sealed"]}])
+                    while c.next_height <= max(live):
+                        b = c.add(json.loads(await asyncio.wait_for(ws2.recv(), 20)), sub2["result"])
+                        self.assertEqual(b, live[b["height"]], "storage and ring disagree")
+            return live, peak
+
+        live, (nblocks, _) = run_async(scenario(), 90)
+        heavy = [h for h, b in live.items() if h >= start and b["header"]["txCount"] >= 15]
+        self.assertGreaterEqual(len(heavy), rounds // 2, "blocks too small to test the budget")
+        self.assertLess(nblocks, len(heavy), "the ring kept every block: budget ignored")
+
+
 class SlowSubscriberTest(DaemonCase):
     SETTINGS = {"feed.queue_max_blocks": "4"}
     SLOT_MS = 20
