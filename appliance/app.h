@@ -85,6 +85,7 @@ struct app_config {
 	/* [da] */
 	long da_k, da_m;
 	long da_retention_blocks;
+	long da_queue_mib;
 	/* [sequencer] */
 	long slot_ms;
 	long proposer_deadline_ms; /* a winner's sub-block is due this long before its slot ends */

@@ -42,6 +42,8 @@ const struct app_cfg_entry app_cfg_table[] = {
 	{"da", "k", APP_CFG_INT, 1, 255, "16", OFF(da_k), "data shards per block"},
 	{"da", "m", APP_CFG_INT, 1, 255, "16", OFF(da_m),
 	 "parity shards per block: any m may be lost"},
+	{"da", "queue_mib", APP_CFG_INT, 1, 65536, "256", OFF(da_queue_mib),
+	 "memory of sealed blocks handed to mz-da and waiting; past it mz-da reads them from storage"},
 	{"da", "retention_blocks", APP_CFG_INT, 0, 1L << 40, "0", OFF(da_retention_blocks),
 	 "blocks whose shards are kept (0: all)"},
 	{"sequencer", "slot_ms", APP_CFG_INT, 10, 60000, "250", OFF(slot_ms),

@@ -196,6 +196,7 @@ struct app_avail {
 	struct da_bufs bufs;  /* mz-da: the last block's buffers, for the next */
 	struct app_store *ro; /* mz-da's connection, for blocks not handed over */
 	struct app_queue jobs; /* struct app_block * (one reference each) */
+	atomic_size_t queued_bytes; /* what the blocks in jobs hold (b->bytes) */
 	uint64_t next;	       /* mz-da: next height to code */
 	pthread_mutex_t mu;
 	struct app_da_rec *ready; /* coded, waiting for the committer to store */
@@ -408,6 +409,8 @@ int app_avail_start(struct app_committer *c, char *errbuf, size_t errlen);
 void app_avail_stop(struct app_committer *c);
 /* Committer: hand a stored block to mz-da (takes a reference of its own). */
 void app_avail_submit(struct app_committer *c, struct app_block *b);
+/* What the blocks handed to mz-da and not yet taken hold (any thread). */
+size_t app_avail_queued_bytes(struct app_committer *c);
 /* Committer: records whose shards are durable, in height order (*out
  * malloc'd), and the shard-retention floor mz-da wants recorded (0: none). */
 size_t app_avail_take(struct app_committer *c, struct app_da_rec **out, uint64_t *shard_floor);

@@ -89,6 +89,7 @@ void app_notify_watchdog_stop(void);
 	X(HISTOGRAM, da_write_seconds, "Per block: writing and fsyncing every shard", LAT_US) \
 	X(GAUGE, available_height, "Height of the newest available block", NONE)            \
 	X(GAUGE, da_halted, "1 after a shard write failed and stopped the DA stage", NONE) \
+	X(GAUGE, da_queue_bytes, "Sealed blocks handed to mz-da and waiting (da.queue_mib caps it)", NONE) \
 	X(COUNTER, proposer_blocks_total, "Slot winners' sub-blocks accepted", NONE)        \
 	X(GAUGE, txindex_unindexed,                                                       \
 	  "Transactions held in memory, not yet merged into txindex.db", NONE)              \

@@ -76,6 +76,7 @@ void app_ops_sample(struct app_server *s)
 	app_metric_set(APP_M_feed_subscribers, s->subscribers);
 	app_metric_set(APP_M_feed_cache_blocks, s->feed.blocks);
 	app_metric_set(APP_M_feed_cache_bytes, s->feed.bytes);
+	app_metric_set(APP_M_da_queue_bytes, app_avail_queued_bytes(s->committer));
 	app_metric_set(APP_M_ws_connections, ws);
 	app_metric_set(APP_M_ws_send_queue_bytes, qbytes);
 	app_metric_set(APP_M_ws_send_queue_max_bytes, qmax);

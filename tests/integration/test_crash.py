@@ -397,6 +397,56 @@ class HeldUntilFsyncTest(unittest.TestCase):
         self.assertEqual(d.rpc("mezz_getShard", {"height": held, "index": 0})["height"], held)
 
 
+class DaQueueTest(unittest.TestCase):
+    """While mz-da is stalled, the sealed blocks handed to it and waiting hold
+    at most da.queue_mib (one block more only when none waits); the rest are
+    read back from storage, and every block still becomes available."""
+
+    def gauge(self, d):
+        status, _, raw = d.http(b"", "/metrics", method="GET")
+        self.assertEqual(status, 200)
+        for line in raw.decode().splitlines():
+            name, _, v = line.partition(" ")
+            if name == "mezz_da_queue_bytes":
+                return float(v)
+        self.fail("no mezz_da_queue_bytes in /metrics")
+
+    def test_waiting_blocks_capped_in_bytes_then_coded_from_storage(self):
+        tmp = tempfile.mkdtemp(prefix="mezz-stall-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        stall = os.path.join(tmp, "stall-da")
+        d = Daemon(MEZZANINE_TEST, {"da.queue_mib": "1"}, env={"MEZZ_FAULT_STALL_DA_FILE": stall})
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.setup_tenant("acme", "demo", 31337, key=False)
+        open(stall, "w").close()
+        time.sleep(0.3)
+        h0 = d.status()["height"]
+        peak = 0
+        for _ in range(8):  # about 0.3 MB of payload a block, one block a round
+            reqs = [{"jsonrpc": "2.0", "id": j, "method": "mezz_sendTransaction",
+                     "params": {"namespace": "demo", "data": "0x" + os.urandom(20000).hex()}}
+                    for j in range(15)]
+            st, doc = d.raw_post(json.dumps(reqs))
+            self.assertEqual(st, 200)
+            self.assertTrue(all("result" in x for x in doc), str(doc)[:300])
+            d.wait_sealed_seq(max(x["result"]["seq"] for x in doc) + 1)
+            peak = max(peak, self.gauge(d))
+            self.assertLessEqual(self.gauge(d), 1 << 20, "waiting blocks over da.queue_mib")
+        height = d.status()["height"]
+        self.assertGreaterEqual(height - h0, 8)
+        self.assertGreater(peak, 0, "no block was ever handed over")
+        self.assertLess(d.status()["availableHeight"], h0 + 1, "mz-da was not stalled")
+        os.unlink(stall)
+        deadline = time.time() + 20
+        while time.time() < deadline and d.status()["availableHeight"] < height:
+            time.sleep(0.05)
+        self.assertGreaterEqual(d.status()["availableHeight"], height, "blocks left uncoded")
+        self.assertEqual(self.gauge(d), 0)
+        for h in range(h0 + 1, height + 1):
+            self.assertEqual(d.rpc("mezz_getShard", {"height": h, "index": 0})["height"], h)
+
+
 class InsertFaultTest(unittest.TestCase):
     """A group whose INSERT fails midway (database full) halts like an fsync
     failure: every item of the request gets -32005, nothing is receipted,
