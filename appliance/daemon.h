@@ -78,8 +78,8 @@ struct app_sub {
 /*
  * A sealed block as the feed serves it. Built by the committer (or loaded
  * from storage), then shared by the lws thread and the DA thread: everything
- * but refs and ns_json is immutable once made; refs is atomic; ns_json is
- * touched by the lws thread only. txs are sorted by (ns, seq); ns_first[i]
+ * but refs, ns_json and json_bytes is immutable once made; refs is atomic;
+ * ns_json and json_bytes are touched by the lws thread only. txs are sorted by (ns, seq); ns_first[i]
  * is the index of namespace i's first transaction in txs.
  */
 struct app_block {

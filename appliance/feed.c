@@ -121,9 +121,7 @@ static void ring_drop(struct app_server *s, struct app_block **slot)
  * Keep the ring within feed.cache_mib by dropping its oldest blocks, never
  * the newest (h). A dropped height is read back from storage, as any height
  * older than the ring is. Counting blocks alone let the ring hold 64 blocks
- * of whatever size: about 0.9 GB under full batched load, every page of it
- * freshly faulted in by the network thread and the committer (page faults
- * were a sixth of the network thread's time then).
+ * of whatever size: about 0.9 GB under full batched load.
  */
 static void ring_trim(struct app_server *s, uint64_t h)
 {
