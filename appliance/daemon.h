@@ -472,7 +472,9 @@ char *app_answer_buf_take(struct app_answer_buf *b, size_t n);
 /* The bytes from the last take are used up to end (exclusive). */
 void app_answer_buf_used(struct app_answer_buf *b, const char *end);
 void app_answer_buf_put(struct app_answer_buf *b); /* NULL-safe */
-/* Frees d->json, whichever way it was allocated; json and buf become NULL. */
+/* Frees an answer: drops buf's reference when it lies in buf, else frees json. */
+void app_answer_free(char *json, struct app_answer_buf *buf);
+/* app_answer_free of d's answer; json and buf become NULL. */
 void app_done_json_free(struct app_done *d);
 /* Rebuild the receipt of a stored transaction (proof from its group). */
 int app_receipt_load(struct app_store *s, const struct app_tx *tx, struct seq_receipt *r);

@@ -133,12 +133,17 @@ void app_answer_buf_put(struct app_answer_buf *b)
 		free(b);
 }
 
+void app_answer_free(char *json, struct app_answer_buf *buf)
+{
+	if (buf)
+		app_answer_buf_put(buf);
+	else
+		free(json);
+}
+
 void app_done_json_free(struct app_done *d)
 {
-	if (d->buf)
-		app_answer_buf_put(d->buf);
-	else
-		free(d->json);
+	app_answer_free(d->json, d->buf);
 	d->json = NULL;
 	d->buf = NULL;
 }

@@ -44,10 +44,8 @@ static struct app_req *req_new(struct app_conn *c, int is_batch, size_t n)
 
 static void answer_drop(struct app_req *r, size_t i)
 {
-	if (r->abuf[i])
-		app_answer_buf_put(r->abuf[i]);
-	else if (!(r->aflags[i] & ANSWER_STATIC))
-		free(r->answers[i]);
+	if (!(r->aflags[i] & ANSWER_STATIC))
+		app_answer_free(r->answers[i], r->abuf[i]);
 	r->answers[i] = NULL;
 	r->abuf[i] = NULL;
 	r->aflags[i] = 0;
@@ -104,10 +102,7 @@ static void req_take(struct app_req *r, size_t i, int is_error, char *value, siz
 		     struct app_answer_buf *buf)
 {
 	if (!r->ids[i]) { /* a notification gets no answer */
-		if (buf)
-			app_answer_buf_put(buf);
-		else
-			free(value);
+		app_answer_free(value, buf);
 		return;
 	}
 	answer_drop(r, i);
