@@ -15,9 +15,10 @@
  * --sample-ms. --slices instead measures the encode slice size (ISA-L over
  * column slices of each size, the way da_encode runs). --md FILE writes the
  * markdown section that scripts/run-bench puts into docs/BENCHMARKS.md.
+ * --pipeline runs only the whole pipeline, for a profiler (perf record).
  *
  *   da_bench [--quick] [--k 16] [--m 16] [--sizes 65536,1048576] [--klauspost BIN]
- *            [--dir TMP] [--md FILE] [--slices]
+ *            [--dir TMP] [--md FILE] [--slices] [--pipeline]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -356,13 +357,13 @@ int main(int argc, char **argv)
 		{"m", required_argument, NULL, 'm'}, {"sizes", required_argument, NULL, 's'},
 		{"klauspost", required_argument, NULL, 'g'}, {"dir", required_argument, NULL, 'd'},
 		{"md", required_argument, NULL, 'o'}, {"slices", no_argument, NULL, 'l'},
-		{NULL, 0, NULL, 0}};
+		{"pipeline", no_argument, NULL, 'p'}, {NULL, 0, NULL, 0}};
 	unsigned k = 16, m = 16;
 	size_t sizes[MAX_SIZES] = {65536, 1 << 20}, nsizes = 2;
 	const char *kp = NULL, *md = NULL, *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	char tmp[512];
 	struct row rows[MAX_SIZES];
-	int o, quick = 0, do_slices = 0;
+	int o, quick = 0, do_slices = 0, only_pipeline = 0;
 	FILE *f;
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -374,6 +375,7 @@ int main(int argc, char **argv)
 		case 'd': tmpdir = optarg; break;
 		case 'o': md = optarg; break;
 		case 'l': do_slices = 1; break;
+		case 'p': only_pipeline = 1; break;
 		case 's': {
 			char *p = optarg;
 
@@ -402,6 +404,17 @@ int main(int argc, char **argv)
 	if (mkdtemp(tmp) == NULL) {
 		perror("mkdtemp");
 		return 1;
+	}
+	if (only_pipeline) {
+		for (size_t i = 0; i < nsizes; i++) {
+			struct pipe_res p = pipeline(k, m, sizes[i], tmp);
+
+			printf("S=%zu KiB: pipeline %.2f GB/s per CPU s (%.2f wall); CPU ms/block: "
+			       "build %.1f, encode+hash %.1f, put %.1f\n", sizes[i] >> 10, p.cpu_gbps,
+			       p.wall_gbps, p.cpu_build_ms, p.cpu_code_ms, p.cpu_put_ms);
+		}
+		rmdir(tmp);
+		return 0;
 	}
 
 	/* The faster jerasure configuration is chosen per S (see the table). */
