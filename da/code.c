@@ -116,9 +116,10 @@ unsigned da_code_m(const struct da_code *c)
 	return c->m;
 }
 
-/* ec_encode_data over [0, S) in slices; a tail shorter than 64 joins the last slice. */
+/* ec_encode_data over [0, S) in slices; a tail shorter than 64 joins the last
+ * slice. each (when not NULL) sees every slice right after it is coded. */
 static void encode_sliced(size_t S, unsigned k, unsigned rows, uint8_t *tbls,
-			  uint8_t *const *src, uint8_t *const *dst)
+			  uint8_t *const *src, uint8_t *const *dst, da_slice_fn *each, void *arg)
 {
 	uint8_t *s[DA_MAX_SHARDS], *d[DA_MAX_SHARDS];
 	size_t off = 0, n, slice = (size_t)k * S > DA_SLICE_ABOVE ? DA_SLICE : S;
@@ -132,6 +133,8 @@ static void encode_sliced(size_t S, unsigned k, unsigned rows, uint8_t *tbls,
 		for (unsigned i = 0; i < rows; i++)
 			d[i] = dst[i] + off;
 		ec_encode_data((int)n, (int)k, (int)rows, tbls, s, d);
+		if (each != NULL)
+			each(arg, off, n);
 		off += n;
 	}
 }
@@ -141,7 +144,16 @@ int da_encode(const struct da_code *c, uint8_t *const *data, uint8_t *const *par
 {
 	if (c == NULL || data == NULL || parity == NULL || S == 0 || S > INT_MAX)
 		return DA_EINVAL;
-	encode_sliced(S, c->k, c->m, c->enc_tbls, data, parity);
+	encode_sliced(S, c->k, c->m, c->enc_tbls, data, parity, NULL, NULL);
+	return 0;
+}
+
+int da_encode_each(const struct da_code *c, uint8_t *const *data, uint8_t *const *parity,
+		   size_t S, da_slice_fn *each, void *arg)
+{
+	if (c == NULL || data == NULL || parity == NULL || S == 0 || S > INT_MAX || each == NULL)
+		return DA_EINVAL;
+	encode_sliced(S, c->k, c->m, c->enc_tbls, data, parity, each, arg);
 	return 0;
 }
 
@@ -299,7 +311,7 @@ int da_decode(struct da_code *c, uint8_t *const *shards, const uint8_t *present,
 		src[i] = shards[e->nsrc_idx[i]];
 	for (unsigned i = 0; i < e->nlost; i++)
 		dst[i] = shards[e->lost_idx[i]];
-	encode_sliced(S, c->k, e->nlost, e->tables, src, dst);
+	encode_sliced(S, c->k, e->nlost, e->tables, src, dst, NULL, NULL);
 	entry_release(c, e);
 	return 0;
 }

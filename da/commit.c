@@ -52,15 +52,22 @@ int da__check_geometry(unsigned k, unsigned m, uint64_t S, uint64_t payload_len)
 	return 0;
 }
 
-void da_shard_leaf(uint8_t out[static 32], unsigned index, const uint8_t *shard, size_t S)
+/* A shard leaf's hash up to its shard's bytes (PROTOCOL.md). */
+static void leaf_start(SHA256_CTX *c, unsigned index)
 {
 	uint8_t pre[3];
-	SHA256_CTX c;
 
 	pre[0] = TAG_SHARD_LEAF;
 	da__put_u16(pre + 1, (uint16_t)index);
-	SHA256_Init(&c);
-	SHA256_Update(&c, pre, sizeof(pre));
+	SHA256_Init(c);
+	SHA256_Update(c, pre, sizeof(pre));
+}
+
+void da_shard_leaf(uint8_t out[static 32], unsigned index, const uint8_t *shard, size_t S)
+{
+	SHA256_CTX c;
+
+	leaf_start(&c, index);
 	SHA256_Update(&c, shard, S);
 	SHA256_Final(out, &c);
 }
@@ -197,11 +204,27 @@ void da_bufs_free(struct da_bufs *kb)
 	memset(kb, 0, sizeof(*kb));
 }
 
+/* Every shard's leaf hash, fed slice by slice while da_encode_each codes. */
+struct leaf_feed {
+	SHA256_CTX ctx[DA_MAX_SHARDS];
+	uint8_t *const *shard;
+	unsigned n;
+};
+
+static void leaf_feed_slice(void *arg, size_t off, size_t len)
+{
+	struct leaf_feed *f = arg;
+
+	for (unsigned i = 0; i < f->n; i++)
+		SHA256_Update(&f->ctx[i], f->shard[i] + off, len);
+}
+
 int da_block_encode_reuse(struct da_bufs *kb, struct da_block *b, struct da_record *r,
 			  const struct da_code *c, uint8_t *payload, size_t payload_cap,
 			  size_t payload_len, size_t S, uint64_t height,
 			  const uint8_t block_hash[static 32])
 {
+	struct leaf_feed *feed = NULL;
 	unsigned k, m;
 	int rc = DA_EINVAL;
 
@@ -228,9 +251,21 @@ int da_block_encode_reuse(struct da_bufs *kb, struct da_block *b, struct da_reco
 		b->shard[i] = payload + (size_t)i * S;
 	for (unsigned i = 0; i < m; i++)
 		b->shard[k + i] = b->parity + (size_t)i * S;
-	rc = da_encode(c, b->shard, b->shard + k, S);
+	/* The leaves are hashed as each column slice is coded, while it is in
+	 * cache: one pass over memory for both (da/README.md). */
+	feed = malloc(sizeof(*feed));
+	rc = DA_ENOMEM;
+	if (feed == NULL)
+		goto fail_block;
+	feed->shard = b->shard;
+	feed->n = k + m;
+	for (unsigned i = 0; i < k + m; i++)
+		leaf_start(&feed->ctx[i], i);
+	rc = da_encode_each(c, b->shard, b->shard + k, S, leaf_feed_slice, feed);
 	if (rc != 0)
 		goto fail_block;
+	for (unsigned i = 0; i < k + m; i++)
+		SHA256_Final(b->leaf[i], &feed->ctx[i]);
 	memset(r, 0, sizeof(*r));
 	r->version = DA_RECORD_VERSION;
 	r->height = height;
@@ -239,13 +274,13 @@ int da_block_encode_reuse(struct da_bufs *kb, struct da_block *b, struct da_reco
 	r->m = (uint16_t)m;
 	r->S = (uint32_t)S;
 	r->payload_len = payload_len;
-	for (unsigned i = 0; i < k + m; i++)
-		da_shard_leaf(b->leaf[i], i, b->shard[i], S);
 	rc = seq_merkle_root(r->shard_root, (const uint8_t (*)[32])b->leaf, k + m) ? DA_ENOMEM : 0;
 	if (rc != 0)
 		goto fail_block;
+	free(feed);
 	return 0;
 fail_block:
+	free(feed);
 	da_block_recycle(b, kb);
 	return rc;
 fail:

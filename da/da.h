@@ -83,6 +83,16 @@ int da_encode(const struct da_code *c, uint8_t *const *data, uint8_t *const *par
 	      size_t S);
 
 /*
+ * da_encode, calling each(arg, off, n) once the columns [off, off + n) of
+ * every data and parity shard are final, in order, covering [0, S): work
+ * over a slice there (hashing it) finds it still in cache. A slice is a
+ * multiple of 64 bytes except the last.
+ */
+typedef void da_slice_fn(void *arg, size_t off, size_t n);
+int da_encode_each(const struct da_code *c, uint8_t *const *data, uint8_t *const *parity,
+		   size_t S, da_slice_fn *each, void *arg);
+
+/*
  * Rebuild every shard i with present[i] == 0 (data and parity alike) from
  * any k present ones; shards[0..k+m) all point to S-byte buffers (the
  * missing ones are written). DA_ETOOFEW if fewer than k are present. A

@@ -309,16 +309,64 @@ static int bounce_take(struct da_store *s, size_t len)
 }
 
 /*
+ * Records given as (head, shard, CRC) iovec triplets leave their CRC to the
+ * writer: laid out in the bounce buffer, it is computed over the bytes just
+ * copied, a chunk at a time while they are in cache, rather than in another
+ * pass over the shard in memory (docs/BENCHMARKS.md, DA pipeline).
+ */
+#define CRC_CHUNK ((size_t)64 << 10)
+
+/* Copy n bytes to dst, folding them into *crc (da__crc32c, chained). */
+static void copy_crc(uint8_t *dst, const uint8_t *src, size_t n, uint32_t *crc)
+{
+	for (size_t at = 0; at < n; at += CRC_CHUNK) {
+		size_t c = n - at < CRC_CHUNK ? n - at : CRC_CHUNK;
+
+		memcpy(dst + at, src + at, c);
+		*crc = da__crc32c(*crc, dst + at, c);
+	}
+}
+
+/* Fill the CRC slot of every triplet from its head and shard. */
+static void fill_crcs(struct iovec *iov, int n)
+{
+	for (int i = 0; i + 2 < n; i += 3)
+		da__put_u32(iov[i + 2].iov_base,
+			    da__crc32c(da__crc32c(0, iov[i].iov_base, iov[i].iov_len),
+				       iov[i + 1].iov_base, iov[i + 1].iov_len));
+}
+
+/* Lay the n iovecs out at bounce, filling CRC slots if crcs (triplets). */
+static void lay_out(uint8_t *bounce, const struct iovec *iov, int n, int crcs)
+{
+	size_t off = 0;
+	uint32_t crc = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!crcs) {
+			memcpy(bounce + off, iov[i].iov_base, iov[i].iov_len);
+		} else if (i % 3 == 2) {
+			da__put_u32(bounce + off, crc);
+			crc = 0;
+		} else {
+			copy_crc(bounce + off, iov[i].iov_base, iov[i].iov_len, &crc);
+		}
+		off += iov[i].iov_len;
+	}
+}
+
+/*
  * Create tmp in directory d and write the n iovecs of a pack (len bytes;
  * the iovecs are used up) into it, direct through bounce (aligned, room for
- * len) when it is not NULL. *fd is the new file's descriptor (or -1); 0 or
- * -errno.
+ * len) when it is not NULL; with crcs the iovecs are (head, shard, CRC)
+ * triplets whose CRC slot is filled here. *fd is the new file's descriptor
+ * (or -1); 0 or -errno.
  */
 static int write_pack(struct da_store *s, size_t d, const char *tmp, struct iovec *iov, int n,
-		      size_t len, uint8_t *bounce, int *fd)
+		      size_t len, int crcs, uint8_t *bounce, int *fd)
 {
 	const int fl = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
-	size_t whole = len & ~(size_t)(DIO_ALIGN - 1), off = 0;
+	size_t whole = len & ~(size_t)(DIO_ALIGN - 1);
 	int rc, f;
 
 	if (bounce && !atomic_load(&s->buffered[d])) {
@@ -326,10 +374,7 @@ static int write_pack(struct da_store *s, size_t d, const char *tmp, struct iove
 		if (*fd < 0 && errno != EINVAL)
 			return -errno;
 		if (*fd >= 0) {
-			for (int i = 0; i < n; i++) {
-				memcpy(bounce + off, iov[i].iov_base, iov[i].iov_len);
-				off += iov[i].iov_len;
-			}
+			lay_out(bounce, iov, n, crcs);
 			rc = whole > 0 ? pwrite_all(*fd, bounce, whole, 0) : 0;
 			if (rc == 0 || rc == -EINVAL) {
 				/* The tail, or everything again if the direct write was refused. */
@@ -349,6 +394,8 @@ static int write_pack(struct da_store *s, size_t d, const char *tmp, struct iove
 	*fd = openat(s->dirfd[d], tmp, fl, 0600);
 	if (*fd < 0)
 		return -errno;
+	if (crcs)
+		fill_crcs(iov, n);
 	return write_all(*fd, iov, n);
 }
 
@@ -360,6 +407,7 @@ struct pack_job {
 	struct iovec *iov;
 	int n;
 	size_t len;
+	int crcs;	 /* (head, shard, CRC) triplets: write_pack fills the CRCs */
 	uint8_t *bounce; /* NULL: buffered */
 	int fd, rc;
 	pthread_t thread;
@@ -370,7 +418,7 @@ static void *pack_job_run(void *arg)
 {
 	struct pack_job *j = arg;
 
-	j->rc = write_pack(j->s, j->d, j->tmp, j->iov, j->n, j->len, j->bounce, &j->fd);
+	j->rc = write_pack(j->s, j->d, j->tmp, j->iov, j->n, j->len, j->crcs, j->bounce, &j->fd);
 	if (j->rc == 0 && fsync(j->fd) != 0)
 		j->rc = -errno;
 	return NULL;
@@ -388,12 +436,13 @@ static off_t member_offset(unsigned i, unsigned n, size_t D, size_t S)
 
 /*
  * Durably write the packs of block h for directories d < D with niov[d] > 0:
- * pack d is the niov[d] entries at iov + d * stride (at most IOV_MAX). Every
+ * pack d is the niov[d] entries at iov + d * stride (at most IOV_MAX), as
+ * (head, shard, CRC) triplets with the CRCs left to fill if crcs. Every
  * pack is written under <h>.tmp and fsync'd, in parallel (above); then each
  * is renamed into place, then the directories are fsync'd.
  */
 static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *iov,
-			size_t stride, const int *niov)
+			size_t stride, const int *niov, int crcs)
 {
 	char group[32], name[64], tmp[64];
 	struct pack_job job[DA_MAX_SHARDS];
@@ -402,7 +451,7 @@ static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *
 
 	for (size_t d = 0; d < D; d++) {
 		job[d] = (struct pack_job){.s = s, .d = d, .tmp = tmp, .iov = iov + d * stride,
-					   .n = niov[d], .fd = -1};
+					   .n = niov[d], .crcs = crcs, .fd = -1};
 		for (int i = 0; i < niov[d]; i++)
 			job[d].len += iov[d * stride + (size_t)i].iov_len;
 		total += dio_round_up(job[d].len);
@@ -510,14 +559,13 @@ static int write_packs(struct da_store *s, const struct da_record *r, uint8_t *c
 		seq_merkle_tree_path(&t, i, f.path, &pl);
 		f.path_len = (uint8_t)pl;
 		hl = da__shard_file_head(head, &f);
-		da__put_u32(crcs[i], da__crc32c(da__crc32c(0, head, hl), shards[i], r->S));
 		v = iov + (i % D) * 3 * per + niov[i % D];
 		v[0] = (struct iovec){head, hl};
 		v[1] = (struct iovec){shards[i], r->S};
-		v[2] = (struct iovec){crcs[i], 4};
+		v[2] = (struct iovec){crcs[i], 4}; /* filled by write_pack */
 		niov[i % D] += 3;
 	}
-	rc = commit_packs(s, r->height, D, iov, 3 * per, niov);
+	rc = commit_packs(s, r->height, D, iov, 3 * per, niov, 1);
 	if (rc == 0 && written != NULL) {
 		for (unsigned i = 0; i < n; i++)
 			count += mask == NULL || mask[i];
@@ -914,7 +962,7 @@ int da_store_place_records(struct da_store *s, unsigned n, const uint8_t *const 
 			niov[d] = 0;
 		count += in_pack;
 	}
-	rc = commit_packs(s, first.height, D, iov, per, niov);
+	rc = commit_packs(s, first.height, D, iov, per, niov, 0);
 	if (rc == 0 && placed != NULL)
 		*placed = count;
 out:

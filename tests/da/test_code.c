@@ -78,6 +78,76 @@ Test(code, encode_matches_base)
 			check_encode_base(km[i][0], km[i][1], sizes[j], i * 100 + j + 1);
 }
 
+/* What da_encode_each's callback saw: each slice, and whether every data
+ * and parity column of it was final by then. */
+struct seen {
+	const struct shards *s;
+	const uint8_t *ref; /* the finished shards, as da_encode wrote them */
+	size_t off[256], n[256];
+	unsigned count, not_final;
+};
+
+static void seen_slice(void *arg, size_t off, size_t n)
+{
+	struct seen *v = arg;
+
+	if (v->count < 256) {
+		v->off[v->count] = off;
+		v->n[v->count] = n;
+	}
+	v->count++;
+	for (unsigned i = 0; i < v->s->k + v->s->m; i++)
+		if (memcmp(v->s->p[i] + off, v->ref + i * v->s->S + off, n) != 0)
+			v->not_final++;
+}
+
+/*
+ * da_encode_each codes exactly what da_encode does, and calls back once per
+ * slice, in order, over [0, S) with no gap or overlap, each slice a multiple
+ * of 64 but the last, and every column of the slice final when it is called:
+ * one call when the k sources fit in cache, 32 KiB slices (tail joined)
+ * above that.
+ */
+Test(code, encode_each_calls_back_per_finished_slice)
+{
+	static const struct { unsigned k, m; size_t S, slices; } cs[] = {
+		{4, 2, 1000, 1},
+		{16, 16, 65536, 1},
+		{16, 16, 4 * 32 * 1024 + 100, 5},     /* above 2 MiB of sources: sliced */
+		{16, 4, 5 * 32 * 1024 + 32, 5},       /* a tail under 64 joins the last slice */
+		{20, 3, 4 * 32 * 1024, 4},
+	};
+
+	for (size_t t = 0; t < sizeof(cs) / sizeof(cs[0]); t++) {
+		unsigned k = cs[t].k, m = cs[t].m;
+		size_t S = cs[t].S, at = 0;
+		struct da_code *c;
+		struct shards s;
+		struct seen v = {.s = &s};
+
+		shards_new(&s, k, m, S, t + 7);
+		cr_assert_eq(da_code_new(k, m, &c), 0);
+		cr_assert_eq(da_encode(c, s.p, s.p + k, S), 0);
+		memcpy(s.orig, s.mem, (k + m) * S);
+		v.ref = s.orig;
+		memset(s.mem + k * S, 0xA5, m * S); /* parity not yet coded */
+		cr_assert_eq(da_encode_each(c, s.p, s.p + k, S, seen_slice, &v), 0);
+		cr_assert_eq(memcmp(s.mem, s.orig, (k + m) * S), 0, "case %zu", t);
+		cr_assert_eq(v.not_final, 0, "case %zu: a column was not final at its call", t);
+		cr_assert_eq(v.count, cs[t].slices, "case %zu: %u slices", t, v.count);
+		for (unsigned i = 0; i < v.count; i++) {
+			cr_assert_eq(v.off[i], at, "case %zu slice %u", t, i);
+			if (i + 1 < v.count)
+				cr_assert_eq(v.n[i] % 64, 0, "case %zu slice %u", t, i);
+			at += v.n[i];
+		}
+		cr_assert_eq(at, S, "case %zu: the slices cover S", t);
+		cr_assert_eq(da_encode_each(c, s.p, s.p + k, S, NULL, NULL), DA_EINVAL);
+		da_code_free(c);
+		shards_free(&s);
+	}
+}
+
 /* Decode with present[] and compare every shard with the original. */
 static void decode_and_check(struct da_code *c, struct shards *s, const uint8_t *present)
 {

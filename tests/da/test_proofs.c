@@ -129,6 +129,40 @@ Test(block, reused_buffers_code_the_same)
 	da_code_free(c);
 }
 
+/*
+ * A block large enough to be coded in column slices (over 2 MiB of data
+ * shards) gets the leaves whole shards hash to: the leaves are hashed slice
+ * by slice as the coding goes (da_encode_each), with the 3-byte prefix
+ * leaving every slice off the hash's 64-byte blocks.
+ */
+Test(block, leaves_hashed_per_slice_match_whole_shards)
+{
+	static const uint32_t HUGE[] = {700001, 3, 650000, 99, 64, 500000, 333333, 12345};
+	const unsigned k = 16, m = 5;
+	struct t_block b;
+	struct da_code *c;
+	struct da_block blk;
+	struct da_record r;
+	uint8_t bh[32], leaf[32], root[32];
+
+	t_block_make(&b, NS, HUGE, 8, k, 5);
+	cr_assert_gt(k * b.S, (size_t)2 << 20, "the block must be sliced");
+	cr_assert_neq(b.S % (32 * 1024), 0);
+	cr_assert_eq(da_code_new(k, m, &c), 0);
+	seq_block_hash(bh, &b.hdr);
+	cr_assert_eq(da_block_encode(&blk, &r, c, b.buf, b.payload_len, b.S, b.hdr.height, bh), 0);
+	b.buf = NULL;
+	for (unsigned i = 0; i < k + m; i++) {
+		da_shard_leaf(leaf, i, blk.shard[i], b.S);
+		cr_assert_arr_eq(blk.leaf[i], leaf, 32, "leaf %u", i);
+	}
+	cr_assert_eq(da_shard_root(root, blk.shard, k + m, b.S), 0);
+	cr_assert_arr_eq(r.shard_root, root, 32);
+	da_block_free(&blk);
+	da_code_free(c);
+	t_block_free(&b);
+}
+
 /* A payload buffer smaller than its k * S is refused, and freed. */
 Test(block, reuse_refuses_a_short_buffer)
 {

@@ -27,6 +27,8 @@ static const uint64_t NS[] = {1, 2, 1, 3, 2, 1};
 static const uint32_t LEN[] = {1000, 2000, 3000, 500, 4000, 7};
 /* Transactions long enough for packs of several 4 KiB blocks plus a tail. */
 static const uint32_t LEN_BIG[] = {9000, 20011, 3000, 500, 40000, 7};
+/* Shards of about 100 KiB: more than one of the writer's 64 KiB CRC chunks, and a tail. */
+static const uint32_t LEN_HUGE[] = {300000, 250001, 170000, 64, 90000, 3};
 static const uint32_t *fx_len = LEN; /* the next fx_block's (each test is its own process) */
 
 /*
@@ -711,6 +713,40 @@ Test(store, directory_refusing_direct_open_written_buffered)
 Test(store, directory_refusing_direct_write_written_buffered)
 {
 	put_refused(REFUSE_WRITE);
+}
+
+/*
+ * The writer computes each record's CRC as it copies the record, 64 KiB at
+ * a time (direct), or from the record in place (buffered). Shards over a
+ * chunk and not a multiple of it: every record still decodes, its CRC
+ * checked, on both paths.
+ */
+static void put_records_over_a_chunk(int mode)
+{
+	struct fx f;
+	struct da_report rep;
+	int partial;
+
+	refuse_direct = mode;
+	fx_len = LEN_HUGE;
+	fx_setup(&f, 8, 4);
+	cr_assert_gt(f.r.S, 64 * 1024);
+	cr_assert_neq(f.r.S % (64 * 1024), 0);
+	cr_assert_eq(direct_writes > 0, mode == REFUSE_NONE);
+	check_packs(&f, &partial);
+	cr_assert_eq(read_ok(&f, 0, &rep), 0);
+	cr_assert_eq(rep.ok, 8);
+	fx_teardown(&f);
+}
+
+Test(store, records_over_a_crc_chunk_written_direct)
+{
+	put_records_over_a_chunk(REFUSE_NONE);
+}
+
+Test(store, records_over_a_crc_chunk_written_buffered)
+{
+	put_records_over_a_chunk(REFUSE_OPEN);
 }
 
 /* No thread for the other directories' packs (pthread_create fails): the
