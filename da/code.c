@@ -33,9 +33,13 @@
 /* Column slice per shard for encode and decode; see the file comment. Only
  * when the k sources are larger than DA_SLICE_ABOVE (the L2 cache of this
  * machine, 2 MiB per core): below that they stay cached across the passes
- * anyway, and one call is the cheapest. */
+ * anyway, and one call is the cheapest. da_encode_each's caller reads every
+ * data and parity slice again (hashing it), so it slices once the k + m
+ * shards together pass half of L2: 64 KiB shards with k = m = 16, encode
+ * and hash 1.8-1.9 ms of CPU per block against 2.1-2.2 in one call. */
 #define DA_SLICE (32 * 1024)
 #define DA_SLICE_ABOVE ((size_t)2 << 20)
+#define DA_SLICE_EACH_ABOVE ((size_t)1 << 20)
 /* Decode patterns kept per code. */
 #define CACHE_SLOTS 16
 
@@ -122,7 +126,9 @@ static void encode_sliced(size_t S, unsigned k, unsigned rows, uint8_t *tbls,
 			  uint8_t *const *src, uint8_t *const *dst, da_slice_fn *each, void *arg)
 {
 	uint8_t *s[DA_MAX_SHARDS], *d[DA_MAX_SHARDS];
-	size_t off = 0, n, slice = (size_t)k * S > DA_SLICE_ABOVE ? DA_SLICE : S;
+	int sliced = each != NULL ? (size_t)(k + rows) * S > DA_SLICE_EACH_ABOVE
+				  : (size_t)k * S > DA_SLICE_ABOVE;
+	size_t off = 0, n, slice = sliced ? DA_SLICE : S;
 
 	while (off < S) {
 		n = S - off;
