@@ -105,18 +105,18 @@ static void seen_slice(void *arg, size_t off, size_t n)
  * da_encode_each codes exactly what da_encode does, and calls back once per
  * slice, in order, over [0, S) with no gap or overlap, each slice a multiple
  * of 64 but the last, and every column of the slice final when it is called:
- * one call while the k + m shards fit in half of L2, 32 KiB slices (tail
+ * one call while the k + m shards fit in half of L2, 16 KiB slices (tail
  * joined) above that.
  */
 Test(code, encode_each_calls_back_per_finished_slice)
 {
 	static const struct { unsigned k, m; size_t S, slices; } cs[] = {
 		{4, 2, 1000, 1},
-		{16, 16, 32768, 1},                   /* 1 MiB of shards: one call */
-		{16, 16, 65536, 2},                   /* 2 MiB: sliced */
-		{16, 16, 4 * 32 * 1024 + 100, 5},     /* tail under a slice + 64: joined */
-		{16, 4, 5 * 32 * 1024 + 32, 5},       /* a tail under 64 joins the last slice */
-		{20, 3, 4 * 32 * 1024, 4},
+		{16, 16, 32768, 1},               /* 1 MiB of shards: one call */
+		{16, 16, 65536, 4},               /* 2 MiB: 16 KiB slices */
+		{16, 16, 8 * 16384 + 100, 9},     /* a 100-byte last slice */
+		{16, 4, 5 * 16384 + 32, 5},       /* a tail under 64 joins the last slice */
+		{20, 3, 4 * 32768, 8},
 	};
 
 	for (size_t t = 0; t < sizeof(cs) / sizeof(cs[0]); t++) {
