@@ -657,16 +657,30 @@ static void put_another(struct fx *f)
 	t_block_free(&b2);
 }
 
+/*
+ * The writer computes each record's CRC as it copies the record, 64 KiB at
+ * a time (direct), or from the record in place (buffered). LEN_HUGE's
+ * shards are over a chunk and not a multiple of one.
+ */
+static void check_shards_over_a_crc_chunk(const struct fx *f)
+{
+	if (fx_len != LEN_HUGE)
+		return;
+	cr_assert_gt(f->r.S, 64 * 1024);
+	cr_assert_neq(f->r.S % (64 * 1024), 0);
+}
+
 /* Packs of several 4 KiB blocks and a partial one: whole blocks go out
  * direct, the tail through the page cache, and the file is the records. */
-Test(store, packs_written_direct_read_back)
+static void put_direct(const uint32_t *lens)
 {
 	struct fx f;
 	struct da_report rep;
 	int partial;
 
-	fx_len = LEN_BIG;
+	fx_len = lens;
 	fx_setup(&f, 8, 4);
+	check_shards_over_a_crc_chunk(&f);
 	cr_assert_eq(direct_opens, D);
 	cr_assert_geq(direct_writes, D, "every pack's whole blocks written direct");
 	check_packs(&f, &partial);
@@ -678,20 +692,31 @@ Test(store, packs_written_direct_read_back)
 	fx_teardown(&f);
 }
 
+Test(store, packs_written_direct_read_back)
+{
+	put_direct(LEN_BIG);
+}
+
+Test(store, records_over_a_crc_chunk_written_direct)
+{
+	put_direct(LEN_HUGE);
+}
+
 /*
  * A directory that refuses O_DIRECT (mode): every pack is written through
  * the page cache instead, whole and byte-identical, each directory is asked
  * once, and a refusing directory is not asked again.
  */
-static void put_refused(int mode)
+static void put_refused(int mode, const uint32_t *lens)
 {
 	struct fx f;
 	struct da_report rep;
 	int partial;
 
 	refuse_direct = mode;
-	fx_len = LEN_BIG;
+	fx_len = lens;
 	fx_setup(&f, 8, 4);
+	check_shards_over_a_crc_chunk(&f);
 	cr_assert_eq(direct_opens, D, "each directory tried once");
 	cr_assert_eq(direct_writes, 0);
 	check_packs(&f, &partial);
@@ -705,48 +730,19 @@ static void put_refused(int mode)
 /* A file system that refuses an O_DIRECT open. */
 Test(store, directory_refusing_direct_open_written_buffered)
 {
-	put_refused(REFUSE_OPEN);
+	put_refused(REFUSE_OPEN, LEN_BIG);
 }
 
 /* One that opens with O_DIRECT but refuses the write: the pack is written
  * again from its start through the page cache. */
 Test(store, directory_refusing_direct_write_written_buffered)
 {
-	put_refused(REFUSE_WRITE);
-}
-
-/*
- * The writer computes each record's CRC as it copies the record, 64 KiB at
- * a time (direct), or from the record in place (buffered). Shards over a
- * chunk and not a multiple of it: every record still decodes, its CRC
- * checked, on both paths.
- */
-static void put_records_over_a_chunk(int mode)
-{
-	struct fx f;
-	struct da_report rep;
-	int partial;
-
-	refuse_direct = mode;
-	fx_len = LEN_HUGE;
-	fx_setup(&f, 8, 4);
-	cr_assert_gt(f.r.S, 64 * 1024);
-	cr_assert_neq(f.r.S % (64 * 1024), 0);
-	cr_assert_eq(direct_writes > 0, mode == REFUSE_NONE);
-	check_packs(&f, &partial);
-	cr_assert_eq(read_ok(&f, 0, &rep), 0);
-	cr_assert_eq(rep.ok, 8);
-	fx_teardown(&f);
-}
-
-Test(store, records_over_a_crc_chunk_written_direct)
-{
-	put_records_over_a_chunk(REFUSE_NONE);
+	put_refused(REFUSE_WRITE, LEN_BIG);
 }
 
 Test(store, records_over_a_crc_chunk_written_buffered)
 {
-	put_records_over_a_chunk(REFUSE_OPEN);
+	put_refused(REFUSE_OPEN, LEN_HUGE);
 }
 
 /* No thread for the other directories' packs (pthread_create fails): the
