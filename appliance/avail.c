@@ -64,7 +64,7 @@ static int code_block(struct app_committer *c, struct app_block *b)
 	if (rc)
 		return rc;
 	t1 = app_now_ns();
-	rc = da_store_put(a->shards, &rec, blk.shard, (const uint8_t (*)[32])blk.leaf);
+	rc = da_store_put_block(a->shards, &rec, &blk);
 	da_block_recycle(&blk, &a->bufs);
 	if (rc)
 		return rc;

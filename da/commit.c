@@ -176,7 +176,9 @@ uint8_t *da__buf_take(uint8_t **slot, size_t *slot_cap, size_t need, size_t *got
 		*slot_cap = 0;
 		return p;
 	}
-	p = aligned_alloc(64, need); /* need is a multiple of 64 (S is) */
+	/* 4 KiB-aligned: the store writes shards from here direct (store.c) */
+	if (posix_memalign((void **)&p, 4096, need) != 0)
+		return NULL;
 	*got = need;
 	return p;
 }
@@ -204,10 +206,11 @@ void da_bufs_free(struct da_bufs *kb)
 	memset(kb, 0, sizeof(*kb));
 }
 
-/* Every shard's leaf hash, fed slice by slice while da_encode_each codes. */
+/* Every shard's leaf hash and CRC, fed slice by slice while da_encode_each codes. */
 struct leaf_feed {
 	SHA256_CTX ctx[DA_MAX_SHARDS];
 	uint8_t *const *shard;
+	uint32_t *crc;
 	unsigned n;
 };
 
@@ -215,8 +218,10 @@ static void leaf_feed_slice(void *arg, size_t off, size_t len)
 {
 	struct leaf_feed *f = arg;
 
-	for (unsigned i = 0; i < f->n; i++)
+	for (unsigned i = 0; i < f->n; i++) {
 		SHA256_Update(&f->ctx[i], f->shard[i] + off, len);
+		f->crc[i] = da__crc32c(f->crc[i], f->shard[i] + off, len);
+	}
 }
 
 int da_block_encode_reuse(struct da_bufs *kb, struct da_block *b, struct da_record *r,
@@ -251,13 +256,15 @@ int da_block_encode_reuse(struct da_bufs *kb, struct da_block *b, struct da_reco
 		b->shard[i] = payload + (size_t)i * S;
 	for (unsigned i = 0; i < m; i++)
 		b->shard[k + i] = b->parity + (size_t)i * S;
-	/* The leaves are hashed as each column slice is coded, while it is in
-	 * cache: one pass over memory for both (da/README.md). */
+	/* The leaves are hashed, and the shards' CRCs taken, as each column
+	 * slice is coded, while it is in cache: one pass over memory for all
+	 * three (da/README.md). */
 	feed = malloc(sizeof(*feed));
 	rc = DA_ENOMEM;
 	if (feed == NULL)
 		goto fail_block;
 	feed->shard = b->shard;
+	feed->crc = b->crc;
 	feed->n = k + m;
 	for (unsigned i = 0; i < k + m; i++)
 		leaf_start(&feed->ctx[i], i);

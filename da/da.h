@@ -109,7 +109,7 @@ int da_decode(struct da_code *c, uint8_t *const *shards, const uint8_t *present,
  *   ns table (ns_count x: ns u64 || count u64 || root[32]) ||
  *   txs sorted by (ns, seq) (tx_count x: seq u64 || len u32 || data[len])
  * zero-padded to k * S, S = da_payload_shard_size(payload_len, k). The
- * buffer is 64-byte aligned and data shard i is buf + i * S (no copies).
+ * buffer is 4 KiB-aligned and data shard i is buf + i * S (no copies).
  */
 #define DA_PAYLOAD_MIN_LEN (SEQ_BLOCK_HDR_LEN + SEQ_SIG_LEN)
 #define DA_NS_ENTRY_LEN (8 + 8 + 32)
@@ -133,7 +133,7 @@ size_t da_payload_shard_size(size_t payload_len, unsigned k);
  * Lay out a payload. ns has h->ns_count entries, txs has h->tx_count entries
  * sorted by (ns, seq) (cheap consistency checks only: DA_EINVAL; run
  * da_payload_parse for the full rules). *buf_out is k * *S_out bytes,
- * 64-byte aligned, zero-padded, owned by the caller (free()).
+ * 4 KiB-aligned, zero-padded, owned by the caller (free()).
  */
 int da_payload_build(const struct seq_block_hdr *h, const uint8_t sig[static 64],
 		     const struct seq_block_ns *ns, const struct da_tx *txs, unsigned k,
@@ -252,6 +252,7 @@ struct da_block {
 	size_t payload_cap, parity_cap; /* their sizes, for da_block_recycle */
 	uint8_t *shard[DA_MAX_SHARDS];
 	uint8_t leaf[DA_MAX_SHARDS][32]; /* shard leaves, for da_store_put */
+	uint32_t crc[DA_MAX_SHARDS];      /* each shard's CRC-32C, for da_store_put_block */
 };
 
 /*
@@ -381,12 +382,18 @@ int da_shard_file_decode(struct da_shard_file *f, const uint8_t *buf, size_t len
 /* Shard store (store.c)                                               */
 /*
  * Shard i of block h lives in dirs[i % D], in that directory's pack of the
- * block, <dir>/<h / 4096>/<h>: the records of shards d, d + D, ... back to
- * back (docs/PROTOCOL.md, "Shard record and shard pack"). Opened with
- * da_store_open (creates missing directories; the strings are copied),
- * released by da_store_close (NULL-safe).
+ * block, <dir>/<h / 4096>/<h>: the records of shards d, d + D, ... in
+ * order (docs/PROTOCOL.md, "Shard record and shard pack"). Shards of at
+ * least DA_PACK_ALIGNED_FROM bytes go in aligned packs, each shard at the
+ * offset within a 4 KiB block it has in the 4 KiB-aligned da_block buffers,
+ * so that they are written to disk straight from those buffers; smaller
+ * ones back to back. Opened with da_store_open (creates missing
+ * directories; the strings are copied), released by da_store_close
+ * (NULL-safe).
  */
 struct da_store;
+
+#define DA_PACK_ALIGNED_FROM ((size_t)64 << 10)
 
 enum da_shard_status {
 	DA_SHARD_OK = 0,
@@ -420,9 +427,12 @@ void da_store_close(struct da_store *s);
  */
 int da_store_put(struct da_store *s, const struct da_record *r, uint8_t *const *shards,
 		 const uint8_t (*leaves)[32]);
+/* da_store_put of an encoded block: its shards, leaves and shard CRCs, so
+ * that the writer reads no shard again for the records' CRCs. */
+int da_store_put_block(struct da_store *s, const struct da_record *r, const struct da_block *b);
 
 /*
- * The block's payload (r->k * r->S bytes, 64-byte aligned, caller frees;
+ * The block's payload (r->k * r->S bytes, 4 KiB-aligned, caller frees;
  * r->payload_len of it is payload). Bad shards are skipped and, with
  * DA_READ_REPAIR, rewritten. DA_EUNAVAILABLE if fewer than k are valid,
  * DA_EMISMATCH if the rebuilt shards do not give the record's root.

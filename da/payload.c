@@ -4,7 +4,7 @@
  *
  *   header[148] || signature[64] || ns table || txs || zero padding to k * S
  *
- * The payload is one 64-byte aligned buffer of k * S bytes, so the k data
+ * The payload is one 4 KiB-aligned buffer of k * S bytes, so the k data
  * shards are slices of it and coding never copies the block. The parser is
  * the gate for bytes that come back from disk or from peers: it checks every
  * length before using it, allocates only after the lengths are known to fit

@@ -39,6 +39,67 @@ uint32_t da__crc32c(uint32_t crc, const uint8_t *p, size_t n)
 	return c ^ 0xffffffffu;
 }
 
+/*
+ * CRC-32C of a || b from the CRCs of a and b, without b's bytes: a's CRC
+ * run through |b| zero bytes (a 32 x 32 matrix over GF(2), squared up from
+ * one zero bit as zlib's crc32_combine does for CRC-32), XORed with b's.
+ * The writer uses it to join a record's head to a shard hashed earlier,
+ * while the shard was in cache (store.c).
+ */
+#define CRC32C_POLY 0x82f63b78u /* reflected */
+
+static uint32_t gf2_times(const uint32_t mat[32], uint32_t vec)
+{
+	uint32_t sum = 0;
+
+	for (const uint32_t *m = mat; vec != 0; vec >>= 1, m++)
+		if (vec & 1)
+			sum ^= *m;
+	return sum;
+}
+
+static void gf2_square(uint32_t sq[32], const uint32_t mat[32])
+{
+	for (int i = 0; i < 32; i++)
+		sq[i] = gf2_times(mat, mat[i]);
+}
+
+void da__crc32c_shift_op(uint32_t op[32], size_t len)
+{
+	uint32_t a[32], b[32], tmp[32], *cur = a, *next = b, *t;
+
+	/* cur: the operator for one zero bit, squared up to one zero byte */
+	a[0] = CRC32C_POLY;
+	for (int i = 1; i < 32; i++)
+		a[i] = 1u << (i - 1);
+	for (int i = 0; i < 3; i++) {
+		gf2_square(next, cur);
+		t = cur;
+		cur = next;
+		next = t;
+	}
+	for (int i = 0; i < 32; i++)
+		op[i] = 1u << i; /* identity */
+	for (; len != 0; len >>= 1) {
+		if (len & 1) {
+			for (int i = 0; i < 32; i++)
+				tmp[i] = gf2_times(cur, op[i]);
+			memcpy(op, tmp, sizeof(tmp));
+		}
+		if (len > 1) {
+			gf2_square(next, cur);
+			t = cur;
+			cur = next;
+			next = t;
+		}
+	}
+}
+
+uint32_t da__crc32c_join(const uint32_t op[32], uint32_t crc_a, uint32_t crc_b)
+{
+	return gf2_times(op, crc_a) ^ crc_b;
+}
+
 size_t da_shard_file_len(unsigned index, unsigned n_shards, size_t S)
 {
 	return DA_SHARD_FILE_HDR_LEN + (size_t)da__path_depth(index, n_shards) * 32 + S + 4;

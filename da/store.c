@@ -3,8 +3,9 @@
  *
  * Shard i of block h lives in dirs[i % D]. Each directory holds one file per
  * block, its pack <dir>/<h / 4096>/<h>: the shard records (shardfile.c) of
- * the block's shards in that directory, i = d, d + D, d + 2D, ..., back to
- * back. A record's offset follows from (k, m, S, D), and every record keeps
+ * the block's shards in that directory, i = d, d + D, d + 2D, ..., in order,
+ * dense or aligned (below, "The layout of a pack"). A record's offset follows
+ * from the layout and (k, m, S, D), and every record keeps
  * its own CRC and Merkle path, so a shard is still checked on its own and a
  * damaged record costs only that shard. One file per directory rather than
  * one per shard: a block costs D file creations and fsyncs, not k + m, and
@@ -17,7 +18,7 @@
  * received a rename is fsync'd, all before da_store_put returns. A crash
  * leaves at worst a stale "<h>.tmp", overwritten by the next put of h and
  * removed with the block. Packs are written past the page cache (O_DIRECT
- * for whole blocks, see write_pack); the fsync is the same either way.
+ * for whole blocks, see plan_direct); the fsync is the same either way.
  *
  * Reading checks each shard on its own (CRC, header fields against the
  * record, Merkle path against the record's shard root), rebuilds what is
@@ -35,6 +36,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,16 +220,21 @@ static int ensure_groups(struct da_store *s, uint64_t h)
 	return 0;
 }
 
-static int write_all(int fd, struct iovec *iov, int n)
+/*
+ * Write the n iovecs at off, all of them (short writes resumed, at most
+ * IOV_MAX a call); the iovecs are used up. 0 or -errno.
+ */
+static int pwritev_all(int fd, struct iovec *iov, int n, off_t off)
 {
 	while (n > 0) {
-		ssize_t w = writev(fd, iov, n);
+		ssize_t w = pwritev(fd, iov, n > IOV_MAX ? IOV_MAX : n, off);
 
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
+		off += w;
 		while (n > 0 && (size_t)w >= iov->iov_len) {
 			w -= (ssize_t)iov->iov_len;
 			iov++;
@@ -245,10 +252,17 @@ static int write_all(int fd, struct iovec *iov, int n)
  * Packs bypass the page cache (O_DIRECT). A pack is written once and read
  * back only for proofs, scrubs and repairs; copying it into fresh page-cache
  * pages was most of a put's CPU (docs/BENCHMARKS.md), and the cached copy
- * only pushed the database's pages out. O_DIRECT needs the buffer, offset
- * and length aligned and a pack's length is not: the pack is laid out in the
- * store's aligned bounce buffer, its whole blocks go out direct and the last
- * partial block through the page cache; the fsync after covers both.
+ * only pushed the database's pages out.
+ *
+ * O_DIRECT needs the memory, the file offset and the length aligned to a
+ * block. An aligned pack (S >= DA_PACK_ALIGNED_FROM, layout below) puts
+ * every shard at the same offset within a 4 KiB block on disk as in the
+ * 4 KiB-aligned payload and parity buffers, so a shard's whole blocks are
+ * written straight from those buffers. Everything else (pack header, record
+ * heads, padding, CRCs, each shard's partial first and last block) is the
+ * glue: laid out in the store's aligned bounce buffer, which for a dense
+ * pack (small shards) holds the whole pack. The last partial block goes
+ * through the page cache; the fsync after covers both.
  *
  * A direct write returns only once the device has the data, so the packs
  * of a block are written in parallel, one thread per directory (the calling
@@ -261,6 +275,7 @@ static int write_all(int fd, struct iovec *iov, int n)
  * stays buffered from then on; a put that finds the bounce buffer in use by
  * another thread's put (a repair on read) or cannot grow it writes buffered;
  * a pack whose thread cannot be started is written by the calling thread.
+ * Buffers that are not 4 KiB-aligned (a caller's own) only make more glue.
  */
 #define DIO_ALIGN 4096
 
@@ -286,8 +301,8 @@ static int pwrite_all(int fd, const uint8_t *p, size_t n, off_t off)
 	return 0;
 }
 
-/* Take the bounce buffer with room for len bytes (every pack of a block,
- * each from a DIO_ALIGN boundary): 1 (release it with
+/* Take the bounce buffer with room for len bytes (every pack's glue, each
+ * from a DIO_ALIGN boundary): 1 (release it with
  * pthread_mutex_unlock(&s->bmu)), or 0 to write buffered. */
 static int bounce_take(struct da_store *s, size_t len)
 {
@@ -309,94 +324,208 @@ static int bounce_take(struct da_store *s, size_t len)
 }
 
 /*
- * Records given as (head, shard, CRC) iovec triplets leave their CRC to the
- * writer: laid out in the bounce buffer, it is computed over the bytes just
- * copied, a chunk at a time while they are in cache, rather than in another
- * pass over the shard in memory (docs/BENCHMARKS.md, DA pipeline).
+ * The layout of a pack (docs/PROTOCOL.md, "Shard pack"). A dense pack is its
+ * records back to back from offset 0. An aligned pack starts with
+ * "MZPK" || version u32 (= 2), and zeros before each record put its shard's
+ * first byte at the shard's residue: where the shard starts within a 4 KiB
+ * block of the payload buffer (data shard i at i * S) or of the parity
+ * buffer (parity shard i - k at (i - k) * S), both 4 KiB-aligned. The reader
+ * tells the two apart by the first four bytes ("MZSH" starts a dense pack).
+ */
+#define PACK_MAGIC "MZPK"
+#define PACK_VERSION 2
+#define PACK_HDR_LEN 8
+
+static const uint8_t zeros_block[DIO_ALIGN];
+
+static const uint8_t pack_hdr[PACK_HDR_LEN] = {'M', 'Z', 'P', 'K', 0, 0, 0, PACK_VERSION};
+
+static int pack_aligned(size_t S)
+{
+	return S >= DA_PACK_ALIGNED_FROM;
+}
+
+/* A pack's first bytes: the header of an aligned pack, nothing for a dense one. */
+static struct iovec pack_prefix(int aligned)
+{
+	return (struct iovec){(void *)pack_hdr, aligned ? PACK_HDR_LEN : 0};
+}
+
+/* Zeros before shard i's record when its pack so far is pos bytes long. */
+static size_t record_pad(int aligned, size_t pos, unsigned i, unsigned n, unsigned k,
+			 size_t S)
+{
+	size_t at, want;
+
+	if (!aligned)
+		return 0;
+	at = (pos + DA_SHARD_FILE_HDR_LEN + (size_t)da__path_depth(i, n) * 32) % DIO_ALIGN;
+	want = (size_t)(i < k ? i : i - k) * S % DIO_ALIGN;
+	return (want + DIO_ALIGN - at) % DIO_ALIGN;
+}
+
+/* Offset of shard i's record in its pack: after the lower members' records. */
+static off_t member_offset(int aligned, unsigned i, unsigned n, unsigned k, size_t D, size_t S)
+{
+	size_t off = aligned ? PACK_HDR_LEN : 0;
+
+	for (unsigned j = (unsigned)(i % D);; j += (unsigned)D) {
+		off += record_pad(aligned, off, j, n, k, S);
+		if (j == i)
+			return (off_t)off;
+		off += da_shard_file_len(j, n, S);
+	}
+}
+
+/*
+ * A pack given as iovecs, for writing: with CRCs to fill, a prefix (the pack
+ * header, or nothing) and then (zeros, head, shard, CRC) per record, whose
+ * CRC slot the writer fills; with CRCS_NONE, any bytes (records as they
+ * are). CRCS_JOIN: each CRC slot holds its shard's own CRC-32C on the way
+ * in, and the writer joins the head's to it (da__crc32c_join, with the
+ * operator for S bytes) instead of reading the shard again.
+ */
+enum { CRCS_NONE, CRCS_FOLD, CRCS_JOIN };
+enum { ROLE_BYTES = -1, ROLE_PAD, ROLE_HEAD, ROLE_SHARD, ROLE_CRC };
+
+struct crcs {
+	int mode;
+	uint32_t op[32]; /* CRCS_JOIN: da__crc32c_shift_op for S bytes */
+};
+
+static int iov_role(const struct crcs *c, int i)
+{
+	return c->mode != CRCS_NONE && i > 0 ? (i - 1) % 4 : ROLE_BYTES;
+}
+
+/* The record's CRC for its slot: crc is over what was folded (the head, and
+ * with CRCS_FOLD the shard); slot holds the shard's with CRCS_JOIN. */
+static uint32_t record_crc(const struct crcs *c, uint32_t crc, const void *slot)
+{
+	return c->mode == CRCS_JOIN ? da__crc32c_join(c->op, crc, da__get_u32(slot)) : crc;
+}
+
+/*
+ * Records given with their CRC slots leave the CRC to the writer: it is
+ * computed over bytes as they are copied, a chunk at a time while they are
+ * in cache, and over the bytes written straight from memory in a pass of
+ * their own (docs/BENCHMARKS.md, DA pipeline).
  */
 #define CRC_CHUNK ((size_t)64 << 10)
 
-/* Copy n bytes to dst, folding them into *crc (da__crc32c, chained). */
+/* Copy n bytes to dst, folding them into *crc (da__crc32c, chained) if crc. */
 static void copy_crc(uint8_t *dst, const uint8_t *src, size_t n, uint32_t *crc)
 {
 	for (size_t at = 0; at < n; at += CRC_CHUNK) {
 		size_t c = n - at < CRC_CHUNK ? n - at : CRC_CHUNK;
 
 		memcpy(dst + at, src + at, c);
-		*crc = da__crc32c(*crc, dst + at, c);
+		if (crc != NULL)
+			*crc = da__crc32c(*crc, dst + at, c);
 	}
 }
 
-/* Fill the CRC slot of every triplet from its head and shard. */
-static void fill_crcs(struct iovec *iov, int n)
+/* Fill the CRC slot of every record from its head and shard. */
+static void fill_crcs(const struct crcs *c, struct iovec *iov, int n)
 {
-	for (int i = 0; i + 2 < n; i += 3)
-		da__put_u32(iov[i + 2].iov_base,
-			    da__crc32c(da__crc32c(0, iov[i].iov_base, iov[i].iov_len),
-				       iov[i + 1].iov_base, iov[i + 1].iov_len));
-}
+	if (c->mode == CRCS_NONE)
+		return;
+	for (int i = 1; i + 3 < n; i += 4) {
+		uint32_t crc = da__crc32c(0, iov[i + 1].iov_base, iov[i + 1].iov_len);
 
-/* Lay the n iovecs out at bounce, filling CRC slots if crcs (triplets). */
-static void lay_out(uint8_t *bounce, const struct iovec *iov, int n, int crcs)
-{
-	size_t off = 0;
-	uint32_t crc = 0;
-
-	for (int i = 0; i < n; i++) {
-		if (!crcs) {
-			memcpy(bounce + off, iov[i].iov_base, iov[i].iov_len);
-		} else if (i % 3 == 2) {
-			da__put_u32(bounce + off, crc);
-			crc = 0;
-		} else {
-			copy_crc(bounce + off, iov[i].iov_base, iov[i].iov_len, &crc);
-		}
-		off += iov[i].iov_len;
+		if (c->mode == CRCS_FOLD)
+			crc = da__crc32c(crc, iov[i + 2].iov_base, iov[i + 2].iov_len);
+		da__put_u32(iov[i + 3].iov_base, record_crc(c, crc, iov[i + 3].iov_base));
 	}
 }
 
 /*
- * Create tmp in directory d and write the n iovecs of a pack (len bytes;
- * the iovecs are used up) into it, direct through bounce (aligned, room for
- * len) when it is not NULL; with crcs the iovecs are (head, shard, CRC)
- * triplets whose CRC slot is filled here. *fd is the new file's descriptor
- * (or -1); 0 or -errno.
+ * Split a pack (n iovecs, as above) into the segments of a direct write:
+ * every whole 4 KiB block of an iovec that lies in memory at the offset
+ * within a block it has in the file is written from where it is, and the
+ * rest is copied into glue, in file order, each run of it starting on a
+ * block boundary there as in the file. Without glue only plans: returns the
+ * glue bytes needed. With glue (that many bytes, aligned), also copies,
+ * fills the CRC slots (crcs), and writes the segments to seg (room for
+ * 2 * n + 1), *nseg of them.
  */
-static int write_pack(struct da_store *s, size_t d, const char *tmp, struct iovec *iov, int n,
-		      size_t len, int crcs, uint8_t *bounce, int *fd)
+static size_t plan_direct(struct iovec *iov, int n, const struct crcs *c, uint8_t *glue,
+			  struct iovec *seg, int *nseg)
 {
-	const int fl = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
-	size_t whole = len & ~(size_t)(DIO_ALIGN - 1);
+	size_t pos = 0, g = 0, run = 0; /* file offset; glue used; the open glue run's start */
+	uint32_t crc = 0;
+	int ns = 0;
+
+	for (int i = 0; i < n; i++) {
+		const uint8_t *p = iov[i].iov_base;
+		size_t len = iov[i].iov_len, lead = (DIO_ALIGN - pos % DIO_ALIGN) % DIO_ALIGN;
+		size_t mid = 0;
+		int role = iov_role(c, i);
+		uint32_t *fold = role == ROLE_HEAD || (role == ROLE_SHARD && c->mode == CRCS_FOLD)
+					 ? &crc
+					 : NULL;
+
+		if (role == ROLE_CRC && glue != NULL) {
+			da__put_u32(iov[i].iov_base, record_crc(c, crc, iov[i].iov_base));
+			crc = 0;
+		}
+		if (len > lead && ((uintptr_t)p + lead) % DIO_ALIGN == 0)
+			mid = (len - lead) & ~(size_t)(DIO_ALIGN - 1);
+		if (mid == 0)
+			lead = len;
+		if (glue != NULL)
+			copy_crc(glue + g, p, lead, fold);
+		g += lead;
+		pos += lead;
+		if (mid == 0)
+			continue;
+		/* here pos, and so g, is on a block boundary: the glue run ends */
+		if (g > run && glue != NULL)
+			seg[ns] = (struct iovec){glue + run, g - run};
+		ns += g > run;
+		if (glue != NULL) {
+			seg[ns] = (struct iovec){(void *)(p + lead), mid};
+			if (fold != NULL)
+				crc = da__crc32c(crc, p + lead, mid);
+		}
+		ns++;
+		pos += mid;
+		run = g;
+		if (glue != NULL)
+			copy_crc(glue + g, p + lead + mid, len - lead - mid, fold);
+		g += len - lead - mid;
+		pos += len - lead - mid;
+	}
+	if (g > run && glue != NULL)
+		seg[ns] = (struct iovec){glue + run, g - run};
+	ns += g > run;
+	if (nseg != NULL)
+		*nseg = ns;
+	return g;
+}
+
+/*
+ * Write segments seg (ns of them, len bytes in all, from offset 0) direct,
+ * but for the last partial block, which goes through the page cache (the
+ * descriptor's O_DIRECT is cleared for it). The segments are used up.
+ */
+static int write_segments(int fd, struct iovec *seg, int ns, size_t len)
+{
+	size_t whole = len & ~(size_t)(DIO_ALIGN - 1), tail = len - whole;
+	const uint8_t *t;
 	int rc, f;
 
-	if (bounce && !atomic_load(&s->buffered[d])) {
-		*fd = openat(s->dirfd[d], tmp, fl | O_DIRECT, 0600);
-		if (*fd < 0 && errno != EINVAL)
-			return -errno;
-		if (*fd >= 0) {
-			lay_out(bounce, iov, n, crcs);
-			rc = whole > 0 ? pwrite_all(*fd, bounce, whole, 0) : 0;
-			if (rc == 0 || rc == -EINVAL) {
-				/* The tail, or everything again if the direct write was refused. */
-				size_t from = rc == 0 ? whole : 0;
-
-				f = fcntl(*fd, F_GETFL);
-				if (f < 0 || fcntl(*fd, F_SETFL, f & ~O_DIRECT) != 0)
-					return -errno;
-				if (rc == -EINVAL)
-					atomic_store(&s->buffered[d], 1);
-				rc = pwrite_all(*fd, bounce + from, len - from, (off_t)from);
-			}
-			return rc;
-		}
-		atomic_store(&s->buffered[d], 1);
-	}
-	*fd = openat(s->dirfd[d], tmp, fl, 0600);
-	if (*fd < 0)
+	/* the tail is the end of the last segment, glue (direct parts are whole blocks) */
+	t = ns > 0 ? (const uint8_t *)seg[ns - 1].iov_base + seg[ns - 1].iov_len - tail : NULL;
+	if (tail > 0 && (seg[ns - 1].iov_len -= tail) == 0)
+		ns--;
+	rc = pwritev_all(fd, seg, ns, 0);
+	if (rc != 0 || tail == 0)
+		return rc;
+	f = fcntl(fd, F_GETFL);
+	if (f < 0 || fcntl(fd, F_SETFL, f & ~O_DIRECT) != 0)
 		return -errno;
-	if (crcs)
-		fill_crcs(iov, n);
-	return write_all(*fd, iov, n);
+	return pwrite_all(fd, t, tail, (off_t)whole);
 }
 
 /* One directory's pack: written and fsync'd by pack_job_run, on its own thread. */
@@ -407,54 +536,84 @@ struct pack_job {
 	struct iovec *iov;
 	int n;
 	size_t len;
-	int crcs;	 /* (head, shard, CRC) triplets: write_pack fills the CRCs */
-	uint8_t *bounce; /* NULL: buffered */
+	const struct crcs *crcs;
+	uint8_t *glue;	 /* NULL: buffered */
+	struct iovec *seg; /* room for 2 * n + 1 */
 	int fd, rc;
 	pthread_t thread;
 	int started;
 };
 
+/*
+ * Create tmp in directory j->d and write the pack into it, direct when
+ * j->glue is not NULL. j->fd is the new file's descriptor (or -1); 0 or
+ * -errno.
+ */
+static int write_pack(struct pack_job *j)
+{
+	const int fl = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+	struct da_store *s = j->s;
+	int rc, f, ns;
+
+	if (j->glue && !atomic_load(&s->buffered[j->d])) {
+		j->fd = openat(s->dirfd[j->d], j->tmp, fl | O_DIRECT, 0600);
+		if (j->fd < 0 && errno != EINVAL)
+			return -errno;
+		if (j->fd >= 0) {
+			plan_direct(j->iov, j->n, j->crcs, j->glue, j->seg, &ns);
+			rc = write_segments(j->fd, j->seg, ns, j->len);
+			if (rc != -EINVAL)
+				return rc;
+			/* refused: everything again through the page cache (CRCs are filled) */
+			atomic_store(&s->buffered[j->d], 1);
+			f = fcntl(j->fd, F_GETFL);
+			if (f < 0 || fcntl(j->fd, F_SETFL, f & ~O_DIRECT) != 0)
+				return -errno;
+			return pwritev_all(j->fd, j->iov, j->n, 0);
+		}
+		atomic_store(&s->buffered[j->d], 1);
+	}
+	j->fd = openat(s->dirfd[j->d], j->tmp, fl, 0600);
+	if (j->fd < 0)
+		return -errno;
+	fill_crcs(j->crcs, j->iov, j->n);
+	return pwritev_all(j->fd, j->iov, j->n, 0);
+}
+
 static void *pack_job_run(void *arg)
 {
 	struct pack_job *j = arg;
 
-	j->rc = write_pack(j->s, j->d, j->tmp, j->iov, j->n, j->len, j->crcs, j->bounce, &j->fd);
+	j->rc = write_pack(j);
 	if (j->rc == 0 && fsync(j->fd) != 0)
 		j->rc = -errno;
 	return NULL;
 }
 
-/* Offset of shard i in its pack: the records of the lower members before it. */
-static off_t member_offset(unsigned i, unsigned n, size_t D, size_t S)
-{
-	off_t off = 0;
-
-	for (unsigned j = (unsigned)(i % D); j < i; j += (unsigned)D)
-		off += (off_t)da_shard_file_len(j, n, S);
-	return off;
-}
-
 /*
  * Durably write the packs of block h for directories d < D with niov[d] > 0:
- * pack d is the niov[d] entries at iov + d * stride (at most IOV_MAX), as
- * (head, shard, CRC) triplets with the CRCs left to fill if crcs. Every
- * pack is written under <h>.tmp and fsync'd, in parallel (above); then each
- * is renamed into place, then the directories are fsync'd.
+ * pack d is the niov[d] entries at iov + d * stride, as a prefix and
+ * (zeros, head, shard, CRC) records with the CRCs left to fill (crcs).
+ * Every pack is written under <h>.tmp and fsync'd, in parallel (above);
+ * then each is renamed into place, then the directories are fsync'd.
  */
 static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *iov,
-			size_t stride, const int *niov, int crcs)
+			size_t stride, const int *niov, const struct crcs *crcs)
 {
 	char group[32], name[64], tmp[64];
 	struct pack_job job[DA_MAX_SHARDS];
-	size_t total = 0, off = 0, first = D;
-	int rc, have_bounce;
+	struct iovec *seg = NULL;
+	size_t total = 0, off = 0, first = D, nseg = 0;
+	int rc, have_bounce = 0;
 
 	for (size_t d = 0; d < D; d++) {
 		job[d] = (struct pack_job){.s = s, .d = d, .tmp = tmp, .iov = iov + d * stride,
 					   .n = niov[d], .crcs = crcs, .fd = -1};
 		for (int i = 0; i < niov[d]; i++)
 			job[d].len += iov[d * stride + (size_t)i].iov_len;
-		total += dio_round_up(job[d].len);
+		if (niov[d] > 0 && !atomic_load(&s->buffered[d]))
+			total += dio_round_up(plan_direct(job[d].iov, niov[d], crcs, NULL, NULL, NULL));
+		nseg += 2 * (size_t)niov[d] + 1;
 		if (niov[d] > 0 && first == D)
 			first = d;
 	}
@@ -463,13 +622,17 @@ static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *
 		return rc;
 	path_names(group, sizeof(group), tmp, sizeof(tmp), h, ".tmp");
 	path_names(group, sizeof(group), name, sizeof(name), h, "");
-	have_bounce = bounce_take(s, total);
+	seg = malloc(nseg * sizeof(*seg));
+	have_bounce = seg != NULL && bounce_take(s, total);
+	nseg = 0;
 	for (size_t d = 0; d < D; d++) {
 		if (job[d].n == 0)
 			continue;
-		if (have_bounce) {
-			job[d].bounce = s->bounce + off;
-			off += dio_round_up(job[d].len);
+		if (have_bounce && !atomic_load(&s->buffered[d])) {
+			job[d].glue = s->bounce + off;
+			off += dio_round_up(plan_direct(job[d].iov, job[d].n, crcs, NULL, NULL, NULL));
+			job[d].seg = seg + nseg;
+			nseg += 2 * (size_t)job[d].n + 1;
 		}
 		if (d != first)
 			job[d].started = pthread_create(&job[d].thread, NULL, pack_job_run, &job[d]) == 0;
@@ -485,6 +648,7 @@ static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *
 	}
 	if (have_bounce)
 		pthread_mutex_unlock(&s->bmu);
+	free(seg);
 	for (size_t d = 0; d < D && rc == 0; d++) {
 		if (job[d].n == 0)
 			continue;
@@ -514,15 +678,20 @@ static size_t pack_dirs(const struct da_store *s, unsigned n, size_t *per)
 /*
  * Durably write the packs of the directories holding a shard i with
  * (mask == NULL || mask[i]); a pack always gets all its members. Paths come
- * from the whole tree over leaves. *written counts the masked shards.
+ * from the whole tree over leaves. shard_crcs: each shard's CRC-32C if the
+ * caller has them, or NULL to take them in the write. *written counts the
+ * masked shards.
  */
 static int write_packs(struct da_store *s, const struct da_record *r, uint8_t *const *shards,
-		       const uint8_t (*leaves)[32], const uint8_t *mask, unsigned *written)
+		       const uint8_t (*leaves)[32], const uint32_t *shard_crcs,
+		       const uint8_t *mask, unsigned *written)
 {
+	struct crcs cm = {.mode = shard_crcs != NULL ? CRCS_JOIN : CRCS_FOLD};
 	unsigned n = (unsigned)r->k + r->m, count = 0;
-	size_t per, D = pack_dirs(s, n, &per);
+	size_t per, D = pack_dirs(s, n, &per), stride = 1 + 4 * per, pos[DA_MAX_SHARDS];
 	struct seq_merkle_tree t;
 	uint8_t want[DA_MAX_SHARDS] = {0}, *heads = NULL, (*crcs)[4] = NULL;
+	int aligned = pack_aligned(r->S);
 	struct iovec *iov = NULL;
 	int niov[DA_MAX_SHARDS] = {0};
 	int rc;
@@ -535,17 +704,24 @@ static int write_packs(struct da_store *s, const struct da_record *r, uint8_t *c
 		return rc;
 	heads = malloc((size_t)n * DA__SHARD_HEAD_MAX);
 	crcs = malloc((size_t)n * sizeof(*crcs));
-	/* 3 per member: header and path, shard, CRC; 3 * 256 < IOV_MAX */
-	iov = malloc(3 * per * D * sizeof(*iov));
+	/* a prefix and 4 per member: zeros, header and path, shard, CRC */
+	iov = malloc(stride * D * sizeof(*iov));
 	if (heads == NULL || crcs == NULL || iov == NULL) {
 		rc = DA_ENOMEM;
 		goto out;
+	}
+	for (size_t d = 0; d < D; d++) {
+		if (!want[d])
+			continue;
+		iov[d * stride] = pack_prefix(aligned);
+		pos[d] = iov[d * stride].iov_len;
+		niov[d] = 1;
 	}
 	for (unsigned i = 0; i < n; i++) {
 		struct da_shard_file f = {0};
 		uint8_t *head = heads + (size_t)i * DA__SHARD_HEAD_MAX;
 		struct iovec *v;
-		size_t pl, hl;
+		size_t pl, hl, pad;
 
 		if (!want[i % D])
 			continue;
@@ -559,13 +735,20 @@ static int write_packs(struct da_store *s, const struct da_record *r, uint8_t *c
 		seq_merkle_tree_path(&t, i, f.path, &pl);
 		f.path_len = (uint8_t)pl;
 		hl = da__shard_file_head(head, &f);
-		v = iov + (i % D) * 3 * per + niov[i % D];
-		v[0] = (struct iovec){head, hl};
-		v[1] = (struct iovec){shards[i], r->S};
-		v[2] = (struct iovec){crcs[i], 4}; /* filled by write_pack */
-		niov[i % D] += 3;
+		pad = record_pad(aligned, pos[i % D], i, n, r->k, r->S);
+		v = iov + (i % D) * stride + niov[i % D];
+		v[0] = (struct iovec){(void *)zeros_block, pad};
+		v[1] = (struct iovec){head, hl};
+		v[2] = (struct iovec){shards[i], r->S};
+		v[3] = (struct iovec){crcs[i], 4}; /* filled by the writer */
+		if (shard_crcs != NULL)
+			da__put_u32(crcs[i], shard_crcs[i]);
+		niov[i % D] += 4;
+		pos[i % D] += pad + hl + r->S + 4;
 	}
-	rc = commit_packs(s, r->height, D, iov, 3 * per, niov, 1);
+	if (shard_crcs != NULL)
+		da__crc32c_shift_op(cm.op, r->S);
+	rc = commit_packs(s, r->height, D, iov, stride, niov, &cm);
 	if (rc == 0 && written != NULL) {
 		for (unsigned i = 0; i < n; i++)
 			count += mask == NULL || mask[i];
@@ -579,8 +762,8 @@ out:
 	return rc;
 }
 
-int da_store_put(struct da_store *s, const struct da_record *r, uint8_t *const *shards,
-		 const uint8_t (*leaves)[32])
+static int put(struct da_store *s, const struct da_record *r, uint8_t *const *shards,
+	       const uint8_t (*leaves)[32], const uint32_t *shard_crcs)
 {
 	uint8_t (*own)[32] = NULL, root[32];
 	unsigned n;
@@ -603,9 +786,22 @@ int da_store_put(struct da_store *s, const struct da_record *r, uint8_t *const *
 	if (rc == 0)
 		rc = refresh_dirs(s);
 	if (rc == 0)
-		rc = write_packs(s, r, shards, leaves, NULL, NULL);
+		rc = write_packs(s, r, shards, leaves, shard_crcs, NULL, NULL);
 	free(own);
 	return rc;
+}
+
+int da_store_put(struct da_store *s, const struct da_record *r, uint8_t *const *shards,
+		 const uint8_t (*leaves)[32])
+{
+	return put(s, r, shards, leaves, NULL);
+}
+
+int da_store_put_block(struct da_store *s, const struct da_record *r, const struct da_block *b)
+{
+	if (b == NULL || r == NULL || b->k != r->k || b->m != r->m || b->S != r->S)
+		return DA_EINVAL;
+	return put(s, r, (uint8_t *const *)b->shard, (const uint8_t (*)[32])b->leaf, b->crc);
 }
 
 /* A block's pack in one directory, opened once per read. */
@@ -613,11 +809,19 @@ struct pack {
 	int fd;      /* -1: not opened yet or absent */
 	int err;     /* 0, or why the open failed (errno) */
 	off_t size;
+	int aligned; /* the layout (member_offset) */
 };
 
-static void pack_open(struct da_store *s, uint64_t h, size_t d, struct pack *p)
+/*
+ * Open block h's pack in directory d. Its first bytes say its layout: "MZSH"
+ * (a record) a dense pack, "MZPK" version 2 an aligned one; anything else
+ * (a damaged header) is taken for the layout the writer uses for shards of
+ * S bytes, and its records are checked as always.
+ */
+static void pack_open(struct da_store *s, uint64_t h, size_t d, size_t S, struct pack *p)
 {
 	char group[32], name[64];
+	uint8_t hdr[PACK_HDR_LEN];
 	struct stat st;
 
 	path_names(group, sizeof(group), name, sizeof(name), h, "");
@@ -629,6 +833,13 @@ static void pack_open(struct da_store *s, uint64_t h, size_t d, struct pack *p)
 		p->fd = -1;
 	}
 	p->size = p->fd >= 0 ? st.st_size : 0;
+	p->aligned = pack_aligned(S);
+	if (p->fd >= 0 && pread(p->fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr)) {
+		if (memcmp(hdr, "MZSH", 4) == 0)
+			p->aligned = 0;
+		else if (memcmp(hdr, PACK_MAGIC, 4) == 0 && da__get_u32(hdr + 4) == PACK_VERSION)
+			p->aligned = 1;
+	}
 }
 
 /*
@@ -642,7 +853,7 @@ static int read_shard(struct da_store *s, const struct da_record *r, unsigned i,
 {
 	unsigned n = (unsigned)r->k + r->m;
 	size_t flen = da_shard_file_len(i, n, r->S), got = 0;
-	off_t off = member_offset(i, n, s->D, r->S);
+	off_t off = member_offset(p->aligned, i, n, r->k, s->D, r->S);
 	struct da_shard_file f;
 
 	if (p->fd < 0)
@@ -712,9 +923,9 @@ static int load(struct da_store *s, struct da_code *c, const struct da_record *r
 	if (scratch == NULL || leaves == NULL)
 		goto out;
 	if (mode != LOAD_SCRUB) {
-		payload = aligned_alloc(64, S * k);
-		parity = aligned_alloc(64, S * r->m);
-		if (payload == NULL || parity == NULL)
+		/* 4 KiB-aligned, as da_block's: a repair writes shards direct */
+		if (posix_memalign((void **)&payload, DIO_ALIGN, S * k) != 0 ||
+		    posix_memalign((void **)&parity, DIO_ALIGN, S * r->m) != 0)
 			goto out;
 		for (unsigned i = 0; i < n; i++)
 			shard[i] = i < k ? payload + (size_t)i * S : parity + (size_t)(i - k) * S;
@@ -726,7 +937,7 @@ static int load(struct da_store *s, struct da_code *c, const struct da_record *r
 		if (mode == LOAD_READ && !repair && i == k && good == k)
 			break;
 		if (pack[i % s->D].err == -1)
-			pack_open(s, r->height, i % s->D, &pack[i % s->D]);
+			pack_open(s, r->height, i % s->D, S, &pack[i % s->D]);
 		st = read_shard(s, r, i, &pack[i % s->D], mode == LOAD_SCRUB ? NULL : shard[i],
 				scratch, leaves[i], &rep->bytes_read);
 		rep->status[i] = (uint8_t)st;
@@ -766,7 +977,8 @@ static int load(struct da_store *s, struct da_code *c, const struct da_record *r
 		goto out;
 	}
 	if (repair) {
-		rc = write_packs(s, r, shard, (const uint8_t (*)[32])leaves, bad, &rep->repaired);
+		rc = write_packs(s, r, shard, (const uint8_t (*)[32])leaves, NULL, bad,
+				 &rep->repaired);
 		if (rc != 0)
 			goto out;
 	}
@@ -864,7 +1076,7 @@ int da_store_read_shard(struct da_store *s, const struct da_record *r, unsigned 
 	{
 		struct pack p;
 
-		pack_open(s, r->height, index % s->D, &p);
+		pack_open(s, r->height, index % s->D, r->S, &p);
 		st = read_shard(s, r, index, &p, NULL, buf, leaf, &bytes);
 		if (p.fd >= 0)
 			close(p.fd);
@@ -894,11 +1106,11 @@ int da_store_has_shard(struct da_store *s, const struct da_record *r, unsigned i
 	rc = refresh_dirs(s);
 	if (rc != 0)
 		return rc;
-	pack_open(s, r->height, index % s->D, &p);
+	pack_open(s, r->height, index % s->D, r->S, &p);
 	if (p.fd < 0)
 		return p.err == ENOENT ? 0 : -p.err;
 	close(p.fd);
-	return p.size >= member_offset(index, n, s->D, r->S) +
+	return p.size >= member_offset(p.aligned, index, n, r->k, s->D, r->S) +
 				 (off_t)da_shard_file_len(index, n, r->S);
 }
 
@@ -910,8 +1122,9 @@ int da_store_place_records(struct da_store *s, unsigned n, const uint8_t *const 
 	uint8_t *zeros = NULL;
 	struct iovec *iov = NULL;
 	int niov[DA_MAX_SHARDS] = {0};
-	size_t D, per;
+	size_t D, per, stride;
 	unsigned have = 0, count = 0;
+	int aligned;
 	int rc = 0;
 
 	if (placed != NULL)
@@ -938,31 +1151,41 @@ int da_store_place_records(struct da_store *s, unsigned n, const uint8_t *const 
 	if (rc != 0)
 		return rc;
 	D = pack_dirs(s, n, &per);
+	aligned = pack_aligned(first.S); /* the layout da_store_put writes */
 	/* zeros as long as the longest record */
 	zeros = calloc(1, da_shard_file_len(0, n, first.S) + DA_SHARD_MAX_PATH * 32);
-	iov = malloc(per * D * sizeof(*iov));
+	stride = 1 + 2 * per; /* the prefix, then zeros and the record per member */
+	iov = malloc(stride * D * sizeof(*iov));
 	if (zeros == NULL || iov == NULL) {
 		rc = DA_ENOMEM;
 		goto out;
 	}
 	path_names(group, sizeof(group), name, sizeof(name), first.height, "");
 	for (size_t d = 0; d < D; d++) {
+		struct iovec *v = iov + d * stride;
 		unsigned in_pack = 0;
+		size_t pos;
 
 		if (faccessat(s->dirfd[d], name, F_OK, 0) == 0)
 			continue; /* an existing pack stays */
+		v[niov[d]++] = pack_prefix(aligned);
+		pos = v[0].iov_len;
 		for (unsigned i = (unsigned)d; i < n; i += (unsigned)D) {
+			size_t pad = record_pad(aligned, pos, i, n, first.k, first.S);
+			size_t rl = da_shard_file_len(i, n, first.S);
+
 			in_pack += rec[i] != NULL;
+			v[niov[d]++] = (struct iovec){(void *)zeros_block, pad};
 			/* an absent record is zeros of its length: read as corrupt, rebuilt by repair */
-			iov[d * per + (size_t)niov[d]++] =
-				rec[i] != NULL ? (struct iovec){(void *)rec[i], len[i]}
-					       : (struct iovec){zeros, da_shard_file_len(i, n, first.S)};
+			v[niov[d]++] = rec[i] != NULL ? (struct iovec){(void *)rec[i], len[i]}
+						      : (struct iovec){zeros, rl};
+			pos += pad + rl;
 		}
 		if (in_pack == 0)
 			niov[d] = 0;
 		count += in_pack;
 	}
-	rc = commit_packs(s, first.height, D, iov, per, niov, 0);
+	rc = commit_packs(s, first.height, D, iov, stride, niov, &(struct crcs){.mode = CRCS_NONE});
 	if (rc == 0 && placed != NULL)
 		*placed = count;
 out:

@@ -288,7 +288,7 @@ static struct pipe_res pipeline(unsigned k, unsigned m, size_t S, const char *tm
 				exit(1);
 			q2 = now(CLOCK_PROCESS_CPUTIME_ID);
 			t = now(CLOCK_MONOTONIC);
-			if (da_store_put(st, &rec, blk.shard, (const uint8_t (*)[32])blk.leaf) != 0)
+			if (da_store_put_block(st, &rec, &blk) != 0)
 				exit(1);
 			tp += now(CLOCK_MONOTONIC) - t;
 			pp += now(CLOCK_PROCESS_CPUTIME_ID) - q2;

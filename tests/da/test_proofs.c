@@ -155,12 +155,45 @@ Test(block, leaves_hashed_per_slice_match_whole_shards)
 	for (unsigned i = 0; i < k + m; i++) {
 		da_shard_leaf(leaf, i, blk.shard[i], b.S);
 		cr_assert_arr_eq(blk.leaf[i], leaf, 32, "leaf %u", i);
+		cr_assert_eq(blk.crc[i], da__crc32c(0, blk.shard[i], b.S), "CRC of shard %u", i);
 	}
 	cr_assert_eq(da_shard_root(root, blk.shard, k + m, b.S), 0);
 	cr_assert_arr_eq(r.shard_root, root, 32);
 	da_block_free(&blk);
 	da_code_free(c);
 	t_block_free(&b);
+}
+
+/*
+ * The CRC-32C of a || b joined from the CRCs of a and b and b's length is
+ * the CRC of the whole, for lengths of b from 0 up past a MiB, odd ones
+ * included, and the check value holds for the standard input.
+ */
+Test(block, crc_join_matches_the_crc_of_the_whole)
+{
+	static const size_t LENS[] = {0, 1, 3, 63, 64, 4095, 4096, 65537, (1u << 20) + 7};
+	size_t cap = (1u << 20) + 7 + 300;
+	uint8_t *buf = malloc(cap);
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	cr_assert_eq(da__crc32c(0, (const uint8_t *)"123456789", 9), 0xe3069283u);
+	for (size_t i = 0; i < cap; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (uint8_t)x;
+	}
+	for (size_t a = 0; a < 300; a += 37) {
+		for (size_t j = 0; j < sizeof(LENS) / sizeof(LENS[0]); j++) {
+			size_t bl = LENS[j];
+			uint32_t op[32], whole = da__crc32c(0, buf, a + bl);
+
+			da__crc32c_shift_op(op, bl);
+			cr_assert_eq(da__crc32c_join(op, da__crc32c(0, buf, a), da__crc32c(0, buf + a, bl)),
+				     whole, "|a| = %zu, |b| = %zu", a, bl);
+		}
+	}
+	free(buf);
 }
 
 /* A payload buffer smaller than its k * S is refused, and freed. */

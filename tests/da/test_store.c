@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "tests/da/helpers.h"
@@ -89,6 +90,41 @@ int openat(int dirfd, const char *path, int flags, ...)
 	return real(dirfd, path, flags, mode);
 }
 
+/*
+ * Bytes written direct from inside shard_mem[0..n_shard_mem) (the block's own
+ * shard buffers), and in all: the store writes a big shard's whole blocks
+ * from where it lies rather than copying it.
+ */
+static const uint8_t *shard_mem[256];
+static size_t shard_mem_len, n_shard_mem;
+static _Atomic size_t direct_from_shards, direct_bytes;
+
+static void count_direct(const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+
+	direct_bytes += n;
+	for (size_t i = 0; i < n_shard_mem; i++)
+		if (p >= shard_mem[i] && p + n <= shard_mem[i] + shard_mem_len)
+			direct_from_shards += n;
+}
+
+/* A write through an O_DIRECT descriptor: refused (-1) or let through (0). */
+static int direct_write_hook(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || !(fl & O_DIRECT))
+		return 0;
+	if (refuse_direct == REFUSE_WRITE) {
+		errno = EINVAL;
+		return -1;
+	}
+	direct_writes++;
+	hold_point();
+	return 0;
+}
+
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	static ssize_t (*real)(int, const void *, size_t, off_t);
@@ -96,15 +132,26 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 
 	if (real == NULL)
 		*(void **)&real = dlsym(RTLD_NEXT, "pwrite");
-	if (fl >= 0 && (fl & O_DIRECT)) {
-		if (refuse_direct == REFUSE_WRITE) {
-			errno = EINVAL;
-			return -1;
-		}
-		direct_writes++;
-		hold_point();
-	}
+	if (direct_write_hook(fd) != 0)
+		return -1;
+	if (fl >= 0 && (fl & O_DIRECT))
+		count_direct(buf, n);
 	return real(fd, buf, n, off);
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
+{
+	static ssize_t (*real)(int, const struct iovec *, int, off_t);
+	int fl = fcntl(fd, F_GETFL);
+
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "pwritev");
+	if (direct_write_hook(fd) != 0)
+		return -1;
+	if (fl >= 0 && (fl & O_DIRECT))
+		for (int i = 0; i < n; i++)
+			count_direct(iov[i].iov_base, iov[i].iov_len);
+	return real(fd, iov, n, off);
 }
 
 /*
@@ -166,7 +213,12 @@ static void fx_setup(struct fx *f, unsigned k, unsigned m)
 	fx_block(f, 4097, 21, &f->blk, &f->r, &f->b);
 	f->orig = malloc(f->blk.S * k);
 	memcpy(f->orig, f->blk.payload, f->blk.S * k);
-	cr_assert_eq(da_store_put(f->st, &f->r, f->blk.shard, (const uint8_t (*)[32])f->blk.leaf), 0);
+	n_shard_mem = (size_t)k + m;
+	shard_mem_len = f->blk.S;
+	memcpy(shard_mem, f->blk.shard, n_shard_mem * sizeof(shard_mem[0]));
+	/* as mz-da puts a block: its shards, leaves and shard CRCs */
+	cr_assert_eq(da_store_put_block(f->st, &f->r, &f->blk), 0);
+	n_shard_mem = 0;
 }
 
 static void fx_teardown(struct fx *f)
@@ -179,7 +231,7 @@ static void fx_teardown(struct fx *f)
 	t_rmtree(f->root);
 }
 
-/* The pack of directory d: every shard i with i % D == d, back to back. */
+/* The pack of directory d: every shard i with i % D == d, in order. */
 static void pack_path(struct fx *f, unsigned d, char *out, size_t cap)
 {
 	int n = snprintf(out, cap, "%s/%llu/%llu", f->dirs[d],
@@ -189,15 +241,34 @@ static void pack_path(struct fx *f, unsigned d, char *out, size_t cap)
 	cr_assert(n > 0 && (size_t)n < cap);
 }
 
-/* Where shard i's record starts in its pack (the layout in docs/PROTOCOL.md). */
+/*
+ * Where the record of shard i of pack d starts, or with i past the last
+ * member the pack's length: the layout in docs/PROTOCOL.md, written out
+ * again here. Dense: records back to back. Aligned (shards of
+ * DA_PACK_ALIGNED_FROM bytes or more): "MZPK" || 2 (u32), then before each
+ * record the zeros that start its shard at ((i < k ? i : i - k) * S) mod 4096.
+ */
+static long layout_off(const struct da_record *r, unsigned d, unsigned i, int aligned)
+{
+	unsigned n = (unsigned)r->k + r->m;
+	long off = aligned ? 8 : 0;
+
+	for (unsigned j = d; j < n; j += D) {
+		long rl = (long)da_shard_file_len(j, n, r->S), hl = rl - (long)r->S - 4;
+		long res = (long)(((j < r->k ? j : j - r->k) * (size_t)r->S) % 4096);
+
+		if (aligned)
+			off += ((res - (off + hl)) % 4096 + 4096) % 4096;
+		if (j == i)
+			return off;
+		off += rl;
+	}
+	return off;
+}
+
 static long member_off(struct fx *f, unsigned i)
 {
-	unsigned n = (unsigned)f->r.k + f->r.m;
-	long off = 0;
-
-	for (unsigned j = i % D; j < i; j += D)
-		off += (long)da_shard_file_len(j, n, f->r.S);
-	return off;
+	return layout_off(&f->r, i % D, i, f->r.S >= DA_PACK_ALIGNED_FROM);
 }
 
 static void rec_io(const char *path, long off, uint8_t *buf, size_t len, int write)
@@ -609,33 +680,53 @@ Test(store, place_records_into_another_layout)
 	fx_teardown(&f);
 }
 
-/* Every pack holds exactly its records, each decoding to the shard put. */
+/* Pack d of f's block, read whole: *len bytes, caller frees. */
+static uint8_t *pack_bytes(struct fx *f, unsigned d, size_t *len)
+{
+	struct stat st;
+	uint8_t *b;
+	char p[400];
+
+	pack_path(f, d, p, sizeof(p));
+	cr_assert_eq(stat(p, &st), 0, "%s", p);
+	*len = (size_t)st.st_size;
+	b = malloc(*len + 1);
+	rec_io(p, 0, b, *len, 0);
+	return b;
+}
+
+/*
+ * Every pack holds exactly its records where the layout puts them, each
+ * decoding to the shard put, and zeros between them (after the header of
+ * an aligned pack).
+ */
 static void check_packs(struct fx *f, int *partial)
 {
 	unsigned n = (unsigned)f->r.k + f->r.m;
+	int aligned = f->r.S >= DA_PACK_ALIGNED_FROM;
 
 	*partial = 0;
 	for (unsigned d = 0; d < D; d++) {
-		struct stat st;
-		size_t want = 0;
-		char p[400];
+		size_t want = (size_t)layout_off(&f->r, d, n, aligned), len, at = 0;
+		uint8_t *b = pack_bytes(f, d, &len);
 
-		pack_path(f, d, p, sizeof(p));
-		cr_assert_eq(stat(p, &st), 0, "%s", p);
+		cr_assert_eq(len, want, "pack %u: %zu bytes, layout says %zu", d, len, want);
+		if (aligned) {
+			cr_assert_eq(memcmp(b, "MZPK\0\0\0\2", 8), 0, "pack %u header", d);
+			at = 8;
+		}
 		for (unsigned i = d; i < n; i += D) {
-			size_t len = da_shard_file_len(i, n, f->r.S);
-			uint8_t *rec = malloc(len);
+			size_t rl = da_shard_file_len(i, n, f->r.S), off = (size_t)member_off(f, i);
 			struct da_shard_file sf;
 
-			rec_io(p, member_off(f, i), rec, len, 0);
-			cr_assert_eq(da_shard_file_decode(&sf, rec, len), 0, "shard %u", i);
+			for (; at < off; at++)
+				cr_assert_eq(b[at], 0, "pack %u: byte %zu before shard %u", d, at, i);
+			cr_assert_eq(da_shard_file_decode(&sf, b + off, rl), 0, "shard %u", i);
 			cr_assert_eq(sf.index, i);
 			cr_assert_eq(memcmp(sf.shard, f->blk.shard[i], f->r.S), 0, "shard %u", i);
-			free(rec);
-			want += len;
+			at = off + rl;
 		}
-		cr_assert_eq((size_t)st.st_size, want, "pack %u: %lld bytes, layout says %zu", d,
-			     (long long)st.st_size, want);
+		free(b);
 		*partial += want > 4096 && want % 4096 != 0;
 	}
 }
@@ -700,6 +791,205 @@ Test(store, packs_written_direct_read_back)
 Test(store, records_over_a_crc_chunk_written_direct)
 {
 	put_direct(LEN_HUGE);
+}
+
+/*
+ * Aligned packs (shards of DA_PACK_ALIGNED_FROM bytes or more): every
+ * shard's whole 4 KiB blocks are written straight from the block's own
+ * buffers, none of them copied, even though S is not a multiple of 4 KiB;
+ * the packs are as the layout says, and read back.
+ */
+Test(store, aligned_packs_write_big_shards_from_their_buffers)
+{
+	struct fx f;
+	struct da_report rep;
+	int partial;
+	size_t n;
+
+	fx_len = LEN_HUGE;
+	fx_setup(&f, 8, 4);
+	n = (size_t)f.r.k + f.r.m;
+	cr_assert_geq(f.r.S, DA_PACK_ALIGNED_FROM);
+	cr_assert_neq(f.r.S % 4096, 0, "S a multiple of 4 KiB would not test the residues");
+	/* each shard but its first and last partial block */
+	cr_assert_geq(direct_from_shards, n * (f.r.S - 2 * 4096), "%zu of %zu shard bytes direct",
+		      (size_t)direct_from_shards, n * f.r.S);
+	check_packs(&f, &partial);
+	cr_assert_eq(read_ok(&f, 0, &rep), 0);
+	cr_assert_eq(rep.ok, 8);
+	fx_teardown(&f);
+}
+
+/*
+ * The same block put from shard buffers that are not 4 KiB-aligned (a
+ * caller's own) and without their CRCs (da_store_put): nothing can be
+ * written from them direct, so all of it is copied and every CRC taken in
+ * the copy, and the packs are byte for byte the ones da_store_put_block
+ * wrote from the block's aligned buffers with the CRCs joined.
+ */
+Test(store, aligned_pack_same_bytes_from_unaligned_buffers)
+{
+	struct fx f;
+	struct da_store *s2;
+	char root2[256], dirs2[D][300];
+	const char *dp[D];
+	uint8_t *mem, *sh[DA_MAX_SHARDS];
+	size_t n;
+
+	fx_len = LEN_HUGE;
+	fx_setup(&f, 8, 4);
+	n = (size_t)f.r.k + f.r.m;
+	t_tmpdir(root2, sizeof(root2));
+	for (int d = 0; d < D; d++) {
+		cr_assert_lt(snprintf(dirs2[d], sizeof(dirs2[d]), "%s/d%d", root2, d),
+			     (int)sizeof(dirs2[d]));
+		dp[d] = dirs2[d];
+	}
+	cr_assert_eq(da_store_open(dp, D, &s2), 0);
+	cr_assert_eq(posix_memalign((void **)&mem, 4096, n * f.r.S + 64), 0);
+	for (size_t i = 0; i < n; i++) {
+		sh[i] = mem + 64 + i * f.r.S;
+		memcpy(sh[i], f.blk.shard[i], f.r.S);
+		shard_mem[i] = sh[i];
+	}
+	shard_mem_len = f.r.S;
+	n_shard_mem = n;
+	direct_from_shards = 0;
+	direct_bytes = 0;
+	cr_assert_eq(da_store_put(s2, &f.r, sh, (const uint8_t (*)[32])f.blk.leaf), 0);
+	n_shard_mem = 0;
+	cr_assert_eq(direct_from_shards, 0);
+	cr_assert_gt(direct_bytes, n * f.r.S - D * 4096, "the copies were not written direct");
+	for (unsigned d = 0; d < D; d++) {
+		size_t l1, l2;
+		uint8_t *a = pack_bytes(&f, d, &l1), *b;
+		char p[400];
+		struct stat st;
+
+		cr_assert_lt(snprintf(p, sizeof(p), "%s/1/4097", dirs2[d]), (int)sizeof(p));
+		cr_assert_eq(stat(p, &st), 0, "%s", p);
+		l2 = (size_t)st.st_size;
+		cr_assert_eq(l1, l2, "pack %u", d);
+		b = malloc(l2);
+		rec_io(p, 0, b, l2, 0);
+		cr_assert_eq(memcmp(a, b, l1), 0, "pack %u differs", d);
+		free(a);
+		free(b);
+	}
+	free(mem);
+	da_store_close(s2);
+	t_rmtree(root2);
+	fx_teardown(&f);
+}
+
+/*
+ * Damage to an aligned pack costs only the records it hits: a damaged pack
+ * header still reads as aligned (the layout for its S), a flipped zero
+ * between records loses nothing, and a flipped byte in a record makes that
+ * shard corrupt, and only it.
+ */
+Test(store, aligned_pack_damage_costs_only_the_records_hit)
+{
+	struct fx f;
+	struct da_report rep;
+	char p[400];
+	uint8_t c = 'X';
+	long gap;
+
+	fx_len = LEN_HUGE;
+	fx_setup(&f, 8, 4);
+	pack_path(&f, 1, p, sizeof(p));
+	rec_io(p, 0, &c, 1, 1); /* "MZPK" -> "XZPK" */
+	gap = member_off(&f, 7) - 1; /* the last zero before shard 7's record */
+	cr_assert_gt(gap, member_off(&f, 1) + (long)da_shard_file_len(1, 12, f.r.S) - 1,
+		     "no zeros between the records of pack 1");
+	rec_io(p, gap, &c, 1, 1);
+	flip(&f, 8, 5000); /* in shard 8's bytes */
+	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
+	cr_assert_eq(rep.corrupt, 1);
+	cr_assert_eq(rep.missing, 0);
+	cr_assert_eq(rep.status[8], DA_SHARD_CORRUPT);
+	cr_assert_eq(rep.status[1], DA_SHARD_OK);
+	cr_assert_eq(rep.status[7], DA_SHARD_OK);
+	cr_assert_eq(read_ok(&f, DA_READ_REPAIR, &rep), 0);
+	cr_assert_eq(rep.repaired, 1);
+	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
+	cr_assert_eq(rep.ok, 12);
+	fx_teardown(&f);
+}
+
+/*
+ * Packs of big shards written dense (records back to back, as before
+ * aligned packs) still read, scrub and answer has_shard: the reader goes by
+ * a pack's first bytes, not by S.
+ */
+Test(store, dense_packs_of_big_shards_still_read)
+{
+	struct fx f;
+	struct da_report rep;
+	unsigned n;
+
+	fx_len = LEN_HUGE;
+	fx_setup(&f, 8, 4);
+	n = (unsigned)f.r.k + f.r.m;
+	for (unsigned d = 0; d < D; d++) {
+		size_t len = 0;
+		uint8_t *dense = malloc(n * da_shard_file_len(0, n, f.r.S) + 4096);
+		char p[400];
+		int fd;
+
+		for (unsigned i = d; i < n; i += D) {
+			size_t rl = da_shard_file_len(i, n, f.r.S);
+			uint8_t *rec = NULL;
+			struct da_shard_file sf;
+
+			cr_assert_eq(da_store_read_shard(f.st, &f.r, i, &rec, &sf), 0);
+			memcpy(dense + len, rec, rl);
+			len += rl;
+			free(rec);
+		}
+		pack_path(&f, d, p, sizeof(p));
+		fd = open(p, O_WRONLY | O_TRUNC);
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(write(fd, dense, len), (ssize_t)len);
+		close(fd);
+		free(dense);
+	}
+	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
+	cr_assert_eq(rep.ok, n);
+	for (unsigned i = 0; i < n; i++)
+		cr_assert_eq(da_store_has_shard(f.st, &f.r, i), 1);
+	cr_assert_eq(read_ok(&f, 0, &rep), 0);
+	cr_assert_eq(rep.decoded, 0);
+	/* shard 6, second in pack 0, damaged where the dense layout has it */
+	{
+		char p[400];
+		uint8_t c;
+		long at = (long)da_shard_file_len(0, n, f.r.S) + 200;
+
+		pack_path(&f, 0, p, sizeof(p));
+		rec_io(p, at, &c, 1, 0);
+		c ^= 0x01;
+		rec_io(p, at, &c, 1, 1);
+	}
+	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
+	cr_assert_eq(rep.corrupt, 1);
+	cr_assert_eq(rep.status[6], DA_SHARD_CORRUPT);
+	/* repair writes that pack again, aligned; the others stay dense */
+	cr_assert_eq(da_store_repair_block(f.st, f.c, &f.r, &rep), 0);
+	cr_assert_eq(rep.repaired, 1);
+	for (unsigned d = 0; d < 2; d++) {
+		size_t len;
+		uint8_t *b = pack_bytes(&f, d, &len);
+
+		cr_assert_eq(memcmp(b, d == 0 ? "MZPK" : "MZSH", 4), 0, "pack %u", d);
+		cr_assert_eq(len, (size_t)layout_off(&f.r, d, n, d == 0), "pack %u", d);
+		free(b);
+	}
+	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
+	cr_assert_eq(rep.ok, n);
+	cr_assert_eq(read_ok(&f, 0, &rep), 0);
+	fx_teardown(&f);
 }
 
 /*

@@ -49,12 +49,14 @@ class DaTest(unittest.TestCase):
 
     # -- helpers -----------------------------------------------------------
     def load(self):
-        """~600 transactions of random sizes in two namespaces over several slots."""
+        """~600 transactions of random sizes in two namespaces over several slots,
+        and a burst of 12 of 100,000 bytes: blocks whose shards pass 64 KiB,
+        stored in aligned packs (docs/PROTOCOL.md), as well as small ones."""
         rng = random.Random(7)
-        for burst in range(6):
+        for burst in range(7):
             batch = []
-            for i in range(100):
-                size = rng.choice([1, 7, 64, 200, 1000, 3000])
+            for i in range(100 if burst < 6 else 12):
+                size = rng.choice([1, 7, 64, 200, 1000, 3000]) if burst < 6 else 100000
                 data = "0x" + os.urandom(size).hex()
                 ns = "alpha" if rng.random() < 0.6 else "beta"
                 batch.append({"jsonrpc": "2.0", "id": i, "method": "mezz_sendTransaction",
@@ -114,14 +116,26 @@ class DaTest(unittest.TestCase):
         return files
 
     @staticmethod
+    def pack_head(path):
+        with open(path, "rb") as f:
+            return f.read(4)
+
+    @staticmethod
     def pack_records(path):
         """[(index, offset, length)] of the shard records in a pack, walked by
-        their own headers (docs/PROTOCOL.md, "Shard pack")."""
+        their own headers (docs/PROTOCOL.md, "Shard record and shard pack"):
+        back to back in a dense pack; in an aligned one ("MZPK" || 2) after
+        the header, each after up to 4095 zero bytes."""
         out = []
         with open(path, "rb") as f:
             data = f.read()
-        off = 0
+        aligned = data[:8] == b"MZPK\0\0\0\2"
+        off = 8 if aligned else 0
         while off < len(data):
+            if aligned:
+                pad = len(data[off:off + 4096]) - len(data[off:off + 4096].lstrip(b"\0"))
+                assert pad < 4096, (path, off)
+                off += pad
             assert data[off:off + 4] == b"MZSH", (path, off)
             index = int.from_bytes(data[off + 16:off + 18], "big")
             S = int.from_bytes(data[off + 22:off + 26], "big")
@@ -214,7 +228,13 @@ class DaTest(unittest.TestCase):
                         if int(os.path.basename(f)) <= self.height
                         for i, off, n in self.pack_records(f))
         self.assertEqual(len(shards), self.height * (K + M))
-        victims = rng.sample(shards, 12)
+        aligned = {f for f, _, _, _ in shards if self.pack_head(f) == b"MZPK"}
+        self.assertTrue(aligned, "no block big enough for aligned packs")
+        self.assertLess(len(aligned), len({f for f, _, _, _ in shards}), "no dense packs")
+        # damage in both layouts: 3 shards of aligned packs, 9 anywhere else
+        big = [s for s in shards if s[0] in aligned]
+        victims = rng.sample(big, 3)
+        victims += rng.sample([s for s in shards if s not in victims], 9)
         expect = {}
         for f, i, off, n in victims:
             with open(f, "r+b") as fh:
