@@ -1035,6 +1035,13 @@ Test(store, records_over_a_crc_chunk_written_buffered)
 	put_refused(REFUSE_OPEN, LEN_HUGE);
 }
 
+/* An aligned pack whose direct write is refused after its glue was laid
+ * out and its CRCs joined: written again whole through the page cache. */
+Test(store, aligned_pack_refused_direct_write_written_buffered)
+{
+	put_refused(REFUSE_WRITE, LEN_HUGE);
+}
+
 /* No thread for the other directories' packs (pthread_create fails): the
  * calling thread writes every pack itself, still direct, and the block is
  * whole. */
