@@ -581,6 +581,27 @@ Test(store, odd_geometry)
 }
 
 /*
+ * Scrub finds shard bad corrupt and nothing else (good_a and good_b read
+ * OK), repair rewrites it, and scrub is clean after (a 12-shard block).
+ */
+static void only_shard_corrupt_then_repaired(struct fx *f, unsigned bad, unsigned good_a,
+					     unsigned good_b)
+{
+	struct da_report rep;
+
+	cr_assert_eq(da_store_scrub_block(f->st, &f->r, &rep), 0);
+	cr_assert_eq(rep.corrupt, 1);
+	cr_assert_eq(rep.missing, 0);
+	cr_assert_eq(rep.status[bad], DA_SHARD_CORRUPT);
+	cr_assert_eq(rep.status[good_a], DA_SHARD_OK);
+	cr_assert_eq(rep.status[good_b], DA_SHARD_OK);
+	cr_assert_eq(da_store_repair_block(f->st, f->c, &f->r, &rep), 0);
+	cr_assert_eq(rep.repaired, 1);
+	cr_assert_eq(da_store_scrub_block(f->st, &f->r, &rep), 0);
+	cr_assert_eq(rep.ok, 12);
+}
+
+/*
  * A pack cut short loses only the records past the cut: shard 0 (first in
  * disk0) still reads, shard 6 (second) is corrupt, and repair rewrites the
  * pack whole.
@@ -588,21 +609,12 @@ Test(store, odd_geometry)
 Test(store, truncated_pack_costs_only_the_records_past_the_cut)
 {
 	struct fx f;
-	struct da_report rep;
 	char p[400];
 
 	fx_setup(&f, 8, 4);
 	pack_path(&f, 0, p, sizeof(p));
 	cr_assert_eq(truncate(p, member_off(&f, 6) + 10), 0);
-	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
-	cr_assert_eq(rep.status[0], DA_SHARD_OK);
-	cr_assert_eq(rep.status[6], DA_SHARD_CORRUPT);
-	cr_assert_eq(rep.corrupt, 1);
-	cr_assert_eq(rep.missing, 0);
-	cr_assert_eq(da_store_repair_block(f.st, f.c, &f.r, &rep), 0);
-	cr_assert_eq(rep.repaired, 1);
-	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
-	cr_assert_eq(rep.ok, 12);
+	only_shard_corrupt_then_repaired(&f, 6, 0, 0);
 	fx_teardown(&f);
 }
 
@@ -891,7 +903,6 @@ Test(store, aligned_pack_same_bytes_from_unaligned_buffers)
 Test(store, aligned_pack_damage_costs_only_the_records_hit)
 {
 	struct fx f;
-	struct da_report rep;
 	char p[400];
 	uint8_t c = 'X';
 	long gap;
@@ -905,16 +916,7 @@ Test(store, aligned_pack_damage_costs_only_the_records_hit)
 		     "no zeros between the records of pack 1");
 	rec_io(p, gap, &c, 1, 1);
 	flip(&f, 8, 5000); /* in shard 8's bytes */
-	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
-	cr_assert_eq(rep.corrupt, 1);
-	cr_assert_eq(rep.missing, 0);
-	cr_assert_eq(rep.status[8], DA_SHARD_CORRUPT);
-	cr_assert_eq(rep.status[1], DA_SHARD_OK);
-	cr_assert_eq(rep.status[7], DA_SHARD_OK);
-	cr_assert_eq(read_ok(&f, DA_READ_REPAIR, &rep), 0);
-	cr_assert_eq(rep.repaired, 1);
-	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
-	cr_assert_eq(rep.ok, 12);
+	only_shard_corrupt_then_repaired(&f, 8, 1, 7);
 	fx_teardown(&f);
 }
 
