@@ -92,5 +92,26 @@ int main(int argc, char **argv)
 	free(buf);
 	da_record_encode(rec, &b->rec);
 	put(argv[1], "fuzz_da_payload", "record", rec, sizeof(rec));
+	/* Pack inputs (fuzz_da_pack.c): mode byte, then edits or the raw file. */
+	{
+		static const struct {
+			const char *name;
+			uint8_t in[12];
+			size_t n;
+		} packs[] = {
+			{"dense-pristine", {0x00}, 1},
+			{"aligned-pristine", {0x01}, 1},
+			{"aligned-header-flip", {0x01, 0, 0, 0, 0, 0x01}, 6},
+			{"aligned-version-flip", {0x03, 0, 0, 0, 7, 0x03}, 6},
+			{"aligned-cut", {0x09, 0, 0, 0, 0, 0x00, 0x00, 0x01, 0x20, 0x00}, 10},
+			{"dense-flip", {0x02, 0, 0, 0, 100, 0xff}, 6},
+			{"raw-empty", {0x04}, 1},
+			{"raw-dense-magic", {0x04, 'M', 'Z', 'S', 'H'}, 5},
+			{"raw-aligned-header", {0x05, 'M', 'Z', 'P', 'K', 0, 0, 0, 2}, 9},
+		};
+
+		for (size_t i = 0; i < sizeof(packs) / sizeof(packs[0]); i++)
+			put(argv[1], "fuzz_da_pack", packs[i].name, packs[i].in, packs[i].n);
+	}
 	return 0;
 }
