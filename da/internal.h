@@ -62,10 +62,10 @@ int da__check_geometry(unsigned k, unsigned m, uint64_t S, uint64_t payload_len)
 struct da_shard_file;
 /* Chainable CRC-32C (shardfile.c); start with crc = 0. */
 uint32_t da__crc32c(uint32_t crc, const uint8_t *p, size_t n);
-/* op: the CRC-32C operator for len zero bytes; then the CRC of a || b with
- * |b| = len is da__crc32c_join(op, crc(a), crc(b)). */
-void da__crc32c_shift_op(uint32_t op[32], size_t len);
-uint32_t da__crc32c_join(const uint32_t op[32], uint32_t crc_a, uint32_t crc_b);
+/* op: the CRC-32C operator for len zero bytes (x^(8 len) mod P); then the
+ * CRC of a || b with |b| = len is da__crc32c_join(op, crc(a), crc(b)). */
+uint32_t da__crc32c_shift_op(size_t len);
+uint32_t da__crc32c_join(uint32_t op, uint32_t crc_a, uint32_t crc_b);
 /* Writes the shard file's header and path; returns their length. */
 size_t da__shard_file_head(uint8_t *out, const struct da_shard_file *f);
 /* Longest header + path of a shard file. */

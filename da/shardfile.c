@@ -41,63 +41,46 @@ uint32_t da__crc32c(uint32_t crc, const uint8_t *p, size_t n)
 
 /*
  * CRC-32C of a || b from the CRCs of a and b, without b's bytes: a's CRC
- * run through |b| zero bytes (a 32 x 32 matrix over GF(2), squared up from
- * one zero bit as zlib's crc32_combine does for CRC-32), XORed with b's.
- * The writer uses it to join a record's head to a shard hashed earlier,
- * while the shard was in cache (store.c).
+ * times x^(8 |b|) modulo the polynomial, XORed with b's, as zlib's
+ * crc32_combine does for CRC-32 (polynomials in the CRC's reflected bit
+ * order: bit 31 is x^0). The writer uses it to join a record's head to a
+ * shard whose CRC was taken earlier, while the shard was in cache
+ * (store.c).
  */
 #define CRC32C_POLY 0x82f63b78u /* reflected */
 
-static uint32_t gf2_times(const uint32_t mat[32], uint32_t vec)
+/* a * b modulo the polynomial. */
+static uint32_t mult_mod_p(uint32_t a, uint32_t b)
 {
-	uint32_t sum = 0;
+	uint32_t m = 1u << 31, p = 0;
 
-	for (const uint32_t *m = mat; vec != 0; vec >>= 1, m++)
-		if (vec & 1)
-			sum ^= *m;
-	return sum;
-}
-
-static void gf2_square(uint32_t sq[32], const uint32_t mat[32])
-{
-	for (int i = 0; i < 32; i++)
-		sq[i] = gf2_times(mat, mat[i]);
-}
-
-void da__crc32c_shift_op(uint32_t op[32], size_t len)
-{
-	uint32_t a[32], b[32], tmp[32], *cur = a, *next = b, *t;
-
-	/* cur: the operator for one zero bit, squared up to one zero byte */
-	a[0] = CRC32C_POLY;
-	for (int i = 1; i < 32; i++)
-		a[i] = 1u << (i - 1);
-	for (int i = 0; i < 3; i++) {
-		gf2_square(next, cur);
-		t = cur;
-		cur = next;
-		next = t;
+	for (;;) {
+		if (a & m) {
+			p ^= b;
+			if ((a & (m - 1)) == 0)
+				break;
+		}
+		m >>= 1;
+		b = b & 1 ? (b >> 1) ^ CRC32C_POLY : b >> 1;
 	}
-	for (int i = 0; i < 32; i++)
-		op[i] = 1u << i; /* identity */
+	return p;
+}
+
+uint32_t da__crc32c_shift_op(size_t len)
+{
+	uint32_t sq = 1u << 23, p = 1u << 31; /* x^8 (one zero byte); 1 */
+
 	for (; len != 0; len >>= 1) {
-		if (len & 1) {
-			for (int i = 0; i < 32; i++)
-				tmp[i] = gf2_times(cur, op[i]);
-			memcpy(op, tmp, sizeof(tmp));
-		}
-		if (len > 1) {
-			gf2_square(next, cur);
-			t = cur;
-			cur = next;
-			next = t;
-		}
+		if (len & 1)
+			p = mult_mod_p(sq, p);
+		sq = mult_mod_p(sq, sq); /* x^(8 * 2^i) */
 	}
+	return p;
 }
 
-uint32_t da__crc32c_join(const uint32_t op[32], uint32_t crc_a, uint32_t crc_b)
+uint32_t da__crc32c_join(uint32_t op, uint32_t crc_a, uint32_t crc_b)
 {
-	return gf2_times(op, crc_a) ^ crc_b;
+	return mult_mod_p(op, crc_a) ^ crc_b;
 }
 
 size_t da_shard_file_len(unsigned index, unsigned n_shards, size_t S)

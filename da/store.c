@@ -390,7 +390,7 @@ enum { ROLE_BYTES = -1, ROLE_PAD, ROLE_HEAD, ROLE_SHARD, ROLE_CRC };
 
 struct crcs {
 	int mode;
-	uint32_t op[32]; /* CRCS_JOIN: da__crc32c_shift_op for S bytes */
+	uint32_t op; /* CRCS_JOIN: da__crc32c_shift_op for S bytes */
 };
 
 static int iov_role(const struct crcs *c, int i)
@@ -747,7 +747,7 @@ static int write_packs(struct da_store *s, const struct da_record *r, uint8_t *c
 		pos[i % D] += pad + hl + r->S + 4;
 	}
 	if (shard_crcs != NULL)
-		da__crc32c_shift_op(cm.op, r->S);
+		cm.op = da__crc32c_shift_op(r->S);
 	rc = commit_packs(s, r->height, D, iov, stride, niov, &cm);
 	if (rc == 0 && written != NULL) {
 		for (unsigned i = 0; i < n; i++)
