@@ -44,7 +44,7 @@ static inline uint64_t da__get_u64(const uint8_t *p)
 	return (uint64_t)da__get_u32(p) << 32 | da__get_u32(p + 4);
 }
 
-/* A 64-byte aligned buffer of at least need bytes and its size (*got): the
+/* A 4 KiB-aligned buffer of at least need bytes and its size (*got): the
  * one in *slot when it is large enough (taken: *slot becomes NULL), else a
  * new one of need bytes. slot may be NULL (always new). NULL if out of
  * memory (commit.c). */

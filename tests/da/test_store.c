@@ -618,6 +618,21 @@ Test(store, truncated_pack_costs_only_the_records_past_the_cut)
 	fx_teardown(&f);
 }
 
+/* A second store of nd (<= D) directories <root>/d0, ... in a fresh temp directory root. */
+static struct da_store *other_store(char root[256], char dirs[][300], int nd)
+{
+	const char *dp[D];
+	struct da_store *s;
+
+	t_tmpdir(root, 256);
+	for (int d = 0; d < nd; d++) {
+		cr_assert_lt(snprintf(dirs[d], 300, "%s/d%d", root, d), 300);
+		dp[d] = dirs[d];
+	}
+	cr_assert_eq(da_store_open(dp, (size_t)nd, &s), 0);
+	return s;
+}
+
 /*
  * A backup's loose records packed into a store of another D: shard 4 left
  * out reads as corrupt (zeros), the rest verify, repair restores it; an
@@ -628,7 +643,6 @@ Test(store, place_records_into_another_layout)
 	struct fx f;
 	struct da_report rep;
 	char root2[256], dirs2[4][300], p[400];
-	const char *dp[4];
 	struct da_store *s2;
 	uint8_t *rec[13] = {0}; /* [12] stays NULL: room for the n = 13 call */
 	size_t len[13] = {0};
@@ -636,13 +650,7 @@ Test(store, place_records_into_another_layout)
 	struct stat st1, st2;
 
 	fx_setup(&f, 8, 4);
-	t_tmpdir(root2, sizeof(root2));
-	for (int d = 0; d < 4; d++) {
-		cr_assert_lt(snprintf(dirs2[d], sizeof(dirs2[d]), "%s/d%d", root2, d),
-			     (int)sizeof(dirs2[d]));
-		dp[d] = dirs2[d];
-	}
-	cr_assert_eq(da_store_open(dp, 4, &s2), 0);
+	s2 = other_store(root2, dirs2, 4);
 	for (unsigned i = 0; i < 12; i++) {
 		struct da_shard_file sf;
 
@@ -685,6 +693,50 @@ Test(store, place_records_into_another_layout)
 		cr_assert_eq(da_store_place_records(s2, 13, (const uint8_t *const *)rec, len, NULL),
 			     DA_EMISMATCH);
 	}
+	for (unsigned i = 0; i < 12; i++)
+		free(rec[i]);
+	da_store_close(s2);
+	t_rmtree(root2);
+	fx_teardown(&f);
+}
+
+/*
+ * A backup's records of big shards placed into a store of another D (a
+ * restore) go in aligned packs, as a put would write them, and read back
+ * whole.
+ */
+Test(store, place_records_of_big_shards_written_aligned)
+{
+	struct fx f;
+	struct da_report rep;
+	char root2[256], dirs2[4][300], p[400];
+	struct da_store *s2;
+	uint8_t *rec[12] = {0}, *pl = NULL, head[4];
+	size_t len[12];
+	unsigned placed = 0;
+
+	fx_len = LEN_HUGE;
+	fx_setup(&f, 8, 4);
+	cr_assert_geq(f.r.S, DA_PACK_ALIGNED_FROM);
+	s2 = other_store(root2, dirs2, 4);
+	for (unsigned i = 0; i < 12; i++) {
+		struct da_shard_file sf;
+
+		cr_assert_eq(da_store_read_shard(f.st, &f.r, i, &rec[i], &sf), 0);
+		len[i] = da_shard_file_len(i, 12, f.r.S);
+	}
+	cr_assert_eq(da_store_place_records(s2, 12, (const uint8_t *const *)rec, len, &placed), 0);
+	cr_assert_eq(placed, 12);
+	for (int d = 0; d < 4; d++) {
+		cr_assert_lt(snprintf(p, sizeof(p), "%s/1/4097", dirs2[d]), (int)sizeof(p));
+		rec_io(p, 0, head, 4, 0);
+		cr_assert_eq(memcmp(head, "MZPK", 4), 0, "pack %d is not aligned", d);
+	}
+	cr_assert_eq(da_store_scrub_block(s2, &f.r, &rep), 0);
+	cr_assert_eq(rep.ok, 12);
+	cr_assert_eq(da_store_read_block(s2, f.c, &f.r, 0, &pl, &rep), 0);
+	cr_assert_eq(memcmp(pl, f.orig, f.blk.S * f.r.k), 0);
+	free(pl);
 	for (unsigned i = 0; i < 12; i++)
 		free(rec[i]);
 	da_store_close(s2);
@@ -844,20 +896,13 @@ Test(store, aligned_pack_same_bytes_from_unaligned_buffers)
 	struct fx f;
 	struct da_store *s2;
 	char root2[256], dirs2[D][300];
-	const char *dp[D];
 	uint8_t *mem, *sh[DA_MAX_SHARDS];
 	size_t n;
 
 	fx_len = LEN_HUGE;
 	fx_setup(&f, 8, 4);
 	n = (size_t)f.r.k + f.r.m;
-	t_tmpdir(root2, sizeof(root2));
-	for (int d = 0; d < D; d++) {
-		cr_assert_lt(snprintf(dirs2[d], sizeof(dirs2[d]), "%s/d%d", root2, d),
-			     (int)sizeof(dirs2[d]));
-		dp[d] = dirs2[d];
-	}
-	cr_assert_eq(da_store_open(dp, D, &s2), 0);
+	s2 = other_store(root2, dirs2, D);
 	cr_assert_eq(posix_memalign((void **)&mem, 4096, n * f.r.S + 64), 0);
 	for (size_t i = 0; i < n; i++) {
 		sh[i] = mem + 64 + i * f.r.S;
