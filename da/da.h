@@ -252,7 +252,7 @@ struct da_block {
 	size_t payload_cap, parity_cap; /* their sizes, for da_block_recycle */
 	uint8_t *shard[DA_MAX_SHARDS];
 	uint8_t leaf[DA_MAX_SHARDS][32]; /* shard leaves, for da_store_put */
-	uint32_t crc[DA_MAX_SHARDS];      /* each shard's CRC-32C, for da_store_put_block */
+	uint32_t crc[DA_MAX_SHARDS];      /* each shard's CRC-32C (set by da_block_encode) */
 };
 
 /*
@@ -427,8 +427,9 @@ void da_store_close(struct da_store *s);
  */
 int da_store_put(struct da_store *s, const struct da_record *r, uint8_t *const *shards,
 		 const uint8_t (*leaves)[32]);
-/* da_store_put of an encoded block: its shards, leaves and shard CRCs, so
- * that the writer reads no shard again for the records' CRCs. */
+/* da_store_put of a block from da_block_encode: its shards, leaves and
+ * shard CRCs, so that the writer reads no shard again for the records'
+ * CRCs. DA_EINVAL if b's k, m or S are not r's. */
 int da_store_put_block(struct da_store *s, const struct da_record *r, const struct da_block *b);
 
 /*
