@@ -537,6 +537,7 @@ struct pack_job {
 	int n;
 	size_t len;
 	const struct crcs *crcs;
+	size_t glue_len; /* bytes of glue a direct write needs (plan_direct) */
 	uint8_t *glue;	 /* NULL: buffered */
 	struct iovec *seg; /* room for 2 * n + 1 */
 	int fd, rc;
@@ -611,8 +612,10 @@ static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *
 					   .n = niov[d], .crcs = crcs, .fd = -1};
 		for (int i = 0; i < niov[d]; i++)
 			job[d].len += iov[d * stride + (size_t)i].iov_len;
-		if (niov[d] > 0 && !atomic_load(&s->buffered[d]))
-			total += dio_round_up(plan_direct(job[d].iov, niov[d], crcs, NULL, NULL, NULL));
+		if (niov[d] > 0 && !atomic_load(&s->buffered[d])) {
+			job[d].glue_len = plan_direct(job[d].iov, niov[d], crcs, NULL, NULL, NULL);
+			total += dio_round_up(job[d].glue_len);
+		}
 		nseg += 2 * (size_t)niov[d] + 1;
 		if (niov[d] > 0 && first == D)
 			first = d;
@@ -630,7 +633,7 @@ static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *
 			continue;
 		if (have_bounce && !atomic_load(&s->buffered[d])) {
 			job[d].glue = s->bounce + off;
-			off += dio_round_up(plan_direct(job[d].iov, job[d].n, crcs, NULL, NULL, NULL));
+			off += dio_round_up(job[d].glue_len);
 			job[d].seg = seg + nseg;
 			nseg += 2 * (size_t)job[d].n + 1;
 		}
