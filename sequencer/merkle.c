@@ -163,3 +163,58 @@ int seq_merkle_verify(const uint8_t leaf[static 32], uint64_t index, uint64_t n,
 		return SEQ_EPROOF;
 	return 0;
 }
+
+int seq_merkle_multiverify(const uint8_t (*leaves)[32], const uint64_t *idx, size_t k,
+			   uint64_t n, const uint8_t (*proof)[32], size_t len,
+			   const uint8_t root[static 32])
+{
+	uint64_t *ci, m = n;
+	uint8_t (*ch)[32];
+	size_t kk = k, p = 0;
+	int rc = SEQ_EPROOF;
+
+	if (k == 0 || n == 0 || k > n || !leaves || !idx || (len && !proof))
+		return SEQ_EPROOF;
+	for (size_t j = 0; j < k; j++)
+		if (idx[j] >= n || (j && idx[j] <= idx[j - 1]))
+			return SEQ_EPROOF;
+	ci = malloc(k * sizeof(*ci));
+	ch = malloc(k * sizeof(*ch));
+	if (!ci || !ch) {
+		rc = SEQ_ENOMEM;
+		goto out;
+	}
+	memcpy(ci, idx, k * sizeof(*ci));
+	memcpy(ch, leaves, k * sizeof(*ch));
+	while (m > 1) {
+		size_t w = 0;
+
+		for (size_t j = 0; j < kk; j++) {
+			uint64_t x = ci[j];
+
+			if (x & 1) {
+				if (p >= len)
+					goto out;
+				seq_merkle_node(ch[w], proof[p++], ch[j]);
+			} else if (j + 1 < kk && ci[j + 1] == x + 1) {
+				seq_merkle_node(ch[w], ch[j], ch[j + 1]);
+				j++;
+			} else if (x + 1 < m) {
+				if (p >= len)
+					goto out;
+				seq_merkle_node(ch[w], ch[j], proof[p++]);
+			} else if (w != j) {
+				memcpy(ch[w], ch[j], 32);
+			}
+			ci[w++] = x >> 1;
+		}
+		kk = w;
+		m = level_up(m);
+	}
+	if (kk == 1 && p == len && CRYPTO_memcmp(ch[0], root, 32) == 0)
+		rc = 0;
+out:
+	free(ci);
+	free(ch);
+	return rc;
+}

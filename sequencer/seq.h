@@ -109,6 +109,32 @@ int seq_merkle_tree_path(const struct seq_merkle_tree *t, size_t index,
 const uint8_t *seq_merkle_tree_root(const struct seq_merkle_tree *t);
 void seq_merkle_tree_free(struct seq_merkle_tree *t);
 
+/*
+ * Multiproofs: one proof for leaves idx[0..k) of a tree of n leaves, idx
+ * strictly increasing. Level by level from the leaves, the verifier knows
+ * some nodes (sorted by index); for each, left to right: an even node whose
+ * right neighbour is known pairs with it; an even node with a right
+ * neighbour that is not known takes it from the proof; an even node that
+ * is the last of an odd level is carried up; an odd node takes its left
+ * neighbour from the proof. The proof is those taken nodes, in the order
+ * taken. A single leaf's multiproof is its audit path. Layout and an
+ * example: docs/PROTOCOL.md, "Batch receipts".
+ *
+ * seq_merkle_multiproof_max: entries a proof for k leaves of n can need.
+ * seq_merkle_tree_multiproof fills proof (room for that many) and *len;
+ * SEQ_EINVAL if idx is empty, unsorted, repeated or out of range;
+ * SEQ_ENOMEM for its scratch.
+ * seq_merkle_multiverify: 0 if the proof takes leaves[0..k) at idx to
+ * root, else SEQ_EPROOF (also for unsorted or out-of-range idx, or a proof
+ * with entries left over or missing); SEQ_ENOMEM for its scratch.
+ */
+size_t seq_merkle_multiproof_max(uint64_t n, size_t k);
+int seq_merkle_tree_multiproof(const struct seq_merkle_tree *t, const size_t *idx, size_t k,
+			       uint8_t (*proof)[32], size_t *len);
+int seq_merkle_multiverify(const uint8_t (*leaves)[32], const uint64_t *idx, size_t k,
+			   uint64_t n, const uint8_t (*proof)[32], size_t len,
+			   const uint8_t root[static 32]);
+
 /* ------------------------------------------------------------------ */
 /* Preconfirmation groups                                              */
 /*

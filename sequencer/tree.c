@@ -67,6 +67,54 @@ int seq_merkle_tree_path(const struct seq_merkle_tree *t, size_t index,
 	return 0;
 }
 
+size_t seq_merkle_multiproof_max(uint64_t n, size_t k)
+{
+	size_t depth = 0;
+
+	while (depth < 64 && ((uint64_t)1 << depth) < n)
+		depth++;
+	/* a level gives at most one node per known node, and the proof is
+	 * never more than the tree's other nodes */
+	return k > (SIZE_MAX / 64) ? SIZE_MAX : k * depth;
+}
+
+int seq_merkle_tree_multiproof(const struct seq_merkle_tree *t, const size_t *idx, size_t k,
+			       uint8_t (*proof)[32], size_t *len)
+{
+	size_t *cur, kk = k, p = 0;
+
+	if (!t->nodes || k == 0 || k > t->n)
+		return SEQ_EINVAL;
+	for (size_t j = 0; j < k; j++)
+		if (idx[j] >= t->n || (j && idx[j] <= idx[j - 1]))
+			return SEQ_EINVAL;
+	cur = malloc(k * sizeof(*cur));
+	if (!cur)
+		return SEQ_ENOMEM;
+	memcpy(cur, idx, k * sizeof(*cur));
+	for (size_t lv = 0; lv + 1 < t->levels; lv++) {
+		const uint8_t (*level)[32] = (const uint8_t (*)[32])t->nodes + t->level_off[lv];
+		size_t m = t->level_len[lv], w = 0;
+
+		for (size_t j = 0; j < kk; j++) {
+			size_t x = cur[j];
+
+			if (x & 1)
+				memcpy(proof[p++], level[x - 1], 32);
+			else if (j + 1 < kk && cur[j + 1] == x + 1)
+				j++; /* pairs with its known neighbour */
+			else if (x + 1 < m)
+				memcpy(proof[p++], level[x + 1], 32);
+			/* else: the last node of an odd level, carried up */
+			cur[w++] = x >> 1;
+		}
+		kk = w;
+	}
+	free(cur);
+	*len = p;
+	return 0;
+}
+
 const uint8_t *seq_merkle_tree_root(const struct seq_merkle_tree *t)
 {
 	return t->nodes ? t->nodes[t->level_off[t->levels - 1]] : NULL;

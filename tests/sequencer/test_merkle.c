@@ -295,3 +295,162 @@ Test(merkle, whole_tree_matches_proofs)
 	}
 	seq_merkle_tree_free(NULL);
 }
+
+/* ---- multiproofs ------------------------------------------------------- */
+
+/* Proves leaves idx[0..k) of d (n leaves) against the reference root, then
+ * checks that the proof fails once anything in it or around it changes. */
+static void multi_check(uint8_t (*d)[32], size_t n, const size_t *idx, size_t k, int tamper)
+{
+	const uint8_t (*cd)[32] = (const uint8_t (*)[32])d;
+	size_t max = seq_merkle_multiproof_max(n, k), len = 0;
+	uint8_t (*proof)[32] = malloc((max + 1) * 32), (*lv)[32] = malloc(k * 32), root[32];
+	uint64_t *ix = malloc(k * sizeof(*ix));
+	struct seq_merkle_tree t;
+
+	cr_assert(proof && lv && ix);
+	ref_root(root, d, n);
+	cr_assert_eq(seq_merkle_tree_build(&t, cd, n), 0);
+	cr_assert_eq(seq_merkle_tree_multiproof(&t, idx, k, proof, &len), 0);
+	cr_assert_leq(len, max);
+	for (size_t j = 0; j < k; j++) {
+		memcpy(lv[j], d[idx[j]], 32);
+		ix[j] = idx[j];
+	}
+	cr_assert_eq(seq_merkle_multiverify((const uint8_t (*)[32])lv, ix, k, n,
+					    (const uint8_t (*)[32])proof, len, root),
+		     0, "n=%zu k=%zu", n, k);
+	if (k == 1) { /* one leaf: exactly its audit path */
+		uint8_t path[SEQ_MERKLE_MAX_DEPTH][32];
+		size_t plen;
+
+		cr_assert_eq(seq_merkle_tree_path(&t, idx[0], path, &plen), 0);
+		cr_assert_eq(len, plen);
+		cr_assert_arr_eq(proof, path, len * 32);
+	}
+	if (tamper) {
+		const uint8_t (*cp)[32] = (const uint8_t (*)[32])proof;
+		const uint8_t (*cl)[32] = (const uint8_t (*)[32])lv;
+
+		for (size_t p = 0; p < len; p++) { /* every proof entry matters */
+			proof[p][p % 32] ^= 0x40;
+			cr_assert_eq(seq_merkle_multiverify(cl, ix, k, n, cp, len, root), SEQ_EPROOF);
+			proof[p][p % 32] ^= 0x40;
+		}
+		for (size_t j = 0; j < k; j++) { /* every leaf matters */
+			lv[j][3] ^= 1;
+			cr_assert_eq(seq_merkle_multiverify(cl, ix, k, n, cp, len, root), SEQ_EPROOF);
+			lv[j][3] ^= 1;
+		}
+		if (len) /* one entry missing */
+			cr_assert_eq(seq_merkle_multiverify(cl, ix, k, n, cp, len - 1, root),
+				     SEQ_EPROOF);
+		memset(proof[len], 0, 32); /* one entry too many */
+		cr_assert_eq(seq_merkle_multiverify(cl, ix, k, n, cp, len + 1, root), SEQ_EPROOF);
+		/* the leaves claimed at other positions (the tree's size is not
+		 * bound by a proof, as with audit paths: the signed group count is) */
+		if (ix[k - 1] + 1 < n) {
+			ix[k - 1]++;
+			cr_assert_eq(seq_merkle_multiverify(cl, ix, k, n, cp, len, root), SEQ_EPROOF);
+			ix[k - 1]--;
+		}
+		if (ix[0] > 0) {
+			ix[0]--;
+			cr_assert_eq(seq_merkle_multiverify(cl, ix, k, n, cp, len, root), SEQ_EPROOF);
+			ix[0]++;
+		}
+	}
+	seq_merkle_tree_free(&t);
+	free(proof);
+	free(lv);
+	free(ix);
+}
+
+Test(merkle, multiproof_every_subset_of_small_trees)
+{
+	size_t idx[12];
+
+	for (size_t n = 1; n <= 11; n++) {
+		uint8_t (*d)[32] = make_leaves(n);
+
+		for (unsigned mask = 1; mask < (1u << n); mask++) {
+			size_t k = 0;
+
+			for (size_t i = 0; i < n; i++)
+				if (mask & (1u << i))
+					idx[k++] = i;
+			multi_check(d, n, idx, k, 1);
+		}
+		free(d);
+	}
+}
+
+Test(merkle, multiproof_ranges_and_random_sets_of_big_trees)
+{
+	static const size_t ns[] = {100, 1000, 4095, 4096, 4097};
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	for (size_t a = 0; a < sizeof(ns) / sizeof(ns[0]); a++) {
+		size_t n = ns[a], *idx = malloc(n * sizeof(*idx)), depth = 0;
+		uint8_t (*d)[32] = make_leaves(n);
+		struct seq_merkle_tree t;
+
+		while (((size_t)1 << depth) < n)
+			depth++;
+		cr_assert_eq(seq_merkle_tree_build(&t, (const uint8_t (*)[32])d, n), 0);
+		for (int r = 0; r < 40; r++) {
+			size_t lo, k, len;
+			uint8_t (*proof)[32];
+
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			lo = x % n;
+			k = 1 + (x >> 20) % (n - lo < 300 ? n - lo : 300);
+			for (size_t j = 0; j < k; j++)
+				idx[j] = lo + j;
+			multi_check(d, n, idx, k, r < 4);
+			/* a contiguous run costs at most two nodes a level */
+			proof = malloc(seq_merkle_multiproof_max(n, k) * 32 + 32);
+			cr_assert_eq(seq_merkle_tree_multiproof(&t, idx, k, proof, &len), 0);
+			cr_assert_leq(len, 2 * depth, "n=%zu run [%zu, +%zu): %zu nodes", n, lo, k, len);
+			free(proof);
+			/* a random set: every leaf with probability 1/8 */
+			k = 0;
+			for (size_t i = 0; i < n; i++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				if ((x & 7) == 0)
+					idx[k++] = i;
+			}
+			if (k)
+				multi_check(d, n, idx, k, 0);
+		}
+		seq_merkle_tree_free(&t);
+		free(idx);
+		free(d);
+	}
+}
+
+Test(merkle, multiproof_refuses_bad_index_sets)
+{
+	uint8_t (*d)[32] = make_leaves(8), proof[64][32], root[32];
+	const uint8_t (*cd)[32] = (const uint8_t (*)[32])d;
+	static const size_t unsorted[] = {3, 1}, repeated[] = {2, 2}, outside[] = {1, 8};
+	static const uint64_t u2[] = {3, 1}, r2[] = {2, 2}, o2[] = {1, 8};
+	struct seq_merkle_tree t;
+	size_t len;
+
+	cr_assert_eq(seq_merkle_tree_build(&t, cd, 8), 0);
+	memcpy(root, seq_merkle_tree_root(&t), 32);
+	cr_assert_eq(seq_merkle_tree_multiproof(&t, unsorted, 2, proof, &len), SEQ_EINVAL);
+	cr_assert_eq(seq_merkle_tree_multiproof(&t, repeated, 2, proof, &len), SEQ_EINVAL);
+	cr_assert_eq(seq_merkle_tree_multiproof(&t, outside, 2, proof, &len), SEQ_EINVAL);
+	cr_assert_eq(seq_merkle_tree_multiproof(&t, unsorted, 0, proof, &len), SEQ_EINVAL);
+	cr_assert_eq(seq_merkle_multiverify(cd, u2, 2, 8, (const uint8_t (*)[32])proof, 0, root),
+		     SEQ_EPROOF);
+	cr_assert_eq(seq_merkle_multiverify(cd, r2, 2, 8, (const uint8_t (*)[32])proof, 0, root),
+		     SEQ_EPROOF);
+	cr_assert_eq(seq_merkle_multiverify(cd, o2, 2, 8, (const uint8_t (*)[32])proof, 0, root),
+		     SEQ_EPROOF);
+	cr_assert_eq(seq_merkle_multiverify(cd, o2, 0, 8, NULL, 0, root), SEQ_EPROOF);
+	seq_merkle_tree_free(&t);
+	free(d);
+}
