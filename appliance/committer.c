@@ -392,6 +392,7 @@ static void fail_answers(struct app_done *d, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		app_done_json_free(&d[i]);
 		d[i].is_error = 1;
+		d[i].brief = 0;
 		d[i].json_len = 0;
 		d[i].json = app_error_json(RPC_HALTED, "sequencer halted after a storage failure; "
 						       "nothing from this request was preconfirmed");
@@ -846,6 +847,106 @@ static struct app_preconf *preconf_build(const struct seq_group *g, const struct
 	return p;
 }
 
+/*
+ * Batch receipts (mezz_sendTransactions). The items of one request reach a
+ * group together (one push, popped in order), so they form one run; its
+ * brief answers are written as they come and, when the run ends, one
+ * section with a multiproof for all of its indices goes on the run's first
+ * answer. A request seen again after its run ended (which the queue does
+ * not do) is answered with full receipts, never a second section for the
+ * same group.
+ */
+struct brief_run {
+	struct app_req *req; /* NULL: no run open */
+	size_t first;	     /* its first item's position in the batch */
+	size_t k;	     /* its group indices so far, in idx[0..k) */
+	size_t *idx;
+	const void **seen;   /* requests whose run ended, open addressing */
+	size_t cap;
+};
+
+/* 1 if req was already in the set (a run of it ended); else adds it. */
+static int run_seen(struct brief_run *b, const struct app_req *req)
+{
+	uintptr_t h = (uintptr_t)req * 0x9e3779b97f4a7c15ull;
+
+	for (size_t j = (h >> 17) & (b->cap - 1);; j = (j + 1) & (b->cap - 1)) {
+		if (!b->seen[j]) {
+			b->seen[j] = req;
+			return 0;
+		}
+		if (b->seen[j] == req)
+			return 1;
+	}
+}
+
+/* Ends the open run: its section onto its first answer. Out of memory,
+ * the run's answers become full receipts (items[] says which). */
+static void run_end(struct app_committer *c, struct brief_run *b, const struct seq_group *g,
+		    const struct seq_merkle_tree *tree, const struct app_sub *s,
+		    struct app_done *d, const size_t *pos, size_t n)
+{
+	struct app_done *f;
+
+	if (!b->req)
+		return;
+	f = &d[b->first];
+	f->section = app_batch_section_json(&g->hdr, g->sig, tree, b->idx, b->k, &f->section_len);
+	if (!f->section) {
+		for (size_t i = b->first; i < n; i++) {
+			struct seq_receipt r;
+
+			if (s[i].req != b->req || !d[i].brief)
+				continue;
+			app_done_json_free(&d[i]);
+			d[i].brief = 0;
+			if (seq_receipt_from_tree(&r, &g->hdr, g->sig, tree, pos[i], s[i].ns,
+						  s[i].hash) == 0)
+				d[i].json = answer_json(c, &s[i], &r, &d[i].json_len);
+		}
+	}
+	b->req = NULL;
+	b->k = 0;
+}
+
+/* Answers item i (new in the group, receipt r) briefly when it asked for it
+ * and its request's run can take it; 0 if answered, -1 if it needs a full
+ * receipt. */
+static int brief_answer(struct app_committer *c, struct brief_run *b, struct app_answer_buf *ab,
+			const struct seq_group *g, const struct seq_merkle_tree *tree,
+			const struct app_sub *s, struct app_done *d, const size_t *pos, size_t n,
+			size_t i, const struct seq_receipt *r)
+{
+	char *w, *end;
+
+	if (!s[i].brief || !b->idx)
+		return -1;
+	if (b->req != s[i].req) {
+		run_end(c, b, g, tree, s, d, pos, n);
+		if (run_seen(b, s[i].req))
+			return -1;
+		b->req = s[i].req;
+		b->first = i;
+	}
+	w = ab ? app_answer_buf_take(ab, APP_RECEIPT_BRIEF_CAP) : NULL;
+	if (!w) {
+		w = malloc(APP_RECEIPT_BRIEF_CAP);
+		if (!w)
+			return -1;
+		end = app_receipt_brief_put(w, r);
+		d[i].json = w;
+	} else {
+		end = app_receipt_brief_put(w, r);
+		app_answer_buf_used(ab, end + 1);
+		d[i].json = w;
+		d[i].buf = ab;
+	}
+	d[i].json_len = (size_t)(end - w);
+	d[i].brief = 1;
+	b->idx[b->k++] = pos[i];
+	return 0;
+}
+
 /* Rows commit_group holds back to insert in one app_store_txs_insert. */
 #define INSERT_RUN 64
 
@@ -882,6 +983,7 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	struct seq_merkle_tree tree = {0};
 	struct app_preconf *pre = NULL;
 	struct app_answer_buf *ab = NULL;
+	struct brief_run brief = {0};
 	char err[256];
 	uint64_t t0 = app_now_ns();
 	int rc, committed = 0;
@@ -1008,8 +1110,18 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 			depth++;
 		for (size_t i = 0; i < n; i++)
 			if (!s[i].bundle_n && alias[i] == i && pos[i] != SIZE_MAX)
-				cap += answer_cap(&s[i], depth);
+				cap += s[i].brief ? APP_RECEIPT_BRIEF_CAP : answer_cap(&s[i], depth);
 		ab = app_answer_buf_new(cap);
+		for (size_t i = 0; i < n && !brief.idx; i++)
+			if (s[i].brief) {
+				brief.idx = malloc(m * sizeof(*brief.idx));
+				brief.seen = calloc(setcap, sizeof(*brief.seen));
+				brief.cap = setcap;
+				if (!brief.seen) {
+					free(brief.idx);
+					brief.idx = NULL; /* full receipts for everyone */
+				}
+			}
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct seq_receipt r;
@@ -1023,8 +1135,21 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 			i += s[i].bundle_n - 1;
 			continue;
 		}
-		if (alias[i] != i)
+		if (alias[i] != i) {
+			/* a repeat of an item new here gets that item's full
+			 * receipt when either asked for brief answers: a brief
+			 * answer is only proved by its own request's section
+			 * (the others copy the first's answer below) */
+			if (pos[alias[i]] != SIZE_MAX && (s[i].brief || d[alias[i]].brief)) {
+				if (seq_receipt_from_tree(&r, &g.hdr, g.sig, &tree, pos[alias[i]],
+							  s[i].ns, s[i].hash))
+					APP_PANIC("receipt of a repeated item does not match");
+				d[i].json = answer_json(c, &s[i], &r, &d[i].json_len);
+				if (!d[i].json)
+					d[i].json = strdup(""); /* answered: not copied below */
+			}
 			continue;
+		}
 		if (pos[i] == SIZE_MAX) {
 			answer_stored(c, &s[i], &d[i]);
 			free(s[i].data);
@@ -1033,8 +1158,12 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		if (seq_receipt_from_tree(&r, &g.hdr, g.sig, &tree, pos[i], s[i].ns, s[i].hash))
 			APP_PANIC("receipt for seq %llu does not match its group",
 				  (unsigned long long)(c->next_seq + pos[i]));
-		answer_into(c, ab, &s[i], &r, &d[i]);
+		if (brief_answer(c, &brief, ab, &g, &tree, s, d, pos, n, i, &r))
+			answer_into(c, ab, &s[i], &r, &d[i]);
 	}
+	run_end(c, &brief, &g, &tree, s, d, pos, n);
+	free(brief.idx);
+	free(brief.seen);
 	app_answer_buf_put(ab); /* the answers hold it now */
 	seq_merkle_tree_free(&tree);
 	if (m && atomic_load(&c->preconf_subs))
@@ -1055,6 +1184,13 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		if (alias[i] == i)
 			continue;
 		free(s[i].data);
+		if (d[i].json) { /* answered above (brief requests) */
+			if (!*d[i].json) {
+				free(d[i].json);
+				d[i].json = NULL; /* out of memory: an internal error */
+			}
+			continue;
+		}
 		d[i].is_error = d[alias[i]].is_error;
 		d[i].json = d[alias[i]].json ? strdup(d[alias[i]].json) : NULL;
 		d[i].json_len = d[i].json ? d[alias[i]].json_len : 0;

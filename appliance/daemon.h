@@ -71,6 +71,9 @@ struct app_sub {
 	 * transaction, or a pending one recovered after a restart); block !=
 	 * NULL: this item is a winner's mezz_submitSlotBlock, not a transaction */
 	uint8_t no_answer;
+	/* mezz_sendTransactions: answer a transaction new in its group briefly
+	 * (the request's batch receipt carries the group's proof) */
+	uint8_t brief;
 	struct app_slot_block *block;
 };
 #define APP_BUNDLE_MAX_LEGS 64
@@ -150,6 +153,9 @@ struct app_done {
 	char *json; /* the "result" value, or the "error" object when is_error */
 	size_t json_len; /* strlen(json) when its builder knew it; 0: not known */
 	struct app_answer_buf *buf; /* json lies in it (not freed alone); else NULL */
+	int brief; /* json is a brief batch entry (app_receipt_brief_put) */
+	char *section; /* malloc'd batch section of the request in this group, or NULL */
+	size_t section_len;
 	struct app_block *block;
 	struct app_preconf *pre; /* DONE_PRECONF */
 	uint8_t winner[20];
@@ -449,6 +455,21 @@ size_t app_receipt_json_cap(size_t path_len, size_t ns_len);
 /* Writes r's JSON at w, NUL-terminated; returns the NUL's address. */
 char *app_receipt_json_put(char *w, const struct seq_receipt *r, const char *ns_name,
 			   const uint8_t pk[static 32]);
+
+/*
+ * Batch receipts (mezz_sendTransactions, docs/API.md): each transaction new
+ * in a group is answered with {"hash","seq","group","index"} (at most
+ * APP_RECEIPT_BRIEF_CAP bytes, NUL included), and the request gets one
+ * section per group it landed in: the group's signed fields and one
+ * multiproof for all of the request's transactions in it.
+ */
+#define APP_RECEIPT_BRIEF_CAP 192
+char *app_receipt_brief_put(char *w, const struct seq_receipt *r);
+/* The section for leaves idx[0..k) (sorted) of the group h/sig/t; malloc'd,
+ * *len its strlen. NULL when out of memory. */
+char *app_batch_section_json(const struct seq_group_hdr *h, const uint8_t sig[static 64],
+			     const struct seq_merkle_tree *t, const size_t *idx, size_t k,
+			     size_t *len);
 
 /*
  * One allocation holding the answers of a group (receipt.c): the committer

@@ -8,13 +8,17 @@
  * scanner accepts only a narrow, unambiguous subset of JSON and says "not
  * mine" to everything else, which then takes the jansson path as before:
  *
- *   message := ws (request | '[' ws request (ws ',' ws request)* ws ']') ws
+ *   message := ws (request | txs | '[' ws request (ws ',' ws request)* ws ']') ws
  *   request := '{' members of: "jsonrpc": "2.0"
  *                              "method": "mezz_sendTransaction"
  *                              "params": '{' members of: "namespace": STR
  *                                                        "data": STR '}'
  *                              "id": INT | STR | null         (optional)
  *              each key exactly once (id at most once), any order '}'
+ *   txs     := the same with "method": "mezz_sendTransactions" and
+ *              "params": '{' members of: "namespace": STR
+ *                                        "txs": '[' STR (',' STR)* ']' '}'
+ *              (one per message, never inside a batch)
  *   STR     := '"' printable ASCII other than '"' and '\' '"'
  *   INT     := '-'? ('0' | [1-9][0-9]{0,17}), not followed by '.', 'e', 'E'
  *
@@ -128,9 +132,27 @@ static int id_value(struct scan *s, const char **v, size_t *n)
 	return 1;
 }
 
-static int params(struct scan *s, struct app_fast_tx *t)
+/* '[' STR (',' STR)* ']' into t[0..max): the data spans; their number, 0 if
+ * not that (or more than max). */
+static size_t str_list(struct scan *s, struct app_fast_tx *t, size_t max)
 {
-	int have_ns = 0, have_data = 0;
+	size_t n = 0;
+
+	if (!eat(s, '['))
+		return 0;
+	do {
+		if (n == max || !str(s, &t[n].data, &t[n].data_len))
+			return 0;
+		n++;
+	} while (eat(s, ','));
+	return eat(s, ']') ? n : 0;
+}
+
+/* params of either method: {namespace, data} (*many = 0, into t[0]) or
+ * {namespace, txs} (*many = the number of txs, into t[0..max)). */
+static int params(struct scan *s, struct app_fast_tx *t, size_t max, size_t *many)
+{
+	int have_ns = 0, have_data = 0, have_txs = 0;
 
 	if (!eat(s, '{'))
 		return 0;
@@ -143,19 +165,28 @@ static int params(struct scan *s, struct app_fast_tx *t)
 		if (kn == 9 && !memcmp(k, "namespace", 9) && !have_ns++) {
 			if (!str(s, &t->ns, &t->ns_len))
 				return 0;
-		} else if (kn == 4 && !memcmp(k, "data", 4) && !have_data++) {
+		} else if (kn == 4 && !memcmp(k, "data", 4) && !have_data++ && !have_txs) {
 			if (!str(s, &t->data, &t->data_len))
+				return 0;
+		} else if (kn == 3 && !memcmp(k, "txs", 3) && !have_txs++ && !have_data) {
+			if (!(*many = str_list(s, t, max)))
 				return 0;
 		} else {
 			return 0;
 		}
 	} while (eat(s, ','));
-	return eat(s, '}') && have_ns && have_data;
+	return eat(s, '}') && have_ns && (have_data || have_txs);
 }
 
-static int request(struct scan *s, struct app_fast_tx *t)
+/* One request into t (t[0..*many) for mezz_sendTransactions, which only
+ * a message of its own may be: max is 1 inside a batch). */
+static int request(struct scan *s, struct app_fast_tx *t, size_t max, size_t *many)
 {
-	int have_ver = 0, have_method = 0, have_params = 0, have_id = 0;
+	int have_ver = 0, have_method = 0, have_params = 0, have_id = 0, txs = 0;
+	const char *ns = NULL;
+	size_t ns_len = 0;
+
+	*many = 0;
 
 	t->id = NULL;
 	t->id_len = 0;
@@ -171,10 +202,17 @@ static int request(struct scan *s, struct app_fast_tx *t)
 			if (!str_is(s, "2.0"))
 				return 0;
 		} else if (kn == 6 && !memcmp(k, "method", 6) && !have_method++) {
-			if (!str_is(s, "mezz_sendTransaction"))
+			const char *m;
+			size_t mn;
+
+			if (!str(s, &m, &mn))
+				return 0;
+			if (mn == 21 && !memcmp(m, "mezz_sendTransactions", 21))
+				txs = 1;
+			else if (mn != 20 || memcmp(m, "mezz_sendTransaction", 20))
 				return 0;
 		} else if (kn == 6 && !memcmp(k, "params", 6) && !have_params++) {
-			if (!params(s, t))
+			if (!params(s, t, max, many))
 				return 0;
 		} else if (kn == 2 && !memcmp(k, "id", 2) && !have_id++) {
 			if (!id_value(s, &t->id, &t->id_len))
@@ -183,30 +221,42 @@ static int request(struct scan *s, struct app_fast_tx *t)
 			return 0;
 		}
 	} while (eat(s, ','));
-	return eat(s, '}') && have_ver && have_method && have_params;
+	if (!eat(s, '}') || !have_ver || !have_method || !have_params || txs != (*many > 0))
+		return 0;
+	ns = t[0].ns;
+	ns_len = t[0].ns_len;
+	for (size_t i = 1; i < *many; i++) { /* every item: the request's id and namespace */
+		t[i].id = t[0].id;
+		t[i].id_len = t[0].id_len;
+		t[i].ns = ns;
+		t[i].ns_len = ns_len;
+	}
+	return 1;
 }
 
 size_t app_fastrpc_parse(const char *msg, size_t len, struct app_fast_tx *out, size_t max,
-			 int *is_batch)
+			 int *shape)
 {
 	struct scan s = {msg, msg + len};
-	size_t n = 0;
+	size_t n = 0, many;
 
 	if (!max)
 		return 0;
-	*is_batch = eat(&s, '[');
-	if (*is_batch) {
+	*shape = eat(&s, '[') ? APP_FAST_BATCH : APP_FAST_ONE;
+	if (*shape == APP_FAST_BATCH) {
 		do {
-			if (n == max || !request(&s, &out[n]))
+			if (n == max || !request(&s, &out[n], 1, &many) || many)
 				return 0;
 			n++;
 		} while (eat(&s, ','));
 		if (!eat(&s, ']'))
 			return 0;
 	} else {
-		if (!request(&s, &out[0]))
+		if (!request(&s, &out[0], max, &many))
 			return 0;
-		n = 1;
+		n = many ? many : 1;
+		if (many)
+			*shape = APP_FAST_TXS;
 	}
 	ws(&s);
 	return s.p == s.end ? n : 0;

@@ -52,6 +52,7 @@ static int usage(void)
 		"  backup DIR [--with-shards]    online backup: database, keys, shards manifest\n"
 		"  restore DIR --data-dir NEW    restore a backup into an empty data directory\n"
 		"  verify receipt FILE|- [--public-key HEX]\n"
+		"  verify batch FILE|- [--public-key HEX]   (a mezz_sendTransactions answer)\n"
 		"  verify blocks FROM TO [--public-key HEX]\n"
 		"  verify shard FILE|- [--public-key HEX]     a saved mezz_getShard answer\n"
 		"  verify nsproof FILE|- [--public-key HEX]   a saved mezz_getNamespaceProof answer\n"
@@ -386,14 +387,51 @@ static int trusted_key(const char *hex, uint8_t pk[32])
 	return 0;
 }
 
+/* proof: an array of at most max 32-byte hashes into out; *n their number. */
+static int proof_field(json_t *o, uint8_t (*out)[32], size_t max, size_t *n)
+{
+	json_t *proof = json_object_get(o, "proof");
+
+	if (!json_is_array(proof) || json_array_size(proof) > max)
+		return app_cli_fail("field 'proof' must be an array of at most %zu hashes", max);
+	*n = json_array_size(proof);
+	for (size_t i = 0; i < *n; i++) {
+		json_t *e = json_array_get(proof, i);
+		size_t len;
+
+		if (!json_is_string(e) || l1_hex_decode(out[i], 32, &len, json_string_value(e),
+							json_string_length(e)) || len != 32)
+			return app_cli_fail("proof[%zu] must be 32 bytes of hex", i);
+	}
+	return 0;
+}
+
+/* A receipt's fields (docs/API.md mezz_sendTransaction) into r. */
+static int receipt_fields(json_t *j, struct seq_receipt *r)
+{
+	uint64_t v;
+
+	if (hex_field(j, "hash", r->hash, 32) || hex_field(j, "root", r->root, 32) ||
+	    hex_field(j, "signature", r->sig, 64) || u64_field(j, "chainId", &r->ns) ||
+	    u64_field(j, "seq", &r->seq) || u64_field(j, "slot", &r->slot) ||
+	    u64_field(j, "group", &r->group_id))
+		return 1;
+	if (u64_field(j, "index", &v) || v > UINT32_MAX)
+		return 1;
+	r->index = (uint32_t)v;
+	if (u64_field(j, "count", &v) || v > UINT32_MAX)
+		return 1;
+	r->count = (uint32_t)v;
+	return proof_field(j, r->path, SEQ_MERKLE_MAX_DEPTH, &r->path_len);
+}
+
 static int verify_receipt(const char *path, const char *pkhex)
 {
 	json_error_t je;
 	json_t *root = strcmp(path, "-") ? json_load_file(path, 0, &je) : json_loadf(stdin, 0, &je);
 	json_t *j = root;
-	json_t *proof, *res;
+	json_t *res;
 	struct seq_receipt r = {0};
-	uint64_t v;
 	uint8_t pk[32];
 	int rc = 1;
 
@@ -403,33 +441,8 @@ static int verify_receipt(const char *path, const char *pkhex)
 	res = json_object_get(j, "result");
 	if (json_is_object(res))
 		j = res;
-	if (trusted_key(pkhex, pk) || hex_field(j, "hash", r.hash, 32) ||
-	    hex_field(j, "root", r.root, 32) || hex_field(j, "signature", r.sig, 64) ||
-	    u64_field(j, "chainId", &r.ns) || u64_field(j, "seq", &r.seq) ||
-	    u64_field(j, "slot", &r.slot) || u64_field(j, "group", &r.group_id))
+	if (trusted_key(pkhex, pk) || receipt_fields(j, &r))
 		goto out;
-	if (u64_field(j, "index", &v) || v > UINT32_MAX)
-		goto out;
-	r.index = (uint32_t)v;
-	if (u64_field(j, "count", &v) || v > UINT32_MAX)
-		goto out;
-	r.count = (uint32_t)v;
-	proof = json_object_get(j, "proof");
-	if (!json_is_array(proof) || json_array_size(proof) > SEQ_MERKLE_MAX_DEPTH) {
-		app_cli_fail("field 'proof' must be an array of at most %d hashes", SEQ_MERKLE_MAX_DEPTH);
-		goto out;
-	}
-	r.path_len = json_array_size(proof);
-	for (size_t i = 0; i < r.path_len; i++) {
-		json_t *e = json_array_get(proof, i);
-		size_t n;
-
-		if (!json_is_string(e) || l1_hex_decode(r.path[i], 32, &n, json_string_value(e),
-							json_string_length(e)) || n != 32) {
-			app_cli_fail("proof[%zu] must be 32 bytes of hex", i);
-			goto out;
-		}
-	}
 	rc = seq_receipt_verify(&r, pk);
 	if (rc) {
 		printf("INVALID receipt for seq %llu: %s\n", (unsigned long long)r.seq,
@@ -441,6 +454,141 @@ static int verify_receipt(const char *path, const char *pkhex)
 		       json_string_value(json_object_get(j, "hash")), (unsigned long long)r.seq,
 		       (unsigned long long)r.group_id, (unsigned long long)r.slot);
 	}
+out:
+	json_decref(root);
+	return rc;
+}
+
+/* One group section of a batch receipt against its brief entries (every
+ * entry of txs naming its group): the signature over the group, then one
+ * multiproof for their leaves. *k: the entries it covered. */
+static int verify_section(json_t *sec, json_t *txs, uint64_t chain, const uint8_t pk[32],
+			  size_t *k)
+{
+	struct seq_group_hdr h = {0};
+	uint8_t sig[64], (*proof)[32] = NULL, (*leaves)[32] = NULL;
+	uint64_t v, *idx = NULL;
+	size_t n = json_array_size(txs), plen, j = 0;
+	json_t *e;
+	int rc = 1;
+
+	if (u64_field(sec, "group", &h.group_id) || u64_field(sec, "slot", &h.slot) ||
+	    u64_field(sec, "firstSeq", &h.first_seq) || u64_field(sec, "count", &v) ||
+	    v == 0 || v > UINT32_MAX || hex_field(sec, "root", h.root, 32) ||
+	    hex_field(sec, "signature", sig, 64))
+		return 1;
+	h.count = (uint32_t)v;
+	if (seq_group_verify(&h, sig, pk)) {
+		printf("INVALID batch receipt: group %llu's signature does not verify\n",
+		       (unsigned long long)h.group_id);
+		return 1;
+	}
+	proof = malloc((seq_merkle_multiproof_max(h.count, n) + 1) * 32);
+	leaves = malloc((n + 1) * 32);
+	idx = malloc((n + 1) * sizeof(*idx));
+	if (!proof || !leaves || !idx) {
+		app_cli_fail("out of memory");
+		goto out;
+	}
+	if (proof_field(sec, proof, seq_merkle_multiproof_max(h.count, n), &plen))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t g, seq, index;
+		uint8_t hash[32];
+
+		e = json_array_get(txs, i);
+		if (!json_object_get(e, "index") || u64_field(e, "group", &g) || g != h.group_id)
+			continue;
+		if (u64_field(e, "seq", &seq) || u64_field(e, "index", &index) ||
+		    hex_field(e, "hash", hash, 32))
+			goto out;
+		if (index >= h.count || seq != h.first_seq + index || (j && index <= idx[j - 1])) {
+			printf("INVALID batch receipt: txs[%zu] (seq %llu, index %llu) does not fit "
+			       "group %llu\n",
+			       i, (unsigned long long)seq, (unsigned long long)index,
+			       (unsigned long long)h.group_id);
+			goto out;
+		}
+		seq_merkle_tx_leaf(leaves[j], seq, chain, hash);
+		idx[j++] = index;
+	}
+	if (!j || seq_merkle_multiverify((const uint8_t (*)[32])leaves, idx, j, h.count,
+					 (const uint8_t (*)[32])proof, plen, h.root)) {
+		printf("INVALID batch receipt: group %llu's proof does not take its %zu "
+		       "transactions to its root\n",
+		       (unsigned long long)h.group_id, j);
+		goto out;
+	}
+	*k = j;
+	rc = 0;
+out:
+	free(proof);
+	free(leaves);
+	free(idx);
+	return rc;
+}
+
+/* A mezz_sendTransactions answer (docs/API.md): every section, every full
+ * receipt, and no brief entry left without a section. */
+static int verify_batch(const char *path, const char *pkhex)
+{
+	json_error_t je;
+	json_t *root = strcmp(path, "-") ? json_load_file(path, 0, &je) : json_loadf(stdin, 0, &je);
+	json_t *j = root, *res, *groups, *txs, *e;
+	size_t covered = 0, brief = 0, full = 0, refused = 0, i;
+	uint64_t chain;
+	uint8_t pk[32];
+	int rc = 1;
+
+	if (!root)
+		return app_cli_fail("%s: not JSON: %s (line %d)", path, je.text, je.line);
+	res = json_object_get(j, "result");
+	if (json_is_object(res))
+		j = res;
+	groups = json_object_get(j, "groups");
+	txs = json_object_get(j, "txs");
+	if (trusted_key(pkhex, pk) || u64_field(j, "chainId", &chain))
+		goto out;
+	if (!json_is_array(groups) || !json_is_array(txs)) {
+		app_cli_fail("%s: not a batch receipt (no \"groups\" and \"txs\" arrays)", path);
+		goto out;
+	}
+	json_array_foreach(groups, i, e) {
+		size_t k = 0;
+
+		if (verify_section(e, txs, chain, pk, &k))
+			goto out;
+		covered += k;
+	}
+	json_array_foreach(txs, i, e) {
+		json_t *r = json_object_get(e, "receipt");
+
+		if (json_object_get(e, "error")) {
+			refused++;
+		} else if (r) {
+			struct seq_receipt rr = {0};
+
+			if (receipt_fields(r, &rr))
+				goto out;
+			if (seq_receipt_verify(&rr, pk)) {
+				printf("INVALID batch receipt: txs[%zu]'s receipt does not verify\n", i);
+				goto out;
+			}
+			full++;
+		} else {
+			brief++;
+		}
+	}
+	if (brief != covered) {
+		printf("INVALID batch receipt: %zu brief entries, %zu of them proved by a group "
+		       "section\n",
+		       brief, covered);
+		goto out;
+	}
+	printf("OK batch receipt: %zu transactions proved by %zu group section(s), %zu by their "
+	       "own receipts, %zu refused; signed by the trusted key\n",
+	       brief, json_array_size(groups), full, refused);
+	rc = 0;
 out:
 	json_decref(root);
 	return rc;
@@ -585,6 +733,8 @@ static int cmd_verify(int argc, char **argv)
 		}
 	if (n == 2 && !strcmp(argv[0], "receipt"))
 		return verify_receipt(argv[1], pk);
+	if (n == 2 && !strcmp(argv[0], "batch"))
+		return verify_batch(argv[1], pk);
 	if (n == 3 && !strcmp(argv[0], "blocks"))
 		return verify_blocks(argv[1], argv[2], pk);
 	if (n == 2 && (!strcmp(argv[0], "shard") || !strcmp(argv[0], "nsproof"))) {

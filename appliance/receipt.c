@@ -88,6 +88,58 @@ char *app_receipt_json_put(char *w, const struct seq_receipt *r, const char *ns_
 	return w;
 }
 
+char *app_receipt_brief_put(char *w, const struct seq_receipt *r)
+{
+	w = PUT_LIT(w, "{\"hash\":");
+	w = put_hex(w, r->hash, 32);
+	w = PUT_LIT(w, ",\"seq\":");
+	w = put_u64(w, r->seq);
+	w = PUT_LIT(w, ",\"group\":");
+	w = put_u64(w, r->group_id);
+	w = PUT_LIT(w, ",\"index\":");
+	w = put_u64(w, r->index);
+	*w++ = '}';
+	*w = '\0';
+	return w;
+}
+
+char *app_batch_section_json(const struct seq_group_hdr *h, const uint8_t sig[static 64],
+			     const struct seq_merkle_tree *t, const size_t *idx, size_t k,
+			     size_t *len)
+{
+	size_t max = seq_merkle_multiproof_max(h->count, k), plen = 0;
+	uint8_t (*proof)[32] = malloc((max ? max : 1) * 32);
+	char *out = proof ? malloc(512 + max * 69) : NULL, *w = out;
+	static const char *const keys[] = {"{\"group\":", ",\"slot\":", ",\"firstSeq\":",
+					   ",\"count\":"};
+	const uint64_t nums[] = {h->group_id, h->slot, h->first_seq, h->count};
+
+	if (!out || seq_merkle_tree_multiproof(t, idx, k, proof, &plen)) {
+		free(proof);
+		free(out);
+		return NULL;
+	}
+	for (size_t i = 0; i < 4; i++) {
+		w = put_str(w, keys[i], strlen(keys[i]));
+		w = put_u64(w, nums[i]);
+	}
+	w = PUT_LIT(w, ",\"root\":");
+	w = put_hex(w, h->root, 32);
+	w = PUT_LIT(w, ",\"signature\":");
+	w = put_hex(w, sig, 64);
+	w = PUT_LIT(w, ",\"proof\":[");
+	for (size_t i = 0; i < plen; i++) {
+		if (i)
+			*w++ = ',';
+		w = put_hex(w, proof[i], 32);
+	}
+	w = PUT_LIT(w, "]}");
+	*w = '\0';
+	free(proof);
+	*len = (size_t)(w - out);
+	return out;
+}
+
 char *app_receipt_json(const struct seq_receipt *r, const char *ns_name,
 		       const uint8_t pk[static 32], size_t *len)
 {
@@ -144,8 +196,10 @@ void app_answer_free(char *json, struct app_answer_buf *buf)
 void app_done_json_free(struct app_done *d)
 {
 	app_answer_free(d->json, d->buf);
+	free(d->section);
 	d->json = NULL;
 	d->buf = NULL;
+	d->section = NULL;
 }
 
 int app_receipt_load(struct app_store *s, const struct app_tx *tx, struct seq_receipt *r)

@@ -56,8 +56,17 @@ static void req_free(struct app_req *r)
 	for (size_t i = 0; i < r->n; i++) {
 		free(r->ids[i]);
 		answer_drop(r, i);
+		if (r->sections)
+			free(r->sections[i]);
 	}
+	free(r->sections);
 	free(r);
+}
+
+/* No answer is sent for slot i: a notification (no id). */
+static int req_quiet(const struct app_req *r, size_t i)
+{
+	return !r->ids[r->txs ? 0 : i];
 }
 
 static void req_unlink(struct app_req *r)
@@ -101,7 +110,7 @@ void app_req_detach_all(struct app_conn *c)
 static void req_take(struct app_req *r, size_t i, int is_error, char *value, size_t vn,
 		     struct app_answer_buf *buf)
 {
-	if (!r->ids[i]) { /* a notification gets no answer */
+	if (req_quiet(r, i)) { /* a notification gets no answer */
 		app_answer_free(value, buf);
 		return;
 	}
@@ -127,7 +136,7 @@ static void req_set(struct app_req *r, size_t i, int is_error, const char *value
 {
 	char *copy = NULL;
 
-	if (!r->ids[i])
+	if (req_quiet(r, i))
 		return;
 	if (value && !vn)
 		vn = strlen(value);
@@ -193,6 +202,83 @@ static void req_error(struct app_req *r, size_t i, int code, const char *fmt, ..
 	free(e);
 }
 
+/*
+ * The response to mezz_sendTransactions (docs/API.md): the namespace, the
+ * appliance's key, each group's section, then one entry per transaction,
+ * in the order given: a brief entry, {"receipt": R} (sequenced before, or
+ * answered outside a section) or {"error": E}. -1 if it would pass the
+ * connection's queue cap (the caller answers that error instead).
+ */
+static int req_finish_txs(struct app_req *r)
+{
+	struct app_conn *c = r->conn;
+	const struct app_namespace *ns = r->txs_ns;
+	char pk[2 + 64 + 1], head[256];
+	size_t total, hn, idn = strlen(r->ids[0]);
+	char *out, *w;
+
+	l1_hex_encode(pk, c->srv->id->pk, 32);
+	hn = (size_t)snprintf(head, sizeof(head),
+			      ",\"result\":{\"namespace\":\"%s\",\"chainId\":%llu,"
+			      "\"publicKey\":\"%s\",\"groups\":[",
+			      ns->name, (unsigned long long)ns->chain_id, pk);
+	total = sizeof(answer_head) - 1 + idn + hn + sizeof("],\"txs\":[]}}");
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->sections && r->sections[i])
+			total += strlen(r->sections[i]) + 1;
+		total += r->alen[i] + sizeof("{\"receipt\":},") + 64; /* 64: a missing answer */
+	}
+	if (c->is_ws && total > (size_t)c->srv->cfg->ws_send_queue_bytes)
+		return -1;
+	if (!c->is_ws && r->limited && r->limited == r->n)
+		c->http_status = 429; /* every transaction refused by a rate limit */
+	out = app_msg_alloc(total + 1);
+	if (!out) {
+		app_conn_drop(c, "out of memory building a batch receipt");
+		return 0;
+	}
+	w = out;
+	memcpy(w, answer_head, sizeof(answer_head) - 1);
+	w += sizeof(answer_head) - 1;
+	memcpy(w, r->ids[0], idn);
+	w += idn;
+	memcpy(w, head, hn);
+	w += hn;
+	for (size_t i = 0, first = 1; r->sections && i < r->n; i++)
+		if (r->sections[i]) {
+			if (!first)
+				*w++ = ',';
+			first = 0;
+			w += strlen(strcpy(w, r->sections[i]));
+		}
+	w += strlen(strcpy(w, "],\"txs\":["));
+	for (size_t i = 0; i < r->n; i++) {
+		const char *key = r->aflags[i] & ANSWER_BRIEF ? ""
+				  : r->aflags[i] & ANSWER_ERROR ? "{\"error\":"
+								: "{\"receipt\":";
+		static const char oom[] =
+			"{\"code\":-32603,\"message\":\"internal error: no answer\"}";
+
+		if (i)
+			*w++ = ',';
+		if (!r->answers[i]) { /* cannot happen: every slot is answered */
+			w += strlen(strcpy(w, "{\"error\":"));
+			memcpy(w, oom, sizeof(oom) - 1);
+			w += sizeof(oom) - 1;
+			*w++ = '}';
+			continue;
+		}
+		w += strlen(strcpy(w, key));
+		memcpy(w, r->answers[i], r->alen[i]);
+		w += r->alen[i];
+		if (*key)
+			*w++ = '}';
+	}
+	w += strlen(strcpy(w, "]}}"));
+	app_conn_send_msg(c, out, (size_t)(w - out), 0, 0);
+	return 0;
+}
+
 static void req_finish(struct app_req *r)
 {
 	struct app_conn *c = r->conn;
@@ -202,6 +288,22 @@ static void req_finish(struct app_req *r)
 	if (!c) {
 		req_free(r);
 		return;
+	}
+	if (r->txs && !req_quiet(r, 0)) {
+		if (req_finish_txs(r) == 0) {
+			req_unlink(r);
+			req_free(r);
+			return;
+		}
+		/* too big to queue: the error below, for the whole request */
+		r->txs = 0;
+		for (size_t i = 1; i < r->n; i++)
+			answer_drop(r, i);
+		req_error(r, 0, RPC_TOO_LARGE,
+			  "the batch receipt would pass server.ws_send_queue_bytes (%ld); the "
+			  "transactions are sequenced (mezz_getPreconfirmation gives each "
+			  "receipt): send fewer per message",
+			  c->srv->cfg->ws_send_queue_bytes);
 	}
 	for (size_t i = 0; i < r->n; i++)
 		if (r->answers[i]) {
@@ -257,10 +359,19 @@ void app_rpc_answer(struct app_server *s, struct app_done *d)
 	(void)s;
 	if (!d->is_error)
 		app_metric_observe(APP_M_preconfirmation_seconds, (app_now_ns() - r->t0_ns) / 1000);
-	if (r->conn)
+	if (r->conn) {
 		req_take(r, d->slot, d->is_error, d->json, d->json ? d->json_len : 0, d->buf);
-	else
+		if (d->brief && d->json && r->answers[d->slot] == d->json)
+			r->aflags[d->slot] |= ANSWER_BRIEF;
+		if (d->section && r->sections && !r->sections[d->slot]) {
+			r->sections[d->slot] = d->section;
+			d->section = NULL;
+		}
+		free(d->section);
+		d->section = NULL;
+	} else {
 		app_done_json_free(d);
+	}
 	if (--r->pending == 0) {
 		if (r->conn)
 			req_finish(r);
@@ -589,6 +700,101 @@ static void m_send_bundle(struct app_conn *c, struct app_req *r, size_t i, json_
 fail:
 	for (k = 0; k < n; k++)
 		free(legs[k].data);
+}
+
+/*
+ * mezz_sendTransactions {"namespace": NAME, "txs": ["0x...", ...]}: many
+ * transactions of one namespace in one request, answered with one batch
+ * receipt (docs/API.md). Each transaction is checked, limited and
+ * sequenced on its own, exactly as mezz_sendTransaction would do it (no
+ * atomicity: mezz_sendBundle is for that); only the answer is shared.
+ * Slot k of r is txs[k]. Sent on its own, never inside a JSON-RPC batch.
+ */
+static void ingress_count(struct app_server *s, int64_t tenant, size_t bytes, int rejected);
+
+/* The transactions of a mezz_sendTransactions to ns, however it was read:
+ * items[k] is txs[k] (data NULL: not a string), k < r->n. */
+static void send_txs(struct app_conn *c, struct app_req *r, const struct app_namespace *ns,
+		     const struct app_fast_tx *items, struct subs_vec *sv)
+{
+	struct app_server *s = c->srv;
+	int64_t tenant;
+	int key_ok = msg_tenant(c, &tenant) == 0;
+
+	if (!ns) {
+		req_error(r, 0, RPC_UNKNOWN_NAMESPACE, "unknown namespace (give its name)");
+		return;
+	}
+	if (check_ingress(r, 0, ns, tenant, key_ok)) {
+		for (size_t k = 0; k < r->n; k++)
+			ingress_count(s, ns->tenant_id, 0, 1);
+		return;
+	}
+	r->sections = calloc(r->n, sizeof(*r->sections));
+	if (!r->sections) {
+		req_error(r, 0, RPC_INTERNAL, "out of memory");
+		return;
+	}
+	r->txs = 1;
+	r->txs_ns = ns;
+	for (size_t k = 0; k < r->n; k++) {
+		size_t queued = sv->n, len;
+		uint8_t *data = items[k].data ? hex_decode_payload(r, k, s, items[k].data,
+								   items[k].data_len, &len)
+					      : NULL;
+		uint8_t hash[32];
+
+		if (!items[k].data)
+			req_error(r, k, RPC_INVALID_PARAMS,
+				  "txs[%zu] must be a 0x-prefixed hex string", k);
+		if (data) {
+			l1_keccak256(hash, data, len);
+			queue_sub(r, k, sv, ns, data, len, hash, 0);
+			if (sv->n > queued)
+				sv->v[sv->n - 1].brief = 1;
+		}
+		if (sv->n == queued)
+			ingress_count(s, ns->tenant_id, 0, 1);
+	}
+}
+
+static void m_send_transactions(struct app_conn *c, struct app_req *r, size_t i, json_t *params,
+				struct subs_vec *sv)
+{
+	struct app_server *s = c->srv;
+	json_t *p = json_is_array(params) ? json_array_get(params, 0) : params;
+	json_t *txs = json_is_object(p) ? json_object_get(p, "txs") : NULL, *v;
+	const struct app_namespace *ns = json_is_object(p) ? ns_arg(s, json_object_get(p, "namespace"))
+							   : NULL;
+	struct app_fast_tx *items;
+	size_t k;
+
+	if (r->is_batch) {
+		req_error(r, i, RPC_INVALID_REQUEST,
+			  "mezz_sendTransactions carries its own batch: send it as a message of "
+			  "its own, not inside a JSON-RPC batch");
+		return;
+	}
+	if (!json_is_array(txs) || json_array_size(txs) != r->n ||
+	    (json_is_array(params) && json_array_size(params) != 1)) {
+		req_error(r, 0, RPC_INVALID_PARAMS,
+			  "params must be {\"namespace\": NAME, \"txs\": [\"0x...\", ...]} with 1 "
+			  "to server.max_batch_items (%ld) transactions",
+			  s->cfg->max_batch_items);
+		return;
+	}
+	items = calloc(r->n, sizeof(*items));
+	if (!items) {
+		req_error(r, 0, RPC_INTERNAL, "out of memory");
+		return;
+	}
+	json_array_foreach(txs, k, v)
+		if (json_is_string(v)) {
+			items[k].data = json_string_value(v);
+			items[k].data_len = json_string_length(v);
+		}
+	send_txs(c, r, ns, items, sv);
+	free(items);
 }
 
 static void m_eth_send_raw(struct app_conn *c, struct app_req *r, size_t i, json_t *params,
@@ -1294,6 +1500,8 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 	}
 	if (!strcmp(m, "mezz_sendTransaction"))
 		m_send_transaction(c, r, i, params, sv);
+	else if (!strcmp(m, "mezz_sendTransactions"))
+		m_send_transactions(c, r, i, params, sv);
 	else if (!strcmp(m, "mezz_sendBundle"))
 		m_send_bundle(c, r, i, params, sv);
 	else if (!strcmp(m, "mezz_getPreconfirmation"))
@@ -1329,7 +1537,8 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 			  "Ethereum methods are served on /rollup/<name>, not on /");
 	else
 		req_error(r, i, RPC_METHOD_NOT_FOUND,
-			  "unknown method '%.64s'; / serves mezz_sendTransaction, mezz_sendBundle, "
+			  "unknown method '%.64s'; / serves mezz_sendTransaction, "
+			  "mezz_sendTransactions, mezz_sendBundle, "
 			  "mezz_getPreconfirmation, mezz_getBlock, mezz_getShard, "
 			  "mezz_getNamespaceProof, mezz_status, mezz_subscribe, mezz_unsubscribe, "
 			  "mezz_postStateRoot, mezz_getStateRoot, mezz_proposerChallenge, "
@@ -1338,14 +1547,28 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 			  m);
 }
 
+/* Request i as fastrpc.c read it; txs: the message is one
+ * mezz_sendTransactions and t its r->n transactions. */
 static void dispatch_fast(struct app_conn *c, struct app_req *r, size_t i,
-			  const struct app_fast_tx *t, struct subs_vec *sv)
+			  const struct app_fast_tx *t, int txs, struct subs_vec *sv)
 {
 	r->ids[i] = t->id ? strndup(t->id, t->id_len) : NULL;
 	if (t->id && !r->ids[i])
 		r->ids[i] = strdup("null");
 	if (!c->msg_registry_ok) {
 		req_error(r, i, RPC_INTERNAL, "namespace registry unavailable");
+		return;
+	}
+	if (txs) {
+		const struct app_namespace *ns = NULL;
+		char name[64];
+
+		if (t->ns_len < sizeof(name)) { /* longer is no namespace's name */
+			memcpy(name, t->ns, t->ns_len);
+			name[t->ns_len] = 0;
+			ns = app_auth_ns_by_name(&c->srv->auth, name);
+		}
+		send_txs(c, r, ns, t, sv);
 		return;
 	}
 	m_send_transaction_fast(c, r, i, t, sv);
@@ -1380,6 +1603,22 @@ static void ingress_count(struct app_server *s, int64_t tenant, size_t bytes, in
 	}
 }
 
+/* Answer slots of a single request: one per transaction of a well-formed
+ * mezz_sendTransactions (1 to server.max_batch_items), else 1. */
+static size_t txs_slots(struct app_server *s, json_t *req)
+{
+	json_t *m = json_object_get(req, "method"), *p = json_object_get(req, "params"), *txs;
+	size_t n;
+
+	if (!json_is_string(m) || strcmp(json_string_value(m), "mezz_sendTransactions"))
+		return 1;
+	if (json_is_array(p) && json_array_size(p) == 1)
+		p = json_array_get(p, 0);
+	txs = json_is_object(p) ? json_object_get(p, "txs") : NULL;
+	n = json_is_array(txs) ? json_array_size(txs) : 0;
+	return n >= 1 && n <= (size_t)s->cfg->max_batch_items ? n : 1;
+}
+
 void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 {
 	struct app_server *s = c->srv;
@@ -1387,14 +1626,18 @@ void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 	json_error_t jerr;
 	json_t *root = NULL;
 	struct app_req *r;
-	size_t n = 0;
-	int is_batch;
+	size_t n = 0, slots;
+	int is_batch, shape = APP_FAST_ONE;
 
 	/* The common message (fastrpc.c) skips jansson; every other one, and
 	 * every error, takes the general path below. */
 	if (c->path == PATH_ROOT && s->fast)
 		n = app_fastrpc_parse((const char *)msg, len, s->fast,
-				      (size_t)s->cfg->max_batch_items, &is_batch);
+				      (size_t)s->cfg->max_batch_items, &shape);
+	is_batch = shape == APP_FAST_BATCH;
+	slots = n;
+	if (shape == APP_FAST_TXS)
+		n = 1; /* one request, a slot per transaction */
 	if (n)
 		goto parsed;
 	root = json_loadb((const char *)msg, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
@@ -1425,7 +1668,9 @@ parsed:
 	 * (a revoked key fails from the next message on), and resolve the key. */
 	c->msg_registry_ok = app_auth_refresh(&s->auth) == 0;
 	c->msg_key_ok = app_conn_tenant(c, &c->msg_tenant) == 0;
-	r = req_new(c, is_batch, n);
+	if (root)
+		slots = is_batch ? n : txs_slots(s, root);
+	r = req_new(c, is_batch, slots);
 	if (!r) {
 		send_single_error(c, RPC_INTERNAL, "out of memory");
 		goto out;
@@ -1438,7 +1683,7 @@ parsed:
 		if (root)
 			dispatch(c, r, i, is_batch ? json_array_get(root, i) : root, &sv);
 		else
-			dispatch_fast(c, r, i, &s->fast[i], &sv);
+			dispatch_fast(c, r, i, &s->fast[i], shape == APP_FAST_TXS, &sv);
 		if (c->item_ns && sv.n == queued)
 			ingress_count(s, c->item_ns->tenant_id, 0, 1);
 	}

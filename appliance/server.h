@@ -121,7 +121,8 @@ struct app_conn {
 };
 
 enum { ANSWER_ERROR = 1, /* answers[i] is an error object */
-       ANSWER_STATIC = 2 /* answers[i] is not to be freed */ };
+       ANSWER_STATIC = 2, /* answers[i] is not to be freed */
+       ANSWER_BRIEF = 4 /* answers[i] is a brief batch entry (mezz_sendTransactions) */ };
 
 struct app_req {
 	struct app_conn *conn; /* NULL once the connection closed */
@@ -135,6 +136,11 @@ struct app_req {
 	struct app_answer_buf **abuf; /* the buffer an answer lies in, or NULL */
 	uint64_t t0_ns;	/* when the message was parsed (preconfirmation latency) */
 	size_t limited;	/* items refused by a rate limit */
+	/* mezz_sendTransactions: slot i is transaction i and ids[0] the
+	 * request's id; one response, a batch receipt (rpc.c req_finish_txs) */
+	int txs;
+	char **sections;    /* per slot: the batch section that came with it, or NULL */
+	const struct app_namespace *txs_ns;
 };
 
 struct feed_cache {
@@ -229,16 +235,21 @@ void app_server_destroy(struct app_server *s);
 /* Called from a signal handler: sets stop and wakes the loop. */
 void app_server_request_stop(struct app_server *s);
 
-/* fastrpc.c: a mezz_sendTransaction request, or a batch of them, read
- * without jansson. Pointers are into the message; id == NULL: no id. */
+/* fastrpc.c: a mezz_sendTransaction request, or a batch of them, or one
+ * mezz_sendTransactions, read without jansson. Pointers are into the
+ * message; id == NULL: no id. */
 struct app_fast_tx {
 	const char *id, *ns, *data; /* id: the JSON text of the id as written */
 	size_t id_len, ns_len, data_len;
 };
+enum { APP_FAST_ONE, APP_FAST_BATCH, APP_FAST_TXS };
 /* The number of requests (1..max) when the whole message is in the narrow
- * grammar described in fastrpc.c, else 0 (parse it with jansson). */
+ * grammar described in fastrpc.c, else 0 (parse it with jansson). *shape:
+ * APP_FAST_ONE (one request), APP_FAST_BATCH (an array of them) or
+ * APP_FAST_TXS (one mezz_sendTransactions; out[i] is its txs[i], each with
+ * the request's id and namespace). */
 size_t app_fastrpc_parse(const char *msg, size_t len, struct app_fast_tx *out, size_t max,
-			 int *is_batch);
+			 int *shape);
 
 /* rpc.c: dispatch one parsed message (object or batch array). */
 void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len);

@@ -26,6 +26,9 @@
  *                  --batch N (closed loop only) sends N requests per frame
  *                  as one JSON-RPC batch, each with its own id: loadgen's
  *                  (c) from the lean client; --window then counts frames.
+ *                  --txs sends each such frame as one mezz_sendTransactions
+ *                  request instead (its id is the first transaction's; the
+ *                  batch receipt's txs[j] completes transaction id + j).
  *
  * Modes are loadgen's: --rate R > 0 is open loop (a 1 ms clock releases R
  * messages/s round robin over the connections, whatever the latency; only a
@@ -81,7 +84,7 @@ struct opts {
 	int port;
 	enum peer peer;
 	const char *stream;
-	int conns, window, batch, size, subscribe;
+	int conns, window, batch, size, subscribe, txs;
 	double rate, duration, warmup, drain;
 	long max_inflight; /* per connection */
 	long daemon_pid;
@@ -479,16 +482,11 @@ static void upgrade(int fd, struct buf *rx)
 /* ---- publishers ----------------------------------------------------------- */
 
 /* Append one publish of message id with payload tag to c's send buffer. */
-/* One mezz_sendTransaction request, its payload tagged, written at js (which
- * has room for O.size * 2 + 256 + strlen(O.stream) bytes); its length. */
-static size_t mezz_req(char *js, uint64_t id, uint64_t tag)
+/* The hex digits of one payload tagged tag, written at js; their number. */
+static size_t mezz_hex(char *js, uint64_t tag)
 {
 	static const char hx[] = "0123456789abcdef";
-	size_t n = (size_t)sprintf(js,
-				   "{\"jsonrpc\":\"2.0\",\"id\":%" PRIu64 ",\"method\":"
-				   "\"mezz_sendTransaction\",\"params\":{\"namespace\":\"%s\","
-				   "\"data\":\"0x",
-				   id, O.stream);
+	size_t n = 0;
 	uint8_t b[8];
 
 	for (int i = 0; i < O.size; i++) {
@@ -501,6 +499,20 @@ static size_t mezz_req(char *js, uint64_t id, uint64_t tag)
 		js[n++] = hx[b[i % 8] >> 4];
 		js[n++] = hx[b[i % 8] & 15];
 	}
+	return n;
+}
+
+/* One mezz_sendTransaction request, its payload tagged, written at js (which
+ * has room for O.size * 2 + 256 + strlen(O.stream) bytes); its length. */
+static size_t mezz_req(char *js, uint64_t id, uint64_t tag)
+{
+	size_t n = (size_t)sprintf(js,
+				   "{\"jsonrpc\":\"2.0\",\"id\":%" PRIu64 ",\"method\":"
+				   "\"mezz_sendTransaction\",\"params\":{\"namespace\":\"%s\","
+				   "\"data\":\"0x",
+				   id, O.stream);
+
+	n += mezz_hex(js + n, tag);
 	memcpy(js + n, "\"}}", 3);
 	return n + 3;
 }
@@ -598,6 +610,23 @@ static void send_batch(struct conn *c)
 	uint64_t t = now_ns(), tag, id;
 	size_t n = 0;
 
+	if (O.txs) { /* one mezz_sendTransactions: ids id0 .. id0 + batch - 1 */
+		for (int j = 0; j < O.batch; j++) {
+			id = take_id(c, 0, t, &tag);
+			if (!j)
+				n = (size_t)sprintf(js,
+						    "{\"jsonrpc\":\"2.0\",\"id\":%" PRIu64
+						    ",\"method\":\"mezz_sendTransactions\",\"params\":"
+						    "{\"namespace\":\"%s\",\"txs\":[",
+						    id, O.stream);
+			n += (size_t)sprintf(js + n, "%s\"0x", j ? "," : "");
+			n += mezz_hex(js + n, tag);
+			js[n++] = '"';
+		}
+		memcpy(js + n, "]}}", 3);
+		ws_put(&c->tx, &P.rng, 0x1, js, n + 3);
+		return;
+	}
 	js[n++] = '[';
 	for (int j = 0; j < O.batch; j++) {
 		id = take_id(c, 0, t, &tag);
@@ -679,6 +708,58 @@ static void on_mezz_answer(void *ctx, uint64_t id, int is_err, int code, const c
 		return;
 	}
 	complete(a->c, id, is_err, msg, msglen, a->t);
+}
+
+/*
+ * A batch receipt (--txs): "id":ID, then either "error" for the whole
+ * request, or "txs":[...] whose entry j is transaction ID + j's: a brief
+ * entry or {"receipt":...} (sequenced), or {"error":...}. Entries are read
+ * by their nesting, skipping strings.
+ */
+static void scan_txs_answer(const char *p, size_t n, struct ack_ctx *a)
+{
+	const char *end = p + n, *q = memmem(p, n, "\"id\":", 5), *e;
+	uint64_t id = 0, j = 0;
+	int depth = 0, instr = 0;
+
+	if (!q) {
+		P.errors++;
+		return;
+	}
+	for (q += 5; q < end && *q >= '0' && *q <= '9'; q++)
+		id = id * 10 + (uint64_t)(*q - '0');
+	if ((size_t)(end - q) > 9 && !memcmp(q, ",\"error\":", 9)) {
+		for (int k = 0; k < O.batch; k++)
+			complete(a->c, id + (uint64_t)k, 1, q, (size_t)(end - q), a->t);
+		return;
+	}
+	q = memmem(q, (size_t)(end - q), "\"txs\":[", 7);
+	if (!q) {
+		P.errors++;
+		return;
+	}
+	for (q += 7; q < end; q++) {
+		if (instr) {
+			if (*q == '\\')
+				q++;
+			else if (*q == '"')
+				instr = 0;
+			continue;
+		}
+		if (*q == '"') {
+			instr = 1;
+		} else if (*q == '{') {
+			if (depth++ == 0) {
+				e = q + 1;
+				complete(a->c, id + j++, (size_t)(end - e) > 8 && !memcmp(e, "\"error\"", 7),
+					 e, (size_t)(end - e) > 120 ? 120 : (size_t)(end - e), a->t);
+			}
+		} else if (*q == '}') {
+			depth--;
+		} else if (*q == ']' && depth == 0) {
+			break;
+		}
+	}
 }
 
 static int may_send(struct conn *c)
@@ -776,7 +857,9 @@ static void on_readable(struct conn *c)
 		int op, k;
 
 		while ((k = ws_next(&c->rx, &op, &pl, &len)) == 1)
-			if (op == 0x1)
+			if (op == 0x1 && O.txs)
+				scan_txs_answer(pl, len, &a);
+			else if (op == 0x1)
 				scan_answers(pl, len, on_mezz_answer, &a);
 			else if (op == 0x9)
 				ws_put(&c->tx, &P.rng, 0xA, pl, len);
@@ -1211,7 +1294,8 @@ static void usage(void)
 		"                [--rate MSG_PER_S (0 = closed loop)] [--window MSGS_PER_CONN]\n"
 		"                [--size BYTES] [--duration S] [--warmup S] [--drain S]\n"
 		"                [--max-inflight MSGS_PER_CONN] [--subscribe] [--daemon-pid PID]\n"
-		"                [--max-samples N] [--batch TXS_PER_MSG (mezz, closed loop)]\n");
+		"                [--max-samples N] [--batch TXS_PER_MSG (mezz, closed loop)]\n"
+		"                [--txs (each batch as one mezz_sendTransactions)]\n");
 	exit(2);
 }
 
@@ -1223,7 +1307,7 @@ int main(int argc, char **argv)
 		{"size", 1, 0, 's'},	 {"duration", 1, 0, 'd'},     {"warmup", 1, 0, 'W'},
 		{"drain", 1, 0, 'D'},	 {"max-inflight", 1, 0, 'm'}, {"subscribe", 0, 0, 'S'},
 		{"daemon-pid", 1, 0, 'p'}, {"max-samples", 1, 0, 'M'}, {"batch", 1, 0, 'b'},
-		{0, 0, 0, 0},
+		{"txs", 0, 0, 'T'},	 {0, 0, 0, 0},
 	};
 	struct lat sublat = {0};
 	uint64_t t;
@@ -1264,6 +1348,7 @@ int main(int argc, char **argv)
 		case 'p': O.daemon_pid = atol(optarg); break;
 		case 'M': O.max_samples = (size_t)atoll(optarg); break;
 		case 'b': O.batch = atoi(optarg); break;
+		case 'T': O.txs = 1; break;
 		default: usage();
 		}
 	}
@@ -1273,8 +1358,9 @@ int main(int argc, char **argv)
 	    strspn(O.stream, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
 		    strlen(O.stream))
 		usage();
-	if (O.batch > 1 && (O.peer != PEER_MEZZ || O.rate > 0)) {
-		fprintf(stderr, "peerload: --batch is for --peer mezz in closed loop (--rate 0)\n");
+	if ((O.batch > 1 || O.txs) && (O.peer != PEER_MEZZ || O.rate > 0)) {
+		fprintf(stderr, "peerload: --batch and --txs are for --peer mezz in closed loop "
+				"(--rate 0)\n");
 		exit(2);
 	}
 	if (O.max_inflight <= 0)
@@ -1376,14 +1462,14 @@ int main(int argc, char **argv)
 	{
 		double span = O.duration;
 
-		printf("{\"peer\":\"%s\",\"mode\":\"%s\",\"conns\":%d,\"threads\":1,\"batch\":%d,"
+		printf("{\"peer\":\"%s\",\"mode\":\"%s\",\"conns\":%d,\"threads\":1,\"txs\":%d,\"batch\":%d,"
 		       "\"window\":%d,\"size\":%d,\"duration\":%.1f,"
 		       "\"offered\":%.0f,\"achieved_tps\":%.0f,\"sent\":%" PRIu64
 		       ",\"receipts\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"busy\":0,\"lost\":%" PRIu64
 		       ",\"p50_us\":%u,\"p90_us\":%u,\"p99_us\":%u,\"p999_us\":%u,\"max_us\":%u",
 		       O.peer == PEER_REDIS ? "redis" : O.peer == PEER_NATS ? "nats" : "mezz",
 		       O.rate > 0 ? "open" : "closed",
-		       O.conns, O.batch, O.window, O.size, O.duration, O.rate,
+		       O.conns, O.txs, O.batch, O.window, O.size, O.duration, O.rate,
 		       (double)P.ok_in_window / O.duration, P.sent, P.receipts, P.errors, P.lost,
 		       pct(&P.lat, 50), pct(&P.lat, 90), pct(&P.lat, 99), pct(&P.lat, 99.9),
 		       P.lat.n ? P.lat.v[P.lat.n - 1] : 0);
