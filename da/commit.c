@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "da/da.h"
 #include "da/internal.h"
@@ -165,6 +166,8 @@ void da_record_hash(uint8_t out[static 32], const struct da_record *r)
 	da__sha256(out, buf, sizeof(buf));
 }
 
+#define HUGE_FROM ((size_t)2 << 20)
+
 uint8_t *da__buf_take(uint8_t **slot, size_t *slot_cap, size_t need, size_t *got)
 {
 	uint8_t *p;
@@ -177,6 +180,15 @@ uint8_t *da__buf_take(uint8_t **slot, size_t *slot_cap, size_t need, size_t *got
 		return p;
 	}
 	/* 4 KiB-aligned: the store writes shards from here direct (store.c) */
+	if (need >= HUGE_FROM) {
+		size_t len = (need + HUGE_FROM - 1) & ~(HUGE_FROM - 1);
+
+		if (posix_memalign((void **)&p, HUGE_FROM, len) != 0)
+			return NULL;
+		(void)madvise(p, len, MADV_HUGEPAGE);
+		*got = len;
+		return p;
+	}
 	if (posix_memalign((void **)&p, 4096, need) != 0)
 		return NULL;
 	*got = need;
