@@ -881,7 +881,7 @@ static int run_seen(struct brief_run *b, const struct app_req *req)
 }
 
 /* Ends the open run: its section onto its first answer. Out of memory,
- * the run's answers become full receipts (items[] says which). */
+ * the run's brief answers become full receipts. */
 static void run_end(struct app_committer *c, struct brief_run *b, const struct seq_group *g,
 		    const struct seq_merkle_tree *tree, const struct app_sub *s,
 		    struct app_done *d, const size_t *pos, size_t n)
@@ -1112,15 +1112,18 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 			if (!s[i].bundle_n && alias[i] == i && pos[i] != SIZE_MAX)
 				cap += s[i].brief ? APP_RECEIPT_BRIEF_CAP : answer_cap(&s[i], depth);
 		ab = app_answer_buf_new(cap);
-		for (size_t i = 0; i < n && !brief.idx; i++)
+		for (size_t i = 0; i < n; i++)
 			if (s[i].brief) {
 				brief.idx = malloc(m * sizeof(*brief.idx));
 				brief.seen = calloc(setcap, sizeof(*brief.seen));
 				brief.cap = setcap;
-				if (!brief.seen) {
+				if (!brief.idx || !brief.seen) {
 					free(brief.idx);
+					free(brief.seen);
 					brief.idx = NULL; /* full receipts for everyone */
+					brief.seen = NULL;
 				}
+				break;
 			}
 	}
 	for (size_t i = 0; i < n; i++) {

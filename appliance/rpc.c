@@ -702,6 +702,8 @@ fail:
 		free(legs[k].data);
 }
 
+static void ingress_count(struct app_server *s, int64_t tenant, size_t bytes, int rejected);
+
 /*
  * mezz_sendTransactions {"namespace": NAME, "txs": ["0x...", ...]}: many
  * transactions of one namespace in one request, answered with one batch
@@ -709,11 +711,10 @@ fail:
  * sequenced on its own, exactly as mezz_sendTransaction would do it (no
  * atomicity: mezz_sendBundle is for that); only the answer is shared.
  * Slot k of r is txs[k]. Sent on its own, never inside a JSON-RPC batch.
+ *
+ * send_txs: its transactions, however the message was read (fastrpc.c or
+ * jansson): items[k] is txs[k] (data NULL: not a string), k < r->n.
  */
-static void ingress_count(struct app_server *s, int64_t tenant, size_t bytes, int rejected);
-
-/* The transactions of a mezz_sendTransactions to ns, however it was read:
- * items[k] is txs[k] (data NULL: not a string), k < r->n. */
 static void send_txs(struct app_conn *c, struct app_req *r, const struct app_namespace *ns,
 		     const struct app_fast_tx *items, struct subs_vec *sv)
 {
