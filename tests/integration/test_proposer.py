@@ -312,6 +312,44 @@ class ProposerTest(DaemonCase):
         self.assertTrue(any("\tdeadline\t" in m and WINNER.lower() in m for m in misses[1:]),
                         misses)
 
+    def test_batch_request_held_then_fallback_answers_a_batch_receipt(self):
+        # mezz_sendTransactions to a granted namespace: every transaction is
+        # held for the winner; the winner never submits, so the fallback
+        # sequences them (committer.c app__commit_decision) and the request
+        # gets its one batch receipt, proved as any other.
+        self.wait_granted()
+
+        async def go():
+            win = await pending_session(self.d.ws_url())
+            datas = [rnd() for _ in range(5)]
+            sender = await ws_connect(self.d.ws_url())
+            await sender.send(json.dumps(
+                {"jsonrpc": "2.0", "id": "b", "method": "mezz_sendTransactions",
+                 "params": {"namespace": "alpha", "txs": datas}}))
+            notes = []
+            while not set(datas) <= {n["txs"][0]["data"] for n in notes}:
+                await collect_pending(win, len(notes) + 1, notes)
+            answer = await recv_json(sender, 30)
+            await win.close()
+            await sender.close()
+            return datas, answer
+
+        datas, answer = run_async(go(), timeout=90)
+        res = answer["result"]
+        self.assertEqual(len(res["txs"]), 5)
+        seqs = [t.get("seq", t.get("receipt", {}).get("seq")) for t in res["txs"]]
+        self.assertEqual(seqs, sorted(seqs))  # the fallback keeps arrival order
+        self.assertTrue(all("error" not in t for t in res["txs"]), res["txs"])
+        path = os.path.join(self.d.data_dir, "held-batch.json")
+        with open(path, "w") as f:
+            json.dump(answer, f)
+        out = self.d.mezz("verify", "batch", path).stdout
+        self.assertIn("OK batch receipt: 5 transactions proved by", out)
+        self.d.wait_sealed_seq(max(seqs) + 1)
+        sealed = dict(self.txs_in_blocks("alpha"))
+        for seq, x in zip(seqs, datas):
+            self.assertEqual(sealed[seq], x)
+
     def test_ungranted_namespace_unaffected(self):
         r = self.d.rpc("mezz_sendTransaction", {"namespace": "beta", "data": rnd()},
                        key=self.bkey)
