@@ -425,22 +425,32 @@ static int receipt_fields(json_t *j, struct seq_receipt *r)
 	return proof_field(j, r->path, SEQ_MERKLE_MAX_DEPTH, &r->path_len);
 }
 
-static int verify_receipt(const char *path, const char *pkhex)
+/* A saved answer from path ("-": stdin) into *root; the object to check:
+ * its "result" when it is a whole JSON-RPC response, else itself. NULL
+ * (said why) if it is not JSON. */
+static json_t *load_answer(const char *path, json_t **root)
 {
 	json_error_t je;
-	json_t *root = strcmp(path, "-") ? json_load_file(path, 0, &je) : json_loadf(stdin, 0, &je);
-	json_t *j = root;
 	json_t *res;
+
+	*root = strcmp(path, "-") ? json_load_file(path, 0, &je) : json_loadf(stdin, 0, &je);
+	if (!*root) {
+		app_cli_fail("%s: not JSON: %s (line %d)", path, je.text, je.line);
+		return NULL;
+	}
+	res = json_object_get(*root, "result");
+	return json_is_object(res) ? res : *root;
+}
+
+static int verify_receipt(const char *path, const char *pkhex)
+{
+	json_t *root, *j = load_answer(path, &root);
 	struct seq_receipt r = {0};
 	uint8_t pk[32];
 	int rc = 1;
 
-	if (!root)
-		return app_cli_fail("%s: not JSON: %s (line %d)", path, je.text, je.line);
-	/* Accept a bare receipt or a whole JSON-RPC response. */
-	res = json_object_get(j, "result");
-	if (json_is_object(res))
-		j = res;
+	if (!j)
+		return 1;
 	if (trusted_key(pkhex, pk) || receipt_fields(j, &r))
 		goto out;
 	rc = seq_receipt_verify(&r, pk);
@@ -532,19 +542,14 @@ out:
  * receipt, and no brief entry left without a section. */
 static int verify_batch(const char *path, const char *pkhex)
 {
-	json_error_t je;
-	json_t *root = strcmp(path, "-") ? json_load_file(path, 0, &je) : json_loadf(stdin, 0, &je);
-	json_t *j = root, *res, *groups, *txs, *e;
+	json_t *root, *j = load_answer(path, &root), *groups, *txs, *e;
 	size_t covered = 0, brief = 0, full = 0, refused = 0, i;
 	uint64_t chain;
 	uint8_t pk[32];
 	int rc = 1;
 
-	if (!root)
-		return app_cli_fail("%s: not JSON: %s (line %d)", path, je.text, je.line);
-	res = json_object_get(j, "result");
-	if (json_is_object(res))
-		j = res;
+	if (!j)
+		return 1;
 	groups = json_object_get(j, "groups");
 	txs = json_object_get(j, "txs");
 	if (trusted_key(pkhex, pk) || u64_field(j, "chainId", &chain))

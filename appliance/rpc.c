@@ -609,19 +609,23 @@ static void m_send_transaction(struct app_conn *c, struct app_req *r, size_t i, 
 		json_is_string(d) ? json_string_value(d) : NULL, json_string_length(d), sv);
 }
 
+/* The namespace named by a span of the message (fastrpc.c), or NULL. */
+static const struct app_namespace *ns_by_span(struct app_conn *c, const char *p, size_t n)
+{
+	char name[64];
+
+	if (n >= sizeof(name)) /* longer is no namespace's name */
+		return NULL;
+	memcpy(name, p, n);
+	name[n] = 0;
+	return app_auth_ns_by_name(&c->srv->auth, name);
+}
+
 /* The same request read by fastrpc.c: its fields are spans of the message. */
 static void m_send_transaction_fast(struct app_conn *c, struct app_req *r, size_t i,
 				    const struct app_fast_tx *t, struct subs_vec *sv)
 {
-	const struct app_namespace *ns = NULL;
-	char name[64];
-
-	if (t->ns_len < sizeof(name)) { /* longer is no namespace's name */
-		memcpy(name, t->ns, t->ns_len);
-		name[t->ns_len] = 0;
-		ns = app_auth_ns_by_name(&c->srv->auth, name);
-	}
-	send_tx(c, r, i, ns, t->data, t->data_len, sv);
+	send_tx(c, r, i, ns_by_span(c, t->ns, t->ns_len), t->data, t->data_len, sv);
 }
 
 /*
@@ -1561,15 +1565,7 @@ static void dispatch_fast(struct app_conn *c, struct app_req *r, size_t i,
 		return;
 	}
 	if (txs) {
-		const struct app_namespace *ns = NULL;
-		char name[64];
-
-		if (t->ns_len < sizeof(name)) { /* longer is no namespace's name */
-			memcpy(name, t->ns, t->ns_len);
-			name[t->ns_len] = 0;
-			ns = app_auth_ns_by_name(&c->srv->auth, name);
-		}
-		send_txs(c, r, ns, t, sv);
+		send_txs(c, r, ns_by_span(c, t->ns, t->ns_len), t, sv);
 		return;
 	}
 	m_send_transaction_fast(c, r, i, t, sv);
