@@ -119,8 +119,12 @@ Test(config, da_shard_count_checked_across_keys)
 	char err[1024];
 	const char *p = write_tmp("[da]\nk = 200\n\nm = 100\n");
 
+	int rc;
+
 	app_config_defaults(&c);
-	cr_assert_eq(app_config_load(&c, p, err, sizeof(err)), 1, "%s", err);
+	rc = app_config_load(&c, p, err, sizeof(err));
+	unlink(p);
+	cr_assert_eq(rc, 1, "%s", err);
 	cr_assert(strstr(err, ":4: da.k + da.m = 200 + 100 = 300"), "%s", err);
 	app_config_defaults(&c);
 	cr_assert_eq(app_config_set(&c, "da.k=255", err, sizeof(err)), 0);
