@@ -166,6 +166,9 @@ void da_record_hash(uint8_t out[static 32], const struct da_record *r)
 	da__sha256(out, buf, sizeof(buf));
 }
 
+/* Buffers this big are 2 MiB-aligned on transparent huge pages: the store's
+ * direct writes pin their pages, and pinning 4 KiB pages one by one was
+ * 2.8% of the pipeline at 1 MiB shards (docs/BENCHMARKS.md). */
 #define HUGE_FROM ((size_t)2 << 20)
 
 uint8_t *da__buf_take(uint8_t **slot, size_t *slot_cap, size_t need, size_t *got)
