@@ -296,3 +296,23 @@ class OversizeResponseTest(DaemonCase):
                 small = await ws_call(ws, "mezz_status", id=7)
                 self.assertIn("nextSeq", small["result"])
         run_async(go())
+
+    def test_batch_receipt_over_send_queue_is_an_error_and_nothing_lost(self):
+        self.d.setup_tenant("big", "big", 777, key=False)
+        txs = ["0x" + os.urandom(16).hex() for _ in range(1000)]  # ~110 KB of entries
+
+        async def go():
+            async with ws_connect(self.d.ws_url()) as ws:
+                doc = await ws_call(ws, "mezz_sendTransactions",
+                                    {"namespace": "big", "txs": txs}, id=9)
+                self.assertEqual(doc["error"]["code"], -32004, doc)
+                self.assertIn("mezz_getPreconfirmation", doc["error"]["message"])
+                small = await ws_call(ws, "mezz_status", id=7)
+                self.assertIn("nextSeq", small["result"])
+        run_async(go())
+        # the transactions were sequenced: resubmitting one by one finds each
+        for x in txs[:3] + txs[-3:]:
+            r = self.d.rpc("mezz_sendTransaction", {"namespace": "big", "data": x})
+            again = self.d.rpc("mezz_getPreconfirmation", {"hash": r["hash"]})
+            self.assertEqual(again["seq"], r["seq"])
+        self.assertEqual(self.d.status()["transactions"], 1000)

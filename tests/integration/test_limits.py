@@ -32,6 +32,8 @@ class TenantLimitTest(DaemonCase):
         d.mezz("tenant", "limits", "acme", "--tx-per-s", "5")
         cls.kg = d.setup_tenant("gamma", "charlie", 303)
         d.mezz("tenant", "limits", "gamma", "--tx-per-s", "50")
+        cls.kd = d.setup_tenant("delta", "delta", 404)
+        d.mezz("tenant", "limits", "delta", "--tx-per-s", "5")
 
     def send(self, ns, key=None, n=40):
         return self.d.call("mezz_sendTransaction", {"namespace": ns, "data": tx(n)}, key=key)
@@ -75,6 +77,34 @@ class TenantLimitTest(DaemonCase):
         self.assertEqual(st, 200)
         self.assertEqual(sum("result" in x for x in out), 5)
         self.assertEqual(sum(x.get("error", {}).get("code") == RATE_LIMITED for x in out), 3)
+
+    def test_batch_request_items_limited_on_their_own(self):
+        # mezz_sendTransactions: each transaction takes its own token; the
+        # refused ones are error entries, the rest are sequenced and proved.
+        time.sleep(1.1)  # a full bucket of 5
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "mezz_sendTransactions",
+                           "params": {"namespace": "delta", "txs": [tx() for _ in range(9)]}})
+        st, doc = self.d.raw_post(body.encode(), headers={"Authorization": "Bearer " + self.kd})
+        self.assertEqual(st, 200, doc)
+        entries = doc["result"]["txs"]
+        ok = [e for e in entries if "index" in e]
+        refused = [e for e in entries if "error" in e]
+        self.assertEqual(len(ok) + len(refused), 9)
+        self.assertGreaterEqual(len(ok), 5)
+        self.assertLessEqual(len(ok), 6)  # the bucket holds 5, plus what refilled meanwhile
+        for e in refused:
+            self.assertEqual(e["error"]["code"], RATE_LIMITED, e)
+        path = os.path.join(self.d.data_dir, "limited-batch.json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        out = self.d.mezz("verify", "batch", path).stdout
+        self.assertIn("%d refused" % len(refused), out)
+        # every transaction refused: the HTTP status says so
+        body = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "mezz_sendTransactions",
+                           "params": {"namespace": "delta", "txs": [tx() for _ in range(3)]}})
+        st, doc = self.d.raw_post(body.encode(), headers={"Authorization": "Bearer " + self.kd})
+        self.assertEqual(st, 429, doc)
+        self.assertTrue(all(e["error"]["code"] == RATE_LIMITED for e in doc["result"]["txs"]))
 
     def test_bytes_limit_and_default_restored(self):
         self.d.mezz("tenant", "limits", "beta", "--bytes-per-s", "2000")
