@@ -202,6 +202,39 @@ class BatchTest(DaemonCase):
         self.verify(got["b"])
         self.assertIn("nextSeq", got[2]["result"])
 
+    def test_same_transaction_from_another_request_in_the_group(self):
+        # A batch entry is proved only by its own request's section: a plain
+        # mezz_sendTransaction of the same bytes, landing in the same group
+        # right behind it (one read of the socket), must get a full receipt,
+        # not a copy of the brief entry.
+        async def go():
+            same = 0
+            async with ws_connect(self.d.ws_url()) as ws:
+                for _ in range(10):
+                    x = "0x" + os.urandom(20).hex()
+                    await ws.send(json.dumps({"jsonrpc": "2.0", "id": "b", "method":
+                                              "mezz_sendTransactions",
+                                              "params": {"namespace": "demo", "txs": [x]}}))
+                    await ws.send(json.dumps({"jsonrpc": "2.0", "id": "s", "method":
+                                              "mezz_sendTransaction",
+                                              "params": {"namespace": "demo", "data": x}}))
+                    got = {}
+                    for _ in range(2):
+                        m = json.loads(await ws.recv())
+                        got[m["id"]] = m
+                    entry, single = got["b"]["result"]["txs"][0], got["s"]["result"]
+                    self.assertIn("proof", single, single)
+                    self.assertEqual(single["seq"], entry.get("seq", entry.get("receipt", {}).get("seq")))
+                    same += "index" in entry and single["group"] == entry["group"]
+                    last = single
+            return same, last
+        same, single = run_async(go())
+        self.assertGreater(same, 0, "never in one group: the case was not exercised")
+        path = os.path.join(self.d.data_dir, "single.json")
+        with open(path, "w") as f:
+            json.dump(single, f)
+        self.d.mezz("verify", "receipt", path)
+
     def test_request_errors(self):
         self.assertRpcError(self.send([]), -32602)
         self.assertRpcError(self.send("0x01"), -32602)
