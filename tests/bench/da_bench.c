@@ -8,6 +8,9 @@
  *   klauspost reedsolomon (Go, one goroutine), run as a child process (--klauspost BIN)
  *   pipeline  payload build + encode + shard hashing + durable put to D temp dirs, in GB/s of
  *             payload per CPU second (process CPU time) and per wall second
+ *   floor     the put's floor on this disk: the bytes the put wrote to each directory, written
+ *             again with one O_DIRECT write into a file already allocated and one fdatasync
+ *             per directory per block; and the pipeline's ceiling with that put
  *   rebuild   da_decode with m data shards lost, GB/s of payload
  *
  * Throughputs are GB/s (1e9 bytes) of data, i.e. k * S bytes per encode. Each
@@ -21,10 +24,13 @@
  *            [--dir TMP] [--md FILE] [--slices] [--pipeline]
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -212,7 +218,72 @@ static double klauspost(const char *bin, unsigned k, unsigned m, size_t S)
 struct pipe_res {
 	double cpu_gbps, wall_gbps, put_ms, payload_mb;
 	double cpu_build_ms, cpu_code_ms, cpu_put_ms; /* CPU per block, by phase */
+	double floor_ms;   /* put_floor: CPU per block; 0 if it could not run */
+	double ceil_gbps;  /* payload / (build + encode + hash + floor) */
+	double pack_mb;    /* bytes the put wrote per block, all directories */
 };
+
+#define DIO 4096
+
+/*
+ * The put's floor on this disk, for comparison with the store's put: the
+ * bytes the put wrote to each directory (pack[d], da_store_put_block's pack
+ * there), written again as cheaply as a durable write gets here. One file
+ * per directory, allocated, written (zeros) and fsync'd before the clock,
+ * so that nothing on the clock allocates a block or changes an inode or a
+ * directory: per block, one O_DIRECT write of pack[d] bytes (rounded up to
+ * 4 KiB) at the next offset of each file and one fdatasync of each, from
+ * one thread (threads would add CPU, not remove it). The files are a ring of
+ * `blocks` blocks: rewriting written blocks costs what writing fresh ones in
+ * a preallocated file does. Median over reps of CPU ms per block, or 0 if it
+ * could not run (a directory refusing O_DIRECT, tmpfs). Nothing names or
+ * finds the blocks: a floor, not a store.
+ */
+static double put_floor(char (*dirs)[512], const size_t *pack, int D, int blocks)
+{
+	size_t len[4], most = 0;
+	double v[64];
+	int fd[4], ok = 1;
+	void *buf = NULL;
+	char path[512 + 16];
+
+	for (int d = 0; d < D; d++) {
+		if (pack[d] == 0)
+			return 0;
+		len[d] = (pack[d] + DIO - 1) / DIO * DIO;
+		most = len[d] > most ? len[d] : most;
+		fd[d] = -1;
+	}
+	if (most == 0 || posix_memalign(&buf, DIO, most) != 0)
+		return 0;
+	memset(buf, 0, most);
+	for (int d = 0; d < D && ok; d++) {
+		if (snprintf(path, sizeof(path), "%s/floor", dirs[d]) >= (int)sizeof(path))
+			break;
+		fd[d] = open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0600);
+		ok = fd[d] >= 0;
+		for (int b = 0; b < blocks && ok; b++)
+			ok = pwrite(fd[d], buf, len[d], (off_t)(b * len[d])) == (ssize_t)len[d];
+		ok = ok && fsync(fd[d]) == 0;
+		unlink(path); /* the descriptor keeps it until the end */
+	}
+	memset(buf, 0x5a, most);
+	for (int r = 0; r < reps && ok; r++) {
+		double c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+
+		for (int b = 0; b < blocks && ok; b++)
+			for (int d = 0; d < D && ok; d++)
+				ok = pwrite(fd[d], buf, len[d], (off_t)(b * len[d])) ==
+					     (ssize_t)len[d] &&
+				     fdatasync(fd[d]) == 0;
+		v[r] = (now(CLOCK_PROCESS_CPUTIME_ID) - c0) / blocks * 1000;
+	}
+	for (int d = 0; d < D; d++)
+		if (fd[d] >= 0)
+			close(fd[d]);
+	free(buf);
+	return ok ? median(v, reps) : 0;
+}
 
 static void fill_hdr(struct seq_block_hdr *h, size_t ntx, uint32_t nns)
 {
@@ -243,7 +314,7 @@ static struct pipe_res pipeline(unsigned k, unsigned m, size_t S, const char *tm
 	struct seq_block_hdr h;
 	double cpu[64], wall[64], put[64], cb[64], cc[64], cp[64];
 	struct pipe_res res = {0};
-	size_t payload_len = 0;
+	size_t payload_len = 0, pack[4] = {0};
 	int blocks = reps < 5 ? 3 : 6;
 
 	for (i = 0; i < ntx * TXLEN; i++)
@@ -302,6 +373,15 @@ static struct pipe_res pipeline(unsigned k, unsigned m, size_t S, const char *tm
 		cb[r] = pb / blocks * 1000;
 		cc[r] = pc / blocks * 1000;
 		cp[r] = pp / blocks * 1000;
+		for (int d = 0; d < 4 && r == reps - 1; d++) { /* what one put wrote */
+			struct stat sb;
+			char p[sizeof(dirs[0]) + 48];
+			uint64_t h1 = (uint64_t)(r * blocks + 1);
+
+			if (snprintf(p, sizeof(p), "%s/%" PRIu64 "/%" PRIu64, dirs[d], h1 / 4096,
+				     h1) < (int)sizeof(p) && stat(p, &sb) == 0)
+				pack[d] = (size_t)sb.st_size;
+		}
 		for (int b = 0; b < blocks; b++) /* retention, outside the clock */
 			da_store_remove_block(st, (uint64_t)(r * blocks + b + 1), k + m);
 	}
@@ -312,6 +392,11 @@ static struct pipe_res pipeline(unsigned k, unsigned m, size_t S, const char *tm
 	res.cpu_code_ms = median(cc, reps);
 	res.cpu_put_ms = median(cp, reps);
 	res.payload_mb = (double)payload_len / 1e6;
+	res.pack_mb = (double)(pack[0] + pack[1] + pack[2] + pack[3]) / 1e6;
+	res.floor_ms = put_floor(dirs, pack, 4, blocks);
+	if (res.floor_ms > 0)
+		res.ceil_gbps = (double)payload_len /
+				((res.cpu_build_ms + res.cpu_code_ms + res.floor_ms) / 1000) / 1e9;
 	da_store_close(st);
 	da_code_free(code);
 	da_bufs_free(&kb);
@@ -410,8 +495,10 @@ int main(int argc, char **argv)
 			struct pipe_res p = pipeline(k, m, sizes[i], tmp);
 
 			printf("S=%zu KiB: pipeline %.2f GB/s per CPU s (%.2f wall); CPU ms/block: "
-			       "build %.1f, encode+hash %.1f, put %.1f\n", sizes[i] >> 10, p.cpu_gbps,
-			       p.wall_gbps, p.cpu_build_ms, p.cpu_code_ms, p.cpu_put_ms);
+			       "build %.1f, encode+hash %.1f, put %.2f; put floor %.2f ms for %.1f MB "
+			       "(ceiling %.2f GB/s)\n", sizes[i] >> 10, p.cpu_gbps, p.wall_gbps,
+			       p.cpu_build_ms, p.cpu_code_ms, p.cpu_put_ms, p.floor_ms, p.pack_mb,
+			       p.ceil_gbps);
 		}
 		rmdir(tmp);
 		return 0;
@@ -451,10 +538,12 @@ int main(int argc, char **argv)
 		printf("k=%u m=%u S=%zu KiB: ours %.2f GB/s, raw ISA-L %.2f (ratio %.2f), "
 		       "jerasure vandermonde %.2f, cauchy-schedule %.2f, klauspost %.2f; "
 		       "rebuild (m lost) %.2f; pipeline %.2f GB/s per CPU s (%.2f wall, put %.1f ms "
-		       "for %.1f MB; CPU ms/block: build %.1f, encode+hash %.1f, put %.1f)\n",
+		       "for %.1f MB; CPU ms/block: build %.1f, encode+hash %.1f, put %.2f; put floor "
+		       "%.2f, ceiling %.2f GB/s)\n",
 		       k, m, r->S >> 10, r->ours, r->raw, r->ours / r->raw, r->jm, r->js, r->kp,
 		       r->rebuild, r->pipe.cpu_gbps, r->pipe.wall_gbps, r->pipe.put_ms,
-		       r->pipe.payload_mb, r->pipe.cpu_build_ms, r->pipe.cpu_code_ms, r->pipe.cpu_put_ms);
+		       r->pipe.payload_mb, r->pipe.cpu_build_ms, r->pipe.cpu_code_ms, r->pipe.cpu_put_ms,
+		       r->pipe.floor_ms, r->pipe.ceil_gbps);
 		fflush(stdout);
 	}
 	rmdir(tmp);
@@ -492,12 +581,27 @@ int main(int argc, char **argv)
 		   "encode, k + m shard leaves, Merkle root, durable put: temp file, fsync, "
 		   "rename, directory fsync, over 4 directories under `$TMPDIR`), GB/s of payload:\n\n");
 	fprintf(f, "| S | payload | per CPU second (process CPU time) | per wall second | put wall (write + fsync) "
-		   "| CPU ms per block: build / encode + hash / put |\n|---|---|---|---|---|---|\n");
-	for (size_t i = 0; i < nsizes; i++)
-		fprintf(f, "| %zu KiB | %.1f MB | **%.2f GB/s** | %.2f GB/s | %.1f ms | %.1f / %.1f / %.1f |\n",
-			rows[i].S >> 10, rows[i].pipe.payload_mb, rows[i].pipe.cpu_gbps,
-			rows[i].pipe.wall_gbps, rows[i].pipe.put_ms, rows[i].pipe.cpu_build_ms,
-			rows[i].pipe.cpu_code_ms, rows[i].pipe.cpu_put_ms);
+		   "| CPU ms per block: build / encode + hash / put | packs written | put floor, CPU ms "
+		   "| ceiling with the floor |\n|---|---|---|---|---|---|---|---|---|\n");
+	for (size_t i = 0; i < nsizes; i++) {
+		const struct pipe_res *p = &rows[i].pipe;
+
+		fprintf(f, "| %zu KiB | %.1f MB | **%.2f GB/s** | %.2f GB/s | %.1f ms | %.1f / %.1f / %.2f "
+			   "| %.1f MB | ",
+			rows[i].S >> 10, p->payload_mb, p->cpu_gbps, p->wall_gbps, p->put_ms,
+			p->cpu_build_ms, p->cpu_code_ms, p->cpu_put_ms, p->pack_mb);
+		if (p->floor_ms > 0)
+			fprintf(f, "%.2f | %.2f GB/s |\n", p->floor_ms, p->ceil_gbps);
+		else
+			fprintf(f, "- (no O_DIRECT here) | - |\n");
+	}
+	fprintf(f, "\nPut floor: the bytes the put wrote to each directory, written again as cheaply "
+		   "as a durable write gets on this disk: one O_DIRECT write into a file already "
+		   "allocated and one `fdatasync` per directory per block, from one thread "
+		   "(`put_floor` in da_bench.c), so no file is created and no inode or directory "
+		   "written. Ceiling: the payload over build + encode + hash + that floor, the most a "
+		   "store writing these bytes to these directories could reach with this run's coding "
+		   "and hashing.\n");
 	fprintf(f, "\nBudgets (DESIGN.md): encode >= 0.9 x raw ISA-L: ");
 	for (size_t i = 0; i < nsizes; i++)
 		fprintf(f, "%s%zu KiB %.2f %s", i ? ", " : "", rows[i].S >> 10,
