@@ -268,21 +268,27 @@ if a and b and a.get("lat_p99_us"):
 fl = json.loads(os.environ["FLOOR"]) if os.environ.get("FLOOR", "").startswith("{") else None
 if fl and a:
     o("")
+    per_send = (f"The sending thread's CPU time per `send(2)`: {fl['send_cpu_ns'] / 1000:.1f} us "
+                "(on loopback a send also runs the receiver's TCP input and its wake-up). "
+                if fl.get('send_cpu_ns') else "")
     o(f"Kernel floor (`tests/bench/sendfloor.c`, same run): one thread writes {fl['conns']:,} messages "
       f"of {fl['size']:,} bytes over loopback TCP, a plain `send(2)` loop with the daemon's socket "
       f"options, to {fl['threads']} epoll receiver threads on the same two cores, every 250 ms "
       f"({fl['rounds']} rounds). The loop takes {ms(fl['loop_p50_us'])} (median round); start of "
       f"the round to a message's last byte: p50 {ms(fl['lat_p50_us'])}, p99 {ms(fl['lat_p99_us'])}. "
-      f"The daemon's fan-out alone (spread p99 {ms(a.get('spread_p99_us'))}, its own fan-out mean "
-      f"{ms(a.get('metric_fanout_mean_us'))}) against that loop: "
-      f"{a['metric_fanout_mean_us'] / fl['loop_p50_us']:.2f}x."
-      if a.get('metric_fanout_mean_us') else "")
+      + per_send +
+      (f"The daemon's fan-out alone (spread p99 {ms(a.get('spread_p99_us'))}, its own fan-out mean "
+       f"{ms(a.get('metric_fanout_mean_us'))}) against that loop: "
+       f"{a['metric_fanout_mean_us'] / fl['loop_p50_us']:.2f}x."
+       if a.get('metric_fanout_mean_us') else ""))
     fl2 = json.loads(os.environ["FLOOR2"]) if os.environ.get("FLOOR2", "").startswith("{") else None
     if fl2:
         o("")
         o(f"The same loop split over two sending threads (`--senders 2`, the floor a fan-out on "
           f"two event-loop threads would have): the loop takes {ms(fl2['loop_p50_us'])}; last "
-          f"byte p50 {ms(fl2['lat_p50_us'])}, p99 {ms(fl2['lat_p99_us'])}.")
+          f"byte p50 {ms(fl2['lat_p50_us'])}, p99 {ms(fl2['lat_p99_us'])}"
+          + (f"; {fl2['send_cpu_ns'] / 1000:.1f} us of CPU per send on the first sender"
+             if fl2.get('send_cpu_ns') else "") + ".")
     o("")
 if b:
     o(f"Slow subscribers: {b['slow']}; closed by the daemon {b['slow_closed']} "
