@@ -24,8 +24,8 @@
  * because their groups committed before the job was handed off.
  *
  * Durability rules: a receipt leaves this file only after the WAL frames of
- * the group's COMMIT are fsynced: by the COMMIT itself (synchronous=FULL),
- * or, with storage.sync_pipeline, by mz-sync while the next group is built
+ * the group's COMMIT are fsynced: by the COMMIT itself (synchronous=FULL, the
+ * default), or, with storage.sync_pipeline, by mz-sync while the next group is built
  * (see "Pipelined durability" below). If a COMMIT or that fsync fails the
  * sequencer halts: nothing in that group is receipted and no later group is
  * attempted, because after a failed fsync the state of the file is unknown.

@@ -35,8 +35,9 @@ const struct app_cfg_entry app_cfg_table[] = {
 	 "comma-separated shard directories (empty: data_dir/shards)"},
 	{"storage", "cache_mib", APP_CFG_INT, 1, 65536, "64", OFF(cache_mib),
 	 "SQLite page cache of the committer's connection, MiB"},
-	{"storage", "sync_pipeline", APP_CFG_INT, 0, 1, "1", OFF(sync_pipeline),
-	 "1: fsync group N's WAL while group N+1 is built (answers still wait for it)"},
+	{"storage", "sync_pipeline", APP_CFG_INT, 0, 1, "0", OFF(sync_pipeline),
+	 "1: fsync group N's WAL on mz-sync while group N+1 is built (answers still wait "
+	 "for it); 0: inside the COMMIT"},
 	{"storage", "tx_retention_blocks", APP_CFG_INT, 0, 1L << 40, "0",
 	 OFF(tx_retention_blocks), "blocks whose transactions stay in the database (0: all)"},
 	{"da", "k", APP_CFG_INT, 1, 255, "16", OFF(da_k), "data shards per block"},

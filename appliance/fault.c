@@ -16,7 +16,8 @@
  * serving (as a loop stuck in a callback would); while the file named by
  * MEZZ_FAULT_STALL_SEAL_FILE exists, the sealer thread builds no blocks (as
  * a stuck sealer would); while the file named by MEZZ_FAULT_STALL_SYNC_FILE
- * exists, mz-sync starts no fsync (as a slow disk would); while the file
+ * exists, mz-sync starts no fsync (as a slow disk would; only with
+ * storage.sync_pipeline = 1, without it there is no mz-sync); while the file
  * named by MEZZ_FAULT_STALL_DA_FILE exists, mz-da codes no block. Removing
  * the file resumes.
  */

@@ -195,8 +195,8 @@ class CrashTest(unittest.TestCase):
 
 class FsyncFaultTest(unittest.TestCase):
     """An fsync that fails halts the sequencer and no receipted transaction
-    is lost: with the fsync on mz-sync (storage.sync_pipeline, the default)
-    and inside the COMMIT (sync_pipeline = 0)."""
+    is lost: with the fsync inside the COMMIT (the default) and on mz-sync
+    (storage.sync_pipeline = 1)."""
 
     def start_faulty(self, room=6, settings=None):
         # the schema creation at startup uses some fsyncs: find the smallest K
@@ -223,12 +223,14 @@ class FsyncFaultTest(unittest.TestCase):
                 return d
         self.fail("no MEZZ_FAULT_FSYNC_AFTER value let the daemon start")
 
-    def test_fsync_failure_halts_sequencer(self):
+    def test_fsync_failure_halts_sequencer_with_pipeline(self):
         # the failing fsync is mz-sync's: the COMMITs themselves do not sync
-        self.check_fsync_failure({}, 'event=sequencer_halted reason="fsync of the WAL"')
+        self.check_fsync_failure({"storage.sync_pipeline": "1"},
+                                 'event=sequencer_halted reason="fsync of the WAL"')
 
-    def test_fsync_failure_halts_sequencer_without_pipeline(self):
-        self.check_fsync_failure({"storage.sync_pipeline": "0"}, "event=sequencer_halted group=")
+    def test_fsync_failure_halts_sequencer(self):
+        # the default: the failing fsync is the COMMIT's own
+        self.check_fsync_failure({}, "event=sequencer_halted group=")
 
     def check_fsync_failure(self, settings, halt_log):
         d = self.start_faulty(settings=settings)
@@ -280,7 +282,7 @@ class FsyncFaultTest(unittest.TestCase):
 
 
 class HeldUntilFsyncTest(unittest.TestCase):
-    """With the fsync on mz-sync (storage.sync_pipeline), a COMMITted group
+    """With the fsync on mz-sync (storage.sync_pipeline = 1), a COMMITted group
     is held until the fsync covering it returns: while mz-sync is stalled
     (as behind a slow disk) no receipt is sent, a read by hash or height
     does not find what is held, no block is published, and past
@@ -291,7 +293,8 @@ class HeldUntilFsyncTest(unittest.TestCase):
         tmp = tempfile.mkdtemp(prefix="mezz-stall-")
         self.addCleanup(shutil.rmtree, tmp, True)
         stall = os.path.join(tmp, "stall-sync")
-        d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_STALL_SYNC_FILE": stall})
+        d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_STALL_SYNC_FILE": stall},
+                   settings={"storage.sync_pipeline": "1"})
         self.addCleanup(d.cleanup)
         d.start()
         d.setup_tenant("acme", "demo", 31337, key=False)
@@ -359,7 +362,8 @@ class HeldUntilFsyncTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, tmp, True)
         stall_sync, stall_da = os.path.join(tmp, "stall-sync"), os.path.join(tmp, "stall-da")
         d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_STALL_SYNC_FILE": stall_sync,
-                                        "MEZZ_FAULT_STALL_DA_FILE": stall_da})
+                                        "MEZZ_FAULT_STALL_DA_FILE": stall_da},
+                   settings={"storage.sync_pipeline": "1"})
         self.addCleanup(d.cleanup)
         d.start()
         d.setup_tenant("acme", "demo", 31337, key=False)

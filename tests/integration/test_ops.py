@@ -270,7 +270,8 @@ class ThreadPriorityTest(unittest.TestCase):
         return d, thread_nices(d.proc.pid)
 
     def test_background_threads_niced_by_default(self):
-        d, nices = self.run_daemon({})
+        # with the sync pipeline on (not the default) so that mz-sync exists too
+        d, nices = self.run_daemon({"storage.sync_pipeline": "1"})
         base = os.getpriority(os.PRIO_PROCESS, 0)
         want = max(base, 10)
         for name in ("mz-da", "mz-index"):
