@@ -929,18 +929,15 @@ static int brief_answer(struct app_committer *c, struct brief_run *b, struct app
 		b->first = i;
 	}
 	w = ab ? app_answer_buf_take(ab, APP_RECEIPT_BRIEF_CAP) : NULL;
-	if (!w) {
-		w = malloc(APP_RECEIPT_BRIEF_CAP);
-		if (!w)
-			return -1;
-		end = app_receipt_brief_put(w, r);
-		d[i].json = w;
-	} else {
-		end = app_receipt_brief_put(w, r);
-		app_answer_buf_used(ab, end + 1);
-		d[i].json = w;
+	if (w) {
 		d[i].buf = ab;
+	} else if (!(w = malloc(APP_RECEIPT_BRIEF_CAP))) {
+		return -1;
 	}
+	end = app_receipt_brief_put(w, r);
+	if (d[i].buf)
+		app_answer_buf_used(ab, end + 1);
+	d[i].json = w;
 	d[i].json_len = (size_t)(end - w);
 	d[i].brief = 1;
 	b->idx[b->k++] = pos[i];

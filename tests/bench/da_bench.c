@@ -258,8 +258,10 @@ static double put_floor(char (*dirs)[512], const size_t *pack, int D, int blocks
 		return 0;
 	memset(buf, 0, most);
 	for (int d = 0; d < D && ok; d++) {
-		if (snprintf(path, sizeof(path), "%s/floor", dirs[d]) >= (int)sizeof(path))
+		if (snprintf(path, sizeof(path), "%s/floor", dirs[d]) >= (int)sizeof(path)) {
+			ok = 0;
 			break;
+		}
 		fd[d] = open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0600);
 		ok = fd[d] >= 0;
 		for (int b = 0; b < blocks && ok; b++)
