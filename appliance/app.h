@@ -336,6 +336,22 @@ int app_store_tip(struct app_store *s, struct app_tip *tip);
  *                       lines they will read. Changes nothing.
  */
 struct app_txindex;
+/*
+ * The hash filter's snapshot (txindex.c), data_dir/txindex.filter: written
+ * by app_txindex_close when the filter is complete, taken (and deleted) by
+ * the next app_txindex_open when it covers exactly the stored transactions.
+ * app_txindex_snapshot_check: a file's header and its digest over the
+ * header and bits; 0 and the fields, or APP_EINVAL and *why. (The fuzz
+ * target's entry; app_txindex_open also checks the fields against the
+ * database.)
+ */
+#define APP_XF_SNAPSHOT_HDR 120
+struct app_xf_snapshot {
+	uint64_t nbits, end; /* bit count; every seq below end is in the filter */
+	uint8_t first_hash[32], last_hash[32]; /* of seq 1 and seq end - 1 */
+};
+int app_txindex_snapshot_check(const uint8_t *hdr, size_t hdr_len, const void *bits,
+			       size_t bits_len, struct app_xf_snapshot *out, const char **why);
 /* Transactions the map holds unmerged before app_txindex_prune waits. */
 #define APP_TXINDEX_MAX_LIVE (1u << 20)
 int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbuf,

@@ -53,10 +53,26 @@
  * sized at open for the rows there are (16 bits a row and 3M rows to grow,
  * 8 to 64 MiB): past that the false positives rise and more lookups reach
  * txindex.db, never fewer answers.
+ *
+ * The filter's snapshot: mz-xfilter reads every row of txindex.db, 26 s at
+ * 10^8 rows (BENCHMARKS.md), a core's worth of work during which every new
+ * transaction's lookup reads txindex.db. So a clean close writes the filter
+ * to data_dir/txindex.filter (snapshot_save), and the next open takes it
+ * instead (snapshot_load) if it covers exactly the transactions stored: its
+ * end is mezzanine.db's next seq, and the hashes of seq 1 and of its last
+ * seq are the database's (another or a restored history fails that). A
+ * BLAKE2b digest covers the file, so a torn or damaged one is refused, and
+ * open deletes it once read, used or not: a file on disk is always the last
+ * clean close's, never one a crash left behind with rows stored after it.
+ * Anything refused means the loader runs, as without a snapshot. A wrong
+ * snapshot could only hide hashes (a duplicate let through), which is why
+ * every check is on the side of refusing it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -160,6 +176,8 @@ struct app_txindex {
 	pthread_t fthread;
 	int fstarted;
 	atomic_int fstop;
+	char fpath[PATH_MAX];	/* the filter's snapshot (above) */
+	uint8_t first_hash[32]; /* seq 1's, for the snapshot; valid if floor > 1 */
 };
 
 static const char xi_schema[] =
@@ -246,7 +264,7 @@ static void *filter_loader(void *arg)
 	if (step == SQLITE_DONE) {
 		atomic_store_explicit(&x->fready, 1, memory_order_release);
 		app_metric_set(APP_M_txindex_filter_ready, 1);
-		app_info("txindex_filter_ready", "rows=%llu seconds=%.1f mib=%llu",
+		app_info("txindex_filter_ready", "from=txindex.db rows=%llu seconds=%.1f mib=%llu",
 			 (unsigned long long)rows, (double)(app_now_ns() - t0) / 1e9,
 			 (unsigned long long)((x->fmask + 1) >> 23));
 	} else if (!atomic_load(&x->fstop)) {
@@ -343,6 +361,194 @@ static int hash_of(sqlite3 *db, const char *sql, const char *k, uint64_t seq, ui
 	}
 	sqlite3_finalize(st);
 	return rc;
+}
+
+/*
+ * The snapshot file (above): a 120-byte header, then the filter's words as
+ * they are in memory. Header: magic u32 and version u32 (in this host's
+ * byte order, so a file from a host of the other order fails the magic),
+ * bit count u64, end u64 (every seq below it is in the filter), the hashes
+ * of seq 1 and of seq end - 1, and BLAKE2b-256 of the 88 bytes before it
+ * and of the words.
+ */
+#define XF_SNAP_MAGIC 0x46585a4du /* "MZXF" little-endian */
+#define XF_SNAP_VERSION 1u
+#define XF_SNAP_DIGESTED 88
+
+static void snap_digest(const uint8_t *hdr, const void *bits, size_t len, uint8_t out[32])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_update(&st, hdr, XF_SNAP_DIGESTED);
+	crypto_generichash_update(&st, bits, len);
+	crypto_generichash_final(&st, out, 32);
+}
+
+static int snap_header(const uint8_t *h, struct app_xf_snapshot *o, const char **why)
+{
+	uint32_t magic, version;
+
+	memcpy(&magic, h, 4);
+	memcpy(&version, h + 4, 4);
+	memcpy(&o->nbits, h + 8, 8);
+	memcpy(&o->end, h + 16, 8);
+	memcpy(o->first_hash, h + 24, 32);
+	memcpy(o->last_hash, h + 56, 32);
+	if (magic != XF_SNAP_MAGIC)
+		*why = "not a filter snapshot of this byte order";
+	else if (version != XF_SNAP_VERSION)
+		*why = "a snapshot version this daemon does not read";
+	else if (o->nbits < 512 || o->nbits > XF_MAX_BITS || (o->nbits & (o->nbits - 1)))
+		*why = "a bit count no filter has";
+	else if (o->end < 2)
+		*why = "it covers no transaction";
+	else
+		return 0;
+	return APP_EINVAL;
+}
+
+int app_txindex_snapshot_check(const uint8_t *hdr, size_t hdr_len, const void *bits,
+			       size_t bits_len, struct app_xf_snapshot *out, const char **why)
+{
+	uint8_t d[32];
+
+	if (hdr_len != APP_XF_SNAPSHOT_HDR) {
+		*why = "shorter than its header";
+		return APP_EINVAL;
+	}
+	if (snap_header(hdr, out, why))
+		return APP_EINVAL;
+	if (bits_len != out->nbits / 8) {
+		*why = "its length is not its bit count's";
+		return APP_EINVAL;
+	}
+	snap_digest(hdr, bits, bits_len, d);
+	if (crypto_verify_32(d, hdr + XF_SNAP_DIGESTED)) {
+		*why = "its digest does not match (torn or damaged)";
+		return APP_EINVAL;
+	}
+	return 0;
+}
+
+static int read_all(int fd, void *buf, size_t len)
+{
+	for (size_t got = 0; got < len;) {
+		ssize_t r = read(fd, (char *)buf + got, len - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	for (size_t put = 0; put < len;) {
+		ssize_t w = write(fd, (const char *)buf + put, len - put);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		put += (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * At open, m attached and txindex.db caught up to next: the snapshot, if
+ * there is one and it covers exactly seqs 1 .. next - 1 of this database,
+ * becomes the filter (ready at once). Deleted once read, used or not.
+ */
+static void snapshot_load(struct app_txindex *x, uint64_t next, const uint8_t *last)
+{
+	uint8_t hdr[APP_XF_SNAPSHOT_HDR], extra;
+	size_t len = (x->fmask + 1) / 8;
+	struct app_xf_snapshot sn;
+	const char *why = NULL;
+	uint64_t t0 = app_now_ns();
+	int fd = open(x->fpath, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno != ENOENT)
+			app_warn("txindex_filter_snapshot_refused", "file=%s reason=\"%s\"", x->fpath,
+				 strerror(errno));
+		return;
+	}
+	if (read_all(fd, hdr, sizeof(hdr)))
+		why = "shorter than its header";
+	else if (snap_header(hdr, &sn, &why))
+		;
+	else if (sn.nbits != x->fmask + 1)
+		why = "sized for another number of rows (the filter is rebuilt at this size)";
+	else if (sn.end != next)
+		why = "it does not end where the stored transactions do";
+	else if (!last || memcmp(x->first_hash, sn.first_hash, 32) ||
+		 memcmp(last, sn.last_hash, 32))
+		why = "its first or last transaction is not the database's";
+	else if (read_all(fd, (void *)x->fbits, len) || read(fd, &extra, 1) != 0)
+		why = "its length is not its bit count's";
+	else
+		app_txindex_snapshot_check(hdr, sizeof(hdr), (const void *)x->fbits, len, &sn,
+					   &why);
+	close(fd);
+	if (unlink(x->fpath) && errno != ENOENT && !why)
+		why = "it cannot be deleted (it would outlive the rows stored after it)";
+	if (why) {
+		memset((void *)x->fbits, 0, len);
+		app_warn("txindex_filter_snapshot_refused", "file=%s reason=\"%s\"", x->fpath, why);
+		return;
+	}
+	atomic_store_explicit(&x->fready, 1, memory_order_release);
+	app_metric_set(APP_M_txindex_filter_ready, 1);
+	app_info("txindex_filter_ready", "from=snapshot end=%llu seconds=%.2f mib=%llu",
+		 (unsigned long long)next, (double)(app_now_ns() - t0) / 1e9,
+		 (unsigned long long)(len >> 20));
+}
+
+/*
+ * At a clean close, every thread stopped: the filter, if it is complete,
+ * for the next open. Not fsynced: a file a crash tore fails its digest.
+ */
+static void snapshot_save(struct app_txindex *x)
+{
+	uint8_t hdr[APP_XF_SNAPSHOT_HDR] = {0};
+	uint32_t magic = XF_SNAP_MAGIC, version = XF_SNAP_VERSION;
+	uint64_t nbits = x->fmask + 1, end = x->floor + x->n, t0 = app_now_ns();
+	size_t len = nbits / 8;
+	char tmp[PATH_MAX + 8];
+	int fd, ok;
+
+	if (!atomic_load(&x->fready) || end <= 1)
+		return;
+	memcpy(hdr, &magic, 4);
+	memcpy(hdr + 4, &version, 4);
+	memcpy(hdr + 8, &nbits, 8);
+	memcpy(hdr + 16, &end, 8);
+	memcpy(hdr + 24, x->first_hash, 32);
+	if (x->n)
+		memcpy(hdr + 56, x->ent[x->n - 1].hash, 32);
+	else if (hash_of(x->db, "SELECT v FROM meta WHERE k = ?", "last_hash", 0, hdr + 56))
+		return; /* no mark to end at */
+	snap_digest(hdr, (const void *)x->fbits, len, hdr + XF_SNAP_DIGESTED);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", x->fpath);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ok = fd >= 0 && !write_all(fd, hdr, sizeof(hdr)) &&
+	     !write_all(fd, (const void *)x->fbits, len);
+	if (fd >= 0 && close(fd))
+		ok = 0;
+	if (ok && rename(tmp, x->fpath) == 0) {
+		app_info("txindex_filter_saved", "end=%llu seconds=%.2f mib=%llu",
+			 (unsigned long long)end, (double)(app_now_ns() - t0) / 1e9,
+			 (unsigned long long)(len >> 20));
+		return;
+	}
+	app_warn("txindex_filter_save_failed", "file=%s reason=\"%s\"", x->fpath, strerror(errno));
+	unlink(tmp);
 }
 
 /*
@@ -526,12 +732,14 @@ int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbu
 	uint64_t next = 1;
 	const char *why = NULL;
 	sqlite3_stmt *st;
-	int rc;
+	uint8_t last[32];
+	int rc, have_ends = 1;
 
 	*out = NULL;
 	if (!x)
 		return APP_ENOMEM;
 	snprintf(x->path, sizeof(x->path), "%s/txindex.db", data_dir);
+	snprintf(x->fpath, sizeof(x->fpath), "%s/txindex.filter", data_dir);
 	snprintf(main_path, sizeof(main_path), "%s/mezzanine.db", data_dir);
 	rc = open_db(x, errbuf, errlen);
 	if (rc == APP_EEXIST) { /* not a database, a damaged one or an older format:
@@ -580,6 +788,12 @@ int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbu
 		x->indexed = 1;
 	}
 	rc = catch_up(x, next, errbuf, errlen);
+	/* For the filter's snapshot: no row there (none should be missing)
+	 * only means a snapshot is refused. */
+	if (!rc && next > 1 &&
+	    (hash_of(x->db, "SELECT hash FROM m.txs WHERE seq = ?", NULL, 1, x->first_hash) ||
+	     hash_of(x->db, "SELECT hash FROM m.txs WHERE seq = ?", NULL, next - 1, last)))
+		have_ends = 0;
 	/* Databases from before txindex.db carry the old unique index: every
 	 * row is indexed here now, so it goes (once; its pages are reused). */
 	if (!rc)
@@ -623,6 +837,7 @@ int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbu
 		x->fmask = bits - 1;
 		x->fshift = (unsigned)__builtin_ctzll(bits >> 9);
 		app_metric_set(APP_M_txindex_filter_ready, 0);
+		snapshot_load(x, next, have_ends && next > 1 ? last : NULL);
 	}
 	{
 		pthread_condattr_t ca;
@@ -895,6 +1110,7 @@ void app_txindex_close(struct app_txindex *x)
 	if (!x)
 		return;
 	app_txindex_stop(x);
+	snapshot_save(x);
 	sqlite3_finalize(x->ins);
 	sqlite3_finalize(x->ins_many);
 	sqlite3_finalize(x->mark);
@@ -929,6 +1145,8 @@ void app_txindex_add(struct app_txindex *x, const struct app_tx *txs, size_t m)
 		memcpy(e->hash, txs[i].hash, 32);
 		e->ns = txs[i].ns;
 		e->seq = x->floor + x->n;
+		if (e->seq == 1)
+			memcpy(x->first_hash, e->hash, 32); /* for the snapshot */
 		filter_add(x, e->hash);
 		slot_put(x, (uint32_t)x->n++);
 	}

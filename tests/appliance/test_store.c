@@ -460,6 +460,14 @@ Test(store, txindex_map_merge_restart_rebuild)
 	app_txindex_close(xi);
 }
 
+static const char *snap_path(void)
+{
+	static char p[128];
+
+	snprintf(p, sizeof(p), "%s/txindex.filter", dir);
+	return p;
+}
+
 static void wait_filter_ready(void)
 {
 	for (int i = 0; i < 200 && !app_metric_get(APP_M_txindex_filter_ready); i++)
@@ -508,13 +516,113 @@ Test(store, txindex_filter_skips_new_hashes_and_keeps_old_ones)
 	expect_found(s, b, 100);
 	app_txindex_stop(xi);
 
-	/* restart: everything from before is found once the filter is loaded */
-	xi = reopen(&s, xi);
+	/* restart: everything from before is found once mz-xfilter has loaded
+	 * the filter (the close's snapshot removed, so that it has to) */
+	app_store_close(s);
+	s = NULL;
+	app_txindex_close(xi);
+	cr_assert_eq(unlink(snap_path()), 0, "a clean close left no filter snapshot");
+	xi = reopen(&s, NULL);
+	cr_assert_eq(app_metric_get(APP_M_txindex_filter_ready), 0);
 	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
 	wait_filter_ready();
 	expect_found(s, a, 3000);
 	expect_found(s, b, 100);
 	app_txindex_stop(xi);
+	app_store_close(s);
+	app_txindex_close(xi);
+}
+
+/*
+ * The filter's snapshot: a clean close writes it, the next open takes it
+ * (ready at once, no mz-xfilter) and deletes it, and every hash is still
+ * found, which an incomplete filter would not do (a lookup it rules out
+ * stops there). A snapshot that does not end where the stored rows do, or
+ * whose bytes changed, is refused and the loader runs; an incomplete
+ * filter is not saved.
+ */
+Test(store, txindex_filter_snapshot_at_restart)
+{
+	static struct app_tx a[3000], b[100], c[50];
+	struct app_store *s;
+	struct app_txindex *xi;
+	atomic_uint_fast64_t durable = 3001;
+	char err[256], cmd[512];
+	uint8_t h[32];
+	uint64_t skips;
+
+	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
+	put_txs(s, a, 3000, 1);
+	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_store_attach_txindex(s, xi, err, sizeof(err)), 0, "%s", err);
+	/* never ready (not started): nothing to save */
+	app_store_close(s);
+	s = NULL;
+	app_txindex_close(xi);
+	cr_assert_neq(access(snap_path(), F_OK), 0, "an incomplete filter was saved");
+
+	xi = reopen(&s, NULL);
+	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
+	wait_filter_ready();
+	put_txs(s, b, 100, 3001);
+	app_txindex_add(xi, b, 100); /* in the map only: never merged (durable) */
+	app_store_close(s);
+	s = NULL;
+	app_txindex_close(xi);
+	cr_assert_eq(access(snap_path(), F_OK), 0, "a clean close left no filter snapshot");
+	snprintf(cmd, sizeof(cmd), "cp %s %s.keep", snap_path(), snap_path());
+	cr_assert_eq(system(cmd), 0);
+
+	/* taken: ready at open, before any thread runs, and deleted */
+	xi = reopen(&s, NULL);
+	cr_assert_eq(app_metric_get(APP_M_txindex_filter_ready), 1, "the snapshot was not taken");
+	cr_assert_neq(access(snap_path(), F_OK), 0, "the snapshot outlived its open");
+	expect_found(s, a, 3000);
+	expect_found(s, b, 100);
+	skips = app_metric_get(APP_M_txindex_filter_skips_total);
+	for (int i = 0; i < 1000; i++) {
+		randombytes_buf(h, 32);
+		cr_assert_eq(app_store_tx_known(s, 7, h), 0);
+	}
+	cr_assert_geq(app_metric_get(APP_M_txindex_filter_skips_total) - skips, 990);
+
+	/* rows stored after the kept snapshot: it is refused */
+	put_txs(s, c, 50, 3101);
+	app_txindex_add(xi, c, 50);
+	app_store_close(s);
+	s = NULL;
+	app_txindex_close(xi);
+	snprintf(cmd, sizeof(cmd), "mv %s.keep %s", snap_path(), snap_path());
+	cr_assert_eq(system(cmd), 0);
+	xi = reopen(&s, NULL);
+	cr_assert_eq(app_metric_get(APP_M_txindex_filter_ready), 0, "a stale snapshot was taken");
+	cr_assert_neq(access(snap_path(), F_OK), 0, "a refused snapshot was kept");
+	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
+	wait_filter_ready();
+	expect_found(s, c, 50);
+
+	/* one bit of the filter changed on disk: refused */
+	app_store_close(s);
+	s = NULL;
+	app_txindex_close(xi);
+	{
+		FILE *f = fopen(snap_path(), "r+b");
+		int ch;
+
+		cr_assert_not_null(f, "a clean close left no filter snapshot");
+		cr_assert_eq(fseek(f, APP_XF_SNAPSHOT_HDR + 4096, SEEK_SET), 0);
+		ch = fgetc(f);
+		cr_assert_eq(fseek(f, APP_XF_SNAPSHOT_HDR + 4096, SEEK_SET), 0);
+		fputc(ch ^ 0x10, f);
+		fclose(f);
+	}
+	xi = reopen(&s, NULL);
+	cr_assert_eq(app_metric_get(APP_M_txindex_filter_ready), 0, "a damaged snapshot was taken");
+	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
+	wait_filter_ready();
+	expect_found(s, a, 3000);
+	expect_found(s, b, 100);
+	expect_found(s, c, 50);
 	app_store_close(s);
 	app_txindex_close(xi);
 }

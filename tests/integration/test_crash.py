@@ -476,3 +476,59 @@ class InsertFaultTest(unittest.TestCase):
         self.assertIs(status["halted"], True)
         self.assertEqual(status["nextSeq"], before, "a failed group consumed sequence numbers")
         self.assertIn("sequencer_halted", d.log())
+
+
+class FilterSnapshotTest(unittest.TestCase):
+    """The hash filter's snapshot (txindex.c) never hides a stored
+    transaction: a clean stop writes txindex.filter, the next start takes it
+    (and deletes it), a kill -9 leaves none, and through every restart a
+    resubmitted transaction is answered with its first receipt, not stored
+    again."""
+
+    def metric(self, d, name):
+        body = d.http(None, path="/metrics", method="GET")[2].decode()
+        for line in body.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError("no %s in /metrics" % name)
+
+    def wait_ready(self, d):
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.metric(d, "mezz_txindex_filter_ready") == 1:
+                return
+            time.sleep(0.05)
+        raise AssertionError("the hash filter was not ready in 20 s:\n" + d.log())
+
+    def send_all(self, d, payloads):
+        return [d.send("demo", p)["seq"] for p in payloads]
+
+    def test_snapshot_taken_after_a_clean_stop_and_none_after_kill9(self):
+        d = Daemon(settings={"log.level": "info"})
+        self.addCleanup(d.cleanup)
+        snap = os.path.join(d.data_dir, "txindex.filter")
+        d.start()
+        d.setup_tenant("acme", "demo", 31337, key=False)
+        self.wait_ready(d)
+        first = [os.urandom(64) for _ in range(20)]
+        seqs = self.send_all(d, first)
+        d.stop()
+        self.assertTrue(os.path.exists(snap), "a clean stop left no txindex.filter")
+
+        d.start()
+        self.assertEqual(self.metric(d, "mezz_txindex_filter_ready"), 1,
+                         "the snapshot was not taken at start")
+        self.assertIn("from=snapshot", d.log())
+        self.assertFalse(os.path.exists(snap), "the start did not delete txindex.filter")
+        self.assertEqual(self.send_all(d, first), seqs, "a resubmission was stored again")
+        second = [os.urandom(64) for _ in range(10)]
+        seqs2 = self.send_all(d, second)
+        self.assertTrue(all(s > max(seqs) for s in seqs2))
+        d.kill9()
+        self.assertFalse(os.path.exists(snap), "a kill -9 left a txindex.filter")
+
+        d.start()
+        self.wait_ready(d)
+        self.assertIn("from=txindex.db", d.log())
+        self.assertEqual(self.send_all(d, first + second), seqs + seqs2,
+                         "a resubmission after the crash was stored again")
