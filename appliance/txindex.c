@@ -431,30 +431,19 @@ int app_txindex_snapshot_check(const uint8_t *hdr, size_t hdr_len, const void *b
 	return 0;
 }
 
-static int read_all(int fd, void *buf, size_t len)
+/* read(2) (out 0) or write(2) (out 1) until len bytes have moved; -1 on an
+ * error or an early end of file. */
+static int move_all(int fd, void *buf, size_t len, int out)
 {
-	for (size_t got = 0; got < len;) {
-		ssize_t r = read(fd, (char *)buf + got, len - got);
+	for (size_t done = 0; done < len;) {
+		char *p = (char *)buf + done;
+		ssize_t n = out ? write(fd, p, len - done) : read(fd, p, len - done);
 
-		if (r < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
+		if (n <= 0)
 			return -1;
-		got += (size_t)r;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	for (size_t put = 0; put < len;) {
-		ssize_t w = write(fd, (const char *)buf + put, len - put);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		put += (size_t)w;
+		done += (size_t)n;
 	}
 	return 0;
 }
@@ -479,7 +468,7 @@ static void snapshot_load(struct app_txindex *x, uint64_t next, const uint8_t *l
 				 strerror(errno));
 		return;
 	}
-	if (read_all(fd, hdr, sizeof(hdr)))
+	if (move_all(fd, hdr, sizeof(hdr), 0))
 		why = "shorter than its header";
 	else if (snap_header(hdr, &sn, &why))
 		;
@@ -490,7 +479,7 @@ static void snapshot_load(struct app_txindex *x, uint64_t next, const uint8_t *l
 	else if (!last || memcmp(x->first_hash, sn.first_hash, 32) ||
 		 memcmp(last, sn.last_hash, 32))
 		why = "its first or last transaction is not the database's";
-	else if (read_all(fd, (void *)x->fbits, len) || read(fd, &extra, 1) != 0)
+	else if (move_all(fd, (void *)x->fbits, len, 0) || read(fd, &extra, 1) != 0)
 		why = "its length is not its bit count's";
 	else
 		app_txindex_snapshot_check(hdr, sizeof(hdr), (const void *)x->fbits, len, &sn,
@@ -537,8 +526,8 @@ static void snapshot_save(struct app_txindex *x)
 	snap_digest(hdr, (const void *)x->fbits, len, hdr + XF_SNAP_DIGESTED);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", x->fpath);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	ok = fd >= 0 && !write_all(fd, hdr, sizeof(hdr)) &&
-	     !write_all(fd, (const void *)x->fbits, len);
+	ok = fd >= 0 && !move_all(fd, hdr, sizeof(hdr), 1) &&
+	     !move_all(fd, (void *)x->fbits, len, 1);
 	if (fd >= 0 && close(fd))
 		ok = 0;
 	if (ok && rename(tmp, x->fpath) == 0) {
