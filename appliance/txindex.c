@@ -177,7 +177,8 @@ struct app_txindex {
 	int fstarted;
 	atomic_int fstop;
 	char fpath[PATH_MAX];	/* the filter's snapshot (above) */
-	uint8_t first_hash[32]; /* seq 1's, for the snapshot; valid if floor > 1 */
+	uint8_t first_hash[32]; /* seq 1's, for the snapshot: read at open, or taken
+				 * when seq 1 is added; zero before (refused then) */
 };
 
 static const char xi_schema[] =
