@@ -918,6 +918,7 @@ static int brief_answer(struct app_committer *c, struct brief_run *b, struct app
 			size_t i, const struct seq_receipt *r)
 {
 	char *w, *end;
+	int pooled;
 
 	if (!s[i].brief || !b->idx)
 		return -1;
@@ -929,14 +930,13 @@ static int brief_answer(struct app_committer *c, struct brief_run *b, struct app
 		b->first = i;
 	}
 	w = ab ? app_answer_buf_take(ab, APP_RECEIPT_BRIEF_CAP) : NULL;
-	if (w) {
-		d[i].buf = ab;
-	} else if (!(w = malloc(APP_RECEIPT_BRIEF_CAP))) {
+	pooled = w != NULL;
+	if (!pooled && !(w = malloc(APP_RECEIPT_BRIEF_CAP)))
 		return -1;
-	}
 	end = app_receipt_brief_put(w, r);
-	if (d[i].buf)
+	if (pooled)
 		app_answer_buf_used(ab, end + 1);
+	d[i].buf = pooled ? ab : NULL;
 	d[i].json = w;
 	d[i].json_len = (size_t)(end - w);
 	d[i].brief = 1;

@@ -54,19 +54,13 @@ struct rconn {
 static struct rconn *conns;
 static atomic_int stop;
 
-static uint64_t now_ns(void)
+/* clk's reading in ns: CLOCK_MONOTONIC for times, CLOCK_THREAD_CPUTIME_ID
+ * for the sender's CPU. */
+static uint64_t clock_ns(clockid_t clk)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	clock_gettime(clk, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -99,7 +93,7 @@ static void *receiver(void *arg)
 					left -= take;
 					if (c->got == msg_size) {
 						if (c->round < rounds)
-							c->arrive[c->round] = now_ns();
+							c->arrive[c->round] = clock_ns(CLOCK_MONOTONIC);
 						c->round++;
 						c->got = 0;
 					}
@@ -234,13 +228,13 @@ int main(int argc, char **argv)
 		struct timespec gap = {interval_ms / 1000, (long)(interval_ms % 1000) * 1000000L};
 
 		nanosleep(&gap, NULL);
-		start[r] = now_ns();
+		start[r] = clock_ns(CLOCK_MONOTONIC);
 		pthread_barrier_wait(&round_go);
-		cpu[r] = thread_cpu_ns();
+		cpu[r] = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 		send_share(0);
-		cpu[r] = thread_cpu_ns() - cpu[r];
+		cpu[r] = clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu[r];
 		pthread_barrier_wait(&round_done);
-		loop[r] = now_ns() - start[r];
+		loop[r] = clock_ns(CLOCK_MONOTONIC) - start[r];
 	}
 	{ /* let the last round arrive */
 		struct timespec gap = {0, 300000000L};
