@@ -97,6 +97,7 @@ struct app_config {
 	long feed_queue_max_blocks;
 	long feed_cache_blocks;
 	long feed_cache_mib;
+	long feed_fanout_threads; /* 1..APP_FANOUT_MAX_THREADS */
 	/* [log] */
 	char log_level[16];
 	/* operations: connection timeouts, TLS, limits, health (see docs/OPERATIONS.md) */
@@ -354,6 +355,7 @@ int app_txindex_snapshot_check(const uint8_t *hdr, size_t hdr_len, const void *b
 			       size_t bits_len, struct app_xf_snapshot *out, const char **why);
 /* Transactions the map holds unmerged before app_txindex_prune waits. */
 #define APP_TXINDEX_MAX_LIVE (1u << 20)
+#define APP_FANOUT_MAX_THREADS 8 /* feed.fanout_threads' bound */
 int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbuf,
 		     size_t errlen);
 uint64_t app_txindex_next(const struct app_txindex *x);

@@ -66,6 +66,9 @@ const struct app_cfg_entry app_cfg_table[] = {
 	 "recent blocks kept in memory for subscribers"},
 	{"feed", "cache_mib", APP_CFG_INT, 1, 65536, "64", OFF(feed_cache_mib),
 	 "memory those recent blocks may hold; the newest is always kept"},
+	{"feed", "fanout_threads", APP_CFG_INT, 1, APP_FANOUT_MAX_THREADS, "2",
+	 OFF(feed_fanout_threads),
+	 "threads writing a live block's copies to subscribers (plain WebSocket; with TLS 1)"},
 	{"log", "level", APP_CFG_STR, 1, 15, "info", OFF(log_level),
 	 "debug, info, warn or error"},
 	/* operations (connection timeouts, TLS, limits) */

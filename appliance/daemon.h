@@ -514,11 +514,15 @@ void app_fault_sync_point(void); /* mz-sync: stalls while asked to */
 void app_fault_da_point(void);	 /* mz-da, before coding a block: likewise */
 /* mz-sync's own fsync of the WAL counts as one of SQLite's: -EIO past the limit */
 int app_fault_fsync(void);
+/* A fan-out copy's write (fanout.c): len cut to MEZZ_FAULT_FANOUT_WRITE_MAX bytes */
+size_t app_fault_fanout_cap(size_t len);
 #define APP_FAULT_POINT(name) app_fault_##name##_point()
 #define APP_FAULT_FSYNC() app_fault_fsync()
+#define APP_FAULT_FANOUT_CAP(len) app_fault_fanout_cap(len)
 #else
 #define APP_FAULT_POINT(name) ((void)0)
 #define APP_FAULT_FSYNC() 0
+#define APP_FAULT_FANOUT_CAP(len) (len)
 #endif
 
 #endif /* MEZZ_DAEMON_H */

@@ -20,6 +20,11 @@
  * storage.sync_pipeline = 1, without it there is no mz-sync); while the file
  * named by MEZZ_FAULT_STALL_DA_FILE exists, mz-da codes no block. Removing
  * the file resumes.
+ *
+ * MEZZ_FAULT_FANOUT_WRITE_MAX cuts every direct write of a live block's copy
+ * (fanout.c) to at most that many bytes, as a full socket buffer would: 0
+ * writes nothing (the copy is queued), more leaves a short write whose rest
+ * lws finishes.
  */
 #ifdef MEZZ_FAULT_HOOKS
 #include <errno.h>
@@ -133,6 +138,14 @@ int app_fault_fsync(void)
 	return sync_fails() ? -EIO : 0;
 }
 
+static long fanout_write_max = -1;
+
+size_t app_fault_fanout_cap(size_t len)
+{
+	return fanout_write_max >= 0 && len > (size_t)fanout_write_max ? (size_t)fanout_write_max
+								   : len;
+}
+
 static int f_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out)
 {
 	struct fault_file *ff = (struct fault_file *)f;
@@ -178,11 +191,14 @@ static int f_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags
 int app_fault_install(void)
 {
 	const char *e = getenv("MEZZ_FAULT_FSYNC_AFTER");
+	const char *w = getenv("MEZZ_FAULT_FANOUT_WRITE_MAX");
 
 	stall_loop_file = getenv("MEZZ_FAULT_STALL_LOOP_FILE");
 	stall_seal_file = getenv("MEZZ_FAULT_STALL_SEAL_FILE");
 	stall_sync_file = getenv("MEZZ_FAULT_STALL_SYNC_FILE");
 	stall_da_file = getenv("MEZZ_FAULT_STALL_DA_FILE");
+	if (w)
+		fanout_write_max = atol(w);
 	if (!e)
 		return 0;
 	fail_after = atol(e);

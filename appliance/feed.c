@@ -295,112 +295,143 @@ struct app_block *app_feed_get(struct app_server *s, uint64_t height)
 /*
  * One block's fan-out renders the block's JSON once per view: the reader's
  * tenant and namespace filter. A thousand executors following one rollup
- * share one rendering; each copy differs only in its subscription id.
+ * share one rendering; each copy differs only in its subscription id. A
+ * fan-out looks a view up among its first FAN_VIEWS (a short search);
+ * readers with other filters beyond those get a view each. Every view
+ * lives until the fan-out's writes are done (app_feed_block).
  */
 #define FAN_VIEWS 8
 struct fan_view {
 	int64_t tenant;
 	uint64_t *ns; /* a copy of the filter (NULL = every namespace) */
 	size_t ns_n;
-	char *body;
-	size_t len;
+	unsigned char *msg; /* the view's messages (msg_build) */
+	size_t tail;	    /* bytes of msg from MSG_ID_END on */
 };
 
 struct fan_views {
-	struct fan_view v[FAN_VIEWS];
-	size_t n;
+	struct fan_view *v;
+	size_t n, cap;
 };
 
 static void fan_views_free(struct fan_views *fv)
 {
 	for (size_t i = 0; i < fv->n; i++) {
 		free(fv->v[i].ns);
-		free(fv->v[i].body);
+		free(fv->v[i].msg);
 	}
-	fv->n = 0;
-}
-
-/* The body for (tenant, filter): from fv when seen in this fan-out, else
- * rendered (and kept in fv while it has room; *owned set when the caller
- * must free it). NULL when out of memory. */
-static const char *view_body(struct app_server *s, struct fan_views *fv, struct app_block *b,
-			     const struct app_subscr *sub, int64_t tenant, size_t *len, char **owned)
-{
-	struct fan_view *v;
-	char *body;
-
-	*owned = NULL;
-	for (size_t i = 0; fv && i < fv->n; i++) {
-		v = &fv->v[i];
-		if (v->tenant == tenant && v->ns_n == sub->ns_n && !v->ns == !sub->ns &&
-		    (!sub->ns || !memcmp(v->ns, sub->ns, sub->ns_n * sizeof(*sub->ns)))) {
-			*len = v->len;
-			return v->body;
-		}
-	}
-	body = app_feed_block_json(s, b, sub->ns, sub->ns_n, tenant, "sealed");
-	if (!body)
-		return NULL;
-	*len = strlen(body);
-	if (!fv || fv->n == FAN_VIEWS) {
-		*owned = body;
-		return body;
-	}
-	v = &fv->v[fv->n];
-	v->ns = NULL;
-	if (sub->ns && !(v->ns = malloc(sub->ns_n * sizeof(*sub->ns)))) {
-		*owned = body;
-		return body;
-	}
-	if (sub->ns)
-		memcpy(v->ns, sub->ns, sub->ns_n * sizeof(*sub->ns));
-	v->ns_n = sub->ns_n;
-	v->tenant = tenant;
-	v->body = body;
-	v->len = *len;
-	fv->n++;
-	return body;
-}
-
-/* The subscription message around body, built in the feed's scratch
- * buffer after LWS_PRE bytes of headroom. NULL when out of memory. */
-static unsigned char *block_msg(struct app_server *s, uint64_t sub_id, const char *body,
-				size_t blen, size_t *len)
-{
-	struct feed_cache *f = &s->feed;
-	char head[128];
-	int hn = snprintf(head, sizeof(head),
-			  "{\"jsonrpc\":\"2.0\",\"method\":\"mezz_subscription\","
-			  "\"params\":{\"subscription\":\"0x%llx\",\"result\":",
-			  (unsigned long long)sub_id);
-	size_t need = LWS_PRE + (size_t)hn + blen + 2;
-	unsigned char *p;
-
-	if (need > f->msg_cap) {
-		p = realloc(f->msg, need);
-		if (!p)
-			return NULL;
-		f->msg = p;
-		f->msg_cap = need;
-	}
-	p = f->msg + LWS_PRE;
-	memcpy(p, head, (size_t)hn);
-	memcpy(p + hn, body, blen);
-	memcpy(p + hn + blen, "}}", 2);
-	*len = (size_t)hn + blen + 2;
-	return p;
+	free(fv->v);
+	*fv = (struct fan_views){0};
 }
 
 /*
- * Hand one block message to its connection. A live copy to a connection
- * with nothing queued and nothing left buffered by lws is written at once,
- * here, outside a WRITEABLE callback: asking for one per subscriber cost an
- * epoll_ctl each and put every subscriber's rendering before the first
- * write (the fan-out's first copy left ~16 ms after the hand-over with
- * 1,000 subscribers). lws keeps the tail of a partial write and sends it
- * before anything else (lws_partial_buffered), exactly as for a write in
- * the callback; with anything queued the copy queues behind it, so order
- * is kept. Returns -1 if the connection was dropped.
+ * A block message is MSG_HEAD, the subscription id in hex, then its tail:
+ * MSG_MID, the view's JSON and "}}". Only the id differs between the copies
+ * of one view, so the tail is written once per view, after room for the
+ * longest id, and a copy is its head and id in front of that tail: written
+ * into the buffer just before it (msg_for), or kept apart for a direct
+ * write (copy_add). The buffer starts LWS_PRE bytes before the longest
+ * head, the room lws_write needs in front of a message.
+ */
+static const char msg_head[] =
+	"{\"jsonrpc\":\"2.0\",\"method\":\"mezz_subscription\","
+	"\"params\":{\"subscription\":\"0x";
+static const char msg_mid[] = "\",\"result\":";
+#define MSG_HEAD_LEN (sizeof(msg_head) - 1)
+#define MSG_MID_LEN (sizeof(msg_mid) - 1)
+#define MSG_ID_MAX 16 /* hex digits of a uint64_t */
+#define MSG_ID_END (LWS_PRE + MSG_HEAD_LEN + MSG_ID_MAX)
+_Static_assert(APP_WS_FRAME_HEAD_MAX + MSG_HEAD_LEN + MSG_ID_MAX <= APP_FAN_PRE_MAX,
+	       "a direct copy's pre holds a frame header, the head and the longest id");
+
+/* The messages around body into v: NULL when out of memory. */
+static unsigned char *msg_build(struct fan_view *v, const char *body, size_t blen)
+{
+	unsigned char *m = malloc(MSG_ID_END + MSG_MID_LEN + blen + 2);
+
+	if (!m)
+		return NULL;
+	memcpy(m + MSG_ID_END, msg_mid, MSG_MID_LEN);
+	memcpy(m + MSG_ID_END + MSG_MID_LEN, body, blen);
+	memcpy(m + MSG_ID_END + MSG_MID_LEN + blen, "}}", 2);
+	v->msg = m;
+	v->tail = MSG_MID_LEN + blen + 2;
+	return m;
+}
+
+/* id in hex as "0x%llx" writes it (as mezz_subscribe returned it), ending
+ * just before end; returns its first digit. */
+static unsigned char *id_hex(unsigned char *end, uint64_t id)
+{
+	do {
+		*--end = (unsigned char)"0123456789abcdef"[id & 15];
+		id >>= 4;
+	} while (id);
+	return end;
+}
+
+/* Subscription id's copy of v's message: its first byte (with LWS_PRE
+ * free bytes before it) and *len. Valid until the next msg_for on v. */
+static unsigned char *msg_for(const struct fan_view *v, uint64_t id, size_t *len)
+{
+	unsigned char *end = v->msg + MSG_ID_END, *p = id_hex(end, id) - MSG_HEAD_LEN;
+
+	memcpy(p, msg_head, MSG_HEAD_LEN);
+	*len = (size_t)(end - p) + v->tail;
+	return p;
+}
+
+/* The view of b for (tenant, filter): from fv when seen in this fan-out,
+ * else rendered and kept in fv, or, without fv, rendered into *tmp (the
+ * caller frees tmp->msg). NULL when out of memory. */
+static struct fan_view *view_get(struct app_server *s, struct fan_views *fv, struct app_block *b,
+				 const struct app_subscr *sub, int64_t tenant, struct fan_view *tmp)
+{
+	struct fan_view *v = tmp;
+	char *body;
+
+	for (size_t i = 0; fv && i < fv->n && i < FAN_VIEWS; i++) {
+		v = &fv->v[i];
+		if (v->tenant == tenant && v->ns_n == sub->ns_n && !v->ns == !sub->ns &&
+		    (!sub->ns || !memcmp(v->ns, sub->ns, sub->ns_n * sizeof(*sub->ns))))
+			return v;
+	}
+	if (fv && fv->n == fv->cap) {
+		size_t cap = fv->cap ? 2 * fv->cap : FAN_VIEWS;
+		struct fan_view *nv = realloc(fv->v, cap * sizeof(*nv));
+
+		if (!nv)
+			return NULL;
+		fv->v = nv;
+		fv->cap = cap;
+	}
+	v = fv ? &fv->v[fv->n] : tmp;
+	*v = (struct fan_view){.tenant = tenant, .ns_n = sub->ns_n};
+	if (fv && sub->ns) {
+		v->ns = malloc(sub->ns_n * sizeof(*sub->ns));
+		if (!v->ns)
+			return NULL;
+		memcpy(v->ns, sub->ns, sub->ns_n * sizeof(*sub->ns));
+	}
+	body = app_feed_block_json(s, b, sub->ns, sub->ns_n, tenant, "sealed");
+	if (!body || !msg_build(v, body, strlen(body))) {
+		free(body);
+		free(v->ns);
+		return NULL;
+	}
+	free(body);
+	if (fv)
+		fv->n++;
+	return v;
+}
+
+/*
+ * Hand one block message to its connection: a catch-up read, or a live copy
+ * that fanout.c may not write (TLS, or something queued or left buffered
+ * by lws: direct_ok). With TLS a live copy to a connection with nothing
+ * queued and nothing buffered is written at once through lws, which
+ * encrypts it and keeps the tail of a partial write; anything else queues
+ * behind what is there. Returns -1 if the connection was dropped.
  */
 static int deliver(struct app_conn *c, unsigned char *p, size_t len, int live, uint64_t height)
 {
@@ -418,35 +449,166 @@ static int deliver(struct app_conn *c, unsigned char *p, size_t len, int live, u
 	return 0;
 }
 
-/* Send block b to one subscription. -1 if the connection was dropped.
+/* The tenant c reads as, and the view of b for sub: NULL when the
+ * connection was dropped (a revoked key, or out of memory). */
+static struct fan_view *reader_view(struct app_conn *c, struct app_subscr *sub,
+				    struct app_block *b, struct fan_views *fv,
+				    struct fan_view *tmp)
+{
+	struct fan_view *v;
+	int64_t tenant;
+
+	if (app_conn_tenant(c, &tenant)) {
+		app_conn_drop(c, "API key revoked");
+		return NULL;
+	}
+	v = view_get(c->srv, fv, b, sub, tenant, tmp);
+	if (!v)
+		app_conn_drop(c, "out of memory building a block message");
+	return v;
+}
+
+/* Queue block b for one subscription. -1 if the connection was dropped.
  * live: part of b's fan-out as it arrives (counted for
  * mezz_feed_fanout_seconds; fv holds its renderings), not a catch-up read. */
 static int send_block(struct app_conn *c, struct app_subscr *sub, struct app_block *b, int live,
 		      struct fan_views *fv)
 {
-	struct app_server *s = c->srv;
-	int64_t tenant;
-	const char *body;
-	char *owned;
+	struct fan_view tmp = {0}, *v = reader_view(c, sub, b, fv, &tmp);
 	unsigned char *msg;
-	size_t blen, len;
+	size_t len;
 	int rc;
 
-	if (app_conn_tenant(c, &tenant)) {
-		app_conn_drop(c, "API key revoked");
+	if (!v)
 		return -1;
-	}
-	body = view_body(s, fv, b, sub, tenant, &blen, &owned);
-	msg = body ? block_msg(s, sub->id, body, blen, &len) : NULL;
-	free(owned);
-	if (!msg) {
-		app_conn_drop(c, "out of memory building a block message");
-		return -1;
-	}
+	msg = msg_for(v, sub->id, &len);
 	rc = deliver(c, msg, len, live, b->hdr.height);
+	free(tmp.msg);
 	if (rc == 0)
 		sub->next_height = b->hdr.height + 1;
 	return rc;
+}
+
+/*
+ * Live copies are written at once, outside a WRITEABLE callback, to a
+ * connection with nothing queued and nothing left buffered by lws: asking
+ * lws for a callback per subscriber cost an epoll_ctl each and put every
+ * subscriber's rendering before the first write (the fan-out's first copy
+ * left ~16 ms after the hand-over with 1,000 subscribers). Without TLS
+ * fanout.c writes them, on one thread or more; with TLS lws must write
+ * every byte, and deliver does. Anything else queues behind what is
+ * there, so order is kept.
+ */
+static int direct_ok(const struct app_conn *c)
+{
+	return c->srv->feed.direct && c->wsi && !c->closing && !c->out_head &&
+	       !lws_partial_buffered(c->wsi);
+}
+
+/* Add sub's copy of b to the fan-out's n direct writes (n is counted up).
+ * -1 if the connection was dropped. */
+static int copy_add(struct app_conn *c, struct app_subscr *sub, struct app_block *b,
+		    struct fan_views *fv, size_t *n)
+{
+	struct feed_cache *f = &c->srv->feed;
+	struct fan_view *v = reader_view(c, sub, b, fv, NULL);
+	unsigned char id[MSG_ID_MAX], *digits;
+	struct app_fan_copy *x;
+	size_t nd;
+
+	if (!v)
+		return -1;
+	if (*n == f->copies_cap) {
+		size_t cap = f->copies_cap ? 2 * f->copies_cap : 256;
+		struct app_fan_copy *nc = realloc(f->copies, cap * sizeof(*nc));
+
+		if (!nc) {
+			app_conn_drop(c, "out of memory building a block message");
+			return -1;
+		}
+		f->copies = nc;
+		f->copies_cap = cap;
+	}
+	digits = id_hex(id + sizeof(id), sub->id);
+	nd = (size_t)(id + sizeof(id) - digits);
+	x = &f->copies[(*n)++];
+	x->c = c;
+	x->sub = sub;
+	x->fd = lws_get_socket_fd(c->wsi);
+	x->tail = v->msg + MSG_ID_END;
+	x->tail_len = v->tail;
+	x->hdr_len = app_ws_frame_head(x->pre, MSG_HEAD_LEN + nd + v->tail);
+	memcpy(x->pre + x->hdr_len, msg_head, MSG_HEAD_LEN);
+	memcpy(x->pre + x->hdr_len + MSG_HEAD_LEN, digits, nd);
+	x->pre_len = x->hdr_len + MSG_HEAD_LEN + nd;
+	x->sent = 0;
+	return 0;
+}
+
+/* Bytes of x from offset off on, contiguous, to p. */
+static void copy_bytes(unsigned char *p, const struct app_fan_copy *x, size_t off)
+{
+	if (off < x->pre_len) {
+		memcpy(p, x->pre + off, x->pre_len - off);
+		p += x->pre_len - off;
+		off = x->pre_len;
+	}
+	memcpy(p, x->tail + (off - x->pre_len), x->tail_len - (off - x->pre_len));
+}
+
+/*
+ * What a direct write left to do, on the lws thread: a short write's rest
+ * goes to lws, which sends it before anything else on the socket; an
+ * unwritten copy is queued as a message (lws frames it). -1 if the
+ * connection was dropped.
+ */
+static int copy_finish(struct app_fan_copy *x, uint64_t height)
+{
+	struct app_conn *c = x->c;
+	size_t len = app_fan_copy_len(x), rest;
+	unsigned char *buf;
+	char *t;
+	int bad;
+
+	if (x->sent < 0) {
+		app_conn_drop(c, "write to the socket failed");
+		return -1;
+	}
+	if ((size_t)x->sent == len)
+		return 0;
+	if (x->sent > 0) {
+		rest = len - (size_t)x->sent;
+		buf = malloc(LWS_PRE + rest);
+		if (buf)
+			copy_bytes(buf + LWS_PRE, x, (size_t)x->sent);
+		bad = !buf || lws_write(c->wsi, buf + LWS_PRE, rest, LWS_WRITE_RAW) < (int)rest;
+		free(buf);
+		if (bad)
+			app_conn_drop(c, "write to the socket failed");
+		return bad ? -1 : 0;
+	}
+	t = app_msg_alloc(len - x->hdr_len);
+	if (!t) {
+		app_conn_drop(c, "out of memory building a block message");
+		return -1;
+	}
+	copy_bytes((unsigned char *)t, x, x->hdr_len);
+	if (app_conn_send_msg(c, t, len - x->hdr_len, 2, height))
+		return -1;
+	c->srv->feed.fan_pending++;
+	return 0;
+}
+
+/* Keep the copies of connections still open, in order (a connection
+ * dropped after its first copy was added gets none); returns how many. */
+static size_t copies_open(struct app_fan_copy *cp, size_t n)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!cp[i].c->closing)
+			cp[j++] = cp[i];
+	return j;
 }
 
 void app_feed_block(struct app_server *s, struct app_block *b)
@@ -454,7 +616,7 @@ void app_feed_block(struct app_server *s, struct app_block *b)
 	struct app_block **slot = ring_slot(s, b->hdr.height);
 	struct fan_views fv = {0};
 	uint64_t h = b->hdr.height;
-	size_t sent = 0;
+	size_t sent = 0, n = 0, lent;
 
 	app_auth_refresh(&s->auth); /* a key revoked since the last message (app_conn_tenant) */
 	ring_drop(s, slot);
@@ -477,7 +639,8 @@ void app_feed_block(struct app_server *s, struct app_block *b)
 			if (sub->state != SUB_LIVE)
 				continue;
 			if (sub->next_height == h) {
-				if (send_block(c, sub, b, 1, &fv))
+				if (direct_ok(c) ? copy_add(c, sub, b, &fv, &n)
+						 : send_block(c, sub, b, 1, &fv))
 					break;
 				sent++;
 			} else if (sub->next_height < h) {
@@ -485,6 +648,16 @@ void app_feed_block(struct app_server *s, struct app_block *b)
 				app_conn_wake(c);
 			}
 		}
+	}
+	n = copies_open(s->feed.copies, n);
+	lent = app_fanout_send(s->feed.pool, s->feed.copies, n);
+	app_metric_add(APP_M_feed_fanout_direct_total, n);
+	app_metric_add(APP_M_feed_fanout_helper_total, lent);
+	for (size_t i = 0; i < n; i++) {
+		struct app_fan_copy *x = &s->feed.copies[i];
+
+		if (!x->c->closing && copy_finish(x, h) == 0)
+			x->sub->next_height = h + 1;
 	}
 	fan_views_free(&fv);
 	ring_trim(s, h); /* after the fan-out rendered b's fragments */
@@ -785,6 +958,9 @@ out:
 
 void app_feed_destroy(struct app_server *s)
 {
+	free(s->feed.copies);
+	s->feed.copies = NULL;
+	s->feed.copies_cap = 0;
 	for (int L = 0; L < APP_LEVELS; L++) {
 		if (!s->feed.level_ring[L])
 			continue;
@@ -793,9 +969,6 @@ void app_feed_destroy(struct app_server *s)
 		free(s->feed.level_ring[L]);
 		s->feed.level_ring[L] = NULL;
 	}
-	free(s->feed.msg);
-	s->feed.msg = NULL;
-	s->feed.msg_cap = 0;
 	if (!s->feed.ring)
 		return;
 	for (size_t i = 0; i < s->feed.cap; i++)

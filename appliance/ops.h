@@ -69,6 +69,10 @@ void app_notify_watchdog_stop(void);
 	X(GAUGE, block_height, "Height of the newest sealed block", NONE)                    \
 	X(HISTOGRAM, feed_fanout_seconds,                                                 \
 	  "A live block handed to the feed until every subscriber's copy is written", LAT_US) \
+	X(COUNTER, feed_fanout_direct_total,                                             \
+	  "Live block copies written straight to subscribers' sockets (feed.fanout_threads)", NONE) \
+	X(COUNTER, feed_fanout_helper_total,                                             \
+	  "Of those, copies handed to an mz-fanout helper thread", NONE)                   \
 	X(HISTOGRAM, block_seal_seconds,                                                  \
 	  "Slot end to its block sealed, stored and handed to the feed", LAT_US)           \
 	X(GAUGE, slot_lag, "Slots between the current slot and the newest sealed block's", NONE) \

@@ -88,19 +88,31 @@ static int write_coalesced(struct app_conn *c)
 
 	for (struct out_msg *m = c->out_head;
 	     m && m->len < COALESCE_SMALL && n + 4 + m->len <= COALESCE_MAX; m = c->out_head) {
-		p[n++] = 0x81;
-		if (m->len < 126) {
-			p[n++] = (unsigned char)m->len;
-		} else {
-			p[n++] = 126;
-			p[n++] = (unsigned char)(m->len >> 8);
-			p[n++] = (unsigned char)(m->len & 0xff);
-		}
+		n += app_ws_frame_head(p + n, m->len);
 		memcpy(p + n, m->buf + LWS_PRE, m->len);
 		n += m->len;
 		out_pop(c);
 	}
 	return lws_write(c->wsi, p, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
+}
+
+size_t app_ws_frame_head(unsigned char h[static APP_WS_FRAME_HEAD_MAX], size_t len)
+{
+	size_t n = 0;
+
+	h[n++] = 0x81; /* FIN, text */
+	if (len < 126) {
+		h[n++] = (unsigned char)len;
+	} else if (len <= 0xffff) {
+		h[n++] = 126;
+		h[n++] = (unsigned char)(len >> 8);
+		h[n++] = (unsigned char)(len & 0xff);
+	} else {
+		h[n++] = 127;
+		for (int i = 7; i >= 0; i--)
+			h[n++] = (unsigned char)(len >> (8 * i));
+	}
+	return n;
 }
 
 /* One write from c's non-empty queue: its small messages coalesced, or
@@ -945,6 +957,14 @@ int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
 			 s->cfg->listen_addr, s->cfg->listen_port);
 		return APP_ECONFIG;
 	}
+	/* Live copies of a block are written by fanout.c, bypassing lws, only
+	 * where lws adds nothing to the bytes: no TLS. */
+	s->feed.direct = !s->cfg->tls_cert[0];
+	rc = app_fanout_start(&s->feed.pool, s->feed.direct ? (int)s->cfg->feed_fanout_threads : 1);
+	if (rc) {
+		snprintf(errbuf, errlen, "starting the fan-out threads: %s", app_strerror(rc));
+		return rc;
+	}
 	rc = app_ops_init(s);
 	if (rc)
 		snprintf(errbuf, errlen, "operations: %s", app_strerror(rc));
@@ -1016,6 +1036,8 @@ void app_server_destroy(struct app_server *s)
 					app_rpc_answer(s, &d[i]);
 			}
 	}
+	app_fanout_stop(s->feed.pool);
+	s->feed.pool = NULL;
 	app_feed_destroy(s);
 	app_dasrv_close(s);
 	app_auth_free(&s->auth);

@@ -25,6 +25,8 @@
 #ifndef MEZZ_SERVER_H
 #define MEZZ_SERVER_H
 
+#include <sys/types.h>
+
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <uv.h>
@@ -162,10 +164,51 @@ struct feed_cache {
 	 * was handed over, and how many subscribers' copies are still queued. */
 	uint64_t fan_height, fan_t0_ns;
 	size_t fan_pending;
-	/* LWS_PRE + one block message (feed.c block_msg), grown to the largest */
-	unsigned char *msg;
-	size_t msg_cap;
+	/* the direct copies of the fan-out being written (fanout.c), grown */
+	struct app_fan_copy *copies;
+	size_t copies_cap;
+	struct app_fanout *pool; /* NULL: the lws thread writes every copy */
+	int direct;		 /* copies may be written by fanout.c (no TLS) */
 };
+
+/*
+ * One copy of a live block for a direct write (fanout.c): pre (its frame
+ * header, head and subscription id) then the view's shared tail, to fd.
+ * sent is what the writer wrote: all of it, less (a short write), 0 (not
+ * written: the socket was full, or an earlier copy of the connection was
+ * short) or -errno.
+ */
+#define APP_FAN_PRE_MAX 112
+struct app_fan_copy {
+	struct app_conn *c;
+	struct app_subscr *sub;
+	const unsigned char *tail;
+	size_t tail_len;
+	unsigned char pre[APP_FAN_PRE_MAX];
+	size_t pre_len, hdr_len; /* hdr_len: the frame header's part of pre */
+	int fd;
+	ssize_t sent;
+};
+
+static inline size_t app_fan_copy_len(const struct app_fan_copy *x)
+{
+	return x->pre_len + x->tail_len;
+}
+
+/* The header of an unmasked, unfragmented text frame of len bytes, as lws
+ * writes it for LWS_WRITE_TEXT on a server without extensions; returns its
+ * length (at most APP_WS_FRAME_HEAD_MAX). */
+#define APP_WS_FRAME_HEAD_MAX 10
+size_t app_ws_frame_head(unsigned char h[static APP_WS_FRAME_HEAD_MAX], size_t len);
+
+struct app_fanout;
+/* threads (feed.fanout_threads) <= 1: *out = NULL, every copy written by
+ * the caller. Else threads - 1 helpers (at most APP_FANOUT_MAX_THREADS - 1). */
+int app_fanout_start(struct app_fanout **out, int threads);
+void app_fanout_stop(struct app_fanout *f); /* NULL-safe */
+/* Write cp[0..n) (the lws thread; returns when every copy is done) and
+ * return how many of them helpers wrote. */
+size_t app_fanout_send(struct app_fanout *f, struct app_fan_copy *cp, size_t n);
 
 struct app_fast_tx;
 

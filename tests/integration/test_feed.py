@@ -9,7 +9,7 @@ import time
 
 import websockets
 
-from harness import Daemon, DaemonCase, run_async, ws_call, ws_connect
+from harness import MEZZANINE_TEST, Daemon, DaemonCase, run_async, ws_call, ws_connect
 
 
 def send_batch(d, ns, n, size=40):
@@ -398,3 +398,124 @@ class SlowSubscriberTest(DaemonCase):
         for h, s in sent:
             self.assertEqual(c.txs.get(h, (None,))[0], s)
         self.assertGreater(len(sent), 40)
+
+
+def metric(d, name):
+    status, _, raw = d.http(b"", "/metrics", method="GET")
+    assert status == 200, status
+    for line in raw.decode().splitlines():
+        k, _, v = line.partition(" ")
+        if k == name:
+            return float(v)
+    raise AssertionError("no metric " + name)
+
+
+class FanoutTest(DaemonCase):
+    """A live block's copies are written straight to the subscribers' sockets,
+    split between the network thread and an mz-fanout helper once a fan-out
+    has 64 copies or more (feed.fanout_threads = 2, the default). 36
+    connections hold two subscriptions each, one unfiltered and one for
+    namespace alpha (two views), so copies of one connection come in pairs,
+    and the ids alternate between one and two hex digits: every subscription
+    gets every block once, in order, under its own id, with its own filter,
+    and every copy of a view is the same. The variants below run the same
+    scenario with the writes cut short by a fault hook, and on one thread."""
+    BINARY = MEZZANINE_TEST
+    ENV = {}
+    CONNS = 36
+    HELPERS = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon(cls.BINARY, cls.SETTINGS, env=cls.ENV, slot_ms=cls.SLOT_MS)
+        cls.addClassCleanup(cls.d.cleanup)
+        cls.d.start()
+        cls.d.setup_tenant("acme", "alpha", 111, key=False)
+        cls.d.setup_tenant("beta", "beta", 222, key=False)
+
+    def test_every_copy_whole_in_order_under_its_own_id(self):
+        d = self.d
+        start = d.status()["height"] + 40  # every subscription is live before it
+        before = metric(d, "mezz_feed_fanout_direct_total")
+
+        async def scenario():
+            conns = [await ws_connect(d.ws_url()) for _ in range(self.CONNS)]
+            try:
+                subs = {}  # sid -> (connection, Collector, filtered)
+                for filtered in (False, True):
+                    for i, ws in enumerate(conns):
+                        p = {"fromHeight": start, "levels": ["sealed"]}
+                        if filtered:
+                            p["namespaces"] = ["alpha"]
+                        r = await ws_call(ws, "mezz_subscribe", ["blocks", p], id=1 + filtered)
+                        subs[r["result"]] = (i, Collector(self, start), filtered)
+                self.assertLess(d.status()["height"], start - 1, "subscribing took too long")
+                widths = {len(sid) for sid in subs}
+                self.assertGreaterEqual(len(widths), 2, "ids of one width only: %s" % widths)
+                while d.status()["height"] < start:  # the txs go into live blocks
+                    await asyncio.sleep(0.02)
+                sent = []
+                for k in range(6):
+                    sent += [(h, q, "alpha") for h, q in send_batch(d, "alpha", 15)]
+                    sent += [(h, q, "beta") for h, q in send_batch(d, "beta", 15)]
+                    await asyncio.sleep(0.05)
+                last = max(q for _, q, _ in sent)
+                views = {}  # (filtered, height) -> set of result texts
+
+                async def read(i, ws):
+                    mine = {sid: v for sid, v in subs.items() if v[0] == i}
+                    while any(c.next_seq is None or c.next_seq <= last for _, c, _ in mine.values()):
+                        msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                        sid = msg["params"]["subscription"]
+                        self.assertIn(sid, mine, "a copy under another connection's id")
+                        _, c, filtered = mine[sid]
+                        b = c.add(msg, sid)
+                        views.setdefault((filtered, b["height"]), set()).add(
+                            json.dumps(b, sort_keys=True))
+                await asyncio.gather(*(read(i, ws) for i, ws in enumerate(conns)))
+                return subs, sent, views
+            finally:
+                for ws in conns:
+                    await ws.close()
+
+        subs, sent, views = run_async(scenario(), 90)
+        self.assertEqual(len(subs), 2 * self.CONNS)
+        for sid, (_, c, filtered) in subs.items():
+            want = {h: q for h, q, ns in sent if ns == "alpha" or not filtered}
+            got = {h: s for h, (s, _) in c.txs.items()}
+            self.assertEqual(got, want, "subscription %s (filtered=%s)" % (sid, filtered))
+            if filtered:
+                self.assertEqual(c.names, {"alpha"})
+        for key, texts in views.items():
+            self.assertEqual(len(texts), 1, "copies of one view differ at %s" % (key,))
+        direct = metric(d, "mezz_feed_fanout_direct_total") - before
+        self.assertGreaterEqual(direct, 2 * self.CONNS * (max(h for _, h in views) - start + 1))
+        helper = metric(d, "mezz_feed_fanout_helper_total")
+        if self.HELPERS:
+            self.assertGreater(helper, 0, "no copy went to a helper")
+        else:
+            self.assertEqual(helper, 0)
+
+
+class FanoutShortWriteTest(FanoutTest):
+    """Every direct write stops after 40 bytes, inside the copy's own frame
+    header and head: lws finishes the rest of the first copy of each
+    connection, and the second queues behind it."""
+    ENV = {"MEZZ_FAULT_FANOUT_WRITE_MAX": "40"}
+
+
+class FanoutShortTailTest(FanoutTest):
+    """As above, cut inside the shared tail (the block's JSON)."""
+    ENV = {"MEZZ_FAULT_FANOUT_WRITE_MAX": "300"}
+
+
+class FanoutFullSocketTest(FanoutTest):
+    """Nothing is written directly, as with every socket buffer full: every
+    copy is queued and sent from the connection's WRITEABLE callback."""
+    ENV = {"MEZZ_FAULT_FANOUT_WRITE_MAX": "0"}
+
+
+class FanoutOneThreadTest(FanoutTest):
+    """feed.fanout_threads = 1: the network thread writes every copy."""
+    SETTINGS = {"feed.fanout_threads": "1"}
+    HELPERS = False
