@@ -749,7 +749,7 @@ int main(int argc, char **argv)
 	{
 		size_t total = 0, nlat = 0, nspread = 0, dropped = 0;
 		uint64_t hmin = UINT64_MAX, hmax = 0, bad = 0, gaps = 0, dups = 0, bytes = 0;
-		int64_t *first, *lastn, *lat, *spread, *fan;
+		int64_t *first, *slot_end_us, *lastn, *lat, *spread, *fan;
 		size_t nh, nfan = 0, blocks_in_window = 0;
 		int slow_closed = 0, slow_1008 = 0, normal_closed = 0, slow_open = 0;
 		int64_t slow_close_t_min = 0, slow_close_t_max = 0;
@@ -798,11 +798,12 @@ int main(int argc, char **argv)
 			hmin = hmax = 0;
 		nh = (size_t)(hmax - hmin + 1);
 		first = calloc(nh, sizeof(int64_t));
+		slot_end_us = calloc(nh, sizeof(int64_t));
 		lastn = calloc(nh, sizeof(int64_t));
 		lat = malloc((total + 1) * sizeof(int64_t));
 		spread = malloc((total + 1) * sizeof(int64_t));
 		fan = malloc((nh + 1) * sizeof(int64_t));
-		if (!first || !lastn || !lat || !spread || !fan)
+		if (!first || !slot_end_us || !lastn || !lat || !spread || !fan)
 			die("out of memory");
 		for (int i = 0; i < O.threads; i++)
 			for (size_t k = 0; k < W[i].nrec; k++) {
@@ -811,6 +812,7 @@ int main(int argc, char **argv)
 
 				if (!first[j] || r->t_us < first[j])
 					first[j] = r->t_us;
+				slot_end_us[j] = (r->slot_ms + O.slot_ms) * 1000;
 			}
 		for (int i = 0; i < O.threads; i++)
 			for (size_t k = 0; k < W[i].nrec; k++) {
@@ -835,12 +837,16 @@ int main(int argc, char **argv)
 				blocks_in_window++;
 			}
 		expected_window = blocks_in_window * (uint64_t)(O.subs - nslow);
-		if (getenv("FANOUT_DEBUG")) /* per block: height, first and last arrival */
+		/* per block: height, its first arrival after the slot end, and its
+		 * fan-out (first to last arrival at a normal subscriber) */
+		if (getenv("FANOUT_DEBUG"))
 			for (size_t j = 0; j < nh; j++)
 				if (lastn[j])
-					fprintf(stderr, "fanout: block %llu first %.1f ms last %.1f ms\n",
+					fprintf(stderr,
+						"fanout: block %llu first %.2f ms after its slot end, "
+						"last %.2f ms after the first\n",
 						(unsigned long long)(hmin + j),
-						(double)(first[j] - t_meas0) / 1e3,
+						(double)(first[j] - slot_end_us[j]) / 1e3,
 						(double)(lastn[j] - first[j]) / 1e3);
 		qsort(lat, nlat, sizeof(int64_t), cmp_i64);
 		qsort(spread, nspread, sizeof(int64_t), cmp_i64);
@@ -886,6 +892,7 @@ int main(int argc, char **argv)
 		       secs > 0 ? 100.0 * (c1 - c0) / secs : 0.0,
 		       WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		free(first);
+		free(slot_end_us);
 		free(lastn);
 		free(lat);
 		free(spread);

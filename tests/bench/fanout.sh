@@ -29,6 +29,8 @@
 # server.ws_sndbuf_bytes=SNDBUF (default 32768, the daemon's own default is
 # 262144) and the slow subscribers pin their receive buffer to 4 KiB, so
 # that ~13 KB blocks reach the daemon's queue within seconds.
+# FANOUT_DEBUG=1 prints, per block, its first arrival after its slot end and
+# its fan-out (first to last arrival), to stderr.
 set -uo pipefail
 build="${1:-build}"
 mode="${2:-quick}"
@@ -121,6 +123,7 @@ run_one() {
   conns="$(metric "$port" ws_connections)"
   curl -s -m 2 "http://127.0.0.1:$port/metrics" >"$dir/metrics.txt"
   stop_daemon
+  [ -n "${FANOUT_DEBUG:-}" ] && grep '^fanout: block' "$dir/fanout.err" | sed "s/^/$scen: /" >&2
   if ! echo "$out" | grep -q '^{'; then
     echo "fanout.sh: $scen: fanout failed:" >&2
     cat "$dir/fanout.err" >&2
