@@ -29,6 +29,7 @@
 # server.ws_sndbuf_bytes=SNDBUF (default 32768, the daemon's own default is
 # 262144) and the slow subscribers pin their receive buffer to 4 KiB, so
 # that ~13 KB blocks reach the daemon's queue within seconds.
+# DSET="--set k=v ..." adds daemon settings (an A/B of feed.fanout_threads).
 # FANOUT_DEBUG=1 prints, per block, its first arrival after its slot end and
 # its fan-out (first to last arrival), to stderr.
 set -uo pipefail
@@ -91,7 +92,7 @@ start_daemon() {
   # log.level=info: the daemon logs each client_dropped with its time.
   mezz_start "$dir" --set log.level=info --set limits.ip_max_connections=0 \
     --set "feed.queue_max_blocks=$queue_blocks" --set "server.ws_sndbuf_bytes=$sndbuf" \
-    --set "sequencer.slot_ms=$slot_ms"
+    --set "sequencer.slot_ms=$slot_ms" ${DSET:-}
 }
 
 stop_daemon() { mezz_stop; }
