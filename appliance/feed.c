@@ -501,7 +501,7 @@ static int send_block(struct app_conn *c, struct app_subscr *sub, struct app_blo
  */
 static int direct_ok(const struct app_conn *c)
 {
-	return c->srv->feed.direct && c->wsi && !c->closing && !c->out_head &&
+	return c->srv->feed.direct && c->wsi && !c->closing && !c->peer_closed && !c->out_head &&
 	       !lws_partial_buffered(c->wsi);
 }
 

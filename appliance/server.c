@@ -835,11 +835,16 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		if (write_queued(c))
 			return -1;
 		/* Not for every subscriber after every write: a live subscriber's
-		 * next block comes with the next fan-out (feed.c deliver). */
+		 * next block comes with the next fan-out (feed.c app_feed_block). */
 		if (c->out_head || app_feed_pending(c))
 			lws_callback_on_writable(wsi);
 		return 0;
 	}
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		/* lws echoes the close frame (return 0) and closes; a live copy
+		 * written past it would break the protocol (feed.c direct_ok). */
+		c->peer_closed = 1;
+		return 0;
 	case LWS_CALLBACK_CLOSED:
 		conn_cleanup(c);
 		return 0;

@@ -84,6 +84,7 @@ struct app_conn {
 	struct out_msg *out_head, *out_tail;
 	size_t out_bytes, out_blocks;
 	int closing;
+	int peer_closed; /* the client sent a close frame: lws answers it, we write nothing more */
 	char close_reason[120];
 	/* HTTP: the one response of the current transaction */
 	struct out_msg *http_resp;

@@ -208,8 +208,8 @@ if [ -x "$build/bench/sendfloor" ] && [ -n "$msg_bytes" ]; then
   floor_json="$("$build/bench/sendfloor" --conns "$subs" --size "$msg_bytes" --threads "$threads" \
     --sndbuf "$sndbuf" --rounds "$([ "$mode" = full ] && echo 40 || echo 12)" | tail -1)"
   echo "  kernel floor: $floor_json" >&2
-  # The same with the round split over two sending threads: the floor a
-  # fan-out on two event-loop threads would have.
+  # The same with the round split over two sending threads: the floor of
+  # the daemon's fan-out on its default two threads (feed.fanout_threads).
   floor2_json="$("$build/bench/sendfloor" --conns "$subs" --size "$msg_bytes" --threads "$threads" \
     --sndbuf "$sndbuf" --senders 2 --rounds "$([ "$mode" = full ] && echo 40 || echo 12)" | tail -1)"
   echo "  kernel floor, two senders: $floor2_json" >&2
@@ -288,11 +288,15 @@ if fl and a:
     fl2 = json.loads(os.environ["FLOOR2"]) if os.environ.get("FLOOR2", "").startswith("{") else None
     if fl2:
         o("")
-        o(f"The same loop split over two sending threads (`--senders 2`, the floor a fan-out on "
-          f"two event-loop threads would have): the loop takes {ms(fl2['loop_p50_us'])}; last "
-          f"byte p50 {ms(fl2['lat_p50_us'])}, p99 {ms(fl2['lat_p99_us'])}"
+        o(f"The same loop split over two sending threads (`--senders 2`, the floor of the daemon's "
+          f"fan-out on its default two threads, `feed.fanout_threads`): the loop takes "
+          f"{ms(fl2['loop_p50_us'])}; last byte p50 {ms(fl2['lat_p50_us'])}, p99 "
+          f"{ms(fl2['lat_p99_us'])}"
           + (f"; {fl2['send_cpu_ns'] / 1000:.1f} us of CPU per send on the first sender"
-             if fl2.get('send_cpu_ns') else "") + ".")
+             if fl2.get('send_cpu_ns') else "") + "."
+          + (f" The daemon's fan-out mean against this loop: "
+             f"{a['metric_fanout_mean_us'] / fl2['loop_p50_us']:.2f}x."
+             if a and a.get('metric_fanout_mean_us') else ""))
     o("")
 if b:
     o(f"Slow subscribers: {b['slow']}; closed by the daemon {b['slow_closed']} "
