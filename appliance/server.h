@@ -1,7 +1,10 @@
 /*
  * server.h - the lws thread's objects (internal to the appliance):
  * connections, requests, subscriptions and the feed cache. Everything here
- * is touched only by the lws thread, so nothing here is locked.
+ * is touched only by the lws thread, so nothing here is locked. The one
+ * exception is a fan-out's copies (struct app_fan_copy): fanout.c's helpers
+ * write them, and the sockets they name, while the lws thread waits in
+ * app_fanout_send, which hands them over and back under its mutex.
  *
  * Subscriber states (one struct app_subscr):
  *
