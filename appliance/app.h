@@ -355,6 +355,7 @@ int app_txindex_snapshot_check(const uint8_t *hdr, size_t hdr_len, const void *b
 			       size_t bits_len, struct app_xf_snapshot *out, const char **why);
 /* Transactions the map holds unmerged before app_txindex_prune waits. */
 #define APP_TXINDEX_MAX_LIVE (1u << 20)
+#define APP_TXINDEX_PART_SHIFT 21 /* txindex.db: a partition per 2^21 seqs (txindex.c) */
 #define APP_FANOUT_MAX_THREADS 8 /* feed.fanout_threads' bound */
 int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbuf,
 		     size_t errlen);

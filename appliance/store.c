@@ -719,6 +719,16 @@ int app_store_tip(struct app_store *s, struct app_tip *tip)
 	return 0;
 }
 
+/* The partitions of txindex.db, newest first, and a probe of each: the
+ * CROSS JOINs keep that order (a seek on (p, k) per partition, then txs by
+ * seq), where the planner could otherwise scan tx_hash. */
+#define XI_PARTS                                                                  \
+	"WITH RECURSIVE ps(p) AS (SELECT max(p) FROM xi.tx_hash"                  \
+	" UNION ALL SELECT p - 1 FROM ps WHERE p > 0) "
+#define XI_PROBE                                                                  \
+	" ps CROSS JOIN xi.tx_hash AS x CROSS JOIN main.txs AS t ON t.seq = x.seq" \
+	" WHERE x.p = ps.p AND x.k = substr(?1, 1, 8)"
+
 int app_store_attach_txindex(struct app_store *s, struct app_txindex *x, char *errbuf,
 			      size_t errlen)
 {
@@ -737,14 +747,13 @@ int app_store_attach_txindex(struct app_store *s, struct app_txindex *x, char *e
 	sqlite3_snprintf(sizeof(sql), sql, "ATTACH DATABASE %Q AS xi; PRAGMA xi.cache_size=%lld;",
 			 app_txindex_path(x), (long long)cache);
 	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
-	    /* txindex.db keeps the hash's first 8 bytes; txs has all 32 */
-	    sqlite3_prepare_v3(s->db,
-			       "SELECT x.seq FROM xi.tx_hash AS x JOIN main.txs AS t ON t.seq = x.seq"
-			       " WHERE x.k = substr(?1, 1, 8) AND x.ns = ?2 AND t.hash = ?1",
+	    /* txindex.db keeps the hash's first 8 bytes, txs all 32; a seek in
+	     * each partition, newest first (txindex.c, "Partitions") */
+	    sqlite3_prepare_v3(s->db, XI_PARTS "SELECT min(x.seq) FROM" XI_PROBE
+			       " AND x.ns = ?2 AND t.hash = ?1",
 			       -1, SQLITE_PREPARE_PERSISTENT, &s->xi_find, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v3(s->db,
-			       "SELECT min(x.seq) FROM xi.tx_hash AS x JOIN main.txs AS t"
-			       " ON t.seq = x.seq WHERE x.k = substr(?1, 1, 8) AND t.hash = ?1",
+	    sqlite3_prepare_v3(s->db, XI_PARTS "SELECT min(x.seq) FROM" XI_PROBE
+			       " AND t.hash = ?1",
 			       -1, SQLITE_PREPARE_PERSISTENT, &s->xi_find_any, NULL) != SQLITE_OK) {
 		set_err(errbuf, errlen, s->db);
 		return APP_ESQLITE;

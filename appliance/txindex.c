@@ -38,6 +38,19 @@
  * roll txindex.db back to an earlier batch, never tear one (WAL), and the
  * next start catches up from its `indexed` mark.
  *
+ * Partitions (format 3): a row also carries p = seq >> XI_PART_SHIFT, first
+ * in its key, so txindex.db is a run of partitions of 2M consecutive seqs,
+ * each its own key range, and a merge writes into the newest one (two, when
+ * a batch crosses a boundary) instead of into one B-tree of every row. Its
+ * keys are random, so a batch of B keys into P pages writes about
+ * P * (1 - e^(-B/P)) pages: with one tree P grew with every row stored, and
+ * so did the merge's CPU per key (0.8 us at 1M rows, 3.6 us at 11.5M in a
+ * bare SQLite loop of this merge, and mz-index fell behind a minute of
+ * batched load: BENCHMARKS.md). A partition stops at about 12k pages
+ * (50 MB), inside mz-index's 64 MiB page cache: 1.0-1.4 us a key however
+ * many rows are stored. A lookup that the filter lets through probes every
+ * partition, newest first (store.c): a seek each, on the rare path.
+ *
  * Memory: the map holds what mz-index has not merged yet; past XI_MAX_LIVE
  * entries the committer waits for a merge before its next group.
  *
@@ -51,8 +64,8 @@
  * own), and until that is done every lookup goes on to txindex.db. Bits are
  * never cleared, so a pruned or reverted hash only costs a lookup. It is
  * sized at open for the rows there are (16 bits a row and 3M rows to grow,
- * 8 to 64 MiB): past that the false positives rise and more lookups reach
- * txindex.db, never fewer answers.
+ * 8 to 256 MiB): past that the false positives rise and more lookups reach
+ * txindex.db (a seek per partition each), never fewer answers.
  *
  * The filter's snapshot: mz-xfilter reads every row of txindex.db, 26 s at
  * 10^8 rows (BENCHMARKS.md), a core's worth of work during which every new
@@ -84,10 +97,10 @@
 #include "appliance/ops.h"
 
 /*
- * When to merge. Merging B random keys into an index of P pages writes about
- * P * (1 - e^(-B/P)) pages: one page per key while B << P, P in all once
- * B >> P. So a batch grows with the index (a sixteenth of it; at ~80 keys a
- * page that is 5 times its page count), from XI_BATCH up to half of
+ * When to merge. Merging B random keys into P pages writes one page per key
+ * while B << P, P in all once B >> P (above). So a batch grows with the
+ * index (a sixteenth of its rows; at ~170 rows a page, about ten times the
+ * newest partition's pages once it is full), from XI_BATCH up to half of
  * XI_MAX_LIVE; and whatever is left merges once no transaction has arrived
  * for XI_IDLE_MS.
  */
@@ -127,11 +140,12 @@
 #define XI_PACE 3
 #define XI_PACE_MAX_MS 50
 #define XF_MIN_BITS (1ull << 26) /* 8 MiB */
-#define XF_MAX_BITS (1ull << 29) /* 64 MiB */
+#define XF_MAX_BITS (1ull << 31) /* 256 MiB */
 #define XF_PROBES 4
 
 /*
- * Format 2: a row is (k, ns, seq), k the hash's first 8 bytes. Keccak output
+ * Format 3: a row is (p, k, ns, seq), p its partition (above), k the hash's
+ * first 8 bytes. Format 2 was the same rows without p. Keccak output
  * is uniform, so two stored hashes share k about once in 2^64 / N lookups
  * (5e-12 at N = 10^8); when they do, both rows are kept (seq is in the key)
  * and the lookup's join on txs picks the one whose whole hash matches. The
@@ -140,7 +154,10 @@
  * WAL it fills and the checkpoints behind it, on the committer's disk. A
  * txindex.db of another format is rebuilt at open (PRAGMA user_version).
  */
-#define XI_FORMAT 2
+#define XI_FORMAT 3
+#define XI_PART_SHIFT APP_TXINDEX_PART_SHIFT /* 2,097,152 seqs a partition */
+#define XI_STR_(x) #x
+#define XI_STR(x) XI_STR_(x)
 #define XI_KEY 8
 #define XI_ROWS_PER_INSERT 64 /* rows one INSERT statement carries in a merge */
 
@@ -149,6 +166,11 @@ struct xent {
 	uint64_t ns;
 	uint64_t seq;
 };
+
+static uint64_t part_of(uint64_t seq)
+{
+	return seq >> XI_PART_SHIFT;
+}
 
 struct app_txindex {
 	pthread_mutex_t mu;
@@ -183,8 +205,8 @@ struct app_txindex {
 
 static const char xi_schema[] =
 	"CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS tx_hash(k BLOB NOT NULL, ns INTEGER NOT NULL,"
-	"  seq INTEGER NOT NULL, PRIMARY KEY(k, ns, seq)) WITHOUT ROWID;";
+	"CREATE TABLE IF NOT EXISTS tx_hash(p INTEGER NOT NULL, k BLOB NOT NULL,"
+	"  ns INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(p, k, ns, seq)) WITHOUT ROWID;";
 
 static uint64_t key_of(const uint8_t hash[32])
 {
@@ -602,9 +624,9 @@ static int catch_up(struct app_txindex *x, uint64_t next, char *errbuf, size_t e
 	sqlite3_progress_handler(x->db, 1 << 20, still_building, &notify_ns);
 	rc = exec(x->db, "BEGIN", errbuf, errlen);
 	if (!rc && sqlite3_prepare_v2(x->db,
-				      "INSERT OR IGNORE INTO tx_hash(k, ns, seq)"
-				      " SELECT substr(hash, 1, 8), ns, seq FROM m.txs"
-				      " WHERE seq >= ? AND seq < ? ORDER BY 1, 2, 3",
+				      "INSERT OR IGNORE INTO tx_hash(p, k, ns, seq)"
+				      " SELECT seq >> " XI_STR(XI_PART_SHIFT) ", substr(hash, 1, 8), ns, seq"
+				      " FROM m.txs WHERE seq >= ? AND seq < ? ORDER BY 1, 2, 3, 4",
 				      -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, (int64_t)x->indexed);
 		sqlite3_bind_int64(st, 2, (int64_t)next);
@@ -793,13 +815,14 @@ int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbu
 	if (rc)
 		goto fail;
 	/* merge_piece's statement for XI_ROWS_PER_INSERT rows at a time */
-	if (app_sql_prepare_rows(x->db, "INSERT OR IGNORE INTO tx_hash(k, ns, seq) VALUES ",
-				 "(?,?,?)", XI_ROWS_PER_INSERT, &x->ins_many) != SQLITE_OK) {
+	if (app_sql_prepare_rows(x->db, "INSERT OR IGNORE INTO tx_hash(p, k, ns, seq) VALUES ",
+				 "(?,?,?,?)", XI_ROWS_PER_INSERT, &x->ins_many) != SQLITE_OK) {
 		snprintf(errbuf, errlen, "txindex.db: %s", sqlite3_errmsg(x->db));
 		rc = APP_ESQLITE;
 		goto fail;
 	}
-	if (sqlite3_prepare_v3(x->db, "INSERT OR IGNORE INTO tx_hash(k, ns, seq) VALUES (?,?,?)",
+	if (sqlite3_prepare_v3(x->db,
+			       "INSERT OR IGNORE INTO tx_hash(p, k, ns, seq) VALUES (?,?,?,?)",
 			       -1, SQLITE_PREPARE_PERSISTENT, &x->ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(x->db,
 			       "INSERT OR REPLACE INTO meta(k, v) VALUES ('indexed', ?), ('last_hash', ?)",
@@ -863,8 +886,11 @@ uint64_t app_txindex_next(const struct app_txindex *x)
 static int by_key(const void *a, const void *b)
 {
 	const struct xent *p = a, *q = b;
-	int c = memcmp(p->hash, q->hash, XI_KEY);
+	int c;
 
+	if (part_of(p->seq) != part_of(q->seq))
+		return part_of(p->seq) < part_of(q->seq) ? -1 : 1;
+	c = memcmp(p->hash, q->hash, XI_KEY);
 	if (c)
 		return c;
 	if (p->ns != q->ns)
@@ -910,9 +936,10 @@ static int merge_piece(struct app_txindex *x, const struct xent *buf, size_t n, 
 		size_t rows = many ? XI_ROWS_PER_INSERT : 1;
 
 		for (size_t r = 0; r < rows; r++, i++) {
-			sqlite3_bind_blob(st, (int)(3 * r + 1), buf[i].hash, XI_KEY, SQLITE_STATIC);
-			sqlite3_bind_int64(st, (int)(3 * r + 2), (int64_t)buf[i].ns);
-			sqlite3_bind_int64(st, (int)(3 * r + 3), (int64_t)buf[i].seq);
+			sqlite3_bind_int64(st, (int)(4 * r + 1), (int64_t)part_of(buf[i].seq));
+			sqlite3_bind_blob(st, (int)(4 * r + 2), buf[i].hash, XI_KEY, SQLITE_STATIC);
+			sqlite3_bind_int64(st, (int)(4 * r + 3), (int64_t)buf[i].ns);
+			sqlite3_bind_int64(st, (int)(4 * r + 4), (int64_t)buf[i].seq);
 		}
 		if (sqlite3_step(st) != SQLITE_DONE)
 			rc = APP_ESQLITE;

@@ -433,7 +433,7 @@ Test(store, txindex_map_merge_restart_rebuild)
 
 	/* txindex.db ahead of the database (an older database restored): rebuilt */
 	xi_sql("UPDATE meta SET v = 900 WHERE k = 'indexed';"
-	       "INSERT INTO tx_hash VALUES (zeroblob(8), 7, 600)");
+	       "INSERT INTO tx_hash VALUES (0, zeroblob(8), 7, 600)");
 	xi = reopen(&s, xi);
 	cr_assert_eq(app_txindex_next(xi), 501);
 	cr_assert_eq(xi_int("SELECT count(*) FROM tx_hash WHERE seq >= 501"), 0);
@@ -633,7 +633,8 @@ static void xi_rows(char *sql, size_t len, const struct app_tx *t, size_t n)
 	size_t o = strlen(sql);
 
 	for (size_t i = 0; i < n; i++) {
-		o += (size_t)snprintf(sql + o, len - o, "%s(X'", i ? "," : "");
+		o += (size_t)snprintf(sql + o, len - o, "%s(%llu, X'", i ? "," : "",
+				      (unsigned long long)(t[i].seq >> APP_TXINDEX_PART_SHIFT));
 		for (int j = 0; j < 8; j++) /* txindex.db keeps the first 8 bytes */
 			o += (size_t)snprintf(sql + o, len - o, "%02x", t[i].hash[j]);
 		o += (size_t)snprintf(sql + o, len - o, "', %llu, %llu)",
@@ -692,7 +693,7 @@ Test(store, txindex_merge_in_pieces_and_a_crash_between_them)
 
 	/* a batch pending past the database's end: rebuilt, the stray row gone */
 	xi_sql("INSERT OR REPLACE INTO meta VALUES ('pending', 30000);"
-	       "INSERT INTO tx_hash VALUES (zeroblob(8), 7, 20500)");
+	       "INSERT INTO tx_hash VALUES (0, zeroblob(8), 7, 20500)");
 	xi = reopen(&s, xi);
 	cr_assert_eq(xi_int("SELECT count(*) FROM tx_hash WHERE seq >= 20401"), 0);
 	cr_assert_eq(app_store_tx_known(s, 7, (const uint8_t[32]){0}), 0);
@@ -701,7 +702,7 @@ Test(store, txindex_merge_in_pieces_and_a_crash_between_them)
 	app_txindex_close(xi);
 }
 
-/* txindex.db keeps 8 bytes of each hash (txindex.c, format 2). Hashes that
+/* txindex.db keeps 8 bytes of each hash (txindex.c, format 3). Hashes that
  * share them, in one namespace and across two, are each found with their
  * own seq once merged, and again after a rebuild (the catch-up's SQL keys
  * rows as the merge does); a hash that shares them but is not stored is not
@@ -754,8 +755,76 @@ Test(store, txindex_hashes_sharing_a_prefix)
 	app_txindex_close(xi);
 }
 
-/* A txindex.db of format 1 (whole 32-byte hashes as keys, user_version 0),
- * complete and matching, is rebuilt at open in this version's format. */
+/* txindex.db is partitioned by seq (txindex.c, "Partitions"). Rows indexed
+ * at open and rows merged from the map, in a batch that crosses a partition
+ * boundary, each land in their seq's partition; every partition is probed:
+ * a hash is found in the older one, and a hash stored in both (two
+ * namespaces) is found by namespace in each, and by hash alone at its
+ * lowest seq. */
+Test(store, txindex_partitions)
+{
+	static struct app_tx a[300], b[300], c[300];
+	const uint64_t edge = 1ull << APP_TXINDEX_PART_SHIFT;
+	struct app_store *s;
+	struct app_txindex *xi;
+	atomic_uint_fast64_t durable;
+	struct app_tx e, f;
+	uint64_t merges;
+	char err[256], q[128];
+
+	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
+	put_txs(s, a, 300, 1);
+	put_txs(s, b, 300, edge - 450); /* partition 0 ends at edge - 1 */
+	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_store_attach_txindex(s, xi, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_txindex_next(xi), edge - 150);
+	cr_assert_eq(xi_int("SELECT count(*) FROM tx_hash WHERE p = 0"), 600);
+
+	/* c: seqs edge - 150 .. edge + 149, one batch over the boundary */
+	put_txs(s, c, 300, edge - 150);
+	app_txindex_add(xi, c, 300);
+	merges = app_metric_get(APP_M_txindex_merges_total);
+	atomic_init(&durable, edge + 150);
+	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
+	wait_one_merge(merges);
+	app_txindex_prune(xi); /* from here every lookup reads txindex.db */
+	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0);
+	cr_assert_eq(xi_int("SELECT count(*) FROM tx_hash WHERE p = 0"), 750);
+	cr_assert_eq(xi_int("SELECT count(*) FROM tx_hash WHERE p = 1"), 150);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM tx_hash WHERE p != seq >> %d",
+		 APP_TXINDEX_PART_SHIFT);
+	cr_assert_eq(xi_int(q), 0);
+	expect_found(s, a, 300);
+	expect_found(s, b, 300);
+	expect_found(s, c, 300);
+
+	/* a[0]'s hash again, in another namespace, in partition 1 */
+	e = (struct app_tx){.seq = edge + 150, .ns = a[0].ns + 100, .group_id = edge + 150,
+			    .slot = 5, .data = (uint8_t *)"abc", .len = 3};
+	memcpy(e.hash, a[0].hash, 32);
+	cr_assert_eq(app_store_begin(s, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_store_tx_insert(s, &e, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_store_commit(s, err, sizeof(err)), 0, "%s", err);
+	app_txindex_add(xi, &e, 1);
+	merges = app_metric_get(APP_M_txindex_merges_total);
+	atomic_store(&durable, edge + 151);
+	wait_one_merge(merges);
+	app_txindex_prune(xi);
+	snprintf(q, sizeof(q), "SELECT p FROM tx_hash WHERE seq = %llu", (unsigned long long)e.seq);
+	cr_assert_eq(xi_int(q), 1);
+	cr_assert_eq(app_store_tx_find(s, e.ns, e.hash, &f), 0);
+	cr_assert_eq(f.seq, e.seq);
+	cr_assert_eq(app_store_tx_find(s, a[0].ns, e.hash, &f), 0);
+	cr_assert_eq(f.seq, 1);
+	cr_assert_eq(app_store_tx_find(s, 0, e.hash, &f), 0);
+	cr_assert_eq(f.seq, 1, "lowest seq of the hash in any namespace");
+	app_store_close(s);
+	app_txindex_close(xi);
+}
+
+/* A txindex.db of format 1 (whole 32-byte hashes as keys, user_version 0)
+ * or of format 2 (8-byte keys, no partitions), complete and matching, is
+ * rebuilt at open in this version's format. */
 Test(store, txindex_older_format_rebuilt)
 {
 	static struct app_tx a[300];
@@ -778,8 +847,26 @@ Test(store, txindex_older_format_rebuilt)
 	cr_assert_eq(xi_int("PRAGMA user_version"), 0);
 
 	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(xi_int("PRAGMA user_version"), 2);
+	cr_assert_eq(xi_int("PRAGMA user_version"), 3);
 	cr_assert_eq(xi_int("SELECT count(*) FROM tx_hash WHERE length(k) = 8"), 300);
+	cr_assert_eq(app_store_attach_txindex(s, xi, err, sizeof(err)), 0, "%s", err);
+	expect_found(s, a, 300);
+	app_store_close(s);
+	app_txindex_close(xi);
+
+	snprintf(sql, sizeof(sql),
+		 "DROP TABLE tx_hash;"
+		 "CREATE TABLE tx_hash(k BLOB NOT NULL, ns INTEGER NOT NULL,"
+		 "  seq INTEGER NOT NULL, PRIMARY KEY(k, ns, seq)) WITHOUT ROWID;"
+		 "ATTACH DATABASE '%s/mezzanine.db' AS m;"
+		 "INSERT INTO tx_hash SELECT substr(hash, 1, 8), ns, seq FROM m.txs;"
+		 "PRAGMA user_version = 2;",
+		 dir);
+	xi_sql(sql);
+	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(xi_int("PRAGMA user_version"), 3);
+	cr_assert_eq(xi_int("SELECT count(*) FROM tx_hash WHERE p = 0"), 300);
 	cr_assert_eq(app_store_attach_txindex(s, xi, err, sizeof(err)), 0, "%s", err);
 	expect_found(s, a, 300);
 	app_store_close(s);
