@@ -354,6 +354,23 @@ static void wait_one_merge(uint64_t merges)
 	cr_assert_eq(app_metric_get(APP_M_txindex_merges_total), merges + 1, "no merge in 20 s");
 }
 
+/* txs[0..n) into the map, durable, merged (mz-index started here if
+ * `start`) and pruned from the map: from here every lookup of them reads
+ * txindex.db. */
+static void merge_now(struct app_txindex *xi, const struct app_tx *txs, size_t n,
+		      atomic_uint_fast64_t *durable, int start)
+{
+	uint64_t merges = app_metric_get(APP_M_txindex_merges_total);
+
+	app_txindex_add(xi, txs, n);
+	atomic_store(durable, txs[n - 1].seq + 1);
+	if (start)
+		cr_assert_eq(app_txindex_start(xi, durable, 0), 0);
+	wait_one_merge(merges);
+	app_txindex_prune(xi);
+	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0);
+}
+
 /* One number from txindex.db, read past the daemon's own connections. */
 static long long xi_int(const char *q)
 {
@@ -714,7 +731,6 @@ Test(store, txindex_hashes_sharing_a_prefix)
 	struct app_txindex *xi;
 	atomic_uint_fast64_t durable = 1;
 	uint8_t other[32];
-	uint64_t merges;
 	char err[256];
 
 	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
@@ -732,13 +748,7 @@ Test(store, txindex_hashes_sharing_a_prefix)
 	memcpy(other, t[0].hash, 32);
 	other[31] ^= 1;
 
-	app_txindex_add(xi, t, 4);
-	merges = app_metric_get(APP_M_txindex_merges_total);
-	atomic_store(&durable, 5);
-	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
-	wait_one_merge(merges);
-	app_txindex_prune(xi); /* from here every lookup reads txindex.db */
-	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0);
+	merge_now(xi, t, 4, &durable, 1);
 	cr_assert_eq(xi_int("SELECT count(*) FROM tx_hash"), 4);
 	cr_assert_eq(xi_int("SELECT count(DISTINCT k) FROM tx_hash"), 1);
 	expect_found(s, t, 4);
@@ -767,9 +777,8 @@ Test(store, txindex_partitions)
 	const uint64_t edge = 1ull << APP_TXINDEX_PART_SHIFT;
 	struct app_store *s;
 	struct app_txindex *xi;
-	atomic_uint_fast64_t durable;
+	atomic_uint_fast64_t durable = 1;
 	struct app_tx e, f;
-	uint64_t merges;
 	char err[256], q[128];
 
 	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
@@ -782,13 +791,7 @@ Test(store, txindex_partitions)
 
 	/* c: seqs edge - 150 .. edge + 149, one batch over the boundary */
 	put_txs(s, c, 300, edge - 150);
-	app_txindex_add(xi, c, 300);
-	merges = app_metric_get(APP_M_txindex_merges_total);
-	atomic_init(&durable, edge + 150);
-	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
-	wait_one_merge(merges);
-	app_txindex_prune(xi); /* from here every lookup reads txindex.db */
-	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0);
+	merge_now(xi, c, 300, &durable, 1);
 	cr_assert_eq(xi_int("SELECT count(*) FROM tx_hash WHERE p = 0"), 750);
 	cr_assert_eq(xi_int("SELECT count(*) FROM tx_hash WHERE p = 1"), 150);
 	snprintf(q, sizeof(q), "SELECT count(*) FROM tx_hash WHERE p != seq >> %d",
@@ -805,11 +808,7 @@ Test(store, txindex_partitions)
 	cr_assert_eq(app_store_begin(s, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(app_store_tx_insert(s, &e, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(app_store_commit(s, err, sizeof(err)), 0, "%s", err);
-	app_txindex_add(xi, &e, 1);
-	merges = app_metric_get(APP_M_txindex_merges_total);
-	atomic_store(&durable, edge + 151);
-	wait_one_merge(merges);
-	app_txindex_prune(xi);
+	merge_now(xi, &e, 1, &durable, 0);
 	snprintf(q, sizeof(q), "SELECT p FROM tx_hash WHERE seq = %llu", (unsigned long long)e.seq);
 	cr_assert_eq(xi_int(q), 1);
 	cr_assert_eq(app_store_tx_find(s, e.ns, e.hash, &f), 0);
@@ -822,6 +821,25 @@ Test(store, txindex_partitions)
 	app_txindex_close(xi);
 }
 
+/* Open txindex.db and find it rebuilt in this version's format, every one
+ * of txs[0..n) (seqs 1..n) in partition 0 with an 8-byte key, and found. */
+static void expect_rebuilt(const struct app_tx *txs, size_t n)
+{
+	struct app_store *s;
+	struct app_txindex *xi;
+	char err[256];
+
+	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(xi_int("PRAGMA user_version"), 3);
+	cr_assert_eq(xi_int("SELECT count(*) FROM tx_hash WHERE p = 0 AND length(k) = 8"),
+		     (long long)n);
+	cr_assert_eq(app_store_attach_txindex(s, xi, err, sizeof(err)), 0, "%s", err);
+	expect_found(s, txs, n);
+	app_store_close(s);
+	app_txindex_close(xi);
+}
+
 /* A txindex.db of format 1 (whole 32-byte hashes as keys, user_version 0)
  * or of format 2 (8-byte keys, no partitions), complete and matching, is
  * rebuilt at open in this version's format. */
@@ -829,7 +847,6 @@ Test(store, txindex_older_format_rebuilt)
 {
 	static struct app_tx a[300];
 	struct app_store *s;
-	struct app_txindex *xi;
 	char err[256], sql[512];
 
 	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
@@ -845,14 +862,8 @@ Test(store, txindex_older_format_rebuilt)
 		 dir);
 	xi_sql(sql);
 	cr_assert_eq(xi_int("PRAGMA user_version"), 0);
-
-	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(xi_int("PRAGMA user_version"), 3);
-	cr_assert_eq(xi_int("SELECT count(*) FROM tx_hash WHERE length(k) = 8"), 300);
-	cr_assert_eq(app_store_attach_txindex(s, xi, err, sizeof(err)), 0, "%s", err);
-	expect_found(s, a, 300);
 	app_store_close(s);
-	app_txindex_close(xi);
+	expect_rebuilt(a, 300);
 
 	snprintf(sql, sizeof(sql),
 		 "DROP TABLE tx_hash;"
@@ -863,14 +874,8 @@ Test(store, txindex_older_format_rebuilt)
 		 "PRAGMA user_version = 2;",
 		 dir);
 	xi_sql(sql);
-	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(xi_int("PRAGMA user_version"), 3);
-	cr_assert_eq(xi_int("SELECT count(*) FROM tx_hash WHERE p = 0"), 300);
-	cr_assert_eq(app_store_attach_txindex(s, xi, err, sizeof(err)), 0, "%s", err);
-	expect_found(s, a, 300);
-	app_store_close(s);
-	app_txindex_close(xi);
+	cr_assert_eq(xi_int("PRAGMA user_version"), 2);
+	expect_rebuilt(a, 300);
 }
 
 struct prune_arg {
