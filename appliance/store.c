@@ -719,9 +719,10 @@ int app_store_tip(struct app_store *s, struct app_tip *tip)
 	return 0;
 }
 
-/* The partitions of txindex.db, newest first, and a probe of each: the
- * CROSS JOINs keep that order (a seek on (p, k) per partition, then txs by
- * seq), where the planner could otherwise scan tx_hash. */
+/* Every partition of txindex.db (the answer is the lowest seq, so none is
+ * skipped) and a probe of each: the CROSS JOINs keep the loop order (a seek
+ * on (p, k) per partition, then txs by seq), where the planner could
+ * otherwise scan tx_hash. */
 #define XI_PARTS                                                                  \
 	"WITH RECURSIVE ps(p) AS (SELECT max(p) FROM xi.tx_hash"                  \
 	" UNION ALL SELECT p - 1 FROM ps WHERE p > 0) "
@@ -748,7 +749,7 @@ int app_store_attach_txindex(struct app_store *s, struct app_txindex *x, char *e
 			 app_txindex_path(x), (long long)cache);
 	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
 	    /* txindex.db keeps the hash's first 8 bytes, txs all 32; a seek in
-	     * each partition, newest first (txindex.c, "Partitions") */
+	     * each partition (txindex.c, "Partitions") */
 	    sqlite3_prepare_v3(s->db, XI_PARTS "SELECT min(x.seq) FROM" XI_PROBE
 			       " AND x.ns = ?2 AND t.hash = ?1",
 			       -1, SQLITE_PREPARE_PERSISTENT, &s->xi_find, NULL) != SQLITE_OK ||

@@ -49,7 +49,7 @@
  * batched load: BENCHMARKS.md). A partition stops at about 12k pages
  * (50 MB), inside mz-index's 64 MiB page cache: 1.0-1.4 us a key however
  * many rows are stored. A lookup that the filter lets through probes every
- * partition, newest first (store.c): a seek each, on the rare path.
+ * partition (store.c): a seek each, on the rare path.
  *
  * Memory: the map holds what mz-index has not merged yet; past XI_MAX_LIVE
  * entries the committer waits for a merge before its next group.
@@ -99,9 +99,9 @@
 /*
  * When to merge. Merging B random keys into P pages writes one page per key
  * while B << P, P in all once B >> P (above). So a batch grows with the
- * index (a sixteenth of its rows; at ~170 rows a page, about ten times the
- * newest partition's pages once it is full), from XI_BATCH up to half of
- * XI_MAX_LIVE; and whatever is left merges once no transaction has arrived
+ * index (a sixteenth of its rows: at ~170 rows a page, ten times the pages
+ * of an index in one partition, and 40 times a full partition's ~12k pages
+ * at the cap), from XI_BATCH up to half of XI_MAX_LIVE; and whatever is left merges once no transaction has arrived
  * for XI_IDLE_MS.
  */
 #define XI_BATCH (1u << 16)
