@@ -111,8 +111,49 @@ int l1_hex_decode(uint8_t *out, size_t cap, size_t *out_len, const char *hex,
 	{
 		const unsigned char *h = (const unsigned char *)hex;
 		unsigned ok = 1;
+		size_t i = 0;
 
-		for (size_t i = 0; i < hex_len / 2; i++) {
+#ifdef __SSE2__
+		/*
+		 * 32 digits at a time: the nibble of each digit from two range
+		 * tests (signed compares: a byte >= 0x80 is below '0' and so
+		 * fails both), then the high nibble of each pair shifted over
+		 * the low one within its 16-bit lane and the lanes packed to
+		 * bytes. The ingress path decodes every transaction; the table
+		 * loop below was 7% of the network thread at 150k tx/s (perf).
+		 */
+		const __m128i c0 = _mm_set1_epi8('0' - 1), c9 = _mm_set1_epi8('9' + 1),
+			      ca = _mm_set1_epi8('a' - 1), cf = _mm_set1_epi8('f' + 1),
+			      lower = _mm_set1_epi8(0x20), d0 = _mm_set1_epi8('0'),
+			      da = _mm_set1_epi8('a' - 10), lo8 = _mm_set1_epi16(0x00ff);
+		__m128i bad = _mm_setzero_si128();
+
+		for (; i + 16 <= hex_len / 2; i += 16) {
+			__m128i n[2];
+
+			for (int j = 0; j < 2; j++) {
+				__m128i v = _mm_loadu_si128(
+					(const __m128i *)(const void *)(h + 2 * i + 16 * j));
+				__m128i l = _mm_or_si128(v, lower);
+				__m128i dig = _mm_and_si128(_mm_cmpgt_epi8(v, c0),
+							    _mm_cmpgt_epi8(c9, v));
+				__m128i alp = _mm_and_si128(_mm_cmpgt_epi8(l, ca),
+							    _mm_cmpgt_epi8(cf, l));
+				__m128i x = _mm_or_si128(
+					_mm_and_si128(dig, _mm_sub_epi8(v, d0)),
+					_mm_and_si128(alp, _mm_sub_epi8(l, da)));
+
+				bad = _mm_or_si128(bad, _mm_andnot_si128(_mm_or_si128(dig, alp),
+									 _mm_set1_epi8(-1)));
+				/* lane: first digit in the low byte, second in the high */
+				n[j] = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(x, lo8), 4),
+						    _mm_srli_epi16(x, 8));
+			}
+			_mm_storeu_si128((__m128i *)(void *)(out + i), _mm_packus_epi16(n[0], n[1]));
+		}
+		ok = _mm_movemask_epi8(bad) == 0;
+#endif
+		for (; i < hex_len / 2; i++) {
 			ok &= is_hex[h[2 * i]] & is_hex[h[2 * i + 1]];
 			out[i] = (uint8_t)(nibble[h[2 * i]] << 4 | nibble[h[2 * i + 1]]);
 		}

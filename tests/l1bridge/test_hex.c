@@ -78,6 +78,63 @@ Test(hex, decode_rejects)
 	cr_assert_eq(out[0], 0x01);
 }
 
+/* The 32-digit blocks and the tail against a nibble loop: every one of the
+ * 256 byte values at each position of a 40-byte (80-digit) string, in both
+ * cases, at every length to 40 and at unaligned starts. */
+static int nib(unsigned c)
+{
+	if (c >= '0' && c <= '9')
+		return (int)(c - '0');
+	if (c >= 'a' && c <= 'f')
+		return (int)(c - 'a' + 10);
+	if (c >= 'A' && c <= 'F')
+		return (int)(c - 'A' + 10);
+	return -1;
+}
+
+Test(hex, decode_blocks_and_tail_match_a_nibble_loop)
+{
+	static const char digits[] = "0123456789abcdefABCDEF";
+	char buf[3 + 80];
+	uint8_t out[40], want[40];
+	size_t n;
+
+	for (size_t off = 0; off < 3; off++) {
+		char *h = buf + off;
+
+		for (size_t len = 0; len <= 40; len++) {
+			for (size_t i = 0; i < 2 * len; i++)
+				h[i] = digits[(i * 7 + len + off) % 22];
+			for (size_t i = 0; i < len; i++)
+				want[i] = (uint8_t)(nib((unsigned char)h[2 * i]) << 4 |
+						    nib((unsigned char)h[2 * i + 1]));
+			cr_assert_eq(l1_hex_decode(out, sizeof(out), &n, h, 2 * len), 0,
+				     "length %zu", len);
+			cr_assert_eq(n, len);
+			cr_assert(memcmp(out, want, len) == 0, "offset %zu, length %zu", off, len);
+		}
+		/* one byte of every value at every position of 80 digits (the
+		 * first digit is never '0', so no "0x" prefix can form) */
+		for (size_t pos = 0; pos < 80; pos++) {
+			for (unsigned c = 0; c < 256; c++) {
+				int r;
+
+				for (size_t i = 0; i < 80; i++)
+					h[i] = digits[(i * 5 + off + 1) % 22];
+				h[pos] = (char)c;
+				r = l1_hex_decode(out, sizeof(out), &n, h, 80);
+				if (nib(c) < 0) {
+					cr_assert_eq(r, L1_EINVAL, "byte 0x%02x at %zu accepted", c, pos);
+					continue;
+				}
+				cr_assert_eq(r, 0, "digit '%c' at %zu refused", c, pos);
+				cr_assert_eq(out[pos / 2] >> (pos % 2 ? 0 : 4) & 15, nib(c),
+					     "digit '%c' at %zu", c, pos);
+			}
+		}
+	}
+}
+
 Test(errors, strerror_covers_table)
 {
 #define CHECK(name, code, msg)                          \
