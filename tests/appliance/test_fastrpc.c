@@ -2,6 +2,7 @@
  * leaves to jansson. Agreement with jansson on every accepted input is
  * fuzz_fastrpc's job; these pin the grammar's edges. */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <string.h>
 
 #include "appliance/server.h"
@@ -131,4 +132,58 @@ Test(fastrpc, embedded_nul_is_not_taken)
 	cr_assert_eq(app_fastrpc_parse(buf, strlen(m), t, 1, &b), 0);
 	/* and a message that ends before its NUL terminator is cut short */
 	cr_assert_eq(app_fastrpc_parse(m, strlen(m) - 1, t, 1, &b), 0);
+}
+
+/* app_utf8_valid: every sequence of one to three bytes from the values that
+ * matter (ASCII, each continuation class, each lead byte) and every
+ * four-byte one from the lead bytes' edges, against jansson's check, at an
+ * offset inside a long ASCII run so the eight-byte steps reach them. */
+static void utf8_case(const unsigned char *seq, size_t n, size_t pad)
+{
+	unsigned char buf[32];
+	json_t *s;
+	int want;
+
+	memset(buf, 'a', sizeof(buf));
+	memcpy(buf + pad, seq, n);
+	s = json_stringn((const char *)buf, pad + n + 3);
+	want = s != NULL;
+	json_decref(s);
+	cr_assert_eq(app_utf8_valid(buf, pad + n + 3), want,
+		     "%02x %02x %02x %02x (%zu bytes) after %zu ASCII: jansson says %d", seq[0],
+		     n > 1 ? seq[1] : 0, n > 2 ? seq[2] : 0, n > 3 ? seq[3] : 0, n, pad, want);
+}
+
+Test(fastrpc, utf8_matches_jansson)
+{
+	static const unsigned char v[] = {0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf,
+					  0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed, 0xee,
+					  0xef, 0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xff};
+	const size_t nv = sizeof(v);
+	unsigned char seq[4];
+
+	for (size_t pad = 0; pad < 9; pad += 4)
+		for (size_t a = 0; a < nv; a++) {
+			seq[0] = v[a];
+			utf8_case(seq, 1, pad);
+			for (size_t b = 0; b < nv; b++) {
+				seq[1] = v[b];
+				utf8_case(seq, 2, pad);
+				for (size_t c = 0; c < nv; c++) {
+					seq[2] = v[c];
+					utf8_case(seq, 3, pad);
+					for (size_t d = 3; d < 9; d++) { /* 0x80..0xbf */
+						seq[3] = v[d];
+						utf8_case(seq, 4, pad);
+					}
+				}
+			}
+		}
+	/* the close-code test's cases, and a message that is all ASCII */
+	cr_assert(!app_utf8_valid((const unsigned char *)"\xed\xa0\x80", 3));
+	cr_assert(!app_utf8_valid((const unsigned char *)"\xf4\x90\x80\x80", 4));
+	cr_assert(!app_utf8_valid((const unsigned char *)"\xe2\x82\x28", 3));
+	cr_assert(app_utf8_valid((const unsigned char *)"\xe2\x82\xac\xf0\x9f\x98\x80", 7));
+	cr_assert(app_utf8_valid((const unsigned char *)"{\"jsonrpc\":\"2.0\"}", 17));
+	cr_assert(app_utf8_valid(NULL, 0));
 }
