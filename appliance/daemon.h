@@ -499,6 +499,11 @@ void app_answer_free(char *json, struct app_answer_buf *buf);
 void app_done_json_free(struct app_done *d);
 /* Rebuild the receipt of a stored transaction (proof from its group). */
 int app_receipt_load(struct app_store *s, const struct app_tx *tx, struct seq_receipt *r);
+/* fastrpc.c: the length of the UTF-8 sequence at p (1..4, within avail),
+ * 0 when it is not RFC 3629 UTF-8 or is cut off; 1 when all of p[0..n) is
+ * UTF-8, else 0. */
+size_t app_utf8_len(const unsigned char *p, size_t avail);
+int app_utf8_valid(const unsigned char *p, size_t n);
 /* Error object JSON: {"code":c,"message":"..."} (message escaped). */
 char *app_error_json(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Rate-limit error object: {"code":c,"message":"...","data":{"retryAfterMs":N,"limit":"..."}}. */

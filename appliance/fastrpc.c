@@ -262,21 +262,52 @@ size_t app_fastrpc_parse(const char *msg, size_t len, struct app_fast_tx *out, s
 	return s.p == s.end ? n : 0;
 }
 
+/* Length of the UTF-8 sequence at p (1..4, within avail bytes), or 0 when
+ * it is not RFC 3629 UTF-8 or is cut off. */
+size_t app_utf8_len(const unsigned char *p, size_t avail)
+{
+	size_t n;
+	uint32_t cp;
+
+	if (avail == 0)
+		return 0;
+	if (p[0] < 0x80)
+		return 1;
+	if ((p[0] & 0xe0) == 0xc0)
+		n = 2, cp = p[0] & 0x1f;
+	else if ((p[0] & 0xf0) == 0xe0)
+		n = 3, cp = p[0] & 0x0f;
+	else if ((p[0] & 0xf8) == 0xf0)
+		n = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (avail < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return n;
+}
+
 /*
- * UTF-8 as RFC 3629 defines it (no overlong forms, no surrogates, nothing
- * above U+10FFFF), which RFC 6455 requires of every text message. The
- * server checks each whole message here instead of having lws check every
- * frame byte by byte (LWS_SERVER_OPTION_VALIDATE_UTF8 was 7.5% of the
- * network thread at 150k tx/s, perf): the messages clients send are ASCII,
- * which this passes eight bytes at a time.
+ * A whole message, as RFC 6455 requires of every text message. The server
+ * checks each message here instead of having lws check every frame byte by
+ * byte (LWS_SERVER_OPTION_VALIDATE_UTF8 was 7.5% of the network thread at
+ * 150k tx/s, perf): the messages clients send are ASCII, which this passes
+ * eight bytes at a time.
  */
 int app_utf8_valid(const unsigned char *p, size_t n)
 {
 	size_t i = 0;
 
 	while (i < n) {
-		unsigned c, lo = 0x80, hi = 0xbf;
-		size_t k;
+		size_t l;
 
 		for (; i + 8 <= n; i += 8) {
 			uint64_t w;
@@ -287,34 +318,10 @@ int app_utf8_valid(const unsigned char *p, size_t n)
 		}
 		if (i >= n)
 			break;
-		c = p[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			k = 1;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			k = 2;
-			if (c == 0xe0)
-				lo = 0xa0; /* overlong below U+0800 */
-			else if (c == 0xed)
-				hi = 0x9f; /* surrogates U+D800..DFFF */
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			k = 3;
-			if (c == 0xf0)
-				lo = 0x90; /* overlong below U+10000 */
-			else if (c == 0xf4)
-				hi = 0x8f; /* above U+10FFFF */
-		} else {
-			return 0; /* a continuation byte, 0xc0, 0xc1 or 0xf5..0xff */
-		}
-		if (n - i - 1 < k || p[i + 1] < lo || p[i + 1] > hi)
+		l = app_utf8_len(p + i, n - i);
+		if (l == 0)
 			return 0;
-		for (size_t j = 2; j <= k; j++)
-			if ((p[i + j] & 0xc0) != 0x80)
-				return 0;
-		i += k + 1;
+		i += l;
 	}
 	return 1;
 }

@@ -228,34 +228,6 @@ out:
 	return rc;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid or cut off. */
-static size_t utf8_len(const unsigned char *p)
-{
-	size_t n;
-	uint32_t cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if ((p[0] & 0xe0) == 0xc0)
-		n = 2, cp = p[0] & 0x1f;
-	else if ((p[0] & 0xf0) == 0xe0)
-		n = 3, cp = p[0] & 0x0f;
-	else if ((p[0] & 0xf8) == 0xf0)
-		n = 4, cp = p[0] & 0x07;
-	else
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80) /* also stops at the terminating NUL */
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
-	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return n;
-}
-
 /*
  * Messages may quote client input (method names, parser errors) cut at a
  * byte limit, so they can hold broken UTF-8; the output must still be valid
@@ -275,8 +247,8 @@ char *app_error_json(int code, const char *fmt, ...)
 	if (!out)
 		return NULL;
 	n = (size_t)snprintf(out, cap, "{\"code\":%d,\"message\":\"", code);
-	for (const unsigned char *p = (const unsigned char *)msg; *p;) {
-		size_t l = utf8_len(p);
+	for (const unsigned char *p = (const unsigned char *)msg, *end = p + strlen(msg); *p;) {
+		size_t l = app_utf8_len(p, (size_t)(end - p));
 
 		if (l == 0) {
 			n += (size_t)snprintf(out + n, cap - n, "\\ufffd");

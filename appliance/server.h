@@ -298,9 +298,6 @@ enum { APP_FAST_ONE, APP_FAST_BATCH, APP_FAST_TXS };
 size_t app_fastrpc_parse(const char *msg, size_t len, struct app_fast_tx *out, size_t max,
 			 int *shape);
 
-/* fastrpc.c: 1 when p[0..n) is well-formed UTF-8 (RFC 3629), else 0. */
-int app_utf8_valid(const unsigned char *p, size_t n);
-
 /* rpc.c: dispatch one parsed message (object or batch array). */
 void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len);
 /* rpc.c: a committer answer arrived (d->req, d->slot); the request takes

@@ -101,8 +101,8 @@
  * while B << P, P in all once B >> P (above). So a batch grows with the
  * index (a sixteenth of its rows: at ~170 rows a page, ten times the pages
  * of an index in one partition, and 40 times a full partition's ~12k pages
- * at the cap), from XI_BATCH up to half of XI_MAX_LIVE; and whatever is left merges once no transaction has arrived
- * for XI_IDLE_MS.
+ * at the cap), from XI_BATCH up to half of XI_MAX_LIVE; and whatever is
+ * left merges once no transaction has arrived for XI_IDLE_MS.
  */
 #define XI_BATCH (1u << 16)
 #define XI_IDLE_MS 1000

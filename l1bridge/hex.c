@@ -126,7 +126,7 @@ int l1_hex_decode(uint8_t *out, size_t cap, size_t *out_len, const char *hex,
 			      ca = _mm_set1_epi8('a' - 1), cf = _mm_set1_epi8('f' + 1),
 			      lower = _mm_set1_epi8(0x20), d0 = _mm_set1_epi8('0'),
 			      da = _mm_set1_epi8('a' - 10), lo8 = _mm_set1_epi16(0x00ff);
-		__m128i bad = _mm_setzero_si128();
+		__m128i good = _mm_set1_epi8(-1);
 
 		for (; i + 16 <= hex_len / 2; i += 16) {
 			__m128i n[2];
@@ -143,15 +143,14 @@ int l1_hex_decode(uint8_t *out, size_t cap, size_t *out_len, const char *hex,
 					_mm_and_si128(dig, _mm_sub_epi8(v, d0)),
 					_mm_and_si128(alp, _mm_sub_epi8(l, da)));
 
-				bad = _mm_or_si128(bad, _mm_andnot_si128(_mm_or_si128(dig, alp),
-									 _mm_set1_epi8(-1)));
+				good = _mm_and_si128(good, _mm_or_si128(dig, alp));
 				/* lane: first digit in the low byte, second in the high */
 				n[j] = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(x, lo8), 4),
 						    _mm_srli_epi16(x, 8));
 			}
 			_mm_storeu_si128((__m128i *)(void *)(out + i), _mm_packus_epi16(n[0], n[1]));
 		}
-		ok = _mm_movemask_epi8(bad) == 0;
+		ok = _mm_movemask_epi8(good) == 0xffff;
 #endif
 		for (; i < hex_len / 2; i++) {
 			ok &= is_hex[h[2 * i]] & is_hex[h[2 * i + 1]];

@@ -79,3 +79,16 @@ Test(receipt, answer_buffer_room_and_references)
 	app_answer_buf_put(b); /* the last: freed (ASan checks it is not touched again) */
 	app_answer_buf_put(NULL);
 }
+
+/* An error message quoting client bytes cut mid-sequence, or not UTF-8 at
+ * all, still comes out as JSON: each bad byte becomes \ufffd, the valid
+ * sequences stay as they are, and quotes and control bytes are escaped. */
+Test(receipt, error_json_replaces_bytes_that_are_not_utf8)
+{
+	char *j = app_error_json(-32601, "method '%s' %s", "caf\xc3\xa9\xe2\x82", "\"\x01\xed\xa0\x80");
+
+	cr_assert_not_null(j);
+	cr_assert_str_eq(j, "{\"code\":-32601,\"message\":\"method 'caf\xc3\xa9\\ufffd\\ufffd' "
+			    "\\\"\\u0001\\ufffd\\ufffd\\ufffd\"}");
+	free(j);
+}
