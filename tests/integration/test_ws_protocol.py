@@ -95,10 +95,11 @@ class WsProtocolTest(DaemonCase):
     def test_invalid_utf8_text(self):
         for bad in (b"\xff\xfe", b'{"a":"\xc3\x28"}', b"\xed\xa0\x80", b"\xf4\x90\x80\x80"):
             code, _ = self.close_code(frame(0x1, bad))
-            self.assertIn(code, (1007, None), repr(bad))
+            # the daemon's own check (server.c) sends the close frame
+            self.assertEqual(code, 1007, repr(bad))
         # split across fragments, invalid only when joined
         code, _ = self.close_code(frame(0x1, b"\xe2\x82", fin=False), frame(0x0, b"\x28"))
-        self.assertIn(code, (1007, None))
+        self.assertEqual(code, 1007)
         self.assertServing()
 
     def test_huge_declared_length(self):
