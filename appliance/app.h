@@ -213,6 +213,11 @@ int app_store_set_cache(struct app_store *s, long mib);
 /* With automatic checkpoints off: WAL frames after the last commit (any thread). */
 int app_store_wal_frames(struct app_store *s);
 int app_store_checkpoint(struct app_store *s, int *wal_frames, int *done_frames);
+/* With automatic checkpoints off: read the WAL ahead of the writer into the
+ * page cache, so that a commit never waits for a read of a page it only
+ * partly overwrites (store.c). Cheap when nothing is missing; call it after
+ * each commit, off the answer path. */
+void app_store_wal_prefetch(struct app_store *s);
 /* Pipelined durability (committer.c): this connection's COMMITs stop
  * fsyncing (synchronous=NORMAL); app_store_wal_sync (any thread) makes every
  * commit that returned before it durable. 0 or -errno. */

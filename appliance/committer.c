@@ -1402,8 +1402,11 @@ static void *run(void *arg)
 		}
 		free(rd.blocks);
 		free(rd.recs);
-		if (!atomic_load(&c->stats.halted))
-			checkpoint_inline(c); /* after the answers are on their way */
+		if (!atomic_load(&c->stats.halted)) {
+			/* after the answers are on their way */
+			checkpoint_inline(c);
+			app_store_wal_prefetch(c->store);
+		}
 	}
 	free(items);
 	atomic_store(&c->stats.exited, 1);

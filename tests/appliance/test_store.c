@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -174,6 +176,87 @@ Test(store, txs_inserted_in_runs_read_back_whole)
 	cr_assert_eq(app_store_txs_insert(s, txs + 20, 16, err, sizeof(err)), APP_ESQLITE);
 	cr_assert(strstr(err, "UNIQUE") || strstr(err, "constraint"), "%s", err);
 	app_store_rollback(s);
+	app_store_close(s);
+}
+
+/* Is the page of fd at off in the page cache? */
+static int resident(int fd, off_t off)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	off_t at = off / pg * pg;
+	unsigned char v = 0;
+	void *p = mmap(NULL, (size_t)pg, PROT_READ, MAP_SHARED, fd, at);
+
+	cr_assert_neq(p, MAP_FAILED);
+	cr_assert_eq(mincore(p, (size_t)pg, &v), 0);
+	munmap(p, (size_t)pg);
+	return v & 1;
+}
+
+/* Commit n transactions of len bytes each, seqs from *seq on. */
+static void put_rows(struct app_store *s, uint64_t *seq, int n, size_t len)
+{
+	uint8_t *data = malloc(len);
+	char err[256];
+
+	cr_assert_not_null(data);
+	cr_assert_eq(app_store_begin(s, err, sizeof(err)), 0, "%s", err);
+	for (int i = 0; i < n; i++, (*seq)++) {
+		struct app_tx t = {.seq = *seq, .ns = 1, .group_id = *seq, .slot = 1,
+				   .data = data, .len = len};
+
+		memset(data, (int)*seq, len);
+		memset(t.hash, 0, 32);
+		memcpy(t.hash, seq, sizeof(*seq));
+		cr_assert_eq(app_store_txs_insert(s, &t, 1, err, sizeof(err)), 0, "%s", err);
+	}
+	cr_assert_eq(app_store_commit(s, err, sizeof(err)), 0, "%s", err);
+	free(data);
+}
+
+/*
+ * After a checkpoint the WAL is rewound and overwritten in place; pages of it
+ * that left the page cache would be read back inside a commit. The
+ * committer's app_store_wal_prefetch reads the writer's MiB and the next one
+ * ahead of it. Eviction is forced with POSIX_FADV_DONTNEED (a fault the
+ * real cache gives only under memory pressure or proactive reclaim).
+ */
+Test(store, wal_prefetch_reads_ahead_of_the_writer)
+{
+	struct app_store *s;
+	char err[256], wal[128];
+	uint64_t seq = 1;
+	int fd, frames = 0, done = 0;
+
+	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_store_set_autocheckpoint(s, 0), 0);
+	for (int i = 0; i < 3; i++)
+		put_rows(s, &seq, 300, 3000); /* about 4 MiB of WAL */
+	cr_assert_gt(app_store_wal_frames(s), 900);
+	cr_assert_eq(app_store_checkpoint(s, &frames, &done), 0);
+	cr_assert_eq(done, frames, "the checkpoint copied every frame back");
+
+	snprintf(wal, sizeof(wal), "%s/mezzanine.db-wal", dir);
+	fd = open(wal, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fdatasync(fd), 0);
+	cr_assert_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	if (resident(fd, 3 << 19)) {
+		close(fd);
+		app_store_close(s);
+		cr_skip_test("this file system keeps the WAL's pages cached (tmpfs?)");
+	}
+	put_rows(s, &seq, 1, 100); /* the WAL rewinds: this writer is in its first MiB */
+	cr_assert_lt(app_store_wal_frames(s), 10);
+	cr_assert_not(resident(fd, 3 << 19), "nothing has read 1.5 MiB in yet");
+	cr_assert_not(resident(fd, 5 << 19), "nor 2.5 MiB");
+
+	app_store_wal_prefetch(s);
+	for (int i = 0; i < 200 && !resident(fd, 3 << 19); i++)
+		usleep(10000);
+	cr_assert(resident(fd, 3 << 19), "the MiB after the writer's was read ahead");
+	cr_assert_not(resident(fd, 5 << 19), "two MiB ahead, no further");
+	close(fd);
 	app_store_close(s);
 }
 
