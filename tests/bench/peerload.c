@@ -89,6 +89,7 @@ struct opts {
 	long max_inflight; /* per connection */
 	long daemon_pid;
 	size_t max_samples;
+	const char *trace; /* --trace FILE: one line per receipt, for finding a tail */
 };
 
 static struct opts O = {
@@ -120,6 +121,7 @@ static struct {
 	uint64_t released, rr, tag;
 	uint64_t rng;
 	struct lat lat, lat_sched;
+	uint32_t *trace_at; /* --trace: send time (us after the window opened) of P.lat.v[i] */
 	uint64_t *tsend_by_tag;
 	size_t tag_cap;
 	uint64_t sent, receipts, errors, ok_in_window, lost, cap_hits, max_lag_ns, sent_total;
@@ -659,6 +661,8 @@ static void complete(struct conn *c, uint64_t id, int is_err, const char *msg, s
 	P.receipts++;
 	if (in_window(t))
 		P.ok_in_window++;
+	if (P.trace_at && P.lat.n < P.lat.cap)
+		P.trace_at[P.lat.n] = (uint32_t)((sl->t_send - tmeas_ns) / 1000);
 	lat_add(&P.lat, t - sl->t_send);
 	if (O.rate > 0)
 		lat_add(&P.lat_sched, t - sl->t_sched);
@@ -1295,7 +1299,8 @@ static void usage(void)
 		"                [--size BYTES] [--duration S] [--warmup S] [--drain S]\n"
 		"                [--max-inflight MSGS_PER_CONN] [--subscribe] [--daemon-pid PID]\n"
 		"                [--max-samples N] [--batch TXS_PER_MSG (mezz, closed loop)]\n"
-		"                [--txs (each batch as one mezz_sendTransactions)]\n");
+		"                [--txs (each batch as one mezz_sendTransactions)]\n"
+		"                [--trace FILE (send time in ms and latency in us of each receipt)]\n");
 	exit(2);
 }
 
@@ -1307,7 +1312,7 @@ int main(int argc, char **argv)
 		{"size", 1, 0, 's'},	 {"duration", 1, 0, 'd'},     {"warmup", 1, 0, 'W'},
 		{"drain", 1, 0, 'D'},	 {"max-inflight", 1, 0, 'm'}, {"subscribe", 0, 0, 'S'},
 		{"daemon-pid", 1, 0, 'p'}, {"max-samples", 1, 0, 'M'}, {"batch", 1, 0, 'b'},
-		{"txs", 0, 0, 'T'},	 {0, 0, 0, 0},
+		{"txs", 0, 0, 'T'},	 {"trace", 1, 0, 't'},	      {0, 0, 0, 0},
 	};
 	struct lat sublat = {0};
 	uint64_t t;
@@ -1349,6 +1354,7 @@ int main(int argc, char **argv)
 		case 'M': O.max_samples = (size_t)atoll(optarg); break;
 		case 'b': O.batch = atoi(optarg); break;
 		case 'T': O.txs = 1; break;
+		case 't': O.trace = optarg; break;
 		default: usage();
 		}
 	}
@@ -1374,6 +1380,8 @@ int main(int argc, char **argv)
 				100000;
 	if (lat_init(&P.lat, O.max_samples))
 		die("out of memory for latency samples", NULL);
+	if (O.trace && !(P.trace_at = malloc(O.max_samples * sizeof(*P.trace_at))))
+		die("out of memory for the trace", NULL);
 	if (O.rate > 0)
 		if (lat_init(&P.lat_sched, O.max_samples))
 			die("out of memory for latency samples", NULL);
@@ -1441,6 +1449,17 @@ int main(int argc, char **argv)
 			fprintf(stderr, "peerload: the subscriber failed\n");
 	}
 
+	if (O.trace) {
+		FILE *f = fopen(O.trace, "w");
+
+		if (!f)
+			die("cannot write the trace %s", O.trace);
+		fprintf(f, "# CLOCK_MONOTONIC ns at the window's start: %" PRIu64 "\n", tmeas_ns);
+		for (i = 0; i < P.lat.n; i++)
+			fprintf(f, "%.3f %u\n", P.trace_at[i] / 1000.0, P.lat.v[i]);
+		if (fclose(f))
+			die("cannot write the trace %s", O.trace);
+	}
 	qsort(P.lat.v, P.lat.n, sizeof(uint32_t), cmp_u32);
 	if (O.rate > 0)
 		qsort(P.lat_sched.v, P.lat_sched.n, sizeof(uint32_t), cmp_u32);

@@ -48,15 +48,27 @@
 #              none, deliver subject outside the stream's subjects).
 # The script prints the settings it checked on the live servers (CONFIG GET,
 # /varz and /jsz) so a reader can see them rather than trust this comment.
+#
+# The disk's share of the tail. Every (b) run also records, when perf can
+# trace syscalls here (root, tracefs), each fsync and fdatasync of every
+# process (perf record -a -k mono: CLOCK_MONOTONIC, the clock of peerload
+# --trace, which gives the send time and latency of each ack).
+# tests/bench/fsynctail.py then counts the server's syncs that took over
+# 2 ms and how many of the acks slower than the run's p99 were in flight
+# while one of its syncs took over 1 ms, next to the share of all acks that
+# were (what chance gives). A p99 that follows those counts from run to run
+# is the disk's, whichever system is measured.
 set -uo pipefail
 build="${1:-build}"
 mode="${2:-quick}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$here"
 
+# b_reps: scenario (b), the latency one, runs more often: its p99 moves with
+# the disk's flush latency from one minute to the next (see below).
 case "$mode" in
-quick) reps=1 dur=2 warm=1 ;;
-full) reps=3 dur=10 warm=2 ;;
+quick) reps=1 b_reps=1 dur=2 warm=1 ;;
+full) reps=3 b_reps=5 dur=10 warm=2 ;;
 *) echo "usage: tests/bench/peers.sh BUILD_DIR quick|full" >&2; exit 2 ;;
 esac
 
@@ -225,29 +237,67 @@ load() {
   lpid=""
 }
 
+# Can perf record syscall tracepoints here? (root and tracefs; not in every
+# container.) Without it the (b) runs have no sync columns.
+fsync_trace=""
+if command -v perf >/dev/null &&
+  perf record -q -k mono -e syscalls:sys_enter_fdatasync -o "$work/perf-probe.data" true \
+    >/dev/null 2>&1; then
+  fsync_trace=1
+fi
+tpid=""
+trace_start() { # DIR: every process's syncs, until trace_stop
+  [ -n "$fsync_trace" ] || return 0
+  perf record -q -a -k mono -o "$1/perf.data" \
+    -e syscalls:sys_enter_fdatasync -e syscalls:sys_exit_fdatasync \
+    -e syscalls:sys_enter_fsync -e syscalls:sys_exit_fsync >/dev/null 2>&1 &
+  tpid=$!
+  sleep 0.3 # perf's tracepoints are armed before the load starts
+}
+trace_stop() { # DIR SERVER_PID: the sync figures, as JSON, in DIR/fsync.json
+  [ -n "$tpid" ] || return 0
+  kill -INT "$tpid" 2>/dev/null
+  wait "$tpid" 2>/dev/null
+  tpid=""
+  perf script -F comm,pid,tid,time,event,trace -i "$1/perf.data" 2>/dev/null |
+    python3 "$here/tests/bench/fsynctail.py" --pid "$2" --trace "$1/trace" >"$1/fsync.json" ||
+    rm -f "$1/fsync.json"
+  rm -f "$1/perf.data"
+}
+
 # run_one SYSTEM SCENARIO REP ARGS...: start SYSTEM's server, run the load, stop it.
 run_one() {
-  local sys="$1" scen="$2" rep="$3" dir out durab
+  local sys="$1" scen="$2" rep="$3" dir out durab traced="" server cmd_args
   shift 3
+  cmd_args="$*"
   dir="$work/$sys-$scen-$rep"
+  # The latency scenario (open loop) is traced: see "The disk's share" above.
+  case " $* " in *" --rate 0 "*) ;; *) traced=1 ;; esac
   case "$sys" in
   mezzanine)
     start_mezzanine "$dir" || return 1
     durab="SQLite WAL, receipt after the group's WAL fsync"
-    load "$dir" "$peerload" --peer mezz --stream bench --addr "127.0.0.1:$port" "$@"
     ;;
   redis)
     start_redis "$dir" || return 1
     durab="AOF appendfsync always, reply after fsync"
-    load "$dir" "$peerload" --peer redis --addr "127.0.0.1:$port" "$@"
     ;;
   nats)
     start_nats "$dir" || return 1
     durab="$nats_durability"
+    ;;
+  esac
+  [ -n "$traced" ] && { trace_start "$dir"; set -- "$@" --trace "$dir/trace"; }
+  case "$sys" in
+  mezzanine) load "$dir" "$peerload" --peer mezz --stream bench --addr "127.0.0.1:$port" "$@" ;;
+  redis) load "$dir" "$peerload" --peer redis --addr "127.0.0.1:$port" "$@" ;;
+  nats)
     load "$dir" "$peerload" --peer nats --addr "127.0.0.1:$port" "$@"
     nats_check "$dir"
     ;;
   esac
+  server="$spid"
+  [ -n "$traced" ] && trace_stop "$dir" "$server"
   out="$(tail -1 "$dir/load.out")"
   stop_server
   if ! echo "$out" | grep -q '^{'; then
@@ -255,12 +305,14 @@ run_one() {
     cat "$dir/load.err" >&2
     return 1
   fi
-  SYS="$sys" SCEN="$scen" REP="$rep" ARGS="$*" DUR_NOTE="$durab" OUT_JSON="$out" python3 - \
-    >>"$results" <<'EOF'
+  SYS="$sys" SCEN="$scen" REP="$rep" ARGS="$cmd_args" DUR_NOTE="$durab" OUT_JSON="$out" \
+    FSYNC_JSON="$dir/fsync.json" python3 - >>"$results" <<'EOF'
 import json, os
 r = json.loads(os.environ["OUT_JSON"])
 r.update(system=os.environ["SYS"], scenario=os.environ["SCEN"], rep=int(os.environ["REP"]),
          args=os.environ["ARGS"], durability=os.environ["DUR_NOTE"])
+if os.path.exists(os.environ["FSYNC_JSON"]):
+    r.update(json.load(open(os.environ["FSYNC_JSON"])))
 print(json.dumps(r))
 EOF
   echo "  $sys $scen #$rep: $(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("tps=%(achieved_tps)s p50=%(p50_us)sus p99=%(p99_us)sus errors=%(errors)s" % d + ("  deliv_p50=%(deliv_p50_us)sus deliv_p99=%(deliv_p99_us)sus delivered=%(delivered)s" % d if "deliv_p50_us" in d else "") + ("  server_cpu=%s%%" % d["daemon_cpu_pct"] if "daemon_cpu_pct" in d else ""))')"
@@ -271,12 +323,13 @@ scenarios=(
   "b_open10k_sub|--conns 4 --rate 10000 --subscribe"
 )
 
-echo "== peers ($mode): $reps repetition(s), ${dur}s measured + ${warm}s warm-up"
+echo "== peers ($mode): $reps repetition(s) of (a), $b_reps of (b), ${dur}s measured + ${warm}s warm-up"
 echo "   $(redis-server --version | cut -d' ' -f1-3), nats-server $(nats-server --version | sed 's/.*v//'), mezzanine $(git rev-parse --short HEAD 2>/dev/null)"
 echo "   nats durability: $nats_durability"
 rc=0
-for rep in $(seq "$reps"); do
+for rep in $(seq "$b_reps"); do
   for s in "${scenarios[@]}"; do
+    [ "$rep" -gt "$reps" ] && [ "${s%%|*}" != b_open10k_sub ] && continue
     for sys in mezzanine redis nats; do
       # For mezzanine, one transaction per WebSocket message, and delivered =
       # the preconfirmed feed event (per group, after the fsync).
@@ -288,7 +341,7 @@ for rep in $(seq "$reps"); do
 done
 
 [ -n "${OUT:-}" ] && cp "$results" "$OUT"
-RESULTS="$results" REPS="$reps" python3 - <<'EOF'
+RESULTS="$results" REPS="$reps" B_REPS="$b_reps" python3 - <<'EOF'
 import json, os, statistics
 rows = [json.loads(l) for l in open(os.environ["RESULTS"]) if l.strip()]
 def med(sys, scen, k):
@@ -306,8 +359,8 @@ def short(sys):
     return " (!)" if a is not None and a < 9500 else ""
 dur = {r["system"]: r["durability"] for r in rows}
 print()
-print(f"medians of {os.environ['REPS']} repetition(s); latencies in ms; (a) closed loop 4 conns x "
-      "window 64; (b) open loop 10k msg/s + 1 subscriber")
+print(f"medians of {os.environ['REPS']} repetition(s) of (a) and {os.environ['B_REPS']} of (b); "
+      "latencies in ms; (a) closed loop 4 conns x window 64; (b) open loop 10k msg/s + 1 subscriber")
 print()
 print("| system | (a) max msg/s | (a) ack p50 / p99 | (b) achieved msg/s | (b) ack p50 / p99 | "
       "(b) delivered p50 / p99 | server CPU% (a) | mezz/peer (a) msg/s | mezz/peer (b) ack p99 | "
@@ -338,6 +391,29 @@ print("Ratios are mezzanine / peer: above 1 is more throughput for mezzanine, or
 if any(short(s) for s in systems):
     print("(!) did not sustain the offered 10k msg/s: its (b) latencies are queueing behind the "
           "backlog, not service times, and its (b) ratios are not comparable.")
+b_rows = sorted((r for r in rows if r["scenario"] == "b_open10k_sub"),
+                key=lambda r: (r["rep"], systems.index(r["system"])))
+if any("fsync_n" in r for r in b_rows):
+    print()
+    print("Every (b) run, in the order run (the systems interleaved), with the server's own syncs "
+          "(perf trace of every fsync and fdatasync of the server process; "
+          "tests/bench/fsynctail.py). *Slow acks on a slow sync*: of the acks slower than that "
+          "run's p99, those in flight while a sync of the server took over 1 ms; *chance*: the "
+          "share of all acks in flight during such a sync.")
+    print()
+    print("| rep | system | ack p99 | delivered p99 | server syncs | sync p50 / p99 / max | "
+          "syncs over 2 ms | slow acks on a slow sync | chance |")
+    print("|---" * 9 + "|")
+    for r in b_rows:
+        if "fsync_n" not in r:
+            continue
+        share = (f"{r['slow_acks_on_slow_fsync']} of {r['slow_acks']} "
+                 f"({100.0 * r['slow_acks_on_slow_fsync'] / r['slow_acks']:.0f}%)"
+                 if r.get("slow_acks") else "-")
+        print(f"| {r['rep']} | {r['system']} | {ms(r['p99_us'])} | {ms(r.get('deliv_p99_us'))} | "
+              f"{n(r['fsync_n'])} | {ms(r['fsync_p50_us'])} / {ms(r['fsync_p99_us'])} / "
+              f"{ms(r['fsync_max_us'])} | {r['fsync_over2ms']} | {share} | "
+              f"{r.get('acks_on_slow_fsync_pct', '-')}% |")
 errs = [(r["system"], r["scenario"], r["errors"]) for r in rows if r.get("errors")]
 if errs:
     print("errors: " + ", ".join(f"{a} {b}: {c}" for a, b, c in errs))
