@@ -229,6 +229,9 @@ struct sqlite3 *app_store_db(struct app_store *s);
  * separated: one INSERT carrying several rows. SQLite's result code. */
 int app_sql_prepare_rows(struct sqlite3 *db, const char *head, const char *tuple, int rows,
 			 struct sqlite3_stmt **st);
+/* The first column of the first row of sql (a PRAGMA, a count), or dflt when
+ * it cannot be prepared or returns no row. */
+int64_t app_sql_int(struct sqlite3 *db, const char *sql, int64_t dflt);
 
 /* Tenants, namespaces and API keys (used by the CLI; bumps auth_version). */
 struct app_namespace {

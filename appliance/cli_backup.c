@@ -228,16 +228,7 @@ static int backup_db(const char *src_path, const char *dst_path)
 		app_cli_fail("cannot start the backup: %s", sqlite3_errmsg(dst));
 		goto out;
 	}
-	page = 4096;
-	{
-		sqlite3_stmt *st;
-
-		if (sqlite3_prepare_v2(src, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK) {
-			if (sqlite3_step(st) == SQLITE_ROW)
-				page = sqlite3_column_int(st, 0);
-			sqlite3_finalize(st);
-		}
-	}
+	page = (int)app_sql_int(src, "PRAGMA page_size", 4096);
 	app_progress_start(&pg, "backup", "pages", 0);
 	do {
 		rc = sqlite3_backup_step(b, STEP_PAGES);

@@ -200,6 +200,17 @@ int app_sql_prepare_rows(sqlite3 *db, const char *head, const char *tuple, int r
 	return rc;
 }
 
+int64_t app_sql_int(sqlite3 *db, const char *sql, int64_t dflt)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = dflt;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
 struct sqlite3 *app_store_db(struct app_store *s)
 {
 	return s->db;
@@ -244,14 +255,7 @@ int app_store_open(struct app_store **out, const char *data_dir, int readonly,
 				 "(?,?,?,?,?,?)", TX_ROWS_PER_INSERT,
 				 &s->tx_insert_many) != SQLITE_OK)
 		goto fail;
-	{
-		sqlite3_stmt *ps = NULL;
-
-		if (sqlite3_prepare_v2(s->db, "PRAGMA page_size", -1, &ps, NULL) == SQLITE_OK &&
-		    sqlite3_step(ps) == SQLITE_ROW)
-			s->page_size = sqlite3_column_int(ps, 0);
-		sqlite3_finalize(ps);
-	}
+	s->page_size = (int)app_sql_int(s->db, "PRAGMA page_size", 0);
 	*out = s;
 	return 0;
 fail:
@@ -429,8 +433,8 @@ int app_store_wal_sync(struct app_store *s)
  * returns, inside the group's commit. Pages of a file written only through
  * write(2) do leave the cache while the WAL goes round: under memory
  * pressure, or, on the benchmark's VM, to proactive reclaim (DAMON pageout of
- * unmapped file pages), which put 700-900 synchronous 4 KiB reads of the WAL
- * on the committer in 20 s at 10k tx/s (perf, block:block_rq_issue).
+ * unmapped file pages), which put 25-900 synchronous 4 KiB reads of the WAL
+ * on the committer per 15-20 s at 10k tx/s (perf, block:block_rq_issue).
  *
  * So, once the writer enters a new MiB of the WAL, ask for that MiB and the
  * next one (POSIX_FADV_WILLNEED: readahead submitted, not waited for; pages
@@ -780,17 +784,10 @@ int app_store_attach_txindex(struct app_store *s, struct app_txindex *x, char *e
 			      size_t errlen)
 {
 	char sql[PATH_MAX + 64];
-
-	sqlite3_stmt *st;
-	int64_t cache = -2000; /* SQLite's default: 2 MiB */
-
 	/* xi gets main's page cache: the committer probes it for every new
-	 * transaction, and the default would re-read its pages from the OS. */
-	if (sqlite3_prepare_v2(s->db, "PRAGMA main.cache_size", -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			cache = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
+	 * transaction, and the default (-2000: 2 MiB) would re-read its pages
+	 * from the OS. */
+	int64_t cache = app_sql_int(s->db, "PRAGMA main.cache_size", -2000);
 	sqlite3_snprintf(sizeof(sql), sql, "ATTACH DATABASE %Q AS xi; PRAGMA xi.cache_size=%lld;",
 			 app_txindex_path(x), (long long)cache);
 	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
