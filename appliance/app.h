@@ -361,6 +361,18 @@ struct app_xf_snapshot {
 };
 int app_txindex_snapshot_check(const uint8_t *hdr, size_t hdr_len, const void *bits,
 			       size_t bits_len, struct app_xf_snapshot *out, const char **why);
+/*
+ * app_sort_by_be64 (txindex.c, mz-index's merge order): sorts n records of
+ * `size` bytes (at most APP_SORT_RECORD_MAX) in place by the big-endian
+ * 64-bit key at byte key_at of each, stably: a radix sort, O(n) whatever
+ * the keys. scratch holds 2 * n pairs.
+ */
+#define APP_SORT_RECORD_MAX 64
+struct app_sort_pair {
+	uint64_t k, i;
+};
+void app_sort_by_be64(void *base, size_t n, size_t size, size_t key_at,
+		      struct app_sort_pair *scratch);
 /* Transactions the map holds unmerged before app_txindex_prune waits. */
 #define APP_TXINDEX_MAX_LIVE (1u << 20)
 #define APP_TXINDEX_PART_SHIFT 21 /* txindex.db: a partition per 2^21 seqs (txindex.c) */
