@@ -108,11 +108,12 @@
  *
  * XI_BATCH is for a young index, where B >> P and every merge rewrites the
  * whole newest partition: the fewer merges, the fewer pages. At 64k a batch,
- * from an empty database at 110-220k tx/s, mz-index wrote 379-419 bytes a
- * transaction (its WAL and their checkpoints, 20 times a row's 21 bytes) and
- * took 1.8-1.9 us of CPU a transaction, a sixth of the daemon's; at 256k,
- * 92-139 bytes and 0.95-1.06 us (three interleaved 10 s pairs, closed loop,
- * with the radix sort below in both). What it costs: up to 256k more
+ * from an empty database at 110-120k tx/s, mz-index wrote 379-419 bytes a
+ * transaction (its WAL and their checkpoints, 20 times a row's 21 bytes); at
+ * 256k, 92-139 bytes (three interleaved 10 s pairs of the peers' closed
+ * loop). Its CPU, with the radix sort below on both sides: 1.47-1.59 us a
+ * transaction at 64k, 1.11-1.16 us at 256k (three pairs of the batched
+ * closed loop at 180-200k tx/s). What it costs: up to 256k more
  * entries in the map before a merge (12 MB; the map's cap is XI_MAX_LIVE
  * either way) and as many rows more for the catch-up after a crash.
  */
@@ -904,8 +905,8 @@ uint64_t app_txindex_next(const struct app_txindex *x)
  * and a row's place in the B-tree does not depend on the order it went in.
  *
  * qsort with a memcmp comparator moved the 48-byte entries 17 times each
- * and took 283 ns a key at 64k keys and 686 at 512k (glibc, this machine's
- * BENCHMARKS.md): a fifth of mz-index's CPU. app_sort_by_be64 takes 89-163
+ * and took 283 ns a key at 64k keys and 686 at 512k (glibc, a bare loop on
+ * this machine; BENCHMARKS.md): a fifth of mz-index's CPU. app_sort_by_be64 takes 89-163
  * ns a key at those sizes, whatever the keys are.
  */
 static void sort_by_key(struct xent *e, size_t n, struct app_sort_pair *scratch)
