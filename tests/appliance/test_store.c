@@ -851,7 +851,7 @@ Test(store, txindex_hashes_sharing_a_prefix)
 
 /* mz-index's merge order (app_sort_by_be64): records sorted by a big-endian
  * key at an offset, equal keys in their first order, every record kept
- * exactly once; for keys that share all but one byte, every byte, and for
+ * exactly once and moved whole, a sorted input left as it is; for keys that share all but one byte, every byte, and for
  * inputs already sorted, reversed or all equal. */
 struct sort_rec {
 	uint8_t pad[5];
@@ -859,6 +859,14 @@ struct sort_rec {
 	uint8_t pad2[3];
 	uint32_t id;
 };
+
+/* Record i of an input: its id, and bytes around the key that must move with it. */
+static void set_id(struct sort_rec *r, uint32_t i)
+{
+	r->id = i;
+	r->pad[0] = (uint8_t)i;
+	r->pad2[2] = (uint8_t)(i >> 8);
+}
 
 static void check_sorted(struct sort_rec *r, size_t n)
 {
@@ -871,6 +879,8 @@ static void check_sorted(struct sort_rec *r, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		cr_assert_lt(r[i].id, n, "record %zu: id %u is not one of the input", i, r[i].id);
 		cr_assert_eq(seen[r[i].id], 0, "id %u twice", r[i].id);
+		cr_assert(r[i].pad[0] == (uint8_t)r[i].id && r[i].pad2[2] == (uint8_t)(r[i].id >> 8),
+			  "record %zu moved in part", i);
 		seen[r[i].id] = 1;
 		if (i == 0)
 			continue;
@@ -895,13 +905,19 @@ Test(store, sort_by_be64_orders_stably_whatever_the_keys)
 		memset(&r[i], 0xa5, sizeof(r[i]));
 		memset(r[i].key, 0x80, 8);
 		r[i].key[v % 8] = (uint8_t)(v * 37);
-		r[i].id = (uint32_t)i;
+		set_id(&r[i], (uint32_t)i);
 	}
 	check_sorted(r, n);
-	check_sorted(r, n); /* already sorted: unchanged */
+	{ /* already sorted: unchanged */
+		static struct sort_rec before[6000];
+
+		memcpy(before, r, sizeof(r));
+		check_sorted(r, n);
+		cr_assert_eq(memcmp(before, r, sizeof(r)), 0, "a sorted input was reordered");
+	}
 	for (size_t i = 0; i < n; i++) {
 		randombytes_buf(r[i].key, 8);
-		r[i].id = (uint32_t)i;
+		set_id(&r[i], (uint32_t)i);
 	}
 	check_sorted(r, n);
 	for (size_t i = 0; i < n / 2; i++) { /* reversed */
@@ -911,11 +927,11 @@ Test(store, sort_by_be64_orders_stably_whatever_the_keys)
 		r[n - 1 - i] = t;
 	}
 	for (size_t i = 0; i < n; i++)
-		r[i].id = (uint32_t)i;
+		set_id(&r[i], (uint32_t)i);
 	check_sorted(r, n);
 	for (size_t i = 0; i < n; i++) { /* all equal */
 		memset(r[i].key, 7, 8);
-		r[i].id = (uint32_t)i;
+		set_id(&r[i], (uint32_t)i);
 	}
 	check_sorted(r, n);
 	check_sorted(r, 1);
