@@ -78,13 +78,12 @@ async def load(d, ns, kill_after, receipts, errors):
 async def fetch_blocks(d, heights):
     out = {}
     async with ws_connect(d.ws_url()) as ws:
-        hs = list(heights)
-        # Small batches: one answer must fit the connection's send queue
-        # (server.ws_send_queue_bytes, 16 MiB), and busy blocks are large.
-        for i in range(0, len(hs), 4):
-            chunk = hs[i:i + 4]
+        # One block a message: an answer must fit the connection's send
+        # queue (server.ws_send_queue_bytes, 16 MiB), and a busy block of this
+        # load is 4-5 MB of JSON (four in one answer reached 17.8 MB).
+        for h in heights:
             await ws.send(json.dumps([{"jsonrpc": "2.0", "id": h, "method": "mezz_getBlock",
-                                       "params": {"height": h}} for h in chunk]))
+                                       "params": {"height": h}}]))
             for item in json.loads(await ws.recv()):
                 if "error" in item:
                     raise RpcError(item["error"])
