@@ -362,6 +362,18 @@ struct app_xf_snapshot {
 int app_txindex_snapshot_check(const uint8_t *hdr, size_t hdr_len, const void *bits,
 			       size_t bits_len, struct app_xf_snapshot *out, const char **why);
 /*
+ * The hash filter's sizing (txindex.c): at least min_bits (a power of two,
+ * 512 to 2^31), with room for slack_rows more rows than stored whenever it
+ * is sized (at open, and as it grows). For tests, whose filters must fill
+ * in thousands of rows, not millions; call before app_txindex_open. 0, 0
+ * restores the defaults (8 MiB, 3M rows).
+ */
+void app_txindex_filter_sizing(uint64_t min_bits, uint64_t slack_rows);
+/* Tests: hold (1) makes a growing filter's thread wait before it reads
+ * txindex.db, so that adds land while it grows; 1 once it waits there. 0
+ * lets it go. */
+int app_txindex_filter_hold(int hold);
+/*
  * app_sort_by_be64 (txindex.c, mz-index's merge order): sorts n records of
  * `size` bytes (at most APP_SORT_RECORD_MAX) in place by the big-endian
  * 64-bit key at byte key_at of each, stably: a radix sort, O(n) whatever

@@ -104,6 +104,8 @@ void app_notify_watchdog_stop(void);
 	  "1 once the hash filter holds what txindex.db held at start", NONE)               \
 	X(COUNTER, txindex_filter_skips_total,                                            \
 	  "Hash lookups the filter answered without reading txindex.db", NONE)             \
+	X(GAUGE, txindex_filter_bytes,                                                    \
+	  "Memory of the hash filter in front of txindex.db (grows with the rows)", NONE)   \
 	X(HISTOGRAM, txindex_merge_seconds, "Per batch: sorting and writing it to txindex.db, with the pauses between its pieces", LAT_US) \
 	X(COUNTER, proposer_misses_total,                                                 \
 	  "Winner slots the appliance ordered itself (deadline missed, invalid block)", NONE)

@@ -63,9 +63,11 @@
  * mz-xfilter, a thread that runs once at start (a read snapshot of its
  * own), and until that is done every lookup goes on to txindex.db. Bits are
  * never cleared, so a pruned or reverted hash only costs a lookup. It is
- * sized at open for the rows there are (16 bits a row and 3M rows to grow,
- * 8 to 256 MiB): past that the false positives rise and more lookups reach
- * txindex.db (a seek per partition each), never fewer answers.
+ * sized for the rows there are, 16 bits a row and 3M rows to grow (8 to
+ * 256 MiB), at open and again whenever the rows pass a sixteenth of its bits
+ * (mz-xgrow, "Growing the filter" below). Past its size its false positives
+ * rise, and each sends a lookup on to txindex.db (a seek per partition),
+ * never fewer answers.
  *
  * The filter's snapshot: mz-xfilter reads every row of txindex.db, 26 s at
  * 10^8 rows (BENCHMARKS.md), a core's worth of work during which every new
@@ -93,6 +95,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "appliance/app.h"
@@ -154,7 +157,10 @@
 #define XI_PACE_MAX_MS 50
 #define XF_MIN_BITS (1ull << 26) /* 8 MiB */
 #define XF_MAX_BITS (1ull << 31) /* 256 MiB */
+#define XF_SLACK_ROWS (3ull << 20) /* rows to grow by, whenever it is sized */
 #define XF_PROBES 4
+#define XF_GROW_SLICE 4096	  /* map entries mz-xgrow copies per hold of the mutex */
+#define XF_RETRY_ROWS (1ull << 20) /* after a growth failed: rows before the next try */
 
 /*
  * Format 3: a row is (p, k, ns, seq), p its partition (above), k the hash's
@@ -185,6 +191,13 @@ static uint64_t part_of(uint64_t seq)
 	return seq >> XI_PART_SHIFT;
 }
 
+/* A Bloom filter's bit words: a power of two of them, in 512-bit blocks. */
+struct xfilter {
+	_Atomic uint64_t *bits;
+	uint64_t mask;	/* bit count - 1 */
+	unsigned shift; /* log2 of the number of blocks */
+};
+
 struct app_txindex {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* mz-index: work or stop; the committer: a merge happened */
@@ -203,14 +216,18 @@ struct app_txindex {
 	pthread_t thread;
 	int started, stop;
 	int nice; /* mz-index's background priority */
-	/* the filter (above): bit words, a power of two of them */
-	_Atomic uint64_t *fbits;
-	uint64_t fmask; /* bit count - 1 */
-	unsigned fshift; /* log2 of the number of 512-bit blocks */
+	/* the filter (above); fnext: its successor while mz-xgrow builds it
+	 * (bits NULL otherwise). Both change under mu only. */
+	struct xfilter f, fnext;
 	atomic_int fready;
-	pthread_t fthread;
+	pthread_t fthread; /* mz-xfilter */
 	int fstarted;
-	atomic_int fstop;
+	atomic_int fstop;   /* mz-xfilter and mz-xgrow: stop */
+	pthread_t gthread; /* mz-xgrow, started by mz-index */
+	int gstarted;
+	atomic_int gdone;
+	uint64_t gbits;	 /* the size mz-xgrow builds */
+	uint64_t gretry; /* no growth before this many rows (after a failure) */
 	char fpath[PATH_MAX];	/* the filter's snapshot (above) */
 	uint8_t first_hash[32]; /* seq 1's, for the snapshot: read at open, or taken
 				 * when seq 1 is added; zero before (refused then) */
@@ -229,34 +246,102 @@ static uint64_t key_of(const uint8_t hash[32])
 	return h;
 }
 
+/* Sizes for tests (app_txindex_filter_sizing); set before any open. */
+static uint64_t xf_min_bits = XF_MIN_BITS, xf_slack_rows = XF_SLACK_ROWS;
+/* Tests (app_txindex_filter_hold): 1 holds mz-xgrow before it reads
+ * txindex.db, 2 while it waits there, 0 lets it go. */
+static atomic_int xf_hold;
+
+int app_txindex_filter_hold(int hold)
+{
+	if (!hold)
+		atomic_store(&xf_hold, 0);
+	else
+		atomic_compare_exchange_strong(&xf_hold, &(int){0}, 1);
+	return atomic_load(&xf_hold) == 2;
+}
+
+void app_txindex_filter_sizing(uint64_t min_bits, uint64_t slack_rows)
+{
+	if (min_bits && (min_bits < 512 || min_bits > XF_MAX_BITS || (min_bits & (min_bits - 1))))
+		APP_PANIC("txindex: a filter of %llu bits", (unsigned long long)min_bits);
+	xf_min_bits = min_bits ? min_bits : XF_MIN_BITS;
+	xf_slack_rows = min_bits || slack_rows ? slack_rows : XF_SLACK_ROWS;
+}
+
+/* The filter's size for `rows` stored: 16 bits a row and room to grow. */
+static uint64_t filter_bits_for(uint64_t rows)
+{
+	uint64_t bits = xf_min_bits;
+
+	while (bits < XF_MAX_BITS && bits < 16 * (rows + xf_slack_rows))
+		bits *= 2;
+	return bits;
+}
+
+/* Zeroed words for nbits bits, mapped in (faulted) at once when populate:
+ * mz-xgrow pays for the pages, not the adds under the mutex. */
+static int filter_alloc(struct xfilter *f, uint64_t nbits, int populate)
+{
+	void *p = mmap(NULL, nbits / 8, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
+
+	if (p == MAP_FAILED)
+		return APP_ENOMEM;
+	f->bits = p;
+	f->mask = nbits - 1;
+	f->shift = (unsigned)__builtin_ctzll(nbits >> 9);
+	return 0;
+}
+
+static void filter_free(struct xfilter *f)
+{
+	if (f->bits)
+		munmap((void *)f->bits, (f->mask + 1) / 8);
+	*f = (struct xfilter){0};
+}
+
+static void set_filter_gauge(const struct xfilter *f)
+{
+	app_metric_set(APP_M_txindex_filter_bytes, f->bits ? (f->mask + 1) / 8 : 0);
+}
+
 /*
  * The filter is blocked: a hash's XF_PROBES bits all lie in one 64-byte
  * block (8 words), so a lookup costs one cache miss, not one per probe. All
  * of it comes from the hash's first 8 bytes, the part txindex.db keeps (so
- * mz-xfilter can load it from there): the block from the top fshift bits,
+ * mz-xfilter can load it from there): the block from the top `shift` bits,
  * the probes from the low 36 (9 bits each); Keccak output is uniform.
  */
-static _Atomic uint64_t *filter_block(const struct app_txindex *x, const uint8_t hash[32],
+static _Atomic uint64_t *filter_block(const struct xfilter *f, const uint8_t hash[32],
 				      uint64_t *bits)
 {
 	uint64_t h = key_of(hash);
 
 	*bits = h;
-	return &x->fbits[(h >> (64 - x->fshift)) << 3];
+	return &f->bits[(f->shift ? h >> (64 - f->shift) : 0) << 3];
 }
 
-static void filter_add(struct app_txindex *x, const uint8_t hash[32])
+static void filter_put(const struct xfilter *f, const uint8_t hash[32])
 {
 	uint64_t bits;
-	_Atomic uint64_t *blk = filter_block(x, hash, &bits);
+	_Atomic uint64_t *blk = filter_block(f, hash, &bits);
 
 	for (int i = 0; i < XF_PROBES; i++, bits >>= 9)
 		atomic_fetch_or_explicit(&blk[(bits & 511) >> 6], 1ull << (bits & 63),
 					 memory_order_relaxed);
 }
 
-/* 0: hash is in neither the map nor txindex.db. 1: it may be. The caller
- * took x->mu after any add it must see (app_txindex_find does). */
+/* A hash entering the map, under x->mu: into the filter and its successor. */
+static void filter_add(struct app_txindex *x, const uint8_t hash[32])
+{
+	filter_put(&x->f, hash);
+	if (x->fnext.bits)
+		filter_put(&x->fnext, hash);
+}
+
+/* 0: hash is in neither the map nor txindex.db. 1: it may be. Under x->mu,
+ * taken after any add it must see (app_txindex_find does). */
 static int filter_maybe(struct app_txindex *x, const uint8_t hash[32])
 {
 	uint64_t bits;
@@ -264,7 +349,7 @@ static int filter_maybe(struct app_txindex *x, const uint8_t hash[32])
 
 	if (!atomic_load_explicit(&x->fready, memory_order_acquire))
 		return 1;
-	blk = filter_block(x, hash, &bits);
+	blk = filter_block(&x->f, hash, &bits);
 	for (int i = 0; i < XF_PROBES; i++, bits >>= 9)
 		if (!(atomic_load_explicit(&blk[(bits & 511) >> 6], memory_order_relaxed) &
 		      (1ull << (bits & 63))))
@@ -272,17 +357,19 @@ static int filter_maybe(struct app_txindex *x, const uint8_t hash[32])
 	return 1;
 }
 
-/* mz-xfilter: every hash txindex.db held at start, into the filter. */
-static void *filter_loader(void *arg)
+/*
+ * Every key txindex.db holds (a read snapshot of its own connection) into f.
+ * 0 when all are in, 1 when stopped (fstop) first, else APP_ESQLITE and the
+ * reason in err. *rows: the keys read.
+ */
+static int filter_fill(struct app_txindex *x, const struct xfilter *f, uint64_t *rows, char *err,
+		       size_t errlen)
 {
-	struct app_txindex *x = arg;
-	uint64_t t0 = app_now_ns(), rows = 0;
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	int step = SQLITE_ERROR;
+	int step = SQLITE_ERROR, rc;
 
-	pthread_setname_np(pthread_self(), "mz-xfilter");
-	app_thread_background("mz-xfilter", x->nice);
+	*rows = 0;
 	if (sqlite3_open_v2(x->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) ==
 		    SQLITE_OK &&
 	    sqlite3_prepare_v2(db, "SELECT k FROM tx_hash", -1, &st, NULL) == SQLITE_OK) {
@@ -291,26 +378,150 @@ static void *filter_loader(void *arg)
 
 			if (sqlite3_column_bytes(st, 0) == XI_KEY) {
 				memcpy(h, sqlite3_column_blob(st, 0), XI_KEY);
-				filter_add(x, h);
+				filter_put(f, h);
 			}
-			if ((++rows & 0xffff) == 0 && atomic_load(&x->fstop))
+			if ((++*rows & 0xffff) == 0 && atomic_load(&x->fstop))
 				break;
 		}
 	}
-	if (step == SQLITE_DONE) {
+	rc = step == SQLITE_DONE ? 0 : step == SQLITE_ROW ? 1 : APP_ESQLITE;
+	if (rc == APP_ESQLITE)
+		snprintf(err, errlen, "%s", db ? sqlite3_errmsg(db) : "cannot open");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+/* mz-xfilter: every hash txindex.db held at start, into the filter. No
+ * growth starts before it is done (fready), so x->f stays put meanwhile. */
+static void *filter_loader(void *arg)
+{
+	struct app_txindex *x = arg;
+	uint64_t t0 = app_now_ns(), rows;
+	char err[256];
+	int rc;
+
+	pthread_setname_np(pthread_self(), "mz-xfilter");
+	app_thread_background("mz-xfilter", x->nice);
+	rc = filter_fill(x, &x->f, &rows, err, sizeof(err));
+	if (rc == 0) {
 		atomic_store_explicit(&x->fready, 1, memory_order_release);
 		app_metric_set(APP_M_txindex_filter_ready, 1);
 		app_info("txindex_filter_ready", "from=txindex.db rows=%llu seconds=%.1f mib=%llu",
 			 (unsigned long long)rows, (double)(app_now_ns() - t0) / 1e9,
-			 (unsigned long long)((x->fmask + 1) >> 23));
-	} else if (!atomic_load(&x->fstop)) {
+			 (unsigned long long)((x->f.mask + 1) >> 23));
+	} else if (rc < 0) {
 		/* not fatal: every lookup goes on to txindex.db, as without it */
-		app_warn("txindex_filter_unavailable", "file=%s reason=\"%s\"", x->path,
-			 db ? sqlite3_errmsg(db) : "cannot open");
+		app_warn("txindex_filter_unavailable", "file=%s reason=\"%s\"", x->path, err);
 	}
-	sqlite3_finalize(st);
-	sqlite3_close(db);
 	return NULL;
+}
+
+/*
+ * Growing the filter. Sized at open for the rows stored and XF_SLACK_ROWS
+ * more, it would fill in a long run: a daemon that adds 10M transactions
+ * from an empty database ends at 6 bits a row, and one that adds 100M at
+ * under 1, where nearly every new transaction's lookup seeks every
+ * partition of txindex.db on the commit path (in a 60 s batched run from
+ * empty, 11.8M transactions, those seeks were 42% of the committer's
+ * samples by its end; its CPU a transaction 2.75-2.88 us against 2.10-2.26
+ * with the filter grown, two interleaved pairs). So
+ * once the rows pass a sixteenth of its bits, mz-index starts mz-xgrow,
+ * which builds the filter open would choose now (filter_bits_for) beside
+ * the old one:
+ *   1. under the mutex, the new one becomes fnext, so every hash added
+ *      from then on goes into both, and upto is the next seq;
+ *   2. the map's entries below upto go in, XF_GROW_SLICE at a time under
+ *      the mutex; one pruned from the map before its slice came was merged
+ *      into txindex.db before step 3 begins;
+ *   3. every key of txindex.db goes in (filter_fill: a read snapshot begun
+ *      after step 2, so it holds whatever step 2 did not find in the map);
+ *   4. under the mutex, it replaces the old one, which is freed.
+ * Lookups use the old filter, complete all along, until step 4; a stop
+ * before it, or a failure, drops the new one (a failure is retried after
+ * XF_RETRY_ROWS more rows). Memory: both filters while it runs, at most
+ * 128 + 256 MiB. The close's snapshot is whichever filter is current.
+ */
+static void *filter_grower(void *arg)
+{
+	struct app_txindex *x = arg;
+	struct xfilter nf = {0};
+	uint64_t t0 = app_now_ns(), upto = 0, seq = 0, rows = 0;
+	char err[256] = "out of memory";
+	int rc;
+
+	pthread_setname_np(pthread_self(), "mz-xgrow");
+	app_thread_background("mz-xgrow", x->nice);
+	rc = filter_alloc(&nf, x->gbits, 1);
+	if (!rc) {
+		pthread_mutex_lock(&x->mu);
+		x->fnext = nf;
+		upto = x->floor + x->n;
+		pthread_mutex_unlock(&x->mu);
+		while (seq < upto && !atomic_load(&x->fstop)) {
+			pthread_mutex_lock(&x->mu);
+			if (seq < x->floor)
+				seq = x->floor; /* pruned: in txindex.db (above) */
+			for (size_t i = 0; i < XF_GROW_SLICE && seq < upto; i++, seq++)
+				filter_put(&nf, x->ent[seq - x->floor].hash);
+			pthread_mutex_unlock(&x->mu);
+		}
+		if (atomic_load(&xf_hold)) { /* tests only */
+			atomic_compare_exchange_strong(&xf_hold, &(int){1}, 2);
+			while (atomic_load(&xf_hold) && !atomic_load(&x->fstop))
+				usleep(1000);
+		}
+		rc = atomic_load(&x->fstop) ? 1 : filter_fill(x, &nf, &rows, err, sizeof(err));
+	}
+	pthread_mutex_lock(&x->mu);
+	x->fnext = (struct xfilter){0};
+	if (rc == 0) {
+		struct xfilter old = x->f;
+
+		x->f = nf;
+		nf = old;
+		set_filter_gauge(&x->f);
+	} else {
+		x->gretry = x->floor + x->n + XF_RETRY_ROWS;
+	}
+	pthread_mutex_unlock(&x->mu);
+	filter_free(&nf); /* the old filter, or the new one dropped */
+	if (rc == 0) {
+		app_info("txindex_filter_grown", "mib=%llu rows=%llu seconds=%.1f",
+			 (unsigned long long)(x->gbits >> 23), (unsigned long long)(upto - 1),
+			 (double)(app_now_ns() - t0) / 1e9);
+	} else if (rc < 0) {
+		app_warn("txindex_filter_growth_failed", "mib=%llu reason=\"%s\"",
+			 (unsigned long long)(x->gbits >> 23), err);
+	}
+	atomic_store(&x->gdone, 1);
+	return NULL;
+}
+
+/* mz-index, under x->mu: start mz-xgrow when the rows have passed a
+ * sixteenth of the filter's bits (above). */
+static void filter_grow_check(struct app_txindex *x)
+{
+	uint64_t rows = x->floor + x->n - 1, bits = x->f.mask + 1;
+
+	if (!atomic_load(&x->fready) || bits >= XF_MAX_BITS || 16 * rows <= bits ||
+	    rows < x->gretry)
+		return;
+	if (x->gstarted) {
+		if (!atomic_load(&x->gdone))
+			return;
+		pthread_join(x->gthread, NULL); /* done: it holds nothing */
+		x->gstarted = 0;
+	}
+	x->gbits = filter_bits_for(rows);
+	atomic_store(&x->gdone, 0);
+	if (pthread_create(&x->gthread, NULL, filter_grower, x) == 0) {
+		x->gstarted = 1;
+		return;
+	}
+	x->gretry = rows + XF_RETRY_ROWS;
+	app_warn("txindex_filter_growth_failed", "mib=%llu reason=\"cannot start mz-xgrow\"",
+		 (unsigned long long)(x->gbits >> 23));
 }
 
 static void slot_put(struct app_txindex *x, uint32_t i)
@@ -487,13 +698,15 @@ static int move_all(int fd, void *buf, size_t len, int out)
 /*
  * At open, m attached and txindex.db caught up to next: the snapshot, if
  * there is one and it covers exactly seqs 1 .. next - 1 of this database,
- * becomes the filter (ready at once). Deleted once read, used or not.
+ * becomes the filter (ready at once), at its own size: one smaller than
+ * open would choose grows later (mz-xgrow), as a filter that filled up in
+ * a run does. Deleted once read, used or not.
  */
 static void snapshot_load(struct app_txindex *x, uint64_t next, const uint8_t *last)
 {
 	uint8_t hdr[APP_XF_SNAPSHOT_HDR], extra;
-	size_t len = (x->fmask + 1) / 8;
 	struct app_xf_snapshot sn;
+	struct xfilter f = {0};
 	const char *why = NULL;
 	uint64_t t0 = app_now_ns();
 	int fd = open(x->fpath, O_RDONLY | O_CLOEXEC);
@@ -508,31 +721,33 @@ static void snapshot_load(struct app_txindex *x, uint64_t next, const uint8_t *l
 		why = "shorter than its header";
 	else if (snap_header(hdr, &sn, &why))
 		;
-	else if (sn.nbits != x->fmask + 1)
-		why = "sized for another number of rows (the filter is rebuilt at this size)";
 	else if (sn.end != next)
 		why = "it does not end where the stored transactions do";
 	else if (!last || memcmp(x->first_hash, sn.first_hash, 32) ||
 		 memcmp(last, sn.last_hash, 32))
 		why = "its first or last transaction is not the database's";
-	else if (move_all(fd, (void *)x->fbits, len, 0) || read(fd, &extra, 1) != 0)
+	else if (filter_alloc(&f, sn.nbits, 0))
+		why = "no memory for its bit count";
+	else if (move_all(fd, (void *)f.bits, sn.nbits / 8, 0) || read(fd, &extra, 1) != 0)
 		why = "its length is not its bit count's";
 	else
-		app_txindex_snapshot_check(hdr, sizeof(hdr), (const void *)x->fbits, len, &sn,
-					   &why);
+		app_txindex_snapshot_check(hdr, sizeof(hdr), (const void *)f.bits, sn.nbits / 8,
+					   &sn, &why);
 	close(fd);
 	if (unlink(x->fpath) && errno != ENOENT && !why)
 		why = "it cannot be deleted (it would outlive the rows stored after it)";
 	if (why) {
-		memset((void *)x->fbits, 0, len);
+		filter_free(&f);
 		app_warn("txindex_filter_snapshot_refused", "file=%s reason=\"%s\"", x->fpath, why);
 		return;
 	}
+	filter_free(&x->f);
+	x->f = f;
 	atomic_store_explicit(&x->fready, 1, memory_order_release);
 	app_metric_set(APP_M_txindex_filter_ready, 1);
 	app_info("txindex_filter_ready", "from=snapshot end=%llu seconds=%.2f mib=%llu",
 		 (unsigned long long)next, (double)(app_now_ns() - t0) / 1e9,
-		 (unsigned long long)(len >> 20));
+		 (unsigned long long)(sn.nbits >> 23));
 }
 
 /*
@@ -543,7 +758,7 @@ static void snapshot_save(struct app_txindex *x)
 {
 	uint8_t hdr[APP_XF_SNAPSHOT_HDR] = {0};
 	uint32_t magic = XF_SNAP_MAGIC, version = XF_SNAP_VERSION;
-	uint64_t nbits = x->fmask + 1, end = x->floor + x->n, t0 = app_now_ns();
+	uint64_t nbits = x->f.mask + 1, end = x->floor + x->n, t0 = app_now_ns();
 	size_t len = nbits / 8;
 	char tmp[PATH_MAX + 8];
 	int fd, ok;
@@ -559,11 +774,11 @@ static void snapshot_save(struct app_txindex *x)
 		memcpy(hdr + 56, x->ent[x->n - 1].hash, 32);
 	else if (hash_of(x->db, "SELECT v FROM meta WHERE k = ?", "last_hash", 0, hdr + 56))
 		return; /* no mark to end at */
-	snap_digest(hdr, (const void *)x->fbits, len, hdr + XF_SNAP_DIGESTED);
+	snap_digest(hdr, (const void *)x->f.bits, len, hdr + XF_SNAP_DIGESTED);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", x->fpath);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	ok = fd >= 0 && !move_all(fd, hdr, sizeof(hdr), 1) &&
-	     !move_all(fd, (void *)x->fbits, len, 1);
+	     !move_all(fd, (void *)x->f.bits, len, 1);
 	if (fd >= 0 && close(fd))
 		ok = 0;
 	if (ok && rename(tmp, x->fpath) == 0) {
@@ -850,21 +1065,12 @@ int app_txindex_open(struct app_txindex **out, const char *data_dir, char *errbu
 	rc = grow(x, XI_INITIAL_CAP);
 	if (rc)
 		goto fail;
-	{
-		uint64_t bits = XF_MIN_BITS;
-
-		while (bits < XF_MAX_BITS && bits < 16 * (x->indexed + (3u << 20)))
-			bits *= 2;
-		x->fbits = calloc(bits / 64, sizeof(*x->fbits));
-		if (!x->fbits) {
-			rc = APP_ENOMEM;
-			goto fail;
-		}
-		x->fmask = bits - 1;
-		x->fshift = (unsigned)__builtin_ctzll(bits >> 9);
-		app_metric_set(APP_M_txindex_filter_ready, 0);
-		snapshot_load(x, next, have_ends && next > 1 ? last : NULL);
-	}
+	rc = filter_alloc(&x->f, filter_bits_for(next - 1), 0);
+	if (rc)
+		goto fail;
+	app_metric_set(APP_M_txindex_filter_ready, 0);
+	snapshot_load(x, next, have_ends && next > 1 ? last : NULL);
+	set_filter_gauge(&x->f);
 	{
 		pthread_condattr_t ca;
 
@@ -886,7 +1092,7 @@ fail:
 	sqlite3_close(x->db);
 	free(x->ent);
 	free(x->slot);
-	free(x->fbits);
+	filter_free(&x->f);
 	free(x);
 	return rc;
 }
@@ -1126,6 +1332,7 @@ static void *indexer(void *arg)
 		uint64_t upto = atomic_load(x->durable), from = x->indexed;
 		size_t nb;
 
+		filter_grow_check(x);
 		if (upto > x->floor + x->n)
 			upto = x->floor + x->n;
 		nb = upto > from ? (size_t)(upto - from) : 0;
@@ -1175,6 +1382,7 @@ int app_txindex_start(struct app_txindex *x, const atomic_uint_fast64_t *durable
 	x->durable = durable_seq;
 	x->nice = nice;
 	x->stop = 0;
+	atomic_store(&x->fstop, 0);
 	rc = pthread_create(&x->thread, NULL, indexer, x);
 	if (rc)
 		return -rc;
@@ -1182,7 +1390,6 @@ int app_txindex_start(struct app_txindex *x, const atomic_uint_fast64_t *durable
 	/* Until it has finished once; stopped early, it leaves fready 0 (every
 	 * lookup reads txindex.db) and the next start runs it again. */
 	if (!x->fstarted && !atomic_load(&x->fready)) {
-		atomic_store(&x->fstop, 0);
 		if (pthread_create(&x->fthread, NULL, filter_loader, x) == 0)
 			x->fstarted = 1;
 	}
@@ -1197,12 +1404,16 @@ void app_txindex_stop(struct app_txindex *x)
 	x->stop = 1;
 	pthread_cond_broadcast(&x->cv);
 	pthread_mutex_unlock(&x->mu);
-	pthread_join(x->thread, NULL);
+	pthread_join(x->thread, NULL); /* mz-index: it starts mz-xgrow */
 	x->started = 0;
+	atomic_store(&x->fstop, 1);
 	if (x->fstarted) {
-		atomic_store(&x->fstop, 1);
 		pthread_join(x->fthread, NULL);
 		x->fstarted = 0;
+	}
+	if (x->gstarted) {
+		pthread_join(x->gthread, NULL);
+		x->gstarted = 0;
 	}
 }
 
@@ -1221,7 +1432,7 @@ void app_txindex_close(struct app_txindex *x)
 	pthread_mutex_destroy(&x->mu);
 	free(x->ent);
 	free(x->slot);
-	free(x->fbits);
+	filter_free(&x->f);
 	free(x);
 }
 
@@ -1292,7 +1503,7 @@ void app_txindex_prefetch(struct app_txindex *x, const uint8_t *const *hashes, s
 	pthread_mutex_lock(&x->mu);
 	for (size_t i = 0; i < n; i++) {
 		__builtin_prefetch(&x->slot[key_of(hashes[i]) & (x->nslot - 1)]);
-		__builtin_prefetch((const void *)filter_block(x, hashes[i], &bits));
+		__builtin_prefetch((const void *)filter_block(&x->f, hashes[i], &bits));
 	}
 	for (size_t i = 0; i < n; i++) {
 		uint32_t k = x->slot[key_of(hashes[i]) & (x->nslot - 1)];
@@ -1321,9 +1532,10 @@ int app_txindex_find(struct app_txindex *x, uint64_t ns, const uint8_t hash[stat
 		if (ns)
 			break;
 	}
-	pthread_mutex_unlock(&x->mu);
-	/* Having held the mutex, this sees every add that came before it. A
-	 * lookup by namespace that the map answered needs no more. */
+	/* Under the mutex: every add that came before it is seen, and the
+	 * filter is not swapped meanwhile (mz-xgrow). A lookup by namespace
+	 * that the map answered needs no more. */
 	*maybe_db = found && ns ? 1 : filter_maybe(x, hash);
+	pthread_mutex_unlock(&x->mu);
 	return found;
 }

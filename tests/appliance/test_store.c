@@ -728,6 +728,103 @@ Test(store, txindex_filter_snapshot_at_restart)
 	app_txindex_close(xi);
 }
 
+/* Filter misses (answered without txindex.db) among 1000 new hashes. */
+static uint64_t filter_skips_of_new(struct app_store *s)
+{
+	uint64_t skips = app_metric_get(APP_M_txindex_filter_skips_total);
+	uint8_t h[32];
+
+	for (int i = 0; i < 1000; i++) {
+		randombytes_buf(h, 32);
+		cr_assert_eq(app_store_tx_known(s, 7, h), 0);
+	}
+	return app_metric_get(APP_M_txindex_filter_skips_total) - skips;
+}
+
+/* Store rows a[from .. from + n) (seqs from + 1 on), add them to the map
+ * and make them durable, so mz-index may merge them. */
+static void add_round(struct app_store *s, struct app_txindex *xi, struct app_tx *a, size_t from,
+		      size_t n, atomic_uint_fast64_t *durable)
+{
+	put_txs(s, a + from, n, 1 + from);
+	app_txindex_add(xi, a + from, n);
+	atomic_store(durable, 1 + from + n);
+}
+
+/*
+ * The filter grows with the rows (mz-xgrow): sized for none at the start
+ * (4096 bits here, for 256 rows), it ends at the size open would give the
+ * rows stored, every hash is still found however it was held while the
+ * filter grew (merged into txindex.db, or only in the map), new hashes are
+ * ruled out as at the start, hashes added while it grows are in the new
+ * one, and the next open takes its snapshot at the size it grew to (open
+ * alone would choose another).
+ */
+Test(store, txindex_filter_grows_with_the_rows)
+{
+	static struct app_tx a[34000];
+	struct app_store *s;
+	struct app_txindex *xi;
+	atomic_uint_fast64_t durable = 1;
+	char err[256];
+	uint64_t skips;
+
+	app_txindex_filter_sizing(4096, 0);
+	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_store_attach_txindex(s, xi, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_metric_get(APP_M_txindex_filter_bytes), 512);
+	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
+	wait_filter_ready();
+	for (size_t k = 0; k < 24; k++) {
+		add_round(s, xi, a, 1000 * k, 1000, &durable);
+		if (k == 7) { /* the first 8000 merged (idle) and gone from the map */
+			for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_unindexed); i++)
+				usleep(50 * 1000);
+			cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0);
+			app_txindex_prune(xi);
+		}
+		expect_found(s, a, 1000 * (k + 1)); /* while it grows, too */
+	}
+	/* 16 bits a row for 24000 rows: 2^19 bits */
+	for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_filter_bytes) < 65536; i++)
+		usleep(50 * 1000);
+	cr_assert_eq(app_metric_get(APP_M_txindex_filter_bytes), 65536, "the filter did not grow");
+	expect_found(s, a, 24000);
+	skips = filter_skips_of_new(s);
+	cr_assert_geq(skips, 990, "the grown filter ruled out %llu of 1000 new hashes",
+		      (unsigned long long)skips);
+
+	/* hashes added while it grows (held before it reads txindex.db) are
+	 * in the new filter: found once merged, when only the filter and
+	 * txindex.db know them */
+	app_txindex_filter_hold(1);
+	add_round(s, xi, a, 24000, 9000, &durable); /* past 2^19 / 16 rows */
+	for (int i = 0; i < 400 && !app_txindex_filter_hold(1); i++)
+		usleep(50 * 1000);
+	cr_assert(app_txindex_filter_hold(1), "the filter did not start growing");
+	add_round(s, xi, a, 33000, 1000, &durable);
+	app_txindex_filter_hold(0);
+	for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_filter_bytes) < 131072; i++)
+		usleep(50 * 1000);
+	cr_assert_eq(app_metric_get(APP_M_txindex_filter_bytes), 131072);
+	for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_unindexed); i++)
+		usleep(50 * 1000);
+	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0);
+	app_txindex_prune(xi);
+	expect_found(s, a, 34000);
+
+	app_txindex_filter_sizing(1u << 22, 0);
+	xi = reopen(&s, xi);
+	cr_assert_eq(app_metric_get(APP_M_txindex_filter_ready), 1, "the snapshot was not taken");
+	cr_assert_eq(app_metric_get(APP_M_txindex_filter_bytes), 131072);
+	expect_found(s, a, 34000);
+	cr_assert_geq(filter_skips_of_new(s), 990);
+	app_store_close(s);
+	app_txindex_close(xi);
+	app_txindex_filter_sizing(0, 0);
+}
+
 /* Rows of tx_hash as SQL values, for a txindex.db as a crash leaves it. */
 static void xi_rows(char *sql, size_t len, const struct app_tx *t, size_t n)
 {
