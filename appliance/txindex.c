@@ -161,6 +161,8 @@
 #define XF_PROBES 4
 #define XF_GROW_SLICE 4096	  /* map entries mz-xgrow copies per hold of the mutex */
 #define XF_RETRY_ROWS (1ull << 20) /* after a growth failed: rows before the next try */
+#define XF_FILL_ROWS 65536 /* keys read per read transaction (filter_fill) */
+#define XF_FILL_GAP_MS 100 /* mz-xgrow: no reader between two of them, this long */
 
 /*
  * Format 3: a row is (p, k, ns, seq), p its partition (above), k the hash's
@@ -279,15 +281,21 @@ static uint64_t filter_bits_for(uint64_t rows)
 	return bits;
 }
 
-/* Zeroed words for nbits bits, mapped in (faulted) at once when populate:
- * mz-xgrow pays for the pages, not the adds under the mutex. */
-static int filter_alloc(struct xfilter *f, uint64_t nbits, int populate)
+/*
+ * Zeroed words for nbits bits. With touch, every page is faulted in here,
+ * so that mz-xgrow pays for the pages, not the adds under the mutex: one
+ * write a page, not MAP_POPULATE, which holds the process's mmap lock for
+ * the whole range (32 MiB of new pages on the benchmark's VM: tens to
+ * hundreds of ms during which no other thread can mmap or munmap).
+ */
+static int filter_alloc(struct xfilter *f, uint64_t nbits, int touch)
 {
-	void *p = mmap(NULL, nbits / 8, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
+	void *p = mmap(NULL, nbits / 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
 		return APP_ENOMEM;
+	for (uint64_t off = 0; touch && off < nbits / 8; off += 4096)
+		((volatile char *)p)[off] = 0;
 	f->bits = p;
 	f->mask = nbits - 1;
 	f->shift = (unsigned)__builtin_ctzll(nbits >> 9);
@@ -358,35 +366,80 @@ static int filter_maybe(struct app_txindex *x, const uint8_t hash[32])
 }
 
 /*
- * Every key txindex.db holds (a read snapshot of its own connection) into f.
- * 0 when all are in, 1 when stopped (fstop) first, else APP_ESQLITE and the
- * reason in err. *rows: the keys read.
+ * Every key txindex.db holds into f, on a connection of its own. 0 when all
+ * are in, 1 when stopped (fstop) first, else APP_ESQLITE and the reason in
+ * err. *rows: the keys read.
+ *
+ * In key order, XF_FILL_ROWS at a time, each its own read transaction (a
+ * seek on the primary key, (p, k) > the last piece's last; an OR in that
+ * WHERE made every piece a scan of the table). SQLite rewinds a WAL only
+ * when no reader holds a snapshot in it: one read of the whole table
+ * (seconds, at background priority), or pieces back to back, let
+ * txindex.db's WAL grow from 8 to 50-75 MB while mz-xgrow read 4-9M rows.
+ * With gaps (XF_FILL_GAP_MS between pieces, mz-xgrow only: the loader at
+ * start is waited for) it stayed at 16-20 MB, and a growth took 14-30 s
+ * instead of 2-5. Between two pieces, rows may be merged behind the read;
+ * their hashes were in the map when they were added, so they are in the
+ * filter already (app_txindex_add; mz-xgrow's steps 1 and 2), and rows are
+ * never deleted while it runs. A key stored twice (two rows, the same first
+ * 8 bytes) may be read once: it sets the same bits.
  */
-static int filter_fill(struct app_txindex *x, const struct xfilter *f, uint64_t *rows, char *err,
-		       size_t errlen)
+static int filter_fill(struct app_txindex *x, const struct xfilter *f, int gaps, uint64_t *rows,
+		       char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
+	sqlite3_value *last[2] = {NULL, NULL}; /* the (p, k) a piece ended at, as stored */
 	int step = SQLITE_ERROR, rc;
+	size_t got = XF_FILL_ROWS;
 
 	*rows = 0;
 	if (sqlite3_open_v2(x->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) ==
 		    SQLITE_OK &&
-	    sqlite3_prepare_v2(db, "SELECT k FROM tx_hash", -1, &st, NULL) == SQLITE_OK) {
-		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-			uint8_t h[32] = {0};
-
-			if (sqlite3_column_bytes(st, 0) == XI_KEY) {
-				memcpy(h, sqlite3_column_blob(st, 0), XI_KEY);
-				filter_put(f, h);
+	    sqlite3_prepare_v2(db,
+			       "SELECT p, k FROM tx_hash WHERE (p, k) > (?1, ?2)"
+			       " ORDER BY p, k LIMIT " XI_STR(XF_FILL_ROWS),
+			       -1, &st, NULL) == SQLITE_OK) {
+		while (got == XF_FILL_ROWS && !atomic_load(&x->fstop)) {
+			for (int i = 0; i < 2; i++) {
+				if (last[i])
+					sqlite3_bind_value(st, i + 1, last[i]);
+				else if (i == 0) /* the first piece: below every row */
+					sqlite3_bind_int64(st, 1, -1);
+				else
+					sqlite3_bind_zeroblob(st, 2, 0);
+				sqlite3_value_free(last[i]);
+				last[i] = NULL;
 			}
-			if ((++*rows & 0xffff) == 0 && atomic_load(&x->fstop))
+			for (got = 0; (step = sqlite3_step(st)) == SQLITE_ROW; got++) {
+				if (sqlite3_column_bytes(st, 1) == XI_KEY) {
+					uint8_t h[32] = {0};
+
+					memcpy(h, sqlite3_column_blob(st, 1), XI_KEY);
+					filter_put(f, h);
+				}
+				++*rows;
+				if (got + 1 == XF_FILL_ROWS)
+					for (int i = 0; i < 2; i++)
+						last[i] = sqlite3_value_dup(sqlite3_column_value(st, i));
+			}
+			sqlite3_reset(st); /* ends this piece's read transaction */
+			if (step != SQLITE_DONE)
 				break;
+			if (gaps && got == XF_FILL_ROWS)
+				usleep(XF_FILL_GAP_MS * 1000);
+			if (got == XF_FILL_ROWS && (!last[0] || !last[1])) {
+				step = SQLITE_NOMEM;
+				break;
+			}
 		}
 	}
-	rc = step == SQLITE_DONE ? 0 : step == SQLITE_ROW ? 1 : APP_ESQLITE;
+	rc = step == SQLITE_DONE ? (got == XF_FILL_ROWS ? 1 : 0) : APP_ESQLITE;
 	if (rc == APP_ESQLITE)
-		snprintf(err, errlen, "%s", db ? sqlite3_errmsg(db) : "cannot open");
+		snprintf(err, errlen, "%s",
+			 !db ? "cannot open" : step == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(db));
+	sqlite3_value_free(last[0]);
+	sqlite3_value_free(last[1]);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return rc;
@@ -403,7 +456,7 @@ static void *filter_loader(void *arg)
 
 	pthread_setname_np(pthread_self(), "mz-xfilter");
 	app_thread_background("mz-xfilter", x->nice);
-	rc = filter_fill(x, &x->f, &rows, err, sizeof(err));
+	rc = filter_fill(x, &x->f, 0, &rows, err, sizeof(err));
 	if (rc == 0) {
 		atomic_store_explicit(&x->fready, 1, memory_order_release);
 		app_metric_set(APP_M_txindex_filter_ready, 1);
@@ -471,7 +524,7 @@ static void *filter_grower(void *arg)
 			while (atomic_load(&xf_hold) && !atomic_load(&x->fstop))
 				usleep(1000);
 		}
-		rc = atomic_load(&x->fstop) ? 1 : filter_fill(x, &nf, &rows, err, sizeof(err));
+		rc = atomic_load(&x->fstop) ? 1 : filter_fill(x, &nf, 1, &rows, err, sizeof(err));
 	}
 	pthread_mutex_lock(&x->mu);
 	x->fnext = (struct xfilter){0};

@@ -741,6 +741,30 @@ static uint64_t filter_skips_of_new(struct app_store *s)
 	return app_metric_get(APP_M_txindex_filter_skips_total) - skips;
 }
 
+/* mz-xfilter reads txindex.db a piece at a time (65,536 keys, each piece
+ * its own read transaction): with more rows than a piece, every one is in
+ * the filter once it is ready, and new hashes are still ruled out. */
+Test(store, txindex_filter_loads_txindex_db_in_pieces)
+{
+	static struct app_tx a[70000];
+	struct app_store *s;
+	struct app_txindex *xi;
+	atomic_uint_fast64_t durable = 70001;
+	char err[256];
+
+	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
+	put_txs(s, a, 70000, 1);
+	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_store_attach_txindex(s, xi, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_metric_get(APP_M_txindex_filter_ready), 0);
+	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
+	wait_filter_ready();
+	expect_found(s, a, 70000);
+	cr_assert_geq(filter_skips_of_new(s), 990);
+	app_store_close(s);
+	app_txindex_close(xi);
+}
+
 /* Store rows a[from .. from + n) (seqs from + 1 on), add them to the map
  * and make them durable, so mz-index may merge them. */
 static void add_round(struct app_store *s, struct app_txindex *xi, struct app_tx *a, size_t from,
