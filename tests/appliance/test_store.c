@@ -405,17 +405,23 @@ static void expect_found(struct app_store *s, const struct app_tx *txs, size_t n
 	}
 }
 
-static struct app_txindex *reopen(struct app_store **s, struct app_txindex *old)
+/* The store and its txindex, attached (not started). */
+static struct app_txindex *open_indexed(struct app_store **s)
 {
 	struct app_txindex *xi;
 	char err[256];
 
-	app_store_close(*s);
-	app_txindex_close(old);
 	cr_assert_eq(app_store_open(s, dir, 0, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(app_store_attach_txindex(*s, xi, err, sizeof(err)), 0, "%s", err);
 	return xi;
+}
+
+static struct app_txindex *reopen(struct app_store **s, struct app_txindex *old)
+{
+	app_store_close(*s);
+	app_txindex_close(old);
+	return open_indexed(s);
 }
 
 static void xi_sql(const char *q)
@@ -754,8 +760,7 @@ Test(store, txindex_filter_loads_txindex_db_in_pieces)
 
 	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
 	put_txs(s, a, 70000, 1);
-	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(app_store_attach_txindex(s, xi, err, sizeof(err)), 0, "%s", err);
+	xi = reopen(&s, NULL); /* indexed into txindex.db at open */
 	cr_assert_eq(app_metric_get(APP_M_txindex_filter_ready), 0);
 	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
 	wait_filter_ready();
@@ -790,13 +795,10 @@ Test(store, txindex_filter_grows_with_the_rows)
 	struct app_store *s;
 	struct app_txindex *xi;
 	atomic_uint_fast64_t durable = 1;
-	char err[256];
 	uint64_t skips;
 
 	app_txindex_filter_sizing(4096, 0);
-	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(app_store_attach_txindex(s, xi, err, sizeof(err)), 0, "%s", err);
+	xi = open_indexed(&s);
 	cr_assert_eq(app_metric_get(APP_M_txindex_filter_bytes), 512);
 	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
 	wait_filter_ready();
