@@ -162,7 +162,7 @@
 #define XF_GROW_SLICE 4096	  /* map entries mz-xgrow copies per hold of the mutex */
 #define XF_RETRY_ROWS (1ull << 20) /* after a growth failed: rows before the next try */
 #define XF_FILL_ROWS 65536 /* keys read per read transaction (filter_fill) */
-#define XF_FILL_GAP_MS 100 /* mz-xgrow: no reader between two of them, this long */
+#define XF_FILL_GAP_MS 100 /* mz-xgrow's pause between two of those, no read open */
 
 /*
  * Format 3: a row is (p, k, ns, seq), p its partition (above), k the hash's
@@ -477,8 +477,8 @@ static void *filter_loader(void *arg)
  * under 1, where nearly every new transaction's lookup seeks every
  * partition of txindex.db on the commit path (in a 60 s batched run from
  * empty, 11.8M transactions, those seeks were 42% of the committer's
- * samples by its end; its CPU a transaction 2.75-2.88 us against 2.10-2.26
- * with the filter grown, two interleaved pairs). So
+ * samples by its end; its CPU a transaction 2.75-2.88 us against 2.10-2.30
+ * with the filter grown, three interleaved pairs). So
  * once the rows pass a sixteenth of its bits, mz-index starts mz-xgrow,
  * which builds the filter open would choose now (filter_bits_for) beside
  * the old one:
@@ -487,8 +487,8 @@ static void *filter_loader(void *arg)
  *   2. the map's entries below upto go in, XF_GROW_SLICE at a time under
  *      the mutex; one pruned from the map before its slice came was merged
  *      into txindex.db before step 3 begins;
- *   3. every key of txindex.db goes in (filter_fill: a read snapshot begun
- *      after step 2, so it holds whatever step 2 did not find in the map);
+ *   3. every key of txindex.db goes in (filter_fill, read after step 2, so
+ *      it holds whatever step 2 did not find in the map);
  *   4. under the mutex, it replaces the old one, which is freed.
  * Lookups use the old filter, complete all along, until step 4; a stop
  * before it, or a failure, drops the new one (a failure is retried after
