@@ -426,12 +426,12 @@ static int filter_fill(struct app_txindex *x, const struct xfilter *f, int gaps,
 			sqlite3_reset(st); /* ends this piece's read transaction */
 			if (step != SQLITE_DONE)
 				break;
-			if (gaps && got == XF_FILL_ROWS)
-				usleep(XF_FILL_GAP_MS * 1000);
 			if (got == XF_FILL_ROWS && (!last[0] || !last[1])) {
 				step = SQLITE_NOMEM;
 				break;
 			}
+			if (gaps && got == XF_FILL_ROWS)
+				usleep(XF_FILL_GAP_MS * 1000);
 		}
 	}
 	rc = step == SQLITE_DONE ? (got == XF_FILL_ROWS ? 1 : 0) : APP_ESQLITE;

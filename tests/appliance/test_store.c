@@ -582,6 +582,19 @@ static void wait_filter_ready(void)
 	cr_assert_eq(app_metric_get(APP_M_txindex_filter_ready), 1, "filter not ready in 10 s");
 }
 
+/* Filter misses (answered without txindex.db) among 1000 new hashes. */
+static uint64_t filter_skips_of_new(struct app_store *s)
+{
+	uint64_t skips = app_metric_get(APP_M_txindex_filter_skips_total);
+	uint8_t h[32];
+
+	for (int i = 0; i < 1000; i++) {
+		randombytes_buf(h, 32);
+		cr_assert_eq(app_store_tx_known(s, 7, h), 0);
+	}
+	return app_metric_get(APP_M_txindex_filter_skips_total) - skips;
+}
+
 /* The hash filter in front of txindex.db: new hashes are answered without
  * reading it, and every hash it held before a restart is still found
  * (mz-xfilter loads them), as is every hash added since. */
@@ -591,7 +604,6 @@ Test(store, txindex_filter_skips_new_hashes_and_keeps_old_ones)
 	struct app_store *s;
 	struct app_txindex *xi;
 	atomic_uint_fast64_t durable = 3001;
-	uint8_t h[32];
 	uint64_t skips;
 	char err[256];
 
@@ -603,14 +615,9 @@ Test(store, txindex_filter_skips_new_hashes_and_keeps_old_ones)
 	wait_filter_ready();
 	expect_found(s, a, 3000); /* txindex.db's rows at start: loaded */
 
-	skips = app_metric_get(APP_M_txindex_filter_skips_total);
-	for (int i = 0; i < 1000; i++) {
-		randombytes_buf(h, 32);
-		cr_assert_eq(app_store_tx_known(s, 7, h), 0);
-	}
-	cr_assert_geq(app_metric_get(APP_M_txindex_filter_skips_total) - skips, 990,
-		      "the filter answered %llu of 1000 new hashes",
-		      (unsigned long long)(app_metric_get(APP_M_txindex_filter_skips_total) - skips));
+	skips = filter_skips_of_new(s);
+	cr_assert_geq(skips, 990, "the filter answered %llu of 1000 new hashes",
+		      (unsigned long long)skips);
 
 	/* added after start: in the filter before they reach txindex.db */
 	put_txs(s, b, 100, 3001);
@@ -655,8 +662,6 @@ Test(store, txindex_filter_snapshot_at_restart)
 	struct app_txindex *xi;
 	atomic_uint_fast64_t durable = 3001;
 	char err[256], cmd[512];
-	uint8_t h[32];
-	uint64_t skips;
 
 	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
 	put_txs(s, a, 3000, 1);
@@ -686,12 +691,7 @@ Test(store, txindex_filter_snapshot_at_restart)
 	cr_assert_neq(access(snap_path(), F_OK), 0, "the snapshot outlived its open");
 	expect_found(s, a, 3000);
 	expect_found(s, b, 100);
-	skips = app_metric_get(APP_M_txindex_filter_skips_total);
-	for (int i = 0; i < 1000; i++) {
-		randombytes_buf(h, 32);
-		cr_assert_eq(app_store_tx_known(s, 7, h), 0);
-	}
-	cr_assert_geq(app_metric_get(APP_M_txindex_filter_skips_total) - skips, 990);
+	cr_assert_geq(filter_skips_of_new(s), 990);
 
 	/* rows stored after the kept snapshot: it is refused */
 	put_txs(s, c, 50, 3101);
@@ -732,19 +732,6 @@ Test(store, txindex_filter_snapshot_at_restart)
 	expect_found(s, c, 50);
 	app_store_close(s);
 	app_txindex_close(xi);
-}
-
-/* Filter misses (answered without txindex.db) among 1000 new hashes. */
-static uint64_t filter_skips_of_new(struct app_store *s)
-{
-	uint64_t skips = app_metric_get(APP_M_txindex_filter_skips_total);
-	uint8_t h[32];
-
-	for (int i = 0; i < 1000; i++) {
-		randombytes_buf(h, 32);
-		cr_assert_eq(app_store_tx_known(s, 7, h), 0);
-	}
-	return app_metric_get(APP_M_txindex_filter_skips_total) - skips;
 }
 
 /* mz-xfilter reads txindex.db a piece at a time (65,536 keys, each piece
