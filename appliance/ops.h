@@ -107,6 +107,10 @@ void app_notify_watchdog_stop(void);
 	X(GAUGE, txindex_filter_bytes,                                                    \
 	  "Memory of the hash filter in front of txindex.db (grows with the rows)", NONE)   \
 	X(HISTOGRAM, txindex_merge_seconds, "Per batch: sorting and writing it to txindex.db, with the pauses between its pieces", LAT_US) \
+	X(COUNTER, txindex_merge_pauses_total,                                           \
+	  "Pauses mz-index took between two pieces of a merge", NONE)                       \
+	X(HISTOGRAM, txindex_full_wait_seconds,                                          \
+	  "Per wait: the committer held with the map full, until mz-index merged", LAT_US) \
 	X(COUNTER, proposer_misses_total,                                                 \
 	  "Winner slots the appliance ordered itself (deadline missed, invalid block)", NONE)
 

@@ -141,8 +141,16 @@
  * A piece aims at XI_PIECE_PAGES pages written (the next piece's row count
  * follows what the last one wrote, starting at XI_PIECE_ROWS), and between
  * pieces mz-index pauses XI_PACE times as long as the piece took (at most
- * XI_PACE_MAX_MS), unless the next batch is already waiting: the disk is
- * never the merge's for long, and pacing never makes mz-index fall behind.
+ * XI_PACE_MAX_MS), unless the next batch is already waiting or the map is
+ * within XI_PACE_ROOM of its cap: the disk is never the merge's for long,
+ * and pacing never makes mz-index fall behind. The cap matters because the
+ * committer can drop nothing from the map until the whole batch is merged
+ * (entries leave in seq order; pieces go in key order). Without the room
+ * check a batch larger than the cap's half (all that was durable when the
+ * merge began) left the next batch never "ready": at 200k tx/s past 8M rows
+ * the map filled during paced merges and the committer waited for them,
+ * 0.3-1.1 s at a time, with both cores idle (peerload --trace against
+ * sched_switch and tcp_probe; BENCHMARKS.md).
  *
  * A crash between pieces leaves rows for seqs at or above `indexed` without
  * the mark. They are true (only durable transactions merge), so the
@@ -155,6 +163,7 @@
 #define XI_PIECE_MIN 256
 #define XI_PACE 3
 #define XI_PACE_MAX_MS 50
+#define XI_PACE_ROOM (XI_MAX_LIVE / 4) /* map entries left below the cap: no pause */
 #define XF_MIN_BITS (1ull << 26) /* 8 MiB */
 #define XF_MAX_BITS (1ull << 31) /* 256 MiB */
 #define XF_SLACK_ROWS (3ull << 20) /* rows to grow by, whenever it is sized */
@@ -1300,10 +1309,12 @@ static int merge_piece(struct app_txindex *x, const struct xent *buf, size_t n, 
 }
 
 /* Between pieces: XI_PACE times as long as the piece took (at most
- * XI_PACE_MAX_MS), cut short by a stop or by the next batch being ready. */
+ * XI_PACE_MAX_MS), cut short by a stop, by the next batch being ready, or by
+ * the map coming within XI_PACE_ROOM of its cap (each add wakes it). */
 static void pace(struct app_txindex *x, uint64_t spent_ns, uint64_t upto)
 {
 	uint64_t pause = spent_ns * XI_PACE, at;
+	int paused = 0;
 
 	if (pause > XI_PACE_MAX_MS * 1000000ull)
 		pause = XI_PACE_MAX_MS * 1000000ull;
@@ -1314,8 +1325,11 @@ static void pace(struct app_txindex *x, uint64_t spent_ns, uint64_t upto)
 
 		if (ready > x->floor + x->n)
 			ready = x->floor + x->n;
-		if (x->stop || ready - upto >= batch_size(x) || app_now_ns() >= at)
+		if (x->stop || ready - upto >= batch_size(x) ||
+		    x->n + XI_PACE_ROOM >= XI_MAX_LIVE || app_now_ns() >= at)
 			break;
+		if (!paused++)
+			app_metric_add(APP_M_txindex_merge_pauses_total, 1);
 		wait_until(x, at);
 	}
 	pthread_mutex_unlock(&x->mu);
@@ -1527,8 +1541,13 @@ void app_txindex_prune(struct app_txindex *x)
 	size_t k;
 
 	pthread_mutex_lock(&x->mu);
-	while (x->n >= XI_MAX_LIVE && x->indexed == x->floor && x->started && !x->stop)
-		wait_ms(x, 100); /* backpressure: mz-index is behind */
+	if (x->n >= XI_MAX_LIVE && x->indexed == x->floor && x->started && !x->stop) {
+		uint64_t t0 = app_now_ns();
+
+		while (x->n >= XI_MAX_LIVE && x->indexed == x->floor && x->started && !x->stop)
+			wait_ms(x, 100); /* backpressure: mz-index is behind */
+		app_metric_observe(APP_M_txindex_full_wait_seconds, (app_now_ns() - t0) / 1000);
+	}
 	k = (size_t)(x->indexed - x->floor);
 	if (k) {
 		memmove(x->ent, x->ent + k, (x->n - k) * sizeof(*x->ent));

@@ -865,7 +865,7 @@ Test(store, txindex_merge_in_pieces_and_a_crash_between_them)
 	struct app_store *s;
 	struct app_txindex *xi;
 	atomic_uint_fast64_t durable = 301;
-	uint64_t merges, pieces;
+	uint64_t merges, pieces, pauses;
 	char err[256];
 
 	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
@@ -876,6 +876,7 @@ Test(store, txindex_merge_in_pieces_and_a_crash_between_them)
 
 	merges = app_metric_get(APP_M_txindex_merges_total);
 	pieces = app_metric_get(APP_M_txindex_merge_pieces_total);
+	pauses = app_metric_get(APP_M_txindex_merge_pauses_total);
 	for (size_t i = 0; i < 20000; i += 1000) {
 		put_txs(s, b + i, 1000, 301 + i);
 		app_txindex_add(xi, b + i, 1000);
@@ -885,6 +886,9 @@ Test(store, txindex_merge_in_pieces_and_a_crash_between_them)
 	cr_assert_geq(app_metric_get(APP_M_txindex_merge_pieces_total) - pieces, 2,
 		      "20,000 rows merged in %llu piece(s)",
 		      (unsigned long long)(app_metric_get(APP_M_txindex_merge_pieces_total) - pieces));
+	/* the map has room and no batch waits: mz-index paused between them */
+	cr_assert_geq(app_metric_get(APP_M_txindex_merge_pauses_total) - pauses, 1,
+		      "no pause between the pieces of a merge with room in the map");
 	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0);
 	app_txindex_prune(xi);
 	expect_found(s, b, 20000);
@@ -1186,7 +1190,7 @@ Test(store, txindex_map_bounded_prune_waits_for_a_merge)
 	struct prune_arg a = {0};
 	pthread_t th;
 	char err[256];
-	uint64_t seq = 1;
+	uint64_t seq = 1, waits;
 	int maybe;
 
 	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
@@ -1200,6 +1204,7 @@ Test(store, txindex_map_bounded_prune_waits_for_a_merge)
 		app_txindex_add(xi, t, 4096);
 	}
 	a.xi = xi;
+	waits = app_metric_get(APP_M_txindex_full_wait_seconds);
 	cr_assert_eq(pthread_create(&th, NULL, prune_thread, &a), 0);
 	usleep(300 * 1000);
 	cr_assert_eq(atomic_load(&a.done), 0, "prune returned with the map full and nothing merged");
@@ -1208,8 +1213,57 @@ Test(store, txindex_map_bounded_prune_waits_for_a_merge)
 		usleep(50 * 1000);
 	cr_assert_eq(atomic_load(&a.done), 1, "prune still waiting 60 s after the merge could run");
 	pthread_join(th, NULL);
+	cr_assert_eq(app_metric_get(APP_M_txindex_full_wait_seconds) - waits, 1,
+		     "the wait is not in mezz_txindex_full_wait_seconds");
 	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0);
 	cr_assert_eq(app_txindex_find(xi, 7, t[4095].hash, &seq, &maybe), 0, "pruned from the map");
+	app_txindex_close(xi);
+	app_store_close(s);
+}
+
+/* Near its cap the map is not left to fill while a merge pauses: the
+ * committer can drop nothing until the whole batch is merged, so mz-index
+ * stops pausing between pieces once the map is within a quarter of
+ * APP_TXINDEX_MAX_LIVE (txindex.c, XI_PACE_ROOM). Without that, a batch of
+ * most of the map was paced while the committer waited at the cap. */
+Test(store, txindex_merge_not_paused_near_the_map_cap)
+{
+	static struct app_tx t[4096];
+	struct app_store *s;
+	struct app_txindex *xi;
+	atomic_uint_fast64_t durable = 1;
+	const uint64_t rows = APP_TXINDEX_MAX_LIVE - APP_TXINDEX_MAX_LIVE / 8;
+	uint64_t seq = 1, merges, pieces, pauses;
+	char err[256];
+	int maybe;
+
+	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0); /* nothing durable yet */
+	while (seq <= rows) {
+		size_t n = rows - seq + 1 < 4096 ? (size_t)(rows - seq + 1) : 4096;
+
+		for (size_t i = 0; i < n; i++) {
+			t[i] = (struct app_tx){.seq = seq++, .ns = 7};
+			randombytes_buf(t[i].hash, 32);
+		}
+		app_txindex_add(xi, t, n);
+	}
+	merges = app_metric_get(APP_M_txindex_merges_total);
+	pieces = app_metric_get(APP_M_txindex_merge_pieces_total);
+	pauses = app_metric_get(APP_M_txindex_merge_pauses_total);
+	atomic_store(&durable, seq); /* one batch of 7/8 of the cap */
+	wait_one_merge(merges);
+	cr_assert_geq(app_metric_get(APP_M_txindex_merge_pieces_total) - pieces, 2,
+		      "the batch went in one piece: nothing to pause between");
+	cr_assert_eq(app_metric_get(APP_M_txindex_merge_pauses_total) - pauses, 0,
+		     "mz-index paused %llu time(s) with the map at 7/8 of its cap",
+		     (unsigned long long)(app_metric_get(APP_M_txindex_merge_pauses_total) -
+					  pauses));
+	app_txindex_prune(xi);
+	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0);
+	cr_assert_eq(app_txindex_find(xi, 7, t[0].hash, &seq, &maybe), 0, "pruned from the map");
+	cr_assert_eq(maybe, 1, "a merged hash is not in the filter");
 	app_txindex_close(xi);
 	app_store_close(s);
 }
