@@ -364,15 +364,19 @@ int app_txindex_snapshot_check(const uint8_t *hdr, size_t hdr_len, const void *b
 /*
  * The hash filter's sizing (txindex.c): at least min_bits (a power of two,
  * 512 to 2^31), with room for slack_rows more rows than stored whenever it
- * is sized (at open, and as it grows). For tests, whose filters must fill
- * in thousands of rows, not millions; call before app_txindex_open. 0, 0
- * restores the defaults (8 MiB, 3M rows).
+ * is sized (at open, and as it grows), and a failed growth tried again
+ * after retry_rows more rows. For tests, whose filters must fill in
+ * thousands of rows, not millions; call before app_txindex_open. 0, 0, 0
+ * restores the defaults (8 MiB, 3M rows, 1M rows).
  */
-void app_txindex_filter_sizing(uint64_t min_bits, uint64_t slack_rows);
+void app_txindex_filter_sizing(uint64_t min_bits, uint64_t slack_rows, uint64_t retry_rows);
 /* Tests: hold (1) makes a growing filter's thread wait before it reads
  * txindex.db, so that adds land while it grows; 1 once it waits there. 0
  * lets it go. */
 int app_txindex_filter_hold(int hold);
+/* Tests: the next growth of the filter fails where it reads txindex.db, as
+ * a read error there would. */
+void app_txindex_filter_fail_next(void);
 /*
  * app_sort_by_be64 (txindex.c, mz-index's merge order): sorts n records of
  * `size` bytes (at most APP_SORT_RECORD_MAX) in place by the big-endian

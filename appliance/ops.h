@@ -106,6 +106,8 @@ void app_notify_watchdog_stop(void);
 	  "Hash lookups the filter answered without reading txindex.db", NONE)             \
 	X(GAUGE, txindex_filter_bytes,                                                    \
 	  "Memory of the hash filter in front of txindex.db (grows with the rows)", NONE)   \
+	X(COUNTER, txindex_filter_growth_failures_total,                                 \
+	  "Growths of the hash filter that failed (the old filter stays; retried later)", NONE) \
 	X(HISTOGRAM, txindex_merge_seconds, "Per batch: sorting and writing it to txindex.db, with the pauses between its pieces", LAT_US) \
 	X(COUNTER, txindex_merge_pauses_total,                                           \
 	  "Pauses mz-index took between two pieces of a merge", NONE)                       \

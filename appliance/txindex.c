@@ -258,10 +258,17 @@ static uint64_t key_of(const uint8_t hash[32])
 }
 
 /* Sizes for tests (app_txindex_filter_sizing); set before any open. */
-static uint64_t xf_min_bits = XF_MIN_BITS, xf_slack_rows = XF_SLACK_ROWS;
+static uint64_t xf_min_bits = XF_MIN_BITS, xf_slack_rows = XF_SLACK_ROWS,
+		xf_retry_rows = XF_RETRY_ROWS;
 /* Tests (app_txindex_filter_hold): 1 holds mz-xgrow before it reads
- * txindex.db, 2 while it waits there, 0 lets it go. */
-static atomic_int xf_hold;
+ * txindex.db, 2 while it waits there, 0 lets it go. xf_fail
+ * (app_txindex_filter_fail_next): the next growth fails there. */
+static atomic_int xf_hold, xf_fail;
+
+void app_txindex_filter_fail_next(void)
+{
+	atomic_store(&xf_fail, 1);
+}
 
 int app_txindex_filter_hold(int hold)
 {
@@ -272,12 +279,13 @@ int app_txindex_filter_hold(int hold)
 	return atomic_load(&xf_hold) == 2;
 }
 
-void app_txindex_filter_sizing(uint64_t min_bits, uint64_t slack_rows)
+void app_txindex_filter_sizing(uint64_t min_bits, uint64_t slack_rows, uint64_t retry_rows)
 {
 	if (min_bits && (min_bits < 512 || min_bits > XF_MAX_BITS || (min_bits & (min_bits - 1))))
 		APP_PANIC("txindex: a filter of %llu bits", (unsigned long long)min_bits);
 	xf_min_bits = min_bits ? min_bits : XF_MIN_BITS;
 	xf_slack_rows = min_bits || slack_rows ? slack_rows : XF_SLACK_ROWS;
+	xf_retry_rows = retry_rows ? retry_rows : XF_RETRY_ROWS;
 }
 
 /* The filter's size for `rows` stored: 16 bits a row and room to grow. */
@@ -533,7 +541,13 @@ static void *filter_grower(void *arg)
 			while (atomic_load(&xf_hold) && !atomic_load(&x->fstop))
 				usleep(1000);
 		}
-		rc = atomic_load(&x->fstop) ? 1 : filter_fill(x, &nf, 1, &rows, err, sizeof(err));
+		if (atomic_exchange(&xf_fail, 0)) { /* tests only */
+			snprintf(err, sizeof(err), "a fault injected by a test");
+			rc = -1;
+		} else {
+			rc = atomic_load(&x->fstop) ? 1
+						    : filter_fill(x, &nf, 1, &rows, err, sizeof(err));
+		}
 	}
 	pthread_mutex_lock(&x->mu);
 	x->fnext = (struct xfilter){0};
@@ -544,7 +558,7 @@ static void *filter_grower(void *arg)
 		nf = old;
 		set_filter_gauge(&x->f);
 	} else {
-		x->gretry = x->floor + x->n + XF_RETRY_ROWS;
+		x->gretry = x->floor + x->n + xf_retry_rows;
 	}
 	pthread_mutex_unlock(&x->mu);
 	filter_free(&nf); /* the old filter, or the new one dropped */
@@ -553,8 +567,10 @@ static void *filter_grower(void *arg)
 			 (unsigned long long)(x->gbits >> 23), (unsigned long long)(upto - 1),
 			 (double)(app_now_ns() - t0) / 1e9);
 	} else if (rc < 0) {
-		app_warn("txindex_filter_growth_failed", "mib=%llu reason=\"%s\"",
-			 (unsigned long long)(x->gbits >> 23), err);
+		app_metric_add(APP_M_txindex_filter_growth_failures_total, 1);
+		app_warn("txindex_filter_growth_failed", "mib=%llu reason=\"%s\" retry_after_rows=%llu",
+			 (unsigned long long)(x->gbits >> 23), err,
+			 (unsigned long long)xf_retry_rows);
 	}
 	atomic_store(&x->gdone, 1);
 	return NULL;
@@ -581,9 +597,11 @@ static void filter_grow_check(struct app_txindex *x)
 		x->gstarted = 1;
 		return;
 	}
-	x->gretry = rows + XF_RETRY_ROWS;
-	app_warn("txindex_filter_growth_failed", "mib=%llu reason=\"cannot start mz-xgrow\"",
-		 (unsigned long long)(x->gbits >> 23));
+	x->gretry = rows + xf_retry_rows;
+	app_metric_add(APP_M_txindex_filter_growth_failures_total, 1);
+	app_warn("txindex_filter_growth_failed",
+		 "mib=%llu reason=\"cannot start mz-xgrow\" retry_after_rows=%llu",
+		 (unsigned long long)(x->gbits >> 23), (unsigned long long)xf_retry_rows);
 }
 
 static void slot_put(struct app_txindex *x, uint32_t i)

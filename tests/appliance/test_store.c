@@ -784,7 +784,7 @@ Test(store, txindex_filter_grows_with_the_rows)
 	atomic_uint_fast64_t durable = 1;
 	uint64_t skips;
 
-	app_txindex_filter_sizing(4096, 0);
+	app_txindex_filter_sizing(4096, 0, 0);
 	xi = open_indexed(&s);
 	cr_assert_eq(app_metric_get(APP_M_txindex_filter_bytes), 512);
 	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
@@ -827,7 +827,7 @@ Test(store, txindex_filter_grows_with_the_rows)
 	app_txindex_prune(xi);
 	expect_found(s, a, 34000);
 
-	app_txindex_filter_sizing(1u << 22, 0);
+	app_txindex_filter_sizing(1u << 22, 0, 0);
 	xi = reopen(&s, xi);
 	cr_assert_eq(app_metric_get(APP_M_txindex_filter_ready), 1, "the snapshot was not taken");
 	cr_assert_eq(app_metric_get(APP_M_txindex_filter_bytes), 131072);
@@ -835,7 +835,73 @@ Test(store, txindex_filter_grows_with_the_rows)
 	cr_assert_geq(filter_skips_of_new(s), 990);
 	app_store_close(s);
 	app_txindex_close(xi);
-	app_txindex_filter_sizing(0, 0);
+	app_txindex_filter_sizing(0, 0, 0);
+}
+
+/* Every row added so far merged into txindex.db; mz-index checked the
+ * filter's size on the way (it does before each merge). */
+static void wait_all_merged(void)
+{
+	for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_unindexed); i++)
+		usleep(50 * 1000);
+	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0, "rows left unmerged for 20 s");
+}
+
+/*
+ * A growth that fails (here a fault where mz-xgrow reads txindex.db) loses
+ * nothing: the old filter stays in use with every hash, those added while
+ * the doomed growth ran included, and the growth is tried again only after
+ * the retry rows (3000 here), then succeeds.
+ */
+Test(store, txindex_filter_growth_fails_and_is_retried)
+{
+	static struct app_tx a[6000];
+	struct app_store *s;
+	struct app_txindex *xi;
+	atomic_uint_fast64_t durable = 1;
+	uint64_t failed = app_metric_get(APP_M_txindex_filter_growth_failures_total), skips;
+
+	app_txindex_filter_sizing(4096, 0, 3000);
+	xi = open_indexed(&s);
+	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0);
+	wait_filter_ready();
+	app_txindex_filter_fail_next();
+	app_txindex_filter_hold(1);
+	add_round(s, xi, a, 0, 1000, &durable); /* past 4096 / 16 rows: it grows */
+	for (int i = 0; i < 400 && !app_txindex_filter_hold(1); i++)
+		usleep(50 * 1000);
+	cr_assert(app_txindex_filter_hold(1), "the filter did not start growing");
+	add_round(s, xi, a, 1000, 1000, &durable); /* while the doomed growth runs */
+	app_txindex_filter_hold(0);
+	for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_filter_growth_failures_total) ==
+					   failed; i++)
+		usleep(50 * 1000);
+	cr_assert_eq(app_metric_get(APP_M_txindex_filter_growth_failures_total), failed + 1);
+	cr_assert_eq(app_metric_get(APP_M_txindex_filter_bytes), 512, "the failed filter is in use");
+	wait_all_merged();
+	app_txindex_prune(xi); /* only the old filter and txindex.db know them now */
+	expect_found(s, a, 2000);
+
+	/* 1000 more rows: short of the retry, so no growth yet */
+	add_round(s, xi, a, 2000, 1000, &durable);
+	wait_all_merged();
+	cr_assert_eq(app_metric_get(APP_M_txindex_filter_bytes), 512,
+		     "the growth was retried before its retry rows");
+	/* past them: it grows, and every hash is found in the grown filter */
+	add_round(s, xi, a, 3000, 3000, &durable);
+	for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_filter_bytes) == 512; i++)
+		usleep(50 * 1000);
+	cr_assert_gt(app_metric_get(APP_M_txindex_filter_bytes), 512, "the growth was not retried");
+	cr_assert_eq(app_metric_get(APP_M_txindex_filter_growth_failures_total), failed + 1);
+	wait_all_merged();
+	app_txindex_prune(xi);
+	expect_found(s, a, 6000);
+	skips = filter_skips_of_new(s);
+	cr_assert_geq(skips, 990, "the grown filter ruled out %llu of 1000 new hashes",
+		      (unsigned long long)skips);
+	app_store_close(s);
+	app_txindex_close(xi);
+	app_txindex_filter_sizing(0, 0, 0);
 }
 
 /* Rows of tx_hash as SQL values, for a txindex.db as a crash leaves it. */
