@@ -1556,15 +1556,18 @@ void app_txindex_add(struct app_txindex *x, const struct app_tx *txs, size_t m)
 
 void app_txindex_prune(struct app_txindex *x)
 {
-	size_t k;
+	uint64_t waited_us = 0;
+	size_t k, held = 0;
 
 	pthread_mutex_lock(&x->mu);
 	if (x->n >= XI_MAX_LIVE && x->indexed == x->floor && x->started && !x->stop) {
 		uint64_t t0 = app_now_ns();
 
+		held = x->n;
 		while (x->n >= XI_MAX_LIVE && x->indexed == x->floor && x->started && !x->stop)
 			wait_ms(x, 100); /* backpressure: mz-index is behind */
-		app_metric_observe(APP_M_txindex_full_wait_seconds, (app_now_ns() - t0) / 1000);
+		waited_us = (app_now_ns() - t0) / 1000;
+		app_metric_observe(APP_M_txindex_full_wait_seconds, waited_us);
 	}
 	k = (size_t)(x->indexed - x->floor);
 	if (k) {
@@ -1574,6 +1577,9 @@ void app_txindex_prune(struct app_txindex *x)
 		slots_rebuild(x);
 	}
 	pthread_mutex_unlock(&x->mu);
+	if (held) /* ingest stopped meanwhile: say so where an operator looks */
+		app_warn("txindex_behind", "waited_ms=%.1f unmerged=%zu",
+			 (double)waited_us / 1000, held);
 }
 
 /*
