@@ -757,6 +757,15 @@ Test(store, txindex_filter_loads_txindex_db_in_pieces)
 	app_txindex_close(xi);
 }
 
+/* Every row added so far merged into txindex.db; mz-index checked the
+ * filter's size on the way (it does before each merge). */
+static void wait_all_merged(void)
+{
+	for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_unindexed); i++)
+		usleep(50 * 1000);
+	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0, "rows left unmerged for 20 s");
+}
+
 /* Store rows a[from .. from + n) (seqs from + 1 on), add them to the map
  * and make them durable, so mz-index may merge them. */
 static void add_round(struct app_store *s, struct app_txindex *xi, struct app_tx *a, size_t from,
@@ -792,9 +801,7 @@ Test(store, txindex_filter_grows_with_the_rows)
 	for (size_t k = 0; k < 24; k++) {
 		add_round(s, xi, a, 1000 * k, 1000, &durable);
 		if (k == 7) { /* the first 8000 merged (idle) and gone from the map */
-			for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_unindexed); i++)
-				usleep(50 * 1000);
-			cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0);
+			wait_all_merged();
 			app_txindex_prune(xi);
 		}
 		expect_found(s, a, 1000 * (k + 1)); /* while it grows, too */
@@ -821,9 +828,7 @@ Test(store, txindex_filter_grows_with_the_rows)
 	for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_filter_bytes) < 131072; i++)
 		usleep(50 * 1000);
 	cr_assert_eq(app_metric_get(APP_M_txindex_filter_bytes), 131072);
-	for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_unindexed); i++)
-		usleep(50 * 1000);
-	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0);
+	wait_all_merged();
 	app_txindex_prune(xi);
 	expect_found(s, a, 34000);
 
@@ -836,15 +841,6 @@ Test(store, txindex_filter_grows_with_the_rows)
 	app_store_close(s);
 	app_txindex_close(xi);
 	app_txindex_filter_sizing(0, 0, 0);
-}
-
-/* Every row added so far merged into txindex.db; mz-index checked the
- * filter's size on the way (it does before each merge). */
-static void wait_all_merged(void)
-{
-	for (int i = 0; i < 400 && app_metric_get(APP_M_txindex_unindexed); i++)
-		usleep(50 * 1000);
-	cr_assert_eq(app_metric_get(APP_M_txindex_unindexed), 0, "rows left unmerged for 20 s");
 }
 
 /*
@@ -1236,6 +1232,22 @@ struct prune_arg {
 	atomic_int done;
 };
 
+/* Random hashes in namespace 7 into the map, seqs *seq up to `last`, in
+ * runs of 4096 through t (which ends holding the last run). */
+static void add_random_rows(struct app_txindex *xi, struct app_tx t[static 4096], uint64_t *seq,
+			    uint64_t last)
+{
+	while (*seq <= last) {
+		size_t n = last - *seq + 1 < 4096 ? (size_t)(last - *seq + 1) : 4096;
+
+		for (size_t i = 0; i < n; i++) {
+			t[i] = (struct app_tx){.seq = (*seq)++, .ns = 7};
+			randombytes_buf(t[i].hash, 32);
+		}
+		app_txindex_add(xi, t, n);
+	}
+}
+
 static void *prune_thread(void *p)
 {
 	struct prune_arg *a = p;
@@ -1262,13 +1274,7 @@ Test(store, txindex_map_bounded_prune_waits_for_a_merge)
 	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0); /* nothing durable yet */
-	while (seq <= APP_TXINDEX_MAX_LIVE) {
-		for (size_t i = 0; i < 4096; i++) {
-			t[i] = (struct app_tx){.seq = seq++, .ns = 7};
-			randombytes_buf(t[i].hash, 32);
-		}
-		app_txindex_add(xi, t, 4096);
-	}
+	add_random_rows(xi, t, &seq, APP_TXINDEX_MAX_LIVE); /* a multiple of 4096 */
 	a.xi = xi;
 	waits = app_metric_get(APP_M_txindex_full_wait_seconds);
 	cr_assert_eq(pthread_create(&th, NULL, prune_thread, &a), 0);
@@ -1306,15 +1312,7 @@ Test(store, txindex_merge_not_paused_near_the_map_cap)
 	cr_assert_eq(app_store_open(&s, dir, 0, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(app_txindex_open(&xi, dir, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(app_txindex_start(xi, &durable, 0), 0); /* nothing durable yet */
-	while (seq <= rows) {
-		size_t n = rows - seq + 1 < 4096 ? (size_t)(rows - seq + 1) : 4096;
-
-		for (size_t i = 0; i < n; i++) {
-			t[i] = (struct app_tx){.seq = seq++, .ns = 7};
-			randombytes_buf(t[i].hash, 32);
-		}
-		app_txindex_add(xi, t, n);
-	}
+	add_random_rows(xi, t, &seq, rows);
 	merges = app_metric_get(APP_M_txindex_merges_total);
 	pieces = app_metric_get(APP_M_txindex_merge_pieces_total);
 	pauses = app_metric_get(APP_M_txindex_merge_pauses_total);
