@@ -178,6 +178,16 @@ class MetricsTest(DaemonCase):
         # the subscriber above followed alpha for 0.3 s: at least one block fanned out to it
         self.assertGreaterEqual(value(after, "mezz_feed_fanout_seconds", "mezz_feed_fanout_seconds_count"), 1)
         self.assertGreaterEqual(grew("mezz_txs_committed_total"), sent[0])
+        # the sealer keeps up: the lag reads at most 2 slots and health 1.
+        # Scraped again for up to 5 s: a seal waits on storage, and a stall
+        # of this VM's disk (up to ~1 s measured, BENCHMARKS.md) lags it for
+        # a moment (CI once read 4); a sealer that is stuck or a gauge that
+        # is wrong still fails here.
+        for _ in range(50):
+            if value(after, "mezz_slot_lag") <= 2 and value(after, "mezz_healthy") == 1:
+                break
+            time.sleep(0.1)
+            after = self.scrape()
         self.assertLessEqual(value(after, "mezz_slot_lag"), 2)
         self.assertEqual(value(after, "mezz_healthy"), 1)
 
