@@ -1072,10 +1072,11 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	if (!rc)
 		rc = insert_held(c, txs, &m_done, m, err, sizeof(err));
 	if (!rc && m) {
-		rc = seq_group_build(&g, c->next_group, c->open_slot, c->next_seq, ns,
-				     (const uint8_t(*)[32])hashes, m, c->id->sk);
+		/* the tree whose root is signed also cuts every receipt below */
+		rc = seq_group_build_tree(&g, &tree, c->next_group, c->open_slot, c->next_seq,
+					  ns, (const uint8_t(*)[32])hashes, m, c->id->sk);
 		if (rc)
-			APP_PANIC("seq_group_build: %s", app_strerror(rc));
+			APP_PANIC("seq_group_build_tree: %s", app_strerror(rc));
 		rc = app_store_group_insert(c->store, &g, err, sizeof(err));
 	}
 	if (!rc)
@@ -1089,6 +1090,7 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		for (size_t i = 0; i < n; i++)
 			free(s[i].data);
 		seq_group_free(&g);
+		seq_merkle_tree_free(&tree);
 		drop_blocks(rd->blocks, rd->nb);
 		goto out;
 	}
@@ -1098,8 +1100,6 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 	if (m) {
 		size_t depth = 0, cap = 0;
 
-		if (seq_merkle_tree_build(&tree, (const uint8_t(*)[32])g.leaves, m))
-			APP_PANIC("out of memory building group tree of %zu", m);
 		/* Room for every receipt cut from the tree below (a proof has at
 		 * most ceil(log2 m) elements); one that does not fit gets its own
 		 * allocation, as does everything when this one fails. */

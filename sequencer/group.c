@@ -31,16 +31,19 @@ void seq_group_message(uint8_t out[static SEQ_GROUP_MSG_LEN],
 	memcpy(p, h->root, 32);
 }
 
-int seq_group_build(struct seq_group *g, uint64_t group_id, uint64_t slot,
-		    uint64_t first_seq, const uint64_t *ns,
-		    const uint8_t (*hashes)[32], size_t n,
-		    const uint8_t sk[static 64])
+/* seq_group_build, and with t the whole tree too: the root is its top, so
+ * the n - 1 node hashes are done once for the root and every proof. */
+static int group_build(struct seq_group *g, struct seq_merkle_tree *t, uint64_t group_id,
+		       uint64_t slot, uint64_t first_seq, const uint64_t *ns,
+		       const uint8_t (*hashes)[32], size_t n, const uint8_t sk[static 64])
 {
 	uint8_t msg[SEQ_GROUP_MSG_LEN];
 	uint8_t (*leaves)[32];
 	size_t i;
 	int rc;
 
+	if (t)
+		memset(t, 0, sizeof(*t));
 	if (g == NULL || ns == NULL || hashes == NULL || n == 0 ||
 	    n > UINT32_MAX || first_seq > UINT64_MAX - (n - 1))
 		return SEQ_EINVAL;
@@ -54,7 +57,13 @@ int seq_group_build(struct seq_group *g, uint64_t group_id, uint64_t slot,
 	g->hdr.slot = slot;
 	g->hdr.first_seq = first_seq;
 	g->hdr.count = (uint32_t)n;
-	rc = seq_merkle_root(g->hdr.root, (const uint8_t (*)[32])leaves, n);
+	if (t) {
+		rc = seq_merkle_tree_build(t, (const uint8_t (*)[32])leaves, n);
+		if (rc == 0)
+			memcpy(g->hdr.root, seq_merkle_tree_root(t), 32);
+	} else {
+		rc = seq_merkle_root(g->hdr.root, (const uint8_t (*)[32])leaves, n);
+	}
 	if (rc != 0)
 		goto fail;
 	seq_group_message(msg, &g->hdr);
@@ -65,9 +74,28 @@ int seq_group_build(struct seq_group *g, uint64_t group_id, uint64_t slot,
 	g->leaves = leaves;
 	return 0;
 fail:
+	if (t)
+		seq_merkle_tree_free(t);
 	free(leaves);
 	g->leaves = NULL;
 	return rc;
+}
+
+int seq_group_build(struct seq_group *g, uint64_t group_id, uint64_t slot,
+		    uint64_t first_seq, const uint64_t *ns,
+		    const uint8_t (*hashes)[32], size_t n,
+		    const uint8_t sk[static 64])
+{
+	return group_build(g, NULL, group_id, slot, first_seq, ns, hashes, n, sk);
+}
+
+int seq_group_build_tree(struct seq_group *g, struct seq_merkle_tree *t, uint64_t group_id,
+			 uint64_t slot, uint64_t first_seq, const uint64_t *ns,
+			 const uint8_t (*hashes)[32], size_t n, const uint8_t sk[static 64])
+{
+	if (t == NULL)
+		return SEQ_EINVAL;
+	return group_build(g, t, group_id, slot, first_seq, ns, hashes, n, sk);
 }
 
 void seq_group_free(struct seq_group *g)

@@ -172,6 +172,15 @@ int seq_group_build(struct seq_group *g, uint64_t group_id, uint64_t slot,
 		    uint64_t first_seq, const uint64_t *ns,
 		    const uint8_t (*hashes)[32], size_t n,
 		    const uint8_t sk[static 64]);
+/*
+ * seq_group_build that also fills *t with the group's whole Merkle tree (for
+ * cutting every receipt's proof), hashing each node once: the root is the
+ * tree's. The caller frees *t with seq_merkle_tree_free; on failure *t is
+ * left empty (NULL-safe to free).
+ */
+int seq_group_build_tree(struct seq_group *g, struct seq_merkle_tree *t, uint64_t group_id,
+			 uint64_t slot, uint64_t first_seq, const uint64_t *ns,
+			 const uint8_t (*hashes)[32], size_t n, const uint8_t sk[static 64]);
 void seq_group_free(struct seq_group *g);
 
 void seq_group_message(uint8_t out[static SEQ_GROUP_MSG_LEN],

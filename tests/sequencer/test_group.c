@@ -121,6 +121,62 @@ Test(group, build_rejects_bad_arguments)
 	seq_group_free(&g);
 }
 
+/* The committer's build: the same header and signature as seq_group_build,
+ * and a tree whose root is the header's and whose paths are the proofs. */
+Test(group, build_tree_matches_build)
+{
+	for (size_t n = 1; n <= 33; n++) {
+		struct seq_group a, b;
+		struct seq_merkle_tree t;
+		uint64_t ns[33];
+		uint8_t h[33][32], want[SEQ_MERKLE_MAX_DEPTH][32], got[SEQ_MERKLE_MAX_DEPTH][32];
+		size_t wn, gn;
+
+		for (size_t i = 0; i < n; i++) {
+			ns[i] = 1 + i % 3;
+			memset(h[i], (int)(0x20 + i), 32);
+		}
+		cr_assert_eq(seq_group_build(&a, 9, 2, 500, ns, (const uint8_t (*)[32])h, n, sk), 0);
+		cr_assert_eq(seq_group_build_tree(&b, &t, 9, 2, 500, ns, (const uint8_t (*)[32])h,
+						  n, sk),
+			     0);
+		cr_assert_arr_eq(&a.hdr, &b.hdr, sizeof(a.hdr), "n=%zu", n);
+		cr_assert_arr_eq(a.sig, b.sig, 64, "n=%zu", n);
+		cr_assert_arr_eq(a.leaves, b.leaves, n * 32);
+		cr_assert_arr_eq(seq_merkle_tree_root(&t), a.hdr.root, 32, "n=%zu", n);
+		for (size_t i = 0; i < n; i++) {
+			cr_assert_eq(seq_merkle_proof((const uint8_t (*)[32])a.leaves, n, i, want,
+						      &wn),
+				     0);
+			cr_assert_eq(seq_merkle_tree_path(&t, i, got, &gn), 0);
+			cr_assert_eq(gn, wn);
+			cr_assert_arr_eq(got, want, wn * 32, "n=%zu i=%zu", n, i);
+		}
+		seq_merkle_tree_free(&t);
+		seq_group_free(&a);
+		seq_group_free(&b);
+	}
+}
+
+Test(group, build_tree_rejects_bad_arguments_and_leaves_the_tree_empty)
+{
+	struct seq_group g = {0};
+	struct seq_merkle_tree t;
+	uint64_t ns = 1;
+	uint8_t hash[1][32] = {{0}};
+
+	memset(&t, 0xa5, sizeof(t));
+	cr_assert_eq(seq_group_build_tree(&g, &t, 1, 1, 1, &ns, (const uint8_t (*)[32])hash, 0,
+					  sk),
+		     SEQ_EINVAL);
+	cr_assert_null(t.nodes);
+	cr_assert_null(g.leaves);
+	cr_assert_eq(seq_group_build_tree(&g, NULL, 1, 1, 1, &ns, (const uint8_t (*)[32])hash, 1,
+					  sk),
+		     SEQ_EINVAL);
+	seq_merkle_tree_free(&t);
+}
+
 Test(group, receipts_verify_for_every_index)
 {
 	struct seq_group g;
