@@ -17,12 +17,18 @@
 
 /* ---- requests --------------------------------------------------------- */
 
-static struct app_req *req_new(struct app_conn *c, int is_batch, size_t n)
+/* idbytes: room for the ids' text (req_id), 0 for none. */
+static struct app_req *req_new(struct app_conn *c, int is_batch, size_t n, size_t idbytes)
 {
 	/* One allocation: the request, then its ids, answers, answer buffers,
-	 * answer lengths and answer flags. */
+	 * answer lengths and answer flags, then the ids' text. A batch of 100
+	 * requests paid 100 malloc and free of a few bytes for its ids, and the
+	 * response's large malloc then walked every one of those freed chunks
+	 * (malloc_consolidate). */
 	const size_t per = 3 * sizeof(char *) + sizeof(size_t) + 1;
-	struct app_req *r = n > (SIZE_MAX - sizeof(*r)) / per ? NULL : calloc(1, sizeof(*r) + n * per);
+	struct app_req *r = n > (SIZE_MAX - sizeof(*r) - idbytes) / per
+				    ? NULL
+				    : calloc(1, sizeof(*r) + n * per + idbytes);
 
 	if (!r)
 		return NULL;
@@ -31,6 +37,8 @@ static struct app_req *req_new(struct app_conn *c, int is_batch, size_t n)
 	r->abuf = (struct app_answer_buf **)(r->answers + n);
 	r->alen = (size_t *)(r->abuf + n);
 	r->aflags = (unsigned char *)(r->alen + n);
+	r->idpool = idbytes ? (char *)(r->aflags + n) : NULL;
+	r->idpool_size = idbytes;
 	r->conn = c;
 	r->is_batch = is_batch;
 	r->n = n;
@@ -51,10 +59,34 @@ static void answer_drop(struct app_req *r, size_t i)
 	r->aflags[i] = 0;
 }
 
+/* A copy of an id's JSON text (len bytes at id), in the request's pool
+ * while it has room, else on the heap; NULL when out of memory. */
+static char *req_id(struct app_req *r, const char *id, size_t len)
+{
+	char *p;
+
+	if (len >= r->idpool_size - r->idpool_used)
+		return strndup(id, len);
+	p = r->idpool + r->idpool_used;
+	memcpy(p, id, len);
+	p[len] = '\0';
+	r->idpool_used += len + 1;
+	return p;
+}
+
+static void req_id_free(struct app_req *r, size_t i)
+{
+	char *p = r->ids[i];
+
+	if (!r->idpool || p < r->idpool || p >= r->idpool + r->idpool_size)
+		free(p);
+	r->ids[i] = NULL;
+}
+
 static void req_free(struct app_req *r)
 {
 	for (size_t i = 0; i < r->n; i++) {
-		free(r->ids[i]);
+		req_id_free(r, i);
 		answer_drop(r, i);
 		if (r->sections)
 			free(r->sections[i]);
@@ -1471,7 +1503,7 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 		req_error(r, i, RPC_INVALID_PARAMS, "\"params\" must be an array or an object");
 		return;
 	}
-	free(r->ids[i]);
+	req_id_free(r, i);
 	r->ids[i] = id ? json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
 	m = json_string_value(method);
 	if (!c->msg_registry_ok) {
@@ -1557,7 +1589,7 @@ static void dispatch(struct app_conn *c, struct app_req *r, size_t i, json_t *it
 static void dispatch_fast(struct app_conn *c, struct app_req *r, size_t i,
 			  const struct app_fast_tx *t, int txs, struct subs_vec *sv)
 {
-	r->ids[i] = t->id ? strndup(t->id, t->id_len) : NULL;
+	r->ids[i] = t->id ? req_id(r, t->id, t->id_len) : NULL;
 	if (t->id && !r->ids[i])
 		r->ids[i] = strdup("null");
 	if (!c->msg_registry_ok) {
@@ -1623,7 +1655,7 @@ void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 	json_error_t jerr;
 	json_t *root = NULL;
 	struct app_req *r;
-	size_t n = 0, slots;
+	size_t n = 0, slots, idbytes = 0;
 	int is_batch, shape = APP_FAST_ONE;
 
 	/* The common message (fastrpc.c) skips jansson; every other one, and
@@ -1667,7 +1699,11 @@ parsed:
 	c->msg_key_ok = app_conn_tenant(c, &c->msg_tenant) == 0;
 	if (root)
 		slots = is_batch ? n : txs_slots(s, root);
-	r = req_new(c, is_batch, slots);
+	else
+		for (size_t i = 0; i < n; i++)
+			if (s->fast[i].id)
+				idbytes += s->fast[i].id_len + 1;
+	r = req_new(c, is_batch, slots, idbytes);
 	if (!r) {
 		send_single_error(c, RPC_INTERNAL, "out of memory");
 		goto out;

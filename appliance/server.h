@@ -136,6 +136,8 @@ struct app_req {
 	int is_batch;
 	size_t n, pending;
 	char **ids;	/* JSON text of each id; NULL for notifications */
+	char *idpool;	/* room for the ids of a fast-parsed message (rpc.c req_id) */
+	size_t idpool_size, idpool_used;
 	char **answers;		/* each item's result value or error object */
 	size_t *alen;		/* strlen of each answer */
 	unsigned char *aflags;	/* ANSWER_* of each answer */

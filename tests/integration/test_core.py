@@ -164,6 +164,39 @@ class CoreTest(DaemonCase):
             r = self.d.rpc("mezz_getPreconfirmation", {"hash": x["result"]["hash"]})
             self.assertEqual(r["seq"], x["result"]["seq"])
 
+    def test_batch_ids_come_back_exactly(self):
+        # The fast parser's ids share one allocation with their request
+        # (rpc.c req_id): every kind of id it takes, long and short, in
+        # order, beside notifications that get no answer, over HTTP and WS.
+        # The second list has escapes, which the fast parser leaves to
+        # jansson: the same answers by the general path.
+        for ids in ([0, -5, 7, 123456789012345678, None, "", "a", "x" * 3000, "plain id", 42],
+                    [1, 'q"uo\\te', "t\u00e9", "\u2603 snow", None]):
+            reqs = []
+            for k, i in enumerate(ids * 3):
+                reqs.append({"jsonrpc": "2.0", "id": i, "method": "mezz_sendTransaction",
+                             "params": {"namespace": "demo", "data": hexdata(os.urandom(30))}})
+                if k % 5 == 0:
+                    reqs.append({"jsonrpc": "2.0", "method": "mezz_sendTransaction",
+                                 "params": {"namespace": "demo",
+                                            "data": hexdata(os.urandom(30))}})
+            body = json.dumps(reqs)
+            status, doc = self.d.raw_post(body)
+            self.assertEqual(status, 200)
+            self.assertEqual([x["id"] for x in doc], ids * 3)
+            self.assertTrue(all("result" in x for x in doc), doc[:2])
+
+            async def go():
+                async with ws_connect(self.d.ws_url()) as ws:
+                    out = []
+                    for k in range(3):  # again on one connection: nothing left over
+                        await ws.send(body.replace('"data": "0x', '"data": "0x%02x' % k))
+                        out.append(json.loads(await ws.recv()))
+                    return out
+            for doc in run_async(go()):
+                self.assertEqual([x["id"] for x in doc], ids * 3)
+                self.assertTrue(all("result" in x for x in doc), doc[:2])
+
     def test_batch_with_duplicates_resubmissions_and_an_abandoned_batch(self):
         # A group's receipts share one buffer (committer.c answer_into); an
         # item repeated in the batch gets a copy of its first occurrence's
