@@ -7,6 +7,7 @@
  * resubmission is idempotent).
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,10 +77,11 @@ static char *req_id(struct app_req *r, const char *id, size_t len)
 
 static void req_id_free(struct app_req *r, size_t i)
 {
-	char *p = r->ids[i];
+	/* addresses as integers: p may point into another allocation */
+	uintptr_t p = (uintptr_t)r->ids[i], pool = (uintptr_t)r->idpool;
 
-	if (!r->idpool || p < r->idpool || p >= r->idpool + r->idpool_size)
-		free(p);
+	if (!pool || p < pool || p - pool >= r->idpool_size)
+		free(r->ids[i]);
 	r->ids[i] = NULL;
 }
 
