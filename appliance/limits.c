@@ -32,7 +32,11 @@ uint64_t app_bucket_take(struct app_bucket *b, double n, uint64_t now_ns)
 		if (b->tokens > b->burst)
 			b->tokens = b->burst;
 	}
-	b->last_ns = now_ns;
+	/* Callers pass a message's parse time (rpc.c), so an older time can
+	 * follow a newer one; the clock of a bucket only moves forward, or the
+	 * interval between them would be refilled twice. */
+	if (now_ns > b->last_ns)
+		b->last_ns = now_ns;
 	/* A request bigger than the whole bucket passes when the bucket is full,
 	 * so no single transaction is refused forever. */
 	need = n < b->burst ? n : b->burst;
@@ -385,13 +389,13 @@ static uint64_t take_both(struct app_bucket *txb, struct app_bucket *byteb, size
 }
 
 uint64_t app_limits_admit(struct app_limits *l, struct lws *wsi, int64_t owner, int64_t tenant,
-			  size_t len, const char **what)
+			  size_t len, uint64_t now_ns, const char **what)
 {
 	static const char *tnames[2] = {"tenant transactions/s", "tenant bytes/s"};
 	static const char *inames[2] = {"address transactions/s", "address bytes/s"};
 	struct app_tenant_state *t = app_limits_tenant(l, owner);
 	struct app_ip_state *ip = NULL;
-	uint64_t now = app_now_ns(), wait;
+	uint64_t now = now_ns, wait;
 
 	*what = "";
 	if (!tenant && wsi && (ip = ip_of(l, wsi))) {

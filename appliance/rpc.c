@@ -386,13 +386,14 @@ static void req_finish(struct app_req *r)
 	req_free(r);
 }
 
-void app_rpc_answer(struct app_server *s, struct app_done *d)
+void app_rpc_answer(struct app_server *s, struct app_done *d, uint64_t now_ns)
 {
 	struct app_req *r = d->req;
 
 	(void)s;
 	if (!d->is_error)
-		app_metric_observe(APP_M_preconfirmation_seconds, (app_now_ns() - r->t0_ns) / 1000);
+		app_metric_observe(APP_M_preconfirmation_seconds,
+				   (now_ns > r->t0_ns ? now_ns - r->t0_ns : 0) / 1000);
 	if (r->conn) {
 		req_take(r, d->slot, d->is_error, d->json, d->json ? d->json_len : 0, d->buf);
 		if (d->brief && d->json && r->answers[d->slot] == d->json)
@@ -550,7 +551,7 @@ static int rpc_admit(struct app_req *r, size_t i, const struct app_namespace *ns
 	struct app_conn *c = r->conn;
 	const char *what;
 	uint64_t wait = app_limits_admit(&c->srv->limits, c->wsi, ns->tenant_id, c->msg_tenant,
-					 len, &what);
+					 len, r->t0_ns, &what);
 	char *e;
 
 	/* What this message asks of its buckets, for its turn (server.c): the

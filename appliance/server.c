@@ -321,6 +321,8 @@ static void drain_done(struct app_server *s)
 
 	s->flush_defer = 1;
 	while (total < DONE_BATCH && (n = app_queue_pop(s->done, d, 256, 0)) > 0) {
+		uint64_t now = app_now_ns();
+
 		for (size_t i = 0; i < n; i++) {
 			if (d[i].kind == DONE_BLOCK) {
 				app_feed_block(s, d[i].block);
@@ -334,7 +336,7 @@ static void drain_done(struct app_server *s)
 				app_prop_notice(s, &d[i]);
 				free(d[i].json);
 			} else
-				app_rpc_answer(s, &d[i]);
+				app_rpc_answer(s, &d[i], now);
 		}
 		total += n;
 	}
@@ -1048,7 +1050,7 @@ void app_server_destroy(struct app_server *s)
 				if (d[i].kind == DONE_BLOCK)
 					app_block_unref(d[i].block);
 				else if (d[i].kind == DONE_ANSWER)
-					app_rpc_answer(s, &d[i]);
+					app_rpc_answer(s, &d[i], app_now_ns());
 			}
 	}
 	app_fanout_stop(s->feed.pool);

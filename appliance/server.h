@@ -304,7 +304,9 @@ size_t app_fastrpc_parse(const char *msg, size_t len, struct app_fast_tx *out, s
 void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len);
 /* rpc.c: a committer answer arrived (d->req, d->slot); the request takes
  * its json (and buf reference). */
-void app_rpc_answer(struct app_server *s, struct app_done *d);
+/* now_ns: when the answer was taken off the done queue (one clock read for a
+ * popped batch), for mezz_preconfirmation_seconds. */
+void app_rpc_answer(struct app_server *s, struct app_done *d, uint64_t now_ns);
 void app_req_detach_all(struct app_conn *c);
 
 /* server.c: queue bytes to a connection (copied). 0, or -1 if dropped. */

@@ -292,7 +292,7 @@ static size_t drain_ingress(void)
 			/* Both ways an answer's length arrives: measured by
 			 * the committer (odd items) or not known (even). */
 			d.json_len = e && (subs[i].slot & 1) ? strlen(e) : 0;
-			app_rpc_answer(&server, &d);
+			app_rpc_answer(&server, &d, app_now_ns());
 		}
 		app_answer_buf_put(ab);
 		total += n;
