@@ -32,9 +32,10 @@ uint64_t app_bucket_take(struct app_bucket *b, double n, uint64_t now_ns)
 		if (b->tokens > b->burst)
 			b->tokens = b->burst;
 	}
-	/* Callers pass a message's parse time (rpc.c), so an older time can
-	 * follow a newer one; the clock of a bucket only moves forward, or the
-	 * interval between them would be refilled twice. */
+	/* Callers pass a time read before the call (rpc.c: the message's
+	 * parse time), not at it. Messages are handled one at a time, so those
+	 * times grow; should one ever be older than the bucket's last, the
+	 * clock stays put rather than refill the interval between them twice. */
 	if (now_ns > b->last_ns)
 		b->last_ns = now_ns;
 	/* A request bigger than the whole bucket passes when the bucket is full,

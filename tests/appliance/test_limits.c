@@ -19,8 +19,8 @@ Test(bucket, refills_by_elapsed_time_up_to_the_burst)
 	cr_assert_neq(app_bucket_take(&b, 1, 100 * S), 0, "and no further");
 }
 
-/* A message's parse time can be older than the last take (rpc.c passes it
- * for every item of the message): the interval must not be refilled twice. */
+/* A time older than the bucket's last (callers pass one read before the
+ * call, rpc.c): the interval between them must not be refilled twice. */
 Test(bucket, an_older_time_does_not_refill_twice)
 {
 	struct app_bucket b = {.rate = 10, .burst = 10};
