@@ -177,6 +177,24 @@ static void print_ms(const char *label, double secs)
 		printf("%s %.2f ms", label, secs * 1e3);
 }
 
+/*
+ * The histogram `name` from two scrapes: over the time between them when it
+ * grew (*window = 1), else since the daemon started. Returns the observations.
+ */
+static double hist_window(struct hist *d, const char *m1, const char *m2, const char *name,
+			  int *window)
+{
+	struct hist h1;
+
+	hist_parse(&h1, m1, name);
+	hist_parse(d, m2, name);
+	*window = h1.n == d->n && d->n && d->cum[d->n - 1] > h1.cum[h1.n - 1];
+	if (*window)
+		for (size_t i = 0; i < d->n; i++)
+			d->cum[i] -= h1.cum[i];
+	return d->n ? d->cum[d->n - 1] : 0;
+}
+
 /* ---- status ------------------------------------------------------------ */
 
 static json_int_t ival(json_t *o, const char *k)
@@ -239,13 +257,16 @@ static void print_l1(json_t *st)
 int app_cli_status(const struct app_config *cfg, const char *url)
 {
 	char murl[1024], hurl[1024];
+	static const char *const parts[][2] = {{"queue", "mezz_preconf_queue_seconds"},
+					       {"commit", "mezz_preconf_commit_seconds"},
+					       {"answer", "mezz_preconf_answer_seconds"}};
 	struct app_cli_body m1 = {0}, m2 = {0}, hz = {0};
-	struct hist h1, h2, d;
+	struct hist d;
 	json_t *s1 = NULL, *s2 = NULL;
 	uint64_t t1, t2;
 	double secs, tps, p50, p99, n;
 	long hstatus;
-	int rc = 1, window;
+	int rc = 1, window, w;
 
 	url_with_path(murl, sizeof(murl), url, "/metrics");
 	url_with_path(hurl, sizeof(hurl), url, "/healthz");
@@ -263,17 +284,10 @@ int app_cli_status(const struct app_config *cfg, const char *url)
 	hstatus = app_cli_http(hurl, NULL, &hz);
 	secs = (double)(t2 - t1) / 1e9;
 	tps = (double)(ival(s2, "transactions") - ival(s1, "transactions")) / secs;
-	hist_parse(&h1, m1.p, "mezz_preconfirmation_seconds");
-	hist_parse(&h2, m2.p, "mezz_preconfirmation_seconds");
 	/* Latency over the last second when there was traffic, else since start. */
-	d = h2;
-	window = h1.n == h2.n && h2.n && h2.cum[h2.n - 1] > h1.cum[h1.n - 1];
-	if (window)
-		for (size_t i = 0; i < d.n; i++)
-			d.cum[i] -= h1.cum[i];
+	n = hist_window(&d, m1.p, m2.p, "mezz_preconfirmation_seconds", &window);
 	p50 = hist_quantile(&d, 0.50);
 	p99 = hist_quantile(&d, 0.99);
-	n = d.n ? d.cum[d.n - 1] : 0;
 
 	printf("mezzanine %s   %s\n", json_string_value(json_object_get(s2, "version")), url);
 	printf("public key   %s\n", json_string_value(json_object_get(s2, "publicKey")));
@@ -290,6 +304,17 @@ int app_cli_status(const struct app_config *cfg, const char *url)
 	print_ms("preconfirm   p50", p50);
 	print_ms("   p99", p99);
 	printf("   (%s, %.0f receipts)\n", window ? "last second" : "since start", n);
+	/* Where that time went (OPERATIONS.md): each part's own p99, over the
+	 * same window; the parts' p99s need not add up to the whole's. */
+	printf("  p99 of its parts:");
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		char label[32];
+
+		hist_window(&d, m1.p, m2.p, parts[i][1], &w);
+		snprintf(label, sizeof(label), "%s %s", i ? "  " : "", parts[i][0]);
+		print_ms(label, w == window ? hist_quantile(&d, 0.99) : NAN);
+	}
+	printf("\n");
 	printf("ingress      queue %lld   last commit %lld us\n",
 	       (long long)ival(s2, "ingressQueue"), (long long)ival(s2, "lastCommitUs"));
 	printf("subscribers  %lld   namespaces %lld\n", (long long)ival(s2, "subscribers"),

@@ -406,6 +406,10 @@ static void release(struct app_committer *c, struct app_held *h, int failed)
 		drop_blocks(h->blocks, h->nb);
 		app_preconf_free(h->pre);
 	} else {
+		uint64_t now = app_now_ns();
+
+		for (size_t i = 0; i < h->n; i++)
+			h->d[i].durable_ns = now;
 		publish(c, h->blocks, h->nb);
 		if (h->avail_height)
 			publish_available(c, h->avail_height);
@@ -413,7 +417,7 @@ static void release(struct app_committer *c, struct app_held *h, int failed)
 			app_avail_pruned(c, h->shard_floor);
 		atomic_store(&c->stats.durable_seq, h->durable_seq);
 		if (h->m) { /* group start to durable: what a submitter waits for */
-			uint64_t us = (app_now_ns() - h->t0_ns) / 1000;
+			uint64_t us = (now - h->t0_ns) / 1000;
 
 			atomic_store(&c->stats.last_commit_us, us);
 			app_metric_observe(APP_M_group_commit_seconds, us);
@@ -1010,6 +1014,7 @@ static void commit_group(struct app_committer *c, struct app_sub *s, size_t n,
 		d[i].kind = DONE_ANSWER;
 		d[i].req = s[i].req;
 		d[i].slot = s[i].slot;
+		d[i].pop_ns = s[i].pop_ns;
 		pos[i] = SIZE_MAX;
 		if (s[i].bundle_n) { /* first leg: the bundle is s[i .. i + bundle_n) */
 			b_first = i;
@@ -1296,14 +1301,21 @@ void app__commit_decision(struct app_committer *c, struct app_sub *s, size_t n,
 		store_riders(c, &rd);
 }
 
-/* Remove the sealer's wake-ups (req == NULL) from a popped batch. */
-static size_t drop_wakeups(struct app_sub *items, size_t n)
+/*
+ * Remove the sealer's wake-ups (req == NULL) from a popped batch, and stamp
+ * what is left with the time it was taken: a preconfirmation's wait in the
+ * ingress queue ends here (mezz_preconf_queue_seconds).
+ */
+static size_t taken(struct app_sub *items, size_t n)
 {
+	uint64_t now = n ? app_now_ns() : 0;
 	size_t k = 0;
 
 	for (size_t i = 0; i < n; i++)
-		if (items[i].req)
+		if (items[i].req) {
+			items[i].pop_ns = now;
 			items[k++] = items[i];
+		}
 	return k;
 }
 
@@ -1325,7 +1337,7 @@ static size_t complete_bundles(struct app_committer *c, struct app_sub *items, s
 			if (!k)
 				APP_PANIC("bundle of %u legs cut short in the ingress queue",
 					  items[i].bundle_n);
-			n += drop_wakeups(items + n, k);
+			n += taken(items + n, k);
 		}
 		i = end;
 	}
@@ -1360,7 +1372,7 @@ static void *run(void *arg)
 		if (prop_ms && prop_ms < end_ms)
 			end_ms = prop_ms;
 		deadline = app_now_ns() + (end_ms > wall ? end_ms - wall : 0) * 1000000ull + 1;
-		n = drop_wakeups(items, app_queue_pop(c->ingress, items, max, deadline));
+		n = taken(items, app_queue_pop(c->ingress, items, max, deadline));
 		if (n && c->cfg->group_linger_us && n < max) {
 			uint64_t until = app_now_ns() + (uint64_t)c->cfg->group_linger_us * 1000;
 
@@ -1369,7 +1381,7 @@ static void *run(void *arg)
 
 				if (!k)
 					break;
-				n += drop_wakeups(items + n, k);
+				n += taken(items + n, k);
 			}
 		}
 		n = complete_bundles(c, items, n);

@@ -75,6 +75,7 @@ struct app_sub {
 	 * (the request's batch receipt carries the group's proof) */
 	uint8_t brief;
 	struct app_slot_block *block;
+	uint64_t pop_ns; /* when the committer took it from the ingress queue */
 };
 #define APP_BUNDLE_MAX_LEGS 64
 
@@ -159,6 +160,10 @@ struct app_done {
 	struct app_block *block;
 	struct app_preconf *pre; /* DONE_PRECONF */
 	uint8_t winner[20];
+	/* A preconfirmation's path (mezz_preconf_*_seconds): the committer took
+	 * its item from the ingress queue at pop_ns, and its group was durable
+	 * at durable_ns. 0 on answers that did not go through a group. */
+	uint64_t pop_ns, durable_ns;
 };
 
 /* Counters the committer publishes for mezz_status and metrics. */

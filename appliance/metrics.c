@@ -22,11 +22,18 @@ struct bucket_set {
 
 static const uint64_t lat_us[] = {100,   250,   500,    1000,   2000,   5000,   10000,
 				  25000, 50000, 100000, 250000, 500000, 1000000, 5000000};
+/* finer under 5 ms, for the preconfirmation path and its three parts */
+static const uint64_t step_us[] = {25,   50,   100,  200,  300,   500,    750,    1000,
+				   1500, 2000, 3000, 5000, 10000, 50000, 250000, 1000000};
 static const uint64_t counts[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536};
 static const struct bucket_set NONE = {NULL, 0, 1};
 static const struct bucket_set LAT_US = {lat_us, sizeof(lat_us) / sizeof(lat_us[0]), 1e-6};
+static const struct bucket_set STEP_US = {step_us, sizeof(step_us) / sizeof(step_us[0]), 1e-6};
 static const struct bucket_set COUNT = {counts, sizeof(counts) / sizeof(counts[0]), 1};
 #define MAX_BUCKETS 16
+_Static_assert(sizeof(lat_us) / sizeof(lat_us[0]) <= MAX_BUCKETS, "too many LAT_US buckets");
+_Static_assert(sizeof(step_us) / sizeof(step_us[0]) <= MAX_BUCKETS, "too many STEP_US buckets");
+_Static_assert(sizeof(counts) / sizeof(counts[0]) <= MAX_BUCKETS, "too many COUNT buckets");
 
 struct def {
 	enum kind kind;

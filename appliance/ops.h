@@ -65,7 +65,13 @@ void app_notify_watchdog_stop(void);
 	X(HISTOGRAM, group_commit_size, "Transactions per committed group", COUNT)           \
 	X(HISTOGRAM, group_commit_seconds, "Group commit latency: BEGIN to fsynced COMMIT", LAT_US) \
 	X(HISTOGRAM, preconfirmation_seconds,                                             \
-	  "Submission parsed to receipt back on the network thread", LAT_US)               \
+	  "Submission parsed to receipt back on the network thread", STEP_US)              \
+	X(HISTOGRAM, preconf_queue_seconds,                                               \
+	  "Per preconfirmation: parsed until the committer took it from the ingress queue", STEP_US) \
+	X(HISTOGRAM, preconf_commit_seconds,                                              \
+	  "Per preconfirmation: taken by the committer until its group was durable", STEP_US) \
+	X(HISTOGRAM, preconf_answer_seconds,                                              \
+	  "Per preconfirmation: durable until the network thread took the answer", STEP_US) \
 	X(GAUGE, block_height, "Height of the newest sealed block", NONE)                    \
 	X(HISTOGRAM, feed_fanout_seconds,                                                 \
 	  "A live block handed to the feed until every subscriber's copy is written", LAT_US) \

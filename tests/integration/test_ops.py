@@ -191,6 +191,45 @@ class MetricsTest(DaemonCase):
         self.assertLessEqual(value(after, "mezz_slot_lag"), 2)
         self.assertEqual(value(after, "mezz_healthy"), 1)
 
+    def test_preconfirmation_is_queue_plus_commit_plus_answer(self):
+        """Every preconfirmation is observed once in each of its three parts
+        (mezz_preconf_{queue,commit,answer}_seconds), and for each the parts
+        add up to its mezz_preconfirmation_seconds observation; mezz status
+        prints each part's p99."""
+        whole = "mezz_preconfirmation_seconds"
+        parts = ("mezz_preconf_queue_seconds", "mezz_preconf_commit_seconds",
+                 "mezz_preconf_answer_seconds")
+        before = self.scrape()
+        sent = 0
+        for k in range(20):
+            reqs = [{"jsonrpc": "2.0", "id": i, "method": "mezz_sendTransaction",
+                     "params": {"namespace": "alpha", "data": "0x" + os.urandom(40).hex()}}
+                    for i in range(25)]
+            st, doc = self.d.raw_post(json.dumps(reqs))
+            self.assertTrue(st == 200 and all("result" in x for x in doc), doc)
+            sent += 25
+        self.assertIn("result", self.d.call("mezz_sendTransaction",
+                                            {"namespace": "alpha", "data": "0x" + os.urandom(9).hex()}))
+        sent += 1
+        # a refused one is in none of them
+        self.assertIn("error", self.d.call("mezz_sendTransaction", {"namespace": "bravo", "data": "0x01"}))
+        after = self.scrape()
+        grew = lambda fam, suffix: value(after, fam, fam + suffix) - value(before, fam, fam + suffix)
+        self.assertEqual(grew(whole, "_count"), sent)
+        for p in parts:
+            self.assertEqual(after[p]["type"], "histogram", p)
+            self.assertEqual(grew(p, "_count"), sent, p)
+        # each part is truncated to whole microseconds on its own: up to 2 us
+        # a preconfirmation below the whole, never above it
+        total = sum(grew(p, "_sum") for p in parts)
+        self.assertLessEqual(total, grew(whole, "_sum") + 1e-6)
+        self.assertGreaterEqual(total, grew(whole, "_sum") - 2e-6 * sent - 1e-6)
+        # the commit holds an fsync
+        self.assertGreater(grew("mezz_preconf_commit_seconds", "_sum"), 0)
+        out = self.d.mezz("status", url=True).stdout
+        self.assertRegex(out, r"p99 of its parts: queue \d+\.\d\d ms   commit \d+\.\d\d ms"
+                              r"   answer \d+\.\d\d ms\n", out)
+
     def test_log_lines_are_key_value_events(self):
         self.d.call("mezz_sendTransaction", {"namespace": "nope", "data": "0x01"})
         lines = [l for l in self.d.log().splitlines() if l.strip()]
