@@ -92,6 +92,16 @@ int app_block_load(struct app_block **out, struct app_store *s, uint64_t height)
 	return app_block_make(out, &h, sig, ns, nn, txs, n);
 }
 
+void app_block_drop_rendered(struct app_block *b)
+{
+	if (!b->txs_json)
+		return;
+	for (size_t i = 0; i < b->ns_count; i++)
+		free(b->txs_json[i].p);
+	free(b->txs_json);
+	b->txs_json = NULL;
+}
+
 void app_block_unref(struct app_block *b)
 {
 	if (!b || atomic_fetch_sub(&b->refs, 1) > 1)
@@ -99,6 +109,7 @@ void app_block_unref(struct app_block *b)
 	for (size_t i = 0; i < b->ns_count; i++)
 		free(b->ns_json[i]);
 	free(b->ns_json);
+	app_block_drop_rendered(b);
 	free(b->ns_first);
 	free(b->ns);
 	app_txs_free(b->txs, b->n);

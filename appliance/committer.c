@@ -581,6 +581,10 @@ static void *sealer(void *arg)
 				  (unsigned long long)j.slot, app_strerror(rc));
 			continue;
 		}
+		/* Off the lws thread, for the feed's subscribers; without the
+		 * memory for it the lws thread renders the block as before. */
+		if (atomic_load(&c->block_subs) && app_block_render_txs(b) == 0)
+			app_metric_add(APP_M_feed_rendered_ahead_total, 1);
 		pthread_mutex_lock(&c->sealed_mu);
 		if (c->sealed_n == c->sealed_cap) {
 			size_t cap = c->sealed_cap ? c->sealed_cap * 2 : 16;

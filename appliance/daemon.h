@@ -82,8 +82,10 @@ struct app_sub {
 /*
  * A sealed block as the feed serves it. Built by the committer (or loaded
  * from storage), then shared by the lws thread and the DA thread: everything
- * but refs, ns_json and json_bytes is immutable once made; refs is atomic;
- * ns_json and json_bytes are touched by the lws thread only. txs are sorted by (ns, seq); ns_first[i]
+ * but refs, ns_json, json_bytes and txs_json is immutable once made; refs is
+ * atomic; ns_json and json_bytes are touched by the lws thread only; txs_json
+ * is written by the sealer before the block is handed over, then read and
+ * freed by the lws thread only. txs are sorted by (ns, seq); ns_first[i]
  * is the index of namespace i's first transaction in txs.
  */
 struct app_block {
@@ -99,11 +101,23 @@ struct app_block {
 	char **ns_json; /* lazily built per-namespace JSON fragments */
 	size_t bytes;	   /* approximate memory held, ns_json aside */
 	size_t json_bytes; /* ns_json's total length; lws thread only, like ns_json */
+	/* NULL, or per namespace the JSON of its transactions, comma-separated,
+	 * rendered ahead by the sealer (app_block_render_txs): a fragment of
+	 * ns_json is then built with one copy. Freed by the live fan-out. */
+	struct app_txs_json {
+		char *p;
+		size_t len;
+	} *txs_json;
 };
 /* Builds the namespace index (sorts txs). Takes ownership of txs and ns. */
 int app_block_make(struct app_block **out, const struct seq_block_hdr *h,
 		   const uint8_t sig[static 64], struct seq_block_ns *ns, size_t ns_count,
 		   struct app_tx *txs, size_t n);
+/* Renders b's txs_json (feed.c); any thread, before b is handed over.
+ * APP_ENOMEM leaves b as it was: the lws thread renders it then. */
+int app_block_render_txs(struct app_block *b);
+/* Frees b->txs_json; the lws thread only, once b is handed over. */
+void app_block_drop_rendered(struct app_block *b);
 /* Loads a block and its transactions from storage. */
 int app_block_load(struct app_block **out, struct app_store *s, uint64_t height);
 void app_block_unref(struct app_block *b);
@@ -308,6 +322,10 @@ struct app_committer {
 	/* set by the lws thread: live subscriptions that asked for the
 	 * `preconfirmed` level; the committer builds those events only then */
 	atomic_uint_fast64_t preconf_subs;
+	/* set by the lws thread: live block subscriptions; while there are
+	 * any, the sealer renders each block's transactions for the feed
+	 * (app_block_render_txs) so the lws thread does not */
+	atomic_uint_fast64_t block_subs;
 	pthread_t thread;
 	int started;
 	/* committer-thread state */

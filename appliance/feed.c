@@ -137,14 +137,64 @@ static void ring_trim(struct app_server *s, uint64_t h)
 	}
 }
 
+/* Namespace k's transactions, comma-separated, into o. */
+static void sb_txs(struct sbuf *o, const struct app_block *b, size_t k)
+{
+	for (size_t j = b->ns_first[k]; j < b->ns_first[k + 1]; j++) {
+		const struct app_tx *t = &b->txs[j];
+
+		if (j != b->ns_first[k])
+			sb_put(o, ",", 1);
+		sb_tx(o, t->seq, NULL, t->hash, t->data, t->len);
+	}
+}
+
+/*
+ * A block's transactions are most of its JSON: at 10k tx/s a 250 ms block
+ * renders to about 1.25 MB, 2.5-3.5 ms of work (BENCHMARKS.md). The sealer
+ * renders them here when the feed has block subscribers, so that the lws
+ * thread, which answers every receipt, only copies them into place.
+ */
+int app_block_render_txs(struct app_block *b)
+{
+	struct app_txs_json *r = calloc(b->ns_count ? b->ns_count : 1, sizeof(*r));
+
+	if (!r)
+		return APP_ENOMEM;
+	for (size_t k = 0; k < b->ns_count; k++) {
+		struct sbuf o = {0};
+		size_t need = 1;
+
+		/* {"seq":,"hash":"0x<64 hex>","data":"0x"} is 96 bytes besides
+		 * the seq's digits (at most 20) and the data's hex; one comma */
+		for (size_t j = b->ns_first[k]; j < b->ns_first[k + 1]; j++)
+			need += 1 + 96 + 20 + 2 * b->txs[j].len;
+		sb_reserve(&o, need);
+		sb_txs(&o, b, k);
+		if (o.oom || !o.p) {
+			free(o.p);
+			for (size_t i = 0; i < k; i++)
+				free(r[i].p);
+			free(r);
+			return APP_ENOMEM;
+		}
+		r[k] = (struct app_txs_json){o.p, o.len};
+	}
+	b->txs_json = r;
+	return 0;
+}
+
 static const char *ns_fragment(struct app_server *s, struct app_block *b, size_t k)
 {
 	const struct app_namespace *ns;
+	struct app_txs_json *pre = b->txs_json && b->txs_json[k].p ? &b->txs_json[k] : NULL;
 	struct sbuf o = {0};
 
 	if (b->ns_json[k])
 		return b->ns_json[k];
 	ns = app_auth_ns_by_id(&s->auth, b->ns[k].ns);
+	/* the head below is at most 256 bytes besides the name */
+	sb_reserve(&o, 256 + (ns ? strlen(ns->name) : 0) + (pre ? pre->len : 0));
 	sb_puts(&o, "{\"chainId\":");
 	sb_u64(&o, b->ns[k].ns);
 	sb_puts(&o, ",\"name\":\"");
@@ -154,12 +204,12 @@ static const char *ns_fragment(struct app_server *s, struct app_block *b, size_t
 	sb_puts(&o, ",\"root\":");
 	sb_hex(&o, b->ns[k].root, 32);
 	sb_puts(&o, ",\"txs\":[");
-	for (size_t j = b->ns_first[k]; j < b->ns_first[k + 1]; j++) {
-		const struct app_tx *t = &b->txs[j];
-
-		if (j != b->ns_first[k])
-			sb_put(&o, ",", 1);
-		sb_tx(&o, t->seq, NULL, t->hash, t->data, t->len);
+	if (pre) {
+		sb_put(&o, pre->p, pre->len);
+		free(pre->p); /* used once: ns_json keeps the whole fragment */
+		*pre = (struct app_txs_json){0};
+	} else {
+		sb_txs(&o, b, k);
 	}
 	sb_puts(&o, "]}");
 	if (o.oom) {
@@ -660,6 +710,8 @@ void app_feed_block(struct app_server *s, struct app_block *b)
 			x->sub->next_height = h + 1;
 	}
 	fan_views_free(&fv);
+	/* what no subscriber read: ns_fragment renders it if ever needed */
+	app_block_drop_rendered(b);
 	ring_trim(s, h); /* after the fan-out rendered b's fragments */
 	/* Every copy written already: the fan-out ended here. */
 	if (sent && !s->feed.fan_pending)
@@ -807,6 +859,7 @@ void app_feed_sub_free(struct app_server *s, struct app_subscr *sub)
 	free(sub->ns);
 	free(sub);
 	s->subscribers--;
+	atomic_fetch_sub(&s->committer->block_subs, 1);
 }
 
 void app_feed_unsubscribe_all(struct app_conn *c)
