@@ -583,7 +583,7 @@ static void *sealer(void *arg)
 		}
 		/* Off the lws thread, for the feed's subscribers; without the
 		 * memory for it the lws thread renders the block as before. */
-		if (atomic_load(&c->block_subs) && app_block_render_txs(b) == 0)
+		if (app_block_render_txs(b, &c->interest) > 0)
 			app_metric_add(APP_M_feed_rendered_ahead_total, 1);
 		pthread_mutex_lock(&c->sealed_mu);
 		if (c->sealed_n == c->sealed_cap) {

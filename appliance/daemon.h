@@ -80,6 +80,19 @@ struct app_sub {
 #define APP_BUNDLE_MAX_LEGS 64
 
 /*
+ * Which namespaces live block subscriptions may want, kept by the lws
+ * thread (app_feed_interest_add) and read by the sealer. A count per bucket
+ * of chain ids: a bucket shared with another namespace only costs a
+ * rendering nobody reads.
+ */
+#define APP_NS_BUCKETS 1024
+struct app_feed_interest {
+	atomic_uint_fast64_t all;	  /* subscriptions without a namespace filter */
+	atomic_uint ns[APP_NS_BUCKETS]; /* filters naming a chain id, by id mod buckets */
+};
+void app_feed_interest_add(struct app_feed_interest *fi, const uint64_t *ns, size_t n, int delta);
+
+/*
  * A sealed block as the feed serves it. Built by the committer (or loaded
  * from storage), then shared by the lws thread and the DA thread: everything
  * but refs, ns_json, json_bytes and txs_json is immutable once made; refs is
@@ -113,9 +126,10 @@ struct app_block {
 int app_block_make(struct app_block **out, const struct seq_block_hdr *h,
 		   const uint8_t sig[static 64], struct seq_block_ns *ns, size_t ns_count,
 		   struct app_tx *txs, size_t n);
-/* Renders b's txs_json (feed.c); any thread, before b is handed over.
- * APP_ENOMEM leaves b as it was: the lws thread renders it then. */
-int app_block_render_txs(struct app_block *b);
+/* Renders b's txs_json for the namespaces fi says a subscription may want
+ * (feed.c); any thread, before b is handed over. Returns how many it
+ * rendered; APP_ENOMEM leaves b as it was: the lws thread renders it then. */
+int app_block_render_txs(struct app_block *b, const struct app_feed_interest *fi);
 /* Frees b->txs_json; the lws thread only, once b is handed over. */
 void app_block_drop_rendered(struct app_block *b);
 /* Loads a block and its transactions from storage. */
@@ -322,10 +336,10 @@ struct app_committer {
 	/* set by the lws thread: live subscriptions that asked for the
 	 * `preconfirmed` level; the committer builds those events only then */
 	atomic_uint_fast64_t preconf_subs;
-	/* set by the lws thread: live block subscriptions; while there are
-	 * any, the sealer renders each block's transactions for the feed
-	 * (app_block_render_txs) so the lws thread does not */
-	atomic_uint_fast64_t block_subs;
+	/* set by the lws thread: which namespaces block subscriptions may
+	 * want; the sealer renders those namespaces' transactions for the
+	 * feed (app_block_render_txs) so the lws thread does not */
+	struct app_feed_interest interest;
 	pthread_t thread;
 	int started;
 	/* committer-thread state */

@@ -149,22 +149,42 @@ static void sb_txs(struct sbuf *o, const struct app_block *b, size_t k)
 	}
 }
 
+void app_feed_interest_add(struct app_feed_interest *fi, const uint64_t *ns, size_t n, int delta)
+{
+	if (!ns) {
+		atomic_fetch_add(&fi->all, (uint_fast64_t)(int_fast64_t)delta);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		atomic_fetch_add(&fi->ns[ns[i] % APP_NS_BUCKETS], (unsigned)delta);
+}
+
 /*
  * A block's transactions are most of its JSON: at 10k tx/s a 250 ms block
- * renders to about 1.25 MB, 2.5-3.5 ms of work (BENCHMARKS.md). The sealer
- * renders them here when the feed has block subscribers, so that the lws
- * thread, which answers every receipt, only copies them into place.
+ * renders to about 1.25 MB, 2.4-3.5 ms of work (BENCHMARKS.md). The sealer
+ * renders them here for the namespaces a block subscription may want, so
+ * that the lws thread, which answers every receipt, only copies them into
+ * place.
  */
-int app_block_render_txs(struct app_block *b)
+int app_block_render_txs(struct app_block *b, const struct app_feed_interest *fi)
 {
-	struct app_txs_json *r = calloc(b->ns_count ? b->ns_count : 1, sizeof(*r));
+	int all = atomic_load(&fi->all) > 0, done = 0;
+	struct app_txs_json *r;
 
+	for (size_t k = 0; k < b->ns_count && !all && !done; k++)
+		done = atomic_load(&fi->ns[b->ns[k].ns % APP_NS_BUCKETS]) > 0;
+	if (!all && !done)
+		return 0;
+	done = 0;
+	r = calloc(b->ns_count ? b->ns_count : 1, sizeof(*r));
 	if (!r)
 		return APP_ENOMEM;
 	for (size_t k = 0; k < b->ns_count; k++) {
 		struct sbuf o = {0};
 		size_t need = 1;
 
+		if (!all && !atomic_load(&fi->ns[b->ns[k].ns % APP_NS_BUCKETS]))
+			continue;
 		/* {"seq":,"hash":"0x<64 hex>","data":"0x"} is 96 bytes besides
 		 * the seq's digits (at most 20) and the data's hex; one comma */
 		for (size_t j = b->ns_first[k]; j < b->ns_first[k + 1]; j++)
@@ -179,9 +199,10 @@ int app_block_render_txs(struct app_block *b)
 			return APP_ENOMEM;
 		}
 		r[k] = (struct app_txs_json){o.p, o.len};
+		done++;
 	}
 	b->txs_json = r;
-	return 0;
+	return done;
 }
 
 static const char *ns_fragment(struct app_server *s, struct app_block *b, size_t k)
@@ -856,10 +877,10 @@ void app_feed_sub_free(struct app_server *s, struct app_subscr *sub)
 {
 	if (sub->preconf)
 		atomic_fetch_sub(&s->committer->preconf_subs, 1);
+	app_feed_interest_add(&s->committer->interest, sub->ns, sub->ns_n, -1);
 	free(sub->ns);
 	free(sub);
 	s->subscribers--;
-	atomic_fetch_sub(&s->committer->block_subs, 1);
 }
 
 void app_feed_unsubscribe_all(struct app_conn *c)

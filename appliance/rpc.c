@@ -1431,7 +1431,7 @@ static void m_subscribe(struct app_conn *c, struct app_req *r, size_t i, json_t 
 	sub->next = c->subs;
 	c->subs = sub;
 	s->subscribers++;
-	atomic_fetch_add(&s->committer->block_subs, 1);
+	app_feed_interest_add(&s->committer->interest, sub->ns, sub->ns_n, 1);
 	if (sub->preconf)
 		atomic_fetch_add(&s->committer->preconf_subs, 1);
 	snprintf(idbuf, sizeof(idbuf), "\"0x%llx\"", (unsigned long long)sub->id);

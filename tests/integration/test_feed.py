@@ -345,6 +345,45 @@ class FeedCacheTest(DaemonCase):
             self.assertNotIn('"name":"alpha"', t)
             self.assertEqual(t, again[True][h], "height %d (beta only) differs" % h)
 
+    def test_only_namespaces_a_subscription_may_want_are_rendered_ahead(self):
+        """A subscription filtered to beta makes the sealer render beta's
+        transactions ahead, not a block that holds only alpha's."""
+        d = self.d
+
+        def subscribers():
+            status, _, raw = d.http(b"", "/metrics", method="GET")
+            return int(re.search(r"^mezz_feed_subscribers (\d+)$", raw.decode(), re.M).group(1))
+
+        for _ in range(50):  # the other tests' subscriptions are gone
+            if subscribers() == 0:
+                break
+            time.sleep(0.1)
+        self.assertEqual(subscribers(), 0)
+
+        async def until_seq(ws, last):
+            while True:
+                b = json.loads(await asyncio.wait_for(ws.recv(), 20))["params"]["result"]
+                if b["header"]["firstSeq"] + b["header"]["txCount"] > last:
+                    return
+
+        async def scenario():
+            loop = asyncio.get_running_loop()
+            async with ws_connect(d.ws_url()) as ws:
+                await ws_call(ws, "mezz_subscribe", ["blocks", {"namespaces": ["beta"], "levels": ["sealed"]}])
+                n0 = await loop.run_in_executor(None, self.rendered_ahead)
+                for _ in range(3):
+                    sent = await loop.run_in_executor(None, send_batch, d, "alpha", 10, 2000)
+                    await until_seq(ws, max(s for _, s in sent))
+                n1 = await loop.run_in_executor(None, self.rendered_ahead)
+                sent = await loop.run_in_executor(None, send_batch, d, "beta", 10, 2000)
+                await until_seq(ws, max(s for _, s in sent))
+                n2 = await loop.run_in_executor(None, self.rendered_ahead)
+            return n0, n1, n2
+
+        n0, n1, n2 = run_async(scenario(), 60)
+        self.assertEqual(n1, n0, "a block of alpha only was rendered for a beta subscription")
+        self.assertGreaterEqual(n2, n1 + 1, "beta's block was not rendered ahead")
+
     def cache(self):
         status, _, raw = self.d.http(b"", "/metrics", method="GET")
         self.assertEqual(status, 200)
