@@ -80,7 +80,7 @@ struct app_sub {
 #define APP_BUNDLE_MAX_LEGS 64
 
 /*
- * Which namespaces live block subscriptions may want, kept by the lws
+ * Which namespaces block subscriptions may want, kept by the lws
  * thread (app_feed_interest_add) and read by the sealer. A count per bucket
  * of chain ids: a bucket shared with another namespace only costs a
  * rendering nobody reads.

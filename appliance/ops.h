@@ -76,7 +76,7 @@ void app_notify_watchdog_stop(void);
 	X(HISTOGRAM, feed_fanout_seconds,                                                 \
 	  "A live block handed to the feed until every subscriber's copy is written", LAT_US) \
 	X(COUNTER, feed_rendered_ahead_total,                                            \
-	  "Blocks whose transactions the sealer rendered for the feed's subscribers", NONE) \
+	  "Blocks of which the sealer rendered transactions for the feed's subscribers", NONE) \
 	X(COUNTER, feed_fanout_direct_total,                                             \
 	  "Live block copies written straight to subscribers' sockets (feed.fanout_threads)", NONE) \
 	X(COUNTER, feed_fanout_helper_total,                                             \
