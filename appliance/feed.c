@@ -166,24 +166,29 @@ void app_feed_interest_add(struct app_feed_interest *fi, const uint64_t *ns, siz
  * that the lws thread, which answers every receipt, only copies them into
  * place.
  */
+static int wanted(const struct app_feed_interest *fi, int all, uint64_t ns)
+{
+	return all || atomic_load(&fi->ns[ns % APP_NS_BUCKETS]) > 0;
+}
+
 int app_block_render_txs(struct app_block *b, const struct app_feed_interest *fi)
 {
 	int all = atomic_load(&fi->all) > 0, done = 0;
 	struct app_txs_json *r;
+	size_t first = 0;
 
-	for (size_t k = 0; k < b->ns_count && !all && !done; k++)
-		done = atomic_load(&fi->ns[b->ns[k].ns % APP_NS_BUCKETS]) > 0;
-	if (!all && !done)
-		return 0;
-	done = 0;
-	r = calloc(b->ns_count ? b->ns_count : 1, sizeof(*r));
+	while (first < b->ns_count && !wanted(fi, all, b->ns[first].ns))
+		first++;
+	if (first == b->ns_count)
+		return 0; /* nobody may want any of it (or the block is empty) */
+	r = calloc(b->ns_count, sizeof(*r));
 	if (!r)
 		return APP_ENOMEM;
-	for (size_t k = 0; k < b->ns_count; k++) {
+	for (size_t k = first; k < b->ns_count; k++) {
 		struct sbuf o = {0};
 		size_t need = 1;
 
-		if (!all && !atomic_load(&fi->ns[b->ns[k].ns % APP_NS_BUCKETS]))
+		if (!wanted(fi, all, b->ns[k].ns))
 			continue;
 		/* {"seq":,"hash":"0x<64 hex>","data":"0x"} is 96 bytes besides
 		 * the seq's digits (at most 20) and the data's hex; one comma */
@@ -191,9 +196,9 @@ int app_block_render_txs(struct app_block *b, const struct app_feed_interest *fi
 			need += 1 + 96 + 20 + 2 * b->txs[j].len;
 		sb_reserve(&o, need);
 		sb_txs(&o, b, k);
-		if (o.oom || !o.p) {
+		if (o.oom) {
 			free(o.p);
-			for (size_t i = 0; i < k; i++)
+			for (size_t i = first; i < k; i++)
 				free(r[i].p);
 			free(r);
 			return APP_ENOMEM;

@@ -390,13 +390,13 @@ static uint64_t take_both(struct app_bucket *txb, struct app_bucket *byteb, size
 }
 
 uint64_t app_limits_admit(struct app_limits *l, struct lws *wsi, int64_t owner, int64_t tenant,
-			  size_t len, uint64_t now_ns, const char **what)
+			  size_t len, uint64_t now, const char **what)
 {
 	static const char *tnames[2] = {"tenant transactions/s", "tenant bytes/s"};
 	static const char *inames[2] = {"address transactions/s", "address bytes/s"};
 	struct app_tenant_state *t = app_limits_tenant(l, owner);
 	struct app_ip_state *ip = NULL;
-	uint64_t now = now_ns, wait;
+	uint64_t wait;
 
 	*what = "";
 	if (!tenant && wsi && (ip = ip_of(l, wsi))) {

@@ -85,11 +85,11 @@ struct app_tenant_state *app_limits_tenant(struct app_limits *l, int64_t id);
  * `owner`, from `tenant` (0 = anonymous) on connection wsi. 0 when admitted
  * (tokens taken), else the retry delay in ms with *what naming the limit
  * ("tenant transactions", "tenant bytes", "address transactions", ...).
- * now_ns (app_now_ns's clock) is the message's time: every item of one
+ * now (app_now_ns's clock) is the message's time: every item of one
  * message is admitted at the same instant, with one clock read.
  */
 uint64_t app_limits_admit(struct app_limits *l, struct lws *wsi, int64_t owner, int64_t tenant,
-			  size_t len, uint64_t now_ns, const char **what);
+			  size_t len, uint64_t now, const char **what);
 
 /*
  * The pace of a connection read one message at a time after a refusal

@@ -303,9 +303,8 @@ size_t app_fastrpc_parse(const char *msg, size_t len, struct app_fast_tx *out, s
 /* rpc.c: dispatch one parsed message (object or batch array). */
 void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len);
 /* rpc.c: a committer answer arrived (d->req, d->slot); the request takes
- * its json (and buf reference). */
-/* now_ns: when the answer was taken off the done queue (one clock read for a
- * popped batch), for mezz_preconfirmation_seconds. */
+ * its json (and buf reference). now_ns: when it was taken off the done
+ * queue (one clock read a popped batch), for the preconfirmation metrics. */
 void app_rpc_answer(struct app_server *s, struct app_done *d, uint64_t now_ns);
 void app_req_detach_all(struct app_conn *c);
 
