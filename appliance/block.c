@@ -36,7 +36,7 @@ int app_block_make(struct app_block **out, const struct seq_block_hdr *h,
 	b->txs = txs;
 	b->n = n;
 	b->ns_first = calloc(ns_count + 1, sizeof(size_t));
-	b->ns_json = calloc(ns_count + 1, sizeof(char *));
+	b->ns_json = calloc(ns_count + 1, sizeof(*b->ns_json));
 	if (!b->ns_first || !b->ns_json)
 		goto fail;
 	if (n > 1)
@@ -107,7 +107,7 @@ void app_block_unref(struct app_block *b)
 	if (!b || atomic_fetch_sub(&b->refs, 1) > 1)
 		return;
 	for (size_t i = 0; i < b->ns_count; i++)
-		free(b->ns_json[i]);
+		free(b->ns_json[i].p);
 	free(b->ns_json);
 	app_block_drop_rendered(b);
 	free(b->ns_first);

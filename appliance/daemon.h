@@ -101,6 +101,11 @@ void app_feed_interest_add(struct app_feed_interest *fi, const uint64_t *ns, siz
  * freed by the lws thread only. txs are sorted by (ns, seq); ns_first[i]
  * is the index of namespace i's first transaction in txs.
  */
+/* JSON text at p + off, len bytes and a NUL; p is the allocation (freed). */
+struct app_json_part {
+	char *p;
+	size_t off, len;
+};
 struct app_block {
 	atomic_int refs;
 	struct seq_block_hdr hdr;
@@ -111,16 +116,14 @@ struct app_block {
 	size_t *ns_first;
 	struct app_tx *txs;
 	size_t n;
-	char **ns_json; /* lazily built per-namespace JSON fragments */
-	size_t bytes;	   /* approximate memory held, ns_json aside */
+	struct app_json_part *ns_json; /* lazily built per-namespace JSON fragments */
+	size_t bytes;		       /* approximate memory held, ns_json aside */
 	size_t json_bytes; /* ns_json's total length; lws thread only, like ns_json */
 	/* NULL, or per namespace the JSON of its transactions, comma-separated,
-	 * rendered ahead by the sealer (app_block_render_txs): a fragment of
-	 * ns_json is then built with one copy. Freed by the live fan-out. */
-	struct app_txs_json {
-		char *p;
-		size_t len;
-	} *txs_json;
+	 * rendered ahead by the sealer (app_block_render_txs) with room around
+	 * it, so that its ns_json fragment is finished in place. Taken by
+	 * ns_json, or freed by the live fan-out. */
+	struct app_json_part *txs_json;
 };
 /* Builds the namespace index (sorts txs). Takes ownership of txs and ns. */
 int app_block_make(struct app_block **out, const struct seq_block_hdr *h,

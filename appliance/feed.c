@@ -82,8 +82,6 @@ static void sb_u64(struct sbuf *b, uint64_t v)
 	sb_puts(b, t);
 }
 
-/* Sub-block of namespace index k: built once per block and reused for every
- * subscriber. */
 /* {"seq":N[,"index":I],"hash":"0x…","data":"0x…"} */
 static void sb_tx(struct sbuf *o, uint64_t seq, const uint64_t *index, const uint8_t *hash,
 		  const uint8_t *data, size_t len)
@@ -171,10 +169,17 @@ static int wanted(const struct app_feed_interest *fi, int all, uint64_t ns)
 	return all || atomic_load(&fi->ns[ns % APP_NS_BUCKETS]) > 0;
 }
 
+/* Room the sealer leaves in front of a namespace's transactions for its
+ * fragment's head (frag_head: at most 154 bytes and the name, which is at
+ * most 63), and after them for the "]}" and the NUL, so that ns_fragment
+ * finishes it in place. */
+#define FRAG_ROOM 512
+#define FRAG_END 3
+
 int app_block_render_txs(struct app_block *b, const struct app_feed_interest *fi)
 {
 	int all = atomic_load(&fi->all) > 0, done = 0;
-	struct app_txs_json *r;
+	struct app_json_part *r;
 	size_t first = 0;
 
 	while (first < b->ns_count && !wanted(fi, all, b->ns[first].ns))
@@ -194,8 +199,11 @@ int app_block_render_txs(struct app_block *b, const struct app_feed_interest *fi
 		 * the seq's digits (at most 20) and the data's hex; one comma */
 		for (size_t j = b->ns_first[k]; j < b->ns_first[k + 1]; j++)
 			need += 1 + 96 + 20 + 2 * b->txs[j].len;
-		sb_reserve(&o, need);
+		sb_reserve(&o, FRAG_ROOM + need + FRAG_END);
+		if (!o.oom)
+			o.len = FRAG_ROOM;
 		sb_txs(&o, b, k);
+		sb_reserve(&o, FRAG_END); /* kept if need was right */
 		if (o.oom) {
 			free(o.p);
 			for (size_t i = first; i < k; i++)
@@ -203,52 +211,70 @@ int app_block_render_txs(struct app_block *b, const struct app_feed_interest *fi
 			free(r);
 			return APP_ENOMEM;
 		}
-		r[k] = (struct app_txs_json){o.p, o.len};
+		r[k] = (struct app_json_part){o.p, FRAG_ROOM, o.len - FRAG_ROOM};
 		done++;
 	}
 	b->txs_json = r;
 	return done;
 }
 
-static const char *ns_fragment(struct app_server *s, struct app_block *b, size_t k)
+/* {"chainId":…,"name":"…","count":…,"root":"0x…","txs":[ */
+static void frag_head(struct sbuf *o, struct app_server *s, const struct app_block *b, size_t k)
 {
-	const struct app_namespace *ns;
-	struct app_txs_json *pre = b->txs_json && b->txs_json[k].p ? &b->txs_json[k] : NULL;
+	const struct app_namespace *ns = app_auth_ns_by_id(&s->auth, b->ns[k].ns);
+
+	sb_puts(o, "{\"chainId\":");
+	sb_u64(o, b->ns[k].ns);
+	sb_puts(o, ",\"name\":\"");
+	sb_puts(o, ns ? ns->name : "");
+	sb_puts(o, "\",\"count\":");
+	sb_u64(o, b->ns[k].count);
+	sb_puts(o, ",\"root\":");
+	sb_hex(o, b->ns[k].root, 32);
+	sb_puts(o, ",\"txs\":[");
+}
+
+/* Namespace k's part of b's JSON: built once per block and shared by every
+ * view of it and mezz_getBlock. Finished in place around the transactions
+ * the sealer rendered, when it did and the head fits in front of them (no
+ * copy of the transactions); else rendered here. NULL when out of memory. */
+static const struct app_json_part *ns_fragment(struct app_server *s, struct app_block *b,
+						size_t k)
+{
+	struct app_json_part *pre = b->txs_json && b->txs_json[k].p ? &b->txs_json[k] : NULL;
+	struct app_json_part *f = &b->ns_json[k];
 	struct sbuf o = {0};
 
-	if (b->ns_json[k])
-		return b->ns_json[k];
-	ns = app_auth_ns_by_id(&s->auth, b->ns[k].ns);
-	/* the head below is at most 256 bytes besides the name */
-	sb_reserve(&o, 256 + (ns ? strlen(ns->name) : 0) + (pre ? pre->len : 0));
-	sb_puts(&o, "{\"chainId\":");
-	sb_u64(&o, b->ns[k].ns);
-	sb_puts(&o, ",\"name\":\"");
-	sb_puts(&o, ns ? ns->name : "");
-	sb_puts(&o, "\",\"count\":");
-	sb_u64(&o, b->ns[k].count);
-	sb_puts(&o, ",\"root\":");
-	sb_hex(&o, b->ns[k].root, 32);
-	sb_puts(&o, ",\"txs\":[");
-	if (pre) {
-		sb_put(&o, pre->p, pre->len);
-		free(pre->p); /* used once: ns_json keeps the whole fragment */
-		*pre = (struct app_txs_json){0};
-	} else {
-		sb_txs(&o, b, k);
-	}
-	sb_puts(&o, "]}");
-	if (o.oom) {
+	if (f->p)
+		return f;
+	frag_head(&o, s, b, k);
+	if (pre && !o.oom && o.len <= pre->off) {
+		memcpy(pre->p + pre->off - o.len, o.p, o.len);
+		memcpy(pre->p + pre->off + pre->len, "]}", FRAG_END);
+		*f = (struct app_json_part){pre->p, pre->off - o.len, o.len + pre->len + 2};
 		free(o.p);
-		return NULL;
+	} else {
+		if (pre)
+			sb_put(&o, pre->p + pre->off, pre->len);
+		else
+			sb_txs(&o, b, k);
+		sb_puts(&o, "]}");
+		if (o.oom) {
+			free(o.p);
+			return NULL;
+		}
+		*f = (struct app_json_part){o.p, 0, o.len};
+		if (pre)
+			free(pre->p);
 	}
-	b->ns_json[k] = o.p;
-	b->json_bytes += o.len;
+	if (pre)
+		*pre = (struct app_json_part){0}; /* used once: ns_json keeps it */
+	b->json_bytes += f->len;
 	if (*ring_slot(s, b->hdr.height) == b) { /* the ring holds it: charge it */
-		s->feed.bytes += o.len;
+		s->feed.bytes += f->len;
 		ring_trim(s, s->feed.tip); /* b stays valid: the caller holds a reference */
 	}
-	return o.p;
+	return f;
 }
 
 static int in_filter(const uint64_t *f, size_t n, uint64_t ns)
@@ -261,80 +287,109 @@ static int in_filter(const uint64_t *f, size_t n, uint64_t ns)
 	return 0;
 }
 
+/* Whether namespace k of b is in a view: in its filter and readable by its tenant. */
+static int in_view(struct app_server *s, const struct app_block *b, size_t k,
+		   const uint64_t *filter, size_t filter_n, int64_t tenant)
+{
+	const struct app_namespace *ns;
+
+	if (!in_filter(filter, filter_n, b->ns[k].ns))
+		return 0;
+	ns = app_auth_ns_by_id(&s->auth, b->ns[k].ns);
+	return ns && app_auth_may_read(ns, tenant);
+}
+
+/* Appends b's JSON for one view to o (o->oom when out of memory). */
+static void block_json(struct sbuf *o, struct app_server *s, struct app_block *b,
+		       const uint64_t *filter, size_t filter_n, int64_t tenant, const char *level)
+{
+	uint8_t raw[SEQ_BLOCK_HDR_LEN];
+	const struct seq_block_hdr *h = &b->hdr;
+	size_t frags = 0;
+	int first = 1;
+
+	/* The fragments first, so that o grows once: a block's transactions
+	 * are almost all of it. The rest is the header (under 1 KB besides
+	 * headerRaw) and the namespace table. */
+	for (size_t k = 0; k < b->ns_count; k++) {
+		const struct app_json_part *f;
+
+		if (!in_view(s, b, k, filter, filter_n, tenant))
+			continue;
+		f = ns_fragment(s, b, k);
+		if (!f) {
+			o->oom = 1;
+			return;
+		}
+		frags += f->len + 1;
+	}
+	sb_reserve(o, frags + 1024 + 2 * sizeof(raw) + 128 * b->ns_count);
+	seq_block_hdr_encode(raw, h);
+	sb_puts(o, "{\"level\":\"");
+	sb_puts(o, level);
+	sb_puts(o, "\",\"height\":");
+	sb_u64(o, h->height);
+	sb_puts(o, ",\"slot\":");
+	sb_u64(o, h->slot);
+	sb_puts(o, ",\"hash\":");
+	sb_hex(o, b->hash, 32);
+	sb_puts(o, ",\"header\":{\"version\":");
+	sb_u64(o, h->version);
+	sb_puts(o, ",\"height\":");
+	sb_u64(o, h->height);
+	sb_puts(o, ",\"slot\":");
+	sb_u64(o, h->slot);
+	sb_puts(o, ",\"timeMs\":");
+	sb_u64(o, h->time_ms);
+	sb_puts(o, ",\"parent\":");
+	sb_hex(o, h->parent, 32);
+	sb_puts(o, ",\"firstSeq\":");
+	sb_u64(o, h->first_seq);
+	sb_puts(o, ",\"txCount\":");
+	sb_u64(o, h->tx_count);
+	sb_puts(o, ",\"nsCount\":");
+	sb_u64(o, h->ns_count);
+	sb_puts(o, ",\"nsRoot\":");
+	sb_hex(o, h->ns_root, 32);
+	sb_puts(o, ",\"txRoot\":");
+	sb_hex(o, h->tx_root, 32);
+	sb_puts(o, "},\"headerRaw\":");
+	sb_hex(o, raw, sizeof(raw));
+	sb_puts(o, ",\"signature\":");
+	sb_hex(o, b->sig, 64);
+	/* The whole namespace table, so a reader can recompute nsRoot. */
+	sb_puts(o, ",\"nsTable\":[");
+	for (size_t k = 0; k < b->ns_count; k++) {
+		if (k)
+			sb_put(o, ",", 1);
+		sb_puts(o, "{\"chainId\":");
+		sb_u64(o, b->ns[k].ns);
+		sb_puts(o, ",\"count\":");
+		sb_u64(o, b->ns[k].count);
+		sb_puts(o, ",\"root\":");
+		sb_hex(o, b->ns[k].root, 32);
+		sb_put(o, "}", 1);
+	}
+	sb_puts(o, "],\"namespaces\":[");
+	for (size_t k = 0; k < b->ns_count; k++) {
+		const struct app_json_part *f = &b->ns_json[k];
+
+		if (!in_view(s, b, k, filter, filter_n, tenant))
+			continue;
+		if (!first)
+			sb_put(o, ",", 1);
+		first = 0;
+		sb_put(o, f->p + f->off, f->len);
+	}
+	sb_puts(o, "]}");
+}
+
 char *app_feed_block_json(struct app_server *s, struct app_block *b, const uint64_t *filter,
 			  size_t filter_n, int64_t tenant, const char *level)
 {
 	struct sbuf o = {0};
-	uint8_t raw[SEQ_BLOCK_HDR_LEN];
-	const struct seq_block_hdr *h = &b->hdr;
-	int first = 1;
 
-	seq_block_hdr_encode(raw, h);
-	sb_puts(&o, "{\"level\":\"");
-	sb_puts(&o, level);
-	sb_puts(&o, "\",\"height\":");
-	sb_u64(&o, h->height);
-	sb_puts(&o, ",\"slot\":");
-	sb_u64(&o, h->slot);
-	sb_puts(&o, ",\"hash\":");
-	sb_hex(&o, b->hash, 32);
-	sb_puts(&o, ",\"header\":{\"version\":");
-	sb_u64(&o, h->version);
-	sb_puts(&o, ",\"height\":");
-	sb_u64(&o, h->height);
-	sb_puts(&o, ",\"slot\":");
-	sb_u64(&o, h->slot);
-	sb_puts(&o, ",\"timeMs\":");
-	sb_u64(&o, h->time_ms);
-	sb_puts(&o, ",\"parent\":");
-	sb_hex(&o, h->parent, 32);
-	sb_puts(&o, ",\"firstSeq\":");
-	sb_u64(&o, h->first_seq);
-	sb_puts(&o, ",\"txCount\":");
-	sb_u64(&o, h->tx_count);
-	sb_puts(&o, ",\"nsCount\":");
-	sb_u64(&o, h->ns_count);
-	sb_puts(&o, ",\"nsRoot\":");
-	sb_hex(&o, h->ns_root, 32);
-	sb_puts(&o, ",\"txRoot\":");
-	sb_hex(&o, h->tx_root, 32);
-	sb_puts(&o, "},\"headerRaw\":");
-	sb_hex(&o, raw, sizeof(raw));
-	sb_puts(&o, ",\"signature\":");
-	sb_hex(&o, b->sig, 64);
-	/* The whole namespace table, so a reader can recompute nsRoot. */
-	sb_puts(&o, ",\"nsTable\":[");
-	for (size_t k = 0; k < b->ns_count; k++) {
-		if (k)
-			sb_put(&o, ",", 1);
-		sb_puts(&o, "{\"chainId\":");
-		sb_u64(&o, b->ns[k].ns);
-		sb_puts(&o, ",\"count\":");
-		sb_u64(&o, b->ns[k].count);
-		sb_puts(&o, ",\"root\":");
-		sb_hex(&o, b->ns[k].root, 32);
-		sb_put(&o, "}", 1);
-	}
-	sb_puts(&o, "],\"namespaces\":[");
-	for (size_t k = 0; k < b->ns_count; k++) {
-		const struct app_namespace *ns = app_auth_ns_by_id(&s->auth, b->ns[k].ns);
-		const char *frag;
-
-		if (!in_filter(filter, filter_n, b->ns[k].ns))
-			continue;
-		if (!ns || !app_auth_may_read(ns, tenant))
-			continue;
-		frag = ns_fragment(s, b, k);
-		if (!frag) {
-			o.oom = 1;
-			break;
-		}
-		if (!first)
-			sb_put(&o, ",", 1);
-		first = 0;
-		sb_puts(&o, frag);
-	}
-	sb_puts(&o, "]}");
+	block_json(&o, s, b, filter, filter_n, tenant, level);
 	if (o.oom) {
 		free(o.p);
 		return NULL;
@@ -420,19 +475,27 @@ static const char msg_mid[] = "\",\"result\":";
 _Static_assert(APP_WS_FRAME_HEAD_MAX + MSG_HEAD_LEN + MSG_ID_MAX <= APP_FAN_PRE_MAX,
 	       "a direct copy's pre holds a frame header, the head and the longest id");
 
-/* The messages around body into v: NULL when out of memory. */
-static unsigned char *msg_build(struct fan_view *v, const char *body, size_t blen)
+/* v's messages for block b (v->tenant's view through filter): its tail
+ * rendered straight into place, after room for the longest head. -1 when
+ * out of memory. */
+static int msg_build(struct fan_view *v, struct app_server *s, struct app_block *b,
+		     const uint64_t *filter, size_t filter_n)
 {
-	unsigned char *m = malloc(MSG_ID_END + MSG_MID_LEN + blen + 2);
+	struct sbuf o = {0};
 
-	if (!m)
-		return NULL;
-	memcpy(m + MSG_ID_END, msg_mid, MSG_MID_LEN);
-	memcpy(m + MSG_ID_END + MSG_MID_LEN, body, blen);
-	memcpy(m + MSG_ID_END + MSG_MID_LEN + blen, "}}", 2);
-	v->msg = m;
-	v->tail = MSG_MID_LEN + blen + 2;
-	return m;
+	sb_reserve(&o, MSG_ID_END);
+	if (!o.oom)
+		o.len = MSG_ID_END;
+	sb_put(&o, msg_mid, MSG_MID_LEN);
+	block_json(&o, s, b, filter, filter_n, v->tenant, "sealed");
+	sb_put(&o, "}}", 2);
+	if (o.oom) {
+		free(o.p);
+		return -1;
+	}
+	v->msg = (unsigned char *)o.p;
+	v->tail = o.len - MSG_ID_END;
+	return 0;
 }
 
 /* id in hex as "0x%llx" writes it (as mezz_subscribe returned it), ending
@@ -464,7 +527,6 @@ static struct fan_view *view_get(struct app_server *s, struct fan_views *fv, str
 				 const struct app_subscr *sub, int64_t tenant, struct fan_view *tmp)
 {
 	struct fan_view *v = tmp;
-	char *body;
 
 	for (size_t i = 0; fv && i < fv->n && i < FAN_VIEWS; i++) {
 		v = &fv->v[i];
@@ -489,13 +551,10 @@ static struct fan_view *view_get(struct app_server *s, struct fan_views *fv, str
 			return NULL;
 		memcpy(v->ns, sub->ns, sub->ns_n * sizeof(*sub->ns));
 	}
-	body = app_feed_block_json(s, b, sub->ns, sub->ns_n, tenant, "sealed");
-	if (!body || !msg_build(v, body, strlen(body))) {
-		free(body);
+	if (msg_build(v, s, b, sub->ns, sub->ns_n)) {
 		free(v->ns);
 		return NULL;
 	}
-	free(body);
 	if (fv)
 		fv->n++;
 	return v;
