@@ -236,8 +236,8 @@ static void frag_head(struct sbuf *o, struct app_server *s, const struct app_blo
 
 /* Namespace k's part of b's JSON: built once per block and shared by every
  * view of it and mezz_getBlock. Finished in place around the transactions
- * the sealer rendered, when it did and the head fits in front of them (no
- * copy of the transactions); else rendered here. NULL when out of memory. */
+ * the sealer rendered, when it did (no copy of them; the head always fits
+ * in FRAG_ROOM); else rendered here. NULL when out of memory. */
 static const struct app_json_part *ns_fragment(struct app_server *s, struct app_block *b,
 						size_t k)
 {
@@ -253,11 +253,8 @@ static const struct app_json_part *ns_fragment(struct app_server *s, struct app_
 		memcpy(pre->p + pre->off + pre->len, "]}", FRAG_END);
 		*f = (struct app_json_part){pre->p, pre->off - o.len, o.len + pre->len + 2};
 		free(o.p);
-	} else {
-		if (pre)
-			sb_put(&o, pre->p + pre->off, pre->len);
-		else
-			sb_txs(&o, b, k);
+	} else { /* as for a block read from storage */
+		sb_txs(&o, b, k);
 		sb_puts(&o, "]}");
 		if (o.oom) {
 			free(o.p);
