@@ -434,6 +434,7 @@ struct fan_view {
 	uint64_t *ns; /* a copy of the filter (NULL = every namespace) */
 	size_t ns_n;
 	unsigned char *msg; /* the view's messages (msg_build) */
+	size_t cap;	    /* msg's size */
 	size_t tail;	    /* bytes of msg from MSG_ID_END on */
 };
 
@@ -442,11 +443,31 @@ struct fan_views {
 	size_t n, cap;
 };
 
-static void fan_views_free(struct fan_views *fv)
+/*
+ * A message's buffer once nothing refers to it: every write of a fan-out
+ * is done or copied (to lws, or to the connection's queue) when it ends.
+ * At 10k tx/s a block's message is about 1.25 MB, and a new buffer for each
+ * cost the lws thread about 300 page faults a block (BENCHMARKS.md), so the
+ * largest is kept for the next fan-out, up to APP_FEED_SPARE_MAX.
+ */
+static void msg_keep(struct app_server *s, unsigned char *m, size_t cap)
+{
+	if (!m)
+		return;
+	if (cap > APP_FEED_SPARE_MAX || (s->feed.msg_spare && s->feed.msg_spare_cap >= cap)) {
+		free(m);
+		return;
+	}
+	free(s->feed.msg_spare);
+	s->feed.msg_spare = m;
+	s->feed.msg_spare_cap = cap;
+}
+
+static void fan_views_free(struct app_server *s, struct fan_views *fv)
 {
 	for (size_t i = 0; i < fv->n; i++) {
 		free(fv->v[i].ns);
-		free(fv->v[i].msg);
+		msg_keep(s, fv->v[i].msg, fv->v[i].cap);
 	}
 	free(fv->v);
 	*fv = (struct fan_views){0};
@@ -478,8 +499,10 @@ _Static_assert(APP_WS_FRAME_HEAD_MAX + MSG_HEAD_LEN + MSG_ID_MAX <= APP_FAN_PRE_
 static int msg_build(struct fan_view *v, struct app_server *s, struct app_block *b,
 		     const uint64_t *filter, size_t filter_n)
 {
-	struct sbuf o = {0};
+	struct sbuf o = {(char *)s->feed.msg_spare, 0, s->feed.msg_spare_cap, 0};
 
+	s->feed.msg_spare = NULL;
+	s->feed.msg_spare_cap = 0;
 	sb_reserve(&o, MSG_ID_END);
 	if (!o.oom)
 		o.len = MSG_ID_END;
@@ -491,6 +514,7 @@ static int msg_build(struct fan_view *v, struct app_server *s, struct app_block 
 		return -1;
 	}
 	v->msg = (unsigned char *)o.p;
+	v->cap = o.cap;
 	v->tail = o.len - MSG_ID_END;
 	return 0;
 }
@@ -615,7 +639,7 @@ static int send_block(struct app_conn *c, struct app_subscr *sub, struct app_blo
 		return -1;
 	msg = msg_for(v, sub->id, &len);
 	rc = deliver(c, msg, len, live, b->hdr.height);
-	free(tmp.msg);
+	msg_keep(c->srv, tmp.msg, tmp.cap);
 	if (rc == 0)
 		sub->next_height = b->hdr.height + 1;
 	return rc;
@@ -791,7 +815,7 @@ void app_feed_block(struct app_server *s, struct app_block *b)
 		if (!x->c->closing && copy_finish(x, h) == 0)
 			x->sub->next_height = h + 1;
 	}
-	fan_views_free(&fv);
+	fan_views_free(s, &fv);
 	/* what no subscriber read: ns_fragment renders it if ever needed */
 	app_block_drop_rendered(b);
 	ring_trim(s, h); /* after the fan-out rendered b's fragments */
@@ -1096,6 +1120,9 @@ void app_feed_destroy(struct app_server *s)
 	free(s->feed.copies);
 	s->feed.copies = NULL;
 	s->feed.copies_cap = 0;
+	free(s->feed.msg_spare);
+	s->feed.msg_spare = NULL;
+	s->feed.msg_spare_cap = 0;
 	for (int L = 0; L < APP_LEVELS; L++) {
 		if (!s->feed.level_ring[L])
 			continue;

@@ -175,7 +175,13 @@ struct feed_cache {
 	size_t copies_cap;
 	struct app_fanout *pool; /* NULL: the lws thread writes every copy */
 	int direct;		 /* copies may be written by fanout.c (no TLS) */
+	/* The largest block message of the last fan-out (at most
+	 * APP_FEED_SPARE_MAX), kept for the next one: its pages are mapped
+	 * already (feed.c msg_keep). */
+	unsigned char *msg_spare;
+	size_t msg_spare_cap;
 };
+#define APP_FEED_SPARE_MAX ((size_t)16 << 20)
 
 /*
  * One copy of a live block for a direct write (fanout.c): pre (its frame
