@@ -92,6 +92,12 @@ struct app_feed_interest {
 };
 void app_feed_interest_add(struct app_feed_interest *fi, const uint64_t *ns, size_t n, int delta);
 
+/* JSON text at p + off, len bytes; p is the allocation (freed). */
+struct app_json_part {
+	char *p;
+	size_t off, len;
+};
+
 /*
  * A sealed block as the feed serves it. Built by the committer (or loaded
  * from storage), then shared by the lws thread and the DA thread: everything
@@ -101,11 +107,6 @@ void app_feed_interest_add(struct app_feed_interest *fi, const uint64_t *ns, siz
  * freed by the lws thread only. txs are sorted by (ns, seq); ns_first[i]
  * is the index of namespace i's first transaction in txs.
  */
-/* JSON text at p + off, len bytes and a NUL; p is the allocation (freed). */
-struct app_json_part {
-	char *p;
-	size_t off, len;
-};
 struct app_block {
 	atomic_int refs;
 	struct seq_block_hdr hdr;

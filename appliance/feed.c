@@ -543,7 +543,7 @@ static unsigned char *msg_for(const struct fan_view *v, uint64_t id, size_t *len
 
 /* The view of b for (tenant, filter): from fv when seen in this fan-out,
  * else rendered and kept in fv, or, without fv, rendered into *tmp (the
- * caller frees tmp->msg). NULL when out of memory. */
+ * caller hands tmp->msg to msg_keep). NULL when out of memory. */
 static struct fan_view *view_get(struct app_server *s, struct fan_views *fv, struct app_block *b,
 				 const struct app_subscr *sub, int64_t tenant, struct fan_view *tmp)
 {
