@@ -170,9 +170,8 @@ static int wanted(const struct app_feed_interest *fi, int all, uint64_t ns)
 }
 
 /* Room the sealer leaves in front of a namespace's transactions for its
- * fragment's head (frag_head: at most 154 bytes and the name, which is at
- * most 63), and after them for the "]}" and the NUL, so that ns_fragment
- * finishes it in place. */
+ * fragment's head (frag_head: at most 154 bytes and the name), and after
+ * them for the "]}" and the NUL, so that ns_fragment finishes it in place. */
 #define FRAG_ROOM 512
 #define FRAG_END 3
 
@@ -236,8 +235,10 @@ static void frag_head(struct sbuf *o, struct app_server *s, const struct app_blo
 
 /* Namespace k's part of b's JSON: built once per block and shared by every
  * view of it and mezz_getBlock. Finished in place around the transactions
- * the sealer rendered, when it did (no copy of them; the head always fits
- * in FRAG_ROOM); else rendered here. NULL when out of memory. */
+ * the sealer rendered, when it did and the head fits in FRAG_ROOM (no copy
+ * of them); else rendered here. `mezz namespace create` allows names of 63
+ * characters, so the head fits unless a name reached the database some
+ * other way. NULL when out of memory. */
 static const struct app_json_part *ns_fragment(struct app_server *s, struct app_block *b,
 						size_t k)
 {
