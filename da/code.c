@@ -27,8 +27,12 @@
 #include <string.h>
 
 #include <isa-l/erasure_code.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "da/da.h"
+#include "da/internal.h"
 
 /* Column slice per shard for encode and decode; see the file comment. Only
  * when the k sources are larger than DA_SLICE_ABOVE (the L2 cache of this
@@ -123,6 +127,36 @@ unsigned da_code_m(const struct da_code *c)
 	return c->m;
 }
 
+/*
+ * ISA-L's AVX2 and AVX-512 kernels are hand-written assembly that returns
+ * without VZEROUPPER. With the upper halves of the vector registers left
+ * dirty, every legacy-SSE instruction the thread runs afterwards carries a
+ * dependency on them, and OpenSSL's SHA-NI SHA-256 is legacy-SSE code: on
+ * the bench machine (AMD EPYC, AVX-512) 32 MiB of SHA-256 took 18.7 ms
+ * before any ISA-L call and 25.1 ms after one, for the rest of the thread's
+ * life, whether the call was ec_encode_data or a 4 KiB crc32_iscsi. The
+ * shard leaves are hashed between encode slices and CRCs, so every leaf
+ * paid it (docs/BENCHMARKS.md). VZEROUPPER costs a cycle; it is only run
+ * on CPUs with AVX (ISA-L dispatches to SSE code on the others, which
+ * dirties nothing).
+ */
+#if defined(__x86_64__)
+__attribute__((target("avx"))) static void zero_upper(void)
+{
+	_mm256_zeroupper();
+}
+
+void da__isal_done(void)
+{
+	if (__builtin_cpu_supports("avx"))
+		zero_upper();
+}
+#else
+void da__isal_done(void)
+{
+}
+#endif
+
 /* ec_encode_data over [0, S) in slices; a tail shorter than 64 joins the last
  * slice. each (when not NULL) sees every slice right after it is coded. */
 static void encode_sliced(size_t S, unsigned k, unsigned rows, uint8_t *tbls,
@@ -142,6 +176,7 @@ static void encode_sliced(size_t S, unsigned k, unsigned rows, uint8_t *tbls,
 		for (unsigned i = 0; i < rows; i++)
 			d[i] = dst[i] + off;
 		ec_encode_data((int)n, (int)k, (int)rows, tbls, s, d);
+		da__isal_done();
 		if (each != NULL)
 			each(arg, off, n);
 		off += n;

@@ -59,6 +59,13 @@ unsigned da__path_depth(uint64_t index, uint64_t n);
 /* Checks of the (k, m, S, payload_len) tuple shared by records and shard files. */
 int da__check_geometry(unsigned k, unsigned m, uint64_t S, uint64_t payload_len);
 
+/*
+ * Call after every ISA-L kernel (ec_encode_data, crc32_iscsi), before the
+ * thread runs other code: clears the upper halves of the vector registers
+ * that ISA-L's AVX2 and AVX-512 assembly leaves dirty (code.c).
+ */
+void da__isal_done(void);
+
 struct da_shard_file;
 /* Chainable CRC-32C (shardfile.c); start with crc = 0. */
 uint32_t da__crc32c(uint32_t crc, const uint8_t *p, size_t n);

@@ -36,6 +36,7 @@ uint32_t da__crc32c(uint32_t crc, const uint8_t *p, size_t n)
 		p += chunk;
 		n -= chunk;
 	}
+	da__isal_done();
 	return c ^ 0xffffffffu;
 }
 

@@ -9,8 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <isa-l/crc.h>
 #include <isa-l/erasure_code.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
+#include "da/internal.h"
 #include "tests/da/helpers.h"
 
 struct shards {
@@ -269,6 +274,91 @@ Test(code, decode_matches_base)
 	da_code_free(c);
 	shards_free(&s);
 	free(ref);
+}
+
+/*
+ * XINUSE (XGETBV with ECX = 1): bit 2 is set while the upper halves of the
+ * YMM registers are not in their initial state, bit 6 the same for ZMM.
+ * Dirty, they slow every legacy-SSE instruction the thread runs next, among
+ * them OpenSSL's SHA-NI SHA-256 that hashes the leaves (da/code.c).
+ */
+#define UPPER_DIRTY ((1u << 2) | (1u << 6))
+
+#if defined(__x86_64__)
+static int xinuse_supported(void)
+{
+	unsigned a, b, c, d;
+
+	if (!__get_cpuid_count(0xd, 1, &a, &b, &c, &d) || !(a & (1u << 2)))
+		return 0;
+	return __builtin_cpu_supports("avx");
+}
+
+static unsigned xinuse(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(1));
+	return lo;
+}
+#else
+static int xinuse_supported(void)
+{
+	return 0;
+}
+
+static unsigned xinuse(void)
+{
+	return 0;
+}
+#endif
+
+static void check_clean_slice(void *arg, size_t off, size_t len)
+{
+	unsigned *calls = arg;
+
+	(void)off;
+	(void)len;
+	cr_expect_eq(xinuse() & UPPER_DIRTY, 0, "dirty vector state in the slice callback");
+	(*calls)++;
+}
+
+Test(code, isal_calls_leave_the_vector_state_clean)
+{
+	unsigned k = 16, m = 16, calls = 0;
+	size_t S = 64 * 1024;
+	uint8_t present[32], buf[4096] = {0};
+	struct da_code *c;
+	struct shards s;
+
+	if (!xinuse_supported())
+		cr_skip_test("no XGETBV(1) or no AVX on this CPU");
+	shards_new(&s, k, m, S, 7);
+	cr_assert_eq(da_code_new(k, m, &c), 0);
+	/* the precondition: this CPU's ISA-L kernels do leave the state dirty */
+	(void)crc32_iscsi(buf, sizeof(buf), 0);
+	if (!(xinuse() & UPPER_DIRTY)) {
+		da_code_free(c);
+		shards_free(&s);
+		cr_skip_test("ISA-L's kernels on this CPU leave no dirty upper state");
+	}
+	(void)da__crc32c(0, buf, sizeof(buf));
+	cr_expect_eq(xinuse() & UPPER_DIRTY, 0, "dirty after da__crc32c");
+	cr_assert_eq(da_encode(c, s.p, s.p + k, S), 0);
+	cr_expect_eq(xinuse() & UPPER_DIRTY, 0, "dirty after da_encode");
+	cr_assert_eq(da_encode_each(c, s.p, s.p + k, S, check_clean_slice, &calls), 0);
+	cr_expect_gt(calls, 1, "the encode was not sliced");
+	memcpy(s.orig, s.mem, (k + m) * S);
+	memset(present, 1, sizeof(present));
+	for (unsigned i = 0; i < m; i++) {
+		present[i] = 0;
+		memset(s.p[i], 0, S);
+	}
+	cr_assert_eq(da_decode(c, s.p, present, S), 0);
+	cr_expect_eq(xinuse() & UPPER_DIRTY, 0, "dirty after da_decode");
+	cr_expect_eq(memcmp(s.mem, s.orig, (k + m) * S), 0);
+	da_code_free(c);
+	shards_free(&s);
 }
 
 Test(code, params_and_too_few)
