@@ -43,7 +43,8 @@
  * k = m = 16, encode and hash 1.5-1.7 ms of CPU per block against 1.6-1.8 in
  * one call. For 1 MiB shards the slice size no longer matters once the
  * vector state is kept clean (da__isal_done): 8, 16, 32 and 64 KiB slices all
- * took 24.6-25.5 ms a block (they were 28.4-34.8 ms before, 16 KiB best). */
+ * took 24.6-25.5 ms a block (28.4-34.8 ms in the dirty state, where 32 KiB
+ * was the slowest). */
 #define DA_SLICE (32 * 1024)
 #define DA_SLICE_ABOVE ((size_t)2 << 20)
 #define DA_SLICE_EACH_ABOVE ((size_t)1 << 20)
