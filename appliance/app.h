@@ -199,6 +199,13 @@ void app_apikey_hash(uint8_t out[static 32], const struct app_identity *id,
 struct app_store;
 struct sqlite3_stmt;
 
+/* writebehind.c: the name of an SQLite VFS ("unix" underneath) that hands
+ * each MiB written to a database or WAL file to the kernel's write-back as
+ * it goes, so that the fsync after it does not send it all at once; NULL if
+ * it could not be registered (then use the default). What it hands off is
+ * counted in mezz_storage_writebehind_bytes_total. */
+const char *app_writebehind_vfs(void);
+
 /* Opens (creating the schema if needed). readonly = 1 for the lws thread's
  * read connection. errbuf receives SQLite's message on failure. */
 int app_store_open(struct app_store **out, const char *data_dir, int readonly,

@@ -121,6 +121,8 @@ void app_notify_watchdog_stop(void);
 	  "Pauses mz-index took between two pieces of a merge", NONE)                       \
 	X(HISTOGRAM, txindex_full_wait_seconds,                                          \
 	  "Per wait: the committer held with the map full, until mz-index merged", LAT_US) \
+	X(COUNTER, storage_writebehind_bytes_total,                                       \
+	  "Bytes of database and WAL writes handed to write-back as written, ahead of their fsync", NONE) \
 	X(COUNTER, proposer_misses_total,                                                 \
 	  "Winner slots the appliance ordered itself (deadline missed, invalid block)", NONE)
 

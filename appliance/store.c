@@ -231,7 +231,8 @@ int app_store_open(struct app_store **out, const char *data_dir, int readonly,
 	s->wal_ra_mib = -1;
 	snprintf(path, sizeof(path), "%s/mezzanine.db", data_dir);
 	snprintf(s->seq_path, sizeof(s->seq_path), "%s/auth.seq", data_dir);
-	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX,
+			    readonly ? NULL : app_writebehind_vfs()) != SQLITE_OK)
 		goto fail;
 	sqlite3_busy_timeout(s->db, 5000);
 	if (!readonly) {

@@ -1014,8 +1014,9 @@ static int open_db(struct app_txindex *x, char *errbuf, size_t errlen)
 {
 	int rc, format;
 
-	if (sqlite3_open_v2(x->path, &x->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-						  SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(x->path, &x->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    app_writebehind_vfs()) != SQLITE_OK) {
 		snprintf(errbuf, errlen, "%s: %s", x->path,
 			 x->db ? sqlite3_errmsg(x->db) : "cannot open");
 		return APP_ESQLITE;
