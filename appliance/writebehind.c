@@ -9,9 +9,9 @@
  * in one burst at the checkpoint's fsync, and a group's WAL fsync queued
  * behind the burst waited for it. txindex.db's merges (synchronous=NORMAL:
  * their WAL is synced only by the checkpoint) did the same. In the peers'
- * closed loop (BENCHMARKS.md, three interleaved pairs), 78-79 of the
+ * closed loop (BENCHMARKS.md, six interleaved pairs), 78-82 of the
  * committer's fsyncs a run took over 5 ms before this, the longest 20-25
- * ms; 52-60 after, the longest 13-15 ms.
+ * ms; 51-60 after, the longest 13-19 ms.
  *
  * Here the main database and WAL files of a connection opened with this VFS
  * hand each WB_BYTES (1 MiB) of written range to the kernel's write-back as it
