@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "appliance/daemon.h"
+#include "appliance/vfsfwd.h"
 
 static const char *stall_loop_file, *stall_seal_file, *stall_sync_file, *stall_da_file;
 
@@ -93,31 +94,10 @@ static int f_close(sqlite3_file *f)
 	sqlite3_free(ff->real);
 	return rc;
 }
-#define FWD(name, sig, args)                                  \
-	static int f_##name sig                               \
-	{                                                     \
-		struct fault_file *ff = (struct fault_file *)f; \
-		return ff->real->pMethods->x##name args;      \
-	}
-FWD(Read, (sqlite3_file * f, void *b, int n, sqlite3_int64 o), (ff->real, b, n, o))
-FWD(Write, (sqlite3_file * f, const void *b, int n, sqlite3_int64 o), (ff->real, b, n, o))
-FWD(Truncate, (sqlite3_file * f, sqlite3_int64 s), (ff->real, s))
-FWD(FileSize, (sqlite3_file * f, sqlite3_int64 *s), (ff->real, s))
-FWD(Lock, (sqlite3_file * f, int l), (ff->real, l))
-FWD(Unlock, (sqlite3_file * f, int l), (ff->real, l))
-FWD(CheckReservedLock, (sqlite3_file * f, int *r), (ff->real, r))
-FWD(FileControl, (sqlite3_file * f, int op, void *a), (ff->real, op, a))
-FWD(SectorSize, (sqlite3_file * f), (ff->real))
-FWD(DeviceCharacteristics, (sqlite3_file * f), (ff->real))
-FWD(ShmMap, (sqlite3_file * f, int i, int sz, int ext, void volatile **pp), (ff->real, i, sz, ext, pp))
-FWD(ShmLock, (sqlite3_file * f, int o, int n, int fl), (ff->real, o, n, fl))
-FWD(ShmUnmap, (sqlite3_file * f, int d), (ff->real, d))
-static void f_ShmBarrier(sqlite3_file *f)
-{
-	struct fault_file *ff = (struct fault_file *)f;
-
-	ff->real->pMethods->xShmBarrier(ff->real);
-}
+APP_VFS_FWD_COMMON(struct fault_file, f_)
+APP_VFS_FWD(struct fault_file, f_, Write, (sqlite3_file * f, const void *b, int n, sqlite3_int64 o),
+	    (ff->real, b, n, o))
+APP_VFS_FWD(struct fault_file, f_, Truncate, (sqlite3_file * f, sqlite3_int64 s), (ff->real, s))
 
 static int sync_fails(void)
 {

@@ -37,6 +37,7 @@
 
 #include "appliance/app.h"
 #include "appliance/ops.h"
+#include "appliance/vfsfwd.h"
 
 #define WB_VFS_NAME "mezz-writebehind"
 #define WB_BYTES (1 << 20) /* written range handed to write-back at a time */
@@ -55,11 +56,6 @@ static sqlite3_vfs *base_vfs;
 static sqlite3_io_methods wb_methods[3]; /* [v - 1]: iVersion v, as the real file's */
 static pthread_once_t wb_once = PTHREAD_ONCE_INIT;
 static int wb_ok;
-
-static sqlite3_file *real(sqlite3_file *f)
-{
-	return ((struct wb_file *)f)->real;
-}
 
 static void hand_off(struct wb_file *w)
 {
@@ -122,76 +118,12 @@ static int wb_close(sqlite3_file *f)
 	return rc;
 }
 
-/* The rest forward to the default VFS's file. */
-static int wb_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
-{
-	return real(f)->pMethods->xRead(real(f), buf, n, off);
-}
-
-static int wb_file_size(sqlite3_file *f, sqlite3_int64 *size)
-{
-	return real(f)->pMethods->xFileSize(real(f), size);
-}
-
-static int wb_lock(sqlite3_file *f, int lock)
-{
-	return real(f)->pMethods->xLock(real(f), lock);
-}
-
-static int wb_unlock(sqlite3_file *f, int lock)
-{
-	return real(f)->pMethods->xUnlock(real(f), lock);
-}
-
-static int wb_check_reserved(sqlite3_file *f, int *out)
-{
-	return real(f)->pMethods->xCheckReservedLock(real(f), out);
-}
-
-static int wb_file_control(sqlite3_file *f, int op, void *arg)
-{
-	return real(f)->pMethods->xFileControl(real(f), op, arg);
-}
-
-static int wb_sector_size(sqlite3_file *f)
-{
-	return real(f)->pMethods->xSectorSize(real(f));
-}
-
-static int wb_device_characteristics(sqlite3_file *f)
-{
-	return real(f)->pMethods->xDeviceCharacteristics(real(f));
-}
-
-static int wb_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **p)
-{
-	return real(f)->pMethods->xShmMap(real(f), pg, pgsz, extend, p);
-}
-
-static int wb_shm_lock(sqlite3_file *f, int off, int n, int flags)
-{
-	return real(f)->pMethods->xShmLock(real(f), off, n, flags);
-}
-
-static void wb_shm_barrier(sqlite3_file *f)
-{
-	real(f)->pMethods->xShmBarrier(real(f));
-}
-
-static int wb_shm_unmap(sqlite3_file *f, int del)
-{
-	return real(f)->pMethods->xShmUnmap(real(f), del);
-}
-
-static int wb_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **p)
-{
-	return real(f)->pMethods->xFetch(real(f), off, n, p);
-}
-
-static int wb_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
-{
-	return real(f)->pMethods->xUnfetch(real(f), off, p);
-}
+/* The rest forward to the file of the VFS underneath. */
+APP_VFS_FWD_COMMON(struct wb_file, wb_)
+APP_VFS_FWD(struct wb_file, wb_, Fetch, (sqlite3_file * f, sqlite3_int64 o, int n, void **p),
+	    (ff->real, o, n, p))
+APP_VFS_FWD(struct wb_file, wb_, Unfetch, (sqlite3_file * f, sqlite3_int64 o, void *p),
+	    (ff->real, o, p))
 
 /*
  * A database file's descriptor is never closed. Closing any descriptor of a
@@ -282,23 +214,23 @@ static void wb_register(void)
 	wb_methods[2] = (sqlite3_io_methods){
 		.iVersion = 3,
 		.xClose = wb_close,
-		.xRead = wb_read,
+		.xRead = wb_Read,
 		.xWrite = wb_write,
 		.xTruncate = wb_truncate,
 		.xSync = wb_sync,
-		.xFileSize = wb_file_size,
-		.xLock = wb_lock,
-		.xUnlock = wb_unlock,
-		.xCheckReservedLock = wb_check_reserved,
-		.xFileControl = wb_file_control,
-		.xSectorSize = wb_sector_size,
-		.xDeviceCharacteristics = wb_device_characteristics,
-		.xShmMap = wb_shm_map,
-		.xShmLock = wb_shm_lock,
-		.xShmBarrier = wb_shm_barrier,
-		.xShmUnmap = wb_shm_unmap,
-		.xFetch = wb_fetch,
-		.xUnfetch = wb_unfetch,
+		.xFileSize = wb_FileSize,
+		.xLock = wb_Lock,
+		.xUnlock = wb_Unlock,
+		.xCheckReservedLock = wb_CheckReservedLock,
+		.xFileControl = wb_FileControl,
+		.xSectorSize = wb_SectorSize,
+		.xDeviceCharacteristics = wb_DeviceCharacteristics,
+		.xShmMap = wb_ShmMap,
+		.xShmLock = wb_ShmLock,
+		.xShmBarrier = wb_ShmBarrier,
+		.xShmUnmap = wb_ShmUnmap,
+		.xFetch = wb_Fetch,
+		.xUnfetch = wb_Unfetch,
 	};
 	wb_methods[0] = wb_methods[1] = wb_methods[2];
 	wb_methods[0].iVersion = 1;
