@@ -92,6 +92,7 @@ struct app_config {
 	long group_max_txs;
 	long group_linger_us;
 	long background_nice;
+	long network_cpu, commit_cpu; /* -1: not pinned (app_thread_pin) */
 	long ingress_queue_max;
 	/* [feed] */
 	long feed_queue_max_blocks;
@@ -295,6 +296,11 @@ uint64_t app_wall_ms(void);	/* CLOCK_REALTIME */
  * <= 0, or a thread already at `nice` or lower priority, is left as it is).
  * 0, or -errno after logging thread_priority_unchanged. */
 int app_thread_background(const char *name, int nice);
+
+/* Pin thread t (named name, for messages) to CPU cpu (sequencer.network_cpu,
+ * sequencer.commit_cpu; < 0 leaves it alone). 0, or -errno with errbuf
+ * saying which CPU and which ones the process may use. */
+int app_thread_pin(pthread_t t, const char *name, long cpu, char *errbuf, size_t errlen);
 
 
 /* ------------------------------------------------------------------ */

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <ini.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,10 @@ const struct app_cfg_entry app_cfg_table[] = {
 	 "extra wait for more transactions before committing a group"},
 	{"sequencer", "background_nice", APP_CFG_INT, 0, 19, "10", OFF(background_nice),
 	 "nice value of the background threads (mz-da, mz-index); 0 runs them at the preconfirmation path's priority"},
+	{"sequencer", "network_cpu", APP_CFG_INT, -1, CPU_SETSIZE - 1, "-1", OFF(network_cpu),
+	 "CPU the network thread (lws: requests and answers) is pinned to; -1: not pinned"},
+	{"sequencer", "commit_cpu", APP_CFG_INT, -1, CPU_SETSIZE - 1, "-1", OFF(commit_cpu),
+	 "CPU mz-commit (inserts, fsync, receipts) is pinned to; -1: not pinned"},
 	{"sequencer", "ingress_queue_max", APP_CFG_INT, 16, 1L << 22, "65536",
 	 OFF(ingress_queue_max), "transactions waiting for commit before ingress answers busy"},
 	{"feed", "queue_max_blocks", APP_CFG_INT, 1, 100000, "256", OFF(feed_queue_max_blocks),

@@ -195,6 +195,15 @@ int main(int argc, char **argv)
 		app_error("startup_failed", "reason=\"l1\" err=\"%s\"", err);
 		goto out;
 	}
+	/* Last: a thread inherits its creator's CPUs (thread.c), and every
+	 * other thread has started by now. */
+	rc = app_thread_pin(com.thread, "mz-commit", cfg.commit_cpu, err, sizeof(err));
+	if (!rc)
+		rc = app_thread_pin(pthread_self(), "network", cfg.network_cpu, err, sizeof(err));
+	if (rc) {
+		app_error("startup_failed", "reason=\"cpu\" err=\"%s\"", err);
+		goto out;
+	}
 	g_server = &srv;
 	{
 		struct sigaction sa = {0};

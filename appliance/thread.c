@@ -13,8 +13,18 @@
  * A lower priority only orders who runs first when the cores are busy: the
  * threads still get CPU (nice 10 weighs about a tenth of nice 0), and their
  * backlogs stay bounded as before (mz-da's queue, the index's live map).
+ *
+ * Pinning (sequencer.network_cpu, sequencer.commit_cpu; off by default)
+ * keeps the two threads of the answer path on CPUs of their own choosing.
+ * Unpinned, the kernel tends to wake mz-commit on the CPU of the lws thread
+ * that woke it (its wake-affine rule), where it waits for that thread to
+ * yield while the other core may be idle. A thread inherits its creator's
+ * CPUs, so the lws thread is pinned only after every other thread has
+ * started (mezzanine.c), and mz-commit starts none.
  */
 #include <errno.h>
+#include <sched.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -39,4 +49,47 @@ int app_thread_background(const char *name, int nice)
 		return -e;
 	}
 	return 0;
+}
+
+/* The CPUs this process may use, as a list ("0-3,6"), into buf. */
+static void allowed_cpus(char *buf, size_t len)
+{
+	cpu_set_t set;
+	size_t at = 0;
+
+	buf[0] = 0;
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return;
+	for (int c = 0; c < CPU_SETSIZE && at + 16 < len; c++) {
+		int e = c;
+
+		if (!CPU_ISSET(c, &set))
+			continue;
+		while (e + 1 < CPU_SETSIZE && CPU_ISSET(e + 1, &set))
+			e++;
+		at += (size_t)snprintf(buf + at, len - at, e > c ? "%s%d-%d" : "%s%d",
+				       at ? "," : "", c, e);
+		c = e;
+	}
+}
+
+int app_thread_pin(pthread_t t, const char *name, long cpu, char *errbuf, size_t errlen)
+{
+	cpu_set_t set;
+	char allowed[128];
+	int rc;
+
+	if (cpu < 0)
+		return 0;
+	CPU_ZERO(&set);
+	CPU_SET((int)cpu, &set);
+	rc = pthread_setaffinity_np(t, sizeof(set), &set);
+	if (rc == 0) {
+		app_info("thread_pinned", "thread=%s cpu=%ld", name, cpu);
+		return 0;
+	}
+	allowed_cpus(allowed, sizeof(allowed));
+	snprintf(errbuf, errlen, "cannot pin %s to CPU %ld: %s (this process may use CPUs %s)",
+		 name, cpu, strerror(rc), allowed[0] ? allowed : "?");
+	return -rc;
 }

@@ -335,3 +335,68 @@ class ThreadPriorityTest(unittest.TestCase):
         _, nices = self.run_daemon({"sequencer.background_nice": "0"})
         base = os.getpriority(os.PRIO_PROCESS, 0)
         self.assertEqual({n for v in nices.values() for n in v}, {base}, repr(nices))
+
+
+def thread_cpus(pid):
+    """{thread name: [set of CPUs it may run on, ...]} of a running process."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            cpus = os.sched_getaffinity(int(tid))
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that just ended
+        out.setdefault(name, []).append(set(cpus))
+    return out
+
+
+class ThreadPinTest(unittest.TestCase):
+    """sequencer.network_cpu and sequencer.commit_cpu pin the answer path's two
+    threads and no other; unset, nothing is pinned; a CPU the process may not
+    use stops the start with a message naming the ones it may."""
+
+    def run_daemon(self, settings):
+        d = Daemon(MEZZANINE_TEST, settings=settings)
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.wait_height(3)
+        # a transaction goes through both threads and is answered
+        d.setup_tenant("pin", "pin", 4242, key=False)
+        self.assertEqual(d.send("pin", "0x01")["namespace"], "pin")
+        with open("/proc/%d/comm" % d.proc.pid) as f:
+            main = f.read().strip()  # the lws thread
+        return d, main, thread_cpus(d.proc.pid)
+
+    def setUp(self):
+        self.allowed = os.sched_getaffinity(0)  # the daemon inherits these
+
+    def test_nothing_pinned_by_default(self):
+        d, _, cpus = self.run_daemon({})
+        self.assertEqual({frozenset(s) for v in cpus.values() for s in v},
+                         {frozenset(self.allowed)}, repr(cpus))
+        self.assertNotIn("thread_pinned", d.log())
+
+    def test_network_and_commit_threads_pinned_and_no_other(self):
+        if len(self.allowed) < 2:
+            self.skipTest("needs two CPUs")
+        net, com = sorted(self.allowed)[:2]
+        d, main, cpus = self.run_daemon({"sequencer.network_cpu": str(net),
+                                         "sequencer.commit_cpu": str(com)})
+        self.assertEqual(cpus.get(main), [{net}], repr(cpus))
+        self.assertEqual(cpus.get("mz-commit"), [{com}], repr(cpus))
+        others = {n: v for n, v in cpus.items() if n not in (main, "mz-commit")}
+        self.assertIn("mz-da", others)
+        for name, sets in others.items():
+            for s in sets:
+                self.assertEqual(s, self.allowed, "%s was pinned: %r" % (name, cpus))
+        self.assertIn("event=thread_pinned thread=mz-commit cpu=%d" % com, d.log())
+
+    def test_cpu_not_allowed_refuses_to_start(self):
+        bad = max(self.allowed) + 1
+        d = Daemon(MEZZANINE_TEST, settings={"sequencer.commit_cpu": str(bad)})
+        self.addCleanup(d.cleanup)
+        d.start(wait=False)
+        self.assertNotEqual(d.proc.wait(30), 0)
+        self.assertIn("cannot pin mz-commit to CPU %d" % bad, d.log())
+        self.assertIn("this process may use CPUs", d.log())
