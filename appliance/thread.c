@@ -20,7 +20,9 @@
  * that woke it (its wake-affine rule), where it waits for that thread to
  * yield while the other core may be idle. A thread inherits its creator's
  * CPUs, so the lws thread is pinned only after every other thread has
- * started (mezzanine.c), and mz-commit starts none.
+ * started (mezzanine.c), and mz-commit starts none. The one exception: a
+ * repair on read (dasrv.c) runs on the lws thread, and the threads the DA
+ * store starts to write that block's packs share its CPU while they last.
  */
 #include <errno.h>
 #include <sched.h>
