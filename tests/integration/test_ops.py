@@ -286,21 +286,29 @@ if __name__ == "__main__":
     unittest.main()
 
 
-def thread_nices(pid):
-    """{thread name: [nice, ...]} of a running process, from /proc."""
+def per_thread(pid, read):
+    """{thread name: [read(tid), ...]} of a running process, from /proc;
+    threads that end while being read are left out."""
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
             with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
                 name = f.read().strip()
-            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-                stat = f.read()
-        except FileNotFoundError:
-            continue  # a thread that just ended
-        # fields after the parenthesised name; nice is field 19 of stat(5)
-        fields = stat[stat.rindex(")") + 2:].split()
-        out.setdefault(name, []).append(int(fields[16]))
+            value = read(int(tid))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        out.setdefault(name, []).append(value)
     return out
+
+
+def thread_nices(pid):
+    """{thread name: [nice, ...]} of a running process."""
+    def nice(tid):
+        with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
+            stat = f.read()
+        # fields after the parenthesised name; nice is field 19 of stat(5)
+        return int(stat[stat.rindex(")") + 2:].split()[16])
+    return per_thread(pid, nice)
 
 
 class ThreadPriorityTest(unittest.TestCase):
@@ -339,16 +347,7 @@ class ThreadPriorityTest(unittest.TestCase):
 
 def thread_cpus(pid):
     """{thread name: [set of CPUs it may run on, ...]} of a running process."""
-    out = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
-                name = f.read().strip()
-            cpus = os.sched_getaffinity(int(tid))
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # a thread that just ended
-        out.setdefault(name, []).append(set(cpus))
-    return out
+    return per_thread(pid, lambda tid: set(os.sched_getaffinity(tid)))
 
 
 class ThreadPinTest(unittest.TestCase):
