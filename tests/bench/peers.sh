@@ -16,6 +16,10 @@
 #   (a) max throughput: closed loop, 4 connections x 64 messages in flight.
 #   (b) open loop at 10,000 msg/s with one subscriber: submit -> ack p50/p99
 #       and submit -> delivered-to-the-subscriber p50/p99.
+# (a) also runs "mezzanine-pinned": the same daemon with its network thread and
+# mz-commit pinned to the first two CPUs this process may use
+# (sequencer.network_cpu, sequencer.commit_cpu: off by default). Its row and a
+# line under the table report it; the ratio columns stay the defaults'.
 # Every run starts a fresh server on a fresh directory under $TMPDIR and a free
 # loopback port, after the previous run's directory is removed and synced (as
 # scripts/run-bench does, so one run's writeback is not the next run's p99).
@@ -119,13 +123,15 @@ fresh_dir() {
 }
 
 # start_mezzanine DIR: namespace "bench", daemon on a free port (scripts/run-bench's start_daemon).
+# start_mezzanine DIR [--set KEY=VALUE ...]
 start_mezzanine() {
   local dir="$1" i
+  shift
   fresh_dir "$dir"
   "$cli" --data-dir "$dir" tenant create bench >/dev/null &&
     "$cli" --data-dir "$dir" namespace create bench bench 777 >/dev/null ||
     { echo "peers: namespace setup failed" >&2; return 1; }
-  mezz_start "$dir" || return 1
+  mezz_start "$dir" "$@" || return 1
   spid="$dpid" dpid=""
 }
 
@@ -278,6 +284,11 @@ run_one() {
     start_mezzanine "$dir" || return 1
     durab="SQLite WAL, receipt after the group's WAL fsync"
     ;;
+  mezzanine-pinned)
+    start_mezzanine "$dir" --set sequencer.network_cpu="$pin_net" \
+      --set sequencer.commit_cpu="$pin_com" || return 1
+    durab="as mezzanine; sequencer.network_cpu=$pin_net, commit_cpu=$pin_com (not the default)"
+    ;;
   redis)
     start_redis "$dir" || return 1
     durab="AOF appendfsync always, reply after fsync"
@@ -289,7 +300,7 @@ run_one() {
   esac
   [ -n "$traced" ] && { trace_start "$dir"; set -- "$@" --trace "$dir/trace"; }
   case "$sys" in
-  mezzanine) load "$dir" "$peerload" --peer mezz --stream bench --addr "127.0.0.1:$port" "$@" ;;
+  mezzanine*) load "$dir" "$peerload" --peer mezz --stream bench --addr "127.0.0.1:$port" "$@" ;;
   redis) load "$dir" "$peerload" --peer redis --addr "127.0.0.1:$port" "$@" ;;
   nats)
     load "$dir" "$peerload" --peer nats --addr "127.0.0.1:$port" "$@"
@@ -318,6 +329,9 @@ EOF
   echo "  $sys $scen #$rep: $(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("tps=%(achieved_tps)s p50=%(p50_us)sus p99=%(p99_us)sus errors=%(errors)s" % d + ("  deliv_p50=%(deliv_p50_us)sus deliv_p99=%(deliv_p99_us)sus delivered=%(delivered)s" % d if "deliv_p50_us" in d else "") + ("  server_cpu=%s%%" % d["daemon_cpu_pct"] if "daemon_cpu_pct" in d else ""))')"
 }
 
+# The first two CPUs this process may use, for mezzanine-pinned.
+read -r pin_net pin_com < <(python3 -c 'import os; c = sorted(os.sched_getaffinity(0)); print(*(c[:2] if len(c) > 1 else ["", ""]))')
+
 scenarios=(
   "a_max|--conns 4 --window 64 --rate 0"
   "b_open10k_sub|--conns 4 --rate 10000 --subscribe"
@@ -330,7 +344,13 @@ rc=0
 for rep in $(seq "$b_reps"); do
   for s in "${scenarios[@]}"; do
     [ "$rep" -gt "$reps" ] && [ "${s%%|*}" != b_open10k_sub ] && continue
-    for sys in mezzanine redis nats; do
+    for sys in mezzanine mezzanine-pinned redis nats; do
+      # The answer path's two threads pinned (sequencer.network_cpu and
+      # commit_cpu, off by default): the closed loop only, and only with two
+      # CPUs to pin them to.
+      if [ "$sys" = mezzanine-pinned ] && { [ -z "$pin_com" ] || [ "${s%%|*}" != a_max ]; }; then
+        continue
+      fi
       # For mezzanine, one transaction per WebSocket message, and delivered =
       # the preconfirmed feed event (per group, after the fsync).
       args="${s#*|}"
@@ -353,7 +373,7 @@ def n(x):
     return "-" if x is None else f"{x:,.0f}"
 def ratio(a, b):
     return "-" if a is None or b in (None, 0) else f"{a / b:.2f}"
-systems = ["mezzanine", "redis", "nats"]
+systems = ["mezzanine", "mezzanine-pinned", "redis", "nats"]
 def short(sys):
     a = med(sys, "b_open10k_sub", "achieved_tps")
     return " (!)" if a is not None and a < 9500 else ""
@@ -380,7 +400,7 @@ for s in systems:
           f"{ms(med(s, 'b_open10k_sub', 'p50_us'))} / {ms(b99)} | "
           f"{ms(med(s, 'b_open10k_sub', 'deliv_p50_us'))} / {ms(d99)} | "
           f"{n(med(s, 'a_max', 'daemon_cpu_pct'))} | "
-          f"{'1' if s == 'mezzanine' else ratio(m_a, a)} | "
+          f"{'1' if s == 'mezzanine' else '-' if s == 'mezzanine-pinned' else ratio(m_a, a)} | "
           f"{'1' if s == 'mezzanine' else ratio(m_p99, b99)} | "
           f"{'1' if s == 'mezzanine' else ratio(m_d99, d99)} | {dur.get(s, '-')} |")
 print()
@@ -388,6 +408,14 @@ print("Ratios are mezzanine / peer: above 1 is more throughput for mezzanine, or
       "for mezzanine. 'Delivered' is, for mezzanine, the transaction's `preconfirmed` feed event "
       "(sent after its group's fsync); for the peers, the message reaching the consumer. "
       "mezzanine's sealed-block delivery (end of a 250 ms slot) is in the preconfirmation table.")
+p_a = med("mezzanine-pinned", "a_max", "achieved_tps")
+if p_a is not None:
+    print()
+    print(f"mezzanine-pinned, (a) only: the same daemon with its network thread and mz-commit "
+          f"pinned to CPUs of their own (sequencer.network_cpu, sequencer.commit_cpu; off by "
+          f"default, docs/ARCHITECTURE.md): {n(p_a)} msg/s, {ratio(p_a, m_a)}x the default, "
+          f"{ratio(p_a, med('redis', 'a_max', 'achieved_tps'))}x Redis, "
+          f"{ratio(p_a, med('nats', 'a_max', 'achieved_tps'))}x NATS.")
 if any(short(s) for s in systems):
     print("(!) did not sustain the offered 10k msg/s: its (b) latencies are queueing behind the "
           "backlog, not service times, and its (b) ratios are not comparable.")
