@@ -576,6 +576,10 @@ struct l1_receipt {
 int l1_rpc_get_receipt(struct l1_rpc *c, const uint8_t tx_hash[static 32],
 		       struct l1_receipt *r);
 void l1_receipt_free(struct l1_receipt *r); /* NULL-safe */
+/* A mined or pending transaction's signed bytes (eth_getRawTransactionByHash),
+ * in *raw (malloc'd, the caller frees); L1_ENOTFOUND when the node has none. */
+int l1_rpc_get_raw_transaction(struct l1_rpc *c, const uint8_t hash[static 32], uint8_t **raw,
+				size_t *len);
 
 struct l1_block {
 	uint64_t number, timestamp;

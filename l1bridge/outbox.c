@@ -22,7 +22,9 @@
  *
  *   MINED/POSTED --reorg_job (its block is no longer canonical)--> SIGNED
  *       (the mined transaction's raw bytes are sent again: same nonce, same
- *        index; the contract rejects anything else)
+ *        index; the contract rejects anything else. land_elsewhere journals
+ *        the bytes that landed, asked of the node; without them a reorg
+ *        halts: FAILED)
  *   SENT --fail_job (receipt with status 0, or a revert at estimation
  *       that is not WrongIndex-already-landed)--> FAILED
  *
@@ -822,6 +824,31 @@ static uint64_t bump(uint64_t v)
 /* ------------------------------------------------------------------ */
 /* Signing and sending                                                  */
 
+/* One journal row: a signed transaction of job `job`, inside the caller's
+ * transaction. */
+static int journal_tx(struct l1_outbox *ob, const uint8_t hash[static 32], int64_t job,
+		      uint64_t nonce, const struct fees *f, uint64_t gas, const uint8_t *raw,
+		      size_t len)
+{
+	sqlite3_stmt *st = prep(ob, "INSERT INTO txs(hash, job, nonce, tip, max_fee, gas, raw,"
+				    " created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+	int rc;
+
+	if (!st)
+		return L1_EDB;
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, job);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)nonce);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)f->tip);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)f->max_fee);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)gas);
+	sqlite3_bind_blob(st, 7, raw, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)wall_ms());
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : L1_EDB;
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* Sign a transaction for job j with nonce and fees, journal it and point
  * the job at it (state SIGNED), all in one COMMIT; then the fault point. */
 static int sign_and_journal(struct l1_outbox *ob, const struct job *j, uint64_t nonce,
@@ -845,23 +872,7 @@ static int sign_and_journal(struct l1_outbox *ob, const struct job *j, uint64_t 
 	rc = exec(ob, "BEGIN IMMEDIATE");
 	if (rc)
 		goto out;
-	st = prep(ob, "INSERT INTO txs(hash, job, nonce, tip, max_fee, gas, raw, created_ms)"
-		      " VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-	if (!st) {
-		rc = L1_EDB;
-		goto rollback;
-	}
-	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, j->id);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)nonce);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)f->tip);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)f->max_fee);
-	sqlite3_bind_int64(st, 6, (sqlite3_int64)gas);
-	sqlite3_bind_blob(st, 7, raw, (int)len, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 8, (sqlite3_int64)wall_ms());
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : L1_EDB;
-	sqlite3_finalize(st);
-	st = NULL;
+	rc = journal_tx(ob, hash, j->id, nonce, f, gas, raw, len);
 	if (!rc) {
 		st = prep(ob, "UPDATE jobs SET state = 1, nonce = ?, tx_hash = ?, sent_block = NULL"
 			      " WHERE id = ?");
@@ -1075,6 +1086,55 @@ static int our_batch_hash(struct l1_outbox *ob, struct l1_rpc *rpc, const struct
 }
 
 /*
+ * QUEUED -> MINED for a batch that landed by a transaction the journal does
+ * not hold (land_elsewhere; lg is its log). Its signed bytes, asked of the
+ * node, are journaled with the job's nonce in the same COMMIT, so a reorg
+ * that drops them sends them again like any journaled transaction's. Bytes
+ * the node does not give, or that are not this key's EIP-1559 transaction
+ * with that hash, are left out: the job is mined all the same, and a reorg
+ * of it then halts (reorg_job).
+ */
+static int mine_landed(struct l1_outbox *ob, struct l1_rpc *rpc, const struct job *j,
+		       const struct l1_log *lg)
+{
+	uint8_t *raw = NULL;
+	size_t len = 0;
+	struct l1_tx tx;
+	struct fees f = {0};
+	int rc, keep;
+
+	keep = !l1_rpc_get_raw_transaction(rpc, lg->tx_hash, &raw, &len) &&
+	       !l1_tx_decode(&tx, raw, len, ob->o.chain_id, len) && tx.type == L1_TX_1559 &&
+	       !memcmp(tx.hash, lg->tx_hash, 32) && !memcmp(tx.from, ob->addr, 20) &&
+	       !u256_u64(tx.max_priority_fee, &f.tip) && !u256_u64(tx.gas_price, &f.max_fee);
+	rc = exec(ob, "BEGIN IMMEDIATE");
+	if (rc)
+		goto out;
+	if (keep)
+		rc = journal_tx(ob, lg->tx_hash, j->id, tx.nonce, &f, tx.gas_limit, raw, len);
+	if (!rc && keep) {
+		sqlite3_stmt *st = prep(ob, "UPDATE jobs SET nonce = ? WHERE id = ?");
+
+		rc = st ? 0 : L1_EDB;
+		if (st) {
+			sqlite3_bind_int64(st, 1, (sqlite3_int64)tx.nonce);
+			sqlite3_bind_int64(st, 2, j->id);
+			rc = sqlite3_step(st) == SQLITE_DONE ? 0 : L1_EDB;
+			sqlite3_finalize(st);
+		}
+	}
+	if (!rc)
+		rc = mine_job(ob, j, lg->tx_hash, lg->block_number, lg->block_hash);
+	if (!rc)
+		rc = exec(ob, "COMMIT");
+	if (rc)
+		sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	free(raw);
+	return rc;
+}
+
+/*
  * The contract says batch j->index already exists. If its hash is ours,
  * the batch landed (a journal lost or restored from backup): find its log
  * and take it as mined. Otherwise the chain holds a different batch at our
@@ -1110,8 +1170,7 @@ static int land_elsewhere(struct l1_outbox *ob, struct l1_rpc *rpc, const struct
 		    !l1_inbox_decode_log(&ev, (const uint8_t (*)[32])logs.v[i].topics,
 					 logs.v[i].ntopics, logs.v[i].data, logs.v[i].data_len) &&
 		    ev.u.batch.index == j->index) {
-			rc = mine_job(ob, j, logs.v[i].tx_hash, logs.v[i].block_number,
-				      logs.v[i].block_hash);
+			rc = mine_landed(ob, rpc, j, &logs.v[i]);
 			break;
 		}
 	}
@@ -1178,8 +1237,24 @@ static int sign_job(struct l1_outbox *ob, struct l1_rpc *rpc, const struct job *
 
 static int reorg_job(struct l1_outbox *ob, const struct job *j)
 {
+	sqlite3_stmt *st = prep(ob, "SELECT 1 FROM txs WHERE hash = ?");
+	int held;
+
 	assert_state(ob, j->id, FROM(L1_JOB_MINED) | FROM(L1_JOB_POSTED));
+	if (!st)
+		return L1_EDB;
+	sqlite3_bind_blob(st, 1, j->tx_hash, 32, SQLITE_STATIC);
+	held = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (held != SQLITE_ROW && held != SQLITE_DONE)
+		return L1_EDB;
 	ob->info.reorgs++;
+	if (held == SQLITE_DONE) { /* landed elsewhere, its bytes not journaled */
+		int rc = fail_job(ob, j, "reorged out, and the transaction that had landed it "
+					 "is not in the journal to send again");
+
+		return rc ? rc : (j->kind == KIND_BATCH ? L1_EHALTED : 0);
+	}
 	/* tx_hash is the mined transaction: send_job sends its bytes again */
 	return job_set(ob, j->id, L1_JOB_SIGNED, NULL, NULL, NULL, NULL);
 }

@@ -293,6 +293,26 @@ static int get_data(json_t *obj, const char *name, uint8_t *out, size_t want)
 	return 0;
 }
 
+/* A hex string of any length into a new buffer (*out, *len; freed by the caller). */
+static int get_data_alloc(json_t *v, uint8_t **out, size_t *len)
+{
+	size_t n;
+
+	*out = NULL;
+	if (!json_is_string(v))
+		return L1_ERPC_RESPONSE;
+	n = json_string_length(v) / 2;
+	*out = malloc(n ? n : 1);
+	if (*out == NULL)
+		return L1_ENOMEM;
+	if (l1_hex_decode(*out, n, len, json_string_value(v), json_string_length(v)) < 0) {
+		free(*out);
+		*out = NULL;
+		return L1_ERPC_RESPONSE;
+	}
+	return 0;
+}
+
 static json_t *hex_json(const uint8_t *p, size_t n)
 {
 	char *s = malloc(2 * n + 3);
@@ -364,6 +384,27 @@ int l1_rpc_send_raw_transaction(struct l1_rpc *c, const uint8_t *raw, size_t len
 	return rc;
 }
 
+int l1_rpc_get_raw_transaction(struct l1_rpc *c, const uint8_t hash[static 32], uint8_t **raw,
+				size_t *len)
+{
+	json_t *r;
+	int rc;
+
+	if (raw == NULL || len == NULL)
+		return L1_EINVAL;
+	*raw = NULL;
+	*len = 0;
+	rc = rpc_callp(c, "eth_getRawTransactionByHash", json_pack("[o]", hex_json(hash, 32)), &r);
+	if (rc < 0)
+		return rc;
+	if (json_is_null(r))
+		rc = L1_ENOTFOUND;
+	else if ((rc = get_data_alloc(r, raw, len)) == L1_ERPC_RESPONSE)
+		rc = bad_result(c, "eth_getRawTransactionByHash");
+	json_decref(r);
+	return rc;
+}
+
 void l1_log_list_free(struct l1_log_list *l)
 {
 	if (l == NULL)
@@ -379,7 +420,7 @@ static int parse_log(json_t *j, struct l1_log *lg)
 {
 	json_t *topics = json_object_get(j, "topics"), *data = json_object_get(j, "data");
 	json_t *removed = json_object_get(j, "removed");
-	size_t dlen;
+	int rc;
 
 	if (!json_is_object(j) || !json_is_array(topics) || json_array_size(topics) > 4 ||
 	    !json_is_string(data))
@@ -394,13 +435,8 @@ static int parse_log(json_t *j, struct l1_log *lg)
 	for (size_t t = 0; t < lg->ntopics; t++)
 		if (get_data(json_array_get(topics, t), NULL, lg->topics[t], 32) < 0)
 			return L1_ERPC_RESPONSE;
-	dlen = json_string_length(data) / 2;
-	lg->data = malloc(dlen ? dlen : 1);
-	if (lg->data == NULL)
-		return L1_ENOMEM;
-	if (l1_hex_decode(lg->data, dlen, &lg->data_len, json_string_value(data),
-			  json_string_length(data)) < 0)
-		return L1_ERPC_RESPONSE;
+	if ((rc = get_data_alloc(data, &lg->data, &lg->data_len)) < 0)
+		return rc;
 	lg->removed = json_is_true(removed);
 	return 0;
 }

@@ -413,15 +413,24 @@ class StateRootTest(OutboxCase):
 
 
 class CrashTest(OutboxCase):
-    ROUNDS = 20
+    ROUNDS = 20  # per crash point
+
+    def nonces(self):
+        return tuple(int(self.anvil.rpc("eth_getTransactionCount", [ADDR0, tag]), 16)
+                     for tag in ("latest", "pending"))
 
     def test_kill9_between_sign_and_send_and_between_send_and_mine(self):
+        """Rounds alternate: a crash right after a transaction is signed and
+        journaled, then one right after it is sent. For the second, anvil
+        does not mine (automine off), so the kill lands while the transaction
+        is in the node's pool and not mined; it is mined while the daemon is
+        down, and the next daemon must find it by its journaled hash."""
         crashes = 0
-        for rnd in range(self.ROUNDS):
+        for rnd in range(2 * self.ROUNDS):
             point = "sign" if rnd % 2 == 0 else "send"
-            env = {"MEZZ_FAULT_L1_CRASH": point,
-                   "MEZZ_FAULT_L1_CRASH_AFTER": "0" if point == "sign" else "1"}
-            d = self.daemon(env=env)
+            if point == "send":
+                self.anvil.rpc("evm_setAutomine", [False])
+            d = self.daemon(env={"MEZZ_FAULT_L1_CRASH": point})
             try:
                 d.start()
             except AssertionError:
@@ -432,13 +441,92 @@ class CrashTest(OutboxCase):
                 self.fail("round %d: no crash at %s\n%s" % (rnd, point, d.log()))
             self.assertEqual(d.proc.returncode, -signal.SIGKILL, d.log())
             d.kill9()
+            latest, pending = self.nonces()
+            if point == "send":
+                self.assertEqual(pending, latest + 1,
+                                 "round %d: the sent transaction is pending, not mined" % rnd)
+                self.anvil.rpc("evm_setAutomine", [True])
+                self.anvil.rpc("evm_mine")
+                self.assertEqual(self.nonces(), (pending, pending))
+            else:
+                self.assertEqual(pending, latest, "round %d: signed, nothing sent" % rnd)
             crashes += 1
         d = self.daemon().start()
         h = d.status()["availableHeight"]
         self.wait_for("caught up", lambda: self.l1(d)["postedHeight"] >= h, d=d)
         logs = self.check_chain(upto=h)
-        self.assertGreaterEqual(len(logs), self.ROUNDS // 2)
-        self.assertEqual(crashes, self.ROUNDS)
+        self.assertGreaterEqual(len(logs), self.ROUNDS)
+        self.assertEqual(crashes, 2 * self.ROUNDS)
+
+
+class ConfirmationsTest(OutboxCase):
+    def test_posted_waits_for_the_confirmations(self):
+        """l1.confirmations = 3: a batch mined in block b is `posted` once
+        the chain's head is b + 2, not before."""
+        d = self.daemon(l1__confirmations=3).start()
+        self.wait_for("two batches mined", lambda: len(self.anvil.batch_logs(self.inbox)) >= 2,
+                      d=d)
+        self.anvil.rpc("evm_setAutomine", [False])  # the head stays where it is
+        time.sleep(0.5)
+        head = self.anvil.block_number()
+        logs = self.anvil.batch_logs(self.inbox)
+        deep = max([lg["to"] for lg in logs if lg["block"] <= head - 2], default=0)
+        self.assertGreater(logs[-1]["block"], head - 2)
+        self.wait_for("the batches 3 deep posted", lambda: d.status()["postedHeight"] >= deep,
+                      d=d)
+        time.sleep(1.5)  # several passes of the outbox: nothing shallower is posted
+        self.assertEqual(d.status()["postedHeight"], deep, logs)
+        self.anvil.rpc("evm_mine")  # what the outbox sent meanwhile, and one more
+        self.anvil.rpc("evm_mine")
+        self.wait_for("the last batch posted",
+                      lambda: d.status()["postedHeight"] >= logs[-1]["to"], d=d)
+        self.anvil.rpc("evm_setAutomine", [True])
+        self.check_chain()
+
+
+class LandedElsewhereTest(OutboxCase):
+    def queued_batch(self):
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data, "outbox.db"), uri=True)
+        try:
+            return db.execute("SELECT batch_index, hex(calldata) FROM jobs WHERE kind = 1"
+                              " AND state = 0 ORDER BY batch_index LIMIT 1").fetchone()
+        except sqlite3.OperationalError:
+            return None  # not created yet
+        finally:
+            db.close()
+
+    def test_batch_landed_by_a_tx_not_in_the_journal_is_posted_again_after_a_reorg(self):
+        """Batch 0 lands by a transaction the daemon did not journal (the key
+        used elsewhere while the daemon was down). The daemon takes it as
+        mined and journals its bytes from the node, so when a reorg drops it
+        those same bytes are sent again: same transaction, same index."""
+        self.anvil.rpc("anvil_setNextBlockBaseFeePerGas", [hex(50 * GWEI)])
+        self.anvil.rpc("evm_mine")
+        d = self.daemon(**{"l1.max_fee_gwei": "20"}).start()
+        job = self.wait_for("batch 0 queued under the fee cap", self.queued_batch, d=d)
+        self.assertEqual(job[0], 0)
+        d.kill9()
+        self.anvil.rpc("anvil_setNextBlockBaseFeePerGas", [hex(GWEI)])
+        self.anvil.rpc("evm_mine")
+        sent = json.loads(cast("send", "--rpc-url", self.anvil.url, "--private-key", KEY0,
+                               "--json", self.inbox, "0x" + job[1].lower()).stdout)
+        self.assertEqual(sent["status"], "0x1", sent)
+        foreign = sent["transactionHash"]
+        d = self.daemon(**{"l1.max_fee_gwei": "20"}).start()
+        self.wait_for("three batches", lambda: len(self.anvil.batch_logs(self.inbox)) >= 3,
+                      d=d)
+        before = self.anvil.batch_logs(self.inbox)
+        self.assertEqual(before[0]["tx"], foreign)
+        self.assertIn(foreign[2:].upper(), [r[3] for r in self.journal()],
+                      "the landed transaction's bytes are journaled")
+        self.anvil.rpc("anvil_reorg", [self.anvil.block_number() - before[0]["block"] + 1, []])
+        self.wait_for("reorg seen", lambda: self.l1(d)["reorgs"] >= 1, d=d)
+        self.wait_for("re-posted", lambda: len(self.anvil.batch_logs(self.inbox)) > len(before),
+                      d=d)
+        logs = self.check_chain()
+        self.assertEqual(logs[0]["tx"], foreign, "the same transaction, sent again")
+        self.assertEqual(logs[0]["hash"], before[0]["hash"])
+        self.assertEqual((logs[0]["from"], logs[0]["to"]), (before[0]["from"], before[0]["to"]))
 
 
 class OutageTest(OutboxCase):
