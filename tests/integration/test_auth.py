@@ -2,12 +2,15 @@
 import asyncio
 import json
 import os
+import shutil
 import socket
+import tempfile
 import time
 
 import websockets
 
-from harness import DaemonCase, mktx, run_async, ws_call, ws_connect
+from harness import (DEV_PRIVATE_KEY, DaemonCase, cast, free_port, mktx, run_async, ws_call,
+                     ws_connect)
 
 
 def tx(data=None):
@@ -362,3 +365,52 @@ class AuthHeaderReplayTest(DaemonCase):
                     self.ka.replace("mz_", "MZ_"), self.ka + "\t"):
             self.assertRpcError(self.send(headers={"Authorization": "Bearer " + bad}), -32001, repr(bad))
         self.assertEqual(self.d.status()["nextSeq"], before)
+
+
+class StateRootAuthTest(DaemonCase):
+    """mezz_postStateRoot takes only the key of the namespace's own tenant.
+    The method answers -32011 unless L1 is configured, so it is (a keystore
+    made by cast), but nothing listens at its URL: the key check comes before
+    anything reaches L1, and a post that passes it is queued locally."""
+
+    @classmethod
+    def setUpClass(cls):
+        tmp = tempfile.mkdtemp(prefix="mezz-sr-auth-")
+        cls.addClassCleanup(shutil.rmtree, tmp, True)
+        ks = os.path.join(tmp, "ks")
+        cast("wallet", "import", "poster", "--private-key", DEV_PRIVATE_KEY,
+             "--unsafe-password", "pw", "--keystore-dir", ks)
+        with open(os.path.join(tmp, "ks.pw"), "w") as f:
+            f.write("pw\n")
+        cls.SETTINGS = {"l1.rpc_urls": "http://127.0.0.1:%d" % free_port(),
+                        "l1.chain_id": "31337", "l1.inbox": "0x" + "11" * 20,
+                        "l1.keystore": os.path.join(ks, "poster"),
+                        "l1.keystore_password_file": os.path.join(tmp, "ks.pw"),
+                        "l1.timeout_ms": "1000"}
+        super().setUpClass()
+        cls.ka = cls.d.setup_tenant("acme", "arollup", 901)
+        cls.kb = cls.d.setup_tenant("beta", "brollup", 902)
+
+    def post(self, ns, l2, key):
+        return self.d.call("mezz_postStateRoot",
+                           {"namespace": ns, "l2Block": l2, "stateRoot": "0x" + "ab" * 32,
+                            "proofKind": 1, "proofLocator": "0x" + b"da://x".hex()}, key=key)
+
+    def test_other_tenants_key_forbidden(self):
+        doc = self.post("arollup", 5, self.kb)
+        self.assertRpcError(doc, -32002)
+        self.assertIn("does not own namespace 'arollup'", doc["error"]["message"])
+        # nothing was queued for arollup: l2Block 5 is unknown, and still free
+        self.assertRpcError(self.d.call("mezz_getStateRoot",
+                                        {"namespace": "arollup", "l2Block": 5}), -32007)
+        # beta's key is valid (it posts for its own rollup), acme's posts for arollup
+        self.assertEqual(self.d.rpc("mezz_postStateRoot", {
+            "namespace": "brollup", "l2Block": 1, "stateRoot": "0x" + "cd" * 32},
+            key=self.kb)["status"], "queued")
+        ok = self.post("arollup", 5, self.ka)
+        self.assertEqual(ok.get("result"), {"namespace": "arollup", "l2Block": 5,
+                                            "status": "queued"}, ok)
+        # the other way round too, and by chain id instead of name
+        doc = self.d.call("mezz_postStateRoot", {"namespace": 902, "l2Block": 2,
+                                                 "stateRoot": "0x" + "cd" * 32}, key=self.ka)
+        self.assertRpcError(doc, -32002)

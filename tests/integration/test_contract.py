@@ -27,6 +27,9 @@ OWNER, STRANGER, ROLLUP_KEY = 0, 1, 2
 
 POST_BATCH = "postBatch(uint64,uint64,uint64,bytes32,uint64[],bytes32[])"
 POST_STATE_ROOT = "postStateRoot(uint64,uint64,bytes32,uint8,bytes)"
+POST_PURCHASES = "postPurchases(uint64,(uint64,uint64[],uint64,uint64,uint64)[],bytes[])"
+SETTLE_SALE = "settleSale(uint64,((address,uint256,uint256)[],(uint64,uint256)[],uint256))"
+ZERO = "0x" + "0" * 40
 EVENTS = {
     "BatchPosted": "BatchPosted(uint64,bytes32,uint64,uint64,bytes32,uint64[],bytes32[])",
     "StateRootPosted": "StateRootPosted(uint64,uint64,bytes32,uint8,address,bytes)",
@@ -328,6 +331,45 @@ class InboxContractTest(AnvilInboxCase):
         self.assertReverts(OWNER, "setPoster(address)", (ADDRS[OWNER],), "NotOwner(address)",
                            ADDRS[OWNER])
         self.send(ROLLUP_KEY, self.inbox, "setPoster(address)", ADDRS[OWNER])
+
+    def test_set_poster_zero_pauses_posting(self):
+        """setPoster(address(0)) pauses posting: no sender passes the poster
+        check until the owner names a poster again, and posting then resumes
+        where it stopped. A rollup's own key still posts its state roots."""
+        self.batch(0, 0, 9)
+        topics, data = self.only_log(self.send(OWNER, self.inbox, "setPoster(address)", ZERO),
+                                     "PosterChanged")
+        self.assertEqual((addr_of(topics[1]), addr_of(topics[2]), data),
+                         (ADDRS[OWNER], ZERO, b""))
+        self.assertEqual(addr_of(self.view("poster()(address)")), ZERO)
+
+        nxt = ("1", "10", "19", b32(1), "[1]", "[%s]" % b32(1))
+        for who in (OWNER, STRANGER):
+            self.assertReverts(who, POST_BATCH, nxt, "NotPoster(address)", ADDRS[who])
+        self.assertReverts(OWNER, POST_PURCHASES, ("1", "[]", "[]"), "NotPoster(address)",
+                           ADDRS[OWNER])
+        self.assertReverts(OWNER, SETTLE_SALE, ("1", "([],[],0)"), "NotPoster(address)",
+                           ADDRS[OWNER])
+        self.assertReverts(OWNER, POST_STATE_ROOT, ("42", "1", b32(1), "0", "0x"),
+                           "NotRollupPoster(uint64,address)", 42, ADDRS[OWNER])
+        # mined, not just simulated: the old poster's batch reverts on chain
+        p = cast("send", "--rpc-url", self.rpc_url, "--private-key", KEYS[OWNER], "--json",
+                 "--gas-limit", "200000", self.inbox, POST_BATCH, *nxt, check=False)
+        if p.returncode == 0:
+            self.assertEqual(json.loads(p.stdout)["status"], "0x0")
+        self.assertEqual(self.view("batchCount()(uint32)"), "1")
+        self.assertEqual(self.view("nextHeight()(uint64)"), "10")
+        # the pause is the poster's only: a registered rollup key still posts
+        self.send(OWNER, self.inbox, "setRollupKey(uint64,address)", "42", ADDRS[ROLLUP_KEY])
+        self.send(ROLLUP_KEY, self.inbox, POST_STATE_ROOT, "42", "1", b32(1), "0", "0x")
+
+        topics, data = self.only_log(
+            self.send(OWNER, self.inbox, "setPoster(address)", ADDRS[OWNER]), "PosterChanged")
+        self.assertEqual((addr_of(topics[1]), addr_of(topics[2]), data),
+                         (ZERO, ADDRS[OWNER], b""))
+        self.batch(1, 10, 19)
+        self.assertEqual(self.view("batchCount()(uint32)"), "2")
+        self.assertEqual(self.view("nextHeight()(uint64)"), "20")
 
     def test_abi_lists_every_function_event_and_error(self):
         names = {(e["type"], e.get("name")) for e in self.abi}
