@@ -17,7 +17,8 @@
  *
  * The posted and finalized tips only move forward on the feed. A reorg that
  * drops a mined batch does not retract `posted`: the batch goes back to
- * `sent`, is re-posted with the same index, and its level JSON shows the
+ * `signed` (l1bridge/outbox.c reorg_job), its signed bytes are sent again,
+ * so it lands with the same index and nonce, and its level JSON shows the
  * current l1Status meanwhile; `finalized` is only ever sent for a batch at
  * or below the L1 finalized tag, so it is never taken back.
  */
