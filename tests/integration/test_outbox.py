@@ -345,6 +345,29 @@ class FeesTest(OutboxCase):
         self.assertIn(mined, hashes[1:], "the replacement, not the first, was mined")
         self.check_chain()
 
+    def test_no_bump_past_the_cap_the_same_bytes_are_sent_again(self):
+        """A stuck transaction whose +12.5% bump would pass l1.max_fee_gwei
+        is not replaced: its journal keeps one transaction, the same bytes
+        are sent again, and it is mined once the base fee allows."""
+        self.anvil.rpc("anvil_setNextBlockBaseFeePerGas", [hex(5 * GWEI)])
+        self.anvil.rpc("evm_mine")
+        self.anvil.rpc("evm_setAutomine", [False])
+        d = self.daemon(**{"l1.max_fee_gwei": "10"}).start()
+        first = self.wait_for("a first transaction", lambda: self.journal(), d=d)[0]
+        self.assertGreater(first[2] * 9, 10 * GWEI * 8, "a bump would pass the cap")
+        for _ in range(3):  # blocks it cannot enter: a bump is due after one
+            self.anvil.rpc("anvil_setNextBlockBaseFeePerGas", [hex(40 * GWEI)])
+            self.anvil.rpc("evm_mine")
+            time.sleep(0.7)  # two passes of the outbox
+        self.assertEqual(self.journal(), [first], "no replacement past the cap")
+        self.assertEqual(self.l1(d)["feeBumps"], 0)
+        self.anvil.rpc("anvil_setNextBlockBaseFeePerGas", [hex(GWEI)])
+        self.anvil.rpc("evm_setAutomine", [True])
+        self.anvil.rpc("evm_mine")
+        self.wait_for("posted", lambda: self.l1(d)["postedHeight"] >= 1, d=d)
+        self.assertEqual(self.anvil.batch_logs(self.inbox)[0]["tx"], "0x" + first[3].lower())
+        self.check_chain()
+
     def test_fee_cap_waits_then_resumes_when_base_fee_drops(self):
         self.anvil.rpc("anvil_setNextBlockBaseFeePerGas", [hex(50 * GWEI)])
         self.anvil.rpc("evm_mine")
