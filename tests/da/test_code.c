@@ -384,6 +384,86 @@ Test(code, params_and_too_few)
 	da_code_free(c);
 }
 
+/*
+ * Every call of ec_init_tables in this binary comes here: the Makefile links
+ * test_da with -Wl,--wrap=ec_init_tables, so the coder's table builds can be
+ * counted. The product links the real function directly.
+ */
+void __real_ec_init_tables(int k, int rows, unsigned char *a, unsigned char *gftbls);
+void __wrap_ec_init_tables(int k, int rows, unsigned char *a, unsigned char *gftbls);
+
+static unsigned table_builds;
+
+void __wrap_ec_init_tables(int k, int rows, unsigned char *a, unsigned char *gftbls)
+{
+	table_builds++;
+	__real_ec_init_tables(k, rows, a, gftbls);
+}
+
+/* The decode-table cache's size, CACHE_SLOTS in da/code.c. */
+#define T_CACHE_SLOTS 16
+
+/* Lose the shards set in mask, decode, check; return the tables it built. */
+static unsigned decode_builds(struct da_code *c, struct shards *s, uint32_t mask)
+{
+	uint8_t present[DA_MAX_SHARDS];
+	unsigned before = table_builds;
+
+	for (unsigned i = 0; i < s->k + s->m; i++)
+		present[i] = !(mask & (1u << i));
+	decode_and_check(c, s, present);
+	return table_builds - before;
+}
+
+/*
+ * Decode tables are built once per erasure pattern and kept in an LRU cache
+ * of T_CACHE_SLOTS patterns: the same pattern again builds nothing, a new
+ * one builds one table set, and once more distinct patterns than the cache
+ * holds have come by, the least recently used is built again while a
+ * recently used one is still cached.
+ */
+Test(code, decode_tables_cached_per_erasure_pattern)
+{
+	const unsigned k = 4, m = 4;
+	uint32_t mask[2 * T_CACHE_SLOTS + 2], p0 = 0x01, p1 = 0x06;
+	unsigned n = 0, built;
+	struct da_code *c;
+	struct shards s;
+
+	/* Distinct patterns of 1..m lost shards other than p0 and p1. */
+	for (uint32_t x = 1; x < (1u << (k + m)) && n < sizeof(mask) / sizeof(mask[0]); x++)
+		if ((unsigned)__builtin_popcount(x) <= m && x != p0 && x != p1)
+			mask[n++] = x;
+	cr_assert_eq(n, sizeof(mask) / sizeof(mask[0]));
+	shards_new(&s, k, m, 192, 21);
+	table_builds = 0;
+	cr_assert_eq(da_code_new(k, m, &c), 0);
+	cr_assert_eq(table_builds, 1, "da_code_new builds the encode tables once");
+	cr_assert_eq(da_encode(c, s.p, s.p + k, s.S), 0);
+	memcpy(s.orig, s.mem, (k + m) * s.S);
+	cr_assert_eq(table_builds, 1, "encoding builds no tables");
+	cr_assert_eq(decode_builds(c, &s, 0), 0, "nothing lost: nothing to build");
+
+	cr_assert_eq(decode_builds(c, &s, p0), 1, "a new pattern builds its tables");
+	cr_assert_eq(decode_builds(c, &s, p0), 0, "the same pattern again is cached");
+	cr_assert_eq(decode_builds(c, &s, p1), 1, "a different pattern builds its own");
+	cr_assert_eq(decode_builds(c, &s, p0), 0, "p0 still cached, now more recent than p1");
+	/* p0, p1 and T_CACHE_SLOTS - 1 more: the last evicts the LRU, p1. */
+	for (unsigned i = 0; i < T_CACHE_SLOTS - 1; i++)
+		cr_assert_eq(decode_builds(c, &s, mask[i]), 1, "pattern %u", i);
+	cr_assert_eq(decode_builds(c, &s, p0), 0, "the recently used p0 was kept");
+	cr_assert_eq(decode_builds(c, &s, p1), 1, "the least recently used p1 was evicted");
+	/* A full cache of patterns after p0: p0 is built again. */
+	built = 0;
+	for (unsigned i = T_CACHE_SLOTS - 1; i < 2 * T_CACHE_SLOTS - 1; i++)
+		built += decode_builds(c, &s, mask[i]);
+	cr_assert_eq(built, T_CACHE_SLOTS, "every pattern not seen before builds");
+	cr_assert_eq(decode_builds(c, &s, p0), 1, "p0 was evicted and is built again");
+	cr_assert_eq(decode_builds(c, &s, p0), 0);
+	da_code_free(c);
+	shards_free(&s);
+}
+
 /* Two threads decode different patterns through one code (cache churn). */
 struct worker {
 	struct da_code *c;

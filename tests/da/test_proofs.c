@@ -130,6 +130,51 @@ Test(block, reused_buffers_code_the_same)
 }
 
 /*
+ * The data shards are the payload buffer itself, sliced: da_block_encode
+ * keeps the buffer it is given, shard i < k is payload + i * S and parity
+ * shard j is parity + j * S, with no copy, through both the fresh and the
+ * reusing entry points.
+ */
+Test(block, data_shards_are_slices_of_the_payload)
+{
+	const unsigned k = 5, m = 3;
+	struct da_bufs kb = {0};
+	struct t_block b;
+	struct da_code *c;
+	struct da_block blk;
+	struct da_record r;
+	uint8_t bh[32], *buf;
+	size_t cap, len, S;
+
+	t_block_make(&b, NS, LEN, 8, k, 3);
+	cr_assert_eq(da_code_new(k, m, &c), 0);
+	seq_block_hash(bh, &b.hdr);
+	buf = b.buf;
+	cr_assert_eq(da_block_encode(&blk, &r, c, b.buf, b.payload_len, b.S, b.hdr.height, bh), 0);
+	b.buf = NULL; /* owned by blk now */
+	cr_assert_eq(blk.payload, buf, "the block keeps the payload buffer it was given");
+	for (unsigned i = 0; i < k; i++)
+		cr_assert_eq(blk.shard[i], buf + (size_t)i * blk.S, "data shard %u", i);
+	for (unsigned i = 0; i < m; i++)
+		cr_assert_eq(blk.shard[k + i], blk.parity + (size_t)i * blk.S, "parity %u", i);
+	da_block_free(&blk);
+
+	cr_assert_eq(da_payload_build_reuse(&kb, &b.hdr, b.sig, b.ns, b.txs, k, &buf, &cap, &len,
+					    &S), 0);
+	cr_assert_eq(da_block_encode_reuse(&kb, &blk, &r, c, buf, cap, len, S, b.hdr.height, bh),
+		     0);
+	cr_assert_eq(blk.payload, buf, "the reusing encode keeps the payload buffer too");
+	for (unsigned i = 0; i < k; i++)
+		cr_assert_eq(blk.shard[i], buf + (size_t)i * S, "reused: data shard %u", i);
+	for (unsigned i = 0; i < m; i++)
+		cr_assert_eq(blk.shard[k + i], blk.parity + (size_t)i * S, "reused: parity %u", i);
+	da_block_recycle(&blk, &kb);
+	da_bufs_free(&kb);
+	da_code_free(c);
+	t_block_free(&b);
+}
+
+/*
  * A block large enough to be coded in column slices (over 2 MiB of data
  * shards) gets the leaves whole shards hash to: the leaves are hashed slice
  * by slice as the coding goes (da_encode_each), with the 3-byte prefix
