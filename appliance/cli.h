@@ -32,6 +32,9 @@ struct app_progress {
 void app_progress_start(struct app_progress *p, const char *what, const char *unit,
 			uint64_t total);
 void app_progress_show(struct app_progress *p, int final);
+/* Erase a drawn progress line (stderr) before a line goes to stdout, so the
+ * two do not share one screen line; the next show draws it again. */
+void app_progress_clear(struct app_progress *p);
 
 /* ---- WebSocket client (wsclient.c) ------------------------------------- */
 

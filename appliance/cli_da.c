@@ -76,6 +76,7 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 
 		if (app_store_da_get(ro, h, raw, sizeof(raw), sig) ||
 		    da_record_decode(&r, raw, sizeof(raw))) {
+			app_progress_clear(&pg);
 			printf("height %llu: no valid commitment record in the database\n",
 			       (unsigned long long)h);
 			lost++;
@@ -90,6 +91,7 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 			memset(&fix, 0, sizeof(fix));
 			rc = code ? da_store_repair_block(shards, code, &r, &fix) : DA_ENOMEM;
 			repaired += fix.repaired;
+			pg.bytes += fix.bytes_read; /* the rebuild reads the block again */
 		}
 		blocks++;
 		pg.done++;
@@ -99,12 +101,14 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 		corrupt += rep.corrupt;
 		if (rep.missing || rep.corrupt) {
 			bad_blocks++;
+			app_progress_clear(&pg);
 			for (unsigned i = 0; i < rep.n; i++)
 				if (rep.status[i] == DA_SHARD_MISSING || rep.status[i] == DA_SHARD_CORRUPT)
 					printf("height %llu shard %u: %s (%s)\n", (unsigned long long)h, i,
 					       status_name(rep.status[i]), dirs[i % nd]);
 		}
 		if (rc) {
+			app_progress_clear(&pg);
 			printf("height %llu: %s\n", (unsigned long long)h, app_strerror(rc));
 			lost++;
 			rc = 0;

@@ -40,6 +40,14 @@ void app_progress_show(struct app_progress *p, int final)
 	fflush(stderr);
 }
 
+void app_progress_clear(struct app_progress *p)
+{
+	if (p->tty && p->last) {
+		fputs("\r\033[K", stderr);
+		p->last = 0; /* the next app_progress_show draws it again at once */
+	}
+}
+
 int app_cli_fail(const char *fmt, ...)
 {
 	va_list ap;

@@ -7,7 +7,10 @@ k=8, m=8 over 4 directories: each directory holds 4 shards of every block,
 so losing two directories loses exactly m shards per block."""
 import json
 import os
+import pty
 import random
+import re
+import select
 import shutil
 import sqlite3
 import subprocess
@@ -18,6 +21,39 @@ import unittest
 from harness import MEZZ, Daemon, run_async, ws_connect, ws_call
 
 K, M, D = 8, 8, 4
+
+# The progress line of `mezz da scrub|repair` (appliance/cli_progress.c).
+PROGRESS = re.compile(r"^(scrub|repair): (\d+)/(\d+) blocks  (\d+\.\d) MiB  "
+                      r"(\d+\.\d) MiB/s  (\d+) s left\s*$")
+# Its summary line, on stdout whether or not that is a terminal.
+SUMMARY = re.compile(r"^(scrub|repair): (\d+) blocks, .* (\d+\.\d) MiB read in ")
+
+
+def render(raw):
+    """The lines a terminal shows for raw output: carriage return, erase to
+    the end of the line (ESC [ K) and overwriting, as a terminal does."""
+    lines, cur, col, i = [], [], 0, 0
+    while i < len(raw):
+        if raw.startswith("\033[K", i):
+            del cur[col:]
+            i += 3
+            continue
+        c = raw[i]
+        i += 1
+        if c == "\n":
+            lines.append("".join(cur))
+            cur, col = [], 0
+        elif c == "\r":
+            col = 0
+        else:
+            if col < len(cur):
+                cur[col] = c
+            else:
+                cur.append(c)
+            col += 1
+    if cur:
+        lines.append("".join(cur))
+    return lines
 
 
 def rmtree_live(path):
@@ -79,24 +115,64 @@ class DaTest(unittest.TestCase):
             time.sleep(0.05)
         self.fail("block %d not available within %.0fs" % (height, timeout))
 
-    def snapshot(self):
+    def snapshot(self, lead=None):
         """Everything served about every block: block JSON, every shard, both
-        namespace proofs."""
+        namespace proofs. lead maps a height to what is asked for first
+        ("block", "shards" or "ns"): the request that meets the block's
+        damage, if it has any. The block comes first by default."""
         out = {}
         for h in range(1, self.height + 1):
-            out[(h, "block")] = self.d.rpc("mezz_getBlock", {"height": h})
-            for i in range(K + M):
-                out[(h, i)] = self.d.rpc("mezz_getShard", {"height": h, "index": i})
-            for ns in ("alpha", "beta"):
-                out[(h, ns)] = self.d.rpc("mezz_getNamespaceProof",
-                                          {"height": h, "namespace": ns})
+            asks = {"block": [((h, "block"), "mezz_getBlock", {"height": h})],
+                    "shards": [((h, i), "mezz_getShard", {"height": h, "index": i})
+                               for i in range(K + M)],
+                    "ns": [((h, ns), "mezz_getNamespaceProof", {"height": h, "namespace": ns})
+                           for ns in ("alpha", "beta")]}
+            first = (lead or {}).get(h, "block")
+            for kind in [first] + [k for k in asks if k != first]:
+                for key, method, params in asks[kind]:
+                    out[key] = self.d.rpc(method, params)
         return out
 
-    def mezz(self, *args):
+    def mezz_cmd(self, *args):
         cmd = [MEZZ, "--data-dir", self.data]
         for k, v in self.settings.items():
             cmd += ["--set", "%s=%s" % (k, v)]
-        return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=120)
+        return cmd + list(args)
+
+    def mezz(self, *args):
+        return subprocess.run(self.mezz_cmd(*args), capture_output=True, text=True,
+                              timeout=120)
+
+    def mezz_tty(self, *args, timeout=120):
+        """Run mezz with stdin, stdout and stderr on one pseudo-terminal, as
+        an operator would; return (exit code, everything it wrote there)."""
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.Popen(self.mezz_cmd(*args), stdin=slave, stdout=slave,
+                                 stderr=slave)
+        finally:
+            os.close(slave)
+        chunks, deadline = [], time.time() + timeout
+        try:
+            while time.time() < deadline:
+                if not select.select([master], [], [], 1.0)[0]:
+                    continue
+                try:
+                    b = os.read(master, 65536)
+                except OSError:  # EIO: mezz exited and closed the terminal
+                    break
+                if not b:
+                    break
+                chunks.append(b)
+        finally:
+            os.close(master)
+        try:
+            rc = p.wait(timeout=max(1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise
+        return rc, b"".join(chunks).decode(errors="replace")
 
     def damage(self, out):
         """{(height, index): status} from scrub/repair output."""
@@ -142,6 +218,48 @@ class DaTest(unittest.TestCase):
             n = 67 + 32 * data[off + 66] + S + 4
             out.append((index, off, n))
             off += n
+        return out
+
+    def block_shards(self, height=None):
+        """[(pack file, index, offset, length)] of every shard record of the
+        loaded blocks, or of block height alone."""
+        def wanted(h):
+            return h == height if height is not None else h <= self.height
+        return sorted((f, i, off, n) for f in self.shard_files()
+                      if wanted(int(os.path.basename(f)))
+                      for i, off, n in self.pack_records(f))
+
+    @staticmethod
+    def flip(rng, victims):
+        """Flip one bit of a random byte of each shard record in victims;
+        return the damage scrub must find, {(height, index): "corrupt"}."""
+        expect = {}
+        for f, i, off, n in victims:
+            with open(f, "r+b") as fh:
+                at = off + rng.randrange(n)
+                fh.seek(at)
+                b = fh.read(1)
+                fh.seek(at)
+                fh.write(bytes([b[0] ^ (1 << rng.randrange(8))]))
+            expect[(int(os.path.basename(f)), i)] = "corrupt"
+        return expect
+
+    def pick_victims(self, rng, shards, aligned):
+        """Damage in both pack layouts: 3 shards of aligned packs, 9 anywhere else."""
+        big = [s for s in shards if s[0] in aligned]
+        victims = rng.sample(big, 3)
+        return victims + rng.sample([s for s in shards if s not in victims], 9)
+
+    def repaired_on_read(self):
+        """{height: (corrupt, repaired)} from the daemon's da_repaired_on_read lines."""
+        out = {}
+        with open(self.d.log_path, errors="replace") as f:
+            for line in f:
+                if "da_repaired_on_read" in line:
+                    h = int(re.search(r"height=(\d+)", line).group(1))
+                    self.assertNotIn(h, out, "block %d repaired on read twice" % h)
+                    out[h] = (int(re.search(r"corrupt=(\d+)", line).group(1)),
+                              int(re.search(r"repaired=(\d+)", line).group(1)))
         return out
 
     def restart_pruned(self):
@@ -221,39 +339,112 @@ class DaTest(unittest.TestCase):
         self.assertIn("repaired_on_read", self.d.log())
 
     def test_flipped_bytes_scrub_repair(self):
+        """Flipped bytes in random shards: scrub finds exactly the damage;
+        while it is there every block, shard and namespace proof is served
+        byte-identical from the shards (repairing on read exactly the damaged
+        blocks, after which scrub is clean); damaged again, `mezz da repair`
+        rebuilds exactly the damage and scrub is clean."""
         before = self.snapshot()
         self.d.stop()
         rng = random.Random(11)
-        shards = sorted((f, i, off, n) for f in self.shard_files()
-                        if int(os.path.basename(f)) <= self.height
-                        for i, off, n in self.pack_records(f))
+        shards = self.block_shards()
         self.assertEqual(len(shards), self.height * (K + M))
         aligned = {f for f, _, _, _ in shards if self.pack_head(f) == b"MZPK"}
         self.assertTrue(aligned, "no block big enough for aligned packs")
         self.assertLess(len(aligned), len({f for f, _, _, _ in shards}), "no dense packs")
-        # damage in both layouts: 3 shards of aligned packs, 9 anywhere else
-        big = [s for s in shards if s[0] in aligned]
-        victims = rng.sample(big, 3)
-        victims += rng.sample([s for s in shards if s not in victims], 9)
-        expect = {}
-        for f, i, off, n in victims:
-            with open(f, "r+b") as fh:
-                at = off + rng.randrange(n)
-                fh.seek(at)
-                b = fh.read(1)
-                fh.seek(at)
-                fh.write(bytes([b[0] ^ (1 << rng.randrange(8))]))
-            expect[(int(os.path.basename(f)), i)] = "corrupt"
+
+        # served while damaged: from shards only (transactions pruned)
+        expect = self.flip(rng, self.pick_victims(rng, shards, aligned))
+        self.restart_pruned()
+        scrub = self.mezz("da", "scrub", "--to", str(self.height))
+        self.assertEqual(scrub.returncode, 1, scrub.stdout)
+        self.assertEqual(self.damage(scrub.stdout), expect, "damage present once serving")
+        # the first request for a damaged block meets the damage: its block,
+        # a shard or a namespace proof, in turn
+        damaged = sorted({h for h, _ in expect})
+        self.assertGreaterEqual(len(damaged), 3)
+        lead = {h: ("block", "shards", "ns")[j % 3] for j, h in enumerate(damaged)}
+        self.assertEqual(self.snapshot(lead), before)
+        per_block = {h: sum(1 for x, _ in expect if x == h) for h in damaged}
+        self.assertEqual(self.repaired_on_read(), {h: (n, n) for h, n in per_block.items()})
+        clean = self.mezz("da", "scrub", "--to", str(self.height))
+        self.assertEqual(clean.returncode, 0, clean.stdout)
+
+        # repaired offline
+        self.d.stop()
+        expect = self.flip(rng, self.pick_victims(rng, shards, aligned))
         scrub = self.mezz("da", "scrub")
         self.assertEqual(scrub.returncode, 1, scrub.stdout)
         self.assertEqual(self.damage(scrub.stdout), expect)
         repair = self.mezz("da", "repair")
         self.assertEqual(repair.returncode, 0, repair.stdout + repair.stderr)
-        self.assertIn("%d shards rebuilt" % len(victims), repair.stdout)
+        self.assertIn("%d shards rebuilt" % len(expect), repair.stdout)
         clean = self.mezz("da", "scrub")
         self.assertEqual(clean.returncode, 0, clean.stdout)
-        self.restart_pruned()
+        self.d.start()
         self.assertEqual(self.snapshot(), before)
+
+    def test_scrub_repair_progress_line_only_on_a_terminal(self):
+        """On a terminal, scrub and repair show the progress line (N/N blocks,
+        MiB, MiB/s, time left), erased before each damage line so that the
+        two never share a line; repair counts what it reads to rebuild. Not
+        on a terminal there is no progress line. The summary is printed
+        either way."""
+        self.d.stop()
+        # one corrupt shard in the largest block with an aligned pack: not
+        # block 1, so a progress line is on the screen when its damage is met
+        records = [r for r in self.block_shards() if self.pack_head(r[0]) == b"MZPK"]
+        h = max(int(os.path.basename(r[0])) for r in records)
+        self.assertGreater(h, 1)
+        victim = self.block_shards(h)[0]
+        self.flip(random.Random(3), [victim])
+        i = victim[1]
+        block_mib = sum(r[3] for r in self.block_shards(h)) / 1048576.0
+        damage_line = "height %d shard %d: corrupt (%s)" % (h, i, self.dirs[i % D])
+
+        def on_tty(cmd, rc):
+            code, raw = self.mezz_tty("da", cmd)
+            lines = render(raw)
+            self.assertEqual(code, rc, raw)
+            summary = [m for m in map(SUMMARY.match, lines) if m and m.group(1) == cmd]
+            self.assertEqual(len(summary), 1, lines)
+            blocks, mib = int(summary[0].group(2)), summary[0].group(3)
+            progress = [m for m in map(PROGRESS.match, lines) if m]
+            self.assertTrue(progress, "no progress line on a terminal: %r" % raw)
+            last = progress[-1]
+            self.assertEqual(last.group(1), cmd)
+            self.assertEqual((int(last.group(2)), int(last.group(3))), (blocks, blocks), lines)
+            self.assertEqual(last.group(4), mib, "progress and summary count the same bytes")
+            self.assertGreater(float(last.group(5)), 0, "a rate")
+            self.assertEqual(last.group(6), "0", "nothing left at the end")
+            # a damage line stands alone on its line: the progress line was
+            # erased first, not continued by the damage line
+            self.assertEqual([l for l in lines if l.startswith("height ")], [damage_line],
+                             lines)
+            for m in re.finditer("height ", raw):
+                self.assertTrue(raw[:m.start()].endswith(("\n", "\033[K")) or m.start() == 0,
+                                "damage line printed over the progress line: %r"
+                                % raw[max(0, m.start() - 80):m.end() + 20])
+            return blocks, float(mib)
+
+        def off_tty(cmd, rc):
+            p = self.mezz("da", cmd)
+            self.assertEqual(p.returncode, rc, p.stdout + p.stderr)
+            self.assertFalse([l for l in p.stderr.splitlines() if PROGRESS.match(l)], p.stderr)
+            self.assertFalse([l for l in p.stdout.splitlines() if PROGRESS.match(l)], p.stdout)
+            summary = [l for l in p.stdout.splitlines() if SUMMARY.match(l)]
+            self.assertEqual(len(summary), 1, p.stdout)
+            return p.stdout
+
+        blocks, scrub_mib = on_tty("scrub", 1)
+        self.assertGreaterEqual(blocks, self.height)
+        self.assertIn(damage_line, off_tty("scrub", 1).splitlines())
+        _, repair_mib = on_tty("repair", 0)
+        # the scrub's reads and the rebuild's: every shard of the block again
+        self.assertAlmostEqual(repair_mib - scrub_mib, block_mib, delta=0.11)
+        out = off_tty("repair", 0)
+        self.assertIn(", 0 shards rebuilt", out)
+        self.assertNotIn("height ", out)
 
     def test_more_than_m_lost_is_reported_not_invented(self):
         self.d.stop()
