@@ -567,7 +567,8 @@ int main(int argc, char **argv)
 		   "`jerasure_matrix_encode` with `reed_sol_vandermonde_coding_matrix`, and "
 		   "`jerasure_schedule_encode` with `cauchy_good_general_coding_matrix`'s smart "
 		   "bit-matrix schedule, packet %d bytes), klauspost/reedsolomon (Debian package, "
-		   "Go, `WithMaxGoroutines(1)`).\n\n",
+		   "Go, `WithMaxGoroutines(1)`; its own process, on its own buffers of the same k, m "
+		   "and S).\n\n",
 		k, m, reps, sample_ms, JER_PACKET);
 	fprintf(f, "| S | da_encode | raw ISA-L | ours / ISA-L | jerasure best | ours / jerasure "
 		   "| klauspost | ours / klauspost | rebuild, m lost |\n|---|---|---|---|---|---|---|---|---|\n");
