@@ -185,7 +185,7 @@ bench-quick: deps
 
 # Fuzz targets link the module sources directly, built by clang with
 # libFuzzer, ASan and UBSan in their own folder.
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined \
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DMEZZ_FUZZ -g -O1 -I. -fsanitize=fuzzer,address,undefined \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 build-fuzz/%: tests/fuzz/%.c $(SEQ_SRC) $(L1_SRC) $(DA_SRC) $(APP_SRC) $(WWW_C)
 	@mkdir -p $(dir $@)

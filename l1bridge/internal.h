@@ -23,6 +23,12 @@ int l1__secp_recover(uint8_t addr[static 20], const uint8_t msg[static 32],
 int l1__secp_sign(uint8_t rs[static 64], int *recid, const uint8_t msg[static 32],
 		  const uint8_t key[static 32]);
 
+#ifdef MEZZ_FUZZ
+/* tests/fuzz/fuzz_l1_rpc.c: when set, the body answering request id (len
+ * bytes; NULL for a transport failure), in place of the node over HTTP. */
+extern const char *(*l1__rpc_fuzz_answer)(uint64_t id, size_t *len);
+#endif
+
 /* snprintf into a caller's optional error buffer. */
 void l1__errf(char *err, size_t cap, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -152,19 +152,64 @@ static int rpc_error_object(struct l1_rpc *c, json_t *e, size_t url)
 	return L1_ERPC_ERROR;
 }
 
+/* The answer in c->body to request id: 0 with *result, or L1_ERPC_ERROR,
+ * or L1_ERPC_RESPONSE for anything that is not a JSON-RPC answer to it. */
+static int rpc_parse(struct l1_rpc *c, size_t url, uint64_t id, json_t **result)
+{
+	json_error_t jerr;
+	json_t *doc, *rid, *res, *e;
+	int rc;
+
+	/* Nodes put revert reasons with NUL bytes into error messages. */
+	doc = json_loadb(c->body != NULL ? c->body : "", c->body_len, JSON_ALLOW_NUL, &jerr);
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		return rpc_fail(c, L1_ERPC_RESPONSE, url, "not a JSON-RPC object: %s", jerr.text);
+	}
+	rid = json_object_get(doc, "id");
+	res = json_object_get(doc, "result");
+	e = json_object_get(doc, "error");
+	if (!json_is_integer(rid) || (uint64_t)json_integer_value(rid) != id) {
+		rc = rpc_fail(c, L1_ERPC_RESPONSE, url, "%s", "response id does not match");
+	} else if (json_is_object(e)) {
+		rc = rpc_error_object(c, e, url);
+	} else if (res == NULL) {
+		rc = rpc_fail(c, L1_ERPC_RESPONSE, url, "%s", "neither result nor error");
+	} else {
+		*result = json_incref(res);
+		rc = 0;
+	}
+	json_decref(doc);
+	return rc;
+}
+
+#ifdef MEZZ_FUZZ
+const char *(*l1__rpc_fuzz_answer)(uint64_t id, size_t *len);
+#endif
+
 /* One attempt against one URL: 0 with *result, L1_ERPC_ERROR (final), or a
  * transport error (try the next URL). */
 static int rpc_attempt(struct l1_rpc *c, size_t url, const char *req, uint64_t id,
 		       json_t **result)
 {
-	json_error_t jerr;
-	json_t *doc, *rid, *res, *e;
 	long status = 0;
 	CURLcode cc;
-	int rc;
 
 	c->body_len = 0;
 	c->body_overflow = 0;
+#ifdef MEZZ_FUZZ
+	if (l1__rpc_fuzz_answer != NULL) {
+		size_t n = 0;
+		const char *b = l1__rpc_fuzz_answer(id, &n);
+
+		if (b == NULL)
+			return rpc_fail(c, L1_ERPC_TRANSPORT, url, "%s", "no answer");
+		if (rpc_write((char *)b, 1, n, c) != n || c->body_overflow)
+			return rpc_fail(c, L1_ERPC_TOOBIG, url, "response larger than %s",
+					"the limit");
+		return rpc_parse(c, url, id, result);
+	}
+#endif
 	curl_easy_reset(c->curl);
 	curl_easy_setopt(c->curl, CURLOPT_URL, c->urls[url]);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
@@ -190,27 +235,7 @@ static int rpc_attempt(struct l1_rpc *c, size_t url, const char *req, uint64_t i
 		snprintf(s, sizeof(s), "%ld", status);
 		return rpc_fail(c, L1_ERPC_TRANSPORT, url, "HTTP status %s", s);
 	}
-	/* Nodes put revert reasons with NUL bytes into error messages. */
-	doc = json_loadb(c->body != NULL ? c->body : "", c->body_len, JSON_ALLOW_NUL, &jerr);
-	if (!json_is_object(doc)) {
-		json_decref(doc);
-		return rpc_fail(c, L1_ERPC_RESPONSE, url, "not a JSON-RPC object: %s", jerr.text);
-	}
-	rid = json_object_get(doc, "id");
-	res = json_object_get(doc, "result");
-	e = json_object_get(doc, "error");
-	if (!json_is_integer(rid) || (uint64_t)json_integer_value(rid) != id) {
-		rc = rpc_fail(c, L1_ERPC_RESPONSE, url, "%s", "response id does not match");
-	} else if (json_is_object(e)) {
-		rc = rpc_error_object(c, e, url);
-	} else if (res == NULL) {
-		rc = rpc_fail(c, L1_ERPC_RESPONSE, url, "%s", "neither result nor error");
-	} else {
-		*result = json_incref(res);
-		rc = 0;
-	}
-	json_decref(doc);
-	return rc;
+	return rpc_parse(c, url, id, result);
 }
 
 int l1_rpc_call(struct l1_rpc *c, const char *method, json_t *params, json_t **result)
