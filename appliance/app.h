@@ -125,6 +125,7 @@ struct app_config {
 	long l1_bump_after_blocks;
 	long l1_max_fee_gwei;
 	long l1_timeout_ms;
+	char l1_ca_file[512];
 	/* [rights] execution-ticket sales (docs/RIGHTS.md, "In the daemon") */
 	long rights_enabled;
 	long rights_window_slots;

@@ -120,6 +120,8 @@ const struct app_cfg_entry app_cfg_table[] = {
 	 "cap on maxFeePerGas: above it the poster waits"},
 	{"l1", "timeout_ms", APP_CFG_INT, 100, 600000, "10000", OFF(l1_timeout_ms),
 	 "timeout of one L1 JSON-RPC request per URL"},
+	{"l1", "ca_file", APP_CFG_STR, 0, 511, "", OFF(l1_ca_file),
+	 "PEM file of the CAs an https:// L1 URL's certificate is checked against"},
 	{"rights", "enabled", APP_CFG_INT, 0, 1, "0", OFF(rights_enabled),
 	 "1: run execution-ticket sales for future slot windows"},
 	{"rights", "window_slots", APP_CFG_INT, 1, 1000000, "240", OFF(rights_window_slots),

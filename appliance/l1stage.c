@@ -22,6 +22,7 @@
  * current l1Status meanwhile; `finalized` is only ever sent for a batch at
  * or below the L1 finalized tag, so it is never taken back.
  */
+#include <errno.h>
 #include <libwebsockets.h>
 #include <signal.h>
 #include <stdio.h>
@@ -390,6 +391,12 @@ int app_l1_start(struct app_committer *c, char *errbuf, size_t errlen)
 	ro.nurls = n;
 	ro.timeout_ms = cfg->l1_timeout_ms;
 	ro.connect_timeout_ms = cfg->l1_timeout_ms < 3000 ? cfg->l1_timeout_ms : 3000;
+	ro.ca_file = cfg->l1_ca_file;
+	if (cfg->l1_ca_file[0] && access(cfg->l1_ca_file, R_OK) != 0) {
+		snprintf(errbuf, errlen, "l1.ca_file '%s': %s", cfg->l1_ca_file, strerror(errno));
+		rc = APP_ECONFIG;
+		goto fail;
+	}
 	rc = l1_rpc_create(&l->rpc, &ro);
 	if (rc) {
 		snprintf(errbuf, errlen, "L1 RPC client: %s", app_strerror(rc));

@@ -520,6 +520,7 @@ struct l1_rpc_opts {
 	long connect_timeout_ms; /* per URL; 0 = 3000 */
 	long timeout_ms;	 /* whole request per URL; 0 = 10000 */
 	size_t max_response;	 /* bytes; 0 = 16 MiB */
+	const char *ca_file;	 /* PEM CAs for https:// URLs (copied); NULL = the system's */
 };
 
 struct l1_rpc_error {

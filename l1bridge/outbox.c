@@ -1436,9 +1436,19 @@ out:
 		ob->info.status = L1_OB_INFLIGHT;
 	else if (ob->synced)
 		ob->info.status = L1_OB_IDLE;
-	if (rc && rc != L1_EHALTED && !ob->info.last_error[0])
-		snprintf(ob->info.last_error, sizeof(ob->info.last_error), "%s",
-			 l1_strerror(rc) ? l1_strerror(rc) : "error");
+	if (rc && rc != L1_EHALTED && !ob->info.last_error[0]) {
+		const struct l1_rpc_error *e = l1_rpc_last_error(rpc);
+
+		/* what the transport said (curl: a refused certificate, a timeout) */
+		if ((rc == L1_ERPC_TRANSPORT || rc == L1_ERPC_TIMEOUT || rc == L1_ERPC_RESPONSE) &&
+		    e->message[0])
+			snprintf(ob->info.last_error, sizeof(ob->info.last_error),
+				 "%s: %.100s (url %zu)", l1_strerror(rc), e->message,
+				 e->url_index + 1);
+		else
+			snprintf(ob->info.last_error, sizeof(ob->info.last_error), "%s",
+				 l1_strerror(rc) ? l1_strerror(rc) : "error");
+	}
 	return rc;
 }
 

@@ -26,6 +26,7 @@ struct l1_rpc {
 	CURL *curl;
 	struct curl_slist *headers;
 	char *urls[L1_RPC_MAX_URLS];
+	char *ca_file; /* NULL: libcurl's default CA store */
 	size_t nurls, preferred;
 	long connect_ms, timeout_ms;
 	size_t max_response;
@@ -53,6 +54,7 @@ void l1_rpc_destroy(struct l1_rpc *c)
 	curl_slist_free_all(c->headers);
 	for (size_t i = 0; i < c->nurls; i++)
 		free(c->urls[i]);
+	free(c->ca_file);
 	free(c->body);
 	free(c);
 }
@@ -80,6 +82,10 @@ int l1_rpc_create(struct l1_rpc **out, const struct l1_rpc_opts *o)
 			return L1_ENOMEM;
 		}
 		c->nurls++;
+	}
+	if (o->ca_file != NULL && o->ca_file[0] && (c->ca_file = strdup(o->ca_file)) == NULL) {
+		l1_rpc_destroy(c);
+		return L1_ENOMEM;
 	}
 	c->connect_ms = o->connect_timeout_ms ? o->connect_timeout_ms : RPC_DEFAULT_CONNECT_MS;
 	c->timeout_ms = o->timeout_ms ? o->timeout_ms : RPC_DEFAULT_TIMEOUT_MS;
@@ -222,6 +228,8 @@ static int rpc_attempt(struct l1_rpc *c, size_t url, const char *req, uint64_t i
 	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response);
+	if (c->ca_file != NULL)
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca_file);
 	cc = curl_easy_perform(c->curl);
 	if (c->body_overflow || cc == CURLE_FILESIZE_EXCEEDED)
 		return rpc_fail(c, L1_ERPC_TOOBIG, url, "response larger than %s", "the limit");

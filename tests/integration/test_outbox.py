@@ -11,13 +11,16 @@ answers finalized = latest - 2 * slots_in_an_epoch (64 by default); the
 tests start it with --slots-in-an-epoch 1, so finalized = latest - 2.
 """
 import hashlib
+import http.server
 import json
 import os
 import shutil
 import signal
 import sqlite3
+import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.request
@@ -550,6 +553,76 @@ class LandedElsewhereTest(OutboxCase):
         self.assertEqual(logs[0]["tx"], foreign, "the same transaction, sent again")
         self.assertEqual(logs[0]["hash"], before[0]["hash"])
         self.assertEqual((logs[0]["from"], logs[0]["to"]), (before[0]["from"], before[0]["to"]))
+
+
+class TlsProxy:
+    """An https:// front for anvil on loopback, with a self-signed certificate
+    for 127.0.0.1 made by openssl: each POST is passed to anvil as is."""
+
+    def __init__(self, tmp, upstream):
+        self.cert, key = os.path.join(tmp, "l1-cert.pem"), os.path.join(tmp, "l1-key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                        "1", "-subj", "/CN=127.0.0.1", "-addext",
+                        "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", self.cert],
+                       check=True, capture_output=True)
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                req = urllib.request.Request(upstream, data=body,
+                                             headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    out = r.read()
+                proxy.posts += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self.posts = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert, key)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.url = "https://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class HttpsTest(OutboxCase):
+    def test_posts_over_https_checked_against_l1_ca_file(self):
+        """An https:// L1 URL: with the node's CA in l1.ca_file batches land;
+        without it the certificate is refused and nothing is sent."""
+        proxy = TlsProxy(self.tmp, self.anvil.url)
+        self.addCleanup(proxy.close)
+        d = self.daemon(l1__rpc_urls=proxy.url).start()
+        self.wait_for("the certificate refused", lambda: "certificate" in
+                      self.l1(d).get("lastError", "").lower(), d=d)
+        self.assertEqual(proxy.posts, 0)
+        self.assertEqual(self.anvil.batch_logs(self.inbox), [])
+        d.kill9()
+        d = self.daemon(l1__rpc_urls=proxy.url, l1__ca_file=proxy.cert).start()
+        self.wait_for("a batch posted over https", lambda: self.l1(d)["postedHeight"] >= 1, d=d)
+        self.assertGreater(proxy.posts, 0)
+        self.check_chain()
+
+    def test_unreadable_ca_file_stops_the_start(self):
+        p = subprocess.run([MEZZANINE_TEST, "--data-dir", self.data, "--set",
+                            "l1.rpc_urls=https://127.0.0.1:1", "--set", "l1.inbox=" + self.inbox,
+                            "--set", "l1.keystore=" + self.ks, "--set",
+                            "l1.keystore_password_file=" + self.pw, "--set",
+                            "l1.ca_file=" + os.path.join(self.tmp, "missing.pem")],
+                           capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("l1.ca_file", p.stderr)
 
 
 class OutageTest(OutboxCase):
