@@ -1089,10 +1089,11 @@ static int our_batch_hash(struct l1_outbox *ob, struct l1_rpc *rpc, const struct
  * QUEUED -> MINED for a batch that landed by a transaction the journal does
  * not hold (land_elsewhere; lg is its log). Its signed bytes, asked of the
  * node, are journaled with the job's nonce in the same COMMIT, so a reorg
- * that drops them sends them again like any journaled transaction's. Bytes
- * the node does not give, or that are not this key's EIP-1559 transaction
- * with that hash, are left out: the job is mined all the same, and a reorg
- * of it then halts (reorg_job).
+ * that drops them sends them again like any journaled transaction's. A node
+ * that does not answer is asked again next pass; bytes it refuses or does
+ * not have, or that are not this key's EIP-1559 transaction with that hash,
+ * are left out: the job is mined all the same, and a reorg of it then halts
+ * (reorg_job).
  */
 static int mine_landed(struct l1_outbox *ob, struct l1_rpc *rpc, const struct job *j,
 		       const struct l1_log *lg)
@@ -1103,9 +1104,12 @@ static int mine_landed(struct l1_outbox *ob, struct l1_rpc *rpc, const struct jo
 	struct fees f = {0};
 	int rc, keep;
 
-	keep = !l1_rpc_get_raw_transaction(rpc, lg->tx_hash, &raw, &len) &&
-	       !l1_tx_decode(&tx, raw, len, ob->o.chain_id, len) && tx.type == L1_TX_1559 &&
-	       !memcmp(tx.hash, lg->tx_hash, 32) && !memcmp(tx.from, ob->addr, 20) &&
+	rc = l1_rpc_get_raw_transaction(rpc, lg->tx_hash, &raw, &len);
+	if (rc == L1_ERPC_TRANSPORT || rc == L1_ERPC_TIMEOUT || rc == L1_ENOMEM)
+		return rc; /* asked again next pass */
+	keep = !rc && !l1_tx_decode(&tx, raw, len, ob->o.chain_id, len) &&
+	       tx.type == L1_TX_1559 && !memcmp(tx.hash, lg->tx_hash, 32) &&
+	       !memcmp(tx.from, ob->addr, 20) &&
 	       !u256_u64(tx.max_priority_fee, &f.tip) && !u256_u64(tx.gas_price, &f.max_fee);
 	rc = exec(ob, "BEGIN IMMEDIATE");
 	if (rc)
