@@ -521,11 +521,11 @@ class LandedElsewhereTest(OutboxCase):
         finally:
             db.close()
 
-    def test_batch_landed_by_a_tx_not_in_the_journal_is_posted_again_after_a_reorg(self):
-        """Batch 0 lands by a transaction the daemon did not journal (the key
-        used elsewhere while the daemon was down). The daemon takes it as
-        mined and journals its bytes from the node, so when a reorg drops it
-        those same bytes are sent again: same transaction, same index."""
+    def land_batch0_elsewhere(self, **settings):
+        """Batch 0 queued under the fee cap, the daemon killed, the batch
+        landed by `cast send` with its queued calldata (the key used
+        elsewhere), the daemon started again and three batches on chain.
+        Returns (daemon, the logs then, the landing transaction's hash)."""
         self.anvil.rpc("anvil_setNextBlockBaseFeePerGas", [hex(50 * GWEI)])
         self.anvil.rpc("evm_mine")
         d = self.daemon(**{"l1.max_fee_gwei": "20"}).start()
@@ -537,15 +537,25 @@ class LandedElsewhereTest(OutboxCase):
         sent = json.loads(cast("send", "--rpc-url", self.anvil.url, "--private-key", KEY0,
                                "--json", self.inbox, "0x" + job[1].lower()).stdout)
         self.assertEqual(sent["status"], "0x1", sent)
-        foreign = sent["transactionHash"]
-        d = self.daemon(**{"l1.max_fee_gwei": "20"}).start()
+        d = self.daemon(**dict({"l1.max_fee_gwei": "20"}, **settings)).start()
         self.wait_for("three batches", lambda: len(self.anvil.batch_logs(self.inbox)) >= 3,
                       d=d)
         before = self.anvil.batch_logs(self.inbox)
-        self.assertEqual(before[0]["tx"], foreign)
+        self.assertEqual(before[0]["tx"], sent["transactionHash"])
+        return d, before, sent["transactionHash"]
+
+    def reorg_from_batch0(self, before):
+        self.anvil.rpc("anvil_reorg", [self.anvil.block_number() - before[0]["block"] + 1, []])
+
+    def test_batch_landed_by_a_tx_not_in_the_journal_is_posted_again_after_a_reorg(self):
+        """The daemon takes batch 0, landed by a transaction it did not
+        journal, as mined and journals that transaction's bytes from the
+        node, so when a reorg drops it those same bytes are sent again: same
+        transaction, same index."""
+        d, before, foreign = self.land_batch0_elsewhere()
         self.assertIn(foreign[2:].upper(), [r[3] for r in self.journal()],
                       "the landed transaction's bytes are journaled")
-        self.anvil.rpc("anvil_reorg", [self.anvil.block_number() - before[0]["block"] + 1, []])
+        self.reorg_from_batch0(before)
         self.wait_for("reorg seen", lambda: self.l1(d)["reorgs"] >= 1, d=d)
         self.wait_for("re-posted", lambda: len(self.anvil.batch_logs(self.inbox)) > len(before),
                       d=d)
@@ -554,26 +564,44 @@ class LandedElsewhereTest(OutboxCase):
         self.assertEqual(logs[0]["hash"], before[0]["hash"])
         self.assertEqual((logs[0]["from"], logs[0]["to"]), (before[0]["from"], before[0]["to"]))
 
+    def test_without_the_bytes_from_the_node_a_reorg_halts(self):
+        """A node without eth_getRawTransactionByHash: batch 0 is taken as
+        mined without its bytes; when a reorg drops it, the outbox halts with
+        the reason rather than sign the batch again under another nonce."""
+        proxy = Proxy(self.tmp, self.anvil.url, refuse=("eth_getRawTransactionByHash",))
+        self.addCleanup(proxy.close)
+        d, before, foreign = self.land_batch0_elsewhere(l1__rpc_urls=proxy.url)
+        self.assertNotIn(foreign[2:].upper(), [r[3] for r in self.journal()])
+        self.reorg_from_batch0(before)
+        st = self.wait_for("halted", lambda: self.l1(d)["status"] == "halted" and self.l1(d),
+                           d=d)
+        self.assertIn("not in the journal to send again", st["lastError"])
+        time.sleep(1)
+        self.assertEqual([lg["index"] for lg in self.anvil.batch_logs(self.inbox)], [],
+                         "nothing re-posted over batch 0's index")
 
-class TlsProxy:
-    """An https:// front for anvil on loopback, with a self-signed certificate
-    for 127.0.0.1 made by openssl: each POST is passed to anvil as is."""
 
-    def __init__(self, tmp, upstream):
-        self.cert, key = os.path.join(tmp, "l1-cert.pem"), os.path.join(tmp, "l1-key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
-                        "1", "-subj", "/CN=127.0.0.1", "-addext",
-                        "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", self.cert],
-                       check=True, capture_output=True)
+class Proxy:
+    """A front for anvil on loopback: each POST is passed to anvil as is,
+    but a call of a method in `refuse` gets JSON-RPC's "method not found" (a
+    node without it). With tls, it is https:// with a self-signed certificate
+    for 127.0.0.1 made by openssl (self.cert)."""
+
+    def __init__(self, tmp, upstream, tls=False, refuse=()):
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                req = urllib.request.Request(upstream, data=body,
-                                             headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(req, timeout=10) as r:
-                    out = r.read()
+                call = json.loads(body)
+                if isinstance(call, dict) and call.get("method") in refuse:
+                    out = json.dumps({"jsonrpc": "2.0", "id": call.get("id"), "error": {
+                        "code": -32601, "message": "the method does not exist"}}).encode()
+                else:
+                    req = urllib.request.Request(upstream, data=body,
+                                                 headers={"Content-Type": "application/json"})
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        out = r.read()
                 proxy.posts += 1
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -586,10 +614,17 @@ class TlsProxy:
 
         self.posts = 0
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.cert, key)
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.url = "https://127.0.0.1:%d" % self.server.server_address[1]
+        if tls:
+            self.cert, key = os.path.join(tmp, "l1-cert.pem"), os.path.join(tmp, "l1-key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                            "1", "-subj", "/CN=127.0.0.1", "-addext",
+                            "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", self.cert],
+                           check=True, capture_output=True)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.cert, key)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http",
+                                           self.server.server_address[1])
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
@@ -601,7 +636,7 @@ class HttpsTest(OutboxCase):
     def test_posts_over_https_checked_against_l1_ca_file(self):
         """An https:// L1 URL: with the node's CA in l1.ca_file batches land;
         without it the certificate is refused and nothing is sent."""
-        proxy = TlsProxy(self.tmp, self.anvil.url)
+        proxy = Proxy(self.tmp, self.anvil.url, tls=True)
         self.addCleanup(proxy.close)
         d = self.daemon(l1__rpc_urls=proxy.url).start()
         self.wait_for("the certificate refused", lambda: "certificate" in
