@@ -550,9 +550,14 @@ class LandedElsewhereTest(OutboxCase):
     def test_batch_landed_by_a_tx_not_in_the_journal_is_posted_again_after_a_reorg(self):
         """The daemon takes batch 0, landed by a transaction it did not
         journal, as mined and journals that transaction's bytes from the
-        node, so when a reorg drops it those same bytes are sent again: same
+        node (asking again while the node does not answer: two 503s here),
+        so when a reorg drops it those same bytes are sent again: same
         transaction, same index."""
-        d, before, foreign = self.land_batch0_elsewhere()
+        raw = "eth_getRawTransactionByHash"
+        proxy = Proxy(self.tmp, self.anvil.url, fail={raw: 2})
+        self.addCleanup(proxy.close)
+        d, before, foreign = self.land_batch0_elsewhere(l1__rpc_urls=proxy.url)
+        self.assertEqual(proxy.calls.get(raw), 3, "asked until the node answered")
         self.assertIn(foreign[2:].upper(), [r[3] for r in self.journal()],
                       "the landed transaction's bytes are journaled")
         self.reorg_from_batch0(before)
@@ -584,17 +589,28 @@ class LandedElsewhereTest(OutboxCase):
 class Proxy:
     """A front for anvil on loopback: each POST is passed to anvil as is,
     but a call of a method in `refuse` gets JSON-RPC's "method not found" (a
-    node without it). With tls, it is https:// with a self-signed certificate
-    for 127.0.0.1 made by openssl (self.cert)."""
+    node without it), and the first fail[method] calls of a method get HTTP
+    503 (a node that does not answer); self.calls counts calls by method.
+    With tls, it is https:// with a self-signed certificate for 127.0.0.1
+    made by openssl (self.cert)."""
 
-    def __init__(self, tmp, upstream, tls=False, refuse=()):
+    def __init__(self, tmp, upstream, tls=False, refuse=(), fail=None):
         proxy = self
+        fail = dict(fail or {})
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 call = json.loads(body)
-                if isinstance(call, dict) and call.get("method") in refuse:
+                method = call.get("method") if isinstance(call, dict) else None
+                proxy.calls[method] = proxy.calls.get(method, 0) + 1
+                if fail.get(method, 0) > 0:
+                    fail[method] -= 1
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if method in refuse:
                     out = json.dumps({"jsonrpc": "2.0", "id": call.get("id"), "error": {
                         "code": -32601, "message": "the method does not exist"}}).encode()
                 else:
@@ -613,6 +629,7 @@ class Proxy:
                 pass
 
         self.posts = 0
+        self.calls = {}
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         if tls:
             self.cert, key = os.path.join(tmp, "l1-cert.pem"), os.path.join(tmp, "l1-key.pem")
