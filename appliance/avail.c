@@ -21,7 +21,8 @@
  * A crash anywhere before AVAILABLE loses nothing: at the next start mz-da
  * resumes after the highest height in da_blocks and codes the block again.
  * Coding is deterministic, so rewritten shards are byte-identical to any
- * that reached the disk before. A failed shard write stops mz-da (no retry
+ * that reached the disk before (test_crash.DaCrashTest kills the daemon in
+ * the middle of a put and after one). A failed shard write stops mz-da (no retry
  * on a failed fsync, as for the database): blocks stay `sealed`, /healthz
  * reports it and the operator restarts after fixing the disk.
  */
@@ -68,6 +69,7 @@ static int code_block(struct app_committer *c, struct app_block *b)
 	da_block_recycle(&blk, &a->bufs);
 	if (rc)
 		return rc;
+	APP_FAULT_DA_DURABLE(b->hdr.height);
 	{
 		uint64_t t2 = app_now_ns();
 
@@ -291,6 +293,8 @@ int app_avail_start(struct app_committer *c, char *errbuf, size_t errlen)
 		rc = da_store_open((const char *const *)dirs, nd, &a->shards);
 	if (rc)
 		snprintf(errbuf, errlen, "opening the shard directories: %s", app_strerror(rc));
+	else
+		APP_FAULT_DA_STORE(a->shards);
 	app_config_dirs_free(dirs, nd);
 	free(dirs);
 	if (!rc) {

@@ -558,6 +558,8 @@ void app_fault_loop_point(void); /* lws loop: stalls while asked to */
 void app_fault_seal_point(void); /* sealer thread: stalls while asked to */
 void app_fault_sync_point(void); /* mz-sync: stalls while asked to */
 void app_fault_da_point(void);	 /* mz-da, before coding a block: likewise */
+void app_fault_da_durable(uint64_t height); /* mz-da, shards durable, record not queued */
+void app_fault_da_store(struct da_store *s); /* mz-da's store: stall mid-put */
 /* mz-sync's own fsync of the WAL counts as one of SQLite's: -EIO past the limit */
 int app_fault_fsync(void);
 /* A fan-out copy's write (fanout.c): len cut to MEZZ_FAULT_FANOUT_WRITE_MAX bytes */
@@ -565,10 +567,14 @@ size_t app_fault_fanout_cap(size_t len);
 #define APP_FAULT_POINT(name) app_fault_##name##_point()
 #define APP_FAULT_FSYNC() app_fault_fsync()
 #define APP_FAULT_FANOUT_CAP(len) app_fault_fanout_cap(len)
+#define APP_FAULT_DA_DURABLE(height) app_fault_da_durable(height)
+#define APP_FAULT_DA_STORE(store) app_fault_da_store(store)
 #else
 #define APP_FAULT_POINT(name) ((void)0)
 #define APP_FAULT_FSYNC() 0
 #define APP_FAULT_FANOUT_CAP(len) (len)
+#define APP_FAULT_DA_DURABLE(height) ((void)0)
+#define APP_FAULT_DA_STORE(store) ((void)0)
 #endif
 
 #endif /* MEZZ_DAEMON_H */

@@ -19,7 +19,12 @@
  * exists, mz-sync starts no fsync (as a slow disk would; only with
  * storage.sync_pipeline = 1, without it there is no mz-sync); while the file
  * named by MEZZ_FAULT_STALL_DA_FILE exists, mz-da codes no block. Removing
- * the file resumes.
+ * the file resumes. Two more stall mz-da inside a block's DA stage, for the
+ * crash tests: MEZZ_FAULT_STALL_DA_PUT_FILE in the middle of the shard put,
+ * after its first pack is renamed into place and before the others are
+ * (da_store_set_put_hook), and MEZZ_FAULT_STALL_DA_DURABLE_FILE after the
+ * put, every shard durable, before the block's record is queued to the
+ * committer. Each logs fault_stall with the block's height.
  *
  * MEZZ_FAULT_FANOUT_WRITE_MAX cuts every direct write of a live block's copy
  * (fanout.c) to at most that many bytes, as a full socket buffer would: 0
@@ -40,8 +45,10 @@
 #include "appliance/vfsfwd.h"
 
 static const char *stall_loop_file, *stall_seal_file, *stall_sync_file, *stall_da_file;
+static const char *stall_da_put_file, *stall_da_durable_file;
 
-static void stall_while(const char *path, const char *what)
+/* height 0: none to name */
+static void stall_while(const char *path, const char *what, uint64_t height)
 {
 	int logged = 0;
 
@@ -49,29 +56,48 @@ static void stall_while(const char *path, const char *what)
 		struct timespec ts = {0, 20 * 1000000L};
 
 		if (!logged++)
-			app_warn("fault_stall", "what=%s file=%s", what, path);
+			app_warn("fault_stall", "what=%s height=%llu file=%s", what,
+				 (unsigned long long)height, path);
 		nanosleep(&ts, NULL);
 	}
 }
 
 void app_fault_loop_point(void)
 {
-	stall_while(stall_loop_file, "loop");
+	stall_while(stall_loop_file, "loop", 0);
 }
 
 void app_fault_seal_point(void)
 {
-	stall_while(stall_seal_file, "seal");
+	stall_while(stall_seal_file, "seal", 0);
 }
 
 void app_fault_sync_point(void)
 {
-	stall_while(stall_sync_file, "sync");
+	stall_while(stall_sync_file, "sync", 0);
 }
 
 void app_fault_da_point(void)
 {
-	stall_while(stall_da_file, "da");
+	stall_while(stall_da_file, "da", 0);
+}
+
+void app_fault_da_durable(uint64_t height)
+{
+	stall_while(stall_da_durable_file, "da_durable", height);
+}
+
+static void da_put_hook(void *arg, uint64_t height, size_t renamed)
+{
+	(void)arg;
+	if (renamed == 1)
+		stall_while(stall_da_put_file, "da_put", height);
+}
+
+void app_fault_da_store(struct da_store *s)
+{
+	if (stall_da_put_file)
+		da_store_set_put_hook(s, da_put_hook, NULL);
 }
 
 static sqlite3_vfs fault_vfs;
@@ -177,6 +203,8 @@ int app_fault_install(void)
 	stall_seal_file = getenv("MEZZ_FAULT_STALL_SEAL_FILE");
 	stall_sync_file = getenv("MEZZ_FAULT_STALL_SYNC_FILE");
 	stall_da_file = getenv("MEZZ_FAULT_STALL_DA_FILE");
+	stall_da_put_file = getenv("MEZZ_FAULT_STALL_DA_PUT_FILE");
+	stall_da_durable_file = getenv("MEZZ_FAULT_STALL_DA_DURABLE_FILE");
 	if (w)
 		fanout_write_max = atol(w);
 	if (!e)

@@ -433,6 +433,16 @@ int da_store_put(struct da_store *s, const struct da_record *r, uint8_t *const *
 int da_store_put_block(struct da_store *s, const struct da_record *r, const struct da_block *b);
 
 /*
+ * For crash tests: fn(arg, height, renamed) is called by a put after each of
+ * its packs is renamed into place (renamed = packs in place so far), before
+ * the directories are fsync'd. NULL (the default) calls nothing. Set it
+ * before the store is shared between threads.
+ */
+void da_store_set_put_hook(struct da_store *s, void (*fn)(void *arg, uint64_t height,
+							   size_t renamed),
+			   void *arg);
+
+/*
  * The block's payload (r->k * r->S bytes, 4 KiB-aligned, caller frees;
  * r->payload_len of it is payload). Bad shards are skipped and, with
  * DA_READ_REPAIR, rewritten. DA_EUNAVAILABLE if fewer than k are valid,

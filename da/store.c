@@ -68,6 +68,8 @@ struct da_store {
 	pthread_mutex_t bmu;	    /* owns bounce while a put writes its packs */
 	uint8_t *bounce;		    /* DIO_ALIGN-aligned, bounce_cap bytes */
 	size_t bounce_cap;
+	void (*put_hook)(void *arg, uint64_t height, size_t renamed); /* crash tests */
+	void *put_hook_arg;
 };
 
 /* Reopen every storage directory whose descriptor points at an unlinked one. */
@@ -652,13 +654,15 @@ static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *
 	if (have_bounce)
 		pthread_mutex_unlock(&s->bmu);
 	free(seg);
-	for (size_t d = 0; d < D && rc == 0; d++) {
+	for (size_t d = 0, renamed = 0; d < D && rc == 0; d++) {
 		if (job[d].n == 0)
 			continue;
 		close(job[d].fd);
 		job[d].fd = -1;
 		if (renameat(s->dirfd[d], tmp, s->dirfd[d], name) != 0)
 			rc = -errno;
+		else if (s->put_hook)
+			s->put_hook(s->put_hook_arg, h, ++renamed);
 	}
 	for (size_t d = 0; d < D && rc == 0; d++)
 		if (niov[d] > 0)
@@ -667,6 +671,16 @@ static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *
 		if (job[d].fd >= 0)
 			close(job[d].fd);
 	return rc;
+}
+
+void da_store_set_put_hook(struct da_store *s, void (*fn)(void *arg, uint64_t height,
+							   size_t renamed),
+			   void *arg)
+{
+	if (s) {
+		s->put_hook = fn;
+		s->put_hook_arg = arg;
+	}
 }
 
 /* Directories a block's packs use, and the most members one pack holds. */

@@ -437,6 +437,71 @@ Test(store, flipped_bytes_detected_and_repaired)
  * the file is well formed and its CRC is right, but the record's root is not
  * what it was written under.
  */
+/* What the put hook sees: each call, which directories hold the block's
+ * pack under its name and which under <h>.tmp. */
+struct hook_seen {
+	struct fx *f;
+	uint64_t height;
+	unsigned calls;
+	int named[D][D], tmp[D][D]; /* [call][directory] */
+};
+
+static void put_hook(void *arg, uint64_t height, size_t renamed)
+{
+	struct hook_seen *hs = arg;
+	char p[400];
+
+	cr_assert_eq(height, hs->height);
+	cr_assert_eq(renamed, hs->calls + 1, "renamed %zu on call %u", renamed, hs->calls);
+	cr_assert_lt(hs->calls, D);
+	for (unsigned d = 0; d < D; d++) {
+		int n = snprintf(p, sizeof(p), "%s/%llu/%llu", hs->f->dirs[d],
+				 (unsigned long long)(height / 4096), (unsigned long long)height);
+
+		cr_assert(n > 0 && (size_t)n < sizeof(p));
+		hs->named[hs->calls][d] = access(p, F_OK) == 0;
+		cr_assert((size_t)n + 4 < sizeof(p));
+		memcpy(p + n, ".tmp", 5);
+		hs->tmp[hs->calls][d] = access(p, F_OK) == 0;
+	}
+	hs->calls++;
+}
+
+/* The crash tests' hook (test_crash.DaCrashTest): called after each pack is
+ * renamed into place, in directory order, while the later ones are still
+ * temp files; never once it is unset. */
+Test(store, put_hook_after_each_rename)
+{
+	struct fx f;
+	struct hook_seen hs = {0};
+	struct da_block blk;
+	struct da_record r;
+	struct t_block b;
+
+	fx_setup(&f, 8, 4); /* 12 shards over D = 6 directories: every one has a pack */
+	hs.f = &f;
+	hs.height = 4098;
+	da_store_set_put_hook(f.st, put_hook, &hs);
+	fx_block(&f, 4098, 22, &blk, &r, &b);
+	cr_assert_eq(da_store_put_block(f.st, &r, &blk), 0);
+	cr_assert_eq(hs.calls, D);
+	for (unsigned c = 0; c < D; c++)
+		for (unsigned d = 0; d < D; d++) {
+			cr_assert_eq(hs.named[c][d], d <= c, "call %u, directory %u", c, d);
+			cr_assert_eq(hs.tmp[c][d], d > c, "call %u, directory %u", c, d);
+		}
+	da_block_free(&blk);
+	t_block_free(&b);
+	da_store_set_put_hook(f.st, NULL, NULL);
+	hs.calls = 0;
+	fx_block(&f, 4099, 23, &blk, &r, &b);
+	cr_assert_eq(da_store_put_block(f.st, &r, &blk), 0);
+	cr_assert_eq(hs.calls, 0);
+	da_block_free(&blk);
+	t_block_free(&b);
+	fx_teardown(&f);
+}
+
 Test(store, crc_valid_wrong_contents)
 {
 	struct fx f;
