@@ -33,7 +33,7 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 	char **dirs = NULL, err[512];
 	size_t nd = 0;
 	uint64_t from = 1, to = UINT64_MAX, tip = 0, blocks = 0, bad_blocks = 0, lost = 0;
-	uint64_t shards_ok = 0, missing = 0, corrupt = 0, repaired = 0;
+	uint64_t shards_ok = 0, missing = 0, corrupt = 0, repaired = 0, written = 0;
 	struct app_progress pg = {0};
 	int repair, rc = 0;
 
@@ -91,6 +91,7 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 			memset(&fix, 0, sizeof(fix));
 			rc = code ? da_store_repair_block(shards, code, &r, &fix) : DA_ENOMEM;
 			repaired += fix.repaired;
+			written += fix.bytes_written;
 			pg.bytes += fix.bytes_read; /* the rebuild reads the block again */
 		}
 		blocks++;
@@ -122,7 +123,8 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 	       (unsigned long long)missing, (unsigned long long)corrupt,
 	       (double)pg.bytes / 1048576.0, (double)(app_now_ns() - pg.t0) / 1e9);
 	if (repair)
-		printf(", %llu shards rebuilt", (unsigned long long)repaired);
+		printf(", %llu shards rebuilt (%.1f MiB written)", (unsigned long long)repaired,
+		       (double)written / 1048576.0);
 	printf(", %llu blocks damaged, %llu unrecoverable\n", (unsigned long long)bad_blocks,
 	       (unsigned long long)lost);
 	/* scrub: any damage fails; repair: only what could not be rebuilt fails */

@@ -410,6 +410,7 @@ struct da_report {
 	unsigned repaired;             /* bad shards rewritten durably */
 	int decoded;                   /* 1 if reconstruction ran */
 	uint64_t bytes_read;
+	uint64_t bytes_written;        /* packs rewritten by a repair, whole */
 };
 
 #define DA_READ_REPAIR 1u /* rewrite missing/corrupt shards (reads all k + m) */

@@ -697,11 +697,11 @@ static size_t pack_dirs(const struct da_store *s, unsigned n, size_t *per)
  * (mask == NULL || mask[i]); a pack always gets all its members. Paths come
  * from the whole tree over leaves. shard_crcs: each shard's CRC-32C if the
  * caller has them, or NULL to take them in the write. *written counts the
- * masked shards.
+ * masked shards and *bytes adds the packs' bytes (both may be NULL).
  */
 static int write_packs(struct da_store *s, const struct da_record *r, uint8_t *const *shards,
 		       const uint8_t (*leaves)[32], const uint32_t *shard_crcs,
-		       const uint8_t *mask, unsigned *written)
+		       const uint8_t *mask, unsigned *written, uint64_t *bytes)
 {
 	struct crcs cm = {.mode = shard_crcs != NULL ? CRCS_JOIN : CRCS_FOLD};
 	unsigned n = (unsigned)r->k + r->m, count = 0;
@@ -771,6 +771,9 @@ static int write_packs(struct da_store *s, const struct da_record *r, uint8_t *c
 			count += mask == NULL || mask[i];
 		*written = count;
 	}
+	for (size_t d = 0; d < D && rc == 0 && bytes != NULL; d++)
+		if (want[d])
+			*bytes += pos[d];
 out:
 	free(heads);
 	free(crcs);
@@ -803,7 +806,7 @@ static int put(struct da_store *s, const struct da_record *r, uint8_t *const *sh
 	if (rc == 0)
 		rc = refresh_dirs(s);
 	if (rc == 0)
-		rc = write_packs(s, r, shards, leaves, shard_crcs, NULL, NULL);
+		rc = write_packs(s, r, shards, leaves, shard_crcs, NULL, NULL, NULL);
 	free(own);
 	return rc;
 }
@@ -995,7 +998,7 @@ static int load(struct da_store *s, struct da_code *c, const struct da_record *r
 	}
 	if (repair) {
 		rc = write_packs(s, r, shard, (const uint8_t (*)[32])leaves, NULL, bad,
-				 &rep->repaired);
+				 &rep->repaired, &rep->bytes_written);
 		if (rc != 0)
 			goto out;
 	}

@@ -395,8 +395,22 @@ Test(store, lose_directories_reopen_and_repair)
 	cr_assert_eq(da_store_repair_block(f.st, f.c, &f.r, &rep), 0);
 	cr_assert_eq(rep.missing, 4);
 	cr_assert_eq(rep.repaired, 4);
+	{ /* the two packs rewritten, whole; nothing written elsewhere */
+		uint64_t packs = 0;
+		struct stat st;
+		char p[400];
+
+		for (unsigned d = 1; d <= 2; d++) {
+			pack_path(&f, d, p, sizeof(p));
+			cr_assert_eq(stat(p, &st), 0);
+			packs += (uint64_t)st.st_size;
+		}
+		cr_assert_gt(packs, 0);
+		cr_assert_eq(rep.bytes_written, packs);
+	}
 	cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
 	cr_assert_eq(rep.ok, 12);
+	cr_assert_eq(rep.bytes_written, 0);
 	{
 		uint64_t all = 0;
 

@@ -379,6 +379,12 @@ class DaTest(unittest.TestCase):
         repair = self.mezz("da", "repair")
         self.assertEqual(repair.returncode, 0, repair.stdout + repair.stderr)
         self.assertIn("%d shards rebuilt" % len(expect), repair.stdout)
+        # the packs holding a damaged shard are rewritten whole, and only those
+        packs = {f for f, i, _, _ in shards if (int(os.path.basename(f)), i) in expect}
+        mib = sum(os.path.getsize(f) for f in packs) / 1048576
+        written = re.search(r"shards rebuilt \((\d+\.\d) MiB written\)", repair.stdout)
+        self.assertIsNotNone(written, repair.stdout)
+        self.assertAlmostEqual(float(written.group(1)), mib, delta=0.051)
         clean = self.mezz("da", "scrub")
         self.assertEqual(clean.returncode, 0, clean.stdout)
         self.d.start()
