@@ -126,11 +126,11 @@ const struct app_cfg_entry app_cfg_table[] = {
 	 "1: run execution-ticket sales for future slot windows"},
 	{"rights", "window_slots", APP_CFG_INT, 1, 1000000, "240", OFF(rights_window_slots),
 	 "slots in the window one sale sells"},
-	{"rights", "close_lead", APP_CFG_INT, 2, 1000000, "40", OFF(rights_close_lead),
+	{"rights", "close_lead", APP_CFG_INT, 2, 1000000, "120", OFF(rights_close_lead),
 	 "purchases stop this many slots before the window starts"},
-	{"rights", "improve_lead", APP_CFG_INT, 1, 1000000, "20", OFF(rights_improve_lead),
+	{"rights", "improve_lead", APP_CFG_INT, 1, 1000000, "100", OFF(rights_improve_lead),
 	 "better allocations are taken until this many slots before the window"},
-	{"rights", "ahead_slots", APP_CFG_INT, 3, 2000000, "280", OFF(rights_ahead_slots),
+	{"rights", "ahead_slots", APP_CFG_INT, 3, 2000000, "360", OFF(rights_ahead_slots),
 	 "a sale opens at least this many slots before its window starts"},
 	{"rights", "price_gwei", APP_CFG_INT, 1, 1L << 38, "1000", OFF(rights_price_gwei),
 	 "ticket price of the first sale; later ones follow the price rule"},
@@ -279,6 +279,23 @@ int app_config_validate(const struct app_config *c, char *err, size_t errlen)
 				 "open closed or leave gaps between windows",
 				 c->rights_ahead_slots, c->rights_close_lead,
 				 c->rights_window_slots + c->rights_close_lead);
+			return APP_ECONFIG;
+		}
+		/* With L1 the seed is a block after the deadline, read once
+		 * l1.confirmations deep (rights.c, find_seed); the grant comes
+		 * with the settlement. A lead shorter than that hands the winner
+		 * its window after the window began, at the full price. */
+		if (c->l1_rpc_urls[0] && c->rights_improve_lead * c->slot_ms <
+						 (c->l1_confirmations + 1) * c->rights_l1_block_ms) {
+			long need = (c->l1_confirmations + 1) * c->rights_l1_block_ms;
+
+			snprintf(err, errlen,
+				 "rights.improve_lead (%ld slots of %ld ms) must cover the draw block "
+				 "and l1.confirmations (%ld) at rights.l1_block_ms (%ld): at least "
+				 "%ld ms, i.e. %ld slots, or winners get their window only after it "
+				 "starts",
+				 c->rights_improve_lead, c->slot_ms, c->l1_confirmations,
+				 c->rights_l1_block_ms, need, (need + c->slot_ms - 1) / c->slot_ms);
 			return APP_ECONFIG;
 		}
 		if (c->rights_target >= c->rights_cap) {

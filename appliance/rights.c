@@ -706,7 +706,7 @@ static void do_buy(struct app_rights *r, const struct app_rights_req *q, struct 
 {
 	struct rsale *rs = live_find(r, q->sale);
 	uint64_t now = now_slot(r);
-	uint8_t buyer[20], digest[32];
+	uint8_t buyer[20], digest[32], sig[65];
 	char ids[SEQ_RIGHTS_MAX_ROLLUPS * 21], why[256], addr[43];
 	sqlite3_stmt *st;
 	int rc;
@@ -748,6 +748,12 @@ static void do_buy(struct app_rights *r, const struct app_rights_req *q, struct 
 			   app_strerror(rc), (unsigned long long)r->chain_id);
 		return;
 	}
+	/* Stored and posted with v = 27/28, the only form the Inbox's _recover
+	 * takes: a v of 0/1 recovers here (wallets differ) but would make the
+	 * whole postPurchases call revert, voiding every other buyer in it. */
+	memcpy(sig, q->sig, sizeof(sig));
+	if (sig[64] < 27)
+		sig[64] = (uint8_t)(sig[64] + 27);
 	l1_hex_encode(addr, buyer, 20);
 	/* -1: not covered; -2: could not be checked now (RPC_BUSY, retry). */
 	rc = r->on_l1 ? check_deposit(r, rpc, buyer, q->tickets * rs->s.p.price, why, sizeof(why))
@@ -770,7 +776,7 @@ static void do_buy(struct app_rights *r, const struct app_rights_req *q, struct 
 		sqlite3_bind_int64(st, 4, (sqlite3_int64)q->tickets);
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)q->price_gwei);
 		sqlite3_bind_int64(st, 6, (sqlite3_int64)q->nonce);
-		sqlite3_bind_blob(st, 7, q->sig, 65, SQLITE_TRANSIENT);
+		sqlite3_bind_blob(st, 7, sig, 65, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 8, (sqlite3_int64)now);
 		sqlite3_bind_int64(st, 9, (sqlite3_int64)app_wall_ms());
 	}
@@ -1054,6 +1060,8 @@ static void flush_purchases(struct app_rights *r, struct l1_outbox *ob, uint64_t
 		p[n].price_gwei = (uint64_t)sqlite3_column_int64(st, 3);
 		p[n].nonce = (uint64_t)sqlite3_column_int64(st, 4);
 		memcpy(sigs[n], sqlite3_column_blob(st, 5), 65);
+		if (sigs[n][64] < 27) /* a row stored before v was normalised (do_buy) */
+			sigs[n][64] = (uint8_t)(sigs[n][64] + 27);
 		n++;
 	}
 	sqlite3_finalize(st);

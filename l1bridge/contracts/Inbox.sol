@@ -163,7 +163,6 @@ contract Inbox {
     error EscrowMismatch(address buyer, uint256 escrow, uint256 listed);
     error BuyerCountMismatch(uint256 expected, uint256 got);
     error CreditsUnsorted(uint256 position);
-    error UnregisteredRollup(uint64 rollupId);
     error Unbalanced(uint256 charged, uint256 credited, uint256 burn);
 
     // ------------------------------------------------------------ constructor
@@ -336,9 +335,12 @@ contract Inbox {
 
     // ------------------------------------------------------------ settlement
     /// @notice Close sale `saleId` once: every buyer with escrow in it listed
-    /// once (ascending address) with charged + refund == its escrow; credits to
-    /// registered rollups (ascending id); sum(charged) == sum(credits) + burn.
-    /// Refunds and revenue become claimable; the burn stays here forever.
+    /// once (ascending address) with charged + refund == its escrow; credits by
+    /// ascending rollup id; sum(charged) == sum(credits) + burn. Refunds and
+    /// revenue become claimable; the burn stays here forever. A rollup credited
+    /// before its key is registered claims once setRollupKey names one: a
+    /// missing key must not make the settlement revert, which would keep every
+    /// buyer's escrow of the sale locked.
     function settleSale(uint64 saleId, Settlement calldata st) external {
         if (msg.sender != poster) revert NotPoster(msg.sender);
         Sale storage sale = sales[saleId];
@@ -375,7 +377,6 @@ contract Inbox {
         for (uint256 i = 0; i < c.length; i++) {
             uint64 id = c[i].rollupId;
             if (i > 0 && id <= c[i - 1].rollupId) revert CreditsUnsorted(i);
-            if (rollups[id].key == address(0)) revert UnregisteredRollup(id);
             claimableRevenue[id] += c[i].amount;
             credited += c[i].amount;
             emit RevenueCredited(saleId, id, c[i].amount);

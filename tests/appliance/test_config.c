@@ -223,6 +223,44 @@ Test(config, set_overrides)
 	cr_assert(strstr(err, "unknown key"), "%s", err);
 }
 
+/* With L1, the improvement lead must outlast the draw block and its
+ * confirmations, or the winner's grant (made at settlement) comes after its
+ * window began: the defaults hold; one slot less, or one confirmation more,
+ * is refused with the lead needed. Without L1 (the seed is a local block)
+ * the rule does not apply. */
+Test(config, rights_lead_covers_the_draw_block_with_l1)
+{
+	struct app_config c;
+	char err[1024];
+	const char *l1[] = {"l1.rpc_urls=http://127.0.0.1:8545", "l1.inbox=0x" "00112233445566778899aabbccddeeff00112233",
+			    "l1.keystore=/nonexistent/key.json", "rights.enabled=1"};
+
+	app_config_defaults(&c);
+	for (size_t i = 0; i < 4; i++)
+		cr_assert_eq(app_config_set(&c, l1[i], err, sizeof(err)), 0, "%s: %s", l1[i], err);
+	cr_assert_eq(app_config_validate(&c, err, sizeof(err)), 0, "defaults must hold: %s", err);
+	cr_assert_eq(c.rights_improve_lead * c.slot_ms, 25000); /* 2 blocks of 12 s = 24000 */
+
+	cr_assert_eq(app_config_set(&c, "rights.improve_lead=96", err, sizeof(err)), 0);
+	cr_assert_eq(app_config_validate(&c, err, sizeof(err)), 0, "%s", err); /* 24000 */
+	cr_assert_eq(app_config_set(&c, "rights.improve_lead=95", err, sizeof(err)), 0);
+	cr_assert_eq(app_config_validate(&c, err, sizeof(err)), APP_ECONFIG);
+	cr_assert(strstr(err, "rights.improve_lead (95 slots of 250 ms) must cover the draw block "
+			      "and l1.confirmations (1) at rights.l1_block_ms (12000): at least "
+			      "24000 ms, i.e. 96 slots"), "%s", err);
+
+	app_config_defaults(&c);
+	for (size_t i = 0; i < 4; i++)
+		cr_assert_eq(app_config_set(&c, l1[i], err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_config_set(&c, "l1.confirmations=2", err, sizeof(err)), 0);
+	cr_assert_eq(app_config_validate(&c, err, sizeof(err)), APP_ECONFIG);
+	cr_assert(strstr(err, "at least 36000 ms, i.e. 144 slots"), "%s", err);
+
+	/* the same lead without L1 is no error */
+	cr_assert_eq(app_config_set(&c, "l1.rpc_urls=", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(app_config_validate(&c, err, sizeof(err)), 0, "%s", err);
+}
+
 /* [rights] rules across keys hold only when sales are on; each broken one
  * is named, and a file names the line of the later key involved. */
 Test(config, rights_rules_checked_across_keys)
@@ -230,9 +268,9 @@ Test(config, rights_rules_checked_across_keys)
 	static const struct {
 		const char *set, *says;
 	} bad[] = {
-		{"rights.improve_lead=40", "rights.improve_lead (40) must be below rights.close_lead"},
-		{"rights.ahead_slots=40", "rights.ahead_slots (40) must be above"},
-		{"rights.ahead_slots=281", "at most rights.window_slots + rights.close_lead (280)"},
+		{"rights.improve_lead=120", "rights.improve_lead (120) must be below rights.close_lead"},
+		{"rights.ahead_slots=120", "rights.ahead_slots (120) must be above"},
+		{"rights.ahead_slots=361", "at most rights.window_slots + rights.close_lead (360)"},
 		{"rights.target=1000", "rights.target (1000) must be below rights.cap (1000)"},
 		{"rights.floor_gwei=1001", "rights.floor_gwei (1001) must not be above"},
 	};

@@ -272,17 +272,13 @@ class RightsContractTest(tc.AnvilInboxCase):
         stranger = sorted([buyers[0], (self.addrs[B3], 0, 0)])
         self.reverts(OWNER, SETTLE, (str(sale), self.settlement(stranger, credits, burn)),
                      "EscrowMismatch(address,uint256,uint256)", self.addrs[B3], 0, 0)
-        # credits: unsorted, duplicate, unregistered
+        # credits: unsorted, duplicate
         self.reverts(OWNER, SETTLE, (str(sale), self.settlement(buyers, credits[::-1], burn)),
                      "CreditsUnsorted(uint256)", 1)
         self.reverts(OWNER, SETTLE,
                      (str(sale), self.settlement(buyers, [(10, 9 * GWEI), (10, 18 * GWEI)],
                                                  burn)),
                      "CreditsUnsorted(uint256)", 1)
-        self.reverts(OWNER, SETTLE,
-                     (str(sale), self.settlement(buyers, [(10, 18 * GWEI), (30, 9 * GWEI)],
-                                                 burn)),
-                     "UnregisteredRollup(uint64)", 30)
         # a sale nobody bought into has no buyers to settle; one with buyers
         # cannot be settled as empty
         self.reverts(OWNER, SETTLE, (str(sale), self.settlement([], [], 0)),
@@ -293,6 +289,32 @@ class RightsContractTest(tc.AnvilInboxCase):
         late = self.purchase(B1, sale, [10], 1, 10, 9)
         self.reverts(OWNER, POST_PURCHASES, self.purchases_args(sale, [late]),
                      "SaleAlreadySettled(uint64)", sale)
+
+    def test_credit_to_an_unregistered_rollup_is_kept_until_it_has_a_key(self):
+        """Rollup 30 has no key when the sale settles: the settlement lands
+        (a revert would lock every buyer's escrow for good, a sale settles
+        once), 30's credit waits, nobody can take it, and the key the owner
+        registers later pulls exactly it."""
+        sale = 1
+        self.setup_sale(sale)
+        buyers, _, burn = self.good_settlement()
+        r = self.tx(OWNER, SETTLE, str(sale),
+                    self.settlement(buyers, [(10, 18 * GWEI), (30, 9 * GWEI)], burn))
+        self.assertEqual(len(self.logs(r, "SaleSettled")), 1)
+        self.assertEqual(self.uint("escrow(uint64,address)(uint256)", str(sale), self.addrs[B1]), 0)
+        self.assertEqual(self.uint("claimableRefund(address)(uint256)", self.addrs[B2]), 20 * GWEI)
+        self.assertEqual(self.uint("claimableRevenue(uint64)(uint256)", "30"), 9 * GWEI)
+        for who in (OWNER, STRANGER, B1):
+            self.reverts(who, "claimRevenue(uint64)", ("30",), "NotRollupKey(uint64,address)",
+                         30, self.addrs[who])
+        self.tx(OWNER, "setRollupKey(uint64,address)", "30", self.addrs[B3])
+        before = self.balance(B3)
+        r = self.tx(B3, "claimRevenue(uint64)", "30")
+        [(t, d)] = self.logs(r, "RevenueClaimed")
+        self.assertEqual((int(t[1], 16), tc.addr_of(t[2]), word(d, 0)),
+                         (30, self.addrs[B3], 9 * GWEI))
+        self.assertEqual(self.balance(B3), before + 9 * GWEI - self.gas_cost(r))
+        self.assertEqual(self.uint("claimableRevenue(uint64)(uint256)", "30"), 0)
 
     def test_settlement_credits_and_claims_pay_exactly(self):
         sale = 1
