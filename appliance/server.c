@@ -280,7 +280,11 @@ int app_conn_send_msg(struct app_conn *c, char *text, size_t len, int is_block, 
 		app_conn_wake(c);
 		return 0;
 	}
-	if (c->out_bytes + len > (size_t)s->cfg->ws_send_queue_bytes ||
+	/* The byte cap is on what waits behind other messages: one message is
+	 * always taken into an empty queue, however large, or a block bigger
+	 * than the cap could never be sent, and a subscriber told to resume
+	 * from it would be dropped there again on every try. */
+	if ((c->out_head && c->out_bytes + len > (size_t)s->cfg->ws_send_queue_bytes) ||
 	    (is_block && c->out_blocks + 1 > (size_t)s->cfg->feed_queue_max_blocks)) {
 		char why[120];
 		uint64_t resume = height;
