@@ -423,14 +423,17 @@ struct app_block *app_feed_get(struct app_server *s, uint64_t height)
 
 /*
  * One block's fan-out renders the block's JSON once per view: the reader's
- * tenant and namespace filter. A thousand executors following one rollup
- * share one rendering; each copy differs only in its subscription id. A
- * fan-out looks a view up among its first FAN_VIEWS (a short search);
- * readers with other filters beyond those get a view each. Every view
- * lives until the fan-out's writes are done (app_feed_block).
+ * tenant and namespace filter (sorted, without repeats: rpc.c ns_filter).
+ * A thousand executors following one rollup share one rendering; each copy
+ * differs only in its subscription id. Every view of the fan-out is looked
+ * at (by a hash of tenant and filter first), so the renderings held until
+ * the fan-out's writes are done (app_feed_block) are as many as the
+ * distinct views, never more: a few odd filters cannot make everyone else
+ * get a rendering of their own. FAN_VIEWS is the first allocation.
  */
 #define FAN_VIEWS 8
 struct fan_view {
+	uint64_t key; /* view_key */
 	int64_t tenant;
 	uint64_t *ns; /* a copy of the filter (NULL = every namespace) */
 	size_t ns_n;
@@ -545,14 +548,27 @@ static unsigned char *msg_for(const struct fan_view *v, uint64_t id, size_t *len
 /* The view of b for (tenant, filter): from fv when seen in this fan-out,
  * else rendered and kept in fv, or, without fv, rendered into *tmp (the
  * caller hands tmp->msg to msg_keep). NULL when out of memory. */
+/* FNV-1a over the tenant and the filter (NULL: every namespace). */
+static uint64_t view_key(int64_t tenant, const uint64_t *ns, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)tenant;
+
+	h = (h ^ (ns ? n + 1 : 0)) * 0x100000001b3ull;
+	for (size_t i = 0; ns && i < n; i++)
+		h = (h ^ ns[i]) * 0x100000001b3ull;
+	return h;
+}
+
 static struct fan_view *view_get(struct app_server *s, struct fan_views *fv, struct app_block *b,
 				 const struct app_subscr *sub, int64_t tenant, struct fan_view *tmp)
 {
 	struct fan_view *v = tmp;
+	uint64_t key = view_key(tenant, sub->ns, sub->ns_n);
 
-	for (size_t i = 0; fv && i < fv->n && i < FAN_VIEWS; i++) {
+	for (size_t i = 0; fv && i < fv->n; i++) {
 		v = &fv->v[i];
-		if (v->tenant == tenant && v->ns_n == sub->ns_n && !v->ns == !sub->ns &&
+		if (v->key == key && v->tenant == tenant && v->ns_n == sub->ns_n &&
+		    !v->ns == !sub->ns &&
 		    (!sub->ns || !memcmp(v->ns, sub->ns, sub->ns_n * sizeof(*sub->ns))))
 			return v;
 	}
@@ -566,7 +582,7 @@ static struct fan_view *view_get(struct app_server *s, struct fan_views *fv, str
 		fv->cap = cap;
 	}
 	v = fv ? &fv->v[fv->n] : tmp;
-	*v = (struct fan_view){.tenant = tenant, .ns_n = sub->ns_n};
+	*v = (struct fan_view){.key = key, .tenant = tenant, .ns_n = sub->ns_n};
 	if (fv && sub->ns) {
 		v->ns = malloc(sub->ns_n * sizeof(*sub->ns));
 		if (!v->ns)
@@ -577,8 +593,10 @@ static struct fan_view *view_get(struct app_server *s, struct fan_views *fv, str
 		free(v->ns);
 		return NULL;
 	}
-	if (fv)
+	if (fv) {
 		fv->n++;
+		app_metric_add(APP_M_feed_views_total, 1);
+	}
 	return v;
 }
 

@@ -77,6 +77,8 @@ void app_notify_watchdog_stop(void);
 	  "A live block handed to the feed until every subscriber's copy is written", LAT_US) \
 	X(COUNTER, feed_rendered_ahead_total,                                            \
 	  "Blocks of which the sealer rendered transactions for the feed's subscribers", NONE) \
+	X(COUNTER, feed_views_total,                                                     \
+	  "Renderings of live blocks for the feed: one per distinct view of a block", NONE) \
 	X(COUNTER, feed_fanout_direct_total,                                             \
 	  "Live block copies written straight to subscribers' sockets (feed.fanout_threads)", NONE) \
 	X(COUNTER, feed_fanout_helper_total,                                             \

@@ -118,12 +118,39 @@ static void req_unlink(struct app_req *r)
 	r->conn = NULL;
 }
 
+/*
+ * The subscriptions a batch made, once its answer (with their ids) is
+ * queued: fed from now on, or freed when they were answered with an error
+ * after all (refused) or the connection is gone. A subscription made in a
+ * batch is held until then so that no notification under its id comes
+ * before the id itself.
+ */
+static void release_held(struct app_server *s, struct app_conn *c, struct app_req *r,
+			 int refused)
+{
+	struct app_subscr *sub = r->held_subs, *next;
+
+	for (; sub; sub = next) {
+		next = sub->next;
+		if (refused || !c) {
+			app_feed_sub_free(s, sub);
+			continue;
+		}
+		sub->next = c->subs;
+		c->subs = sub;
+	}
+	r->held_subs = NULL;
+	if (c)
+		app_conn_wake(c);
+}
+
 void app_req_detach_all(struct app_conn *c)
 {
 	struct app_req *r = c->reqs, *next;
 
 	for (; r; r = next) {
 		next = r->next;
+		release_held(c->srv, NULL, r, 1);
 		r->conn = NULL;
 		r->prev = r->next = NULL;
 		if (r->pending == 0)
@@ -318,6 +345,7 @@ static void req_finish(struct app_req *r)
 	struct app_conn *c = r->conn;
 	size_t total = 2, n = 0;
 	char *out = NULL;
+	int refused = 0;
 
 	if (!c) {
 		req_free(r);
@@ -353,6 +381,7 @@ static void req_finish(struct app_req *r)
 					  "response would be %zu bytes, over server.ws_send_queue_bytes "
 					  "(%ld); ask for less per message",
 					  total, c->srv->cfg->ws_send_queue_bytes);
+		refused = 1;
 		total = 2;
 		for (size_t i = 0; i < r->n; i++)
 			if (r->answers[i])
@@ -382,6 +411,8 @@ static void req_finish(struct app_req *r)
 		c->http_status = HTTP_STATUS_NO_CONTENT;
 		app_conn_wake(c);
 	}
+	if (r->held_subs)
+		release_held(c->srv, c, r, refused || !out);
 	req_unlink(r);
 	req_free(r);
 }
@@ -936,7 +967,16 @@ static void m_get_preconfirmation(struct app_conn *c, struct app_req *r, size_t 
 	free(json);
 }
 
-/* Parse a namespaces filter (array of names or chain ids) the caller may read. */
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Parse a namespaces filter (array of names or chain ids) the caller may
+ * read, as a set: chain ids sorted, each once, so that filters naming the
+ * same namespaces are one view of a block (feed.c view_get). */
 static int ns_filter(struct app_conn *c, struct app_req *r, size_t i, json_t *arr,
 		     int64_t tenant, uint64_t **out, size_t *n)
 {
@@ -970,6 +1010,12 @@ static int ns_filter(struct app_conn *c, struct app_req *r, size_t i, json_t *ar
 		}
 		(*out)[(*n)++] = ns->chain_id;
 	}
+	qsort(*out, *n, sizeof(**out), cmp_u64);
+	k = 0;
+	for (size_t a = 0; a < *n; a++)
+		if (k == 0 || (*out)[a] != (*out)[k - 1])
+			(*out)[k++] = (*out)[a];
+	*n = k;
 	return 0;
 fail:
 	free(*out);
@@ -1374,6 +1420,18 @@ bad:
 	return -1;
 }
 
+/* Subscriptions of c, with those r made and holds until its answer. */
+static size_t subs_of(const struct app_conn *c, const struct app_req *r)
+{
+	size_t n = 0;
+
+	for (const struct app_subscr *sub = c->subs; sub; sub = sub->next)
+		n++;
+	for (const struct app_subscr *sub = r->held_subs; sub; sub = sub->next)
+		n++;
+	return n;
+}
+
 static void m_subscribe(struct app_conn *c, struct app_req *r, size_t i, json_t *params)
 {
 	struct app_server *s = c->srv;
@@ -1396,6 +1454,12 @@ static void m_subscribe(struct app_conn *c, struct app_req *r, size_t i, json_t 
 	}
 	if (msg_tenant(c, &tenant)) {
 		req_error(r, i, RPC_UNAUTHORIZED, "invalid or revoked API key");
+		return;
+	}
+	if (subs_of(c, r) >= APP_SUBS_PER_CONN) {
+		req_error(r, i, RPC_TOO_LARGE,
+			  "a connection holds at most %d subscriptions; unsubscribe one or open "
+			  "another connection", APP_SUBS_PER_CONN);
 		return;
 	}
 	sub = calloc(1, sizeof(*sub));
@@ -1428,8 +1492,13 @@ static void m_subscribe(struct app_conn *c, struct app_req *r, size_t i, json_t 
 		sub->next_level[L] = sub->next_height;
 	sub->state = SUB_CATCHUP;
 	sub->id = s->next_sub_id++;
-	sub->next = c->subs;
-	c->subs = sub;
+	if (r->is_batch) { /* fed once the batch's answer, with this id, is queued */
+		sub->next = r->held_subs;
+		r->held_subs = sub;
+	} else {
+		sub->next = c->subs;
+		c->subs = sub;
+	}
 	s->subscribers++;
 	app_feed_interest_add(&s->committer->interest, sub->ns, sub->ns_n, 1);
 	if (sub->preconf)

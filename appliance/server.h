@@ -50,6 +50,10 @@ struct out_msg {
 
 enum subscr_state { SUB_CATCHUP, SUB_LIVE };
 
+/* Subscriptions one connection may hold (mezz_subscribe answers -32004
+ * past it): each distinct filter is a rendering of every block. */
+#define APP_SUBS_PER_CONN 32
+
 struct app_subscr {
 	struct app_subscr *next;
 	uint64_t id;
@@ -149,6 +153,9 @@ struct app_req {
 	int txs;
 	char **sections;    /* per slot: the batch section that came with it, or NULL */
 	const struct app_namespace *txs_ns;
+	/* mezz_subscribe inside a batch: fed once the answer is queued
+	 * (rpc.c release_held) */
+	struct app_subscr *held_subs;
 };
 
 struct feed_cache {

@@ -505,6 +505,98 @@ class SlowSubscriberTest(DaemonCase):
         self.assertGreater(len(sent), 40)
 
 
+class SubscriptionShapeTest(DaemonCase):
+    """How subscriptions are made and shared: a mezz_subscribe inside a
+    batch is answered (with its id) before its first notification; filters
+    naming the same namespaces in any order, repeated or not, are one view of
+    a block, and every subscriber sharing a view shares its rendering however
+    many other views come first; a connection holds at most 32."""
+
+    NS = ("alpha", "beta", "gamma", "delta")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        for k, ns in enumerate(cls.NS):
+            cls.d.setup_tenant("t%d" % k, ns, 301 + k, key=False)
+
+    def test_subscribe_in_a_batch_answers_before_its_first_notification(self):
+        d = self.d
+        d.send("alpha", os.urandom(20))
+        d.wait_height(3)
+
+        async def go():
+            async with ws_connect(d.ws_url()) as ws:
+                await ws.send(json.dumps([
+                    {"jsonrpc": "2.0", "id": 1, "method": "mezz_sendTransaction",
+                     "params": {"namespace": "alpha", "data": "0x" + os.urandom(20).hex()}},
+                    {"jsonrpc": "2.0", "id": 2, "method": "mezz_subscribe",
+                     "params": ["blocks", {"fromHeight": 1, "levels": ["sealed"]}]}]))
+                first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                self.assertIsInstance(first, list, "a notification came before the answer: %s"
+                                      % str(first)[:200])
+                ans = {x["id"]: x for x in first}
+                self.assertIn("result", ans[1], ans)
+                sid = ans[2]["result"]
+                c = Collector(self, 1)
+                while c.next_height <= 3:
+                    c.add(json.loads(await asyncio.wait_for(ws.recv(), 10)), sid)
+        run_async(go(), 30)
+
+    def test_a_view_is_rendered_once_however_many_views_come_before(self):
+        d = self.d
+        odd = [["alpha"], ["alpha", "alpha"], ["beta", "alpha"], ["alpha", "beta", "beta"],
+               ["gamma"], ["delta", "gamma"], ["alpha", "gamma"], ["beta"], ["delta"],
+               ["alpha", "delta"], ["beta", "gamma"], ["beta", "delta"]]
+        distinct = {tuple(sorted(set(f))) for f in odd}
+        self.assertEqual(len(distinct), 10)
+
+        def views():
+            return metric(d, "mezz_feed_views_total")
+
+        async def go():
+            # nobody reads: closed without waiting for the close handshake
+            plain = [await ws_connect(d.ws_url(), close_timeout=0.1) for _ in range(20)]
+            for ws in plain:
+                await ws_call(ws, "mezz_subscribe", ["blocks", {"levels": ["sealed"]}])
+            # opened last, so it is met first in a fan-out
+            att = await ws_connect(d.ws_url(), close_timeout=0.1)
+            for k, f in enumerate(odd):
+                await ws_call(att, "mezz_subscribe",
+                              ["blocks", {"namespaces": f, "levels": ["sealed"]}], id=k + 1)
+            await asyncio.sleep(0.3)
+            h0, v0 = d.status()["height"], views()
+            await asyncio.sleep(3.0)
+            h1, v1 = d.status()["height"], views()
+            for ws in plain + [att]:
+                await ws.close()
+            return h1 - h0, v1 - v0
+        blocks, made = run_async(go(), 60)
+        self.assertGreaterEqual(blocks, 5)
+        # per block: the 10 distinct filters and the unfiltered view, give or
+        # take the blocks at the edges of the window
+        self.assertLessEqual(made, (blocks + 2) * (len(distinct) + 1),
+                             "%d renderings for %d blocks" % (made, blocks))
+        self.assertGreaterEqual(made, (blocks - 2) * (len(distinct) + 1))
+
+    def test_at_most_32_subscriptions_on_a_connection(self):
+        d = self.d
+
+        async def go():
+            async with ws_connect(d.ws_url()) as ws:
+                ids = []
+                for k in range(32):
+                    ids.append((await ws_call(ws, "mezz_subscribe",
+                                              ["blocks", {"levels": ["sealed"]}], id=k + 1))["result"])
+                doc = await ws_call(ws, "mezz_subscribe", ["blocks"], id=99)
+                self.assertRpcError(doc, -32004)
+                self.assertIn("at most 32 subscriptions", doc["error"]["message"])
+                self.assertIs((await ws_call(ws, "mezz_unsubscribe", [ids[0]], id=100))["result"],
+                              True)
+                self.assertIn("result", await ws_call(ws, "mezz_subscribe", ["blocks"], id=101))
+        run_async(go(), 30)
+
+
 class BigBlockTest(DaemonCase):
     """A block whose message is bigger than server.ws_send_queue_bytes (the
     minimum, 64 KiB) is still delivered, live and caught up: the byte cap is
