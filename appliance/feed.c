@@ -608,7 +608,8 @@ static struct fan_view *view_get(struct app_server *s, struct fan_views *fv, str
  * encrypts it and keeps the tail of a partial write; anything else queues
  * behind what is there. Returns -1 if the connection was dropped.
  */
-static int deliver(struct app_conn *c, unsigned char *p, size_t len, int live, uint64_t height)
+static int deliver(struct app_conn *c, unsigned char *p, size_t len, int live, uint64_t height,
+		   uint64_t sub)
 {
 	if (live && c->wsi && !c->closing && !c->out_head && !lws_partial_buffered(c->wsi)) {
 		if (lws_write(c->wsi, p, len, LWS_WRITE_TEXT) < (int)len) {
@@ -618,7 +619,7 @@ static int deliver(struct app_conn *c, unsigned char *p, size_t len, int live, u
 		return 0;
 	}
 	/* 2: counted until it leaves the queue (server.c fanout_left) */
-	if (app_conn_send(c, (const char *)p, len, live ? 2 : 1, height))
+	if (app_conn_send(c, (const char *)p, len, live ? 2 : 1, height, sub))
 		return -1;
 	c->srv->feed.fan_pending += live;
 	return 0;
@@ -657,7 +658,7 @@ static int send_block(struct app_conn *c, struct app_subscr *sub, struct app_blo
 	if (!v)
 		return -1;
 	msg = msg_for(v, sub->id, &len);
-	rc = deliver(c, msg, len, live, b->hdr.height);
+	rc = deliver(c, msg, len, live, b->hdr.height, sub->id);
 	msg_keep(c->srv, tmp.msg, tmp.cap);
 	if (rc == 0)
 		sub->next_height = b->hdr.height + 1;
@@ -768,7 +769,7 @@ static int copy_finish(struct app_fan_copy *x, uint64_t height)
 		return -1;
 	}
 	copy_bytes((unsigned char *)t, x, x->hdr_len);
-	if (app_conn_send_msg(c, t, len - x->hdr_len, 2, height))
+	if (app_conn_send_msg(c, t, len - x->hdr_len, 2, height, x->sub->id))
 		return -1;
 	c->srv->feed.fan_pending++;
 	return 0;
@@ -892,7 +893,7 @@ static int send_levels(struct app_conn *c, struct app_subscr *sub, int budget)
 				app_conn_drop(c, "out of memory building a level event");
 				return -1;
 			}
-			rc = app_conn_send(c, msg, (size_t)len, 0, h);
+			rc = app_conn_send(c, msg, (size_t)len, 0, h, 0);
 			free(msg);
 			if (rc)
 				return -1;
@@ -1118,7 +1119,7 @@ void app_feed_preconf(struct app_server *s, const struct app_preconf *p)
 				app_conn_drop(c, "out of memory building a preconfirmed event");
 				break;
 			}
-			if (any && app_conn_send(c, m.p, m.len, 0, sub->next_height)) {
+			if (any && app_conn_send(c, m.p, m.len, 0, sub->next_height, 0)) {
 				free(m.p);
 				break; /* dropped */
 			}

@@ -169,7 +169,7 @@ static void send_pending(struct app_conn *c, uint64_t ref, const char *result)
 		 "{\"jsonrpc\":\"2.0\",\"method\":\"mezz_subscription\",\"params\":"
 		 "{\"subscription\":\"0x%llx\",\"result\":%s}}",
 		 (unsigned long long)c->prop_sub_id, result);
-	if (app_conn_send(c, msg, strlen(msg), 0, 0) == 0)
+	if (app_conn_send(c, msg, strlen(msg), 0, 0, 0) == 0)
 		c->prop_last_ref = ref;
 	free(msg);
 }

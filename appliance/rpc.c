@@ -336,7 +336,7 @@ static int req_finish_txs(struct app_req *r)
 			*w++ = '}';
 	}
 	w += strlen(strcpy(w, "]}}"));
-	app_conn_send_msg(c, out, (size_t)(w - out), 0, 0);
+	app_conn_send_msg(c, out, (size_t)(w - out), 0, 0, 0);
 	return 0;
 }
 
@@ -406,7 +406,7 @@ static void req_finish(struct app_req *r)
 		}
 		if (r->is_batch)
 			*w++ = ']';
-		app_conn_send_msg(c, out, (size_t)(w - out), 0, 0);
+		app_conn_send_msg(c, out, (size_t)(w - out), 0, 0, 0);
 	} else if (!c->is_ws) { /* only notifications: HTTP still needs a reply */
 		c->http_status = HTTP_STATUS_NO_CONTENT;
 		app_conn_wake(c);
@@ -1695,7 +1695,7 @@ static void send_single_error(struct app_conn *c, int code, const char *msg)
 	snprintf(buf, sizeof(buf), "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":%s}",
 		 e ? e : "null");
 	free(e);
-	app_conn_send(c, buf, strlen(buf), 0, 0);
+	app_conn_send(c, buf, strlen(buf), 0, 0, 0);
 }
 
 /* Per-tenant and process ingress counters (/metrics). */

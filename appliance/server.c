@@ -250,7 +250,7 @@ static struct out_msg *msg_copy(const char *data, size_t len)
 }
 
 int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block,
-		  uint64_t height)
+		  uint64_t height, uint64_t sub)
 {
 	struct out_msg *m;
 
@@ -259,10 +259,60 @@ int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block
 	m = msg_copy(data, len);
 	if (!m)
 		return -1;
-	return app_conn_send_msg(c, (char *)m->buf + LWS_PRE, len, is_block, height);
+	return app_conn_send_msg(c, (char *)m->buf + LWS_PRE, len, is_block, height, sub);
 }
 
-int app_conn_send_msg(struct app_conn *c, char *text, size_t len, int is_block, uint64_t height)
+/* The first height subscription sub has not had: its oldest queued block,
+ * else the next it would be sent. */
+static uint64_t resume_height(const struct app_conn *c, const struct app_subscr *sub)
+{
+	for (const struct out_msg *q = c->out_head; q; q = q->next)
+		if (q->is_block && q->sub == sub->id)
+			return q->height;
+	return sub->next_height;
+}
+
+/*
+ * Why a connection whose queue is full is closed, with where to resume:
+ * the lowest of its subscriptions' first heights not had, so that
+ * resubscribing there loses nothing; with several subscriptions that differ,
+ * each one's own as "0xID=N" too, as many as the close reason has room for
+ * (a close frame carries 123 bytes; close_reason keeps 119). One further
+ * ahead that is not listed sees some blocks again.
+ */
+static const char *drop_reason(const struct app_conn *c, char *why, size_t cap)
+{
+	uint64_t low = UINT64_MAX;
+	int differ = 0, n;
+	size_t at;
+
+	for (const struct app_subscr *sub = c->subs; sub; sub = sub->next) {
+		uint64_t h = resume_height(c, sub);
+
+		differ |= low != UINT64_MAX && h != low;
+		low = h < low ? h : low;
+	}
+	if (low == UINT64_MAX)
+		return "send queue full: the client is not reading";
+	n = snprintf(why, cap, "send queue full; resubscribe with fromHeight=%llu",
+		     (unsigned long long)low);
+	at = (size_t)n;
+	for (const struct app_subscr *sub = c->subs; differ && sub; sub = sub->next) {
+		char one[48];
+		int k = snprintf(one, sizeof(one), "%s0x%llx=%llu", sub == c->subs ? "; " : " ",
+				 (unsigned long long)sub->id,
+				 (unsigned long long)resume_height(c, sub));
+
+		if (at + (size_t)k >= cap)
+			break;
+		memcpy(why + at, one, (size_t)k + 1);
+		at += (size_t)k;
+	}
+	return why;
+}
+
+int app_conn_send_msg(struct app_conn *c, char *text, size_t len, int is_block, uint64_t height,
+		      uint64_t sub)
 {
 	struct app_server *s = c->srv;
 	struct out_msg *m = msg_of(text);
@@ -270,6 +320,7 @@ int app_conn_send_msg(struct app_conn *c, char *text, size_t len, int is_block, 
 	m->len = len;
 	m->is_block = is_block;
 	m->height = height;
+	m->sub = sub;
 	if (c->closing) {
 		free(m);
 		return -1;
@@ -286,25 +337,11 @@ int app_conn_send_msg(struct app_conn *c, char *text, size_t len, int is_block, 
 	 * from it would be dropped there again on every try. */
 	if ((c->out_head && c->out_bytes + len > (size_t)s->cfg->ws_send_queue_bytes) ||
 	    (is_block && c->out_blocks + 1 > (size_t)s->cfg->feed_queue_max_blocks)) {
-		char why[120];
-		uint64_t resume = height;
-		struct out_msg *q;
+		char why[sizeof(c->close_reason)];
 
 		free(m);
 		app_metric_add(APP_M_feed_drops_total, 1);
-		/* The oldest queued block is the first one the client has not had. */
-		for (q = c->out_head; q; q = q->next)
-			if (q->is_block) {
-				resume = q->height;
-				break;
-			}
-		if (resume)
-			snprintf(why, sizeof(why),
-				 "send queue full; resubscribe with fromHeight=%llu",
-				 (unsigned long long)resume);
-		else
-			snprintf(why, sizeof(why), "send queue full: the client is not reading");
-		app_conn_drop(c, why);
+		app_conn_drop(c, drop_reason(c, why, sizeof(why)));
 		return -1;
 	}
 	if (c->out_tail)
@@ -513,7 +550,7 @@ static void http_reject_too_big(struct app_conn *c)
 	free(err);
 	c->rx_reject = 1;
 	c->http_status = HTTP_STATUS_REQ_ENTITY_TOO_LARGE;
-	app_conn_send(c, msg, strlen(msg), 0, 0);
+	app_conn_send(c, msg, strlen(msg), 0, 0, 0);
 }
 
 /* GET: the status page, /metrics and /healthz (app_ops_get), else 404. */

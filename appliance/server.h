@@ -45,6 +45,7 @@ struct out_msg {
 	size_t len;
 	int is_block;	 /* 0 an answer; 1 a block; 2 a copy of the block being fanned out */
 	uint64_t height; /* for feed messages: the block it carries */
+	uint64_t sub;	 /* for blocks: the subscription it is for */
 	unsigned char buf[]; /* LWS_PRE headroom, then len bytes */
 };
 
@@ -321,16 +322,18 @@ void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len);
 void app_rpc_answer(struct app_server *s, struct app_done *d, uint64_t now_ns);
 void app_req_detach_all(struct app_conn *c);
 
-/* server.c: queue bytes to a connection (copied). 0, or -1 if dropped. */
+/* server.c: queue bytes to a connection (copied). 0, or -1 if dropped.
+ * A block (is_block 1 or 2) names its height and subscription id. */
 int app_conn_send(struct app_conn *c, const char *data, size_t len, int is_block,
-		  uint64_t height);
+		  uint64_t height, uint64_t sub);
 /* A text buffer of cap bytes that app_conn_send_msg queues as it is, with
  * no copy; free it with app_msg_free unless it was handed over. */
 char *app_msg_alloc(size_t cap);
 void app_msg_free(char *text);
 /* As app_conn_send, taking text (from app_msg_alloc, len bytes used):
  * queued, or freed if the connection is dropped or closing. */
-int app_conn_send_msg(struct app_conn *c, char *text, size_t len, int is_block, uint64_t height);
+int app_conn_send_msg(struct app_conn *c, char *text, size_t len, int is_block, uint64_t height,
+		      uint64_t sub);
 void app_conn_drop(struct app_conn *c, const char *reason);
 /* Ask lws for a WRITEABLE callback on this connection; during a drain of
  * the done queue, a WebSocket connection is written at the drain's end

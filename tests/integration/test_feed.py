@@ -639,6 +639,83 @@ class BigBlockTest(DaemonCase):
         self.assertTrue(d.alive())
 
 
+class TwoSlowSubscriptionsTest(DaemonCase):
+    """A connection with two subscriptions far apart (one live, one catching
+    up from 1 through a backlog) that stops reading is closed with the lowest
+    of their resume heights as fromHeight, so resubscribing there loses
+    nothing, and with each one's own (0xID=N): exactly the first height each
+    has not had. (It used to name the first queued block of either, which
+    for the one behind skipped every block between.)"""
+    SETTINGS = {"feed.queue_max_blocks": "4"}
+    SLOT_MS = 20
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.d.setup_tenant("acme", "alpha", 111, key=False)
+
+    def test_each_subscription_told_where_to_resume(self):
+        d = self.d
+        for _ in range(12):  # a backlog of blocks for the one catching up
+            send_batch(d, "alpha", 4, size=30000)
+            time.sleep(0.03)
+        live_from = d.status()["height"] + 1
+        stop = threading.Event()
+
+        def producer():
+            while not stop.is_set():
+                send_batch(d, "alpha", 4, size=30000)
+                time.sleep(0.02)
+
+        async def go():
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", d.port))
+            async with websockets.connect(d.ws_url(), sock=s, max_queue=1, read_limit=4096,
+                                          max_size=2 ** 26) as ws:
+                a = (await ws_call(ws, "mezz_subscribe",
+                                   ["blocks", {"fromHeight": live_from, "levels": ["sealed"]}]))["result"]
+                got = {a: Collector(self, live_from)}
+                # not ws_call: a's first block may come before b's answer
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "mezz_subscribe",
+                                          "params": ["blocks", {"fromHeight": 1,
+                                                                "levels": ["sealed"]}]}))
+                while True:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if m.get("id") == 2:
+                        break
+                    got[a].add(m, a)
+                b = m["result"]
+                got[b] = Collector(self, 1)
+                th = threading.Thread(target=producer)
+                th.start()
+                await asyncio.sleep(2.0)  # not reading
+                try:
+                    while True:
+                        m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                        sid = m["params"]["subscription"]
+                        got[sid].add(m, sid)
+                except websockets.ConnectionClosed as e:
+                    closed = e
+                finally:
+                    stop.set()
+                    await asyncio.get_running_loop().run_in_executor(None, th.join)
+            return got, closed
+
+        got, closed = run_async(go(), 60)
+        self.assertIsNotNone(closed.rcvd, "no close frame from the server")
+        self.assertEqual(closed.rcvd.code, 1008)
+        reason = closed.rcvd.reason
+        nxt = {sid: c.next_height for sid, c in got.items()}
+        self.assertGreater(max(nxt.values()) - min(nxt.values()), 2, "not apart: %r" % nxt)
+        m = re.search(r"fromHeight=(\d+)", reason)
+        self.assertIsNotNone(m, reason)
+        self.assertEqual(int(m.group(1)), min(nxt.values()), reason)
+        own = dict(re.findall(r"(0x[0-9a-f]+)=(\d+)", reason))
+        self.assertEqual({k: int(v) for k, v in own.items()}, nxt, reason)
+        self.assertTrue(d.alive())
+
+
 def metric(d, name):
     status, _, raw = d.http(b"", "/metrics", method="GET")
     assert status == 200, status
