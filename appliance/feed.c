@@ -797,6 +797,12 @@ void app_feed_block(struct app_server *s, struct app_block *b)
 	app_auth_refresh(&s->auth); /* a key revoked since the last message (app_conn_tenant) */
 	ring_drop(s, slot);
 	*slot = b; /* the ring holds the committer's reference */
+	/* and the fan-out one of its own: rendering b's fragments trims the
+	 * ring below the feed's tip (ns_fragment), and the tip can be past h
+	 * already (drain_done reads the committer's height), so b alone over
+	 * feed.cache_mib would be dropped, and freed, in the middle of its own
+	 * fan-out. */
+	app_block_ref(b);
 	s->feed.bytes += b->bytes + b->json_bytes;
 	s->feed.blocks++;
 	if (h > s->feed.tip)
@@ -839,6 +845,7 @@ void app_feed_block(struct app_server *s, struct app_block *b)
 	/* what no subscriber read: ns_fragment renders it if ever needed */
 	app_block_drop_rendered(b);
 	ring_trim(s, h); /* after the fan-out rendered b's fragments */
+	app_block_unref(b);
 	/* Every copy written already: the fan-out ended here. */
 	if (sent && !s->feed.fan_pending)
 		app_metric_observe(APP_M_feed_fanout_seconds,
