@@ -437,7 +437,18 @@ class FeedCacheTest(DaemonCase):
         self.assertLess(nblocks, len(heavy), "the ring kept every block: budget ignored")
 
 
-class SlowSubscriberTest(DaemonCase):
+def slow_connect(d):
+    """A WebSocket client that buffers almost nothing, on a socket with a
+    tiny receive buffer, so that not reading really pushes back on the
+    server."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", d.port))
+    return websockets.connect(d.ws_url(), sock=s, max_queue=1, read_limit=4096, max_size=2 ** 26)
+
+
+class SlowCase(DaemonCase):
+    """A daemon whose connections hold 4 blocks, with 20 ms slots."""
     SETTINGS = {"feed.queue_max_blocks": "4"}
     SLOT_MS = 20
 
@@ -446,46 +457,52 @@ class SlowSubscriberTest(DaemonCase):
         super().setUpClass()
         cls.d.setup_tenant("acme", "alpha", 111, key=False)
 
+    def producer(self, stop, sent=None):
+        """Blocks of 4 x 30 KB transactions until stop is set (a thread)."""
+        while not stop.is_set():
+            got = send_batch(self.d, "alpha", 4, size=30000)
+            if sent is not None:
+                sent.extend(got)
+            time.sleep(0.02)
+
+    async def read_until_closed(self, ws, add, stop, th):
+        """add(message) for every message until the server closes the
+        connection, then stop the producer (th); the close frame's reason,
+        once it is checked to be 1008."""
+        try:
+            while True:
+                add(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+        except websockets.ConnectionClosed as e:
+            closed = e
+        finally:
+            stop.set()
+            await asyncio.get_running_loop().run_in_executor(None, th.join)
+        self.assertIsNotNone(closed.rcvd, "no close frame from the server")
+        self.assertEqual(closed.rcvd.code, 1008)
+        return closed.rcvd.reason
+
+
+class SlowSubscriberTest(SlowCase):
     def test_slow_subscriber_dropped_then_resumes(self):
         d = self.d
         start = d.status()["height"] + 1
         sent = []
         stop = threading.Event()
 
-        def producer():
-            while not stop.is_set():
-                sent.extend(send_batch(d, "alpha", 4, size=30000))
-                time.sleep(0.02)
-
         async def first():
-            # a socket with a tiny receive buffer and a client that buffers
-            # almost nothing, so not reading really pushes back on the server
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            s.connect(("127.0.0.1", d.port))
             c = Collector(self, start)
-            async with websockets.connect(d.ws_url(), sock=s, max_queue=1, read_limit=4096,
-                                          max_size=2 ** 26) as ws:
+            async with slow_connect(d) as ws:
                 sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"fromHeight": start, "levels": ["sealed"]}])
                 sid = sub["result"]
-                th = threading.Thread(target=producer)
+                th = threading.Thread(target=self.producer, args=(stop, sent))
                 th.start()
                 await asyncio.sleep(2.0)  # not reading
-                try:
-                    while True:
-                        c.add(json.loads(await asyncio.wait_for(ws.recv(), 10)), sid)
-                except websockets.ConnectionClosed as e:
-                    closed = e
-                finally:
-                    stop.set()
-                    await asyncio.get_running_loop().run_in_executor(None, th.join)
-            return c, closed
+                reason = await self.read_until_closed(ws, lambda m: c.add(m, sid), stop, th)
+            return c, reason
 
-        c, closed = run_async(first(), 60)
-        self.assertIsNotNone(closed.rcvd, "no close frame from the server")
-        self.assertEqual(closed.rcvd.code, 1008)
-        m = re.search(r"fromHeight=(\d+)", closed.rcvd.reason)
-        self.assertIsNotNone(m, closed.rcvd.reason)
+        c, reason = run_async(first(), 60)
+        m = re.search(r"fromHeight=(\d+)", reason)
+        self.assertIsNotNone(m, reason)
         n = int(m.group(1))
         self.assertGreaterEqual(n, start)
         self.assertEqual(n, c.next_height, "fromHeight=%d but the client got blocks up to %d"
@@ -639,20 +656,13 @@ class BigBlockTest(DaemonCase):
         self.assertTrue(d.alive())
 
 
-class TwoSlowSubscriptionsTest(DaemonCase):
+class TwoSlowSubscriptionsTest(SlowCase):
     """A connection with two subscriptions far apart (one live, one catching
     up from 1 through a backlog) that stops reading is closed with the lowest
     of their resume heights as fromHeight, so resubscribing there loses
     nothing, and with each one's own (0xID=N): exactly the first height each
     has not had. (It used to name the first queued block of either, which
     for the one behind skipped every block between.)"""
-    SETTINGS = {"feed.queue_max_blocks": "4"}
-    SLOT_MS = 20
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.d.setup_tenant("acme", "alpha", 111, key=False)
 
     def test_each_subscription_told_where_to_resume(self):
         d = self.d
@@ -662,17 +672,8 @@ class TwoSlowSubscriptionsTest(DaemonCase):
         live_from = d.status()["height"] + 1
         stop = threading.Event()
 
-        def producer():
-            while not stop.is_set():
-                send_batch(d, "alpha", 4, size=30000)
-                time.sleep(0.02)
-
         async def go():
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            s.connect(("127.0.0.1", d.port))
-            async with websockets.connect(d.ws_url(), sock=s, max_queue=1, read_limit=4096,
-                                          max_size=2 ** 26) as ws:
+            async with slow_connect(d) as ws:
                 a = (await ws_call(ws, "mezz_subscribe",
                                    ["blocks", {"fromHeight": live_from, "levels": ["sealed"]}]))["result"]
                 got = {a: Collector(self, live_from)}
@@ -687,25 +688,17 @@ class TwoSlowSubscriptionsTest(DaemonCase):
                     got[a].add(m, a)
                 b = m["result"]
                 got[b] = Collector(self, 1)
-                th = threading.Thread(target=producer)
+                th = threading.Thread(target=self.producer, args=(stop,))
                 th.start()
                 await asyncio.sleep(2.0)  # not reading
-                try:
-                    while True:
-                        m = json.loads(await asyncio.wait_for(ws.recv(), 10))
-                        sid = m["params"]["subscription"]
-                        got[sid].add(m, sid)
-                except websockets.ConnectionClosed as e:
-                    closed = e
-                finally:
-                    stop.set()
-                    await asyncio.get_running_loop().run_in_executor(None, th.join)
-            return got, closed
 
-        got, closed = run_async(go(), 60)
-        self.assertIsNotNone(closed.rcvd, "no close frame from the server")
-        self.assertEqual(closed.rcvd.code, 1008)
-        reason = closed.rcvd.reason
+                def add(m):
+                    sid = m["params"]["subscription"]
+                    got[sid].add(m, sid)
+                reason = await self.read_until_closed(ws, add, stop, th)
+            return got, reason
+
+        got, reason = run_async(go(), 60)
         nxt = {sid: c.next_height for sid, c in got.items()}
         self.assertGreater(max(nxt.values()) - min(nxt.values()), 2, "not apart: %r" % nxt)
         m = re.search(r"fromHeight=(\d+)", reason)
