@@ -1420,13 +1420,18 @@ bad:
 	return -1;
 }
 
-/* Subscriptions of c, with those r made and holds until its answer. */
+/* Subscriptions of c, with those its requests (r among them) hold until
+ * their answers. */
 static size_t subs_of(const struct app_conn *c, const struct app_req *r)
 {
 	size_t n = 0;
 
 	for (const struct app_subscr *sub = c->subs; sub; sub = sub->next)
 		n++;
+	for (const struct app_req *q = c->reqs; q; q = q->next)
+		for (const struct app_subscr *sub = q == r ? NULL : q->held_subs; sub;
+		     sub = sub->next)
+			n++;
 	for (const struct app_subscr *sub = r->held_subs; sub; sub = sub->next)
 		n++;
 	return n;
