@@ -372,10 +372,21 @@ void app_limits_conn_close(struct app_limits *l, struct lws *wsi)
 
 /* ---- admission ---------------------------------------------------------- */
 
-static uint64_t take_both(struct app_bucket *txb, struct app_bucket *byteb, size_t len,
+/* Tokens given back to b (no more than a full bucket; an unlimited bucket
+ * keeps none). */
+static void bucket_give(struct app_bucket *b, double n)
+{
+	if (b->rate <= 0)
+		return;
+	b->tokens += n;
+	if (b->tokens > b->burst)
+		b->tokens = b->burst;
+}
+
+static uint64_t take_both(struct app_bucket *txb, struct app_bucket *byteb, double ntx, size_t len,
 			  uint64_t now, const char *names[2], const char **what)
 {
-	uint64_t wait = app_bucket_take(txb, 1, now);
+	uint64_t wait = app_bucket_take(txb, ntx, now);
 
 	if (wait) {
 		*what = names[0];
@@ -383,14 +394,14 @@ static uint64_t take_both(struct app_bucket *txb, struct app_bucket *byteb, size
 	}
 	wait = app_bucket_take(byteb, (double)len, now);
 	if (wait) {
-		txb->tokens += 1; /* all or nothing */
+		bucket_give(txb, ntx); /* all or nothing */
 		*what = names[1];
 	}
 	return wait;
 }
 
 uint64_t app_limits_admit(struct app_limits *l, struct lws *wsi, int64_t owner, int64_t tenant,
-			  size_t len, uint64_t now, const char **what)
+			  double ntx, size_t len, uint64_t now, const char **what)
 {
 	static const char *tnames[2] = {"tenant transactions/s", "tenant bytes/s"};
 	static const char *inames[2] = {"address transactions/s", "address bytes/s"};
@@ -403,16 +414,16 @@ uint64_t app_limits_admit(struct app_limits *l, struct lws *wsi, int64_t owner, 
 		bucket_config(&ip->txb, (double)l->cfg->limits_ip_tx_per_s, burst_s(l), 1);
 		bucket_config(&ip->byteb, (double)l->cfg->limits_ip_bytes_per_s, burst_s(l),
 			      (double)l->cfg->max_tx_bytes);
-		wait = take_both(&ip->txb, &ip->byteb, len, now, inames, what);
+		wait = take_both(&ip->txb, &ip->byteb, ntx, len, now, inames, what);
 		if (wait)
 			goto limited;
 	}
 	if (t) {
-		wait = take_both(&t->txb, &t->byteb, len, now, tnames, what);
+		wait = take_both(&t->txb, &t->byteb, ntx, len, now, tnames, what);
 		if (wait) {
 			if (ip) { /* give the address its tokens back: all or nothing */
-				ip->txb.tokens += 1;
-				ip->byteb.tokens += (double)len;
+				bucket_give(&ip->txb, ntx);
+				bucket_give(&ip->byteb, (double)len);
 			}
 			goto limited;
 		}
@@ -423,6 +434,22 @@ limited:
 		t->limited++;
 	app_metric_add(APP_M_ingress_limited_total, 1);
 	return wait;
+}
+
+void app_limits_refund(struct app_limits *l, struct lws *wsi, int64_t owner, int64_t tenant,
+		       double ntx, size_t len)
+{
+	struct app_tenant_state *t = app_limits_tenant(l, owner);
+	struct app_ip_state *ip = !tenant && wsi ? ip_of(l, wsi) : NULL;
+
+	if (ip) {
+		bucket_give(&ip->txb, ntx);
+		bucket_give(&ip->byteb, (double)len);
+	}
+	if (t) {
+		bucket_give(&t->txb, ntx);
+		bucket_give(&t->byteb, (double)len);
+	}
 }
 
 static uint64_t max_u64(uint64_t a, uint64_t b)

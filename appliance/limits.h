@@ -81,15 +81,22 @@ int app_limits_refresh(struct app_limits *l, int64_t auth_version);
 struct app_tenant_state *app_limits_tenant(struct app_limits *l, int64_t id);
 
 /*
- * Admission of one submission of len bytes into a namespace owned by
- * `owner`, from `tenant` (0 = anonymous) on connection wsi. 0 when admitted
+ * Admission of ntx submissions of len bytes in all (one transaction, or a
+ * bundle's legs into one tenant's namespaces, taken at once) into a
+ * namespace owned by `owner`, from `tenant` (0 = anonymous) on connection
+ * wsi. 0 when admitted
  * (tokens taken), else the retry delay in ms with *what naming the limit
  * ("tenant transactions", "tenant bytes", "address transactions", ...).
  * now (app_now_ns's clock) is the message's time: every item of one
  * message is admitted at the same instant, with one clock read.
  */
 uint64_t app_limits_admit(struct app_limits *l, struct lws *wsi, int64_t owner, int64_t tenant,
-			  size_t len, uint64_t now, const char **what);
+			  double ntx, size_t len, uint64_t now, const char **what);
+/* Give back what app_limits_admit took for ntx submissions of len bytes in
+ * all that were then refused after all (a bundle's other leg, a full
+ * ingress queue): a refused submission takes no tokens. */
+void app_limits_refund(struct app_limits *l, struct lws *wsi, int64_t owner, int64_t tenant,
+		       double ntx, size_t len);
 
 /*
  * The pace of a connection read one message at a time after a refusal

@@ -589,19 +589,20 @@ static int subs_add(struct subs_vec *sv, const struct app_sub *s)
 }
 
 /* Rate limits (limits.h): on refusal answer -32009 with a retry hint. */
-static int rpc_admit(struct app_req *r, size_t i, const struct app_namespace *ns, size_t len)
+static int rpc_admit(struct app_req *r, size_t i, const struct app_namespace *ns, double ntx,
+		     size_t len)
 {
 	struct app_conn *c = r->conn;
 	const char *what;
 	uint64_t wait = app_limits_admit(&c->srv->limits, c->wsi, ns->tenant_id, c->msg_tenant,
-					 len, r->t0_ns, &what);
+					 ntx, len, r->t0_ns, &what);
 	char *e;
 
 	/* What this message asks of its buckets, for its turn (server.c): the
 	 * admitted items and, on a WebSocket, the refused one it resends. */
 	c->pace_owner = ns->tenant_id;
 	if (!wait || !c->pace_refused) {
-		c->pace_txs += 1;
+		c->pace_txs += ntx;
 		c->pace_bytes += (double)len;
 	}
 	if (!wait)
@@ -625,7 +626,7 @@ static void queue_sub(struct app_req *r, size_t i, struct subs_vec *sv,
 	struct app_sub s = {.req = r, .slot = (uint32_t)i, .ns = ns->chain_id,
 			    .want_hash = want_hash, .data = data, .len = len};
 
-	if (rpc_admit(r, i, ns, len)) {
+	if (rpc_admit(r, i, ns, 1, len)) {
 		free(data);
 		return;
 	}
@@ -706,6 +707,24 @@ static void m_send_transaction_fast(struct app_conn *c, struct app_req *r, size_
 	send_tx(c, r, i, ns_by_span(c, t->ns, t->ns_len), t->data, t->data_len, sv);
 }
 
+/* Whether leg k is the first of its tenant's legs; then *ntx and *bytes
+ * are that tenant's legs and their bytes. */
+static int leg_group(const struct app_namespace *const *ns, const struct app_sub *legs, size_t n,
+		     size_t k, double *ntx, size_t *bytes)
+{
+	*ntx = 0;
+	*bytes = 0;
+	for (size_t j = 0; j < k; j++)
+		if (ns[j]->tenant_id == ns[k]->tenant_id)
+			return 0;
+	for (size_t j = k; j < n; j++)
+		if (ns[j]->tenant_id == ns[k]->tenant_id) {
+			*ntx += 1;
+			*bytes += legs[j].len;
+		}
+	return 1;
+}
+
 /*
  * mezz_sendBundle {"txs": [{"namespace": NAME, "data": "0x..."}, ...]}: an
  * atomic bundle across namespaces. Each leg is checked as a single
@@ -720,9 +739,10 @@ static void m_send_bundle(struct app_conn *c, struct app_req *r, size_t i, json_
 	json_t *p = json_is_array(params) ? json_array_get(params, 0) : params;
 	json_t *txs = json_is_object(p) ? json_object_get(p, "txs") : NULL, *leg;
 	struct app_sub legs[APP_BUNDLE_MAX_LEGS];
+	const struct app_namespace *leg_ns[APP_BUNDLE_MAX_LEGS];
 	int64_t tenant;
 	int key_ok = msg_tenant(c, &tenant) == 0;
-	size_t n = 0, k;
+	size_t n = 0, k, admitted = 0;
 
 	if (!json_is_array(txs) || json_array_size(txs) < 2 ||
 	    json_array_size(txs) > APP_BUNDLE_MAX_LEGS) {
@@ -758,6 +778,7 @@ static void m_send_bundle(struct app_conn *c, struct app_req *r, size_t i, json_
 		l->bundle_leg = (uint16_t)n;
 		snprintf(l->ns_name, sizeof(l->ns_name), "%s", ns->name);
 		l1_keccak256(l->hash, data, len);
+		leg_ns[n] = ns;
 		n++;
 		for (size_t j = 0; j + 1 < n; j++)
 			if (legs[j].ns == l->ns && !memcmp(legs[j].hash, l->hash, 32)) {
@@ -766,7 +787,17 @@ static void m_send_bundle(struct app_conn *c, struct app_req *r, size_t i, json_
 					  "transaction once", k, j);
 				goto fail;
 			}
-		if (rpc_admit(r, i, ns, len))
+	}
+	/* Admitted as one: for each tenant whose namespaces the legs go to,
+	 * all its legs' tokens at once (a bundle bigger than a bucket passes
+	 * when the bucket is full, as one big transaction does), and every
+	 * tenant or none: a refused bundle takes no tokens. */
+	for (; admitted < n; admitted++) {
+		double ntx;
+		size_t bytes;
+
+		if (leg_group(leg_ns, legs, n, admitted, &ntx, &bytes) &&
+		    rpc_admit(r, i, leg_ns[admitted], ntx, bytes))
 			goto fail;
 	}
 	legs[0].bundle_n = (uint16_t)n;
@@ -780,6 +811,14 @@ static void m_send_bundle(struct app_conn *c, struct app_req *r, size_t i, json_
 	r->pending++;
 	return;
 fail:
+	for (k = 0; k < admitted; k++) {
+		double ntx;
+		size_t bytes;
+
+		if (leg_group(leg_ns, legs, n, k, &ntx, &bytes))
+			app_limits_refund(&s->limits, c->wsi, leg_ns[k]->tenant_id, c->msg_tenant,
+					  ntx, bytes);
+	}
 	for (k = 0; k < n; k++)
 		free(legs[k].data);
 }
@@ -1815,7 +1854,17 @@ parsed:
 		int rc = s->accepting ? app_queue_push(s->ingress, sv.v, sv.n) : APP_ESTOPPED;
 
 		if (rc) {
+			size_t items = 0;
+
 			for (size_t k = 0; k < sv.n; k++) {
+				const struct app_namespace *ns = app_auth_ns_by_id(&s->auth, sv.v[k].ns);
+
+				/* refused: it takes no tokens (a sub-block took none) */
+				if (!sv.v[k].block && ns)
+					app_limits_refund(&s->limits, c->wsi, ns->tenant_id,
+							  c->msg_tenant, 1, sv.v[k].len);
+				/* a bundle's legs are one item of the request */
+				items += sv.v[k].bundle_leg == 0;
 				free(sv.v[k].data);
 				app__slot_block_free(sv.v[k].block);
 				if (rc == APP_EFULL)
@@ -1826,7 +1875,7 @@ parsed:
 						  "the appliance is shutting down; retry against it "
 						  "when it is back");
 			}
-			r->pending -= sv.n;
+			r->pending -= items;
 		}
 		for (size_t k = 0; k < sv.n; k++) {
 			const struct app_namespace *ns = app_auth_ns_by_id(&s->auth, sv.v[k].ns);

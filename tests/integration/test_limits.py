@@ -236,6 +236,60 @@ class TenantLimitTest(DaemonCase):
         self.assertRegex(raw.decode(), r'mezz_tenant_limited_total\{tenant="acme"\} [1-9]')
 
 
+class BundleLimitTest(DaemonCase):
+    """A bundle is admitted as one (docs/OPERATIONS.md, "Limits"): all of a
+    tenant's legs' tokens at once, so a bundle bigger than the bucket passes
+    when the bucket is full, as one big transaction does; and every tenant or
+    none, so a refused bundle takes no tokens. A bundle refused because the
+    ingress queue is full is answered (-32006) and takes no tokens either.
+    Public namespaces: anonymous legs in two tenants' namespaces."""
+    SETTINGS = {"limits.burst_ms": "1000", "sequencer.ingress_queue_max": "16"}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        d = cls.d
+        d.setup_tenant("acme", "alpha", 501, key=False)
+        d.setup_tenant("beta", "bravo", 502, key=False)
+        d.setup_tenant("gamma", "charlie", 503, key=False)
+        d.mezz("tenant", "limits", "acme", "--tx-per-s", "1")
+        d.mezz("tenant", "limits", "beta", "--tx-per-s", "1")
+        d.mezz("tenant", "limits", "gamma", "--tx-per-s", "5")
+
+    def bundle(self, *nss, timeout=10):
+        return self.d.call("mezz_sendBundle",
+                           {"txs": [{"namespace": ns, "data": tx()} for ns in nss]},
+                           timeout=timeout)
+
+    def single(self, ns):
+        return self.d.call("mezz_sendTransaction", {"namespace": ns, "data": tx()})
+
+    def test_bundle_bigger_than_the_bucket_passes_when_it_is_full(self):
+        time.sleep(2.1)  # acme's bucket (one token) full
+        self.assertIn("result", self.bundle("alpha", "alpha"))
+        doc = self.bundle("alpha", "alpha")  # now a token in debt
+        self.assertRpcError(doc, RATE_LIMITED)
+        self.assertEqual(doc["error"]["data"]["limit"], "tenant transactions/s")
+
+    def test_bundle_refused_by_one_tenant_takes_no_tokens_from_another(self):
+        time.sleep(2.1)  # both buckets full
+        self.assertIn("result", self.single("bravo"))  # beta's only token
+        doc = self.bundle("alpha", "bravo")  # acme admits, beta refuses
+        self.assertRpcError(doc, RATE_LIMITED)
+        # acme's token came back: its one transaction a second is still there
+        self.assertIn("result", self.single("alpha"))
+
+    def test_bundle_refused_busy_is_answered_and_takes_no_tokens(self):
+        time.sleep(1.1)  # gamma's bucket (five tokens) full
+        # 20 legs can never fit an ingress queue of 16: refused busy, answered
+        doc = self.bundle(*["charlie"] * 20, timeout=5)
+        self.assertRpcError(doc, -32006)
+        self.assertIn("ingress queue is full", doc["error"]["message"])
+        # and its 20 tokens were given back: gamma's five are all there
+        docs = [self.single("charlie") for _ in range(5)]
+        self.assertEqual([("result" in x) for x in docs], [True] * 5, docs)
+
+
 class AddressLimitTest(DaemonCase):
     SETTINGS = {"limits.ip_tx_per_s": "4", "limits.ip_max_connections": "6"}
 
