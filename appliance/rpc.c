@@ -1857,12 +1857,6 @@ parsed:
 			size_t items = 0;
 
 			for (size_t k = 0; k < sv.n; k++) {
-				const struct app_namespace *ns = app_auth_ns_by_id(&s->auth, sv.v[k].ns);
-
-				/* refused: it takes no tokens (a sub-block took none) */
-				if (!sv.v[k].block && ns)
-					app_limits_refund(&s->limits, c->wsi, ns->tenant_id,
-							  c->msg_tenant, 1, sv.v[k].len);
 				/* a bundle's legs are one item of the request */
 				items += sv.v[k].bundle_leg == 0;
 				free(sv.v[k].data);
@@ -1882,6 +1876,9 @@ parsed:
 
 			if (sv.v[k].block)
 				continue; /* a sub-block, not a submission */
+			if (rc && ns) /* refused: it takes no tokens */
+				app_limits_refund(&s->limits, c->wsi, ns->tenant_id, c->msg_tenant, 1,
+						  sv.v[k].len);
 			ingress_count(s, ns ? ns->tenant_id : 0, rc ? 0 : sv.v[k].len, rc != 0);
 		}
 	}
