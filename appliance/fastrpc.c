@@ -238,12 +238,18 @@ size_t app_fastrpc_parse(const char *msg, size_t len, struct app_fast_tx *out, s
 			 int *shape)
 {
 	struct scan s = {msg, msg + len};
-	size_t n = 0, many;
+	size_t n = 0, many = 0;
+	int batch;
 
+	/* Set only for a message taken: the caller reads n transactions for
+	 * APP_FAST_TXS, and a shape left behind by a rejected one (a whole
+	 * mezz_sendTransactions followed by trailing bytes) sized its answers
+	 * from nothing. */
+	*shape = APP_FAST_ONE;
 	if (!max)
 		return 0;
-	*shape = eat(&s, '[') ? APP_FAST_BATCH : APP_FAST_ONE;
-	if (*shape == APP_FAST_BATCH) {
+	batch = eat(&s, '[');
+	if (batch) {
 		do {
 			if (n == max || !request(&s, &out[n], 1, &many) || many)
 				return 0;
@@ -255,11 +261,12 @@ size_t app_fastrpc_parse(const char *msg, size_t len, struct app_fast_tx *out, s
 		if (!request(&s, &out[0], max, &many))
 			return 0;
 		n = many ? many : 1;
-		if (many)
-			*shape = APP_FAST_TXS;
 	}
 	ws(&s);
-	return s.p == s.end ? n : 0;
+	if (s.p != s.end)
+		return 0;
+	*shape = batch ? APP_FAST_BATCH : many ? APP_FAST_TXS : APP_FAST_ONE;
+	return n;
 }
 
 /* Length of the UTF-8 sequence at p (1..4, within avail bytes), or 0 when

@@ -1794,7 +1794,7 @@ void app_rpc_handle(struct app_conn *c, const unsigned char *msg, size_t len)
 				      (size_t)s->cfg->max_batch_items, &shape);
 	is_batch = shape == APP_FAST_BATCH;
 	slots = n;
-	if (shape == APP_FAST_TXS)
+	if (n && shape == APP_FAST_TXS)
 		n = 1; /* one request, a slot per transaction */
 	if (n)
 		goto parsed;

@@ -310,7 +310,7 @@ enum { APP_FAST_ONE, APP_FAST_BATCH, APP_FAST_TXS };
  * grammar described in fastrpc.c, else 0 (parse it with jansson). *shape:
  * APP_FAST_ONE (one request), APP_FAST_BATCH (an array of them) or
  * APP_FAST_TXS (one mezz_sendTransactions; out[i] is its txs[i], each with
- * the request's id and namespace). */
+ * the request's id and namespace); APP_FAST_ONE whenever 0 is returned. */
 size_t app_fastrpc_parse(const char *msg, size_t len, struct app_fast_tx *out, size_t max,
 			 int *shape);
 

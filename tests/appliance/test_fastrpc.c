@@ -8,6 +8,8 @@
 #include "appliance/server.h"
 
 #define TX "\"method\":\"mezz_sendTransaction\",\"params\":{\"namespace\":\"demo\",\"data\":\"0xab\"}"
+#define TXS "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"mezz_sendTransactions\"," \
+	    "\"params\":{\"namespace\":\"demo\",\"txs\":[\"0xab\",\"0xcd\"]}}"
 
 static size_t parse(const char *msg, struct app_fast_tx *t, size_t max, int *is_batch)
 {
@@ -112,12 +114,32 @@ Test(fastrpc, everything_else_falls_back)
 		"\"method\":\"mezz_status\"}]", /* a batch with another method */
 		"[{\"jsonrpc\":\"2.0\",\"id\":1," TX "}",			/* unterminated */
 		"{\"jsonrpc\":\"2.0\",\"id\":\"1", /* cut inside a string */
+		TXS " x",						/* trailing bytes */
+		TXS ",{\"jsonrpc\":\"2.0\",\"id\":2," TX "}",		/* two objects */
+		"[" TXS "]",						/* in a batch */
 	};
 	struct app_fast_tx t[4];
 	int b;
 
-	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		b = APP_FAST_TXS;
 		cr_assert_eq(parse(other[i], t, 4, &b), 0, "taken by the fast path: %s", other[i]);
+		cr_assert_eq(b, APP_FAST_ONE, "shape %d left for a rejected message: %s", b,
+			     other[i]);
+	}
+}
+
+/* The shape of a whole mezz_sendTransactions, which the one above must not
+ * leave behind when bytes follow it: app_rpc_handle sized the request's
+ * answers by the shape and wrote past them (found by fuzz_jsonrpc). */
+Test(fastrpc, send_transactions_shape_only_when_taken)
+{
+	struct app_fast_tx t[4];
+	int b = APP_FAST_ONE;
+
+	cr_assert_eq(parse(TXS, t, 4, &b), 2);
+	cr_assert_eq(b, APP_FAST_TXS);
+	span_eq(t[1].data, t[1].data_len, "0xcd");
 }
 
 Test(fastrpc, embedded_nul_is_not_taken)

@@ -11,6 +11,8 @@ import rlp
 MAX_TX = 2048
 MAX_MSG = 65536
 MAX_BATCH = 50
+TXS = (b'{"jsonrpc":"2.0","id":1,"method":"mezz_sendTransactions",'
+       b'"params":{"namespace":"demo","txs":["0xab","0xcd"]}}')
 
 
 def req(method, params=None, id=1):
@@ -59,6 +61,9 @@ class BadInputTest(DaemonCase):
     def test_parse_errors(self):
         for body in (b'{"jsonrpc":"2.0","id":1,"method":', b"{", b"nul", b"\xff\xfe",
                      b'{"jsonrpc":"2.0","id":1,"method":"mezz_status"} x',
+                     # a whole mezz_sendTransactions, then more: the fast
+                     # scanner's shape of it once sized the answers wrongly
+                     TXS + b' x', TXS + b',{"jsonrpc":"2.0","id":2,"method":"mezz_status"}',
                      b"[" * 10000):
             doc = self.expect(body, -32700)
             self.assertIsNone(doc.get("id"))
