@@ -1459,6 +1459,47 @@ bad:
 	return -1;
 }
 
+/*
+ * "levelsFrom": {LEVEL: H}, where a resumed subscription's level events
+ * start, below fromHeight: the client had those blocks' `sealed` before
+ * (a previous connection) and not yet their later levels, which for
+ * `posted` and `finalized` come minutes after. next_level[] holds fromHeight
+ * for every level on entry; each level named must be one subscribed to.
+ */
+static int levels_from(struct app_req *r, size_t i, json_t *v, unsigned mask,
+		       uint64_t from, uint64_t *next_level)
+{
+	const char *key;
+	json_t *e;
+
+	if (!v)
+		return 0;
+	if (!json_is_object(v))
+		goto bad;
+	json_object_foreach(v, key, e) {
+		int L;
+
+		for (L = 0; L < APP_LEVELS; L++)
+			if (!strcmp(key, app_level_names[L]))
+				break;
+		if (L == APP_LEVELS || !json_is_integer(e) || json_integer_value(e) < 1 ||
+		    (uint64_t)json_integer_value(e) > from)
+			goto bad;
+		if (!(mask & (1u << L))) {
+			req_error(r, i, RPC_INVALID_PARAMS,
+				  "levelsFrom names \"%s\", which levels does not include", key);
+			return -1;
+		}
+		next_level[L] = (uint64_t)json_integer_value(e);
+	}
+	return 0;
+bad:
+	req_error(r, i, RPC_INVALID_PARAMS,
+		  "levelsFrom must map \"available\", \"posted\" or \"finalized\" to a "
+		  "height from 1 to fromHeight (%llu)", (unsigned long long)from);
+	return -1;
+}
+
 /* Subscriptions of c, with those its requests (r among them) hold until
  * their answers. */
 static size_t subs_of(const struct app_conn *c, const struct app_req *r)
@@ -1493,7 +1534,8 @@ static void m_subscribe(struct app_conn *c, struct app_req *r, size_t i, json_t 
 	    strcmp(json_string_value(json_array_get(params, 0)), "blocks") ||
 	    json_array_size(params) > 2 || (opts && !json_is_object(opts))) {
 		req_error(r, i, RPC_INVALID_PARAMS,
-			  "params must be [\"blocks\", {\"namespaces\": [...], \"fromHeight\": N}]");
+			  "params must be [\"blocks\", {\"namespaces\": [...], \"fromHeight\": N, "
+			  "\"levels\": [...], \"levelsFrom\": {...}}]");
 		return;
 	}
 	if (msg_tenant(c, &tenant)) {
@@ -1534,6 +1576,12 @@ static void m_subscribe(struct app_conn *c, struct app_req *r, size_t i, json_t 
 		sub->levels = (1u << APP_LEVELS) - 1;
 	for (int L = 0; L < APP_LEVELS; L++)
 		sub->next_level[L] = sub->next_height;
+	if (opts && levels_from(r, i, json_object_get(opts, "levelsFrom"), sub->levels,
+				sub->next_height, sub->next_level)) {
+		free(sub->ns);
+		free(sub);
+		return;
+	}
 	sub->state = SUB_CATCHUP;
 	sub->id = s->next_sub_id++;
 	if (r->is_batch) { /* fed once the batch's answer, with this id, is queued */

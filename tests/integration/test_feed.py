@@ -656,6 +656,78 @@ class BigBlockTest(DaemonCase):
         self.assertTrue(d.alive())
 
 
+class LevelsFromTest(DaemonCase):
+    """A subscription resumed at fromHeight=F gets, with levelsFrom, the level
+    events of blocks below F it had sealed but not yet seen reach a level
+    (for posted and finalized, minutes behind the block): from the height
+    asked for, each once and in order, with no sealed block below F again.
+    Without levelsFrom a level starts at F. Bad maps are refused."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.d.setup_tenant("acme", "alpha", 111, key=False)
+
+    def top_available(self, at_least):
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            send_batch(self.d, "alpha", 3)
+            top = self.d.status()["availableHeight"]
+            if top >= at_least:
+                return top
+            time.sleep(0.05)
+        self.fail("availableHeight %d not reached" % at_least)
+
+    def events(self, opts, until):
+        """(level, height) of each notification until `available` until."""
+        async def go():
+            async with ws_connect(self.d.ws_url()) as ws:
+                sid = (await ws_call(ws, "mezz_subscribe", ["blocks", opts]))["result"]
+                got = []
+                while ("available", until) not in got:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    self.assertEqual(m["params"]["subscription"], sid)
+                    r = m["params"]["result"]
+                    got.append((r["level"], r["height"]))
+                return got
+        return run_async(go(), 60)
+
+    def test_level_events_resume_below_from_height(self):
+        top = self.top_available(8)
+        a, f = top - 6, top - 2
+        got = self.events({"fromHeight": f, "levels": ["available"],
+                           "levelsFrom": {"available": a}}, top)
+        avail = [h for lv, h in got if lv == "available"]
+        self.assertEqual(avail, list(range(a, top + 1)), got)
+        self.assertEqual([h for lv, h in got if lv == "sealed"][:top - f + 1],
+                         list(range(f, top + 1)), got)
+        for h in range(f, top + 1):  # at and above F: sealed before available
+            self.assertLess(got.index(("sealed", h)), got.index(("available", h)), got)
+
+        plain = self.events({"fromHeight": f, "levels": ["available"]}, top)
+        self.assertEqual([h for lv, h in plain if lv == "available"], list(range(f, top + 1)),
+                         plain)
+
+    def test_bad_levels_from_refused(self):
+        top = self.top_available(2)
+        f = top
+
+        async def call(opts):
+            async with ws_connect(self.d.ws_url()) as ws:
+                return await ws_call(ws, "mezz_subscribe", ["blocks", opts])
+        for opts in ({"fromHeight": f, "levelsFrom": {"available": f + 1}},
+                     {"fromHeight": f, "levelsFrom": {"available": 0}},
+                     {"fromHeight": f, "levelsFrom": {"sealed": 1}},
+                     {"fromHeight": f, "levelsFrom": {"available": "1"}},
+                     {"fromHeight": f, "levelsFrom": [1]},
+                     {"fromHeight": f, "levels": ["available"], "levelsFrom": {"posted": 1}}):
+            doc = run_async(call(opts))
+            self.assertRpcError(doc, -32602, repr(opts))
+            self.assertIn("levelsFrom", doc["error"]["message"], repr(opts))
+        self.assertIn("result", run_async(call({"fromHeight": f, "levelsFrom": {"available": f}})))
+        self.assertTrue(self.d.alive())
+
+
 class TwoSlowSubscriptionsTest(SlowCase):
     """A connection with two subscriptions far apart (one live, one catching
     up from 1 through a backlog) that stops reading is closed with the lowest

@@ -259,6 +259,22 @@ class BatchesTest(OutboxCase):
         # daRoot of the first batch, recomputed from the available events
         first = logs[0]
         self.assertEqual(first["daRoot"], self.da_root(d, first["from"], first["to"]))
+
+        async def resumed():  # blocks 1..h had; their L1 levels asked for again
+            async with ws_connect(d.ws_url()) as ws:
+                await ws_call(ws, "mezz_subscribe", ["blocks", {
+                    "fromHeight": h + 1, "levels": ["posted", "finalized"],
+                    "levelsFrom": {"posted": 1, "finalized": 1}}])
+                got = {"sealed": [], "posted": [], "finalized": []}
+                while len(got["finalized"]) < h:
+                    r = json.loads(await ws.recv())["params"]["result"]
+                    got[r["level"]].append(r)
+                return got
+        got = run_async(resumed())
+        self.assertEqual([r["height"] for r in got["finalized"]], list(range(1, h + 1)))
+        self.assertEqual([r["height"] for r in got["posted"][:h]], list(range(1, h + 1)))
+        self.assertEqual(got["finalized"], seen["finalized"][:h])
+        self.assertTrue(all(r["height"] > h for r in got["sealed"]), got["sealed"][:1])
         n = len(logs)
         self.__class__.rate = (n, time.time() - t0)
         print("  batches: %d in %.1fs (%.1f/min), %d superblocks"
