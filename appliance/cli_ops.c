@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "appliance/cli.h"
+#include "appliance/daemon.h"
 
 #define BODY_MAX (16u << 20) /* a /metrics scrape or a status answer */
 
@@ -354,7 +355,14 @@ static void on_sigint(int sig)
 	tail_stop = 1;
 }
 
-static void print_event(json_t *r, const char *ns, uint64_t *next)
+/* Where a reconnect resumes: next, the block after the last one shown (0:
+ * the next one sealed); first, the first one shown (0: none yet); and per
+ * level, the height after its last event shown (0: none yet). */
+struct tail_pos {
+	uint64_t next, first, level_next[APP_LEVELS];
+};
+
+static void print_event(json_t *r, const char *ns, struct tail_pos *pos)
 {
 	const char *level = json_string_value(json_object_get(r, "level"));
 	json_int_t h = ival(r, "height");
@@ -375,9 +383,15 @@ static void print_event(json_t *r, const char *ns, uint64_t *next)
 		}
 		printf("%-9s height %lld  slot %lld  txs %zu  hash %s\n", level, (long long)h,
 		       (long long)ival(r, "slot"), txs, hash ? hash : "-");
-		if ((uint64_t)h >= *next)
-			*next = (uint64_t)h + 1;
+		if ((uint64_t)h >= pos->next)
+			pos->next = (uint64_t)h + 1;
+		if (!pos->first)
+			pos->first = (uint64_t)h;
 	} else {
+		for (int L = 0; L < APP_LEVELS; L++)
+			if (!strcmp(level, app_level_names[L]) && (uint64_t)h >= pos->level_next[L])
+				pos->level_next[L] = (uint64_t)h + 1;
+
 		const char *root = json_string_value(json_object_get(r, "daRoot"));
 		const char *tx = json_string_value(json_object_get(r, "txHash"));
 
@@ -392,7 +406,7 @@ static void print_event(json_t *r, const char *ns, uint64_t *next)
  * 1 on a refusal (no point retrying), -1 when the connection went away,
  * -2 when it could not be made. */
 static int tail_once(const char *url, const char *bearer, json_t *opts, const char *ns,
-		     uint64_t *next)
+		     struct tail_pos *pos)
 {
 	struct app_ws *ws = NULL;
 	char err[256] = "", *msg = NULL, *req;
@@ -400,8 +414,28 @@ static int tail_once(const char *url, const char *bearer, json_t *opts, const ch
 	json_t *o = json_deep_copy(opts), *sub;
 	int rc;
 
-	if (*next)
-		json_object_set_new(o, "fromHeight", json_integer((json_int_t)*next));
+	if (pos->next)
+		json_object_set_new(o, "fromHeight", json_integer((json_int_t)pos->next));
+	if (pos->first) { /* levels of blocks shown whose events were not */
+		json_t *levels = json_object_get(o, "levels"), *from = json_object(), *e;
+		size_t k;
+
+		for (int L = 0; L < APP_LEVELS; L++) {
+			uint64_t h = pos->level_next[L] ? pos->level_next[L] : pos->first;
+			int wanted = levels == NULL;
+
+			json_array_foreach(levels, k, e)
+				wanted |= json_is_string(e) &&
+					  !strcmp(json_string_value(e), app_level_names[L]);
+			if (wanted && h < pos->next)
+				json_object_set_new(from, app_level_names[L],
+						    json_integer((json_int_t)h));
+		}
+		if (json_object_size(from))
+			json_object_set_new(o, "levelsFrom", from);
+		else
+			json_decref(from);
+	}
 	sub = json_pack("{s:s,s:i,s:s,s:[s,o]}", "jsonrpc", "2.0", "id", 1, "method",
 			"mezz_subscribe", "params", "blocks", o);
 	req = json_dumps(sub, JSON_COMPACT);
@@ -443,10 +477,10 @@ static int tail_once(const char *url, const char *bearer, json_t *opts, const ch
 			break;
 		}
 		if ((p = json_object_get(doc, "params")))
-			print_event(json_object_get(p, "result"), ns, next);
+			print_event(json_object_get(p, "result"), ns, pos);
 		else if (json_object_get(doc, "result"))
 			fprintf(stderr, "mezz: tail: subscribed to %s%s\n", ns,
-				*next ? "" : " (from the next block)");
+				pos->next ? "" : " (from the next block)");
 		json_decref(doc);
 	}
 	app_ws_close(ws);
@@ -459,7 +493,7 @@ int app_cli_tail(const char *url, int argc, char **argv)
 	json_t *opts, *levels = NULL;
 	struct sigaction sa = {0};
 	char wsurl[1024];
-	uint64_t next = 0;
+	struct tail_pos pos = {0};
 	int rc, backoff = 1, connected = 0;
 
 	if (argc < 1 || argv[0][0] == '-')
@@ -469,8 +503,8 @@ int app_cli_tail(const char *url, int argc, char **argv)
 		if (!strcmp(argv[i], "--from") && i + 1 < argc) {
 			char *end;
 
-			next = strtoull(argv[++i], &end, 10);
-			if (*end || next == 0)
+			pos.next = strtoull(argv[++i], &end, 10);
+			if (*end || pos.next == 0)
 				goto usage;
 		} else if (!strcmp(argv[i], "--levels") && i + 1 < argc) {
 			char *list = strdup(argv[++i]), *save = NULL;
@@ -501,7 +535,7 @@ int app_cli_tail(const char *url, int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (;;) {
-		rc = tail_once(wsurl, bearer, opts, ns, &next);
+		rc = tail_once(wsurl, bearer, opts, ns, &pos);
 		if (rc >= 0 || tail_stop || (rc == -2 && !connected))
 			break;
 		if (rc == -1) {
@@ -510,7 +544,7 @@ int app_cli_tail(const char *url, int argc, char **argv)
 		}
 		/* Dropped (slow reader, restart): resume after the last block shown. */
 		fprintf(stderr, "mezz: tail: reconnecting in %d s%s\n", backoff,
-			next ? "" : " (from the next block)");
+			pos.next ? "" : " (from the next block)");
 		for (int i = 0; i < backoff * 10 && !tail_stop; i++)
 			usleep(100000);
 		if (tail_stop)

@@ -99,8 +99,12 @@ class RpcError(Exception):
 class Daemon:
     """One mezzanine process on a data directory."""
 
-    def __init__(self, binary=MEZZANINE, settings=None, env=None, data_dir=None, slot_ms=100):
+    def __init__(self, binary=MEZZANINE, settings=None, env=None, data_dir=None, slot_ms=100,
+                 port=None):
+        """port: the same on every start (a client that reconnects), else a
+        free one each time."""
         self.binary = binary
+        self.fixed_port = port
         self.settings = dict(settings or {})
         self.settings.setdefault("sequencer.slot_ms", str(slot_ms))
         self.extra_env = dict(env or {})
@@ -116,7 +120,7 @@ class Daemon:
     def start(self, timeout=10.0, wait=True):
         """Start the daemon; with wait=False return as soon as it is spawned."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
-        self.port = free_port()
+        self.port = self.fixed_port or free_port()
         self._generation += 1
         self.log_path = os.path.join(self.data_dir, "daemon-%d.log" % self._generation)
         self._log = open(self.log_path, "wb")

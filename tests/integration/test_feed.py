@@ -3,13 +3,19 @@ import asyncio
 import json
 import os
 import re
+import shutil
+import signal
 import socket
+import subprocess
+import tempfile
 import threading
 import time
+import unittest
 
 import websockets
 
-from harness import MEZZANINE_TEST, Daemon, DaemonCase, run_async, ws_call, ws_connect
+from harness import (MEZZ, MEZZANINE_TEST, Daemon, DaemonCase, free_port, run_async, ws_call,
+                     ws_connect)
 
 
 def send_batch(d, ns, n, size=40):
@@ -726,6 +732,88 @@ class LevelsFromTest(DaemonCase):
             self.assertIn("levelsFrom", doc["error"]["message"], repr(opts))
         self.assertIn("result", run_async(call({"fromHeight": f, "levelsFrom": {"available": f}})))
         self.assertTrue(self.d.alive())
+
+
+class TailResumeTest(unittest.TestCase):
+    """`mezz tail` across a daemon crash: it resumes after the last block it
+    showed and asks, with levelsFrom, for the `available` events of blocks
+    it showed before they were coded (mz-da stalled by the fault build, then
+    SIGKILL). Every block and every level event is shown once, in order,
+    with no gap."""
+
+    def setUp(self):
+        self.data = tempfile.mkdtemp(prefix="mezz-tail-")
+        self.addCleanup(shutil.rmtree, self.data, True)
+        self.stall = os.path.join(self.data, "stall-da")
+        self.d = Daemon(MEZZANINE_TEST, data_dir=self.data, port=free_port(),
+                        env={"MEZZ_FAULT_STALL_DA_FILE": self.stall})
+        self.addCleanup(self.d.cleanup)
+        self.lines = []
+
+    def read_tail(self, out):
+        for line in out:
+            m = re.match(r"^(sealed|available)\s+height (\d+)", line)
+            if m:
+                self.lines.append((m.group(1), int(m.group(2))))
+
+    def shown(self, level):
+        return [h for lv, h in list(self.lines) if lv == level]
+
+    def wait(self, what, cond, timeout=20.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if cond():
+                return
+            time.sleep(0.05)
+        self.fail("%s: tail showed %r\n%s" % (what, self.lines[-10:], self.d.log()))
+
+    def test_resumes_blocks_and_their_levels_after_a_crash(self):
+        d = self.d.start()
+        d.setup_tenant("acme", "demo", 31337, key=False)
+        tail = subprocess.Popen([MEZZ, "--url", d.url, "tail", "demo", "--levels", "available"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(tail.kill)
+        reader = threading.Thread(target=self.read_tail, args=(tail.stdout,), daemon=True)
+        reader.start()
+        stop = threading.Event()
+
+        def feed():
+            while not stop.is_set():
+                try:
+                    send_batch(d, "demo", 5)
+                except Exception:  # the daemon is being killed
+                    pass
+                stop.wait(0.05)
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        try:
+            self.wait("available events", lambda: len(self.shown("available")) >= 3)
+            open(self.stall, "w").close()
+            self.wait("mz-da stalled", lambda: "what=da " in d.log())
+            coded = d.status()["availableHeight"]
+            self.wait("blocks shown past the stall",
+                      lambda: self.shown("sealed") and max(self.shown("sealed")) >= coded + 3)
+            d.kill9()
+            before = max(self.shown("sealed"))
+            os.unlink(self.stall)
+            d.start()
+            self.wait("levels of the blocks shown before the crash",
+                      lambda: self.shown("available") and
+                      max(self.shown("available")) >= before + 2)
+        finally:
+            stop.set()
+            feeder.join()
+        tail.send_signal(signal.SIGINT)
+        self.assertEqual(tail.wait(10), 0)
+        reader.join(10)
+        err = tail.stderr.read()
+        self.assertIn("reconnecting", err)
+        sealed, avail = self.shown("sealed"), self.shown("available")
+        self.assertEqual(sealed, list(range(sealed[0], sealed[-1] + 1)), err)
+        self.assertEqual(avail, list(range(avail[0], avail[-1] + 1)), err)
+        self.assertLessEqual(avail[0], coded)
+        for h in avail:  # each after its block
+            self.assertLess(self.lines.index(("sealed", h)), self.lines.index(("available", h)))
 
 
 class TwoSlowSubscriptionsTest(SlowCase):
