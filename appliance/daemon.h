@@ -430,6 +430,9 @@ struct app_prop_rider {
 	uint8_t miss_winner[20];
 	const char *miss_reason;
 	uint64_t miss_txs;
+	int has_decided; /* (dec_slot, dec_winner) decided in the open slot */
+	uint64_t dec_slot;
+	uint8_t dec_winner[20];
 };
 int app__prop_rider_insert(struct app_committer *c, const struct app_prop_rider *pr, char *err,
 			   size_t errlen);

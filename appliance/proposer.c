@@ -64,6 +64,7 @@ struct app_prop {
 	struct app_sub *blocks; /* sub-blocks taken by intake, not yet decided */
 	size_t bn, bcap;
 	sqlite3_stmt *ins_pending, *del_pending, *ins_miss, *sel_grants;
+	sqlite3_stmt *ins_decided, *del_decided;
 };
 
 void app__slot_block_free(struct app_slot_block *b)
@@ -164,32 +165,58 @@ static void addr_hex(char out[43], const uint8_t a[20])
 
 /* ---- storage ---------------------------------------------------------- */
 
+/* The grants from the open slot on. On a read error the list loaded
+ * before is kept whole (never a part of the new one). */
 static int load_grants(struct app_committer *c)
 {
 	struct app_prop *p = c->prop;
 	sqlite3_stmt *st = p->sel_grants;
+	struct grant *v = NULL;
+	size_t n = 0;
 	int rc;
 
-	p->gn = 0;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)c->open_slot);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct grant *g;
 
 		if (sqlite3_column_bytes(st, 3) != 20)
 			continue; /* defensive: app_rights_grant writes 20 bytes */
-		g = realloc(p->g, (p->gn + 1) * sizeof(*g));
+		g = realloc(v, (n + 1) * sizeof(*g));
 		if (!g) {
-			sqlite3_reset(st);
-			return APP_ENOMEM;
+			rc = SQLITE_NOMEM;
+			break;
 		}
-		p->g = g;
-		g = &p->g[p->gn++];
+		v = g;
+		g = &v[n++];
 		g->from = (uint64_t)sqlite3_column_int64(st, 0);
 		g->to = (uint64_t)sqlite3_column_int64(st, 1);
 		g->ns = (uint64_t)sqlite3_column_int64(st, 2);
 		memcpy(g->winner, sqlite3_column_blob(st, 3), 20);
 	}
 	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return rc == SQLITE_NOMEM ? APP_ENOMEM : APP_ESQLITE;
+	}
+	free(p->g);
+	p->g = v;
+	p->gn = n;
+	return 0;
+}
+
+/* The winners already decided for the open slot (before a restart). */
+static int load_decided(struct app_committer *c, sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT winner FROM decided WHERE slot = ?", -1, &st, NULL))
+		return APP_ESQLITE;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)c->open_slot);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (sqlite3_column_bytes(st, 0) == 20)
+			mark_decided(c->prop, sqlite3_column_blob(st, 0));
+	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : APP_ESQLITE;
 }
 
@@ -223,6 +250,15 @@ int app__prop_rider_insert(struct app_committer *c, const struct app_prop_rider 
 		sqlite3_bind_int64(st, 4, (sqlite3_int64)pr->miss_txs);
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)app_wall_ms());
 		rc = step_done(st, err, errlen);
+	}
+	if (!rc && pr->has_decided) { /* the table keeps the open slot's only */
+		sqlite3_bind_int64(p->ins_decided, 1, (sqlite3_int64)pr->dec_slot);
+		sqlite3_bind_blob(p->ins_decided, 2, pr->dec_winner, 20, SQLITE_STATIC);
+		rc = step_done(p->ins_decided, err, errlen);
+		if (!rc) {
+			sqlite3_bind_int64(p->del_decided, 1, (sqlite3_int64)pr->dec_slot);
+			rc = step_done(p->del_decided, err, errlen);
+		}
 	}
 	return rc;
 }
@@ -347,15 +383,21 @@ int app__prop_start(struct app_committer *c, char *errbuf, size_t errlen)
 	    sqlite3_prepare_v3(db,
 			       "SELECT from_slot, to_slot, rollup, winner FROM grants"
 			       " WHERE to_slot >= ?",
-			       -1, SQLITE_PREPARE_PERSISTENT, &p->sel_grants, NULL) != SQLITE_OK) {
+			       -1, SQLITE_PREPARE_PERSISTENT, &p->sel_grants, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(db, "INSERT OR IGNORE INTO decided(slot, winner) VALUES (?,?)", -1,
+			       SQLITE_PREPARE_PERSISTENT, &p->ins_decided, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(db, "DELETE FROM decided WHERE slot < ?", -1,
+			       SQLITE_PREPARE_PERSISTENT, &p->del_decided, NULL) != SQLITE_OK) {
 		snprintf(errbuf, errlen, "proposer statements: %s", sqlite3_errmsg(db));
 		return APP_ESQLITE;
 	}
 	rc = load_grants(c);
 	if (!rc)
+		rc = load_decided(c, db);
+	if (!rc)
 		rc = load_pending(c);
 	if (rc)
-		snprintf(errbuf, errlen, "loading grants and held transactions: %s",
+		snprintf(errbuf, errlen, "loading grants, decisions and held transactions: %s",
 			 sqlite3_errmsg(db));
 	return rc;
 }
@@ -377,6 +419,8 @@ void app__prop_stop(struct app_committer *c)
 	sqlite3_finalize(p->del_pending);
 	sqlite3_finalize(p->ins_miss);
 	sqlite3_finalize(p->sel_grants);
+	sqlite3_finalize(p->ins_decided);
+	sqlite3_finalize(p->del_decided);
 	free(p->p);
 	free(p->g);
 	free(p->decided);
@@ -736,8 +780,12 @@ static void decide(struct app_committer *c, const uint8_t winner[20], uint64_t s
 		pr.miss_reason = reason;
 		pr.miss_txs = nrefs;
 	}
-	if (slot == c->open_slot)
+	if (slot == c->open_slot) {
 		mark_decided(p, winner);
+		pr.has_decided = 1;
+		pr.dec_slot = slot;
+		memcpy(pr.dec_winner, winner, 20);
+	}
 	/* Counted before the commit answers the senders, so a sender that has
 	 * its receipt also sees the decision in mezz_status (a halt below
 	 * stops everything anyway). */

@@ -106,7 +106,11 @@ static const char schema[] =
 	"  want_hash INTEGER NOT NULL, PRIMARY KEY(ref, leg)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS misses(id INTEGER PRIMARY KEY, slot INTEGER NOT NULL,"
 	"  winner BLOB NOT NULL, reason TEXT NOT NULL, txs INTEGER NOT NULL,"
-	"  at_ms INTEGER NOT NULL);";
+	"  at_ms INTEGER NOT NULL);"
+	/* the winners decided for the open slot, so a restart inside it
+	 * neither takes a second sub-block nor records a miss for one taken */
+	"CREATE TABLE IF NOT EXISTS decided(slot INTEGER NOT NULL, winner BLOB NOT NULL,"
+	"  PRIMARY KEY(slot, winner)) WITHOUT ROWID;";
 
 struct app_store {
 	sqlite3 *db;

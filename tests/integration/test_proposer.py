@@ -11,6 +11,7 @@ already past is retried with fresh transactions."""
 import asyncio
 import json
 import os
+import sqlite3
 import unittest
 
 from harness import (DEV_PRIVATE_KEY, Daemon, DaemonCase, cast, run_async, ws_connect)
@@ -479,6 +480,81 @@ class ProposerBundleTest(DaemonCase):
                     "slot": slot, "txs": [{"bundle": [{"namespace": "nosuch", "data": rnd()}]}]})
                 self.assertRpcError(doc, -32003)
         run_async(go())
+
+
+class ProposerRestartTest(unittest.TestCase):
+    """A (winner, slot) decided before a restart inside that slot stays
+    decided: a second sub-block is refused as already decided, and the
+    deadline records no miss for a slot whose sub-block was accepted.
+    Slots are 8 s with a 2 s deadline, so a clean restart fits inside one;
+    a round whose restart crossed into the next slot is run again."""
+
+    SLOT_MS = 8000
+
+    def setUp(self):
+        self.d = Daemon(slot_ms=self.SLOT_MS,
+                        settings={"sequencer.proposer_deadline_ms": "2000"})
+        self.addCleanup(self.d.cleanup)
+        self.d.start()
+        self.d.setup_tenant("acme", "alpha", 101, key=False)
+        slot = self.d.status()["slot"]
+        self.d.mezz("rights", "grant", "--from", slot + 1, "--to", slot + 100000,
+                    "--rollups", "101", "--winner", WINNER)
+
+    def next_slot(self):
+        """Wait for a granted slot to begin; return it."""
+        s0 = self.d.status()["slot"]
+        for _ in range(200):
+            s = self.d.status()["slot"]
+            if s > s0:
+                return s
+            run_async(asyncio.sleep(0.05))
+        self.fail("no new slot")
+
+    def submit(self, slot):
+        async def go():
+            async with ws_connect(self.d.ws_url()) as ws:
+                doc = await authenticate(ws)
+                self.assertTrue(doc.get("result", {}).get("authenticated"), doc)
+                return await call(ws, "mezz_submitSlotBlock", {
+                    "slot": slot, "txs": [{"namespace": "alpha", "data": rnd()}]})
+        return run_async(go(), timeout=30)
+
+    def misses(self, slot):
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.d.data_dir, "mezzanine.db"),
+                             uri=True)
+        try:
+            return db.execute("SELECT reason FROM misses WHERE slot = ?", (slot,)).fetchall()
+        finally:
+            db.close()
+
+    def accepted_then_restarted(self):
+        """A slot whose sub-block was accepted and the daemon restarted
+        inside it, or None when the restart left it."""
+        slot = self.next_slot()
+        res = self.submit(slot)
+        self.assertEqual(res.get("result", {}).get("accepted"), True, res)
+        self.d.stop()
+        self.d.start()
+        return slot if self.d.status()["slot"] == slot else None
+
+    def test_decision_survives_a_restart_inside_its_slot(self):
+        for resubmit in (True, False):
+            for _ in range(3):
+                slot = self.accepted_then_restarted()
+                if slot is not None:
+                    break
+            else:
+                self.fail("no restart fitted inside one slot")
+            if resubmit:
+                res = self.submit(slot)
+                self.assertIn("error", res, "a second sub-block taken for slot %d" % slot)
+                self.assertIn("already decided", res["error"]["message"])
+            else:
+                while self.d.status()["slot"] <= slot:
+                    run_async(asyncio.sleep(0.1))
+                self.assertEqual(self.misses(slot), [], "a miss for an accepted slot")
+                self.assertEqual(self.d.status()["proposer"]["misses"], 0)
 
 
 class ProposerCrashTest(unittest.TestCase):
