@@ -195,6 +195,105 @@ class CrashTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
 
+class BundleCrashTest(unittest.TestCase):
+    """Bundles are all or nothing across kill -9 (API.md, mezz_sendBundle).
+    Connections send 3-leg bundles over two namespaces, one at a time, until
+    the daemon is killed at a random moment. After the restart, every bundle
+    sent has either every leg stored, at consecutive seqs in one block, or
+    none; every answered bundle is stored at its answer's seqs. Resubmitting
+    an answered bundle returns its answer and takes no seq; one the kill
+    lost is stored whole. Groups of at most 4 transactions make most
+    bundles straddle a group's cap, which the committer must not split."""
+
+    ROUNDS = 4
+    CONNECTIONS = 4
+
+    async def load(self, d, kill_after, sent, answers):
+        loop = asyncio.get_running_loop()
+        killed = loop.create_future()
+
+        def kill():
+            d.proc.send_signal(signal.SIGKILL)
+            killed.set_result(True)
+        loop.call_later(kill_after, kill)
+
+        async def conn():
+            try:
+                async with ws_connect(d.ws_url(), max_queue=None) as ws:
+                    while not killed.done():
+                        legs = [{"namespace": ns, "data": "0x" + os.urandom(40).hex()}
+                                for ns in ("alpha", "beta", "alpha")]
+                        i = len(sent)
+                        sent.append(legs)
+                        await ws.send(json.dumps({"jsonrpc": "2.0", "id": i,
+                                                  "method": "mezz_sendBundle",
+                                                  "params": {"txs": legs}}))
+                        doc = json.loads(await ws.recv())
+                        self.assertIn("result", doc, doc)
+                        answers[doc["id"]] = doc["result"]
+            except (websockets.ConnectionClosed, OSError, asyncio.IncompleteReadError):
+                pass
+        await asyncio.gather(*(conn() for _ in range(self.CONNECTIONS)))
+
+    def test_kill9_leaves_each_bundle_whole_or_absent(self):
+        d = Daemon(MEZZANINE, slot_ms=100, settings={"sequencer.group_max_txs": "4"})
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.setup_tenant("acme", "alpha", 201, key=False)
+        d.setup_tenant("bravo", "beta", 202, key=False)
+        rng = random.Random()
+        where = {}  # data -> (seq, height), every sealed tx
+        walked = 0
+        totals = [0, 0, 0, 0]  # sent, answered, stored unanswered, lost unanswered
+        for rnd in range(1, self.ROUNDS + 1):
+            sent, answers = [], {}
+            asyncio.run(self.load(d, rng.uniform(0.3, 1.2), sent, answers))
+            d.kill9()
+            d.start()
+            top = d.wait_sealed_seq(d.status()["nextSeq"], timeout=15)
+            blocks = asyncio.run(fetch_blocks(d, range(walked + 1, top + 1)))
+            for h in range(walked + 1, top + 1):
+                for ns in blocks[h]["namespaces"]:
+                    for tx in ns["txs"]:
+                        where[tx["data"]] = (tx["seq"], h)
+            walked = top
+            self.assertGreater(len(answers), 0, "round %d: no bundle answered" % rnd)
+            lost = []
+            for i, legs in enumerate(sent):
+                got = [where.get(leg["data"]) for leg in legs]
+                if i in answers:
+                    self.assertEqual([g and g[0] for g in got],
+                                     [r["seq"] for r in answers[i]["legs"]],
+                                     "round %d: answered bundle %d not at its seqs" % (rnd, i))
+                if got[0] is None:
+                    self.assertNotIn(i, answers)
+                    self.assertEqual(got, [None] * 3, "round %d: bundle %d stored in part: %r"
+                                     % (rnd, i, got))
+                    lost.append(i)
+                    continue
+                self.assertNotIn(None, got, "round %d: bundle %d stored in part" % (rnd, i))
+                first = got[0][0]
+                self.assertEqual([g[0] for g in got], [first, first + 1, first + 2], (rnd, i))
+                self.assertEqual(len({g[1] for g in got}), 1, "round %d: bundle %d split" % (rnd, i))
+            unanswered = len(sent) - len(answers)
+            totals[0] += len(sent)
+            totals[1] += len(answers)
+            totals[2] += unanswered - len(lost)
+            totals[3] += len(lost)
+            # resubmissions: an answered one returns its answer; a lost one lands whole
+            n0 = d.status()["nextSeq"]
+            for i in rng.sample(sorted(answers), min(5, len(answers))):
+                again = d.rpc("mezz_sendBundle", {"txs": sent[i]})
+                self.assertEqual(again["firstSeq"], answers[i]["firstSeq"], (rnd, i))
+            self.assertEqual(d.status()["nextSeq"], n0, "round %d: a resubmission took seqs" % rnd)
+            for i in lost[:5]:
+                again = d.rpc("mezz_sendBundle", {"txs": sent[i]})
+                self.assertEqual([r["seq"] for r in again["legs"]],
+                                 list(range(again["firstSeq"], again["firstSeq"] + 3)))
+        print("  bundle crash: %d bundles sent, %d answered, %d stored unanswered, "
+              "%d lost unanswered (each whole or absent)" % tuple(totals), flush=True)
+
+
 class FsyncFaultTest(unittest.TestCase):
     """An fsync that fails halts the sequencer and no receipted transaction
     is lost: with the fsync inside the COMMIT (the default) and on mz-sync
