@@ -249,6 +249,58 @@ static int rsale_apply_voids(struct app_rights *r, struct rsale *rs)
  * replay accepted proposals, settle with the stored seed. The sequencer is
  * deterministic, so this is the sale that was answered from before.
  */
+/*
+ * The settlement as stored when the sale settled (settlements.encoding) is
+ * what was granted and what is posted: a settled sale rebuilt from its rows
+ * by a later build (another draw or split) must not post something else.
+ * rs->st, just rebuilt, is replaced by it; a difference is logged. A row
+ * that does not decode is logged and the rebuilt one kept.
+ */
+static int stored_settlement(struct app_rights *r, struct rsale *rs)
+{
+	sqlite3_stmt *st = prep_id(r, "SELECT encoding FROM settlements WHERE sale = ?",
+				   rs->s.p.sale_id);
+	struct seq_settlement d;
+	uint8_t *enc = NULL;
+	size_t len;
+	int rc;
+
+	if (!st)
+		return APP_ESQLITE;
+	if (sqlite3_step(st) != SQLITE_ROW) { /* settled before the row existed */
+		sqlite3_finalize(st);
+		return 0;
+	}
+	rc = seq_settlement_decode(sqlite3_column_blob(st, 0),
+				   (size_t)sqlite3_column_bytes(st, 0), &d);
+	if (rc) {
+		app_error("rights_settlement_unreadable", "sale=%llu err=\"%s\" using=rebuilt",
+			  (unsigned long long)rs->s.p.sale_id, seq_strerror(rc));
+		sqlite3_finalize(st);
+		return 0;
+	}
+	len = seq_settlement_encode(&rs->st, NULL, 0);
+	enc = malloc(len);
+	if (!enc) {
+		sqlite3_finalize(st);
+		seq_settlement_free(&d);
+		return APP_ENOMEM;
+	}
+	seq_settlement_encode(&rs->st, enc, len);
+	if (len != (size_t)sqlite3_column_bytes(st, 0) ||
+	    memcmp(enc, sqlite3_column_blob(st, 0), len))
+		app_warn("rights_settlement_rebuilt_differs",
+			 "sale=%llu stored_revenue_gwei=%llu rebuilt_revenue_gwei=%llu "
+			 "using=stored",
+			 (unsigned long long)rs->s.p.sale_id, (unsigned long long)d.revenue,
+			 (unsigned long long)rs->st.revenue);
+	free(enc);
+	sqlite3_finalize(st);
+	seq_settlement_free(&rs->st);
+	rs->st = d;
+	return 0;
+}
+
 static int sale_load(struct app_rights *r, uint64_t id, struct rsale **out)
 {
 	struct rsale *rs = calloc(1, sizeof(*rs));
@@ -365,8 +417,10 @@ static int sale_load(struct app_rights *r, uint64_t id, struct rsale **out)
 	if (rc || state == 1)
 		goto out;
 	rc = seq_sale_settle(&rs->s, seq_sale_deadline_slot(&rs->s), rs->seed, &rs->st);
-	if (!rc)
+	if (!rc) {
 		rs->has_st = 1;
+		rc = stored_settlement(r, rs);
+	}
 out:
 	free(offers);
 	if (rc) {

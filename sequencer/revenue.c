@@ -306,6 +306,86 @@ size_t seq_settlement_encode(const struct seq_settlement *st, uint8_t *buf, size
 	return need;
 }
 
+/* A count of items of `each` bytes at p, if that many fit before end. */
+static int take_count(const uint8_t **p, const uint8_t *end, size_t each, size_t *n)
+{
+	if (end - *p < 4)
+		return SEQ_EDECODE;
+	*n = seq__get_u32(*p);
+	*p += 4;
+	if (*n > (size_t)(end - *p) / each)
+		return SEQ_EDECODE;
+	return 0;
+}
+
+int seq_settlement_decode(const uint8_t *buf, size_t len, struct seq_settlement *out)
+{
+	const uint8_t *p = buf, *end = buf + len;
+	struct seq_settlement st = {0};
+	int rc = SEQ_EDECODE;
+
+	memset(out, 0, sizeof(*out));
+	if (buf == NULL || len < HDR_LEN || memcmp(p, SETTLE_MAGIC, 4) ||
+	    seq__get_u32(p + 4) != SETTLE_VERSION)
+		return SEQ_EDECODE;
+	st.sale_id = seq__get_u64(p + 8);
+	st.price = seq__get_u64(p + 16);
+	memcpy(st.seed, p + 24, 32);
+	st.revenue = seq__get_u64(p + 56);
+	st.burn = seq__get_u64(p + 64);
+	p += HDR_LEN;
+	if (take_count(&p, end, WINNER_LEN, &st.n_winners))
+		goto out;
+	if (st.n_winners && !(st.winners = calloc(st.n_winners, sizeof(*st.winners)))) {
+		rc = SEQ_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < st.n_winners; i++, p += WINNER_LEN) {
+		struct seq_settle_winner *w = &st.winners[i];
+
+		w->bundle = seq__get_u32(p);
+		w->purchase = seq__get_u32(p + 4);
+		w->ticket = seq__get_u64(p + 8);
+		memcpy(w->buyer, p + 16, SEQ_ADDR_LEN);
+		w->revenue = seq__get_u64(p + 16 + SEQ_ADDR_LEN);
+	}
+	if (take_count(&p, end, BUYER_LEN, &st.n_buyers))
+		goto out;
+	if (st.n_buyers && !(st.buyers = calloc(st.n_buyers, sizeof(*st.buyers)))) {
+		rc = SEQ_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < st.n_buyers; i++, p += BUYER_LEN) {
+		struct seq_settle_buyer *b = &st.buyers[i];
+
+		memcpy(b->addr, p, SEQ_ADDR_LEN);
+		b->paid = seq__get_u64(p + SEQ_ADDR_LEN);
+		b->charged = seq__get_u64(p + SEQ_ADDR_LEN + 8);
+		b->refund = seq__get_u64(p + SEQ_ADDR_LEN + 16);
+	}
+	if (take_count(&p, end, CREDIT_LEN, &st.n_credits))
+		goto out;
+	if (st.n_credits && !(st.credits = calloc(st.n_credits, sizeof(*st.credits)))) {
+		rc = SEQ_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < st.n_credits; i++, p += CREDIT_LEN) {
+		st.credits[i].rollup = seq__get_u64(p);
+		st.credits[i].winner = seq__get_u32(p + 8);
+		st.credits[i].amount = seq__get_u64(p + 12);
+	}
+	if (p != end)
+		goto out; /* trailing bytes */
+	rc = seq_settlement_check(&st);
+	if (rc)
+		goto out;
+	*out = st;
+	return 0;
+out:
+	seq_settlement_free(&st);
+	return rc;
+}
+
 void seq_settlement_free(struct seq_settlement *st)
 {
 	if (st == NULL)

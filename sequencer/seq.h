@@ -574,6 +574,10 @@ int seq_settlement_check(const struct seq_settlement *st);
 /* Canonical big-endian encoding (layout in docs/RIGHTS.md); returns the
  * length needed, writing only when buf holds that many bytes. */
 size_t seq_settlement_encode(const struct seq_settlement *st, uint8_t *buf, size_t len);
+/* The inverse, strict: exactly one encoding of a settlement that passes
+ * seq_settlement_check, else SEQ_EDECODE (or SEQ_EBALANCE); *out is then
+ * empty. Free a decoded one with seq_settlement_free. */
+int seq_settlement_decode(const uint8_t *buf, size_t len, struct seq_settlement *out);
 void seq_settlement_free(struct seq_settlement *st); /* NULL-safe */
 
 #endif /* MEZZ_SEQ_H */

@@ -11,6 +11,8 @@ nothing asserts how long anything takes; a machine slow enough to need more
 than a few seconds per step fails with the sale's state in the message.
 """
 import json
+import os
+import sqlite3
 import time
 import unittest
 
@@ -326,6 +328,26 @@ class RestartTest(unittest.TestCase):
         d.stop()
         d.start()
         self.assertEqual(case.sale(n)["settlement"], done["settlement"])
+
+        # The stored settlement, not a rebuilt one, is what the sale holds
+        # (and posts): a row that differs from what this build rebuilds (as
+        # after an upgrade that draws or splits otherwise; here its seed)
+        # wins and is logged; one that does not decode is logged and the
+        # rebuilt one kept.
+        enc = bytes.fromhex(done["settlement"]["encoding"][2:])
+        other = enc[:24] + bytes(b ^ 0x5a for b in enc[24:56]) + enc[56:]
+        for row, want, event in ((other, other, "rights_settlement_rebuilt_differs"),
+                                 (b"MZST", enc, "rights_settlement_unreadable")):
+            d.stop()
+            db = sqlite3.connect(os.path.join(d.data_dir, "rights.db"))
+            with db:
+                db.execute("UPDATE settlements SET encoding = ? WHERE sale = ?", (row, n))
+            db.close()
+            d.start()
+            got = case.sale(n)["settlement"]
+            self.assertEqual(got["encoding"], "0x" + want.hex(), event)
+            self.assertEqual(got["seed"], "0x" + want[24:56].hex(), event)
+            self.assertIn("event=%s sale=%d " % (event, n), d.log())
 
 
 class RightsOffTest(DaemonCase):

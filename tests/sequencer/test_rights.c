@@ -298,6 +298,24 @@ Test(rights, settlement_balances_and_refunds_losers)
 		cr_assert_eq(seq_settlement_encode(&st2, e2, n2), n2);
 		cr_assert_eq(memcmp(e1, e2, n1), 0, "seed %llu", (unsigned long long)seed);
 
+		/* The bytes decode back to the same settlement, and only whole. */
+		{
+			struct seq_settlement d;
+			uint8_t *e3 = malloc(n1);
+
+			cr_assert_eq(seq_settlement_decode(e1, n1, &d), 0, "seed %llu",
+				     (unsigned long long)seed);
+			cr_assert_eq(seq_settlement_encode(&d, e3, n1), n1);
+			cr_assert_eq(memcmp(e1, e3, n1), 0);
+			cr_assert_eq(d.n_winners, st.n_winners);
+			cr_assert_eq(d.n_buyers, st.n_buyers);
+			cr_assert_eq(d.n_credits, st.n_credits);
+			seq_settlement_free(&d);
+			cr_assert_eq(seq_settlement_decode(e1, n1 - 1 - below(n1), &d), SEQ_EDECODE);
+			cr_assert_null(d.winners);
+			free(e3);
+		}
+
 		/* Tampering is caught. */
 		if (st.n_credits > 0) {
 			st.credits[0].amount++;
@@ -315,6 +333,51 @@ Test(rights, settlement_balances_and_refunds_losers)
 		seq_sale_destroy(&s);
 		seq_sale_destroy(&s2);
 	}
+}
+
+/* Malformed settlement bytes: each refused, none read past its end. */
+Test(rights, settlement_decode_refuses_malformed)
+{
+	struct seq_sale s;
+	struct seq_settlement st, d;
+	uint8_t rs[32] = {7}, *e, *x;
+	size_t n;
+
+	rng_state = 99;
+	random_sale(&s, 9, 4, 20);
+	cr_assert_eq(seq_sale_close(&s, START - CLOSE_LEAD), 0);
+	cr_assert_eq(seq_sale_settle(&s, START - IMPROVE_LEAD, rs, &st), 0);
+	cr_assert_gt(st.n_buyers, 1);
+	n = seq_settlement_encode(&st, NULL, 0);
+	e = malloc(n + 1);
+	x = malloc(n + 1);
+	cr_assert_eq(seq_settlement_encode(&st, e, n), n);
+	for (size_t cut = 0; cut < n; cut++) { /* every truncation, in its own buffer */
+		uint8_t *t = malloc(cut ? cut : 1);
+
+		memcpy(t, e, cut);
+		cr_assert_eq(seq_settlement_decode(t, cut, &d), SEQ_EDECODE, "cut at %zu", cut);
+		free(t);
+	}
+	e[n] = 0;
+	cr_assert_eq(seq_settlement_decode(e, n + 1, &d), SEQ_EDECODE, "trailing byte");
+	memcpy(x, e, n);
+	x[0] ^= 1;
+	cr_assert_eq(seq_settlement_decode(x, n, &d), SEQ_EDECODE, "magic");
+	memcpy(x, e, n);
+	x[7] ^= 2;
+	cr_assert_eq(seq_settlement_decode(x, n, &d), SEQ_EDECODE, "version");
+	memcpy(x, e, n);
+	memset(x + 72, 0xff, 4); /* n_winners = 2^32 - 1 */
+	cr_assert_eq(seq_settlement_decode(x, n, &d), SEQ_EDECODE, "count past the end");
+	memcpy(x, e, n);
+	x[56 + 7] ^= 1; /* revenue */
+	cr_assert_eq(seq_settlement_decode(x, n, &d), SEQ_EBALANCE, "unbalanced");
+	cr_assert_eq(seq_settlement_decode(NULL, 0, &d), SEQ_EDECODE);
+	free(e);
+	free(x);
+	seq_settlement_free(&st);
+	seq_sale_destroy(&s);
 }
 
 Test(rights, improvement_window)
