@@ -112,6 +112,7 @@ struct app_config {
 	long limits_ip_tx_per_s;
 	long limits_ip_bytes_per_s;
 	long limits_ip_max_connections;
+	long limits_ip_table_entries;
 	long limits_burst_ms;
 	/* [l1] (empty rpc_urls: posting to L1 is off) */
 	char l1_rpc_urls[1024];

@@ -7,6 +7,7 @@
 #include <libwebsockets.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <sodium.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,13 +190,17 @@ out:
 
 /* ---- addresses ---------------------------------------------------------- */
 
-static uint64_t addr_hash(const uint8_t a[16])
+/* Keyed (SipHash, a random key per process): with a public hash, a client
+ * holding many /64s could pick ones whose entries fill another address's
+ * probe window and push it into the shared overflow entry. */
+static uint64_t addr_hash(const struct app_limits *l, const uint8_t a[16])
 {
-	uint64_t h = 1469598103934665603ull;
+	unsigned char h[crypto_shorthash_BYTES];
+	uint64_t v;
 
-	for (int i = 0; i < 16; i++)
-		h = (h ^ a[i]) * 1099511628211ull;
-	return h;
+	crypto_shorthash(h, a, 16, l->ip_key);
+	memcpy(&v, h, sizeof(v));
+	return v;
 }
 
 static int addr_of_fd(int fd, uint8_t out[16])
@@ -224,10 +229,10 @@ static int addr_of_fd(int fd, uint8_t out[16])
 
 static struct app_ip_state *ip_find(struct app_limits *l, const uint8_t a[16], uint64_t now)
 {
-	size_t mask = l->ip_cap - 1, i = (size_t)addr_hash(a) & mask;
+	size_t mask = l->ip_cap - 1, i = (size_t)addr_hash(l, a) & mask;
 	struct app_ip_state *reuse = NULL;
 
-	for (int p = 0; p < IP_PROBES; p++, i = (i + 1) & mask) {
+	for (size_t p = 0; p < IP_PROBES && p < l->ip_cap; p++, i = (i + 1) & mask) {
 		struct app_ip_state *e = &l->ips[i];
 
 		if (e->used && !memcmp(e->addr, a, 16))
@@ -237,8 +242,10 @@ static struct app_ip_state *ip_find(struct app_limits *l, const uint8_t a[16], u
 		if (!e->used)
 			break;
 	}
-	if (!reuse)
+	if (!reuse) {
+		app_metric_add(APP_M_limits_ip_overflow_total, 1);
 		return &l->overflow;
+	}
 	memset(reuse, 0, sizeof(*reuse));
 	memcpy(reuse->addr, a, 16);
 	reuse->used = 1;
@@ -486,7 +493,10 @@ int app_limits_init(struct app_limits *l, const struct app_config *cfg, struct a
 	memset(l, 0, sizeof(*l));
 	l->cfg = cfg;
 	l->ro = ro;
-	l->ip_cap = 16384;
+	l->ip_cap = 64;
+	while (l->ip_cap < (size_t)cfg->limits_ip_table_entries && l->ip_cap < (1u << 20))
+		l->ip_cap *= 2;
+	randombytes_buf(l->ip_key, sizeof(l->ip_key));
 	l->ips = calloc(l->ip_cap, sizeof(*l->ips));
 	if (!l->ips)
 		return APP_ENOMEM;

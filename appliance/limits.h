@@ -62,6 +62,7 @@ struct app_limits {
 	size_t ntenants;
 	struct app_ip_state *ips; /* open addressing, never emptied, only reused */
 	size_t ip_cap;
+	unsigned char ip_key[16]; /* SipHash key of the table, random per process */
 	struct app_ip_state overflow; /* shared by addresses that find no slot */
 	struct app_ip_state *pending; /* accepted, waiting for its wsi */
 	/* wsi -> its address entry (open addressing, backward-shift delete);

@@ -342,6 +342,51 @@ class AddressLimitTest(DaemonCase):
         self.assertRegex(raw.decode(), r"(?m)^mezz_connections_refused_total [1-9]")
 
 
+class AddressTableTest(DaemonCase):
+    """A full address table (limits.ip_table_entries, here its minimum, 64)
+    puts each further address in one shared overflow entry: its connection
+    cap is then shared by all of them, and mezz_limits_ip_overflow_total
+    counts each such connection (OPERATIONS.md, "The address table")."""
+    SETTINGS = {"limits.ip_table_entries": "64", "limits.ip_max_connections": "2"}
+    N = 70
+
+    def healthz(self, source):
+        """An open connection from source with one answered request, or None
+        if the daemon closed it."""
+        sk = socket.create_connection(("127.0.0.1", self.d.port), timeout=5,
+                                      source_address=(source, 0))
+        try:
+            sk.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = sk.recv(100)
+        except (ConnectionResetError, BrokenPipeError):
+            got = b""
+        if got.startswith(b"HTTP/1.1 200"):
+            return sk
+        sk.close()
+        return None
+
+    def test_addresses_past_the_table_share_one_entry(self):
+        socks = []
+        try:
+            for k in range(1, self.N + 1):
+                socks.append(self.healthz("127.0.1.%d" % k))
+            served = [s for s in socks if s is not None]
+            # 64 entries, one perhaps held by 127.0.0.1 (this harness), then
+            # two connections in the overflow entry; the rest refused there
+            self.assertIn(len(served), (65, 66), [s is not None for s in socks])
+            self.assertEqual(socks[self.N - 1], None, "the last address was served")
+            self.assertTrue(all(socks[:63]), "an address with a free entry was refused")
+        finally:
+            for s in socks:
+                if s is not None:
+                    s.close()
+        time.sleep(0.3)
+        _, _, raw = self.d.http(b"", "/metrics", method="GET")
+        m = re.search(r"(?m)^mezz_limits_ip_overflow_total (\d+)", raw.decode())
+        self.assertIsNotNone(m)
+        self.assertGreaterEqual(int(m.group(1)), self.N - 64)
+
+
 def ws_handshake(port, path="/"):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     key = base64.b64encode(os.urandom(16)).decode()
