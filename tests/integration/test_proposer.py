@@ -464,6 +464,63 @@ class ProposerBundleTest(DaemonCase):
         misses = self.d.mezz("rights", "misses").stdout.strip().splitlines()
         self.assertTrue(any("\tinvalid\t" in m for m in misses[1:]), misses)
 
+    def test_held_bundle_ordered_by_the_winner_or_falls_back_whole(self):
+        """A user's bundle into the winner's rollups is held as one pending
+        item (bundle: true): the winner places it by its ref, or, left out,
+        the appliance sequences it after the winner's items; either way its
+        legs stay contiguous and one answer carries them. A bundle mixing a
+        granted rollup with another party's is refused at once."""
+        mixed = self.d.call("mezz_sendBundle", {"txs": [{"namespace": "alpha", "data": rnd()},
+                                                        {"namespace": "beta", "data": rnd()}]})
+        self.assertRpcError(mixed, -32010)
+
+        async def attempt(include):
+            win = await pending_session(self.d.ws_url())
+            sender = await ws_connect(self.d.ws_url())
+            legs = [{"namespace": "alpha", "data": rnd()}, {"namespace": "gamma", "data": rnd()}]
+            await sender.send(json.dumps({"jsonrpc": "2.0", "id": 7, "method": "mezz_sendBundle",
+                                          "params": {"txs": legs}}))
+            want = [x["data"] for x in legs]
+            notes, note = [], None
+            while note is None:
+                await collect_pending(win, len(notes) + 1, notes)
+                note = next((n for n in notes if [t["data"] for t in n["txs"]] == want), None)
+            self.assertIs(note["bundle"], True, note)
+            while self.d.status()["slot"] < note["slot"]:
+                await asyncio.sleep(0.05)
+            own = rnd()
+            txs = ([{"pendingRef": note["ref"]}] if include else []) + \
+                [{"namespace": "alpha", "data": own}]
+            res = await call(win, "mezz_submitSlotBlock", {"slot": note["slot"], "txs": txs})
+            ans = await recv_json(sender, 30)  # sequenced either way
+            await win.close()
+            await sender.close()
+            if "error" in res and ("open slot" in res["error"]["message"] or
+                                   "already decided" in res["error"]["message"]):
+                return None
+            return res, ans, want, own
+
+        for include in (True, False):
+            with self.subTest(include=include):
+                for _ in range(4):
+                    got = run_async(attempt(include), timeout=90)
+                    if got:
+                        break
+                else:
+                    self.fail("the winner never made a deadline in 4 slots")
+                res, ans, want, own = got
+                self.assertTrue(res["result"]["accepted"], res)
+                self.assertEqual(ans["id"], 7)
+                r = ans["result"]
+                self.assertEqual(r["count"], 2, ans)
+                self.assertEqual([x["seq"] for x in r["legs"]], [r["firstSeq"], r["firstSeq"] + 1])
+                seq = self.sealed()
+                self.assertEqual([seq[x] for x in want], [r["firstSeq"], r["firstSeq"] + 1])
+                if include:  # where the winner put it: before its own
+                    self.assertEqual(seq[own], r["firstSeq"] + 2)
+                else:  # left out: after the winner's items
+                    self.assertEqual(r["firstSeq"], seq[own] + 1)
+
     def test_malformed_bundles_refused(self):
         async def go():
             async with ws_connect(self.d.ws_url()) as ws:
