@@ -927,10 +927,13 @@ int app_rights_grant(struct app_store *s, uint64_t from_slot, uint64_t to_slot,
 	if (from_slot > to_slot || !n || n > 256 || !memcmp(winner, zero, 20) ||
 	    to_slot > (uint64_t)INT64_MAX)
 		return APP_EINVAL;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (!rollups[i])
+			return APP_EINVAL;
 		for (size_t j = 0; j < i; j++)
-			if (rollups[i] == rollups[j] || !rollups[i])
+			if (rollups[i] == rollups[j])
 				return APP_EINVAL;
+	}
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		return APP_ESQLITE;
 	if (sqlite3_prepare_v2(db, "SELECT 1 FROM namespaces WHERE chain_id = ?", -1, &ns, NULL) ||

@@ -120,6 +120,14 @@ class ProposerTest(DaemonCase):
         self.assertEqual(len(rows), 2, rows)  # header + the one grant
         self.assertIn(WINNER.lower(), rows[1])
 
+    def test_grant_of_rollup_zero_refused_as_invalid(self):
+        for rollups in ("0", "0,101", "101,0"):
+            p = self.d.mezz("rights", "grant", "--from", self.grant_from + 500000, "--to",
+                            self.grant_from + 500010, "--rollups", rollups, "--winner", OTHER,
+                            check=False)
+            self.assertNotEqual(p.returncode, 0, rollups)
+            self.assertIn("non-zero", p.stderr, rollups)
+
     # -- authentication and privacy -----------------------------------------
     def test_wrong_signature_refused(self):
         async def go():
