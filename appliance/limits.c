@@ -259,6 +259,10 @@ int app_limits_conn_accept(struct app_limits *l, int fd)
 	uint64_t now = app_now_ns();
 	struct app_ip_state *e;
 
+	/* The connection accepted before never got its wsi (lws dropped it
+	 * after this filter): it is not open, so it must not count. */
+	if (l->pending && l->pending->conns)
+		l->pending->conns--;
 	l->pending = NULL;
 	if (addr_of_fd(fd, a))
 		return 0;
