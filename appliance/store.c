@@ -657,21 +657,36 @@ int app_store_key_create(struct app_store *s, int64_t tenant_id,
 	return rc;
 }
 
+/*
+ * One transaction: the revocation and the version bump that makes the
+ * daemon drop its cached answers for the key land together or not at all.
+ * Apart, a failed bump left the key revoked in the table but accepted on
+ * the sockets that had it, and a retry found nothing left to revoke.
+ */
 int app_store_key_revoke(struct app_store *s, int64_t key_id)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = APP_ESQLITE;
 
+	if (exec_sql(s, "BEGIN IMMEDIATE"))
+		return APP_ESQLITE;
 	if (sqlite3_prepare_v2(s->db,
 			       "UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
-			       -1, &st, NULL) != SQLITE_OK)
-		return APP_ESQLITE;
-	sqlite3_bind_int64(st, 1, (int64_t)app_wall_ms());
-	sqlite3_bind_int64(st, 2, key_id);
-	if (sqlite3_step(st) == SQLITE_DONE)
-		rc = sqlite3_changes(s->db) == 1 ? bump_auth_version(s) : APP_ENOTFOUND;
-	sqlite3_finalize(st);
-	return rc;
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, (int64_t)app_wall_ms());
+		sqlite3_bind_int64(st, 2, key_id);
+		if (sqlite3_step(st) == SQLITE_DONE)
+			rc = sqlite3_changes(s->db) == 1 ? bump_auth_version(s) : APP_ENOTFOUND;
+		sqlite3_finalize(st);
+	}
+	if (!rc)
+		rc = exec_sql(s, "COMMIT");
+	if (rc) {
+		exec_sql(s, "ROLLBACK");
+		return rc;
+	}
+	app_store_auth_changed(s);
+	return 0;
 }
 
 int app_store_key_lookup(struct app_store *s, const uint8_t hash[static 32],

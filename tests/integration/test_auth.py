@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import tempfile
 import time
 
@@ -199,6 +200,52 @@ class AuthTest(DaemonCase):
         self.assertIn("revoked", [l.split("\t")[4] for l in rows.splitlines() if l.split("\t")[0] == kid])
         # other keys of the tenant still work
         self.assertIn("result", self.send("priv", key=self.ka))
+
+    def test_revoke_is_whole_or_not_at_all(self):
+        """A revocation whose version bump fails (injected: a trigger on
+        meta aborts it) revokes nothing, so the retry revokes the key and an
+        already-open socket holding it is refused from then on. Before, the
+        key stayed revoked in the table but accepted on open sockets, and the
+        retry answered that there was no active key to revoke."""
+        k = self.d.create_key("acme")
+        kid = self.d.key_id(k)
+        db_path = os.path.join(self.d.data_dir, "mezzanine.db")
+
+        def sql(stmt):
+            db = sqlite3.connect(db_path, timeout=10)
+            try:
+                with db:
+                    db.execute(stmt)
+            finally:
+                db.close()
+
+        async def scenario():
+            loop = asyncio.get_running_loop()
+            async with ws_connect(self.d.ws_url(), key=k) as ws:
+                ok = await ws_call(ws, "mezz_sendTransaction", {"namespace": "priv", "data": tx()})
+                self.assertIn("result", ok)
+                sql("CREATE TRIGGER fail_bump BEFORE UPDATE ON meta WHEN NEW.k = 'auth_version'"
+                    " BEGIN SELECT RAISE(ABORT, 'injected'); END")
+                try:
+                    p = await loop.run_in_executor(
+                        None, lambda: self.d.mezz("key", "revoke", kid, check=False))
+                finally:
+                    sql("DROP TRIGGER fail_bump")
+                self.assertNotEqual(p.returncode, 0, p.stdout)
+                rows = self.d.mezz("key", "list").stdout.splitlines()
+                self.assertIn("active", [r.split("\t")[4] for r in rows if r.split("\t")[0] == kid])
+                ok = await ws_call(ws, "mezz_sendTransaction",
+                                   {"namespace": "priv", "data": tx()}, id=2)
+                self.assertIn("result", ok, "a key still active was refused")
+                await loop.run_in_executor(None, lambda: self.d.mezz("key", "revoke", kid))
+                try:
+                    doc = await ws_call(ws, "mezz_sendTransaction",
+                                        {"namespace": "priv", "data": tx()}, id=3)
+                    self.assertRpcError(doc, -32001)
+                except websockets.ConnectionClosed as e:
+                    self.assertEqual(e.rcvd.code, 1008)
+        run_async(scenario(), 30)
+        self.before = self.d.status()["nextSeq"]
 
     def test_revoked_key_subscription_dropped_without_another_message(self):
         """The feed checks a subscriber's key per block: after a revocation, with
