@@ -77,25 +77,34 @@ void app__post_done(struct app_committer *c, struct app_done *d, size_t n)
 	post_done(c, d, n);
 }
 
+/* Every item refused with one error: one answer per item its request
+ * counts, as commit_group gives (a bundle's later legs and the items
+ * nobody waits for get none). A bundle answered once per leg finished its
+ * request early, and the later answers landed on the freed request. */
 static void answer_error(struct app_committer *c, struct app_sub *s, size_t n, int code,
 			 const char *msg)
 {
-	struct app_done *d = calloc(n, sizeof(*d));
+	struct app_done *d = calloc(n ? n : 1, sizeof(*d));
+	size_t w = 0;
 
 	if (!d)
 		APP_PANIC("out of memory answering %zu submissions", n);
 	for (size_t i = 0; i < n; i++) {
-		d[i].kind = DONE_ANSWER;
-		d[i].req = s[i].req;
-		d[i].slot = s[i].slot;
-		d[i].is_error = 1;
-		d[i].json = app_error_json(code, "%s", msg);
+		if (!s[i].bundle_leg && !s[i].no_answer) {
+			d[w].kind = DONE_ANSWER;
+			d[w].req = s[i].req;
+			d[w].slot = s[i].slot;
+			d[w].is_error = 1;
+			d[w].json = app_error_json(code, "%s", msg);
+			w++;
+		}
 		free(s[i].data);
 		s[i].data = NULL;
 		app__slot_block_free(s[i].block);
 		s[i].block = NULL;
 	}
-	post_done(c, d, n);
+	if (w)
+		post_done(c, d, w);
 	free(d);
 }
 
