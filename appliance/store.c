@@ -964,7 +964,11 @@ static int exec_sql_err(struct app_store *s, const char *sql, char *errbuf, size
 
 int app_store_begin(struct app_store *s, char *errbuf, size_t errlen)
 {
-	return exec_sql_err(s, "BEGIN", errbuf, errlen);
+	/* IMMEDIATE: the write lock is taken here, under the busy timeout. A
+	 * deferred BEGIN whose first statement reads (a txindex probe of txs)
+	 * upgrades to a writer later, and an upgrade meeting another writer (the
+	 * CLI) fails at once with SQLITE_BUSY, no busy handler: a halt. */
+	return exec_sql_err(s, "BEGIN IMMEDIATE", errbuf, errlen);
 }
 
 /* Binds t as the row whose first parameter is `at`. */

@@ -747,6 +747,59 @@ class InsertFaultTest(unittest.TestCase):
         self.assertEqual(d.status()["nextSeq"], before)
 
 
+class WriterContentionTest(unittest.TestCase):
+    """Another writer on mezzanine.db (here `mezz key create` in a loop, as
+    an operator's script would) never halts the sequencer. Resubmitted
+    transactions, looked up in the database after a restart, made a group's
+    transaction read before it wrote; its later upgrade to a writer met the
+    CLI's lock and failed at once (SQLITE_BUSY, no busy handler): a halt.
+    The group now takes the write lock when it begins, under the busy
+    timeout."""
+
+    def test_cli_writes_beside_resubmissions_do_not_halt(self):
+        d = Daemon(MEZZANINE, slot_ms=100)
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.setup_tenant("acme", "demo", 31337, key=False)
+        old = ["0x" + os.urandom(32).hex() for _ in range(400)]
+        for i in range(0, len(old), 100):
+            reqs = [{"jsonrpc": "2.0", "id": j, "method": "mezz_sendTransaction",
+                     "params": {"namespace": "demo", "data": x}}
+                    for j, x in enumerate(old[i:i + 100])]
+            st, doc = d.raw_post(json.dumps(reqs))
+            self.assertTrue(all("result" in x for x in doc), doc[:2])
+        d.kill9()  # no filter snapshot: every lookup of the old ones probes the database
+        d.start()
+        stop = threading.Event()
+        cli_runs = [0]
+
+        def writer():
+            while not stop.is_set():
+                d.mezz("key", "create", "acme")
+                cli_runs[0] += 1
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            deadline = time.time() + 8
+            rounds = 0
+            while time.time() < deadline:
+                sample = random.sample(old, 50) + ["0x" + os.urandom(32).hex() for _ in range(10)]
+                reqs = [{"jsonrpc": "2.0", "id": j, "method": "mezz_sendTransaction",
+                         "params": {"namespace": "demo", "data": x}} for j, x in enumerate(sample)]
+                st, doc = d.raw_post(json.dumps(reqs))
+                bad = [x for x in doc if "error" in x]
+                self.assertEqual(bad, [], "round %d, %d CLI writes: %r" % (rounds, cli_runs[0],
+                                                                           bad[:1]))
+                rounds += 1
+        finally:
+            stop.set()
+            t.join()
+        self.assertIs(d.status()["halted"], False, d.log())
+        self.assertGreater(cli_runs[0], 10)
+        print("  writer contention: %d rounds beside %d CLI writes, no halt"
+              % (rounds, cli_runs[0]), flush=True)
+
+
 class FilterSnapshotTest(unittest.TestCase):
     """The hash filter's snapshot (txindex.c) never hides a stored
     transaction: a clean stop writes txindex.filter, the next start takes it
