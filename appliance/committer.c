@@ -486,6 +486,20 @@ static void hold(struct app_committer *c, struct app_done *d, size_t n, struct a
 	pthread_mutex_unlock(&c->sync_mu);
 }
 
+void app__answer_durable(struct app_committer *c, struct app_req *req, uint32_t slot, char *json)
+{
+	struct app_done *d = calloc(1, sizeof(*d));
+	struct riders none = {0};
+
+	if (!d)
+		APP_PANIC("out of memory holding an answer");
+	d->kind = DONE_ANSWER;
+	d->req = req;
+	d->slot = slot;
+	d->json = json;
+	hold(c, d, 1, NULL, &none, 0, 0);
+}
+
 /* After one failed fsync of the WAL every later one fails too, whichever
  * thread asks: its success would prove nothing about pages the kernel may
  * have dropped. */
@@ -1385,6 +1399,8 @@ static void *run(void *arg)
 		if (prop_ms && prop_ms < end_ms)
 			end_ms = prop_ms;
 		deadline = app_now_ns() + (end_ms > wall ? end_ms - wall : 0) * 1000000ull + 1;
+		if (atomic_load(&c->stats.halted)) /* no slot moves on: wait for work */
+			deadline = app_now_ns() + (uint64_t)c->cfg->slot_ms * 1000000ull;
 		n = taken(items, app_queue_pop(c->ingress, items, max, deadline));
 		if (n && c->cfg->group_linger_us && n < max) {
 			uint64_t until = app_now_ns() + (uint64_t)c->cfg->group_linger_us * 1000;
@@ -1402,8 +1418,10 @@ static void *run(void *arg)
 			/* held and sub-block items leave the batch; sub-blocks are
 			 * decided now (the batch's own items are in other namespaces) */
 			n = app__prop_intake(c, items, n);
-			app__prop_blocks(c);
+			app__prop_blocks(c); /* refuses them if intake halted */
 		}
+		if (atomic_load(&c->stats.halted))
+			app__prop_halted(c);
 		rd.nb = take_sealed(c, &rd.blocks);
 		rd.nr = app_avail_take(c, &rd.recs, &rd.shard_floor);
 		rd.txs_floor = 0;

@@ -442,6 +442,13 @@ void app__commit_decision(struct app_committer *c, struct app_sub *s, size_t n,
 /* committer.c: hand answers and notices to the lws thread (waits while
  * the done queue is full; takes every json). */
 void app__post_done(struct app_committer *c, struct app_done *d, size_t n);
+/* committer.c: post one answer (taken) once everything COMMITted so far is
+ * durable: at once when each COMMIT fsyncs, else behind the WAL fsync of
+ * the commits before it (with storage.sync_pipeline), failed with -32005 if
+ * that fsync fails. */
+void app__answer_durable(struct app_committer *c, struct app_req *req, uint32_t slot, char *json);
+/* proposer.c: the sequencer halted: answer every held request (-32005). */
+void app__prop_halted(struct app_committer *c);
 /* COMMIT the committer's open transaction and return once it is durable
  * (with storage.sync_pipeline, by an fsync of the WAL here and now). */
 int app__commit_durable(struct app_committer *c, char *err, size_t errlen);

@@ -571,8 +571,10 @@ size_t app__prop_intake(struct app_committer *c, struct app_sub *items, size_t n
 		for (size_t k = 0; k < nh; k++) {
 			answer_one(c, held[k].legs[0].req, held[k].legs[0].slot, 1,
 				   app_error_json(RPC_HALTED, "sequencer halted after a storage "
-							      "failure; nothing from this request "
-							      "was stored"));
+							      "failure while holding this request "
+							      "for a slot's winner; after a restart, "
+							      "mezz_getPreconfirmation says whether "
+							      "it was stored"));
 			for (size_t l = 0; l < held[k].n; l++)
 				free(held[k].legs[l].data);
 			free(held[k].legs);
@@ -813,6 +815,30 @@ static void decide(struct app_committer *c, const uint8_t winner[20], uint64_t s
 	free(used);
 }
 
+void app__prop_halted(struct app_committer *c)
+{
+	struct app_prop *p = c->prop;
+
+	if (!p || !p->pn)
+		return;
+	/* Their pending rows are durable: a restart sequences them. */
+	for (size_t i = 0; i < p->pn; i++) {
+		struct pend *e = &p->p[i];
+
+		answer_one(c, e->legs[0].req, e->legs[0].slot, 1,
+			   app_error_json(RPC_HALTED,
+					  "sequencer halted after a storage failure; this request "
+					  "is stored, held for slot %llu's winner, and is sequenced "
+					  "when the daemon restarts",
+					  (unsigned long long)e->slot));
+		for (size_t l = 0; l < e->n; l++)
+			free(e->legs[l].data);
+		free(e->legs);
+	}
+	p->pn = 0;
+	atomic_store(&c->stats.prop_pending, 0);
+}
+
 void app__prop_blocks(struct app_committer *c)
 {
 	struct app_prop *p = c->prop;
@@ -823,6 +849,13 @@ void app__prop_blocks(struct app_committer *c)
 		char why[400];
 		size_t included = 0, own = 0, bundles = 0;
 
+		if (atomic_load(&c->stats.halted)) { /* e.g. by the intake just before */
+			answer_one(c, sub->req, sub->slot, 1,
+				   app_error_json(RPC_HALTED, "sequencer halted after a storage "
+							      "failure; the sub-block was not taken"));
+			app__slot_block_free(b);
+			continue;
+		}
 		if (b->slot != c->open_slot || app_wall_ms() >= deadline_ms(c, b->slot)) {
 			snprintf(why, sizeof(why),
 				 "sub-block for slot %llu refused: the open slot is %llu and a slot's "
@@ -867,7 +900,10 @@ void app__prop_blocks(struct app_committer *c)
 				 "{\"slot\":%llu,\"accepted\":true,\"included\":%zu,\"own\":%zu,"
 				 "\"bundles\":%zu}",
 				 (unsigned long long)slot, included, own, bundles);
-			answer_one(c, sub->req, sub->slot, 0, strdup(ans));
+			/* the winner's own transactions have no other answer: it
+			 * waits, like theirs, until the decision is durable */
+			if (sub->req)
+				app__answer_durable(c, sub->req, sub->slot, strdup(ans));
 			continue;
 		}
 		answer_one(c, sub->req, sub->slot, 1,

@@ -11,10 +11,13 @@ already past is retried with fresh transactions."""
 import asyncio
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 import unittest
 
-from harness import (DEV_PRIVATE_KEY, Daemon, DaemonCase, cast, run_async, ws_connect)
+from harness import (DEV_PRIVATE_KEY, MEZZANINE_TEST, Daemon, DaemonCase, cast, run_async,
+                     ws_connect)
 
 WINNER_KEY = DEV_PRIVATE_KEY
 WINNER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -620,6 +623,99 @@ class ProposerRestartTest(unittest.TestCase):
                     run_async(asyncio.sleep(0.1))
                 self.assertEqual(self.misses(slot), [], "a miss for an accepted slot")
                 self.assertEqual(self.d.status()["proposer"]["misses"], 0)
+
+
+class ProposerFaultTest(unittest.TestCase):
+    """Storage faults on the proposer's paths (fault build): with the WAL's
+    fsync on mz-sync (storage.sync_pipeline = 1) and mz-sync stalled, the
+    winner's "accepted" waits for the fsync like every receipt (it was sent
+    at once); and when the sequencer halts, a request held for a winner is
+    answered -32005 saying it is stored (it was never answered)."""
+
+    def daemon(self, env, settings=None):
+        tmp = tempfile.mkdtemp(prefix="mezz-propfault-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        env = {k: os.path.join(tmp, v) if k.endswith("_FILE") else v for k, v in env.items()}
+        s = {"sequencer.proposer_deadline_ms": "500"}
+        s.update(settings or {})
+        d = Daemon(MEZZANINE_TEST, slot_ms=SLOT_MS, settings=s, env=env)
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.setup_tenant("acme", "alpha", 101, key=False)
+        d.setup_tenant("bravo", "beta", 202, key=False)
+        slot = d.status()["slot"]
+        d.mezz("rights", "grant", "--from", slot + 2, "--to", slot + 100000, "--rollups", "101",
+               "--winner", WINNER)
+        while d.status()["slot"] < slot + 2:
+            run_async(asyncio.sleep(0.1))
+        return d, env
+
+    def test_winner_answer_waits_for_the_fsync(self):
+        d, env = self.daemon({"MEZZ_FAULT_STALL_SYNC_FILE": "stall-sync"},
+                             {"storage.sync_pipeline": "1"})
+        stall = env["MEZZ_FAULT_STALL_SYNC_FILE"]
+
+        async def attempt():
+            ws = await ws_connect(d.ws_url())
+            self.assertTrue((await authenticate(ws))["result"]["authenticated"])
+            s0 = d.status()["slot"]
+            while d.status()["slot"] == s0:  # the start of a slot: its deadline is 1.5 s off
+                await asyncio.sleep(0.02)
+            slot = d.status()["slot"]
+            open(stall, "w").close()
+            try:
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1,
+                                          "method": "mezz_submitSlotBlock",
+                                          "params": {"slot": slot, "txs": [
+                                              {"namespace": "alpha", "data": rnd()}]}}))
+                try:
+                    early = await asyncio.wait_for(ws.recv(), 1.0)
+                except asyncio.TimeoutError:
+                    early = None
+            finally:
+                os.unlink(stall)
+            res = json.loads(early) if early else await recv_json(ws, 30)
+            await ws.close()
+            if "error" in res and ("open slot" in res["error"]["message"] or
+                                   "already decided" in res["error"]["message"]):
+                return None
+            self.assertIsNone(early, "answered while its fsync was stalled: %s" % early)
+            self.assertIs(res["result"]["accepted"], True, res)
+            return True
+
+        for _ in range(3):
+            if run_async(attempt(), timeout=60):
+                return
+        self.fail("the winner never made a deadline in 3 slots")
+
+    def test_held_request_answered_when_the_sequencer_halts(self):
+        d, _ = self.daemon({"MEZZ_FAULT_MAX_PAGES": "64"})
+
+        async def go():
+            win = await pending_session(d.ws_url())
+            sender = await ws_connect(d.ws_url())
+            data = rnd()
+            await sender.send(json.dumps({"jsonrpc": "2.0", "id": 5,
+                                          "method": "mezz_sendTransaction",
+                                          "params": {"namespace": "alpha", "data": data}}))
+            notes = await collect_pending(win, 1, [])
+            self.assertEqual(notes[0]["txs"][0]["data"], data)
+            # 100 x 4 KiB for beta: the 64-page database cap halts the sequencer
+            st, doc = d.raw_post(json.dumps([
+                {"jsonrpc": "2.0", "id": j, "method": "mezz_sendTransaction",
+                 "params": {"namespace": "beta", "data": "0x" + os.urandom(4096).hex()}}
+                for j in range(100)]))
+            self.assertTrue(all(x["error"]["code"] == -32005 for x in doc), doc[:1])
+            ans = await recv_json(sender, 10)
+            await win.close()
+            await sender.close()
+            return ans
+        ans = run_async(go(), timeout=60)
+        self.assertEqual(ans["id"], 5)
+        self.assertEqual(ans["error"]["code"], -32005, ans)
+        self.assertIn("held", ans["error"]["message"])
+        self.assertIs(d.status()["halted"], True)
+        self.assertTrue(d.alive())
 
 
 class ProposerCrashTest(unittest.TestCase):
