@@ -273,7 +273,7 @@ static void req_error(struct app_req *r, size_t i, int code, const char *fmt, ..
 static int req_finish_txs(struct app_req *r)
 {
 	struct app_conn *c = r->conn;
-	const struct app_namespace *ns = r->txs_ns;
+	const struct app_namespace *ns = &r->txs_ns;
 	char pk[2 + 64 + 1], head[256];
 	size_t total, hn, idn = strlen(r->ids[0]);
 	char *out, *w;
@@ -858,7 +858,7 @@ static void send_txs(struct app_conn *c, struct app_req *r, const struct app_nam
 		return;
 	}
 	r->txs = 1;
-	r->txs_ns = ns;
+	r->txs_ns = *ns;
 	for (size_t k = 0; k < r->n; k++) {
 		size_t queued = sv->n, len;
 		uint8_t *data = items[k].data ? hex_decode_payload(r, k, s, items[k].data,

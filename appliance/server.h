@@ -153,7 +153,9 @@ struct app_req {
 	 * request's id; one response, a batch receipt (rpc.c req_finish_txs) */
 	int txs;
 	char **sections;    /* per slot: the batch section that came with it, or NULL */
-	const struct app_namespace *txs_ns;
+	/* a copy: the registry's entries are freed by the next refresh, which
+	 * any connection's message may make while this request waits */
+	struct app_namespace txs_ns;
 	/* mezz_subscribe inside a batch: fed once the answer is queued
 	 * (rpc.c release_held) */
 	struct app_subscr *held_subs;

@@ -429,6 +429,34 @@ class HeldUntilFsyncTest(unittest.TestCase):
         self.assertEqual(d.rpc("mezz_getBlock", {"height": h_stalled + 1})["height"],
                          h_stalled + 1)
 
+    def test_batch_receipt_names_its_namespace_after_a_registry_change(self):
+        """A mezz_sendTransactions waiting for its fsync while an operator
+        adds a namespace, and another client's message makes the daemon
+        reload the registry: its receipt still names its namespace. The
+        request kept a pointer into the registry that the reload freed
+        (heap-use-after-free under ASan; garbage in the name without)."""
+        d, stall = self.stalled_daemon()
+
+        async def scenario():
+            async with ws_connect(d.ws_url()) as ws:
+                await ws.send(json.dumps({
+                    "jsonrpc": "2.0", "id": 9, "method": "mezz_sendTransactions",
+                    "params": {"namespace": "demo",
+                               "txs": ["0x" + os.urandom(40).hex() for _ in range(3)]}}))
+                await asyncio.sleep(0.3)
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(
+                    None, lambda: d.setup_tenant("other", "other", 4242, key=False))
+                for _ in range(3):  # the reload, from another connection's message
+                    await loop.run_in_executor(None, d.status)
+                os.unlink(stall)
+                return json.loads(await asyncio.wait_for(ws.recv(), 30))
+
+        ans = run_async(scenario(), 60)
+        self.assertEqual(ans["id"], 9)
+        self.assertEqual((ans["result"]["namespace"], ans["result"]["chainId"]), ("demo", 31337))
+        self.assertEqual(len(ans["result"]["txs"]), 3)
+
     def test_held_commits_are_bounded(self):
         d, stall = self.stalled_daemon()
         g0 = d.status()["groups"]
