@@ -60,6 +60,8 @@ void app_notify_watchdog_stop(void);
 	X(COUNTER, ws_rx_paced_total,                                                    \
 	  "Waits of a refused WebSocket connection read at its limit's pace", NONE)         \
 	X(COUNTER, connections_refused_total, "Connections refused by the per-IP cap", NONE) \
+	X(COUNTER, http_pipelined_closed_total,                                          \
+	  "HTTP connections closed for sending bytes after a request body before its answer", NONE) \
 	X(COUNTER, limits_ip_overflow_total,                                            \
 	  "Connections accepted while the address table was full (one shared entry)", NONE) \
 	X(COUNTER, txs_committed_total, "Transactions made durable (preconfirmed)", NONE)    \

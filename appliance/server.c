@@ -764,6 +764,19 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			http_reject_too_big(c);
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		/* lws 4.1 offers whatever follows a body (a pipelined request,
+		 * a stray CRLF) as another completion of the same transaction,
+		 * and again on every turn of the loop while the answer is
+		 * pending: the answer was replaced by a parse error and the
+		 * network thread spun, stalling every client. It cannot be
+		 * left unread (lws re-offers it) nor read (it is not handed
+		 * over), so such a connection is closed: HTTP pipelining is not
+		 * supported (docs/API.md). */
+		if (c->body_done) {
+			app_metric_add(APP_M_http_pipelined_closed_total, 1);
+			return -1;
+		}
+		c->body_done = 1;
 		if (c->rx_reject)
 			return 0;
 		app_rpc_handle(c, c->rx, c->rx_len);

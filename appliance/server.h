@@ -88,6 +88,7 @@ struct app_conn {
 	unsigned char *rx;
 	size_t rx_len, rx_cap;
 	int rx_reject; /* HTTP: body over the cap, answer 413 */
+	int body_done; /* HTTP: this transaction's body was handled */
 	/* send queue */
 	struct out_msg *out_head, *out_tail;
 	size_t out_bytes, out_blocks;

@@ -1,6 +1,9 @@
 """Every bad input gets its documented error; the process keeps serving; nothing is stored."""
 import json
 import os
+import re
+import socket
+import time
 import unittest
 
 import websockets
@@ -69,6 +72,44 @@ class BadInputTest(DaemonCase):
             self.assertIsNone(doc.get("id"))
         for path in ("/", "/rollup/demo"):
             self.expect(b"{bad json", -32700, path=path)
+
+    def test_pipelined_http_is_closed_and_stalls_no_one(self):
+        """Bytes after a request's body, before its answer (a pipelined
+        request, a stray CRLF): the connection is closed, counted, and the
+        network thread goes on serving. lws re-offered such bytes as another
+        body on every turn of its loop: the answer became a parse error and
+        the thread spun at 100%, stalling every client."""
+        body = json.dumps(req("mezz_status")).encode()
+        one = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n" % len(body)) + body
+        pid = self.d.proc.pid
+
+        def cpu_ticks():
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])
+        for extra in (one, b"\r\n"):
+            sk = socket.create_connection(("127.0.0.1", self.d.port), timeout=5)
+            sk.sendall(one + extra)
+            got = b""
+            try:
+                while True:
+                    chunk = sk.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            except (socket.timeout, ConnectionResetError):
+                self.fail("the pipelining connection was neither answered nor closed")
+            sk.close()
+            self.assertNotIn(b"-32700", got, extra)
+            t0 = cpu_ticks()
+            time.sleep(1.0)
+            self.assertLess(cpu_ticks() - t0, 0.3 * os.sysconf("SC_CLK_TCK"),
+                            "the daemon keeps spinning after %r" % extra[:8])
+            self.assertIn("result", self.d.call("mezz_status"))
+        _, _, raw = self.d.http(b"", "/metrics", method="GET")
+        m = re.search(r"(?m)^mezz_http_pipelined_closed_total (\d+)", raw.decode())
+        self.assertGreaterEqual(int(m.group(1)), 2)
 
     def test_invalid_requests(self):
         cases = [{"jsonrpc": "1.0", "id": 1, "method": "mezz_status"},
