@@ -611,7 +611,8 @@ static int rpc_admit(struct app_req *r, size_t i, const struct app_namespace *ns
 	e = app_error_data_json(RPC_RATE_LIMITED, wait, what);
 	req_set(r, i, 1, e, 0);
 	free(e);
-	r->limited++;
+	if (r->txs || r->ids[i]) /* an answer that is sent: 429 counts those */
+		r->limited++;
 	if (wait > c->retry_after_ms && !c->is_ws)
 		c->retry_after_ms = wait;
 	if (wait > c->rx_pause_ms && c->is_ws)

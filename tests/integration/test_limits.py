@@ -105,6 +105,23 @@ class TenantLimitTest(DaemonCase):
         st, doc = self.d.raw_post(body.encode(), headers={"Authorization": "Bearer " + self.kd})
         self.assertEqual(st, 429, doc)
         self.assertTrue(all(e["error"]["code"] == RATE_LIMITED for e in doc["result"]["txs"]))
+        # 429 only when every answer sent is a -32009: refused notifications
+        # (no answer) beside an answered mezz_status are a 200; a refused
+        # notification beside a refused request is a 429
+        def note(k):
+            return {"jsonrpc": "2.0", "method": "mezz_sendTransaction",
+                    "params": {"namespace": "delta", "data": tx()}}
+        hdr = {"Authorization": "Bearer " + self.kd}
+        st, doc = self.d.raw_post(json.dumps(
+            [note(0), note(1), {"jsonrpc": "2.0", "id": 7, "method": "mezz_status"}]).encode(),
+            headers=hdr)
+        self.assertEqual(st, 200, doc)
+        self.assertEqual([x["id"] for x in doc], [7])
+        st, doc = self.d.raw_post(json.dumps(
+            [note(0), {"jsonrpc": "2.0", "id": 8, "method": "mezz_sendTransaction",
+                       "params": {"namespace": "delta", "data": tx()}}]).encode(), headers=hdr)
+        self.assertEqual(st, 429, doc)
+        self.assertEqual(doc[0]["error"]["code"], RATE_LIMITED)
 
     def test_bytes_limit_and_default_restored(self):
         self.d.mezz("tenant", "limits", "beta", "--bytes-per-s", "2000")
