@@ -1601,26 +1601,38 @@ static void m_subscribe(struct app_conn *c, struct app_req *r, size_t i, json_t 
 	app_conn_wake(c);
 }
 
+static struct app_subscr **find_sub(struct app_subscr **pp, unsigned long long id)
+{
+	for (; *pp; pp = &(*pp)->next)
+		if ((*pp)->id == id)
+			return pp;
+	return NULL;
+}
+
 static void m_unsubscribe(struct app_conn *c, struct app_req *r, size_t i, json_t *params)
 {
 	json_t *v = json_array_get(params, 0);
 	unsigned long long id;
-	struct app_subscr **pp;
+	struct app_subscr **pp, *dead;
 
 	if (!json_is_string(v) || sscanf(json_string_value(v), "0x%llx", &id) != 1) {
 		req_error(r, i, RPC_INVALID_PARAMS, "params must be [\"<subscription id>\"]");
 		return;
 	}
-	for (pp = &c->subs; *pp; pp = &(*pp)->next)
-		if ((*pp)->id == id) {
-			struct app_subscr *dead = *pp;
-
-			*pp = dead->next;
-			app_feed_sub_free(c->srv, dead);
-			req_set(r, i, 0, "true", 0);
-			return;
-		}
-	req_set(r, i, 0, "false", 0);
+	/* live; or held by a batch still waiting for its answer (this one's
+	 * own included: every request is on c->reqs), which must not start it
+	 * once answered */
+	pp = find_sub(&c->subs, id);
+	for (struct app_req *q = c->reqs; !pp && q; q = q->next)
+		pp = find_sub(&q->held_subs, id);
+	if (!pp) {
+		req_set(r, i, 0, "false", 0);
+		return;
+	}
+	dead = *pp;
+	*pp = dead->next;
+	app_feed_sub_free(c->srv, dead);
+	req_set(r, i, 0, "true", 0);
 }
 
 /* ---- dispatch --------------------------------------------------------- */

@@ -24,7 +24,7 @@ import unittest
 import websockets
 
 from harness import (MEZZ, MEZZANINE, MEZZANINE_TEST, Daemon, RpcError, keccak_hex, run_async,
-                     ws_connect)
+                     ws_call, ws_connect)
 
 ROUNDS = int(os.environ.get("MEZZ_CRASH_ROUNDS", "20"))
 CONNECTIONS = 6
@@ -456,6 +456,46 @@ class HeldUntilFsyncTest(unittest.TestCase):
         self.assertEqual(ans["id"], 9)
         self.assertEqual((ans["result"]["namespace"], ans["result"]["chainId"]), ("demo", 31337))
         self.assertEqual(len(ans["result"]["txs"]), 3)
+
+    def test_subscription_held_by_a_batch_can_be_unsubscribed(self):
+        """A mezz_subscribe in a batch starts once the batch is answered;
+        unsubscribed before that (its id follows the one before it), it
+        is gone: true, and it never starts. It was not found (false) and
+        started anyway."""
+        d, stall = self.stalled_daemon()
+        os.unlink(stall)
+
+        async def scenario():
+            async with ws_connect(d.ws_url()) as ws:
+                first = await ws_call(ws, "mezz_subscribe", ["blocks", {"levels": ["sealed"]}])
+                await ws_call(ws, "mezz_unsubscribe", [first["result"]], id=2)
+                nxt = "0x%x" % (int(first["result"], 16) + 1)
+                open(stall, "w").close()
+                await asyncio.sleep(0.3)
+                await ws.send(json.dumps([
+                    {"jsonrpc": "2.0", "id": 3, "method": "mezz_subscribe",
+                     "params": ["blocks", {"levels": ["sealed"]}]},
+                    {"jsonrpc": "2.0", "id": 4, "method": "mezz_sendTransaction",
+                     "params": {"namespace": "demo", "data": "0x" + os.urandom(16).hex()}}]))
+                await asyncio.sleep(0.3)  # the batch waits for its fsync
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": 5, "method": "mezz_unsubscribe",
+                                          "params": [nxt]}))
+                unsub = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                os.unlink(stall)
+                batch = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                later = []
+                try:
+                    while True:
+                        later.append(json.loads(await asyncio.wait_for(ws.recv(), 1.5)))
+                except asyncio.TimeoutError:
+                    pass
+                return nxt, unsub, batch, later
+
+        nxt, unsub, batch, later = run_async(scenario(), 60)
+        self.assertEqual(unsub, {"jsonrpc": "2.0", "id": 5, "result": True})
+        self.assertEqual({x["id"]: x.get("result") for x in batch}[3], nxt)
+        self.assertEqual([m for m in later if m.get("method") == "mezz_subscription"], [],
+                         "the unsubscribed subscription started")
 
     def test_held_commits_are_bounded(self):
         d, stall = self.stalled_daemon()
