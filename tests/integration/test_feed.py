@@ -662,6 +662,42 @@ class BigBlockTest(DaemonCase):
         self.assertTrue(d.alive())
 
 
+    def test_batch_answer_too_large_starts_no_subscription(self):
+        """A batch whose answer would pass the byte cap is answered with
+        errors instead, and a mezz_subscribe in it never starts (it is
+        freed with the request, and no longer counted)."""
+        d = self.d
+        [(h, seq)] = send_batch(d, "alpha", 1, size=40000)
+        height = d.wait_sealed_seq(seq + 1)
+
+        def subscribers():
+            _, _, raw = d.http(b"", "/metrics", method="GET")
+            return int(re.search(r"(?m)^mezz_feed_subscribers (\d+)", raw.decode()).group(1))
+
+        async def go():
+            async with ws_connect(d.ws_url(), max_size=2 ** 24) as ws:
+                await ws.send(json.dumps([
+                    {"jsonrpc": "2.0", "id": 1, "method": "mezz_subscribe",
+                     "params": ["blocks", {"levels": ["sealed"]}]},
+                    {"jsonrpc": "2.0", "id": 2, "method": "mezz_getBlock",
+                     "params": {"height": height}}]))
+                ans = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                later = []
+                try:
+                    while True:
+                        later.append(json.loads(await asyncio.wait_for(ws.recv(), 1.0)))
+                except asyncio.TimeoutError:
+                    pass
+                return ans, later, subscribers()
+        base = subscribers()
+        ans, later, during = run_async(go(), 30)
+        self.assertEqual(sorted(x["id"] for x in ans), [1, 2])
+        for x in ans:
+            self.assertEqual(x["error"]["code"], -32004, x)
+        self.assertEqual(later, [], "a subscription from the refused batch started")
+        self.assertEqual(during, base)
+
+
 class LevelsFromTest(DaemonCase):
     """A subscription resumed at fromHeight=F gets, with levelsFrom, the level
     events of blocks below F it had sealed but not yet seen reach a level
