@@ -497,6 +497,40 @@ class HeldUntilFsyncTest(unittest.TestCase):
         self.assertEqual([m for m in later if m.get("method") == "mezz_subscription"], [],
                          "the unsubscribed subscription started")
 
+    def test_subscription_cap_counts_every_pending_batch(self):
+        """At most 32 subscriptions a connection, counting those held by
+        batches still waiting for their answers: two batches of 20
+        mezz_subscribe behind a stalled fsync get 20 and then 12, and the
+        other 8 are refused (-32004)."""
+        d, stall = self.stalled_daemon()
+
+        def batch(first):
+            return json.dumps([{"jsonrpc": "2.0", "id": first + k, "method": "mezz_subscribe",
+                                "params": ["blocks", {"levels": ["sealed"]}]}
+                               for k in range(20)] +
+                              [{"jsonrpc": "2.0", "id": first + 99, "method":
+                                "mezz_sendTransaction", "params": {
+                                    "namespace": "demo", "data": "0x" + os.urandom(16).hex()}}])
+
+        async def scenario():
+            async with ws_connect(d.ws_url(), max_size=2 ** 24) as ws:
+                await ws.send(batch(0))
+                await ws.send(batch(1000))
+                await asyncio.sleep(0.5)  # both wait for their fsync
+                os.unlink(stall)
+                got = {}
+                while len(got) < 2:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                    if isinstance(m, list):
+                        got[m[0]["id"] // 1000] = {x["id"]: x for x in m}
+                return got
+
+        got = run_async(scenario(), 60)
+        ok = [sum("result" in got[b][i] for i in got[b] if i % 1000 < 20) for b in (0, 1)]
+        self.assertEqual(ok, [20, 12])
+        refused = [x for i, x in got[1].items() if i % 1000 < 20 and "error" in x]
+        self.assertEqual({x["error"]["code"] for x in refused}, {-32004})
+
     def test_held_commits_are_bounded(self):
         d, stall = self.stalled_daemon()
         g0 = d.status()["groups"]
