@@ -9,10 +9,16 @@
  *          CHALLENGED --(mezz_proposerAuth, signature recovers the address)--> AUTHENTICATED
  *          CHALLENGED --(bad signature)--> NONE (the challenge is used up either way)
  *
- * The signed digest is keccak256("mezzanine proposer auth v1" ||
- * appliance ed25519 public key (32) || challenge (32)): bound to this
- * appliance and to one fresh random challenge, so it cannot be replayed on
- * another session or another appliance.
+ * The digest is keccak256("mezzanine proposer auth v2" || appliance
+ * ed25519 public key (32) || challenge (32)): bound to this appliance and
+ * to one fresh random challenge, so it cannot be replayed on another
+ * session or another appliance. It is signed as an EIP-191 personal
+ * message (the 32 digest bytes after "\x19Ethereum Signed Message:\n32"),
+ * never as a raw hash: a raw signature of a 32-byte value an appliance
+ * hands out could be a transaction's or an EIP-712 purchase's (v1 did
+ * that). A successful authentication as another address, or a failed one,
+ * ends the session's pending subscription: it was granted to the address
+ * it was made under.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -24,7 +30,7 @@
 #include "appliance/server.h"
 #include "l1bridge/l1.h"
 
-#define AUTH_DOMAIN "mezzanine proposer auth v1"
+#define AUTH_DOMAIN "mezzanine proposer auth v2"
 #define SB_MAX_ITEMS 4096
 
 
@@ -48,6 +54,25 @@ static void auth_digest(uint8_t out[32], const struct app_conn *c)
 	memcpy(msg + sizeof(AUTH_DOMAIN) - 1, c->srv->id->pk, 32);
 	memcpy(msg + sizeof(AUTH_DOMAIN) - 1 + 32, c->prop_challenge, 32);
 	l1_keccak256(out, msg, sizeof(msg));
+}
+
+/* What the key signs: EIP-191 (personal_sign) of the 32 digest bytes. */
+static void personal_hash(uint8_t out[32], const uint8_t digest[32])
+{
+	static const char prefix[] = "\x19" "Ethereum Signed Message:\n32";
+	uint8_t msg[sizeof(prefix) - 1 + 32];
+
+	memcpy(msg, prefix, sizeof(prefix) - 1);
+	memcpy(msg + sizeof(prefix) - 1, digest, 32);
+	l1_keccak256(out, msg, sizeof(msg));
+}
+
+/* The pending subscription ends with the identity it was granted to. */
+static void end_pending(struct app_conn *c)
+{
+	c->prop_sub_id = 0;
+	c->prop_last_ref = 0;
+	c->prop_backlog = 0;
 }
 
 static int hex_fixed(uint8_t *out, size_t n, json_t *v)
@@ -80,7 +105,7 @@ static char *m_challenge(struct app_conn *c)
 static char *m_auth(struct app_conn *c, json_t *params, int *is_error)
 {
 	json_t *p = json_is_array(params) ? json_array_get(params, 0) : params;
-	uint8_t addr[20], sig[65], got[20], d[32];
+	uint8_t addr[20], sig[65], got[20], d[32], h[32];
 	char buf[120], hex[43];
 
 	*is_error = 1;
@@ -93,14 +118,19 @@ static char *m_auth(struct app_conn *c, json_t *params, int *is_error)
 		return err_json(RPC_PROPOSER_AUTH,
 				"ask for a challenge first (mezz_proposerChallenge on this connection)");
 	auth_digest(d, c);
+	personal_hash(h, d);
 	c->prop_has_challenge = 0; /* one attempt per challenge */
-	if (l1_recover_address(got, d, sig) || sodium_memcmp(got, addr, 20)) {
+	if (l1_recover_address(got, h, sig) || sodium_memcmp(got, addr, 20)) {
 		c->prop_ok = 0;
+		end_pending(c);
 		return err_json(RPC_PROPOSER_AUTH,
-				"signature does not recover to the given address (sign the "
-				"challenge's digest with the winner's key, no prefix); ask for a "
-				"new challenge");
+				"signature does not recover to the given address (sign the 32 "
+				"bytes of the challenge's digest as an EIP-191 personal message "
+				"with the winner's key, e.g. cast wallet sign 0x<digest>); ask "
+				"for a new challenge");
 	}
+	if (c->prop_ok && sodium_memcmp(c->prop_addr, addr, 20))
+		end_pending(c);
 	memcpy(c->prop_addr, addr, 20);
 	c->prop_ok = 1;
 	*is_error = 0;

@@ -53,6 +53,12 @@ async def call(ws, method, params=None, id=1, skip_notes=None):
 
 
 def sign(digest, key):
+    """The challenge digest signed as an EIP-191 personal message (its 32
+    bytes), as API.md asks."""
+    return cast("wallet", "sign", "--private-key", key, digest).stdout.strip()
+
+
+def sign_raw(digest, key):
     return cast("wallet", "sign", "--no-hash", "--private-key", key, digest).stdout.strip()
 
 
@@ -147,7 +153,53 @@ class ProposerTest(DaemonCase):
                 self.assertRpcError(doc, -32021)
                 doc = await call(ws, "mezz_submitSlotBlock", {"slot": 1, "txs": []})
                 self.assertRpcError(doc, -32021)
+                # the right key over the raw digest, no EIP-191 prefix: a
+                # raw signature of a value the appliance hands out could be
+                # a transaction's or a purchase's, so it is never accepted
+                ch = await call(ws, "mezz_proposerChallenge")
+                doc = await call(ws, "mezz_proposerAuth", {
+                    "address": WINNER, "signature": sign_raw(ch["result"]["digest"], WINNER_KEY)})
+                self.assertRpcError(doc, -32021)
+                self.assertIn("EIP-191", doc["error"]["message"])
         run_async(go())
+
+    def test_pending_subscription_ends_when_the_session_changes_address(self):
+        """A pending subscription belongs to the address it was made under:
+        authenticating as another address, or failing to authenticate,
+        ends it (it went on with the new address's transactions, past the
+        grant check, or paused and came back)."""
+        self.wait_granted()
+
+        async def go():
+            ws = await pending_session(self.d.ws_url())
+            doc = await authenticate(ws, address=OTHER, key=OTHER_KEY)
+            self.assertTrue(doc["result"]["authenticated"])
+            doc = await authenticate(ws, address=WINNER, key=OTHER_KEY)  # fails
+            self.assertRpcError(doc, -32021)
+            doc = await authenticate(ws)  # the winner again: no subscription now
+            self.assertTrue(doc["result"]["authenticated"])
+            data = rnd()
+            sender = await ws_connect(self.d.ws_url())
+            await sender.send(json.dumps({"jsonrpc": "2.0", "id": 1,
+                                          "method": "mezz_sendTransaction",
+                                          "params": {"namespace": "alpha", "data": data}}))
+            await recv_json(sender, 30)  # sequenced (by the winner's fallback)
+            notes = []
+            try:
+                while True:
+                    m = await recv_json(ws, 1.0)
+                    if m.get("method") == "mezz_subscription":
+                        notes.append(m)
+            except asyncio.TimeoutError:
+                pass
+            # and a new one may be made
+            doc = await call(ws, "mezz_subscribe", ["pending"])
+            await ws.close()
+            await sender.close()
+            return notes, doc
+        notes, doc = run_async(go(), timeout=60)
+        self.assertEqual(notes, [], "the old pending subscription went on")
+        self.assertIn("result", doc)
 
     def test_pending_stream_private_to_winner(self):
         async def go():
