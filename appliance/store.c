@@ -235,7 +235,8 @@ int app_store_open(struct app_store **out, const char *data_dir, int readonly,
 	s->wal_ra_mib = -1;
 	snprintf(path, sizeof(path), "%s/mezzanine.db", data_dir);
 	snprintf(s->seq_path, sizeof(s->seq_path), "%s/auth.seq", data_dir);
-	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX,
+	/* URI: so that txindex.db can be attached read-only (below) */
+	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
 			    readonly ? NULL : app_writebehind_vfs()) != SQLITE_OK)
 		goto fail;
 	sqlite3_busy_timeout(s->db, 5000);
@@ -800,16 +801,41 @@ int app_store_tip(struct app_store *s, struct app_tip *tip)
 	" ps CROSS JOIN xi.tx_hash AS x CROSS JOIN main.txs AS t ON t.seq = x.seq" \
 	" WHERE x.p = ps.p AND x.k = substr(?1, 1, 8)"
 
+/* "file:<path>?mode=ro", the path percent-encoded where a URI needs it. */
+static int ro_uri(char *out, size_t cap, const char *path)
+{
+	size_t w = (size_t)snprintf(out, cap, "file:");
+
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		if (w + 4 >= cap)
+			return -1;
+		if (*p == '%' || *p == '?' || *p == '#' || *p <= ' ' || *p >= 0x7f)
+			w += (size_t)snprintf(out + w, cap - w, "%%%02X", *p);
+		else
+			out[w++] = (char)*p;
+	}
+	return w + sizeof("?mode=ro") <= cap ? (snprintf(out + w, cap - w, "?mode=ro"), 0) : -1;
+}
+
 int app_store_attach_txindex(struct app_store *s, struct app_txindex *x, char *errbuf,
 			      size_t errlen)
 {
-	char sql[PATH_MAX + 64];
+	char sql[3 * PATH_MAX + 96], uri[3 * PATH_MAX + 32];
 	/* xi gets main's page cache: the committer probes it for every new
 	 * transaction, and the default (-2000: 2 MiB) would re-read its pages
 	 * from the OS. */
 	int64_t cache = app_sql_int(s->db, "PRAGMA main.cache_size", -2000);
+
+	/* Read-only: the committer only reads it, and a group's BEGIN
+	 * IMMEDIATE takes the write lock of every database attached writable,
+	 * which made it wait on (and, past the busy timeout, halt behind)
+	 * mz-index's merges into txindex.db. */
+	if (ro_uri(uri, sizeof(uri), app_txindex_path(x))) {
+		snprintf(errbuf, errlen, "txindex path too long: %s", app_txindex_path(x));
+		return APP_EINVAL;
+	}
 	sqlite3_snprintf(sizeof(sql), sql, "ATTACH DATABASE %Q AS xi; PRAGMA xi.cache_size=%lld;",
-			 app_txindex_path(x), (long long)cache);
+			 uri, (long long)cache);
 	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
 	    /* txindex.db keeps the hash's first 8 bytes, txs all 32; a seek in
 	     * each partition (txindex.c, "Partitions") */
