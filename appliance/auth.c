@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "appliance/auth.h"
+#include "appliance/daemon.h"
 
 #define AUTH_RECHECK_NS 1000000000ull
 
@@ -30,7 +31,8 @@ int app_auth_refresh(struct app_auth *a)
 	if (a->loaded && have_seq && a->have_seq && seq == a->seq &&
 	    now - a->checked_ns < AUTH_RECHECK_NS)
 		return 0;
-	rc = app_store_auth_version(a->ro, &v);
+	rc = APP_FAULT_AUTH_READ() ? APP_ESQLITE : app_store_auth_version(a->ro, &v);
+	a->stale = rc != 0;
 	if (rc)
 		return rc;
 	a->seq = seq;
@@ -39,6 +41,7 @@ int app_auth_refresh(struct app_auth *a)
 	if (a->loaded && v == a->version)
 		return 0;
 	rc = app_store_namespaces(a->ro, &ns, &n);
+	a->stale = rc != 0;
 	if (rc)
 		return rc;
 	free(a->ns);

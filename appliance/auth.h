@@ -15,6 +15,7 @@ struct app_auth {
 	uint64_t seq;	      /* auth.seq when the version was last read */
 	uint64_t checked_ns;  /* when it was last read */
 	int have_seq, loaded; /* seq is valid; ns and version are */
+	int stale;	      /* the last re-read failed: no key answer is trusted */
 	struct app_namespace *ns; /* sorted by chain_id */
 	size_t n;
 };

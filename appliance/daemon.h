@@ -574,12 +574,16 @@ void app_fault_da_store(struct da_store *s); /* mz-da's store: stall mid-put */
 int app_fault_fsync(void);
 /* A fan-out copy's write (fanout.c): len cut to MEZZ_FAULT_FANOUT_WRITE_MAX bytes */
 size_t app_fault_fanout_cap(size_t len);
+/* auth.c's re-read of the auth version: fails while MEZZ_FAULT_AUTH_READ_FILE exists */
+int app_fault_auth_read(void);
+#define APP_FAULT_AUTH_READ() app_fault_auth_read()
 #define APP_FAULT_POINT(name) app_fault_##name##_point()
 #define APP_FAULT_FSYNC() app_fault_fsync()
 #define APP_FAULT_FANOUT_CAP(len) app_fault_fanout_cap(len)
 #define APP_FAULT_DA_DURABLE(height) app_fault_da_durable(height)
 #define APP_FAULT_DA_STORE(store) app_fault_da_store(store)
 #else
+#define APP_FAULT_AUTH_READ() 0
 #define APP_FAULT_POINT(name) ((void)0)
 #define APP_FAULT_FSYNC() 0
 #define APP_FAULT_FANOUT_CAP(len) (len)

@@ -26,6 +26,10 @@
  * put, every shard durable, before the block's record is queued to the
  * committer. Each logs fault_stall with the block's height.
  *
+ * While the file named by MEZZ_FAULT_AUTH_READ_FILE exists, the lws
+ * thread's re-read of the auth version fails (auth.c), as an unreadable
+ * database would make it.
+ *
  * MEZZ_FAULT_FANOUT_WRITE_MAX cuts every direct write of a live block's copy
  * (fanout.c) to at most that many bytes, as a full socket buffer would: 0
  * writes nothing (the copy is queued), more leaves a short write whose rest
@@ -45,7 +49,7 @@
 #include "appliance/vfsfwd.h"
 
 static const char *stall_loop_file, *stall_seal_file, *stall_sync_file, *stall_da_file;
-static const char *stall_da_put_file, *stall_da_durable_file;
+static const char *stall_da_put_file, *stall_da_durable_file, *auth_read_file;
 
 /* height 0: none to name */
 static void stall_while(const char *path, const char *what, uint64_t height)
@@ -75,6 +79,11 @@ void app_fault_seal_point(void)
 void app_fault_sync_point(void)
 {
 	stall_while(stall_sync_file, "sync", 0);
+}
+
+int app_fault_auth_read(void)
+{
+	return auth_read_file && access(auth_read_file, F_OK) == 0;
 }
 
 void app_fault_da_point(void)
@@ -205,6 +214,7 @@ int app_fault_install(void)
 	stall_da_file = getenv("MEZZ_FAULT_STALL_DA_FILE");
 	stall_da_put_file = getenv("MEZZ_FAULT_STALL_DA_PUT_FILE");
 	stall_da_durable_file = getenv("MEZZ_FAULT_STALL_DA_DURABLE_FILE");
+	auth_read_file = getenv("MEZZ_FAULT_AUTH_READ_FILE");
 	if (w)
 		fanout_write_max = atol(w);
 	if (!e)

@@ -469,6 +469,11 @@ int app_conn_tenant(struct app_conn *c, int64_t *tenant)
 		return -1;
 	if (!c->auth[0])
 		return 0;
+	/* A key revoked while the version cannot be read would keep its cached
+	 * answer: the feed, which has no message to refuse, would go on sending
+	 * the key's private namespaces. Until a re-read works, no key counts. */
+	if (a->stale)
+		return -1;
 	/* The key's answer holds until the auth version moves: a revocation
 	 * bumps it, and whoever calls here has refreshed it first (per message,
 	 * per block fanned out, per feed pump). A key lookup is a SQLite read. */

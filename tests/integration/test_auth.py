@@ -7,11 +7,12 @@ import socket
 import sqlite3
 import tempfile
 import time
+import unittest
 
 import websockets
 
-from harness import (DEV_PRIVATE_KEY, DaemonCase, cast, free_port, mktx, run_async, ws_call,
-                     ws_connect)
+from harness import (DEV_PRIVATE_KEY, MEZZANINE_TEST, Daemon, DaemonCase, cast, free_port, mktx,
+                     run_async, ws_call, ws_connect)
 
 
 def tx(data=None):
@@ -461,3 +462,47 @@ class StateRootAuthTest(DaemonCase):
         doc = self.d.call("mezz_postStateRoot", {"namespace": 902, "l2Block": 2,
                                                  "stateRoot": "0x" + "cd" * 32}, key=self.ka)
         self.assertRpcError(doc, -32002)
+
+
+class AuthReadFaultTest(unittest.TestCase):
+    """While the daemon cannot re-read the auth version (fault build: the
+    read fails while a file exists), no key is trusted on its cached
+    answer: a keyed subscription is closed at the next block, as for a
+    revoked key. Before, the feed ignored the failed re-read and went on
+    feeding a key revoked meanwhile."""
+
+    def test_feed_stops_trusting_keys_when_auth_cannot_be_read(self):
+        tmp = tempfile.mkdtemp(prefix="mezz-authfault-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        fault = os.path.join(tmp, "auth-read")
+        d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_AUTH_READ_FILE": fault})
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.setup_tenant("acme", "priv", 1001, ingress="key", feed="key", key=False)
+        k = d.create_key("acme")
+        kid = d.key_id(k)
+
+        async def scenario():
+            async with ws_connect(d.ws_url(), key=k) as ws:
+                sub = await ws_call(ws, "mezz_subscribe",
+                                    ["blocks", {"namespaces": ["priv"], "levels": ["sealed"]}])
+                self.assertRegex(sub.get("result", ""), "^0x")
+                while json.loads(await asyncio.wait_for(ws.recv(), 10)).get("method") is None:
+                    pass  # live
+                open(fault, "w").close()
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, lambda: d.mezz("key", "revoke", kid))
+                end = loop.time() + 5
+                try:
+                    while loop.time() < end:
+                        try:
+                            await asyncio.wait_for(ws.recv(), end - loop.time())
+                        except asyncio.TimeoutError:
+                            break
+                    self.fail("a key was trusted for 5 s while auth could not be read")
+                except websockets.ConnectionClosed as e:
+                    self.assertEqual(e.rcvd.code, 1008)
+        run_async(scenario(), 30)
+        os.unlink(fault)
+        self.assertTrue(d.alive())
+
