@@ -6,6 +6,12 @@
  *                     from one read snapshot (the daemon keeps writing; WAL
  *                     readers never block it), rollback-journal mode, so it
  *                     is a single self-contained file
+ *   rights.db,        the same, when the data dir has them (sales, purchases
+ *   outbox.db         and settlements; the L1 outbox journal), copied
+ *                     before mezzanine.db: each is then no newer than it,
+ *                     so nothing they record (a grant done, a batch posted)
+ *                     is missing from the main copy; what happened after
+ *                     their snapshot is redone from it
  *   identity.key      the ed25519 identity (0600)
  *   apikey.secret     the API-key hashing secret (0600)
  *   shards.manifest   for every available block of the copy, from the prune
@@ -29,7 +35,13 @@
  * Restore refuses a non-empty data directory, checks every file against
  * MANIFEST, copies, runs PRAGMA integrity_check on the restored database,
  * packs copied shards into the configured shard directories and then scrubs
- * every block of the manifest there against the restored commitments.
+ * every block of the manifest there against the restored commitments. A
+ * failure before the database is in place removes what it wrote. The
+ * restored database carries meta.restored_next_seq, the first seq the
+ * backup does not hold: the daemon refuses to start on it until the
+ * operator runs `mezz restore --accept-loss` (the old node may have
+ * receipted transactions at those seqs, which this one would give to
+ * others under the same key).
  * Exit codes: 0 restored (shards may be missing within m: `mezz da repair`
  * rebuilds them), 1 failed, 3 restored but some blocks have more than m
  * shards missing or damaged.
@@ -52,6 +64,8 @@
 #define GROUP_HEIGHTS 4096
 
 static const char *const key_files[] = {"identity.key", "apikey.secret"};
+/* Backed up when present, before mezzanine.db (see above). */
+static const char *const side_dbs[] = {"rights.db", "outbox.db"};
 
 
 static void join(char *out, size_t len, const char *dir, const char *name)
@@ -438,6 +452,16 @@ static int write_checksums(const char *dir)
 		}
 		fprintf(f, "%s %llu %s\n", hex, (unsigned long long)size, listed[i]);
 	}
+	for (size_t i = 0; i < sizeof(side_dbs) / sizeof(side_dbs[0]); i++) {
+		join(file, sizeof(file), dir, side_dbs[i]);
+		if (access(file, F_OK))
+			continue;
+		if ((rc = sha256_file(file, hex, &size))) {
+			fclose(f);
+			return app_cli_fail("hashing %s: %s", file, strerror(-rc));
+		}
+		fprintf(f, "%s %llu %s\n", hex, (unsigned long long)size, side_dbs[i]);
+	}
 	if (fflush(f) || fsync(fileno(f))) {
 		fclose(f);
 		return app_cli_fail("writing %s: %s", tmp, strerror(errno));
@@ -450,7 +474,7 @@ static int write_checksums(const char *dir)
 
 int app_cli_backup(const struct app_config *cfg, int argc, char **argv)
 {
-	char src[1200], dst[1200], tmp[1200];
+	char src[1200], dst[1200], tmp[1200], side[64] = "";
 	uint64_t blocks = 0;
 	int with_shards = 0, rc;
 	const char *dir = NULL;
@@ -476,6 +500,21 @@ int app_cli_backup(const struct app_config *cfg, int argc, char **argv)
 	if ((rc = mkdirs(dir, 0700)))
 		return app_cli_fail("cannot create %s: %s", dir, strerror(-rc));
 	chmod(dir, 0700);
+	for (size_t i = 0; i < sizeof(side_dbs) / sizeof(side_dbs[0]); i++) {
+		char side_src[1200];
+
+		join(side_src, sizeof(side_src), cfg->data_dir, side_dbs[i]);
+		if (access(side_src, F_OK))
+			continue;
+		join(tmp, sizeof(tmp), dir, side_dbs[i]);
+		strncat(tmp, ".tmp", sizeof(tmp) - strlen(tmp) - 1);
+		join(dst, sizeof(dst), dir, side_dbs[i]);
+		if (backup_db(side_src, tmp))
+			return 1;
+		if ((rc = fsync_path(tmp, 0)) || rename(tmp, dst))
+			return app_cli_fail("finishing %s: %s", dst, strerror(rc ? -rc : errno));
+		snprintf(side + strlen(side), sizeof(side) - strlen(side), ", %s", side_dbs[i]);
+	}
 	join(tmp, sizeof(tmp), dir, "mezzanine.db.tmp");
 	join(dst, sizeof(dst), dir, "mezzanine.db");
 	if (backup_db(src, tmp))
@@ -490,9 +529,9 @@ int app_cli_backup(const struct app_config *cfg, int argc, char **argv)
 	}
 	if (write_manifest(cfg, dir, with_shards, &blocks) || write_checksums(dir))
 		return 1;
-	printf("backup of %s written to %s: database, identity key, API-key secret, manifest of "
+	printf("backup of %s written to %s: database%s, identity key, API-key secret, manifest of "
 	       "%llu available blocks%s\n",
-	       cfg->data_dir, dir, (unsigned long long)blocks,
+	       cfg->data_dir, dir, side, (unsigned long long)blocks,
 	       with_shards ? " and their shard files" : "");
 	return 0;
 usage:
@@ -839,25 +878,86 @@ out:
 	return ret;
 }
 
+/* The first seq the restored database does not hold, kept in its meta
+ * table until the operator accepts what the backup lacks. */
+static int mark_restored(const char *db_path, uint64_t *next_seq)
+{
+	sqlite3 *db = NULL;
+	int ret = -1;
+
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+	    sqlite3_exec(db,
+			 "INSERT OR REPLACE INTO meta(k, v) VALUES ('restored_next_seq',"
+			 " (SELECT coalesce(max(seq), 0) + 1 FROM txs))",
+			 NULL, NULL, NULL) == SQLITE_OK) {
+		*next_seq = (uint64_t)app_sql_int(
+			db, "SELECT v FROM meta WHERE k = 'restored_next_seq'", 0);
+		ret = 0;
+	} else {
+		app_cli_fail("marking %s as restored: %s", db_path, sqlite3_errmsg(db));
+	}
+	sqlite3_close(db);
+	return ret;
+}
+
+/* `mezz restore --accept-loss`: the restored data dir may sequence. */
+static int accept_loss(const struct app_config *cfg)
+{
+	char path[1200];
+	sqlite3 *db = NULL;
+	int64_t next;
+	int ret = 1;
+
+	join(path, sizeof(path), cfg->data_dir, "mezzanine.db");
+	if (access(path, F_OK))
+		return app_cli_fail("no database at %s", path);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+		app_cli_fail("cannot open %s: %s", path, sqlite3_errmsg(db));
+		goto out;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	next = app_sql_int(db, "SELECT v FROM meta WHERE k = 'restored_next_seq'", -1);
+	if (next < 0) {
+		printf("%s is not waiting for a restore to be accepted\n", cfg->data_dir);
+		ret = 0;
+		goto out;
+	}
+	if (sqlite3_exec(db, "DELETE FROM meta WHERE k = 'restored_next_seq'", NULL, NULL, NULL)) {
+		app_cli_fail("updating %s: %s", path, sqlite3_errmsg(db));
+		goto out;
+	}
+	printf("accepted: %s sequences from seq %lld on, under the restored identity; whatever the "
+	       "old node receipted from that seq on is not in it\n",
+	       cfg->data_dir, (long long)next);
+	ret = 0;
+out:
+	sqlite3_close(db);
+	return ret;
+}
+
 int app_cli_restore(struct app_config *cfg, int argc, char **argv)
 {
-	char src[1200], dst[1200], tmp[1200];
+	char src[1200], dst[1200], tmp[1200], made[8][1200];
 	const char *dir = NULL;
 	char **dirs = NULL;
-	size_t nd = 0;
+	size_t nd = 0, nmade = 0;
 	struct da_store *store = NULL;
-	uint64_t bytes = 0;
-	int rc, ret = 1;
+	uint64_t bytes = 0, next_seq = 0;
+	int rc, ret = 1, placed = 0, accept = 0;
 
 	for (int i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--data-dir") && i + 1 < argc)
 			snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s", argv[++i]);
+		else if (!strcmp(argv[i], "--accept-loss"))
+			accept = 1;
 		else if (argv[i][0] != '-' && !dir)
 			dir = argv[i];
 		else
 			goto usage;
 	}
-	if (!dir)
+	if (accept && !dir)
+		return accept_loss(cfg);
+	if (!dir || accept)
 		goto usage;
 	rc = dir_is_empty(cfg->data_dir);
 	if (rc < 0)
@@ -872,33 +972,54 @@ int app_cli_restore(struct app_config *cfg, int argc, char **argv)
 	join(src, sizeof(src), dir, "mezzanine.db");
 	join(tmp, sizeof(tmp), cfg->data_dir, "mezzanine.db.restore");
 	join(dst, sizeof(dst), cfg->data_dir, "mezzanine.db");
+	snprintf(made[nmade++], sizeof(made[0]), "%s", tmp);
 	if ((rc = copy_file(src, tmp, 0600, &bytes))) {
 		app_cli_fail("copying %s: %s", src, strerror(-rc));
 		goto out;
 	}
 	if (integrity_check(tmp)) {
 		app_cli_fail("the restored database failed PRAGMA integrity_check; nothing restored");
-		unlink(tmp);
 		goto out;
 	}
+	if (mark_restored(tmp, &next_seq))
+		goto out;
 	for (size_t i = 0; i < sizeof(key_files) / sizeof(key_files[0]); i++) {
-		char ks[1200], kd[1200];
+		char ks[1200];
 
 		join(ks, sizeof(ks), dir, key_files[i]);
-		join(kd, sizeof(kd), cfg->data_dir, key_files[i]);
-		if ((rc = copy_file(ks, kd, 0600, NULL))) {
+		join(made[nmade], sizeof(made[0]), cfg->data_dir, key_files[i]);
+		if ((rc = copy_file(ks, made[nmade++], 0600, NULL))) {
+			app_cli_fail("copying %s: %s", ks, strerror(-rc));
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < sizeof(side_dbs) / sizeof(side_dbs[0]); i++) {
+		char ks[1200];
+
+		join(ks, sizeof(ks), dir, side_dbs[i]);
+		if (access(ks, F_OK))
+			continue; /* MANIFEST checked whatever it lists */
+		join(made[nmade], sizeof(made[0]), cfg->data_dir, side_dbs[i]);
+		if ((rc = copy_file(ks, made[nmade++], 0600, NULL))) {
 			app_cli_fail("copying %s: %s", ks, strerror(-rc));
 			goto out;
 		}
 	}
 	/* The database last: a data dir with a database is a restored one. */
-	if (rename(tmp, dst) || fsync_path(cfg->data_dir, 1)) {
+	if (fsync_path(tmp, 0) || rename(tmp, dst) || fsync_path(cfg->data_dir, 1)) {
 		app_cli_fail("finishing %s: %s", dst, strerror(errno));
 		goto out;
 	}
+	placed = 1;
 	printf("restored database (%.1f MiB, integrity ok), identity key and API-key secret into "
 	       "%s\n",
 	       (double)bytes / 1048576.0, cfg->data_dir);
+	printf("the backup ends before seq %llu: the daemon will not start on %s until you run\n"
+	       "  mezz --data-dir %s restore --accept-loss\n"
+	       "once the node it was taken from is stopped for good (it may have receipted "
+	       "transactions from that seq on, and this node would sequence others there "
+	       "under the same key)\n",
+	       (unsigned long long)next_seq, cfg->data_dir, cfg->data_dir);
 	if ((rc = app_config_da_dirs(cfg, &dirs, &nd))) {
 		app_cli_fail("shard directories: %s", app_strerror(rc));
 		goto out;
@@ -917,11 +1038,17 @@ int app_cli_restore(struct app_config *cfg, int argc, char **argv)
 	rc = check_shards(dir, dst, store);
 	ret = rc < 0 ? 1 : rc == 3 ? 3 : 0;
 out:
+	/* Failed before the database was in place: leave the dir as found
+	 * (keys without their database would start a fresh chain under the
+	 * production identity). */
+	for (size_t i = 0; !placed && i < nmade; i++)
+		unlink(made[i]);
 	da_store_close(store);
 	app_config_dirs_free(dirs, nd);
 	free(dirs);
 	return ret;
 usage:
-	fprintf(stderr, "usage: mezz [-c CONFIG] restore BACKUP_DIR --data-dir NEW_DATA_DIR\n");
+	fprintf(stderr, "usage: mezz [-c CONFIG] restore BACKUP_DIR --data-dir NEW_DATA_DIR\n"
+			"       mezz --data-dir DATA_DIR restore --accept-loss\n");
 	return 2;
 }

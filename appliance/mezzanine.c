@@ -140,6 +140,22 @@ int main(int argc, char **argv)
 		app_error("startup_failed", "reason=\"database\" dir=%s err=\"%s\"", cfg.data_dir, err);
 		return 1;
 	}
+	{
+		/* A restore not yet accepted (cli_backup.c): the node the backup
+		 * came from may have receipted transactions from this seq on, and
+		 * this one would sign others at the same seqs. */
+		uint64_t next;
+
+		if (app_store_meta_u64(store, "restored_next_seq", &next) == 0) {
+			app_error("startup_refused",
+				  "reason=\"restored from a backup that ends before seq %llu\" "
+				  "fix=\"once the node it was taken from is stopped for good: "
+				  "mezz --data-dir %s restore --accept-loss\"",
+				  (unsigned long long)next, cfg.data_dir);
+			app_store_close(store);
+			return 78; /* EX_CONFIG: systemd does not restart it (the unit) */
+		}
+	}
 	rc = app_txindex_open(&txi, cfg.data_dir, err, sizeof(err));
 	if (rc) {
 		app_error("startup_failed", "reason=\"transaction index\" dir=%s err=\"%s\"",

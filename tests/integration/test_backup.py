@@ -9,6 +9,7 @@ altered or incomplete backup before it writes anything."""
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -73,6 +74,22 @@ class BackupTest(unittest.TestCase):
     def restore(self, *args, settings=None):
         return mezz("restore", *args, settings=settings)
 
+    def accept(self, new, restored):
+        """The restored node starts only once its operator accepts that the
+        backup lacks what the old node did after it (its next seq)."""
+        m = re.search(r"the backup ends before seq (\d+)", restored.stdout)
+        self.assertIsNotNone(m, restored.stdout)
+        node = Daemon(data_dir=new, settings={"da.k": str(K), "da.m": str(M)})
+        self.addCleanup(node.cleanup)
+        with self.assertRaises(AssertionError) as refused:
+            node.start()
+        self.assertIn("exited with 78", str(refused.exception))
+        self.assertIn("startup_refused", str(refused.exception))
+        a = mezz("restore", "--accept-loss", data_dir=new)
+        self.assertEqual(a.returncode, 0, a.stdout + a.stderr)
+        self.assertIn("from seq %s on" % m.group(1), a.stdout)
+        return int(m.group(1))
+
     def test_backup_was_taken_under_load(self):
         self.assertEqual(self.backup.returncode, 0, self.backup.stderr)
         self.assertEqual(self.load_rc, 0, self.load_err)
@@ -116,6 +133,7 @@ class BackupTest(unittest.TestCase):
         # default shard directory of the new data dir; the original keeps running
         node = Daemon(data_dir=new, settings={"da.k": str(K), "da.m": str(M)})
         self.addCleanup(node.cleanup)
+        self.accept(new, p)
         node.start()
         self.assertSameBlocks(node)
         # the copied shards are the committed ones
@@ -241,3 +259,58 @@ class BackupTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RightsBackupTest(unittest.TestCase):
+    """With sales running, a backup holds rights.db (copied before
+    mezzanine.db) and lists it in MANIFEST, and the restored node goes on
+    with the same sales instead of numbering new ones from 1 (the ids are
+    on L1). The restored node refuses to start (exit 78) until `mezz
+    restore --accept-loss`: the backup ends before the seq of a transaction
+    the old node receipted after it, which the new node would give to
+    another transaction under the same key."""
+
+    def test_rights_db_backed_up_and_restore_waits_for_acceptance(self):
+        from test_sales import SETTINGS as SALES, setup_rollups
+        root = tempfile.mkdtemp(prefix="mezz-backup-rights-")
+        self.addCleanup(shutil.rmtree, root, True)
+        data = os.path.join(root, "data")
+        os.mkdir(data)
+        d = Daemon(settings=SALES, data_dir=data)
+        self.addCleanup(d.cleanup)
+        d.start()
+        key, first = setup_rollups(d)
+        deadline = time.time() + 30
+        while d.rpc("mezz_getSale", {})["sale"] < first and time.time() < deadline:
+            time.sleep(0.1)
+        sale = d.rpc("mezz_getSale", {})
+        self.assertGreaterEqual(sale["sale"], first)
+        before = d.send("r1001", "0x" + os.urandom(8).hex(), key=key)
+        bk = os.path.join(root, "backup")
+        p = mezz("backup", bk, "--with-shards", data_dir=data)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("rights.db", p.stdout)
+        after = d.send("r1001", "0x" + os.urandom(8).hex(), key=key)  # not in the backup
+        with open(os.path.join(bk, "MANIFEST")) as f:
+            self.assertIn("rights.db", [l.split()[2] for l in f if not l.startswith("#")])
+        d.stop()
+
+        new = os.path.join(root, "restored")
+        p = mezz("restore", bk, "--data-dir", new)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        m = re.search(r"the backup ends before seq (\d+)", p.stdout)
+        self.assertTrue(before["seq"] < int(m.group(1)) <= after["seq"], p.stdout)
+        node = Daemon(settings=SALES, data_dir=new)
+        self.addCleanup(node.cleanup)
+        with self.assertRaises(AssertionError) as refused:
+            node.start()
+        self.assertIn("exited with 78", str(refused.exception))
+        self.assertIn("restore --accept-loss", str(refused.exception))
+        a = mezz("restore", "--accept-loss", data_dir=new)
+        self.assertEqual(a.returncode, 0, a.stdout + a.stderr)
+        node.start()
+        again = node.rpc("mezz_getSale", {"sale": sale["sale"]})
+        self.assertEqual(again["sale"], sale["sale"])
+        self.assertEqual(again["rollups"], sale["rollups"])
+        self.assertGreaterEqual(node.rpc("mezz_getSale", {})["sale"], sale["sale"])
+        self.assertEqual(node.status()["nextSeq"], int(m.group(1)))
