@@ -233,6 +233,8 @@ void app_store_wal_prefetch(struct app_store *s);
  * commit that returned before it durable. 0 or -errno. */
 int app_store_set_wal_sync_external(struct app_store *s, char *errbuf, size_t errlen);
 int app_store_wal_sync(struct app_store *s);
+/* fdatasync of the WAL file by name (no descriptor needed; 0 if none) */
+int app_store_wal_sync_file(struct app_store *s);
 /* The underlying sqlite3 handle, for modules that keep their own statements. */
 struct sqlite3 *app_store_db(struct app_store *s);
 /* Prepares (persistent) `head` followed by `rows` copies of `tuple`, comma

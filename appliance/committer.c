@@ -1648,6 +1648,13 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 	if (tip.has_block && tip.last.slot >= c->open_slot)
 		c->open_slot = tip.last.slot + 1;
 	atomic_store(&c->stats.next_seq, c->next_seq);
+	/* With the fsync on mz-sync, the last process may have died between a
+	 * COMMIT and its fsync: its frames are then only in the page cache,
+	 * and must not be served as durable before they are. */
+	if (c->cfg->sync_pipeline && (rc = app_store_wal_sync_file(c->store))) {
+		snprintf(errbuf, errlen, "fsync of the WAL at start: %s", strerror(-rc));
+		return APP_ESQLITE;
+	}
 	atomic_store(&c->stats.durable_seq, c->next_seq);
 	atomic_store(&c->stats.open_slot, c->open_slot);
 	if (n)

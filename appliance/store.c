@@ -424,6 +424,19 @@ int app_store_set_wal_sync_external(struct app_store *s, char *errbuf, size_t er
 	return exec_sql_err(s, "PRAGMA synchronous=NORMAL", errbuf, errlen);
 }
 
+int app_store_wal_sync_file(struct app_store *s)
+{
+	const char *wal = sqlite3_filename_wal(sqlite3_db_filename(s->db, "main"));
+	int fd = wal ? open(wal, O_RDONLY | O_CLOEXEC) : -1, rc = 0;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fdatasync(fd))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 int app_store_wal_sync(struct app_store *s)
 {
 	/* fdatasync covers the file, not the descriptor: every frame any
