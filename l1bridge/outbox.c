@@ -363,6 +363,8 @@ static int job_set(struct l1_outbox *ob, int64_t id, enum l1_job_state to, const
 /* ------------------------------------------------------------------ */
 /* Open / close                                                         */
 
+static void tips(struct l1_outbox *ob);
+
 int l1_outbox_open(struct l1_outbox **out, const struct l1_outbox_opts *o, char *err,
 		   size_t errlen)
 {
@@ -398,6 +400,28 @@ int l1_outbox_open(struct l1_outbox **out, const struct l1_outbox_opts *o, char 
 		goto fail;
 	}
 	ob->info.status = L1_OB_SYNCING;
+	{
+		/* A failed batch halts posting for good, not until the next start:
+		 * a start that went on would queue the next index past heights
+		 * that are not on chain. */
+		sqlite3_stmt *st = NULL;
+
+		if (sqlite3_prepare_v2(ob->db,
+				       "SELECT batch_index, from_h, to_h, coalesce(error, '') FROM jobs"
+				       " WHERE kind = 1 AND state = 6 ORDER BY batch_index LIMIT 1",
+				       -1, &st, NULL) == SQLITE_OK &&
+		    sqlite3_step(st) == SQLITE_ROW) {
+			ob->info.status = L1_OB_HALTED;
+			snprintf(ob->info.last_error, sizeof(ob->info.last_error),
+				 "batch %lld (heights %lld..%lld) failed: %.120s",
+				 (long long)sqlite3_column_int64(st, 0),
+				 (long long)sqlite3_column_int64(st, 1),
+				 (long long)sqlite3_column_int64(st, 2),
+				 (const char *)sqlite3_column_text(st, 3));
+		}
+		sqlite3_finalize(st);
+	}
+	tips(ob);
 	*out = ob;
 	return 0;
 fail:
@@ -1360,13 +1384,14 @@ static int watch_inflight(struct l1_outbox *ob, struct l1_rpc *rpc, uint64_t lat
 }
 
 /* posted_to / finalized_to: the highest height such that every batch up to
- * it reached the state. */
+ * it reached the state. A failed batch (6) is as far from it as a queued
+ * one: its heights are not on chain, whatever batches after it are. */
 static void tips(struct l1_outbox *ob)
 {
 	static const char *q[2] = {
-		"SELECT (SELECT min(from_h) FROM jobs WHERE kind = 1 AND state < 4),"
+		"SELECT (SELECT min(from_h) FROM jobs WHERE kind = 1 AND state NOT IN (4, 5)),"
 		" (SELECT max(to_h) FROM jobs WHERE kind = 1 AND state IN (4, 5))",
-		"SELECT (SELECT min(from_h) FROM jobs WHERE kind = 1 AND state < 5),"
+		"SELECT (SELECT min(from_h) FROM jobs WHERE kind = 1 AND state <> 5),"
 		" (SELECT max(to_h) FROM jobs WHERE kind = 1 AND state = 5)"};
 	uint64_t *out[2] = {&ob->info.posted_to, &ob->info.finalized_to};
 
