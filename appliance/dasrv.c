@@ -65,8 +65,16 @@ static int load_record(struct app_server *s, uint64_t height, struct da_record *
 	return rc;
 }
 
-/* Rebuild a block from its shards, repairing bad ones. */
-static int read_block(struct app_server *s, const struct da_record *r, uint8_t **payload)
+/*
+ * Rebuild a block from its shards, repairing bad ones. Unless asked to
+ * repair (a shard that failed its own read, maybe a parity one), the k data
+ * shards are read first, parity unread: a repair reads and checks all
+ * k + m, twice the bytes at the default k = m, on the network thread, for
+ * every payload read from shards. The repair runs when that read meets a
+ * bad shard.
+ */
+static int read_block(struct app_server *s, const struct da_record *r, uint8_t **payload,
+		      int repair)
 {
 	struct da_code *code = app_da_code_cached(s->codes, sizeof(s->codes) / sizeof(s->codes[0]), r->k, r->m);
 	struct da_report rep;
@@ -74,6 +82,13 @@ static int read_block(struct app_server *s, const struct da_record *r, uint8_t *
 
 	if (!code)
 		return APP_ENOMEM;
+	if (!repair) {
+		rc = da_store_read_block(s->shards, code, r, 0, payload, &rep);
+		if (!rc && !rep.missing && !rep.corrupt)
+			return 0;
+		free(*payload);
+		*payload = NULL;
+	}
 	rc = da_store_read_block(s->shards, code, r, DA_READ_REPAIR, payload, &rep);
 	if (rep.missing || rep.corrupt)
 		app_warn("da_repaired_on_read",
@@ -110,7 +125,7 @@ int app_dasrv_shard_json(struct app_server *s, uint64_t height, unsigned index, 
 	if (rc) { /* missing or corrupt: repair the block, then read again */
 		uint8_t *payload = NULL;
 
-		rc = read_block(s, &r, &payload);
+		rc = read_block(s, &r, &payload, 1);
 		free(payload);
 		if (!rc)
 			rc = da_store_read_shard(s->shards, &r, index, &buf, &f);
@@ -189,7 +204,7 @@ static int dasrv_payload(struct app_server *s, uint64_t height, uint8_t **buf, s
 		rc = load_record(s, height, &r, raw, sig);
 		if (rc)
 			return rc;
-		rc = read_block(s, &r, buf);
+		rc = read_block(s, &r, buf, 0);
 		*padded = (size_t)r.k * r.S;
 		*payload_len = r.payload_len;
 		return rc;
