@@ -621,6 +621,8 @@ struct l1_log_filter {
 	const char *to_block;	/* NULL = "latest" */
 	int has_topic0;
 	uint8_t topic0[32];
+	int has_topic1; /* the first indexed argument too (needs has_topic0) */
+	uint8_t topic1[32];
 };
 /* On success *out owns the logs (l1_log_list_free). */
 int l1_rpc_get_logs(struct l1_rpc *c, const struct l1_log_filter *f,

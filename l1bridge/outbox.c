@@ -1187,6 +1187,11 @@ static int land_elsewhere(struct l1_outbox *ob, struct l1_rpc *rpc, const struct
 	}
 	memcpy(f.address, ob->o.inbox, 20);
 	memcpy(f.topic0, l1_inbox_event_topic(L1_EV_BATCH_POSTED), 32);
+	/* index is indexed: the node returns this batch's log, not every
+	 * batch's since the contract's deployment (providers cap results) */
+	f.has_topic1 = 1;
+	for (int b = 0; b < 8; b++)
+		f.topic1[31 - b] = (uint8_t)(j->index >> (8 * b));
 	rc = l1_rpc_get_logs(rpc, &f, &logs);
 	if (rc)
 		return rc;

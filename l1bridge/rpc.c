@@ -718,7 +718,10 @@ int l1_rpc_get_logs(struct l1_rpc *c, const struct l1_log_filter *f, struct l1_l
 			   f->from_block ? f->from_block : "earliest", "toBlock",
 			   f->to_block ? f->to_block : "latest");
 	if (filter != NULL && f->has_topic0)
-		json_object_set_new(filter, "topics", json_pack("[o]", hex_json(f->topic0, 32)));
+		json_object_set_new(filter, "topics",
+				    f->has_topic1 ? json_pack("[o,o]", hex_json(f->topic0, 32),
+							      hex_json(f->topic1, 32))
+						  : json_pack("[o]", hex_json(f->topic0, 32)));
 	rc = rpc_callp(c, "eth_getLogs", json_pack("[o]", filter), &j);
 	if (rc < 0)
 		return rc;

@@ -275,6 +275,17 @@ Test(rpc, inbox_deploy_post_and_decode_events)
 	cr_assert_eq(l1_inbox_decode_log(&ev, (const uint8_t(*)[32])logs.v[0].topics,
 					 logs.v[0].ntopics, logs.v[0].data, logs.v[0].data_len), 0);
 	l1_log_list_free(&logs);
+	/* and by the indexed batch index (topic1): index 0 has it, 1 none */
+	f.has_topic1 = 1;
+	memset(f.topic1, 0, 32);
+	cr_assert_eq(l1_rpc_get_logs(c, &f, &logs), 0, "%s", l1_rpc_last_error(c)->message);
+	cr_assert_eq(logs.n, 1);
+	l1_log_list_free(&logs);
+	f.topic1[31] = 1;
+	cr_assert_eq(l1_rpc_get_logs(c, &f, &logs), 0, "%s", l1_rpc_last_error(c)->message);
+	cr_assert_eq(logs.n, 0, "the topic1 filter was not applied");
+	l1_log_list_free(&logs);
+	f.has_topic1 = 0;
 
 	/* eth_call batchHash(0) */
 	{
