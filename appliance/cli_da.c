@@ -6,7 +6,8 @@
  * through a read-only connection, so the daemon may keep running) and check
  * each shard against the block's signed commitment record. Repair writes
  * whole packs through the same temp-file, fsync, rename path as the daemon,
- * so a concurrent repair-on-read of the same block writes identical bytes.
+ * under the same per-height lock (da/store.c), so a concurrent repair on
+ * read of the same block waits for it and then writes identical bytes.
  */
 #include <jansson.h>
 #include <sodium.h>

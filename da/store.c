@@ -17,8 +17,10 @@
  * a temp name, fsync'd, renamed into place, and then each directory that
  * received a rename is fsync'd, all before da_store_put returns. A crash
  * leaves at worst a stale "<h>.tmp", overwritten by the next put of h and
- * removed with the block. Packs are written past the page cache (O_DIRECT
- * for whole blocks, see plan_direct); the fsync is the same either way.
+ * removed with the block. Writers of one height (a put, a repair on read,
+ * `mezz da repair`) take turns: an flock on "<dir>/.lock-<h mod 64>".
+ * Packs are written past the page cache (O_DIRECT for whole blocks, see
+ * plan_direct); the fsync is the same either way.
  *
  * Reading checks each shard on its own (CRC, header fields against the
  * record, Merkle path against the record's shard root), rebuilds what is
@@ -41,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -603,8 +606,9 @@ static void *pack_job_run(void *arg)
 static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *iov,
 			size_t stride, const int *niov, const struct crcs *crcs)
 {
-	char group[32], name[64], tmp[64];
+	char group[32], name[64], tmp[64], lockname[16];
 	struct pack_job job[DA_MAX_SHARDS];
+	int lockfd[DA_MAX_SHARDS];
 	struct iovec *seg = NULL;
 	size_t total = 0, off = 0, first = D, nseg = 0;
 	int rc, have_bounce = 0;
@@ -625,6 +629,31 @@ static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *
 	rc = ensure_groups(s, h);
 	if (rc != 0)
 		return rc;
+	/* One writer of a height's packs at a time, across processes and
+	 * threads: the daemon's repair on read and `mezz da repair` may write
+	 * the same height, and both write "<h>.tmp": one truncated the
+	 * other's temp file, or found it renamed away. An flock on one of 64
+	 * lock files of each directory (".lock-<h mod 64>", so puts of other
+	 * heights go on beside it), taken in directory order, held to the
+	 * last directory fsync. */
+	snprintf(lockname, sizeof(lockname), ".lock-%02u", (unsigned)(h % 64));
+	for (size_t d = 0; d < D; d++)
+		lockfd[d] = -1;
+	for (size_t d = 0; d < D && rc == 0; d++) {
+		if (niov[d] == 0)
+			continue;
+		lockfd[d] = openat(s->dirfd[d], lockname, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (lockfd[d] < 0)
+			rc = -errno;
+		else
+			while (flock(lockfd[d], LOCK_EX) != 0)
+				if (errno != EINTR) {
+					rc = -errno;
+					break;
+				}
+	}
+	if (rc != 0)
+		goto unlock;
 	path_names(group, sizeof(group), tmp, sizeof(tmp), h, ".tmp");
 	path_names(group, sizeof(group), name, sizeof(name), h, "");
 	seg = malloc(nseg * sizeof(*seg));
@@ -670,6 +699,10 @@ static int commit_packs(struct da_store *s, uint64_t h, size_t D, struct iovec *
 	for (size_t d = 0; d < D; d++)
 		if (job[d].fd >= 0)
 			close(job[d].fd);
+unlock:
+	for (size_t d = 0; d < D; d++)
+		if (lockfd[d] >= 0)
+			close(lockfd[d]); /* releases the flock */
 	return rc;
 }
 

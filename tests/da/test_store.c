@@ -1272,3 +1272,58 @@ Test(store, bounce_buffer_busy_put_written_buffered)
 	check_block(&f, &a2);
 	fx_teardown(&f);
 }
+
+struct repairer {
+	struct da_store *st;
+	struct da_code *c;
+	const struct da_record *r;
+	pthread_barrier_t *go;
+	int rc;
+};
+
+static void *repair_thread(void *arg)
+{
+	struct repairer *x = arg;
+	struct da_report rep;
+
+	pthread_barrier_wait(x->go);
+	x->rc = da_store_repair_block(x->st, x->c, x->r, &rep);
+	return NULL;
+}
+
+/*
+ * Two writers repairing one height at once, each with its own store as the
+ * daemon's repair on read and `mezz da repair` have: both succeed and the
+ * block is whole. They shared "<h>.tmp": one truncated the other's temp
+ * file, or found it renamed away (ENOENT) in every round.
+ */
+Test(store, concurrent_repairs_of_one_height_both_succeed)
+{
+	struct fx f;
+	struct da_store *other;
+	struct da_report rep;
+	pthread_barrier_t go;
+	char p[400];
+
+	fx_setup(&f, 8, 4);
+	cr_assert_eq(da_store_open(f.dirp, D, &other), 0);
+	cr_assert_eq(pthread_barrier_init(&go, NULL, 2), 0);
+	for (int round = 0; round < 20; round++) {
+		struct repairer a = {f.st, f.c, &f.r, &go, -1}, b = {other, f.c, &f.r, &go, -1};
+		pthread_t ta, tb;
+
+		pack_path(&f, (unsigned)round % D, p, sizeof(p));
+		cr_assert_eq(unlink(p), 0);
+		cr_assert_eq(pthread_create(&ta, NULL, repair_thread, &a), 0);
+		cr_assert_eq(pthread_create(&tb, NULL, repair_thread, &b), 0);
+		pthread_join(ta, NULL);
+		pthread_join(tb, NULL);
+		cr_assert_eq(a.rc, 0, "round %d: %d", round, a.rc);
+		cr_assert_eq(b.rc, 0, "round %d: %d", round, b.rc);
+		cr_assert_eq(da_store_scrub_block(f.st, &f.r, &rep), 0);
+		cr_assert_eq(rep.ok, 12, "round %d", round);
+	}
+	pthread_barrier_destroy(&go);
+	da_store_close(other);
+	fx_teardown(&f);
+}
