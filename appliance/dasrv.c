@@ -77,7 +77,7 @@ static int read_block(struct app_server *s, const struct da_record *r, uint8_t *
 		      int repair)
 {
 	struct da_code *code = app_da_code_cached(s->codes, sizeof(s->codes) / sizeof(s->codes[0]), r->k, r->m);
-	struct da_report rep;
+	struct da_report rep = {0}; /* read even when the store returns early */
 	int rc;
 
 	if (!code)
@@ -95,6 +95,17 @@ static int read_block(struct app_server *s, const struct da_record *r, uint8_t *
 			 "height=%llu missing=%u corrupt=%u repaired=%u rc=\"%s\"",
 			 (unsigned long long)r->height, rep.missing, rep.corrupt, rep.repaired,
 			 app_strerror(rc));
+	/* Retention may have deleted the block while it was read (mz-da
+	 * removes it once the floor is committed): its packs were missing for
+	 * that reason, and a repair wrote them back, where nothing would ever
+	 * delete them again. The block is gone: remove them again. */
+	if (shards_pruned(s, r->height)) {
+		if (rep.repaired)
+			da_store_remove_block(s->shards, r->height, (unsigned)r->k + r->m);
+		free(*payload);
+		*payload = NULL;
+		return APP_ENOTFOUND;
+	}
 	return rc;
 }
 
@@ -129,6 +140,11 @@ int app_dasrv_shard_json(struct app_server *s, uint64_t height, unsigned index, 
 		free(payload);
 		if (!rc)
 			rc = da_store_read_shard(s->shards, &r, index, &buf, &f);
+	}
+	if (rc == APP_ENOTFOUND && shards_pruned(s, height)) { /* during the read */
+		snprintf(msg, msglen, "the shards of that block were deleted by retention "
+				      "(da.retention_blocks)");
+		return RPC_NOT_FOUND;
 	}
 	if (rc) {
 		snprintf(msg, msglen, "shard %u of block %llu cannot be served: %s", index,
