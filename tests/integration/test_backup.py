@@ -35,6 +35,24 @@ def mezz(*args, settings=None, data_dir=None, url=None):
                           timeout=300)
 
 
+def refused_until_accepted(tc, node, new, restore_out):
+    """A restored node starts only once its operator accepts that the backup
+    lacks what the old node did after it: refused (exit 78, naming the
+    command) until `mezz restore --accept-loss`. Returns the first seq the
+    backup lacks."""
+    m = re.search(r"the backup ends before seq (\d+)", restore_out)
+    tc.assertIsNotNone(m, restore_out)
+    with tc.assertRaises(AssertionError) as refused:
+        node.start()
+    tc.assertIn("exited with 78", str(refused.exception))
+    tc.assertIn("startup_refused", str(refused.exception))
+    tc.assertIn("restore --accept-loss", str(refused.exception))
+    a = mezz("restore", "--accept-loss", data_dir=new)
+    tc.assertEqual(a.returncode, 0, a.stdout + a.stderr)
+    tc.assertIn("from seq %s on" % m.group(1), a.stdout)
+    return int(m.group(1))
+
+
 class BackupTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -75,20 +93,9 @@ class BackupTest(unittest.TestCase):
         return mezz("restore", *args, settings=settings)
 
     def accept(self, new, restored):
-        """The restored node starts only once its operator accepts that the
-        backup lacks what the old node did after it (its next seq)."""
-        m = re.search(r"the backup ends before seq (\d+)", restored.stdout)
-        self.assertIsNotNone(m, restored.stdout)
         node = Daemon(data_dir=new, settings={"da.k": str(K), "da.m": str(M)})
         self.addCleanup(node.cleanup)
-        with self.assertRaises(AssertionError) as refused:
-            node.start()
-        self.assertIn("exited with 78", str(refused.exception))
-        self.assertIn("startup_refused", str(refused.exception))
-        a = mezz("restore", "--accept-loss", data_dir=new)
-        self.assertEqual(a.returncode, 0, a.stdout + a.stderr)
-        self.assertIn("from seq %s on" % m.group(1), a.stdout)
-        return int(m.group(1))
+        return refused_until_accepted(self, node, new, restored.stdout)
 
     def test_backup_was_taken_under_load(self):
         self.assertEqual(self.backup.returncode, 0, self.backup.stderr)
@@ -298,19 +305,13 @@ class RightsBackupTest(unittest.TestCase):
         new = os.path.join(root, "restored")
         p = mezz("restore", bk, "--data-dir", new)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        m = re.search(r"the backup ends before seq (\d+)", p.stdout)
-        self.assertTrue(before["seq"] < int(m.group(1)) <= after["seq"], p.stdout)
         node = Daemon(settings=SALES, data_dir=new)
         self.addCleanup(node.cleanup)
-        with self.assertRaises(AssertionError) as refused:
-            node.start()
-        self.assertIn("exited with 78", str(refused.exception))
-        self.assertIn("restore --accept-loss", str(refused.exception))
-        a = mezz("restore", "--accept-loss", data_dir=new)
-        self.assertEqual(a.returncode, 0, a.stdout + a.stderr)
+        lacks = refused_until_accepted(self, node, new, p.stdout)
+        self.assertTrue(before["seq"] < lacks <= after["seq"], p.stdout)
         node.start()
         again = node.rpc("mezz_getSale", {"sale": sale["sale"]})
         self.assertEqual(again["sale"], sale["sale"])
         self.assertEqual(again["rollups"], sale["rollups"])
         self.assertGreaterEqual(node.rpc("mezz_getSale", {})["sale"], sale["sale"])
-        self.assertEqual(node.status()["nextSeq"], int(m.group(1)))
+        self.assertEqual(node.status()["nextSeq"], lacks)

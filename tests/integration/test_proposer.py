@@ -87,6 +87,19 @@ async def collect_pending(ws, n, notes, timeout=30):
     return notes
 
 
+def granted_daemon(d, pause=0.2):
+    """d started with tenant acme's rollup alpha (101) granted to WINNER
+    from two slots on, once that slot has begun."""
+    d.start()
+    d.setup_tenant("acme", "alpha", 101, key=False)
+    slot = d.status()["slot"]
+    d.mezz("rights", "grant", "--from", slot + 2, "--to", slot + 100000, "--rollups", "101",
+           "--winner", WINNER)
+    while d.status()["slot"] < slot + 2:
+        run_async(asyncio.sleep(pause))
+    return d
+
+
 class ProposerTest(DaemonCase):
     SLOT_MS = SLOT_MS
     SETTINGS = {"sequencer.proposer_deadline_ms": "500"}
@@ -692,14 +705,8 @@ class ProposerFaultTest(unittest.TestCase):
         s.update(settings or {})
         d = Daemon(MEZZANINE_TEST, slot_ms=SLOT_MS, settings=s, env=env)
         self.addCleanup(d.cleanup)
-        d.start()
-        d.setup_tenant("acme", "alpha", 101, key=False)
+        granted_daemon(d, pause=0.1)
         d.setup_tenant("bravo", "beta", 202, key=False)
-        slot = d.status()["slot"]
-        d.mezz("rights", "grant", "--from", slot + 2, "--to", slot + 100000, "--rollups", "101",
-               "--winner", WINNER)
-        while d.status()["slot"] < slot + 2:
-            run_async(asyncio.sleep(0.1))
         return d, env
 
     def test_winner_answer_waits_for_the_fsync(self):
@@ -774,13 +781,7 @@ class ProposerCrashTest(unittest.TestCase):
     def test_held_transactions_survive_kill9(self):
         d = Daemon(slot_ms=SLOT_MS, settings={"sequencer.proposer_deadline_ms": "500"})
         self.addCleanup(d.cleanup)
-        d.start()
-        d.setup_tenant("acme", "alpha", 101, key=False)
-        slot = d.status()["slot"]
-        d.mezz("rights", "grant", "--from", slot + 2, "--to", slot + 100000, "--rollups", "101",
-               "--winner", WINNER)
-        while d.status()["slot"] < slot + 2:
-            run_async(asyncio.sleep(0.2))
+        granted_daemon(d)
         datas = [rnd() for _ in range(5)]
 
         async def hold():

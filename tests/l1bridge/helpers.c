@@ -2,6 +2,7 @@
  * helpers.c - shared by the l1bridge tests: running foundry's `cast` (the
  * reference implementation we test against) and building RLP by hand.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,4 +117,26 @@ size_t l1t_tx_rebuild(uint8_t *out, const uint8_t *raw, size_t len,
 	if (pre)
 		out[0] = raw[0];
 	return pre + l1t_rlp_wrap(out + pre, 0xc0, payload, off);
+}
+
+void l1t_unlink_db(const char *path)
+{
+	char p[PATH_MAX];
+
+	unlink(path);
+	snprintf(p, sizeof(p), "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", path);
+	unlink(p);
+}
+
+void l1t_temp_path(char *out, size_t cap, const char *prefix)
+{
+	int fd;
+
+	snprintf(out, cap, "/tmp/%s-XXXXXX", prefix);
+	fd = mkstemp(out);
+	cr_assert(fd >= 0, "mkstemp %s", out);
+	close(fd);
+	unlink(out);
 }

@@ -19,6 +19,11 @@ size_t l1t_rlp_wrap(uint8_t *out, uint8_t base, const uint8_t *payload, size_t n
 size_t l1t_tx_rebuild(uint8_t *out, const uint8_t *raw, size_t len, const struct l1t_rep *reps,
 		      size_t nreps);
 
+/* A fresh /tmp/<prefix>-XXXXXX name that no file has (yet). */
+void l1t_temp_path(char *out, size_t cap, const char *prefix);
+/* Remove an SQLite database file and its -wal and -shm. */
+void l1t_unlink_db(const char *path);
+
 /* Deterministic xorshift64* so a failing random case can be replayed; each
  * test seeds its own state. */
 static inline uint64_t l1t_rand(uint64_t *s)

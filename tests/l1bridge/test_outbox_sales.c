@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 
 #include "l1bridge/l1.h"
+#include "tests/l1bridge/helpers.h"
 #include "sequencer/seq.h"
 
 static char path[64];
@@ -24,13 +25,8 @@ static struct l1_outbox *open_outbox(void)
 				   .bump_after_blocks = 3, .max_fee_wei = 1000000000000ull};
 	struct l1_outbox *ob;
 	char err[160];
-	int fd;
 
-	snprintf(path, sizeof(path), "/tmp/mezz-obsales-XXXXXX");
-	fd = mkstemp(path);
-	cr_assert(fd >= 0);
-	close(fd);
-	unlink(path);
+	l1t_temp_path(path, sizeof(path), "mezz-obsales");
 	o.path = path;
 	cr_assert_eq(l1_outbox_open(&ob, &o, err, sizeof(err)), 0, "%s", err);
 	return ob;
@@ -38,13 +34,7 @@ static struct l1_outbox *open_outbox(void)
 
 static void cleanup(void)
 {
-	char p[80];
-
-	unlink(path);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
+	l1t_unlink_db(path);
 }
 
 /* The calldata column of the newest job. */

@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include "l1bridge/l1.h"
+#include "tests/l1bridge/helpers.h"
 
 static char path[64];
 
@@ -40,26 +41,15 @@ static void sql(const char *stmt)
 
 static void cleanup(void)
 {
-	char p[80];
-
-	unlink(path);
-	snprintf(p, sizeof(p), "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", path);
-	unlink(p);
+	l1t_unlink_db(path);
 }
 
 Test(outbox_tips, a_failed_batch_stops_the_tips_and_halts_every_start, .fini = cleanup)
 {
 	struct l1_outbox_info info;
 	struct l1_outbox *ob;
-	int fd;
 
-	snprintf(path, sizeof(path), "/tmp/mezz-obtips-XXXXXX");
-	fd = mkstemp(path);
-	cr_assert(fd >= 0);
-	close(fd);
-	unlink(path);
+	l1t_temp_path(path, sizeof(path), "mezz-obtips");
 	l1_outbox_close(reopen()); /* the schema */
 	/* batches 0 and 2 posted, 1 failed between them (a revert: the
 	 * contract's poster changed, gas ran out) */
