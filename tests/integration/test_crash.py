@@ -505,8 +505,11 @@ class HeldUntilFsyncTest(unittest.TestCase):
         d, stall = self.stalled_daemon()
 
         def batch(first):
+            # from a height far ahead: counted, and silent (32 live
+            # subscriptions of every block made the close wait 30 s)
             return json.dumps([{"jsonrpc": "2.0", "id": first + k, "method": "mezz_subscribe",
-                                "params": ["blocks", {"levels": ["sealed"]}]}
+                                "params": ["blocks", {"fromHeight": 10 ** 12,
+                                                      "levels": ["sealed"]}]}
                                for k in range(20)] +
                               [{"jsonrpc": "2.0", "id": first + 99, "method":
                                 "mezz_sendTransaction", "params": {
