@@ -541,8 +541,9 @@ usage:
 
 /* ---- restore ----------------------------------------------------------- */
 
-/* Every file listed in MANIFEST has its size and hash. */
-static int check_checksums(const char *dir)
+/* Every file listed in MANIFEST has its size and hash; *side: bit i set
+ * for side_dbs[i] listed (and so checked). */
+static int check_checksums(const char *dir, unsigned *side)
 {
 	char path[1200], line[1400], file[1200], hex[65], want[65], name[256];
 	unsigned long long want_size;
@@ -582,6 +583,9 @@ static int check_checksums(const char *dir)
 		for (size_t i = 0; i < sizeof(listed) / sizeof(listed[0]); i++)
 			if (!strcmp(name, listed[i]))
 				seen |= 1u << i;
+		for (size_t i = 0; i < sizeof(side_dbs) / sizeof(side_dbs[0]); i++)
+			if (!strcmp(name, side_dbs[i]))
+				*side |= 1u << i;
 	}
 	fclose(f);
 	if (!rc && seen != (1u << (sizeof(listed) / sizeof(listed[0]))) - 1)
@@ -944,6 +948,7 @@ int app_cli_restore(struct app_config *cfg, int argc, char **argv)
 	struct da_store *store = NULL;
 	uint64_t bytes = 0, next_seq = 0;
 	int rc, ret = 1, placed = 0, accept = 0;
+	unsigned side = 0;
 
 	for (int i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--data-dir") && i + 1 < argc)
@@ -965,7 +970,7 @@ int app_cli_restore(struct app_config *cfg, int argc, char **argv)
 	if (rc == 0)
 		return app_cli_fail("%s is not empty: restore only into a new or empty data directory",
 			    cfg->data_dir);
-	if (check_checksums(dir))
+	if (check_checksums(dir, &side))
 		return 1;
 	if ((rc = mkdirs(cfg->data_dir, 0700)))
 		return app_cli_fail("cannot create %s: %s", cfg->data_dir, strerror(-rc));
@@ -996,9 +1001,9 @@ int app_cli_restore(struct app_config *cfg, int argc, char **argv)
 	for (size_t i = 0; i < sizeof(side_dbs) / sizeof(side_dbs[0]); i++) {
 		char ks[1200];
 
+		if (!(side & (1u << i)))
+			continue; /* only what MANIFEST lists, and so was checked */
 		join(ks, sizeof(ks), dir, side_dbs[i]);
-		if (access(ks, F_OK))
-			continue; /* MANIFEST checked whatever it lists */
 		join(made[nmade], sizeof(made[0]), cfg->data_dir, side_dbs[i]);
 		if ((rc = copy_file(ks, made[nmade++], 0600, NULL))) {
 			app_cli_fail("copying %s: %s", ks, strerror(-rc));
