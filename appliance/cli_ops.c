@@ -388,12 +388,12 @@ static void print_event(json_t *r, const char *ns, struct tail_pos *pos)
 		if (!pos->first)
 			pos->first = (uint64_t)h;
 	} else {
-		for (int L = 0; L < APP_LEVELS; L++)
-			if (!strcmp(level, app_level_names[L]) && (uint64_t)h >= pos->level_next[L])
-				pos->level_next[L] = (uint64_t)h + 1;
-
 		const char *root = json_string_value(json_object_get(r, "daRoot"));
 		const char *tx = json_string_value(json_object_get(r, "txHash"));
+		int L = app_level_of(level);
+
+		if (L >= 0 && (uint64_t)h >= pos->level_next[L])
+			pos->level_next[L] = (uint64_t)h + 1;
 
 		printf("%-9s height %lld  hash %s%s%s%s%s\n", level, (long long)h, hash ? hash : "-",
 		       root ? "  daRoot " : "", root ? root : "", tx ? "  l1 tx " : "",
@@ -418,16 +418,19 @@ static int tail_once(const char *url, const char *bearer, json_t *opts, const ch
 		json_object_set_new(o, "fromHeight", json_integer((json_int_t)pos->next));
 	if (pos->first) { /* levels of blocks shown whose events were not */
 		json_t *levels = json_object_get(o, "levels"), *from = json_object(), *e;
+		unsigned wanted = levels ? 0 : (1u << APP_LEVELS) - 1;
 		size_t k;
 
+		json_array_foreach(levels, k, e) {
+			int L = app_level_of(json_string_value(e));
+
+			if (L >= 0)
+				wanted |= 1u << L;
+		}
 		for (int L = 0; L < APP_LEVELS; L++) {
 			uint64_t h = pos->level_next[L] ? pos->level_next[L] : pos->first;
-			int wanted = levels == NULL;
 
-			json_array_foreach(levels, k, e)
-				wanted |= json_is_string(e) &&
-					  !strcmp(json_string_value(e), app_level_names[L]);
-			if (wanted && h < pos->next)
+			if ((wanted & (1u << L)) && h < pos->next)
 				json_object_set_new(from, app_level_names[L],
 						    json_integer((json_int_t)h));
 		}

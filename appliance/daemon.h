@@ -151,6 +151,8 @@ static inline struct app_block *app_block_ref(struct app_block *b)
  */
 enum app_level { APP_LEVEL_AVAILABLE, APP_LEVEL_POSTED, APP_LEVEL_FINALIZED, APP_LEVELS };
 extern const char *const app_level_names[APP_LEVELS];
+/* The level named name, or -1 (NULL too). */
+int app_level_of(const char *name);
 
 /* DONE_PENDING: a transaction held for a winner is durable; json is the
  * notification's result, height its pending ref, winner its address. */

@@ -854,6 +854,14 @@ void app_feed_block(struct app_server *s, struct app_block *b)
 
 const char *const app_level_names[APP_LEVELS] = {"available", "posted", "finalized"};
 
+int app_level_of(const char *name)
+{
+	for (int L = 0; name && L < APP_LEVELS; L++)
+		if (!strcmp(name, app_level_names[L]))
+			return L;
+	return -1;
+}
+
 /* Level event JSON for one block, from the ring or storage (then cached if
  * recent). Owned by the ring: valid until the next call for that level. */
 static const char *level_json(struct app_server *s, enum app_level level, uint64_t height)

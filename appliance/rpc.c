@@ -1450,10 +1450,7 @@ static int levels_filter(struct app_req *r, size_t i, json_t *v, unsigned *mask,
 			*preconf = 1;
 			continue;
 		}
-		for (L = 0; L < APP_LEVELS; L++)
-			if (!strcmp(json_string_value(e), app_level_names[L]))
-				break;
-		if (L == APP_LEVELS)
+		if ((L = app_level_of(json_string_value(e))) < 0)
 			goto bad;
 		*mask |= 1u << L;
 	}
@@ -1483,12 +1480,9 @@ static int levels_from(struct app_req *r, size_t i, json_t *v, unsigned mask,
 	if (!json_is_object(v))
 		goto bad;
 	json_object_foreach(v, key, e) {
-		int L;
+		int L = app_level_of(key);
 
-		for (L = 0; L < APP_LEVELS; L++)
-			if (!strcmp(key, app_level_names[L]))
-				break;
-		if (L == APP_LEVELS || !json_is_integer(e) || json_integer_value(e) < 1 ||
+		if (L < 0 || !json_is_integer(e) || json_integer_value(e) < 1 ||
 		    (uint64_t)json_integer_value(e) > from)
 			goto bad;
 		if (!(mask & (1u << L))) {

@@ -136,6 +136,9 @@ class UnitTest(unittest.TestCase):
         self.assertRegex(text, r"(?m)^Type=notify$")
         self.assertRegex(text, r"(?m)^WatchdogSec=\d+")
         self.assertRegex(text, r"(?m)^StateDirectory=mezzanine$")
+        # the exit status of a start refused on a restore not yet accepted
+        # (test_backup checks the daemon gives it): restarting cannot help
+        self.assertRegex(text, r"(?m)^RestartPreventExitStatus=.*\b78\b")
 
     def test_security_exposure_at_most_1_5(self):
         score = exposure(UNIT)
