@@ -246,6 +246,9 @@ static void report(struct app_l1 *l, const struct l1_outbox_info *prev,
 		app_info("l1_fee_bump", "bumps=%llu", (unsigned long long)now->bumps);
 	if (now->reorgs != prev->reorgs)
 		app_warn("l1_reorg", "reorged_jobs=%llu", (unsigned long long)now->reorgs);
+	if (now->requeued != prev->requeued)
+		app_warn("l1_nonce_spent", "requeued_jobs=%llu err=\"%s\"",
+			 (unsigned long long)now->requeued, now->last_error);
 	if (now->posted_to != prev->posted_to)
 		app_info("l1_posted", "height=%llu l1_block=%llu", (unsigned long long)now->posted_to,
 			 (unsigned long long)now->l1_block);
@@ -594,12 +597,14 @@ char *app_l1_status_json(struct app_server *s)
 		     "{\"enabled\":true,\"status\":\"%s\",\"poster\":\"%s\",\"nextBatchIndex\":%llu,"
 		     "\"nextBatchHeight\":%llu,\"postedHeight\":%llu,\"finalizedHeight\":%llu,"
 		     "\"nextNonce\":%llu,\"sent\":%llu,\"feeBumps\":%llu,\"reorgs\":%llu,"
+		     "\"requeued\":%llu,"
 		     "\"l1Block\":%llu,\"l1Finalized\":%llu,\"lastError\":\"%s\"}",
 		     l1_outbox_status_names[i.status], l->address,
 		     (unsigned long long)i.next_index, (unsigned long long)i.next_height,
 		     (unsigned long long)i.posted_to, (unsigned long long)i.finalized_to,
 		     (unsigned long long)i.next_nonce, (unsigned long long)i.sent,
 		     (unsigned long long)i.bumps, (unsigned long long)i.reorgs,
+		     (unsigned long long)i.requeued,
 		     (unsigned long long)i.l1_block, (unsigned long long)i.l1_finalized,
 		     i.last_error) < 0)
 		return NULL;

@@ -690,6 +690,7 @@ struct l1_outbox_info {
 	uint64_t posted_to, finalized_to; /* highest height posted/finalized, contiguous */
 	uint64_t next_nonce;
 	uint64_t sent, bumps, reorgs;	  /* transactions sent, fee bumps, reorged jobs */
+	uint64_t requeued;		  /* jobs whose nonce a foreign transaction spent */
 	uint64_t l1_block, l1_finalized;  /* as seen at the last step */
 	char last_error[160];
 };

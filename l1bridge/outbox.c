@@ -27,6 +27,9 @@
  *        halts: FAILED)
  *   SENT --fail_job (receipt with status 0, or a revert at estimation
  *       that is not WrongIndex-already-landed)--> FAILED
+ *   SENT --requeue_if_spent (its nonce spent at a settled block by a
+ *       transaction the journal does not hold)--> QUEUED (signed again
+ *       with the next free nonce)
  *
  *   transition            function          asserts (state before)
  *   QUEUED -> SIGNED      sign_job          QUEUED, nothing else in flight
@@ -37,12 +40,15 @@
  *   MINED -> POSTED       confirm_job       MINED
  *   POSTED -> FINALIZED   finalize_job      POSTED
  *   MINED|POSTED -> SIGNED  reorg_job       MINED or POSTED
+ *   SENT -> QUEUED        requeue_if_spent  SENT
  *   * -> FAILED           fail_job          not FINALIZED
  *
  * Invariants, all from the journal being written before any send:
  *   - a nonce is allocated once (meta next_nonce, in the same COMMIT as the
  *     first transaction that uses it) and every transaction of a job shares
- *     the job's nonce: nonces are never reused across jobs nor skipped;
+ *     the job's nonce: nonces are never reused across jobs nor skipped
+ *     (a job requeued because a foreign transaction spent its nonce gets
+ *     a new one; its old transactions can never be mined);
  *   - a crash after signing re-sends the journaled bytes; a crash after
  *     sending finds the receipt by the journaled hashes;
  *   - at most one job is signed at a time past the mined ones, so a batch is
@@ -930,8 +936,8 @@ out:
 	return rc;
 }
 
-/* Receipt of any journaled transaction of job j (they share a nonce, so at
- * most one can be mined). 0 with r filled, L1_ENOTFOUND, or an RPC error. */
+/* Receipt of any journaled transaction of job j (at most one can be mined:
+ * they share a nonce, or an older one is spent). 0 with r filled, L1_ENOTFOUND, or an RPC error. */
 static int job_receipt(struct l1_outbox *ob, struct l1_rpc *rpc, const struct job *j,
 		       struct l1_receipt *r)
 {
@@ -1335,9 +1341,78 @@ static int watch_mined(struct l1_outbox *ob, struct l1_rpc *rpc, uint64_t latest
 	return rc;
 }
 
+/*
+ * SENT -> QUEUED when the job's nonce was spent on chain by a transaction
+ * the journal does not hold (the key used elsewhere, a journal restored
+ * from an older backup): none of its transactions can be mined any more,
+ * and bumping them only gets "nonce too low" forever. Spent means: the
+ * account's nonce at a settled block (the node's finalized one, or
+ * l1.confirmations below the head when it has none yet) is past the job's,
+ * and, asked after that, no journaled transaction of the job has a receipt.
+ * A settled block cannot be reorged, so the old transactions stay unmined
+ * and the job, signed again with the next free nonce, lands once. A batch
+ * the foreign transaction itself posted is found by the estimation of the
+ * new one (WrongIndex: land_elsewhere). 1 if requeued, 0 if not spent.
+ */
+static int requeue_if_spent(struct l1_outbox *ob, struct l1_rpc *rpc, const struct job *j,
+			    uint64_t latest, uint64_t fin)
+{
+	uint64_t at = fin ? fin : latest > ob->o.confirmations ? latest - ob->o.confirmations : 0;
+	uint64_t settled, head;
+	struct l1_receipt r;
+	char tag[24], why[120];
+	sqlite3_stmt *st;
+	int rc;
+
+	snprintf(tag, sizeof(tag), "0x%llx", (unsigned long long)at);
+	rc = l1_rpc_get_transaction_count(rpc, ob->addr, tag, &settled);
+	if (rc || settled <= j->nonce)
+		return rc;
+	rc = job_receipt(ob, rpc, j, &r);
+	if (rc != L1_ENOTFOUND) {
+		if (!rc)
+			l1_receipt_free(&r); /* mined after all: the next pass takes it */
+		return rc;
+	}
+	rc = l1_rpc_get_transaction_count(rpc, ob->addr, "latest", &head);
+	if (rc)
+		return rc;
+	if (head < settled)
+		head = settled;
+	assert_state(ob, j->id, FROM(L1_JOB_SENT));
+	snprintf(why, sizeof(why), "nonce %llu spent by a transaction not in the journal",
+		 (unsigned long long)j->nonce);
+	rc = exec(ob, "BEGIN IMMEDIATE");
+	if (rc)
+		return rc;
+	st = prep(ob, "UPDATE jobs SET state = 0, nonce = NULL, tx_hash = NULL, sent_block = NULL,"
+		      " error = ? WHERE id = ?");
+	rc = st ? 0 : L1_EDB;
+	if (st) {
+		sqlite3_bind_text(st, 1, why, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 2, j->id);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : L1_EDB;
+		sqlite3_finalize(st);
+	}
+	if (!rc && head > ob->info.next_nonce)
+		rc = meta_set(ob, "next_nonce", head);
+	if (!rc)
+		rc = exec(ob, "COMMIT");
+	if (rc) {
+		sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	if (head > ob->info.next_nonce)
+		ob->info.next_nonce = head;
+	ob->info.requeued++;
+	snprintf(ob->info.last_error, sizeof(ob->info.last_error), "job %lld: %s; queued again",
+		 (long long)j->id, why);
+	return 1;
+}
+
 /* SIGNED/SENT jobs: receipts, (re)sends, bumps. *inflight = jobs left. */
 static int watch_inflight(struct l1_outbox *ob, struct l1_rpc *rpc, uint64_t latest,
-			  size_t *inflight, int *capped)
+			  uint64_t fin, size_t *inflight, int *capped)
 {
 	struct job *v;
 	size_t n;
@@ -1361,6 +1436,15 @@ static int watch_inflight(struct l1_outbox *ob, struct l1_rpc *rpc, uint64_t lat
 		if (rc != L1_ENOTFOUND)
 			break;
 		rc = 0;
+		if (v[i].state == L1_JOB_SENT &&
+		    latest >= v[i].sent_block + ob->o.bump_after_blocks) {
+			rc = requeue_if_spent(ob, rpc, &v[i], latest, fin);
+			if (rc) {
+				if (rc == 1)
+					rc = 0; /* not in flight: signed again below */
+				continue;
+			}
+		}
 		(*inflight)++;
 		if (v[i].state == L1_JOB_SIGNED) {
 			rc = send_job(ob, rpc, &v[i], latest);
@@ -1450,7 +1534,7 @@ int l1_outbox_step(struct l1_outbox *ob, struct l1_rpc *rpc)
 	ob->info.l1_finalized = fin.number;
 	rc = watch_mined(ob, rpc, latest.number, fin.number);
 	if (!rc)
-		rc = watch_inflight(ob, rpc, latest.number, &inflight, &capped);
+		rc = watch_inflight(ob, rpc, latest.number, fin.number, &inflight, &capped);
 	if (!rc && !inflight) {
 		rc = jobs_in(ob, L1_JOB_QUEUED, L1_JOB_QUEUED, &q, &nq);
 		if (!rc && nq) {

@@ -406,6 +406,43 @@ class FeesTest(OutboxCase):
         self.check_chain()
 
 
+class NonceSpentTest(OutboxCase):
+    def test_nonce_spent_by_a_foreign_transaction_the_job_is_signed_again(self):
+        """The poster key spends the nonce of a job in flight from elsewhere (a
+        transaction the journal does not hold). Once that transaction is
+        settled (finalized = latest - 2 here), the job is queued again and
+        signed with the next free nonce: the batch lands, nothing is stuck."""
+        self.anvil.rpc("evm_setAutomine", [False])
+        d = self.daemon().start()
+        first = self.wait_for("a first transaction", lambda: self.journal(), d=d)[0]
+        # no block is mined meanwhile, so no bump is due and the daemon sends
+        # nothing between the drop and the foreign transaction
+        self.anvil.rpc("anvil_dropAllTransactions", [])
+        foreign = self.anvil.rpc("eth_sendTransaction", [{
+            "from": ADDR0, "to": ADDR0, "value": "0x0", "nonce": hex(first[0]),
+            "gas": hex(21000), "maxFeePerGas": hex(2000 * GWEI),
+            "maxPriorityFeePerGas": hex(1000 * GWEI)}])
+        self.anvil.rpc("evm_mine")
+        self.assertEqual(self.anvil.rpc("eth_getTransactionReceipt", [foreign])["status"], "0x1")
+        time.sleep(1.0)  # passes with the foreign transaction mined but not settled
+        self.assertEqual(self.l1(d)["requeued"], 0, "not before it is settled")
+        for _ in range(3):  # settle it: finalized moves past its block
+            time.sleep(0.7)
+            self.anvil.rpc("evm_mine")
+        self.wait_for("the job queued again", lambda: self.l1(d)["requeued"] >= 1, d=d)
+        self.assertIn("nonce %d spent" % first[0], self.l1(d)["lastError"])
+        self.anvil.rpc("evm_setAutomine", [True])
+        self.anvil.rpc("evm_mine")
+        self.wait_for("posted", lambda: self.l1(d)["postedHeight"] >= 1, d=d)
+        mined = self.anvil.batch_logs(self.inbox)[0]["tx"]
+        rows = [r for r in self.journal() if "0x" + r[3].lower() == mined]
+        self.assertEqual(len(rows), 1, "the batch landed by a journaled transaction")
+        self.assertEqual(rows[0][4], first[4], "the same job")
+        self.assertGreater(rows[0][0], first[0], "signed again with a later nonce")
+        self.assertEqual(self.l1(d)["requeued"], 1)
+        self.check_chain()
+
+
 class ReorgTest(OutboxCase):
     def test_reorg_drops_posts_they_are_posted_again_with_the_same_index(self):
         d = self.daemon().start()
