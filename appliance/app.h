@@ -507,6 +507,11 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv);
 struct da_code;
 void app_tx_hash(uint8_t out[32], const uint8_t *data, size_t len, void *arg);
 struct da_code *app_da_code_cached(struct da_code **codes, size_t n, unsigned k, unsigned m);
+/* dautil.c: the configured shard directories opened (da_store_open_why);
+ * on failure errbuf says which directory and why. */
+struct da_store;
+int app_da_store_open(const struct app_config *cfg, struct da_store **out, char *errbuf,
+		      size_t errlen);
 int app_cli_verify_shard(const char *path, const uint8_t pk[static 32]);
 int app_cli_verify_nsproof(const char *path, const uint8_t pk[static 32]);
 

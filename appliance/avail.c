@@ -283,20 +283,12 @@ size_t app_avail_take(struct app_committer *c, struct app_da_rec **out, uint64_t
 int app_avail_start(struct app_committer *c, char *errbuf, size_t errlen)
 {
 	struct app_avail *a = &c->avail;
-	char **dirs = NULL;
-	size_t nd = 0;
 	uint64_t tip = 0;
 	int rc;
 
-	rc = app_config_da_dirs(c->cfg, &dirs, &nd);
+	rc = app_da_store_open(c->cfg, &a->shards, errbuf, errlen);
 	if (!rc)
-		rc = da_store_open((const char *const *)dirs, nd, &a->shards);
-	if (rc)
-		snprintf(errbuf, errlen, "opening the shard directories: %s", app_strerror(rc));
-	else
 		APP_FAULT_DA_STORE(a->shards);
-	app_config_dirs_free(dirs, nd);
-	free(dirs);
 	if (!rc) {
 		rc = da_code_new((unsigned)c->cfg->da_k, (unsigned)c->cfg->da_m, &a->code);
 		if (rc)

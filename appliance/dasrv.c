@@ -16,19 +16,7 @@
 
 int app_dasrv_open(struct app_server *s, char *errbuf, size_t errlen)
 {
-	char **dirs = NULL;
-	size_t nd = 0;
-	int rc = app_config_da_dirs(s->cfg, &dirs, &nd);
-
-	if (!rc)
-		rc = da_store_open((const char *const *)dirs, nd, &s->shards);
-	app_config_dirs_free(dirs, nd);
-	free(dirs);
-	if (rc) {
-		snprintf(errbuf, errlen, "opening the shard directories: %s", app_strerror(rc));
-		return rc;
-	}
-	return 0;
+	return app_da_store_open(s->cfg, &s->shards, errbuf, errlen);
 }
 
 void app_dasrv_close(struct app_server *s)

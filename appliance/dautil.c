@@ -1,4 +1,6 @@
 /* dautil.c - small pieces of data availability shared by the daemon and the CLI. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "appliance/app.h"
@@ -26,4 +28,21 @@ struct da_code *app_da_code_cached(struct da_code **codes, size_t n, unsigned k,
 	if (da_code_new(k, m, &codes[i]))
 		codes[i] = NULL;
 	return codes[i];
+}
+
+int app_da_store_open(const struct app_config *cfg, struct da_store **out, char *errbuf,
+		      size_t errlen)
+{
+	char **dirs = NULL, why[600] = "";
+	size_t nd = 0;
+	int rc = app_config_da_dirs(cfg, &dirs, &nd);
+
+	if (!rc)
+		rc = da_store_open_why((const char *const *)dirs, nd, out, why, sizeof(why));
+	app_config_dirs_free(dirs, nd);
+	free(dirs);
+	if (rc)
+		snprintf(errbuf, errlen, "opening the shard directories: %s",
+			 why[0] ? why : app_strerror(rc));
+	return rc;
 }

@@ -34,7 +34,8 @@
 	X(DA_EDECODE, -1105, "malformed encoding")                               \
 	X(DA_EPROOF, -1106, "proof does not verify")                             \
 	X(DA_EMISMATCH, -1107, "data does not match its commitment")             \
-	X(DA_EUNAVAILABLE, -1108, "fewer than k valid shards in the store")
+	X(DA_EUNAVAILABLE, -1108, "fewer than k valid shards in the store")     \
+	X(DA_ESAMEDIR, -1109, "two shard directories are one directory")
 
 enum {
 #define DA_ERR_ENUM(name, code, msg) name = code,
@@ -416,6 +417,11 @@ struct da_report {
 #define DA_READ_REPAIR 1u /* rewrite missing/corrupt shards (reads all k + m) */
 
 int da_store_open(const char *const *dirs, size_t D, struct da_store **out);
+/* The same, and on failure a sentence naming the directory in why (when not
+ * NULL). Two entries that are one directory (equal device and inode: a
+ * trailing slash, a symlink, a bind mount) are refused: DA_ESAMEDIR. */
+int da_store_open_why(const char *const *dirs, size_t D, struct da_store **out, char *why,
+		      size_t whylen);
 void da_store_close(struct da_store *s);
 
 /*

@@ -122,9 +122,23 @@ static void path_names(char *group, size_t gl, char *name, size_t nl, uint64_t h
 	snprintf(name, nl, "%" PRIu64 "/%" PRIu64 "%s", h / GROUP_HEIGHTS, h, suffix);
 }
 
+/* why, when wanted: "'DIR': what went wrong". */
+static void why_dir(char *why, size_t whylen, const char *dir, int err)
+{
+	if (why && whylen)
+		snprintf(why, whylen, "'%s': %s", dir, da_strerror(err));
+}
+
 int da_store_open(const char *const *dirs, size_t D, struct da_store **out)
 {
+	return da_store_open_why(dirs, D, out, NULL, 0);
+}
+
+int da_store_open_why(const char *const *dirs, size_t D, struct da_store **out, char *why,
+		      size_t whylen)
+{
 	struct da_store *s;
+	struct stat *seen = NULL;
 	int rc = 0;
 
 	if (out == NULL)
@@ -148,6 +162,11 @@ int da_store_open(const char *const *dirs, size_t D, struct da_store **out)
 	s->D = D;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->bmu, NULL);
+	seen = calloc(D, sizeof(*seen));
+	if (seen == NULL) {
+		rc = DA_ENOMEM;
+		goto fail;
+	}
 	for (size_t i = 0; i < D; i++) {
 		if (dirs[i] == NULL) {
 			rc = DA_EINVAL;
@@ -158,19 +177,36 @@ int da_store_open(const char *const *dirs, size_t D, struct da_store **out)
 			rc = DA_ENOMEM;
 			goto fail;
 		}
+		/* Only the last component: a missing parent is more likely a
+		 * disk that is not mounted than a directory to make. */
 		if (mkdir(dirs[i], 0700) != 0 && errno != EEXIST) {
 			rc = -errno;
+			why_dir(why, whylen, dirs[i], rc);
 			goto fail;
 		}
 		s->dirfd[i] = open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (s->dirfd[i] < 0) {
+		if (s->dirfd[i] < 0 || fstat(s->dirfd[i], &seen[i]) != 0) {
 			rc = -errno;
+			why_dir(why, whylen, dirs[i], rc);
 			goto fail;
 		}
+		/* One directory under two names (a trailing slash, a symlink,
+		 * a bind mount) would hold two packs of a height at one path,
+		 * and a put would wait on its own lock there forever. */
+		for (size_t j = 0; j < i; j++)
+			if (seen[j].st_dev == seen[i].st_dev && seen[j].st_ino == seen[i].st_ino) {
+				rc = DA_ESAMEDIR;
+				if (why && whylen)
+					snprintf(why, whylen, "'%s' and '%s' are one directory",
+						 dirs[j], dirs[i]);
+				goto fail;
+			}
 	}
+	free(seen);
 	*out = s;
 	return 0;
 fail:
+	free(seen);
 	da_store_close(s);
 	return rc;
 }
