@@ -1376,6 +1376,7 @@ static void *run(void *arg)
 	struct app_committer *c = arg;
 	struct app_sub *items = malloc((POP_MAX + APP_BUNDLE_MAX_LEGS) * sizeof(*items));
 	size_t max = (size_t)c->cfg->group_max_txs;
+	int clock_behind = 0;
 
 	if (!items)
 		APP_PANIC("out of memory for the committer");
@@ -1388,6 +1389,20 @@ static void *run(void *arg)
 		/* Winners past their deadline are decided inside their own slot,
 		 * before it is handed off. */
 		prop_ms = atomic_load(&c->stats.halted) ? 0 : app__prop_tick(c);
+		/* Slots follow the wall clock: stepped back, it leaves the open
+		 * slot in its future, and nothing is sealed (transactions are
+		 * still preconfirmed into it) until the clock is there again. */
+		if (cur + 1 < c->open_slot && !clock_behind) {
+			clock_behind = 1;
+			app_warn("clock_behind",
+				 "slot=%llu open_slot=%llu seconds=%.1f: the wall clock went back; "
+				 "sealing waits for it",
+				 (unsigned long long)cur, (unsigned long long)c->open_slot,
+				 (double)(c->open_slot - cur) * (double)c->cfg->slot_ms / 1000.0);
+		} else if (clock_behind && cur >= c->open_slot) {
+			clock_behind = 0;
+			app_info("clock_caught_up", "slot=%llu", (unsigned long long)cur);
+		}
 		if (cur > c->open_slot && !atomic_load(&c->stats.halted)) {
 			hand_off(c, c->open_slot);
 			c->open_slot = cur;

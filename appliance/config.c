@@ -6,6 +6,7 @@
  * in step with it all read this table. Adding a key means adding a row here
  * and a commented entry in the default file.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <sched.h>
@@ -79,7 +80,7 @@ const struct app_cfg_entry app_cfg_table[] = {
 	/* operations (connection timeouts, TLS, limits) */
 	{"server", "handshake_timeout_s", APP_CFG_INT, 1, 300, "10", OFF(handshake_timeout_s),
 	 "seconds a client has to finish its TLS, HTTP or WebSocket handshake"},
-	{"server", "idle_timeout_s", APP_CFG_INT, 5, 86400, "120", OFF(idle_timeout_s),
+	{"server", "idle_timeout_s", APP_CFG_INT, 5, 65535, "120", OFF(idle_timeout_s),
 	 "seconds an HTTP keep-alive or silent WebSocket connection may stay idle"},
 	{"server", "ws_ping_s", APP_CFG_INT, 1, 3600, "30", OFF(ws_ping_s),
 	 "seconds of WebSocket silence before the server sends a ping"},
@@ -368,7 +369,10 @@ static int apply(struct app_config *c, const struct app_cfg_entry *e, const char
 		return 0;
 	}
 	case APP_CFG_LISTEN: {
-		const char *colon = strrchr(v, ':');
+		const char *colon = strrchr(v, ':'), *a = v;
+		size_t alen;
+		char addr[sizeof(c->listen_addr)];
+		unsigned char bin[16];
 
 		if (!colon || colon == v || (size_t)(colon - v) >= sizeof(c->listen_addr)) {
 			snprintf(why, whylen, "'%s' is not address:port", v);
@@ -380,8 +384,21 @@ static int apply(struct app_config *c, const struct app_cfg_entry *e, const char
 			snprintf(why, whylen, "port in '%s' must be 1..65535", v);
 			return APP_ECONFIG;
 		}
-		memcpy(c->listen_addr, v, (size_t)(colon - v));
-		c->listen_addr[colon - v] = 0;
+		alen = (size_t)(colon - v);
+		if (*a == '[' && alen >= 2 && a[alen - 1] == ']') /* [v6]:port */
+			a++, alen -= 2;
+		memcpy(addr, a, alen);
+		addr[alen] = 0;
+		/* lws would take a host or interface name it cannot resolve as
+		 * "no such interface" and listen nowhere: literals only. */
+		if (inet_pton(AF_INET, addr, bin) != 1 && inet_pton(AF_INET6, addr, bin) != 1) {
+			snprintf(why, whylen,
+				 "'%s': the address must be an IPv4 or [IPv6] literal, such as "
+				 "127.0.0.1:9545, 0.0.0.0:9545 or [::1]:9545",
+				 v);
+			return APP_ECONFIG;
+		}
+		memcpy(c->listen_addr, addr, alen + 1);
 		c->listen_port = (int)n;
 		return 0;
 	}

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <sysexits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,7 +52,7 @@ int main(int argc, char **argv)
 	char err[4096], *sets[64];
 	const char *config_path = NULL;
 	enum app_log_level lvl;
-	int nsets = 0, opt, rc, status = 1;
+	int nsets = 0, opt, rc, status = 1, loop_died = 0;
 
 	while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (opt) {
@@ -92,24 +93,24 @@ int main(int argc, char **argv)
 		rc = app_config_load(&cfg, config_path, err, sizeof(err));
 		if (rc < 0) {
 			fprintf(stderr, "mezzanine: cannot read %s: %s\n", config_path, strerror(-rc));
-			return 1;
+			return EX_CONFIG;
 		}
 		if (rc > 0) {
 			fprintf(stderr, "%s", err);
 			fprintf(stderr, "mezzanine: %d error(s) in %s\n", rc, config_path);
-			return 1;
+			return EX_CONFIG;
 		}
 	}
 	for (int i = 0; i < nsets; i++) {
 		if (app_config_set(&cfg, sets[i], err, sizeof(err))) {
 			fprintf(stderr, "mezzanine: --set %s\n", err);
-			return 1;
+			return EX_CONFIG;
 		}
 		free(sets[i]);
 	}
 	if (app_config_validate(&cfg, err, sizeof(err))) {
 		fprintf(stderr, "mezzanine: %s\n", err);
-		return 1;
+		return EX_CONFIG;
 	}
 	app_log_level_parse(cfg.log_level, &lvl);
 	app_log_set_level(lvl);
@@ -153,7 +154,36 @@ int main(int argc, char **argv)
 				  "mezz --data-dir %s restore --accept-loss\"",
 				  (unsigned long long)next, cfg.data_dir);
 			app_store_close(store);
-			return 78; /* EX_CONFIG: systemd does not restart it (the unit) */
+			return EX_CONFIG; /* systemd does not restart it (the unit) */
+		}
+	}
+	{
+		/* A slot is wall time / slot_ms: blocks, receipts and every right
+		 * sold name slots by number. Under another slot_ms the numbers
+		 * mean other times: sealing would wait for a slot decades away
+		 * (a longer slot) or date blocks decades back (a shorter one). */
+		uint64_t ms;
+		char why[256] = "";
+
+		rc = app_store_meta_u64(store, "slot_ms", &ms);
+		if (rc == 0 && ms != (uint64_t)cfg.slot_ms) {
+			app_error("startup_refused",
+				  "reason=\"sequencer.slot_ms is %lld, this database's slots are "
+				  "%llu ms\" fix=\"set sequencer.slot_ms = %llu, or start a new "
+				  "data directory\"",
+				  (long long)cfg.slot_ms, (unsigned long long)ms,
+				  (unsigned long long)ms);
+			app_store_close(store);
+			return EX_CONFIG;
+		}
+		if (rc == APP_ENOTFOUND)
+			rc = app_store_meta_set_u64(store, "slot_ms", (uint64_t)cfg.slot_ms, why,
+						    sizeof(why));
+		if (rc) {
+			app_error("startup_failed", "reason=\"database\" dir=%s err=\"%s\"",
+				  cfg.data_dir, why[0] ? why : app_strerror(rc));
+			app_store_close(store);
+			return 1;
 		}
 	}
 	rc = app_txindex_open(&txi, cfg.data_dir, err, sizeof(err));
@@ -247,11 +277,14 @@ int main(int argc, char **argv)
 	app_notify_watchdog_start(srv.ctx);
 	app_notify_ready("serving");
 
-	app_server_run(&srv);
+	loop_died = app_server_run(&srv) != 0;
 
 	/* Orderly stop: refuse new work, let the committer drain, deliver answers. */
 	app_notify_stopping();
-	app_info("stopping", "%s", "reason=signal");
+	if (loop_died)
+		app_error("stopping", "%s", "reason=\"the event loop ended: nothing is listening\"");
+	else
+		app_info("stopping", "%s", "reason=signal");
 	srv.accepting = 0;
 	app_queue_close(&ingress);
 	while (!atomic_load(&com.stats.exited))
@@ -265,7 +298,7 @@ int main(int argc, char **argv)
 	app_l1_stop(&com);
 	app_rights_stop(&com);
 	app_committer_stop(&com);
-	status = atomic_load(&com.stats.halted) ? 1 : 0;
+	status = atomic_load(&com.stats.halted) || loop_died ? 1 : 0;
 out:
 	app_notify_watchdog_stop();
 	g_server = NULL;

@@ -12,14 +12,17 @@
  * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE is deliberately not handled
  * (CVE-2025-11677 in Debian's lws).
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "appliance/ops.h"
 #include "appliance/server.h"
@@ -927,6 +930,48 @@ static struct lws_protocols protocols[] = {
 
 static lws_retry_bo_t ws_policy;
 
+/*
+ * Bind the listening address once ourselves before lws does, for an error
+ * that names the cause (a port in use, an address not on this host): lws
+ * only logs it, and on a libuv loop goes on without the socket.
+ */
+static int probe_listen(const struct app_config *cfg, char *errbuf, size_t errlen)
+{
+	struct sockaddr_storage ss = {0};
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len;
+	int fd, one = 1, err = 0;
+
+	if (inet_pton(AF_INET, cfg->listen_addr, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons((uint16_t)cfg->listen_port);
+		len = sizeof(*in4);
+	} else if (inet_pton(AF_INET6, cfg->listen_addr, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)cfg->listen_port);
+		len = sizeof(*in6);
+	} else {
+		snprintf(errbuf, errlen, "cannot listen on %s:%d: not an IP address",
+			 cfg->listen_addr, cfg->listen_port);
+		return APP_ECONFIG;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		err = errno;
+	else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+		 bind(fd, (struct sockaddr *)&ss, len) != 0)
+		err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (err) {
+		snprintf(errbuf, errlen, "cannot listen on %s:%d: %s", cfg->listen_addr,
+			 cfg->listen_port, strerror(err));
+		return APP_ECONFIG;
+	}
+	return 0;
+}
+
 int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
 {
 	struct lws_context_creation_info info;
@@ -968,6 +1013,9 @@ int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
 	if (rc)
 		return rc;
 
+	rc = probe_listen(s->cfg, errbuf, errlen);
+	if (rc)
+		return rc;
 	lws_set_log_level(LLL_ERR, NULL);
 	if (uv_loop_init(&s->loop)) {
 		snprintf(errbuf, errlen, "cannot create the event loop");
@@ -1028,6 +1076,18 @@ int app_server_init(struct app_server *s, char *errbuf, size_t errlen)
 			 s->cfg->listen_addr, s->cfg->listen_port);
 		return APP_ECONFIG;
 	}
+	/* On a foreign (libuv) loop lws makes the context even when the
+	 * default vhost's listening socket cannot be bound (the port taken
+	 * since probe_listen): a daemon that serves nobody must not start.
+	 * Such a context crashes in its teardown (lws 4.1): left to the exit. */
+	if (!lws_get_vhost_by_name(s->ctx, "default")) {
+		snprintf(errbuf, errlen, "cannot listen on %s:%d", s->cfg->listen_addr,
+			 s->cfg->listen_port);
+		s->ctx = NULL;
+		s->loop_inited = 0;
+		s->rx_timer_inited = 0;
+		return APP_ECONFIG;
+	}
 	/* Live copies of a block are written by fanout.c, bypassing lws, only
 	 * where lws adds nothing to the bytes: no TLS. */
 	s->feed.direct = !s->cfg->tls_cert[0];
@@ -1049,13 +1109,14 @@ int app_server_service(struct app_server *s, int wait)
 	return uv_run(&s->loop, wait ? UV_RUN_ONCE : UV_RUN_NOWAIT) || !wait ? 0 : -1;
 }
 
-void app_server_run(struct app_server *s)
+int app_server_run(struct app_server *s)
 {
 	while (!s->stop) {
 		if (app_server_service(s, 1) < 0)
-			break;
+			return -1;
 		APP_FAULT_POINT(loop);
 	}
+	return 0;
 }
 
 void app_server_request_stop(struct app_server *s)

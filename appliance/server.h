@@ -292,8 +292,9 @@ int app_http_reply(struct app_conn *c, int status, const char *ctype, const char
 		   size_t len);
 
 int app_server_init(struct app_server *s, char *errbuf, size_t errlen);
-/* Run until s->stop is set. */
-void app_server_run(struct app_server *s);
+/* Run until s->stop is set: 0; -1 if the loop ran out of work first (the
+ * listening socket and every connection gone: not a stop anyone asked for). */
+int app_server_run(struct app_server *s);
 /* One turn of the event loop: wait for an event when `wait`, else only handle
  * what is ready. Returns 0, or -1 when the loop has nothing left to run. */
 int app_server_service(struct app_server *s, int wait);
