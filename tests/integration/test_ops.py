@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -280,6 +281,34 @@ class HealthTest(unittest.TestCase):
             time.sleep(0.05)
         d.stop()
         os.rmdir(tmp)
+
+
+class AvailableGaugeTest(unittest.TestCase):
+    """mezz_available_height holds the available tip from the start, not
+    only from the next block that becomes available: restarted with mz-da
+    stalled (no block becomes available), it equals mezz_status's
+    availableHeight, which is not 0."""
+
+    def test_available_height_gauge_set_on_start(self):
+        tmp = tempfile.mkdtemp(prefix="mezz-stall-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        stall = os.path.join(tmp, "stall-da")
+        d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_STALL_DA_FILE": stall})
+        self.addCleanup(d.cleanup)
+        d.start()
+        deadline = time.time() + 10
+        while d.status()["availableHeight"] < 3:
+            self.assertLess(time.time(), deadline, "no block became available")
+            time.sleep(0.05)
+        d.stop()
+        open(stall, "w").close()
+        d.start()
+        avail = d.status()["availableHeight"]
+        self.assertGreaterEqual(avail, 3)
+        d.wait_height(d.status()["height"] + 2)  # blocks are sealed, none coded
+        _, _, raw = d.http(b"", "/metrics", method="GET")
+        self.assertEqual(value(parse_prometheus(raw.decode()), "mezz_available_height"), avail)
+        self.assertEqual(d.status()["availableHeight"], avail)
 
 
 if __name__ == "__main__":
