@@ -2,6 +2,7 @@
 (503 with a reason within two slots of a block-production stall), and the
 key=value log format."""
 import asyncio
+import glob
 import json
 import math
 import os
@@ -14,6 +15,7 @@ import unittest
 
 from harness import MEZZANINE_TEST, Daemon, DaemonCase, run_async, ws_call, ws_connect
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 SAMPLE = re.compile(r"^(%s)(\{(.*)\})? (\S+)$" % NAME)
 LABEL = re.compile(r'^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"(,|$)')
@@ -230,6 +232,54 @@ class MetricsTest(DaemonCase):
         out = self.d.mezz("status", url=True).stdout
         self.assertRegex(out, r"p99 of its parts: queue \d+\.\d\d ms   commit \d+\.\d\d ms"
                               r"   answer \d+\.\d\d ms\n", out)
+
+    def test_metrics_table_in_operations_md_matches_the_scrape(self):
+        """Every family /metrics exports has a row in OPERATIONS.md's metrics
+        table, and every name in that table is exported."""
+        exported = set(self.scrape())
+        with open(os.path.join(REPO, "docs", "OPERATIONS.md")) as f:
+            text = f.read()
+        section = text[text.index("\n## Metrics\n"):]
+        section = section[:section.index("\n## ", 1)]
+        rows = [l for l in section.splitlines() if l.startswith("| `mezz_")]
+        documented = set()
+        for row in rows:
+            documented |= set(re.findall(r"`(mezz_[a-z0-9_]+)(?:\{[a-z]+\})?`", row.split("|")[1]))
+        self.assertEqual(sorted(exported - documented), [],
+                         "exported, missing from the metrics table in docs/OPERATIONS.md")
+        self.assertEqual(sorted(documented - exported), [],
+                         "in the metrics table in docs/OPERATIONS.md, not exported")
+
+    def test_metric_names_anywhere_in_the_docs_are_exported(self):
+        """A metric named in any doc (a counter, histogram or byte gauge by
+        its suffix, with our prefix or the daemon's full name) is one
+        /metrics exports."""
+        exported = set(self.scrape())
+        name = re.compile(r"\bmezz(?:anine)?_[a-z0-9_]+_(?:total|seconds|bytes)\b")
+        wrong = []
+        for path in [os.path.join(REPO, "README.md")] + sorted(glob.glob(os.path.join(REPO, "docs", "*.md"))):
+            with open(path) as f:
+                for n, line in enumerate(f, 1):
+                    wrong += ["%s:%d: %s" % (os.path.relpath(path, REPO), n, m)
+                              for m in name.findall(line) if m not in exported]
+        self.assertEqual(wrong, [])
+
+    def test_health_components_are_documented(self):
+        """Every component the daemon registers with app_health_register is
+        listed under "Health" in OPERATIONS.md."""
+        registered = set()
+        for path in glob.glob(os.path.join(REPO, "appliance", "*.c")) + \
+                glob.glob(os.path.join(REPO, "l1bridge", "*.c")):
+            with open(path) as f:
+                registered |= set(re.findall(r'app_health_register\("([a-z0-9_]+)"', f.read()))
+        self.assertIn("da", registered)
+        with open(os.path.join(REPO, "docs", "OPERATIONS.md")) as f:
+            text = f.read()
+        health = text[text.index("\n## Health\n"):]
+        health = health[:health.index("\n## ", 1)]
+        listed = set(re.findall(r"(?m)^- `([a-z0-9_]+)`:", health))
+        self.assertEqual(sorted(registered - listed), [],
+                         "registered, not listed under Health in docs/OPERATIONS.md")
 
     def test_log_lines_are_key_value_events(self):
         self.d.call("mezz_sendTransaction", {"namespace": "nope", "data": "0x01"})
