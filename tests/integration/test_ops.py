@@ -361,6 +361,64 @@ class AvailableGaugeTest(unittest.TestCase):
         self.assertEqual(d.status()["availableHeight"], avail)
 
 
+class RestartMetricsTest(unittest.TestCase):
+    """Metrics across a restart whose sealing had stopped: mezz_slot_lag
+    counts the slots since the stored tip from the first sample on, and
+    the blocks recovery seals at start for slots from before the restart
+    are not seal latencies."""
+
+    def scrape(self, d):
+        _, _, raw = d.http(b"", "/metrics", method="GET")
+        return parse_prometheus(raw.decode())
+
+    def start_stalled_then_kill(self, tmp):
+        """A daemon killed -9 with one transaction committed in a slot its
+        stalled sealer never sealed; returns it, stopped."""
+        stall = os.path.join(tmp, "stall-seal")
+        d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_STALL_SEAL_FILE": stall})
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.setup_tenant("acme", "demo", 31337, key=False)
+        d.wait_height(2)
+        open(stall, "w").close()
+        time.sleep(0.2)  # the block in flight, if any, is sealed
+        d.send("demo", b"\x01")
+        d.kill9()
+        return d, stall
+
+    def test_slot_lag_counts_from_the_stored_tip_after_restart(self):
+        tmp = tempfile.mkdtemp(prefix="mezz-lag-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        d, stall = self.start_stalled_then_kill(tmp)
+        d.start()  # the stall file is still there: nothing is sealed
+        tip = d.rpc("mezz_getBlock", {"height": d.status()["height"]})
+        time.sleep(1.0)
+        lag = value(self.scrape(d), "mezz_slot_lag")
+        now_slot = int(time.time() * 1000) // 100
+        self.assertGreaterEqual(lag, 10)
+        self.assertLessEqual(lag, now_slot - tip["slot"])
+
+    # A known gap, kept visible: committer.c's publish() observes every block
+    # it hands on, those recovery seals at start included, whose slots ended
+    # before the restart, so the downtime is counted as seal latency. Remove
+    # the decorator once recovery skips the observation.
+    @unittest.expectedFailure
+    def test_recovered_blocks_are_not_seal_latencies(self):
+        tmp = tempfile.mkdtemp(prefix="mezz-seal-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        d, stall = self.start_stalled_then_kill(tmp)
+        os.unlink(stall)
+        time.sleep(2.0)  # down for 20 slots
+        d.start()
+        d.wait_height(d.status()["height"] + 3)
+        fams = self.scrape(d)
+        name = "mezz_block_seal_seconds"
+        under_1s = value(fams, name, name + "_bucket", le="1")
+        self.assertEqual(under_1s, value(fams, name, name + "_count"),
+                         "seal latencies of 1 s or more at 100 ms slots: %s s in all"
+                         % value(fams, name, name + "_sum"))
+
+
 if __name__ == "__main__":
     unittest.main()
 
