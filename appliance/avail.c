@@ -305,6 +305,9 @@ int app_avail_start(struct app_committer *c, char *errbuf, size_t errlen)
 
 		a->next = tip + 1;
 		atomic_store(&c->stats.level_tip[APP_LEVEL_AVAILABLE], tip);
+		/* committer.c sets the gauge as blocks become available; until
+		 * one does (never, if the DA halts) it must say this tip, not 0. */
+		app_metric_set(APP_M_available_height, tip);
 		app_store_meta_u64(c->store, "shards_pruned_below", &floor);
 		atomic_store(&a->floor, floor);
 		/* finish deletions a crash may have cut short */

@@ -67,7 +67,10 @@ int app_health_check(char *out, size_t len)
 		out[0] = 0;
 	for (int i = 0; i < n; i++) {
 		struct component *c = &comps[i];
-		uint64_t age_ms = (now - atomic_load(&c->last_beat_ns)) / 1000000;
+		uint64_t beat = atomic_load(&c->last_beat_ns);
+		/* A thread may beat between the clock read above and this load:
+		 * such a beat is newer than now and counts as age 0. */
+		uint64_t age_ms = beat < now ? (now - beat) / 1000000 : 0;
 		char why[200];
 
 		if (atomic_load(&c->failed)) {

@@ -287,6 +287,8 @@ class CoreTest(DaemonCase):
         self.assertEqual(found["level"], "sealed")
         self.assertEqual(found["height"], found["header"]["height"])
         self.assertEqual(found["slot"], found["header"]["slot"])
+        # the header's time is its slot's start (PROTOCOL.md), not the sealing time
+        self.assertEqual(found["header"]["timeMs"], found["slot"] * self.SLOT_MS)
         self.assertEqual(found["header"]["txCount"],
                          sum(ns["count"] for ns in found["namespaces"]))
         self.assertEqual(found["header"]["nsCount"], len(found["nsTable"]))

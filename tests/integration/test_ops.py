@@ -2,10 +2,12 @@
 (503 with a reason within two slots of a block-production stall), and the
 key=value log format."""
 import asyncio
+import glob
 import json
 import math
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -13,6 +15,7 @@ import unittest
 
 from harness import MEZZANINE_TEST, Daemon, DaemonCase, run_async, ws_call, ws_connect
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 SAMPLE = re.compile(r"^(%s)(\{(.*)\})? (\S+)$" % NAME)
 LABEL = re.compile(r'^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"(,|$)')
@@ -230,6 +233,54 @@ class MetricsTest(DaemonCase):
         self.assertRegex(out, r"p99 of its parts: queue \d+\.\d\d ms   commit \d+\.\d\d ms"
                               r"   answer \d+\.\d\d ms\n", out)
 
+    def test_metrics_table_in_operations_md_matches_the_scrape(self):
+        """Every family /metrics exports has a row in OPERATIONS.md's metrics
+        table, and every name in that table is exported."""
+        exported = set(self.scrape())
+        with open(os.path.join(REPO, "docs", "OPERATIONS.md")) as f:
+            text = f.read()
+        section = text[text.index("\n## Metrics\n"):]
+        section = section[:section.index("\n## ", 1)]
+        rows = [l for l in section.splitlines() if l.startswith("| `mezz_")]
+        documented = set()
+        for row in rows:
+            documented |= set(re.findall(r"`(mezz_[a-z0-9_]+)(?:\{[a-z]+\})?`", row.split("|")[1]))
+        self.assertEqual(sorted(exported - documented), [],
+                         "exported, missing from the metrics table in docs/OPERATIONS.md")
+        self.assertEqual(sorted(documented - exported), [],
+                         "in the metrics table in docs/OPERATIONS.md, not exported")
+
+    def test_metric_names_anywhere_in_the_docs_are_exported(self):
+        """A metric named in any doc (a counter, histogram or byte gauge by
+        its suffix, with our prefix or the daemon's full name) is one
+        /metrics exports."""
+        exported = set(self.scrape())
+        name = re.compile(r"\bmezz(?:anine)?_[a-z0-9_]+_(?:total|seconds|bytes)\b")
+        wrong = []
+        for path in [os.path.join(REPO, "README.md")] + sorted(glob.glob(os.path.join(REPO, "docs", "*.md"))):
+            with open(path) as f:
+                for n, line in enumerate(f, 1):
+                    wrong += ["%s:%d: %s" % (os.path.relpath(path, REPO), n, m)
+                              for m in name.findall(line) if m not in exported]
+        self.assertEqual(wrong, [])
+
+    def test_health_components_are_documented(self):
+        """Every component the daemon registers with app_health_register is
+        listed under "Health" in OPERATIONS.md."""
+        registered = set()
+        for path in glob.glob(os.path.join(REPO, "appliance", "*.c")) + \
+                glob.glob(os.path.join(REPO, "l1bridge", "*.c")):
+            with open(path) as f:
+                registered |= set(re.findall(r'app_health_register\("([a-z0-9_]+)"', f.read()))
+        self.assertIn("da", registered)
+        with open(os.path.join(REPO, "docs", "OPERATIONS.md")) as f:
+            text = f.read()
+        health = text[text.index("\n## Health\n"):]
+        health = health[:health.index("\n## ", 1)]
+        listed = set(re.findall(r"(?m)^- `([a-z0-9_]+)`:", health))
+        self.assertEqual(sorted(registered - listed), [],
+                         "registered, not listed under Health in docs/OPERATIONS.md")
+
     def test_log_lines_are_key_value_events(self):
         self.d.call("mezz_sendTransaction", {"namespace": "nope", "data": "0x01"})
         lines = [l for l in self.d.log().splitlines() if l.strip()]
@@ -280,6 +331,92 @@ class HealthTest(unittest.TestCase):
             time.sleep(0.05)
         d.stop()
         os.rmdir(tmp)
+
+
+class AvailableGaugeTest(unittest.TestCase):
+    """mezz_available_height holds the available tip from the start, not
+    only from the next block that becomes available: restarted with mz-da
+    stalled (no block becomes available), it equals mezz_status's
+    availableHeight, which is not 0."""
+
+    def test_available_height_gauge_set_on_start(self):
+        tmp = tempfile.mkdtemp(prefix="mezz-stall-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        stall = os.path.join(tmp, "stall-da")
+        d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_STALL_DA_FILE": stall})
+        self.addCleanup(d.cleanup)
+        d.start()
+        deadline = time.time() + 10
+        while d.status()["availableHeight"] < 3:
+            self.assertLess(time.time(), deadline, "no block became available")
+            time.sleep(0.05)
+        d.stop()
+        open(stall, "w").close()
+        d.start()
+        avail = d.status()["availableHeight"]
+        self.assertGreaterEqual(avail, 3)
+        d.wait_height(d.status()["height"] + 2)  # blocks are sealed, none coded
+        _, _, raw = d.http(b"", "/metrics", method="GET")
+        self.assertEqual(value(parse_prometheus(raw.decode()), "mezz_available_height"), avail)
+        self.assertEqual(d.status()["availableHeight"], avail)
+
+
+class RestartMetricsTest(unittest.TestCase):
+    """Metrics across a restart whose sealing had stopped: mezz_slot_lag
+    counts the slots since the stored tip from the first sample on, and
+    the blocks recovery seals at start for slots from before the restart
+    are not seal latencies."""
+
+    def scrape(self, d):
+        _, _, raw = d.http(b"", "/metrics", method="GET")
+        return parse_prometheus(raw.decode())
+
+    def start_stalled_then_kill(self, tmp):
+        """A daemon killed -9 with one transaction committed in a slot its
+        stalled sealer never sealed; returns it, stopped."""
+        stall = os.path.join(tmp, "stall-seal")
+        d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_STALL_SEAL_FILE": stall})
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.setup_tenant("acme", "demo", 31337, key=False)
+        d.wait_height(2)
+        open(stall, "w").close()
+        time.sleep(0.2)  # the block in flight, if any, is sealed
+        d.send("demo", b"\x01")
+        d.kill9()
+        return d, stall
+
+    def test_slot_lag_counts_from_the_stored_tip_after_restart(self):
+        tmp = tempfile.mkdtemp(prefix="mezz-lag-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        d, stall = self.start_stalled_then_kill(tmp)
+        d.start()  # the stall file is still there: nothing is sealed
+        tip = d.rpc("mezz_getBlock", {"height": d.status()["height"]})
+        time.sleep(1.0)
+        lag = value(self.scrape(d), "mezz_slot_lag")
+        now_slot = int(time.time() * 1000) // 100
+        self.assertGreaterEqual(lag, 10)
+        self.assertLessEqual(lag, now_slot - tip["slot"])
+
+    # A known gap, kept visible: committer.c's publish() observes every block
+    # it hands on, those recovery seals at start included, whose slots ended
+    # before the restart, so the downtime is counted as seal latency. Remove
+    # the decorator once recovery skips the observation.
+    @unittest.expectedFailure
+    def test_recovered_blocks_are_not_seal_latencies(self):
+        tmp = tempfile.mkdtemp(prefix="mezz-seal-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        d, stall = self.start_stalled_then_kill(tmp)
+        os.unlink(stall)
+        time.sleep(2.0)  # down for 20 slots
+        d.start()
+        d.wait_height(d.status()["height"] + 3)
+        fams = self.scrape(d)
+        name = "mezz_block_seal_seconds"
+        under_1s = value(fams, name, name + "_bucket", le="1")
+        self.assertEqual(under_1s, value(fams, name, name + "_count"),
+                         "seal latencies of 1 s or more at 100 ms slots: %s s in all"
+                         % value(fams, name, name + "_sum"))
 
 
 if __name__ == "__main__":
