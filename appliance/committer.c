@@ -191,17 +191,20 @@ static int build_block(struct app_committer *c, struct seal_job *j, struct app_b
 	return 0;
 }
 
-/* The block rows are committed: tell the feed. */
-static void publish(struct app_committer *c, struct app_block **b, size_t n)
+/* The block rows are committed: tell the feed. A block of a slot sealed
+ * by the recovery at start (recovered) is no seal latency: its slot ended
+ * before the restart, and the histogram would count the downtime. */
+static void publish(struct app_committer *c, struct app_block **b, size_t n, int recovered)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct app_done d = {.kind = DONE_BLOCK, .block = b[i]};
-
 		uint64_t end_ms = b[i]->hdr.time_ms + (uint64_t)c->cfg->slot_ms, now = app_wall_ms();
 
 		atomic_store(&c->stats.height, b[i]->hdr.height);
 		atomic_store(&c->stats.has_block, 1);
-		app_metric_observe(APP_M_block_seal_seconds, now > end_ms ? (now - end_ms) * 1000 : 0);
+		if (!recovered)
+			app_metric_observe(APP_M_block_seal_seconds,
+					   now > end_ms ? (now - end_ms) * 1000 : 0);
 		app_avail_submit(c, b[i]);
 		/* If the queue is full the feed notices the new height from stats and
 		 * reads the block from storage. */
@@ -419,7 +422,7 @@ static void release(struct app_committer *c, struct app_held *h, int failed)
 
 		for (size_t i = 0; i < h->n; i++)
 			h->d[i].durable_ns = now;
-		publish(c, h->blocks, h->nb);
+		publish(c, h->blocks, h->nb, 0);
 		if (h->avail_height)
 			publish_available(c, h->avail_height);
 		if (h->shard_floor)
@@ -1648,7 +1651,7 @@ int app_committer_start(struct app_committer *c, char *errbuf, size_t errlen)
 			if (rc)
 				app_block_unref(b);
 			else
-				publish(c, &b, 1);
+				publish(c, &b, 1, 1);
 		}
 		if (rc) {
 			snprintf(errbuf, errlen, "sealing recovered slot: %s", app_strerror(rc));
