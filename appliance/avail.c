@@ -180,6 +180,15 @@ void app_avail_pruned(struct app_committer *c, uint64_t floor)
 	atomic_store(&c->avail.floor, floor);
 }
 
+/* What a queued block keeps alive: itself and the feed's JSON of it, which
+ * the sealer rendered (about twice the payload: hex) and mz-da's reference
+ * holds as long as the feed's. Fixed before the hand-over, so the add and
+ * the subtract agree. */
+static size_t weight(const struct app_block *b)
+{
+	return b->bytes + b->rendered_bytes;
+}
+
 static void *run(void *arg)
 {
 	struct app_committer *c = arg;
@@ -193,7 +202,7 @@ static void *run(void *arg)
 					   app_now_ns() + (uint64_t)c->cfg->slot_ms * 250000ull);
 
 		if (got)
-			atomic_fetch_sub(&a->queued_bytes, b->bytes);
+			atomic_fetch_sub(&a->queued_bytes, weight(b));
 		if (atomic_load(&a->stopping)) {
 			if (got)
 				app_block_unref(b);
@@ -245,12 +254,12 @@ void app_avail_submit(struct app_committer *c, struct app_block *b)
 	if (!a->started)
 		return; /* mz-da reads it from storage when it starts */
 	held = atomic_load(&a->queued_bytes);
-	if (held && held + b->bytes > (size_t)c->cfg->da_queue_mib << 20)
+	if (held && held + weight(b) > (size_t)c->cfg->da_queue_mib << 20)
 		return;
-	atomic_fetch_add(&a->queued_bytes, b->bytes);
+	atomic_fetch_add(&a->queued_bytes, weight(b));
 	app_block_ref(b);
 	if (app_queue_push(&a->jobs, &b, 1)) { /* full: likewise */
-		atomic_fetch_sub(&a->queued_bytes, b->bytes);
+		atomic_fetch_sub(&a->queued_bytes, weight(b));
 		app_block_unref(b);
 	}
 }

@@ -125,6 +125,10 @@ struct app_block {
 	 * it, so that its ns_json fragment is finished in place. Taken by
 	 * ns_json, or freed by the live fan-out. */
 	struct app_json_part *txs_json;
+	/* What the sealer's rendering allocated (txs_json's buffers, which
+	 * ns_json may take over): set once, before b is handed over, and
+	 * counted with bytes against da.queue_mib. */
+	size_t rendered_bytes;
 };
 /* Builds the namespace index (sorts txs). Takes ownership of txs and ns. */
 int app_block_make(struct app_block **out, const struct seq_block_hdr *h,

@@ -179,7 +179,7 @@ int app_block_render_txs(struct app_block *b, const struct app_feed_interest *fi
 {
 	int all = atomic_load(&fi->all) > 0, done = 0;
 	struct app_json_part *r;
-	size_t first = 0;
+	size_t first = 0, held;
 
 	while (first < b->ns_count && !wanted(fi, all, b->ns[first].ns))
 		first++;
@@ -188,6 +188,7 @@ int app_block_render_txs(struct app_block *b, const struct app_feed_interest *fi
 	r = calloc(b->ns_count, sizeof(*r));
 	if (!r)
 		return APP_ENOMEM;
+	held = b->ns_count * sizeof(*r);
 	for (size_t k = first; k < b->ns_count; k++) {
 		struct sbuf o = {0};
 		size_t need = 1;
@@ -211,9 +212,11 @@ int app_block_render_txs(struct app_block *b, const struct app_feed_interest *fi
 			return APP_ENOMEM;
 		}
 		r[k] = (struct app_json_part){o.p, FRAG_ROOM, o.len - FRAG_ROOM};
+		held += o.cap;
 		done++;
 	}
 	b->txs_json = r;
+	b->rendered_bytes = held;
 	return done;
 }
 

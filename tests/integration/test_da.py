@@ -18,7 +18,7 @@ import tempfile
 import time
 import unittest
 
-from harness import MEZZ, Daemon, run_async, ws_connect, ws_call
+from harness import MEZZ, MEZZANINE_TEST, Daemon, run_async, ws_connect, ws_call
 
 K, M, D = 8, 8, 4
 
@@ -583,3 +583,45 @@ class DaTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class QueueWeightTest(unittest.TestCase):
+    """A block waiting for mz-da keeps the feed's JSON of it alive (the
+    sealer renders it ahead for subscribers: hex, about twice the payload).
+    da.queue_mib counts it: before, only the payload was counted and the
+    queue held about three times the cap with subscribers."""
+
+    def test_a_queued_block_counts_its_rendered_json(self):
+        from test_ops import parse_prometheus, value
+        tmp = tempfile.mkdtemp(prefix="mezz-qw-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        stall = os.path.join(tmp, "stall-da")
+        open(stall, "w").close()  # mz-da holds its first block; the rest queue
+        d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_STALL_DA_FILE": stall})
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.setup_tenant("t", "demo", 31337, key=False)
+        d.wait_height(2)
+
+        def queued():
+            _, _, raw = d.http(b"", "/metrics", method="GET")
+            return value(parse_prometheus(raw.decode()), "mezz_da_queue_bytes")
+
+        size = 120 * 1024
+
+        async def scenario():
+            async with ws_connect(d.ws_url()) as ws:
+                sub = await ws_call(ws, "mezz_subscribe", ["blocks", {"levels": ["sealed"]}])
+                self.assertIn("result", sub)
+                time.sleep(0.3)  # the subscription's interest reaches the sealer
+                before = queued()
+                seq = d.send("demo", os.urandom(size))["seq"]
+                d.wait_sealed_seq(seq + 1)
+                return before, queued()
+
+        before, after = run_async(scenario())
+        # payload + its hex JSON; a few empty blocks sealed meanwhile weigh
+        # a few hundred bytes each
+        self.assertGreater(after - before, 2.5 * size,
+                           "queued bytes grew by %d for a %d-byte transaction" %
+                           (after - before, size))
