@@ -590,9 +590,13 @@ char *app_l1_status_json(struct app_server *s)
 	pthread_mutex_lock(&l->mu);
 	i = l->info;
 	pthread_mutex_unlock(&l->mu);
+	/* The node's words, cut at a byte count: ASCII only, so that a cut
+	 * through a UTF-8 sequence cannot make the JSON invalid. */
 	for (char *p = i.last_error; *p; p++)
 		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
 			*p = '\'';
+		else if ((unsigned char)*p >= 0x7f)
+			*p = '?';
 	if (asprintf(&out,
 		     "{\"enabled\":true,\"status\":\"%s\",\"poster\":\"%s\",\"nextBatchIndex\":%llu,"
 		     "\"nextBatchHeight\":%llu,\"postedHeight\":%llu,\"finalizedHeight\":%llu,"

@@ -647,7 +647,8 @@ class Proxy:
     With tls, it is https:// with a self-signed certificate for 127.0.0.1
     made by openssl (self.cert)."""
 
-    def __init__(self, tmp, upstream, tls=False, refuse=(), fail=None):
+    def __init__(self, tmp, upstream, tls=False, refuse=(), fail=None,
+                 message="the method does not exist"):
         proxy = self
         fail = dict(fail or {})
 
@@ -665,7 +666,7 @@ class Proxy:
                     return
                 if method in refuse:
                     out = json.dumps({"jsonrpc": "2.0", "id": call.get("id"), "error": {
-                        "code": -32601, "message": "the method does not exist"}}).encode()
+                        "code": -32601, "message": message}}).encode()
                 else:
                     req = urllib.request.Request(upstream, data=body,
                                                  headers={"Content-Type": "application/json"})
@@ -700,6 +701,27 @@ class Proxy:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class NodeWordsTest(OutboxCase):
+    def test_a_node_error_cut_inside_a_utf8_character_keeps_status_json_valid(self):
+        """lastError quotes the node's message cut at a byte count; cut
+        inside a two-byte character it made mezz_status invalid UTF-8."""
+        proxy = Proxy(self.tmp, self.anvil.url, refuse=("eth_sendRawTransaction",),
+                      message="\u043e\u0448\u0438\u0431\u043a\u0430 " * 40)
+        self.addCleanup(proxy.close)
+        d = self.daemon(**{"l1.rpc_urls": proxy.url}).start()
+        deadline = time.time() + 30
+        while True:
+            _, _, raw = d.http(json.dumps({"jsonrpc": "2.0", "id": 1,
+                                           "method": "mezz_status"}).encode(), "/")
+            text = raw.decode("utf-8")  # strict: raises on a cut character
+            err = json.loads(text)["result"]["l1"]["lastError"]
+            if err.startswith("send:"):
+                break
+            self.assertLess(time.time(), deadline, "no send error seen: %r" % err)
+            time.sleep(0.2)
+        self.assertIn("?", err, "the non-ASCII words are replaced")
 
 
 class HttpsTest(OutboxCase):
