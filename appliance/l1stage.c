@@ -395,6 +395,7 @@ int app_l1_start(struct app_committer *c, char *errbuf, size_t errlen)
 	ro.timeout_ms = cfg->l1_timeout_ms;
 	ro.connect_timeout_ms = cfg->l1_timeout_ms < 3000 ? cfg->l1_timeout_ms : 3000;
 	ro.ca_file = cfg->l1_ca_file;
+	ro.chain_id = (uint64_t)cfg->l1_chain_id;
 	if (cfg->l1_ca_file[0] && access(cfg->l1_ca_file, R_OK) != 0) {
 		snprintf(errbuf, errlen, "l1.ca_file '%s': %s", cfg->l1_ca_file, strerror(errno));
 		rc = APP_ECONFIG;

@@ -521,6 +521,11 @@ struct l1_rpc_opts {
 	long timeout_ms;	 /* whole request per URL; 0 = 10000 */
 	size_t max_response;	 /* bytes; 0 = 16 MiB */
 	const char *ca_file;	 /* PEM CAs for https:// URLs (copied); NULL = the system's */
+	/* Not 0: a URL is used only once its eth_chainId answered this (asked
+	 * before its first call and again after it failed one); a URL of
+	 * another chain is passed over like one that does not answer, and
+	 * l1_rpc_last_error says which. */
+	uint64_t chain_id;
 };
 
 struct l1_rpc_error {

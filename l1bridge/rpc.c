@@ -35,6 +35,8 @@ struct l1_rpc {
 	int body_overflow;
 	uint64_t next_id;
 	struct l1_rpc_error err;
+	uint64_t chain_id;		      /* 0: not checked */
+	unsigned char chain_ok[L1_RPC_MAX_URLS]; /* its eth_chainId answered chain_id */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -91,6 +93,7 @@ int l1_rpc_create(struct l1_rpc **out, const struct l1_rpc_opts *o)
 	c->timeout_ms = o->timeout_ms ? o->timeout_ms : RPC_DEFAULT_TIMEOUT_MS;
 	c->max_response = o->max_response ? o->max_response : RPC_DEFAULT_MAX;
 	c->next_id = 1;
+	c->chain_id = o->chain_id;
 	c->curl = curl_easy_init();
 	c->headers = curl_slist_append(NULL, "Content-Type: application/json");
 	if (c->curl == NULL || c->headers == NULL) {
@@ -246,6 +249,41 @@ static int rpc_attempt(struct l1_rpc *c, size_t url, const char *req, uint64_t i
 	return rpc_parse(c, url, id, result);
 }
 
+/*
+ * 0 if URL url serves chain c->chain_id (asked once, then remembered until
+ * a call on it fails), L1_ECHAINID if it serves another (c->err says which),
+ * or what the attempt returned. A fallback URL pointing at another network
+ * would otherwise feed the outbox another chain's blocks and receipts.
+ */
+static int url_chain_check(struct l1_rpc *c, size_t url)
+{
+	char req[96];
+	uint64_t id = c->next_id++, got = 0;
+	json_t *r = NULL;
+	int rc;
+
+	if (!c->chain_id || c->chain_ok[url])
+		return 0;
+	snprintf(req, sizeof(req), "{\"jsonrpc\":\"2.0\",\"id\":%llu,\"method\":\"eth_chainId\","
+		 "\"params\":[]}", (unsigned long long)id);
+	rc = rpc_attempt(c, url, req, id, &r);
+	if (rc == 0) {
+		if (!json_is_string(r) || l1_hex_quantity_u64(json_string_value(r), &got) < 0) {
+			rc = rpc_fail(c, L1_ERPC_RESPONSE, url, "%s", "unexpected result for eth_chainId");
+		} else if (got != c->chain_id) {
+			char m[96];
+
+			snprintf(m, sizeof(m), "serves chain %llu, not %llu", (unsigned long long)got,
+				 (unsigned long long)c->chain_id);
+			rc = rpc_fail(c, L1_ECHAINID, url, "%s", m);
+		} else {
+			c->chain_ok[url] = 1;
+		}
+	}
+	json_decref(r);
+	return rc;
+}
+
 int l1_rpc_call(struct l1_rpc *c, const char *method, json_t *params, json_t **result)
 {
 	json_t *req = NULL;
@@ -270,12 +308,19 @@ int l1_rpc_call(struct l1_rpc *c, const char *method, json_t *params, json_t **r
 	for (size_t i = 0; i < c->nurls; i++) {
 		size_t url = (c->preferred + i) % c->nurls;
 
-		rc = rpc_attempt(c, url, text, id, result);
+		rc = url_chain_check(c, url);
+		if (rc == L1_ECHAINID || rc == L1_ERPC_ERROR) {
+			rc = L1_ERPC_TRANSPORT; /* to the caller: this URL is no use */
+			continue;
+		}
+		if (rc == 0)
+			rc = rpc_attempt(c, url, text, id, result);
 		c->err.url_index = url;
 		if (rc == 0 || rc == L1_ERPC_ERROR) {
 			c->preferred = url; /* it answered */
 			break;
 		}
+		c->chain_ok[url] = 0; /* whatever answers there next is asked again */
 	}
 out:
 	c->err.rc = rc;

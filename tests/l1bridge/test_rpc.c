@@ -91,8 +91,15 @@ static void start_anvil(void)
 	cr_assert_eq(l1_key_address(dev_key, dev_addr), 0);
 }
 
+static pid_t other_pid; /* a second anvil, of another chain */
+
 static void stop_anvil(void)
 {
+	if (other_pid > 0) { /* its test failed before stopping it */
+		kill(other_pid, SIGTERM);
+		waitpid(other_pid, NULL, 0);
+		other_pid = 0;
+	}
 	if (anvil_pid > 0) {
 		kill(anvil_pid, SIGTERM);
 		waitpid(anvil_pid, NULL, 0);
@@ -334,6 +341,49 @@ Test(rpc, dead_first_url_falls_through)
 	c = client(urls, 2, 2000);
 	cr_assert_eq(l1_rpc_chain_id(c, &id), L1_ERPC_TRANSPORT);
 	l1_rpc_destroy(c);
+}
+
+Test(rpc, a_url_of_another_chain_is_passed_over)
+{
+	const char *anvil = getenv("ANVIL") ? getenv("ANVIL") : ".deps/bin/anvil";
+	char other[64], port[16];
+	const char *urls[2] = { other, anvil_url };
+	struct l1_rpc_opts o = { .urls = urls, .nurls = 2, .connect_timeout_ms = 2000,
+				 .timeout_ms = 2000, .chain_id = 31337 };
+	struct l1_rpc *c = NULL;
+	uint64_t id = 0, bn = 0;
+
+	snprintf(port, sizeof(port), "%d", free_port());
+	snprintf(other, sizeof(other), "http://127.0.0.1:%s", port);
+	other_pid = fork();
+	cr_assert(other_pid >= 0);
+	if (other_pid == 0) {
+		freopen("/dev/null", "w", stdout);
+		execl(anvil, anvil, "--port", port, "--chain-id", "5", "--silent", (char *)NULL);
+		_exit(127);
+	}
+	c = client(urls, 1, 1000); /* unchecked: wait for it to answer */
+	for (int i = 0; i < 200 && l1_rpc_chain_id(c, &id) != 0; i++)
+		usleep(50 * 1000);
+	l1_rpc_destroy(c);
+	cr_assert_eq(id, 5, "the second anvil did not come up");
+
+	cr_assert_eq(l1_rpc_create(&c, &o), 0);
+	cr_assert_eq(l1_rpc_get_transaction_count(c, dev_addr, "latest", &bn), 0, "%s", l1_rpc_last_error(c)->message);
+	cr_assert_eq(l1_rpc_last_error(c)->url_index, 1, "answered by the right chain's URL");
+	cr_assert_eq(l1_rpc_chain_id(c, &id), 0);
+	cr_assert_eq(id, 31337);
+	l1_rpc_destroy(c);
+
+	o.nurls = 1; /* only the other chain's */
+	cr_assert_eq(l1_rpc_create(&c, &o), 0);
+	cr_assert_eq(l1_rpc_get_transaction_count(c, dev_addr, "latest", &bn), L1_ERPC_TRANSPORT);
+	cr_assert(strstr(l1_rpc_last_error(c)->message, "serves chain 5, not 31337") != NULL, "%s",
+		  l1_rpc_last_error(c)->message);
+	l1_rpc_destroy(c);
+	kill(other_pid, SIGTERM);
+	waitpid(other_pid, NULL, 0);
+	other_pid = 0;
 }
 
 Test(rpc, timeouts_are_bounded)
