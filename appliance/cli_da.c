@@ -61,7 +61,11 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 		fprintf(stderr, "mezz: cannot open the shard directories: %s\n", app_strerror(rc));
 		goto out;
 	}
-	if (app_store_da_tip(ro, &tip) == 0 && tip < to)
+	/* No available block yet (a new data dir, or DA never ran): nothing to
+	 * check, and `to` must not stay at "no upper bound". */
+	if (app_store_da_tip(ro, &tip))
+		to = 0;
+	else if (tip < to)
 		to = tip;
 	{
 		uint64_t pruned = 0;

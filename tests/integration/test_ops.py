@@ -8,12 +8,15 @@ import math
 import os
 import re
 import shutil
+import signal
+import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
-from harness import MEZZANINE_TEST, Daemon, DaemonCase, run_async, ws_call, ws_connect
+from harness import (MEZZ, MEZZANINE, MEZZANINE_TEST, Daemon, DaemonCase, run_async, ws_call,
+                     ws_connect)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -533,3 +536,46 @@ class ThreadPinTest(unittest.TestCase):
         self.assertNotEqual(d.proc.wait(30), 0)
         self.assertIn("cannot pin mz-commit to CPU %d" % bad, d.log())
         self.assertIn("this process may use CPUs", d.log())
+
+
+class CliInputTest(DaemonCase):
+    """The operator CLI on odd input: empty or mistyped data directories,
+    numbers that are not quite numbers, a damaged database. One daemon
+    (shards in two directories of its own, so that a CLI which ignores the
+    config file looks in the wrong place) plus fresh data directories."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.shards = tempfile.mkdtemp(prefix="mezz-it-shards-")
+        cls.addClassCleanup(shutil.rmtree, cls.shards, True)
+        cls.SETTINGS = {"storage.da_dirs": "%s/a,%s/b" % (cls.shards, cls.shards),
+                        "da.k": "2", "da.m": "2"}
+        super().setUpClass()
+        cls.d.setup_tenant("acme", "alpha", 101, key=False)
+
+    def mezz(self, *args, data_dir=None, env=None, timeout=30):
+        """mezz on data_dir (none: no --data-dir at all); a CompletedProcess."""
+        cmd = [MEZZ] + (["--data-dir", data_dir] if data_dir else [])
+        e = dict(os.environ)
+        e.update(env or {})
+        return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
+                              timeout=timeout, env=e)
+
+    def fresh_dir(self):
+        d = tempfile.mkdtemp(prefix="mezz-it-cli-")
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
+
+    def fresh_db(self):
+        """A data directory whose database has a tenant and nothing else."""
+        d = self.fresh_dir()
+        p = self.mezz("tenant", "create", "acme", data_dir=d)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return d
+
+    def test_da_on_a_database_without_blocks_checks_nothing(self):
+        d = self.fresh_db()
+        for cmd in ("scrub", "repair"):
+            p = self.mezz("da", cmd, data_dir=d)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertRegex(p.stdout, r"^%s: 0 blocks, 0 shards ok, 0 missing, 0 corrupt" % cmd)
