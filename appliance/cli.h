@@ -71,9 +71,17 @@ void app_ws_close(struct app_ws *ws);
 /* "mezz: <message>" on stderr; returns 1 (the failing exit code). */
 int app_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print the rows of `sql` on s, tab-separated under a header line, NULL as "-".
- * 0, or 1 after printing why the query failed. */
+ * 0, or 1 after printing why the query failed (at prepare or at any step:
+ * a damaged database is an error, not a short list). */
 struct app_store;
 int app_cli_print_rows(struct app_store *s, const char *sql);
+/*
+ * The one parser of the CLI's unsigned arguments (heights, slots, chain and
+ * key ids, rates): decimal, or hex with an explicit 0x/0X prefix; never
+ * octal (so "010" is ten). No sign, no blanks, nothing after the digits, no
+ * overflow. 0 with *out set, or -1.
+ */
+int app_cli_parse_u64(const char *v, uint64_t *out);
 
 /* An HTTP answer body, NUL-terminated; at most 16 MiB (too_big). Caller frees p. */
 struct app_cli_body {

@@ -42,13 +42,18 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 		goto usage;
 	repair = !strcmp(argv[0], "repair");
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--from") && i + 1 < argc)
-			from = strtoull(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--to") && i + 1 < argc)
-			to = strtoull(argv[++i], NULL, 10);
-		else
+		if (!strcmp(argv[i], "--from") && i + 1 < argc) {
+			if (app_cli_parse_u64(argv[++i], &from))
+				goto usage;
+		} else if (!strcmp(argv[i], "--to") && i + 1 < argc) {
+			if (app_cli_parse_u64(argv[++i], &to))
+				goto usage;
+		} else {
 			goto usage;
+		}
 	}
+	if (from < 1 || from > to)
+		goto usage;
 	rc = app_store_open(&ro, cfg->data_dir, 1, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "mezz: cannot open the database in %s: %s\n", cfg->data_dir, err);
@@ -143,7 +148,8 @@ out:
 	app_store_close(ro);
 	return rc;
 usage:
-	fprintf(stderr, "usage: mezz da scrub|repair [--from HEIGHT] [--to HEIGHT]\n");
+	fprintf(stderr, "usage: mezz da scrub|repair [--from HEIGHT] [--to HEIGHT]\n"
+			"       (heights are integers, 1 <= --from <= --to)\n");
 	return 2;
 }
 

@@ -504,10 +504,8 @@ int app_cli_tail(const char *url, int argc, char **argv)
 	ns = argv[0];
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--from") && i + 1 < argc) {
-			char *end;
-
-			pos.next = strtoull(argv[++i], &end, 10);
-			if (*end || pos.next == 0)
+			if (app_cli_parse_u64(argv[++i], &pos.next) || pos.next == 0 ||
+			    pos.next > (uint64_t)INT64_MAX)
 				goto usage;
 		} else if (!strcmp(argv[i], "--levels") && i + 1 < argc) {
 			char *list = strdup(argv[++i]), *save = NULL;

@@ -1,10 +1,14 @@
 /*
  * cli_progress.c - the terminal progress line shared by the CLI's long
- * commands (da scrub/repair, backup, restore). See cli.h.
+ * commands (da scrub/repair, backup, restore), and the small helpers every
+ * command uses (failing, printing rows, parsing numbers). See cli.h.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "appliance/cli.h"
@@ -78,5 +82,30 @@ int app_cli_print_rows(struct app_store *s, const char *sql)
 		printf("\n");
 	}
 	sqlite3_finalize(st);
+	return 0;
+}
+
+int app_cli_parse_u64(const char *v, uint64_t *out)
+{
+	unsigned long long n;
+	int base = 10;
+	char *end;
+
+	if (v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) {
+		base = 16;
+		v += 2;
+	}
+	/* Only digits of the base: strtoull alone would take blanks, a sign
+	 * (negating the value) and, in base 16, a second "0x". */
+	if (!*v)
+		return -1;
+	for (const char *p = v; *p; p++)
+		if (base == 16 ? !isxdigit((unsigned char)*p) : !isdigit((unsigned char)*p))
+			return -1;
+	errno = 0;
+	n = strtoull(v, &end, base);
+	if (errno || *end)
+		return -1;
+	*out = n;
 	return 0;
 }

@@ -8,7 +8,6 @@
  */
 #include <ctype.h>
 #include <curl/curl.h>
-#include <errno.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -58,7 +57,8 @@ static int usage(void)
 		"  verify nsproof FILE|- [--public-key HEX]   a saved mezz_getNamespaceProof answer\n"
 		"  da scrub [--from H] [--to H]  check every stored shard against its commitment\n"
 		"  da repair [--from H] [--to H] rebuild missing or corrupt shards\n"
-		"  config check FILE             validate a config file\n");
+		"  config check FILE             validate a config file\n"
+		"numbers (chain ids, heights, slots, key ids, rates) are decimal, or hex with 0x\n");
 	return 2;
 }
 
@@ -103,15 +103,16 @@ static int print_query(const char *sql)
 /* A rate: a non-negative integer, or "default" (-2: back to the config). */
 static int parse_rate(const char *v, int64_t *out)
 {
-	char *end;
+	uint64_t n;
 
 	if (!strcmp(v, "default")) {
 		*out = -2;
 		return 0;
 	}
-	errno = 0;
-	*out = strtoll(v, &end, 10);
-	return errno || *end || end == v || *out < 0 ? -1 : 0;
+	if (app_cli_parse_u64(v, &n) || n > (uint64_t)INT64_MAX)
+		return -1;
+	*out = (int64_t)n;
+	return 0;
 }
 
 static int tenant_limits(int argc, char **argv)
@@ -206,7 +207,6 @@ static int cmd_namespace(int argc, char **argv)
 {
 	struct app_namespace ns = {0};
 	struct app_store *s;
-	char *end;
 	int rc;
 
 	if (argc >= 1 && !strcmp(argv[0], "list"))
@@ -231,10 +231,10 @@ static int cmd_namespace(int argc, char **argv)
 	}
 	if (!valid_name(argv[2]))
 		return app_cli_fail("namespace name must be 1-63 characters of a-z, 0-9, '-' or '_'");
-	errno = 0;
-	ns.chain_id = strtoull(argv[3], &end, 0);
-	if (errno || *end || ns.chain_id == 0 || ns.chain_id > (uint64_t)INT64_MAX)
-		return app_cli_fail("chain id must be an integer in 1..2^63-1");
+	if (app_cli_parse_u64(argv[3], &ns.chain_id) || ns.chain_id == 0 ||
+	    ns.chain_id > (uint64_t)INT64_MAX)
+		return app_cli_fail("chain id must be an integer in 1..2^63-1 (decimal, or hex "
+				    "with 0x)");
 	snprintf(ns.name, sizeof(ns.name), "%s", argv[2]);
 	if (!(s = open_store()))
 		return 1;
@@ -271,11 +271,11 @@ static int cmd_key(int argc, char **argv)
 				   " CASE WHEN k.revoked_ms IS NULL THEN 'active' ELSE 'revoked' END AS state"
 				   " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id ORDER BY k.id");
 	if (argc == 2 && !strcmp(argv[0], "revoke")) {
-		char *end;
+		uint64_t n;
 
-		kid = strtoll(argv[1], &end, 10);
-		if (*end || kid <= 0)
+		if (app_cli_parse_u64(argv[1], &n) || n == 0 || n > (uint64_t)INT64_MAX)
 			return app_cli_fail("key id must be a positive integer (see mezz key list)");
+		kid = (int64_t)n;
 		if (!(s = open_store()))
 			return 1;
 		rc = app_store_key_revoke(s, kid);
@@ -691,13 +691,16 @@ fail:
 
 static int verify_blocks(const char *from_s, const char *to_s, const char *pkhex)
 {
-	uint64_t from = strtoull(from_s, NULL, 10), to = strtoull(to_s, NULL, 10);
 	struct seq_block_hdr prev, cur;
+	uint64_t from, to;
 	uint8_t pk[32];
 	int have_prev = 0;
 
-	if (from < 1 || to < from)
-		return app_cli_fail("give heights FROM <= TO, both >= 1");
+	if (app_cli_parse_u64(from_s, &from) || app_cli_parse_u64(to_s, &to) || from < 1 ||
+	    to < from || to > (uint64_t)INT64_MAX) {
+		app_cli_fail("verify blocks: give integer heights FROM <= TO, both >= 1");
+		return 2;
+	}
 	if (trusted_key(pkhex, pk))
 		return 1;
 	for (uint64_t h = from; h <= to; h++) {

@@ -579,3 +579,51 @@ class CliInputTest(DaemonCase):
             p = self.mezz("da", cmd, data_dir=d)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             self.assertRegex(p.stdout, r"^%s: 0 blocks, 0 shards ok, 0 missing, 0 corrupt" % cmd)
+
+    def test_numbers_are_integers_and_ranges_are_checked(self):
+        dead = "http://127.0.0.1:1/"
+        pk = "0x" + "00" * 32
+        for args in (["da", "scrub", "--to", "1O0"], ["da", "repair", "--from", "1x"],
+                     ["da", "scrub", "--from", "0"], ["da", "scrub", "--from", "5", "--to", "3"],
+                     ["da", "scrub", "--from", "-1"], ["da", "scrub", "--to", " 7"],
+                     ["da", "scrub", "--to", "99999999999999999999"]):
+            p = self.mezz(*args, data_dir=self.d.data_dir)
+            self.assertEqual(p.returncode, 2, "%r: %s%s" % (args, p.stdout, p.stderr))
+            self.assertIn("usage: mezz da", p.stderr)
+        for a, b in (("1x", "2"), ("1", "2x"), ("0", "2"), ("3", "2"), ("-1", "2")):
+            p = self.mezz("--url", dead, "verify", "blocks", a, b, "--public-key", pk)
+            self.assertEqual(p.returncode, 2, "%s %s: %s" % (a, b, p.stderr))
+            self.assertIn("FROM <= TO", p.stderr)
+        for h in ("-1", "1x", "+1", "0"):
+            p = self.mezz("--url", dead, "tail", "alpha", "--from", h)
+            self.assertEqual(p.returncode, 2, "--from %s: %s" % (h, p.stderr))
+        d = self.fresh_db()
+        for kid in (" 1", "+1", "99999999999999999999", "1 "):
+            p = self.mezz("key", "revoke", kid, data_dir=d)
+            self.assertEqual(p.returncode, 1, "%r: %s" % (kid, p.stderr))
+            self.assertIn("key id must be a positive integer", p.stderr)
+        for rate in (" 5", "+5", "5k", "-0"):
+            p = self.mezz("tenant", "limits", "acme", "--tx-per-s", rate, data_dir=d)
+            self.assertEqual(p.returncode, 1, "%r: %s%s" % (rate, p.stdout, p.stderr))
+
+    def test_ids_are_decimal_or_0x_hex_never_octal(self):
+        d = self.fresh_db()
+        p = self.mezz("namespace", "create", "acme", "oct", "010", data_dir=d)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("(chain id 10)", p.stdout)
+        p = self.mezz("namespace", "create", "acme", "hex", "0x1F", data_dir=d)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("(chain id 31)", p.stdout)
+        for bad in ("1e3", "0x", "0x0x5", "0x-5", "08x", " 12", "-12"):
+            p = self.mezz("namespace", "create", "acme", "bad", bad, data_dir=d)
+            self.assertEqual(p.returncode, 1, "%r: %s%s" % (bad, p.stdout, p.stderr))
+            self.assertIn("chain id must be", p.stderr)
+        rows = self.mezz("namespace", "list", data_dir=d).stdout.splitlines()[1:]
+        self.assertEqual(sorted(r.split("\t")[1] for r in rows), ["10", "31"])
+        p = self.mezz("rights", "grant", "--from", "010", "--to", "011", "--rollups", "010,0x1f",
+                      "--winner", "0x" + "11" * 20, data_dir=d)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("granted slots 10..11 of 2 rollup(s)", p.stdout)
+        rows = self.mezz("rights", "list", data_dir=d).stdout.splitlines()[1:]
+        self.assertEqual(sorted(tuple(r.split("\t")[:3]) for r in rows),
+                         [("10", "11", "10"), ("10", "11", "31")])
