@@ -67,13 +67,14 @@ int app_cli_fail(const char *fmt, ...)
 int app_cli_print_rows(struct app_store *s, const char *sql)
 {
 	sqlite3_stmt *st;
+	int rc, ret = 0;
 
 	if (sqlite3_prepare_v2(app_store_db(s), sql, -1, &st, NULL) != SQLITE_OK)
 		return app_cli_fail("query failed: %s", sqlite3_errmsg(app_store_db(s)));
 	for (int i = 0; i < sqlite3_column_count(st); i++)
 		printf("%s%s", i ? "\t" : "", sqlite3_column_name(st, i));
 	printf("\n");
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		for (int i = 0; i < sqlite3_column_count(st); i++) {
 			const unsigned char *t = sqlite3_column_text(st, i);
 
@@ -81,8 +82,15 @@ int app_cli_print_rows(struct app_store *s, const char *sql)
 		}
 		printf("\n");
 	}
+	/* Anything but DONE (a damaged page, an I/O error) means the list
+	 * above is short: say so and fail rather than exit 0 on part of it. */
+	if (rc != SQLITE_DONE) {
+		fflush(stdout);
+		ret = app_cli_fail("query failed after the rows above: %s",
+				   sqlite3_errmsg(app_store_db(s)));
+	}
 	sqlite3_finalize(st);
-	return 0;
+	return ret;
 }
 
 int app_cli_parse_u64(const char *v, uint64_t *out)

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -627,3 +628,28 @@ class CliInputTest(DaemonCase):
         rows = self.mezz("rights", "list", data_dir=d).stdout.splitlines()[1:]
         self.assertEqual(sorted(tuple(r.split("\t")[:3]) for r in rows),
                          [("10", "11", "10"), ("10", "11", "31")])
+
+    def test_list_of_a_damaged_database_fails(self):
+        d = self.fresh_db()
+        path = os.path.join(d, "mezzanine.db")
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = db.execute("PRAGMA page_size").fetchone()[0]
+        before = os.path.getsize(path)
+        # enough tenants that their table's leaves lie in pages past `before`
+        db.executemany("INSERT INTO tenants(name, created_ms) VALUES (?, 0)",
+                       [("t%05d-%s" % (i, "x" * 50),) for i in range(3000)])
+        db.commit()
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        size = os.path.getsize(path)
+        self.assertGreater(size, before + 4 * page)
+        with open(path, "r+b") as f:
+            for off in range(before, size, page):
+                f.seek(off)
+                f.write(b"\xa5" * page)
+        p = self.mezz("tenant", "list", data_dir=d)
+        self.assertNotEqual(p.returncode, 0,
+                            "%d rows listed, exit 0" % (len(p.stdout.splitlines()) - 1))
+        self.assertIn("query failed", p.stderr)
+        self.assertIn("malformed", p.stderr)
