@@ -802,6 +802,8 @@ int main(int argc, char **argv)
 		config_path = "/etc/mezzanine/mezzanine.conf";
 	if (config_path && strcmp(argv[i], "config")) {
 		rc = app_config_load(&cfg, config_path, err, sizeof(err));
+		if (rc < 0)
+			return app_cli_fail("cannot read %s: %s", config_path, strerror(-rc));
 		if (rc) {
 			fputs(err, stderr);
 			return app_cli_fail("cannot use %s", config_path);

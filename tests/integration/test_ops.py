@@ -16,8 +16,8 @@ import threading
 import time
 import unittest
 
-from harness import (MEZZ, MEZZANINE, MEZZANINE_TEST, Daemon, DaemonCase, run_async, ws_call,
-                     ws_connect)
+from harness import (MEZZ, MEZZANINE, MEZZANINE_TEST, Daemon, DaemonCase, free_port, run_async,
+                     ws_call, ws_connect)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -653,3 +653,23 @@ class CliInputTest(DaemonCase):
                             "%d rows listed, exit 0" % (len(p.stdout.splitlines()) - 1))
         self.assertIn("query failed", p.stderr)
         self.assertIn("malformed", p.stderr)
+
+    def test_a_directory_is_not_a_config_file(self):
+        conf_dir = self.fresh_dir()
+        p = self.mezz("config", "check", conf_dir)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertNotIn("OK", p.stdout)
+        self.assertIn("Is a directory", p.stderr)
+        p = self.mezz("-c", conf_dir, "tenant", "list", data_dir=self.fresh_db())
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("Is a directory", p.stderr)
+        data = self.fresh_dir()
+        try:
+            p = subprocess.run([MEZZANINE, "-c", conf_dir, "--data-dir", data, "--set",
+                                "server.listen=127.0.0.1:%d" % free_port()], capture_output=True,
+                               text=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            self.fail("the daemon started on a directory as its config file")
+        self.assertEqual(p.returncode, 78, p.stderr)  # EX_CONFIG: not restarted by the unit
+        self.assertIn("Is a directory", p.stderr)
+        self.assertEqual(os.listdir(data), [])
