@@ -24,6 +24,10 @@
 #include "l1bridge/l1.h"
 #include "sequencer/seq.h"
 
+/* Read when there is no -c and no MEZZ_CONFIG, if readable: the file the
+ * systemd unit gives the daemon. */
+#define DEFAULT_CONFIG "/etc/mezzanine/mezzanine.conf"
+
 static struct app_config cfg;
 static const char *rpc_url = "http://127.0.0.1:9545/";
 
@@ -31,6 +35,10 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: mezz [-c CONFIG] [--set SECTION.KEY=VALUE]... [--data-dir DIR] [--url URL] COMMAND\n"
+		"  -c CONFIG       the daemon's config file (default: $MEZZ_CONFIG, else\n"
+		"                  " DEFAULT_CONFIG " when readable; MEZZ_CONFIG= reads none)\n"
+		"  --data-dir DIR  the data directory, over the file's storage.data_dir (the\n"
+		"                  file is still read: its shard directories, limits, ...)\n"
 		"commands:\n"
 		"  tenant create NAME            create a tenant\n"
 		"  tenant list\n"
@@ -798,8 +806,17 @@ int main(int argc, char **argv)
 	if (i >= argc)
 		return usage();
 	app_config_defaults(&cfg);
-	if (!config_path && !data_dir && access("/etc/mezzanine/mezzanine.conf", R_OK) == 0)
-		config_path = "/etc/mezzanine/mezzanine.conf";
+	/* The daemon's file even with --data-dir: shard commands need its
+	 * storage.da_dirs, and limits and checks its other keys. --data-dir, as
+	 * in the daemon, overrides storage.data_dir only. */
+	if (!config_path) {
+		const char *env = getenv("MEZZ_CONFIG");
+
+		if (env)
+			config_path = *env ? env : NULL;
+		else if (access(DEFAULT_CONFIG, R_OK) == 0)
+			config_path = DEFAULT_CONFIG;
+	}
 	if (config_path && strcmp(argv[i], "config")) {
 		rc = app_config_load(&cfg, config_path, err, sizeof(err));
 		if (rc < 0)

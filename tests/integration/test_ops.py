@@ -673,3 +673,27 @@ class CliInputTest(DaemonCase):
         self.assertEqual(p.returncode, 78, p.stderr)  # EX_CONFIG: not restarted by the unit
         self.assertIn("Is a directory", p.stderr)
         self.assertEqual(os.listdir(data), [])
+
+    def test_data_dir_overrides_only_the_config_files_data_dir(self):
+        deadline = time.time() + 20
+        while self.d.status()["availableHeight"] < 2:
+            self.assertLess(time.time(), deadline, "no block coded")
+            time.sleep(0.05)
+        top = self.d.status()["availableHeight"]
+        conf = os.path.join(self.fresh_dir(), "mezzanine.conf")
+        with open(conf, "w") as f:
+            f.write("[storage]\ndata_dir = /nonexistent/mezz-it\nda_dirs = %s\n"
+                    % self.SETTINGS["storage.da_dirs"])
+        ok = r"scrub: %d blocks, %d shards ok, 0 missing, 0 corrupt" % (top, top * 4)
+        # the default file (here MEZZ_CONFIG) and -c alike; --data-dir wins over data_dir
+        for how in ({"env": {"MEZZ_CONFIG": conf}}, {"env": {"MEZZ_CONFIG": ""}, "c": conf}):
+            args = ["-c", how["c"]] if "c" in how else []
+            p = self.mezz(*args, "--data-dir", self.d.data_dir, "da", "scrub", "--to", top,
+                          env=how["env"])
+            self.assertEqual(p.returncode, 0, "%r: %s%s" % (how, p.stdout, p.stderr))
+            self.assertRegex(p.stdout, ok)
+        # without the file, the shards are looked for in DATA_DIR/shards: all missing
+        p = self.mezz("da", "scrub", "--to", top, data_dir=self.d.data_dir,
+                      env={"MEZZ_CONFIG": ""})
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("%d missing" % (top * 4), p.stdout)
