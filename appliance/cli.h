@@ -99,6 +99,8 @@ long app_cli_http(const char *url, const char *post, struct app_cli_body *b);
 int app_cli_status(const struct app_config *cfg, const char *url);
 int app_cli_tail(const char *url, int argc, char **argv);
 int app_cli_backup(const struct app_config *cfg, int argc, char **argv);
-int app_cli_restore(struct app_config *cfg, int argc, char **argv);
+/* data_dir_given: mezz had --data-dir; restore writes only into a data
+ * directory named on the command line, never the configured default. */
+int app_cli_restore(struct app_config *cfg, int data_dir_given, int argc, char **argv);
 
 #endif /* MEZZ_CLI_H */

@@ -58,6 +58,9 @@ static int usage(void)
 		"                                follow a namespace's blocks until Ctrl-C\n"
 		"  backup DIR [--with-shards]    online backup: database, keys, shards manifest\n"
 		"  restore DIR --data-dir NEW    restore a backup into an empty data directory\n"
+		"  restore --accept-loss --data-dir NEW\n"
+		"                                let a restored data directory sequence (only once\n"
+		"                                the node the backup is from is gone for good)\n"
 		"  verify receipt FILE|- [--public-key HEX]\n"
 		"  verify batch FILE|- [--public-key HEX]   (a mezz_sendTransactions answer)\n"
 		"  verify blocks FROM TO [--public-key HEX]\n"
@@ -850,7 +853,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[i], "backup"))
 		rc = app_cli_backup(&cfg, argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "restore"))
-		rc = app_cli_restore(&cfg, argc - i - 1, argv + i + 1);
+		rc = app_cli_restore(&cfg, data_dir != NULL, argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "verify"))
 		rc = cmd_verify(argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "config"))

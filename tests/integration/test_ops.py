@@ -697,3 +697,22 @@ class CliInputTest(DaemonCase):
                       env={"MEZZ_CONFIG": ""})
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertIn("%d missing" % (top * 4), p.stdout)
+
+    def test_restore_needs_a_named_data_dir(self):
+        # A backup that does not exist: even a restore that ignored this rule
+        # would stop at its MANIFEST, before writing anything anywhere.
+        missing = os.path.join(self.fresh_dir(), "no-such-backup")
+        existed = os.path.exists("/var/lib/mezzanine")
+        for args in (["restore", missing], ["restore", "--accept-loss"]):
+            p = self.mezz(*args)
+            self.assertEqual(p.returncode, 2, "%r: %s%s" % (args, p.stdout, p.stderr))
+            self.assertIn("name the data directory with --data-dir", p.stderr)
+        self.assertEqual(os.path.exists("/var/lib/mezzanine"), existed)
+        # named before or after the command, it is used
+        for args in (["--data-dir", self.fresh_dir(), "restore", missing],
+                     ["restore", missing, "--data-dir", self.fresh_dir()]):
+            p = self.mezz(*args)
+            self.assertEqual(p.returncode, 1, "%r: %s%s" % (args, p.stdout, p.stderr))
+            self.assertIn("MANIFEST", p.stderr)
+        p = self.mezz("--help")
+        self.assertIn("restore --accept-loss", p.stderr)
