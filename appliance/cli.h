@@ -76,6 +76,15 @@ int app_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct app_store;
 int app_cli_print_rows(struct app_store *s, const char *sql);
 /*
+ * Open data_dir's database for a command (readonly: a read-only
+ * connection). Only `tenant create`, the first step on a new data
+ * directory, passes create = 1: for every other command a missing
+ * database means a wrong --data-dir, reported as "no database in DIR"
+ * with nothing created there. Close with app_store_close; NULL after
+ * printing why.
+ */
+struct app_store *app_cli_store_open(const char *data_dir, int readonly, int create);
+/*
  * The one parser of the CLI's unsigned arguments (heights, slots, chain and
  * key ids, rates): decimal, or hex with an explicit 0x/0X prefix; never
  * octal (so "010" is ten). No sign, no blanks, nothing after the digits, no

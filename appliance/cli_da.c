@@ -31,7 +31,7 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 	struct app_store *ro = NULL;
 	struct da_store *shards = NULL;
 	struct da_code *codes[16] = {0};
-	char **dirs = NULL, err[512];
+	char **dirs = NULL;
 	size_t nd = 0;
 	uint64_t from = 1, to = UINT64_MAX, tip = 0, blocks = 0, bad_blocks = 0, lost = 0;
 	uint64_t shards_ok = 0, missing = 0, corrupt = 0, repaired = 0, written = 0;
@@ -54,11 +54,8 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 	}
 	if (from < 1 || from > to)
 		goto usage;
-	rc = app_store_open(&ro, cfg->data_dir, 1, err, sizeof(err));
-	if (rc) {
-		fprintf(stderr, "mezz: cannot open the database in %s: %s\n", cfg->data_dir, err);
+	if (!(ro = app_cli_store_open(cfg->data_dir, 1, 0)))
 		return 1;
-	}
 	rc = app_config_da_dirs(cfg, &dirs, &nd);
 	if (!rc)
 		rc = da_store_open((const char *const *)dirs, nd, &shards);

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "appliance/cli.h"
@@ -91,6 +92,27 @@ int app_cli_print_rows(struct app_store *s, const char *sql)
 	}
 	sqlite3_finalize(st);
 	return ret;
+}
+
+struct app_store *app_cli_store_open(const char *data_dir, int readonly, int create)
+{
+	struct app_store *s;
+	char path[1100], err[256];
+
+	snprintf(path, sizeof(path), "%s/mezzanine.db", data_dir);
+	if (!create && access(path, F_OK)) {
+		if (errno == ENOENT)
+			app_cli_fail("no database in %s (is --data-dir right? `mezz tenant create` "
+				     "starts one in a new data directory)", data_dir);
+		else
+			app_cli_fail("cannot open the database in %s: %s", data_dir, strerror(errno));
+		return NULL;
+	}
+	if (app_store_open(&s, data_dir, readonly, err, sizeof(err))) {
+		app_cli_fail("cannot open the database in %s: %s", data_dir, err);
+		return NULL;
+	}
+	return s;
 }
 
 int app_cli_parse_u64(const char *v, uint64_t *out)

@@ -77,15 +77,14 @@ static int grant(struct app_store *s, int argc, char **argv)
 int app_cli_rights(const struct app_config *cfg, int argc, char **argv)
 {
 	struct app_store *s;
-	char err[256];
 	int rc;
 
 	if (argc < 1 || (strcmp(argv[0], "grant") && strcmp(argv[0], "list") &&
 			 strcmp(argv[0], "misses")))
 		return app_cli_fail("usage: mezz rights grant --from SLOT --to SLOT --rollups ID,... "
 				    "--winner 0xADDR | mezz rights list | mezz rights misses");
-	if (app_store_open(&s, cfg->data_dir, 0, err, sizeof(err)))
-		return app_cli_fail("cannot open the database in %s: %s", cfg->data_dir, err);
+	if (!(s = app_cli_store_open(cfg->data_dir, 0, 0)))
+		return 1;
 	if (!strcmp(argv[0], "grant"))
 		rc = grant(s, argc - 1, argv + 1);
 	else if (!strcmp(argv[0], "list"))

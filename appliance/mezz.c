@@ -87,16 +87,10 @@ static int valid_name(const char *s)
 	return 1;
 }
 
+/* An existing database; only `tenant create` makes one (cli.h). */
 static struct app_store *open_store(void)
 {
-	struct app_store *s;
-	char err[256];
-
-	if (app_store_open(&s, cfg.data_dir, 0, err, sizeof(err))) {
-		app_cli_fail("cannot open the database in %s: %s", cfg.data_dir, err);
-		return NULL;
-	}
-	return s;
+	return app_cli_store_open(cfg.data_dir, 0, 0);
 }
 
 static int print_query(const char *sql)
@@ -191,7 +185,9 @@ static int cmd_tenant(int argc, char **argv)
 		return usage();
 	if (!valid_name(argv[1]))
 		return app_cli_fail("tenant name must be 1-63 characters of a-z, 0-9, '-' or '_'");
-	if (!(s = open_store()))
+	/* The first step on a new data directory (scripts/run-dev, run-bench):
+	 * the one command that may create the database. */
+	if (!(s = app_cli_store_open(cfg.data_dir, 0, 1)))
 		return 1;
 	rc = app_store_tenant_create(s, argv[1], &id);
 	app_store_close(s);
@@ -300,15 +296,20 @@ static int cmd_key(int argc, char **argv)
 	}
 	if (argc != 2 || strcmp(argv[0], "create"))
 		return usage();
-	/* The key hashing secret lives beside the identity; create both if new. */
-	rc = app_identity_load(&id, cfg.data_dir, 1);
-	if (rc)
-		return app_cli_fail("cannot read the key secret in %s: %s", cfg.data_dir, app_strerror(rc));
 	if (!(s = open_store()))
 		return 1;
 	if (app_store_tenant_find(s, argv[1], &tenant)) {
 		app_store_close(s);
 		return app_cli_fail("no tenant named '%s'", argv[1]);
+	}
+	/* The key hashing secret lives beside the identity; create both if new
+	 * (a database made by `tenant create` before the daemon's first start),
+	 * but only once the data dir is known to be a real one. */
+	rc = app_identity_load(&id, cfg.data_dir, 1);
+	if (rc) {
+		app_store_close(s);
+		return app_cli_fail("cannot read the key secret in %s: %s", cfg.data_dir,
+				    app_strerror(rc));
 	}
 	randombytes_buf(raw, sizeof(raw));
 	memcpy(key, "mz_", 3);

@@ -716,3 +716,20 @@ class CliInputTest(DaemonCase):
             self.assertIn("MANIFEST", p.stderr)
         p = self.mezz("--help")
         self.assertIn("restore --accept-loss", p.stderr)
+
+    def test_only_tenant_create_makes_a_database(self):
+        d = self.fresh_dir()
+        for args in (["key", "create", "acme"], ["namespace", "create", "acme", "x", "5"],
+                     ["tenant", "list"], ["namespace", "list"], ["key", "list"],
+                     ["key", "revoke", "1"], ["tenant", "limits", "acme"], ["rights", "list"],
+                     ["rights", "misses"], ["da", "scrub"], ["da", "repair"]):
+            p = self.mezz(*args, data_dir=d)
+            self.assertEqual(p.returncode, 1, "%r: %s%s" % (args, p.stdout, p.stderr))
+            self.assertIn("no database in %s" % d, p.stderr, args)
+            self.assertEqual(os.listdir(d), [], "%r left files behind" % args)
+        # a new data directory starts with its first tenant (scripts/run-dev)
+        p = self.mezz("tenant", "create", "acme", data_dir=d)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.mezz("key", "create", "acme", data_dir=d)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith("mz_"), p.stdout)
