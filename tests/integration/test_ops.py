@@ -733,3 +733,32 @@ class CliInputTest(DaemonCase):
         p = self.mezz("key", "create", "acme", data_dir=d)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertTrue(p.stdout.startswith("mz_"), p.stdout)
+
+    def test_tail_shows_a_preconfirmed_groups_fields(self):
+        tail = subprocess.Popen([MEZZ, "--url", self.d.url, "tail", "alpha", "--levels",
+                                 "preconfirmed"], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        self.addCleanup(tail.kill)
+        lines = []
+        threading.Thread(target=lambda: lines.extend(iter(tail.stdout.readline, "")),
+                         daemon=True).start()
+        shown = re.compile(r"^preconfirmed slot (\d+)  group (\d+)  firstSeq (\d+)  count (\d+)"
+                           r"  txs (\d+)$")
+        receipts, deadline, hit = {}, time.time() + 20, None
+        while hit is None and time.time() < deadline:
+            r = self.d.send("alpha", os.urandom(16))
+            receipts[r["group"]] = r
+            time.sleep(0.1)
+            for l in list(lines):
+                m = shown.match(l.rstrip("\n"))
+                self.assertTrue(m or not l.startswith("preconfirmed"), l)
+                if m and int(m.group(2)) in receipts:
+                    hit = [int(x) for x in m.groups()]
+        self.assertIsNotNone(hit, "tail showed %r" % lines[-5:])
+        slot, group, first, count, txs = hit
+        r = receipts[group]
+        self.assertEqual(slot, r["slot"])
+        self.assertTrue(first <= r["seq"] < first + count, (hit, r))
+        self.assertGreaterEqual(txs, 1)
+        tail.send_signal(signal.SIGINT)
+        self.assertEqual(tail.wait(10), 0)
