@@ -161,7 +161,8 @@ void app_config_defaults(struct app_config *c);
  * Load a file over the defaults. Every error (unknown key, bad value, out of
  * bounds, syntax) is appended to err as "FILE:LINE: message\n" (up to
  * errlen bytes); returns the number of errors (0 on success) or -errno if
- * the file cannot be read.
+ * the file cannot be read to its end: -EISDIR for a directory, -EINVAL for
+ * anything else that is not a regular file, the read's errno (or -EIO).
  */
 int app_config_load(struct app_config *c, const char *path, char *err, size_t errlen);
 /* Apply "section.key=value" (command-line --set). 0 or APP_ECONFIG with err. */

@@ -71,9 +71,26 @@ void app_ws_close(struct app_ws *ws);
 /* "mezz: <message>" on stderr; returns 1 (the failing exit code). */
 int app_cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print the rows of `sql` on s, tab-separated under a header line, NULL as "-".
- * 0, or 1 after printing why the query failed. */
+ * 0, or 1 after printing why the query failed (at prepare or at any step:
+ * a damaged database is an error, not a short list). */
 struct app_store;
 int app_cli_print_rows(struct app_store *s, const char *sql);
+/*
+ * Open data_dir's database for a command (readonly: a read-only
+ * connection). Only `tenant create`, the first step on a new data
+ * directory, passes create = 1: for every other command a missing
+ * database means a wrong --data-dir, reported as "no database in DIR"
+ * with nothing created there. Close with app_store_close; NULL after
+ * printing why.
+ */
+struct app_store *app_cli_store_open(const char *data_dir, int readonly, int create);
+/*
+ * The one parser of the CLI's unsigned arguments (heights, slots, chain and
+ * key ids, rates): decimal, or hex with an explicit 0x/0X prefix; never
+ * octal (so "010" is ten). No sign, no blanks, nothing after the digits, no
+ * overflow. 0 with *out set, or -1.
+ */
+int app_cli_parse_u64(const char *v, uint64_t *out);
 
 /* An HTTP answer body, NUL-terminated; at most 16 MiB (too_big). Caller frees p. */
 struct app_cli_body {
@@ -91,6 +108,8 @@ long app_cli_http(const char *url, const char *post, struct app_cli_body *b);
 int app_cli_status(const struct app_config *cfg, const char *url);
 int app_cli_tail(const char *url, int argc, char **argv);
 int app_cli_backup(const struct app_config *cfg, int argc, char **argv);
-int app_cli_restore(struct app_config *cfg, int argc, char **argv);
+/* data_dir_given: mezz had --data-dir; restore writes only into a data
+ * directory named on the command line, never the configured default. */
+int app_cli_restore(struct app_config *cfg, int data_dir_given, int argc, char **argv);
 
 #endif /* MEZZ_CLI_H */

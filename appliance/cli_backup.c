@@ -939,7 +939,7 @@ out:
 	return ret;
 }
 
-int app_cli_restore(struct app_config *cfg, int argc, char **argv)
+int app_cli_restore(struct app_config *cfg, int data_dir_given, int argc, char **argv)
 {
 	char src[1200], dst[1200], tmp[1200], made[8][1200];
 	const char *dir = NULL;
@@ -951,14 +951,24 @@ int app_cli_restore(struct app_config *cfg, int argc, char **argv)
 	unsigned side = 0;
 
 	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--data-dir") && i + 1 < argc)
+		if (!strcmp(argv[i], "--data-dir") && i + 1 < argc) {
 			snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s", argv[++i]);
-		else if (!strcmp(argv[i], "--accept-loss"))
+			data_dir_given = 1;
+		} else if (!strcmp(argv[i], "--accept-loss")) {
 			accept = 1;
-		else if (argv[i][0] != '-' && !dir)
+		} else if (argv[i][0] != '-' && !dir) {
 			dir = argv[i];
-		else
+		} else {
 			goto usage;
+		}
+	}
+	/* The configured data dir is the live node's (or, on a fresh box,
+	 * /var/lib/mezzanine): filling it, or letting it sequence, must be
+	 * asked for by name. */
+	if (!data_dir_given && (dir || accept)) {
+		fprintf(stderr, "mezz: restore: name the data directory with --data-dir (the "
+				"configured %s is not used implicitly)\n", cfg->data_dir);
+		goto usage;
 	}
 	if (accept && !dir)
 		return accept_loss(cfg);

@@ -31,7 +31,7 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 	struct app_store *ro = NULL;
 	struct da_store *shards = NULL;
 	struct da_code *codes[16] = {0};
-	char **dirs = NULL, err[512];
+	char **dirs = NULL;
 	size_t nd = 0;
 	uint64_t from = 1, to = UINT64_MAX, tip = 0, blocks = 0, bad_blocks = 0, lost = 0;
 	uint64_t shards_ok = 0, missing = 0, corrupt = 0, repaired = 0, written = 0;
@@ -42,18 +42,20 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 		goto usage;
 	repair = !strcmp(argv[0], "repair");
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--from") && i + 1 < argc)
-			from = strtoull(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--to") && i + 1 < argc)
-			to = strtoull(argv[++i], NULL, 10);
-		else
+		if (!strcmp(argv[i], "--from") && i + 1 < argc) {
+			if (app_cli_parse_u64(argv[++i], &from))
+				goto usage;
+		} else if (!strcmp(argv[i], "--to") && i + 1 < argc) {
+			if (app_cli_parse_u64(argv[++i], &to))
+				goto usage;
+		} else {
 			goto usage;
+		}
 	}
-	rc = app_store_open(&ro, cfg->data_dir, 1, err, sizeof(err));
-	if (rc) {
-		fprintf(stderr, "mezz: cannot open the database in %s: %s\n", cfg->data_dir, err);
+	if (from < 1 || from > to)
+		goto usage;
+	if (!(ro = app_cli_store_open(cfg->data_dir, 1, 0)))
 		return 1;
-	}
 	rc = app_config_da_dirs(cfg, &dirs, &nd);
 	if (!rc)
 		rc = da_store_open((const char *const *)dirs, nd, &shards);
@@ -61,7 +63,11 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 		fprintf(stderr, "mezz: cannot open the shard directories: %s\n", app_strerror(rc));
 		goto out;
 	}
-	if (app_store_da_tip(ro, &tip) == 0 && tip < to)
+	/* No available block yet (a new data dir, or DA never ran): nothing to
+	 * check, and `to` must not stay at "no upper bound". */
+	if (app_store_da_tip(ro, &tip))
+		to = 0;
+	else if (tip < to)
 		to = tip;
 	{
 		uint64_t pruned = 0;
@@ -139,7 +145,8 @@ out:
 	app_store_close(ro);
 	return rc;
 usage:
-	fprintf(stderr, "usage: mezz da scrub|repair [--from HEIGHT] [--to HEIGHT]\n");
+	fprintf(stderr, "usage: mezz da scrub|repair [--from HEIGHT] [--to HEIGHT]\n"
+			"       (heights are integers, 1 <= --from <= --to)\n");
 	return 2;
 }
 

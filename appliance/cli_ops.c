@@ -362,6 +362,21 @@ struct tail_pos {
 	uint64_t next, first, level_next[APP_LEVELS];
 };
 
+/* The transactions of namespace ns in a sealed or preconfirmed event. */
+static size_t ns_txs(json_t *r, const char *ns)
+{
+	json_t *nss = json_object_get(r, "namespaces"), *e;
+	size_t i, txs = 0;
+
+	json_array_foreach(nss, i, e) {
+		const char *name = json_string_value(json_object_get(e, "name"));
+
+		if (name && !strcmp(name, ns))
+			txs += json_array_size(json_object_get(e, "txs"));
+	}
+	return txs;
+}
+
 static void print_event(json_t *r, const char *ns, struct tail_pos *pos)
 {
 	const char *level = json_string_value(json_object_get(r, "level"));
@@ -370,19 +385,15 @@ static void print_event(json_t *r, const char *ns, struct tail_pos *pos)
 
 	if (!level)
 		return;
-	if (!strcmp(level, "sealed")) {
-		json_t *nss = json_object_get(r, "namespaces"), *e;
-		size_t i, txs = 0;
-
-		json_array_foreach(nss, i, e)
-		{
-			const char *name = json_string_value(json_object_get(e, "name"));
-
-			if (name && !strcmp(name, ns))
-				txs += json_array_size(json_object_get(e, "txs"));
-		}
+	if (!strcmp(level, "preconfirmed")) {
+		/* A committed group, not a block (API.md): no height or hash, and
+		 * nothing to resume from (the level is live only). */
+		printf("%-9s slot %lld  group %lld  firstSeq %lld  count %lld  txs %zu\n", level,
+		       (long long)ival(r, "slot"), (long long)ival(r, "group"),
+		       (long long)ival(r, "firstSeq"), (long long)ival(r, "count"), ns_txs(r, ns));
+	} else if (!strcmp(level, "sealed")) {
 		printf("%-9s height %lld  slot %lld  txs %zu  hash %s\n", level, (long long)h,
-		       (long long)ival(r, "slot"), txs, hash ? hash : "-");
+		       (long long)ival(r, "slot"), ns_txs(r, ns), hash ? hash : "-");
 		if ((uint64_t)h >= pos->next)
 			pos->next = (uint64_t)h + 1;
 		if (!pos->first)
@@ -504,10 +515,8 @@ int app_cli_tail(const char *url, int argc, char **argv)
 	ns = argv[0];
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--from") && i + 1 < argc) {
-			char *end;
-
-			pos.next = strtoull(argv[++i], &end, 10);
-			if (*end || pos.next == 0)
+			if (app_cli_parse_u64(argv[++i], &pos.next) || pos.next == 0 ||
+			    pos.next > (uint64_t)INT64_MAX)
 				goto usage;
 		} else if (!strcmp(argv[i], "--levels") && i + 1 < argc) {
 			char *list = strdup(argv[++i]), *save = NULL;

@@ -1,10 +1,15 @@
 /*
  * cli_progress.c - the terminal progress line shared by the CLI's long
- * commands (da scrub/repair, backup, restore). See cli.h.
+ * commands (da scrub/repair, backup, restore), and the small helpers every
+ * command uses (failing, printing rows, parsing numbers). See cli.h.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "appliance/cli.h"
@@ -63,13 +68,14 @@ int app_cli_fail(const char *fmt, ...)
 int app_cli_print_rows(struct app_store *s, const char *sql)
 {
 	sqlite3_stmt *st;
+	int rc, ret = 0;
 
 	if (sqlite3_prepare_v2(app_store_db(s), sql, -1, &st, NULL) != SQLITE_OK)
 		return app_cli_fail("query failed: %s", sqlite3_errmsg(app_store_db(s)));
 	for (int i = 0; i < sqlite3_column_count(st); i++)
 		printf("%s%s", i ? "\t" : "", sqlite3_column_name(st, i));
 	printf("\n");
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		for (int i = 0; i < sqlite3_column_count(st); i++) {
 			const unsigned char *t = sqlite3_column_text(st, i);
 
@@ -77,6 +83,59 @@ int app_cli_print_rows(struct app_store *s, const char *sql)
 		}
 		printf("\n");
 	}
+	/* Anything but DONE (a damaged page, an I/O error) means the list
+	 * above is short: say so and fail rather than exit 0 on part of it. */
+	if (rc != SQLITE_DONE) {
+		fflush(stdout);
+		ret = app_cli_fail("query failed after the rows above: %s",
+				   sqlite3_errmsg(app_store_db(s)));
+	}
 	sqlite3_finalize(st);
+	return ret;
+}
+
+struct app_store *app_cli_store_open(const char *data_dir, int readonly, int create)
+{
+	struct app_store *s;
+	char path[1100], err[256];
+
+	snprintf(path, sizeof(path), "%s/mezzanine.db", data_dir);
+	if (!create && access(path, F_OK)) {
+		if (errno == ENOENT)
+			app_cli_fail("no database in %s (is --data-dir right? `mezz tenant create` "
+				     "starts one in a new data directory)", data_dir);
+		else
+			app_cli_fail("cannot open the database in %s: %s", data_dir, strerror(errno));
+		return NULL;
+	}
+	if (app_store_open(&s, data_dir, readonly, err, sizeof(err))) {
+		app_cli_fail("cannot open the database in %s: %s", data_dir, err);
+		return NULL;
+	}
+	return s;
+}
+
+int app_cli_parse_u64(const char *v, uint64_t *out)
+{
+	unsigned long long n;
+	int base = 10;
+	char *end;
+
+	if (v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) {
+		base = 16;
+		v += 2;
+	}
+	/* Only digits of the base: strtoull alone would take blanks, a sign
+	 * (negating the value) and, in base 16, a second "0x". */
+	if (!*v)
+		return -1;
+	for (const char *p = v; *p; p++)
+		if (base == 16 ? !isxdigit((unsigned char)*p) : !isdigit((unsigned char)*p))
+			return -1;
+	errno = 0;
+	n = strtoull(v, &end, base);
+	if (errno || *end)
+		return -1;
+	*out = n;
 	return 0;
 }

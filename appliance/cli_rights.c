@@ -3,7 +3,6 @@
  * grants and misses, on the data directory (like `mezz namespace`). A
  * running daemon picks a grant up at its next slot boundary.
  */
-#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,15 +10,6 @@
 
 #include "appliance/cli.h"
 #include "l1bridge/l1.h"
-
-static int parse_u64(const char *v, uint64_t *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoull(v, &end, 0);
-	return errno || end == v || *end || v[0] == '-' ? -1 : 0;
-}
 
 /* No check that --from is in the future: the CLI may not share the
  * daemon's sequencer.slot_ms. A grant for a slot already open or past has
@@ -36,9 +26,9 @@ static int grant(struct app_store *s, int argc, char **argv)
 		if (i + 1 >= argc)
 			return app_cli_fail("rights grant: %s needs a value", argv[i]);
 		if (!strcmp(argv[i], "--from")) {
-			have_from = !parse_u64(argv[i + 1], &from);
+			have_from = !app_cli_parse_u64(argv[i + 1], &from);
 		} else if (!strcmp(argv[i], "--to")) {
-			have_to = !parse_u64(argv[i + 1], &to);
+			have_to = !app_cli_parse_u64(argv[i + 1], &to);
 		} else if (!strcmp(argv[i], "--winner")) {
 			const char *h = wtext = argv[i + 1];
 
@@ -50,7 +40,7 @@ static int grant(struct app_store *s, int argc, char **argv)
 			if (!list)
 				return app_cli_fail("out of memory");
 			for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-				if (n == 256 || parse_u64(tok, &rollups[n])) {
+				if (n == 256 || app_cli_parse_u64(tok, &rollups[n])) {
 					free(list);
 					return app_cli_fail("--rollups: '%s' is not a chain id (at most "
 							    "256, comma-separated)", tok);
@@ -87,15 +77,14 @@ static int grant(struct app_store *s, int argc, char **argv)
 int app_cli_rights(const struct app_config *cfg, int argc, char **argv)
 {
 	struct app_store *s;
-	char err[256];
 	int rc;
 
 	if (argc < 1 || (strcmp(argv[0], "grant") && strcmp(argv[0], "list") &&
 			 strcmp(argv[0], "misses")))
 		return app_cli_fail("usage: mezz rights grant --from SLOT --to SLOT --rollups ID,... "
 				    "--winner 0xADDR | mezz rights list | mezz rights misses");
-	if (app_store_open(&s, cfg->data_dir, 0, err, sizeof(err)))
-		return app_cli_fail("cannot open the database in %s: %s", cfg->data_dir, err);
+	if (!(s = app_cli_store_open(cfg->data_dir, 0, 0)))
+		return 1;
 	if (!strcmp(argv[0], "grant"))
 		rc = grant(s, argc - 1, argv + 1);
 	else if (!strcmp(argv[0], "list"))

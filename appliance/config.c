@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "appliance/app.h"
 
@@ -508,8 +509,9 @@ static int handler(void *user, const char *section, const char *name, const char
 int app_config_load(struct app_config *c, const char *path, char *err, size_t errlen)
 {
 	struct load_ctx x = {.c = c, .path = path, .err = err, .errlen = errlen};
+	struct stat st;
 	char why[256];
-	int rc;
+	int rc, read_err;
 
 	_Static_assert(sizeof(x.key_line) / sizeof(x.key_line[0]) >=
 			       sizeof(app_cfg_table) / sizeof(app_cfg_table[0]),
@@ -519,8 +521,25 @@ int app_config_load(struct app_config *c, const char *path, char *err, size_t er
 	x.f = fopen(path, "r");
 	if (!x.f)
 		return -errno;
+	/* A directory opens, and its first read fails, which ini_parse_stream
+	 * takes for the end of an empty file: only a regular file, read to its
+	 * end, is a configuration. */
+	if (fstat(fileno(x.f), &st))
+		rc = -errno;
+	else if (!S_ISREG(st.st_mode))
+		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	else
+		rc = 0;
+	if (rc) {
+		fclose(x.f);
+		return rc;
+	}
+	errno = 0;
 	rc = ini_parse_stream(reader, &x, handler, &x);
+	read_err = ferror(x.f) ? (errno ? errno : EIO) : 0;
 	fclose(x.f);
+	if (read_err)
+		return -read_err;
 	if (rc > 0 && x.errors == 0) /* a syntax error the line check missed */
 		add_error(&x, rc, "syntax error (expected 'key = value' or '[section]')");
 	else if (rc < 0)

@@ -8,7 +8,6 @@
  */
 #include <ctype.h>
 #include <curl/curl.h>
-#include <errno.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -25,6 +24,10 @@
 #include "l1bridge/l1.h"
 #include "sequencer/seq.h"
 
+/* Read when there is no -c and no MEZZ_CONFIG, if readable: the file the
+ * systemd unit gives the daemon. */
+#define DEFAULT_CONFIG "/etc/mezzanine/mezzanine.conf"
+
 static struct app_config cfg;
 static const char *rpc_url = "http://127.0.0.1:9545/";
 
@@ -32,6 +35,10 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: mezz [-c CONFIG] [--set SECTION.KEY=VALUE]... [--data-dir DIR] [--url URL] COMMAND\n"
+		"  -c CONFIG       the daemon's config file (default: $MEZZ_CONFIG, else\n"
+		"                  " DEFAULT_CONFIG " when readable; MEZZ_CONFIG= reads none)\n"
+		"  --data-dir DIR  the data directory, over the file's storage.data_dir (the\n"
+		"                  file is still read: its shard directories, limits, ...)\n"
 		"commands:\n"
 		"  tenant create NAME            create a tenant\n"
 		"  tenant list\n"
@@ -51,6 +58,9 @@ static int usage(void)
 		"                                follow a namespace's blocks until Ctrl-C\n"
 		"  backup DIR [--with-shards]    online backup: database, keys, shards manifest\n"
 		"  restore DIR --data-dir NEW    restore a backup into an empty data directory\n"
+		"  restore --accept-loss --data-dir NEW\n"
+		"                                let a restored data directory sequence (only once\n"
+		"                                the node the backup is from is gone for good)\n"
 		"  verify receipt FILE|- [--public-key HEX]\n"
 		"  verify batch FILE|- [--public-key HEX]   (a mezz_sendTransactions answer)\n"
 		"  verify blocks FROM TO [--public-key HEX]\n"
@@ -58,7 +68,8 @@ static int usage(void)
 		"  verify nsproof FILE|- [--public-key HEX]   a saved mezz_getNamespaceProof answer\n"
 		"  da scrub [--from H] [--to H]  check every stored shard against its commitment\n"
 		"  da repair [--from H] [--to H] rebuild missing or corrupt shards\n"
-		"  config check FILE             validate a config file\n");
+		"  config check FILE             validate a config file\n"
+		"numbers (chain ids, heights, slots, key ids, rates) are decimal, or hex with 0x\n");
 	return 2;
 }
 
@@ -76,16 +87,10 @@ static int valid_name(const char *s)
 	return 1;
 }
 
+/* An existing database; only `tenant create` makes one (cli.h). */
 static struct app_store *open_store(void)
 {
-	struct app_store *s;
-	char err[256];
-
-	if (app_store_open(&s, cfg.data_dir, 0, err, sizeof(err))) {
-		app_cli_fail("cannot open the database in %s: %s", cfg.data_dir, err);
-		return NULL;
-	}
-	return s;
+	return app_cli_store_open(cfg.data_dir, 0, 0);
 }
 
 static int print_query(const char *sql)
@@ -103,15 +108,16 @@ static int print_query(const char *sql)
 /* A rate: a non-negative integer, or "default" (-2: back to the config). */
 static int parse_rate(const char *v, int64_t *out)
 {
-	char *end;
+	uint64_t n;
 
 	if (!strcmp(v, "default")) {
 		*out = -2;
 		return 0;
 	}
-	errno = 0;
-	*out = strtoll(v, &end, 10);
-	return errno || *end || end == v || *out < 0 ? -1 : 0;
+	if (app_cli_parse_u64(v, &n) || n > (uint64_t)INT64_MAX)
+		return -1;
+	*out = (int64_t)n;
+	return 0;
 }
 
 static int tenant_limits(int argc, char **argv)
@@ -179,7 +185,9 @@ static int cmd_tenant(int argc, char **argv)
 		return usage();
 	if (!valid_name(argv[1]))
 		return app_cli_fail("tenant name must be 1-63 characters of a-z, 0-9, '-' or '_'");
-	if (!(s = open_store()))
+	/* The first step on a new data directory (scripts/run-dev, run-bench):
+	 * the one command that may create the database. */
+	if (!(s = app_cli_store_open(cfg.data_dir, 0, 1)))
 		return 1;
 	rc = app_store_tenant_create(s, argv[1], &id);
 	app_store_close(s);
@@ -206,7 +214,6 @@ static int cmd_namespace(int argc, char **argv)
 {
 	struct app_namespace ns = {0};
 	struct app_store *s;
-	char *end;
 	int rc;
 
 	if (argc >= 1 && !strcmp(argv[0], "list"))
@@ -231,10 +238,10 @@ static int cmd_namespace(int argc, char **argv)
 	}
 	if (!valid_name(argv[2]))
 		return app_cli_fail("namespace name must be 1-63 characters of a-z, 0-9, '-' or '_'");
-	errno = 0;
-	ns.chain_id = strtoull(argv[3], &end, 0);
-	if (errno || *end || ns.chain_id == 0 || ns.chain_id > (uint64_t)INT64_MAX)
-		return app_cli_fail("chain id must be an integer in 1..2^63-1");
+	if (app_cli_parse_u64(argv[3], &ns.chain_id) || ns.chain_id == 0 ||
+	    ns.chain_id > (uint64_t)INT64_MAX)
+		return app_cli_fail("chain id must be an integer in 1..2^63-1 (decimal, or hex "
+				    "with 0x)");
 	snprintf(ns.name, sizeof(ns.name), "%s", argv[2]);
 	if (!(s = open_store()))
 		return 1;
@@ -271,11 +278,11 @@ static int cmd_key(int argc, char **argv)
 				   " CASE WHEN k.revoked_ms IS NULL THEN 'active' ELSE 'revoked' END AS state"
 				   " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id ORDER BY k.id");
 	if (argc == 2 && !strcmp(argv[0], "revoke")) {
-		char *end;
+		uint64_t n;
 
-		kid = strtoll(argv[1], &end, 10);
-		if (*end || kid <= 0)
+		if (app_cli_parse_u64(argv[1], &n) || n == 0 || n > (uint64_t)INT64_MAX)
 			return app_cli_fail("key id must be a positive integer (see mezz key list)");
+		kid = (int64_t)n;
 		if (!(s = open_store()))
 			return 1;
 		rc = app_store_key_revoke(s, kid);
@@ -289,15 +296,20 @@ static int cmd_key(int argc, char **argv)
 	}
 	if (argc != 2 || strcmp(argv[0], "create"))
 		return usage();
-	/* The key hashing secret lives beside the identity; create both if new. */
-	rc = app_identity_load(&id, cfg.data_dir, 1);
-	if (rc)
-		return app_cli_fail("cannot read the key secret in %s: %s", cfg.data_dir, app_strerror(rc));
 	if (!(s = open_store()))
 		return 1;
 	if (app_store_tenant_find(s, argv[1], &tenant)) {
 		app_store_close(s);
 		return app_cli_fail("no tenant named '%s'", argv[1]);
+	}
+	/* The key hashing secret lives beside the identity; create both if new
+	 * (a database made by `tenant create` before the daemon's first start),
+	 * but only once the data dir is known to be a real one. */
+	rc = app_identity_load(&id, cfg.data_dir, 1);
+	if (rc) {
+		app_store_close(s);
+		return app_cli_fail("cannot read the key secret in %s: %s", cfg.data_dir,
+				    app_strerror(rc));
 	}
 	randombytes_buf(raw, sizeof(raw));
 	memcpy(key, "mz_", 3);
@@ -691,13 +703,16 @@ fail:
 
 static int verify_blocks(const char *from_s, const char *to_s, const char *pkhex)
 {
-	uint64_t from = strtoull(from_s, NULL, 10), to = strtoull(to_s, NULL, 10);
 	struct seq_block_hdr prev, cur;
+	uint64_t from, to;
 	uint8_t pk[32];
 	int have_prev = 0;
 
-	if (from < 1 || to < from)
-		return app_cli_fail("give heights FROM <= TO, both >= 1");
+	if (app_cli_parse_u64(from_s, &from) || app_cli_parse_u64(to_s, &to) || from < 1 ||
+	    to < from || to > (uint64_t)INT64_MAX) {
+		app_cli_fail("verify blocks: give integer heights FROM <= TO, both >= 1");
+		return 2;
+	}
 	if (trusted_key(pkhex, pk))
 		return 1;
 	for (uint64_t h = from; h <= to; h++) {
@@ -795,10 +810,21 @@ int main(int argc, char **argv)
 	if (i >= argc)
 		return usage();
 	app_config_defaults(&cfg);
-	if (!config_path && !data_dir && access("/etc/mezzanine/mezzanine.conf", R_OK) == 0)
-		config_path = "/etc/mezzanine/mezzanine.conf";
+	/* The daemon's file even with --data-dir: shard commands need its
+	 * storage.da_dirs, and limits and checks its other keys. --data-dir, as
+	 * in the daemon, overrides storage.data_dir only. */
+	if (!config_path) {
+		const char *env = getenv("MEZZ_CONFIG");
+
+		if (env)
+			config_path = *env ? env : NULL;
+		else if (access(DEFAULT_CONFIG, R_OK) == 0)
+			config_path = DEFAULT_CONFIG;
+	}
 	if (config_path && strcmp(argv[i], "config")) {
 		rc = app_config_load(&cfg, config_path, err, sizeof(err));
+		if (rc < 0)
+			return app_cli_fail("cannot read %s: %s", config_path, strerror(-rc));
 		if (rc) {
 			fputs(err, stderr);
 			return app_cli_fail("cannot use %s", config_path);
@@ -828,7 +854,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[i], "backup"))
 		rc = app_cli_backup(&cfg, argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "restore"))
-		rc = app_cli_restore(&cfg, argc - i - 1, argv + i + 1);
+		rc = app_cli_restore(&cfg, data_dir != NULL, argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "verify"))
 		rc = cmd_verify(argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "config"))

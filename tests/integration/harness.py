@@ -22,6 +22,9 @@ import unittest
 import websockets
 
 BUILD = os.path.abspath(os.environ.get("MEZZ_BUILD", "/work/main/build"))
+# mezz would read this machine's /etc/mezzanine/mezzanine.conf; tests set
+# everything they need on the command line.
+os.environ.setdefault("MEZZ_CONFIG", "")
 MEZZANINE = os.path.join(BUILD, "mezzanine")
 MEZZANINE_TEST = os.path.join(BUILD, "mezzanine-test")
 MEZZ = os.path.join(BUILD, "mezz")

@@ -8,12 +8,16 @@ import math
 import os
 import re
 import shutil
+import signal
+import sqlite3
+import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
-from harness import MEZZANINE_TEST, Daemon, DaemonCase, run_async, ws_call, ws_connect
+from harness import (MEZZ, MEZZANINE, MEZZANINE_TEST, Daemon, DaemonCase, free_port, run_async,
+                     ws_call, ws_connect)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -533,3 +537,228 @@ class ThreadPinTest(unittest.TestCase):
         self.assertNotEqual(d.proc.wait(30), 0)
         self.assertIn("cannot pin mz-commit to CPU %d" % bad, d.log())
         self.assertIn("this process may use CPUs", d.log())
+
+
+class CliInputTest(DaemonCase):
+    """The operator CLI on odd input: empty or mistyped data directories,
+    numbers that are not quite numbers, a damaged database. One daemon
+    (shards in two directories of its own, so that a CLI which ignores the
+    config file looks in the wrong place) plus fresh data directories."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.shards = tempfile.mkdtemp(prefix="mezz-it-shards-")
+        cls.addClassCleanup(shutil.rmtree, cls.shards, True)
+        cls.SETTINGS = {"storage.da_dirs": "%s/a,%s/b" % (cls.shards, cls.shards),
+                        "da.k": "2", "da.m": "2"}
+        super().setUpClass()
+        cls.d.setup_tenant("acme", "alpha", 101, key=False)
+
+    def mezz(self, *args, data_dir=None, env=None, timeout=30):
+        """mezz on data_dir (none: no --data-dir at all); a CompletedProcess."""
+        cmd = [MEZZ] + (["--data-dir", data_dir] if data_dir else [])
+        e = dict(os.environ)
+        e.update(env or {})
+        return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
+                              timeout=timeout, env=e)
+
+    def fresh_dir(self):
+        d = tempfile.mkdtemp(prefix="mezz-it-cli-")
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
+
+    def fresh_db(self):
+        """A data directory whose database has a tenant and nothing else."""
+        d = self.fresh_dir()
+        p = self.mezz("tenant", "create", "acme", data_dir=d)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return d
+
+    def test_da_on_a_database_without_blocks_checks_nothing(self):
+        d = self.fresh_db()
+        for cmd in ("scrub", "repair"):
+            p = self.mezz("da", cmd, data_dir=d)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertRegex(p.stdout, r"^%s: 0 blocks, 0 shards ok, 0 missing, 0 corrupt" % cmd)
+
+    def test_numbers_are_integers_and_ranges_are_checked(self):
+        dead = "http://127.0.0.1:1/"
+        pk = "0x" + "00" * 32
+        for args in (["da", "scrub", "--to", "1O0"], ["da", "repair", "--from", "1x"],
+                     ["da", "scrub", "--from", "0"], ["da", "scrub", "--from", "5", "--to", "3"],
+                     ["da", "scrub", "--from", "-1"], ["da", "scrub", "--to", " 7"],
+                     ["da", "scrub", "--to", "99999999999999999999"]):
+            p = self.mezz(*args, data_dir=self.d.data_dir)
+            self.assertEqual(p.returncode, 2, "%r: %s%s" % (args, p.stdout, p.stderr))
+            self.assertIn("usage: mezz da", p.stderr)
+        for a, b in (("1x", "2"), ("1", "2x"), ("0", "2"), ("3", "2"), ("-1", "2")):
+            p = self.mezz("--url", dead, "verify", "blocks", a, b, "--public-key", pk)
+            self.assertEqual(p.returncode, 2, "%s %s: %s" % (a, b, p.stderr))
+            self.assertIn("FROM <= TO", p.stderr)
+        for h in ("-1", "1x", "+1", "0"):
+            p = self.mezz("--url", dead, "tail", "alpha", "--from", h)
+            self.assertEqual(p.returncode, 2, "--from %s: %s" % (h, p.stderr))
+        d = self.fresh_db()
+        for kid in (" 1", "+1", "99999999999999999999", "1 "):
+            p = self.mezz("key", "revoke", kid, data_dir=d)
+            self.assertEqual(p.returncode, 1, "%r: %s" % (kid, p.stderr))
+            self.assertIn("key id must be a positive integer", p.stderr)
+        for rate in (" 5", "+5", "5k", "-0"):
+            p = self.mezz("tenant", "limits", "acme", "--tx-per-s", rate, data_dir=d)
+            self.assertEqual(p.returncode, 1, "%r: %s%s" % (rate, p.stdout, p.stderr))
+
+    def test_ids_are_decimal_or_0x_hex_never_octal(self):
+        d = self.fresh_db()
+        p = self.mezz("namespace", "create", "acme", "oct", "010", data_dir=d)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("(chain id 10)", p.stdout)
+        p = self.mezz("namespace", "create", "acme", "hex", "0x1F", data_dir=d)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("(chain id 31)", p.stdout)
+        for bad in ("1e3", "0x", "0x0x5", "0x-5", "08x", " 12", "-12"):
+            p = self.mezz("namespace", "create", "acme", "bad", bad, data_dir=d)
+            self.assertEqual(p.returncode, 1, "%r: %s%s" % (bad, p.stdout, p.stderr))
+            self.assertIn("chain id must be", p.stderr)
+        rows = self.mezz("namespace", "list", data_dir=d).stdout.splitlines()[1:]
+        self.assertEqual(sorted(r.split("\t")[1] for r in rows), ["10", "31"])
+        p = self.mezz("rights", "grant", "--from", "010", "--to", "011", "--rollups", "010,0x1f",
+                      "--winner", "0x" + "11" * 20, data_dir=d)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("granted slots 10..11 of 2 rollup(s)", p.stdout)
+        rows = self.mezz("rights", "list", data_dir=d).stdout.splitlines()[1:]
+        self.assertEqual(sorted(tuple(r.split("\t")[:3]) for r in rows),
+                         [("10", "11", "10"), ("10", "11", "31")])
+
+    def test_list_of_a_damaged_database_fails(self):
+        d = self.fresh_db()
+        path = os.path.join(d, "mezzanine.db")
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = db.execute("PRAGMA page_size").fetchone()[0]
+        before = os.path.getsize(path)
+        # enough tenants that their table's leaves lie in pages past `before`
+        db.executemany("INSERT INTO tenants(name, created_ms) VALUES (?, 0)",
+                       [("t%05d-%s" % (i, "x" * 50),) for i in range(3000)])
+        db.commit()
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        size = os.path.getsize(path)
+        self.assertGreater(size, before + 4 * page)
+        with open(path, "r+b") as f:
+            for off in range(before, size, page):
+                f.seek(off)
+                f.write(b"\xa5" * page)
+        p = self.mezz("tenant", "list", data_dir=d)
+        self.assertNotEqual(p.returncode, 0,
+                            "%d rows listed, exit 0" % (len(p.stdout.splitlines()) - 1))
+        self.assertIn("query failed", p.stderr)
+        self.assertIn("malformed", p.stderr)
+
+    def test_a_directory_is_not_a_config_file(self):
+        conf_dir = self.fresh_dir()
+        p = self.mezz("config", "check", conf_dir)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertNotIn("OK", p.stdout)
+        self.assertIn("Is a directory", p.stderr)
+        p = self.mezz("-c", conf_dir, "tenant", "list", data_dir=self.fresh_db())
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("Is a directory", p.stderr)
+        data = self.fresh_dir()
+        try:
+            p = subprocess.run([MEZZANINE, "-c", conf_dir, "--data-dir", data, "--set",
+                                "server.listen=127.0.0.1:%d" % free_port()], capture_output=True,
+                               text=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            self.fail("the daemon started on a directory as its config file")
+        self.assertEqual(p.returncode, 78, p.stderr)  # EX_CONFIG: not restarted by the unit
+        self.assertIn("Is a directory", p.stderr)
+        self.assertEqual(os.listdir(data), [])
+
+    def test_data_dir_overrides_only_the_config_files_data_dir(self):
+        deadline = time.time() + 20
+        while self.d.status()["availableHeight"] < 2:
+            self.assertLess(time.time(), deadline, "no block coded")
+            time.sleep(0.05)
+        top = self.d.status()["availableHeight"]
+        conf = os.path.join(self.fresh_dir(), "mezzanine.conf")
+        with open(conf, "w") as f:
+            f.write("[storage]\ndata_dir = /nonexistent/mezz-it\nda_dirs = %s\n"
+                    % self.SETTINGS["storage.da_dirs"])
+        ok = r"scrub: %d blocks, %d shards ok, 0 missing, 0 corrupt" % (top, top * 4)
+        # the default file (here MEZZ_CONFIG) and -c alike; --data-dir wins over data_dir
+        for how in ({"env": {"MEZZ_CONFIG": conf}}, {"env": {"MEZZ_CONFIG": ""}, "c": conf}):
+            args = ["-c", how["c"]] if "c" in how else []
+            p = self.mezz(*args, "--data-dir", self.d.data_dir, "da", "scrub", "--to", top,
+                          env=how["env"])
+            self.assertEqual(p.returncode, 0, "%r: %s%s" % (how, p.stdout, p.stderr))
+            self.assertRegex(p.stdout, ok)
+        # without the file, the shards are looked for in DATA_DIR/shards: all missing
+        p = self.mezz("da", "scrub", "--to", top, data_dir=self.d.data_dir,
+                      env={"MEZZ_CONFIG": ""})
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("%d missing" % (top * 4), p.stdout)
+
+    def test_restore_needs_a_named_data_dir(self):
+        # A backup that does not exist: even a restore that ignored this rule
+        # would stop at its MANIFEST, before writing anything anywhere.
+        missing = os.path.join(self.fresh_dir(), "no-such-backup")
+        existed = os.path.exists("/var/lib/mezzanine")
+        for args in (["restore", missing], ["restore", "--accept-loss"]):
+            p = self.mezz(*args)
+            self.assertEqual(p.returncode, 2, "%r: %s%s" % (args, p.stdout, p.stderr))
+            self.assertIn("name the data directory with --data-dir", p.stderr)
+        self.assertEqual(os.path.exists("/var/lib/mezzanine"), existed)
+        # named before or after the command, it is used
+        for args in (["--data-dir", self.fresh_dir(), "restore", missing],
+                     ["restore", missing, "--data-dir", self.fresh_dir()]):
+            p = self.mezz(*args)
+            self.assertEqual(p.returncode, 1, "%r: %s%s" % (args, p.stdout, p.stderr))
+            self.assertIn("MANIFEST", p.stderr)
+        p = self.mezz("--help")
+        self.assertIn("restore --accept-loss", p.stderr)
+
+    def test_only_tenant_create_makes_a_database(self):
+        d = self.fresh_dir()
+        for args in (["key", "create", "acme"], ["namespace", "create", "acme", "x", "5"],
+                     ["tenant", "list"], ["namespace", "list"], ["key", "list"],
+                     ["key", "revoke", "1"], ["tenant", "limits", "acme"], ["rights", "list"],
+                     ["rights", "misses"], ["da", "scrub"], ["da", "repair"]):
+            p = self.mezz(*args, data_dir=d)
+            self.assertEqual(p.returncode, 1, "%r: %s%s" % (args, p.stdout, p.stderr))
+            self.assertIn("no database in %s" % d, p.stderr, args)
+            self.assertEqual(os.listdir(d), [], "%r left files behind" % args)
+        # a new data directory starts with its first tenant (scripts/run-dev)
+        p = self.mezz("tenant", "create", "acme", data_dir=d)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.mezz("key", "create", "acme", data_dir=d)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith("mz_"), p.stdout)
+
+    def test_tail_shows_a_preconfirmed_groups_fields(self):
+        tail = subprocess.Popen([MEZZ, "--url", self.d.url, "tail", "alpha", "--levels",
+                                 "preconfirmed"], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        self.addCleanup(tail.kill)
+        lines = []
+        threading.Thread(target=lambda: lines.extend(iter(tail.stdout.readline, "")),
+                         daemon=True).start()
+        shown = re.compile(r"^preconfirmed slot (\d+)  group (\d+)  firstSeq (\d+)  count (\d+)"
+                           r"  txs (\d+)$")
+        receipts, deadline, hit = {}, time.time() + 20, None
+        while hit is None and time.time() < deadline:
+            r = self.d.send("alpha", os.urandom(16))
+            receipts[r["group"]] = r
+            time.sleep(0.1)
+            for l in list(lines):
+                m = shown.match(l.rstrip("\n"))
+                self.assertTrue(m or not l.startswith("preconfirmed"), l)
+                if m and int(m.group(2)) in receipts:
+                    hit = [int(x) for x in m.groups()]
+        self.assertIsNotNone(hit, "tail showed %r" % lines[-5:])
+        slot, group, first, count, txs = hit
+        r = receipts[group]
+        self.assertEqual(slot, r["slot"])
+        self.assertTrue(first <= r["seq"] < first + count, (hit, r))
+        self.assertGreaterEqual(txs, 1)
+        tail.send_signal(signal.SIGINT)
+        self.assertEqual(tail.wait(10), 0)
