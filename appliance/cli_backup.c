@@ -280,7 +280,7 @@ out:
 static int write_manifest(const struct app_config *cfg, const char *dir, int with_shards,
 			  uint64_t *blocks_out)
 {
-	char path[1200], tmp[1300], db_path[1200], name[64], dst[1400];
+	char path[1200], tmp[1300], db_path[1200], name[64], dst[1400], why[600] = "";
 	char **dirs = NULL;
 	size_t nd = 0;
 	struct da_store *store = NULL;
@@ -295,8 +295,8 @@ static int write_manifest(const struct app_config *cfg, const char *dir, int wit
 	join(path, sizeof(path), dir, "shards.manifest");
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if ((rc = app_config_da_dirs(cfg, &dirs, &nd)) ||
-	    (rc = da_store_open((const char *const *)dirs, nd, &store))) {
-		app_cli_fail("shard directories: %s", app_strerror(rc));
+	    (rc = da_store_open_why((const char *const *)dirs, nd, &store, why, sizeof(why)))) {
+		app_cli_fail("shard directories: %s", why[0] ? why : app_strerror(rc));
 		goto out;
 	}
 	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL)) {
@@ -941,7 +941,7 @@ out:
 
 int app_cli_restore(struct app_config *cfg, int data_dir_given, int argc, char **argv)
 {
-	char src[1200], dst[1200], tmp[1200], made[8][1200];
+	char src[1200], dst[1200], tmp[1200], made[8][1200], why[600] = "";
 	const char *dir = NULL;
 	char **dirs = NULL;
 	size_t nd = 0, nmade = 0;
@@ -1044,8 +1044,8 @@ int app_cli_restore(struct app_config *cfg, int data_dir_given, int argc, char *
 			app_cli_fail("cannot create %s: %s", dirs[i], strerror(-rc));
 			goto out;
 		}
-	if ((rc = da_store_open((const char *const *)dirs, nd, &store))) {
-		app_cli_fail("shard directories: %s", app_strerror(rc));
+	if ((rc = da_store_open_why((const char *const *)dirs, nd, &store, why, sizeof(why)))) {
+		app_cli_fail("shard directories: %s", why[0] ? why : app_strerror(rc));
 		goto out;
 	}
 	if (place_shards(dir, store))

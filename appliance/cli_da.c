@@ -31,7 +31,7 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 	struct app_store *ro = NULL;
 	struct da_store *shards = NULL;
 	struct da_code *codes[16] = {0};
-	char **dirs = NULL;
+	char **dirs = NULL, why[600] = "";
 	size_t nd = 0;
 	uint64_t from = 1, to = UINT64_MAX, tip = 0, blocks = 0, bad_blocks = 0, lost = 0;
 	uint64_t shards_ok = 0, missing = 0, corrupt = 0, repaired = 0, written = 0;
@@ -58,9 +58,10 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 		return 1;
 	rc = app_config_da_dirs(cfg, &dirs, &nd);
 	if (!rc)
-		rc = da_store_open((const char *const *)dirs, nd, &shards);
+		rc = da_store_open_why((const char *const *)dirs, nd, &shards, why, sizeof(why));
 	if (rc) {
-		fprintf(stderr, "mezz: cannot open the shard directories: %s\n", app_strerror(rc));
+		fprintf(stderr, "mezz: cannot open the shard directories: %s\n",
+			why[0] ? why : app_strerror(rc));
 		goto out;
 	}
 	/* No available block yet (a new data dir, or DA never ran): nothing to
