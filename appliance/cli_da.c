@@ -62,6 +62,7 @@ int app_cli_da(const struct app_config *cfg, int argc, char **argv)
 	if (rc) {
 		fprintf(stderr, "mezz: cannot open the shard directories: %s\n",
 			why[0] ? why : app_strerror(rc));
+		rc = 1; /* the exit code, not the error's */
 		goto out;
 	}
 	/* No available block yet (a new data dir, or DA never ran): nothing to
