@@ -574,6 +574,16 @@ class CliInputTest(DaemonCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         return d
 
+    def test_da_names_a_shard_directory_it_cannot_open_and_exits_1(self):
+        d = self.fresh_db()
+        shards = os.path.join(d, "s")
+        os.makedirs(shards)
+        for cmd in ("scrub", "repair"):
+            p = self.mezz("--set", "storage.da_dirs=%s,%s/" % (shards, shards), "da", cmd,
+                          data_dir=d)
+            self.assertEqual(p.returncode, 1, p.stderr)  # not the error code's low byte
+            self.assertIn("'%s' and '%s/' are one directory" % (shards, shards), p.stderr)
+
     def test_da_on_a_database_without_blocks_checks_nothing(self):
         d = self.fresh_db()
         for cmd in ("scrub", "repair"):
