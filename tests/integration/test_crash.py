@@ -303,8 +303,16 @@ class FsyncFaultTest(unittest.TestCase):
         # the schema creation at startup uses some fsyncs: find the smallest K
         # that lets the daemon start, then restart with K + room so that a few
         # group commits succeed before the failing fsync
+        # No seal may spend the budget: the sealer is stalled (a long slot
+        # would do too, but a database keeps its slot_ms, and the daemon
+        # started on it afterwards must seal within the test)
+        stall = os.path.join(tempfile.mkdtemp(prefix="mezz-stall-"), "stall-seal")
+        self.addCleanup(shutil.rmtree, os.path.dirname(stall), True)
+        open(stall, "w").close()
+
         def daemon(k):
-            d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_FSYNC_AFTER": str(k)}, slot_ms=60000,
+            d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_FSYNC_AFTER": str(k),
+                                            "MEZZ_FAULT_STALL_SEAL_FILE": stall}, slot_ms=100,
                        settings=settings)
             self.addCleanup(d.cleanup)
             try:
