@@ -30,6 +30,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "appliance/daemon.h"
 #include "appliance/server.h"
 
@@ -346,13 +348,14 @@ static int load_key(const struct app_config *cfg, uint8_t key[static 32], char *
 				 cfg->l1_keystore_password_file);
 			return APP_ECONFIG;
 		}
+		setvbuf(f, NULL, _IONBF, 0); /* no copy of it in a stdio buffer */
 		if (!fgets(pw, sizeof(pw), f))
 			pw[0] = 0;
 		fclose(f);
 		pw[strcspn(pw, "\r\n")] = 0;
 	}
 	rc = l1_keystore_load(cfg->l1_keystore, pw, key, NULL, kerr, sizeof(kerr));
-	memset(pw, 0, sizeof(pw));
+	sodium_memzero(pw, sizeof(pw)); /* a memset before the return may be dropped */
 	if (rc)
 		snprintf(errbuf, errlen, "l1.keystore %s: %s%s%s", cfg->l1_keystore,
 			 app_strerror(rc), kerr[0] ? ": " : "", kerr);
@@ -416,7 +419,7 @@ int app_l1_start(struct app_committer *c, char *errbuf, size_t errlen)
 	oo.fault = fault_hook;
 #endif
 	rc = l1_outbox_open(&l->ob, &oo, oerr, sizeof(oerr));
-	memset(key, 0, sizeof(key));
+	sodium_memzero(key, sizeof(key));
 	if (rc) {
 		snprintf(errbuf, errlen, "outbox: %s", oerr[0] ? oerr : app_strerror(rc));
 		goto fail;
@@ -444,7 +447,7 @@ int app_l1_start(struct app_committer *c, char *errbuf, size_t errlen)
 		 cfg->l1_inbox, cfg->l1_chain_id, n);
 	return 0;
 fail:
-	memset(key, 0, sizeof(key));
+	sodium_memzero(key, sizeof(key));
 	app_store_close(l->ro);
 	l1_outbox_close(l->ob);
 	l1_rpc_destroy(l->rpc);

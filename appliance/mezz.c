@@ -320,11 +320,16 @@ static int cmd_key(int argc, char **argv)
 	rc = app_store_key_create(s, tenant, hash, prefix, &kid);
 	app_store_close(s);
 	sodium_memzero(&id, sizeof(id));
-	if (rc)
+	sodium_memzero(raw, sizeof(raw));
+	if (rc) {
+		sodium_memzero(key, sizeof(key));
 		return app_cli_fail("storing key: %s", app_strerror(rc));
+	}
 	fprintf(stderr, "key %lld for tenant %s (shown once; store it now):\n", (long long)kid,
 		argv[1]);
 	printf("%s\n", key);
+	fflush(stdout);
+	sodium_memzero(key, sizeof(key));
 	return 0;
 }
 
