@@ -34,7 +34,8 @@
 	X(APP_ENOTFOUND, -1407, "not found")                                 \
 	X(APP_EEXIST, -1408, "already exists")                               \
 	X(APP_EKEYFILE, -1409, "identity key file is unreadable or malformed") \
-	X(APP_ESTOPPED, -1410, "shutting down")
+	X(APP_ESTOPPED, -1410, "shutting down")                              \
+	X(APP_ELOCKED, -1411, "a mezzanine daemon is running on this data directory")
 
 enum {
 #define APP_ERR_ENUM(name, code, msg) name = code,
@@ -193,6 +194,13 @@ struct app_identity {
 };
 /* Loads both files, creating them if absent (create = 1). */
 int app_identity_load(struct app_identity *id, const char *data_dir, int create);
+/* The data directory's lock (data_dir/mezzanine.lock, an flock held for the
+ * process's life): 0 with *fd (keep it open; closing releases it),
+ * APP_ELOCKED with *pid the holder's (0 if unknown) when another process
+ * has it, or -errno. The daemon takes it at start, so that two daemons
+ * never sequence from one database under one key; the CLI's offline
+ * commands take it to know the daemon is stopped. */
+int app_data_dir_lock(const char *data_dir, int *fd, long *pid);
 /* Keyed BLAKE2b-256 of an API key. */
 void app_apikey_hash(uint8_t out[static 32], const struct app_identity *id,
 		     const char *key, size_t len);

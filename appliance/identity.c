@@ -9,7 +9,9 @@
 #include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,4 +118,40 @@ void app_apikey_hash(uint8_t out[static 32], const struct app_identity *id,
 		     const char *key, size_t len)
 {
 	crypto_generichash(out, 32, (const uint8_t *)key, len, id->key_secret, 32);
+}
+
+int app_data_dir_lock(const char *data_dir, int *fd, long *pid)
+{
+	char path[PATH_MAX], buf[32];
+	int f, rc;
+	ssize_t n;
+
+	*fd = -1;
+	*pid = 0;
+	if (snprintf(path, sizeof(path), "%s/mezzanine.lock", data_dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (f < 0)
+		return -errno;
+	while ((rc = flock(f, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR)
+		;
+	if (rc != 0) {
+		rc = errno == EWOULDBLOCK ? APP_ELOCKED : -errno;
+		n = pread(f, buf, sizeof(buf) - 1, 0);
+		if (n > 0) {
+			buf[n] = 0;
+			*pid = strtol(buf, NULL, 10);
+		}
+		close(f);
+		return rc;
+	}
+	/* The holder's pid, for the message of whoever finds it taken. */
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(f, 0) != 0 || pwrite(f, buf, (size_t)n, 0) != n) {
+		rc = -errno;
+		close(f);
+		return rc;
+	}
+	*fd = f;
+	return 0;
 }

@@ -9,10 +9,10 @@
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
-#include <sysexits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include "appliance/ops.h"
@@ -52,7 +52,8 @@ int main(int argc, char **argv)
 	char err[4096], *sets[64];
 	const char *config_path = NULL;
 	enum app_log_level lvl;
-	int nsets = 0, opt, rc, status = 1, loop_died = 0;
+	int nsets = 0, opt, rc, status = 1, loop_died = 0, lock_fd = -1;
+	long lock_pid = 0;
 
 	while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (opt) {
@@ -122,6 +123,19 @@ int main(int argc, char **argv)
 	/* Everything the daemon creates (database, WAL, keys) is private to it. */
 	umask(077);
 
+	/* One daemon per data directory: a second would sequence from the same
+	 * database under the same key (receipts for the same seqs). */
+	if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
+		app_error("startup_failed", "reason=\"data directory\" dir=%s err=\"%s\"",
+			  cfg.data_dir, strerror(errno));
+		return 1;
+	}
+	rc = app_data_dir_lock(cfg.data_dir, &lock_fd, &lock_pid);
+	if (rc) {
+		app_error("startup_failed", "reason=\"data directory lock\" dir=%s err=\"%s\" pid=%ld",
+			  cfg.data_dir, app_strerror(rc), lock_pid);
+		return 1;
+	}
 	rc = app_identity_load(&id, cfg.data_dir, 1);
 	if (rc) {
 		app_error("startup_failed", "reason=\"identity key\" dir=%s err=\"%s\"", cfg.data_dir,
@@ -312,5 +326,7 @@ out:
 	app_queue_destroy(&done);
 	sodium_memzero(&id, sizeof(id));
 	app_info("stopped", "status=%d", status);
+	if (lock_fd >= 0)
+		close(lock_fd); /* last: the database is closed */
 	return status;
 }

@@ -79,6 +79,30 @@ class StartupRefusedTest(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.dirname(missing)), "parents are not made")
 
 
+class DataDirLockTest(unittest.TestCase):
+    def test_a_second_daemon_on_one_data_directory_is_refused(self):
+        """Two daemons on one database would sequence under one key: the
+        second finds the data directory locked and names the first."""
+        a = Daemon()
+        self.addCleanup(shutil.rmtree, a.data_dir, True)
+        self.addCleanup(a.kill9)
+        a.start()
+        b = Daemon(data_dir=a.data_dir)
+        self.addCleanup(b.kill9)
+        with self.assertRaises(AssertionError) as refused:
+            b.start()
+        self.assertIn("exited with 1", str(refused.exception))
+        self.assertIn("a mezzanine daemon is running on this data directory",
+                      str(refused.exception))
+        self.assertIn("pid=%d" % a.proc.pid, str(refused.exception))
+        h = a.status()["height"]
+        a.wait_height(h + 2)  # the first goes on
+        a.kill9()
+        b.start()  # a killed holder leaves no lock behind
+        b.wait_height(h + 3)
+        b.stop()
+
+
 class SlotLengthTest(unittest.TestCase):
     def test_another_slot_ms_on_the_same_database_is_refused(self):
         """Slot numbers are wall time / slot_ms: under a longer slot the old
