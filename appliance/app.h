@@ -509,6 +509,8 @@ int app_store_da_tip(struct app_store *s, uint64_t *height);
 /* Operator commands on data availability (cli_da.c), for `mezz`. Each
  * returns the process exit code and prints its own results. */
 int app_cli_da(const struct app_config *cfg, int argc, char **argv);
+/* `mezz l1 retry` (cli_l1.c): failed batches queued again, daemon stopped. */
+int app_cli_l1(const struct app_config *cfg, int argc, char **argv);
 /* dautil.c: a transaction's hash as the DA proofs use it (Keccak-256; a
  * da_hash_fn), and a code for (k, m) from a small cache of n slots (oldest
  * evicted; blocks coded under an older config keep their own k and m);

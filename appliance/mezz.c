@@ -68,6 +68,7 @@ static int usage(void)
 		"  verify nsproof FILE|- [--public-key HEX]   a saved mezz_getNamespaceProof answer\n"
 		"  da scrub [--from H] [--to H]  check every stored shard against its commitment\n"
 		"  da repair [--from H] [--to H] rebuild missing or corrupt shards\n"
+		"  l1 retry                      queue failed L1 batches again (daemon stopped)\n"
 		"  config check FILE             validate a config file\n"
 		"numbers (chain ids, heights, slots, key ids, rates) are decimal, or hex with 0x\n");
 	return 2;
@@ -864,6 +865,8 @@ int main(int argc, char **argv)
 		rc = cmd_verify(argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "config"))
 		rc = cmd_config(argc - i - 1, argv + i + 1);
+	else if (!strcmp(argv[i], "l1"))
+		rc = app_cli_l1(&cfg, argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "da"))
 		rc = app_cli_da(&cfg, argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "rights"))

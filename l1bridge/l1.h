@@ -752,6 +752,14 @@ enum l1_job_state {
 };
 extern const char *const l1_job_state_names[L1_JOB_STATES];
 
+/* Every failed batch of the outbox database at path queued again (signed
+ * under the next nonce by the next outbox to open it): each is called for
+ * every one first, *n counts them; 0 or L1_EDB (nothing changed). Only
+ * with no outbox open on the file. */
+typedef void (*l1_retry_fn)(void *arg, uint64_t index, uint64_t from_height,
+			    uint64_t to_height, const char *error);
+int l1_outbox_retry_failed(const char *path, l1_retry_fn each, void *arg, size_t *n);
+
 struct l1_outbox_reader;
 /* Read-only view of an outbox database for another thread. Opening fails
  * (L1_ENOTFOUND) while the file does not exist yet. */

@@ -1577,6 +1577,64 @@ out:
 	return rc;
 }
 
+/*
+ * Failed batches back to QUEUED, for an operator who fixed the cause (the
+ * Inbox's poster set back, gas): their transactions leave the journal (a
+ * revert was mined or none was) and they are signed again under the next
+ * nonce on the next start. One COMMIT; the daemon must not run (the caller
+ * holds the data directory's lock).
+ */
+int l1_outbox_retry_failed(const char *path, l1_retry_fn each, void *arg, size_t *n)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = L1_EDB, step;
+
+	*n = 0;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+	    sqlite3_exec(db, "PRAGMA busy_timeout=5000; BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+		    SQLITE_OK)
+		goto out;
+	if (sqlite3_prepare_v2(db, "SELECT batch_index, from_h, to_h, coalesce(error, '')"
+				   " FROM jobs WHERE kind = ?1 AND state = ?2 ORDER BY batch_index",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto rollback;
+	sqlite3_bind_int(st, 1, KIND_BATCH);
+	sqlite3_bind_int(st, 2, L1_JOB_FAILED);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		(*n)++;
+		if (each)
+			each(arg, (uint64_t)sqlite3_column_int64(st, 0),
+			     (uint64_t)sqlite3_column_int64(st, 1), (uint64_t)sqlite3_column_int64(st, 2),
+			     (const char *)sqlite3_column_text(st, 3));
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (step != SQLITE_DONE)
+		goto rollback;
+	{
+		char sql[512];
+
+		snprintf(sql, sizeof(sql),
+			 "DELETE FROM txs WHERE job IN (SELECT id FROM jobs WHERE kind = %d AND"
+			 " state = %d);"
+			 "UPDATE jobs SET state = %d, error = NULL, nonce = NULL, tx_hash = NULL,"
+			 " sent_block = NULL, block_number = NULL, block_hash = NULL"
+			 " WHERE kind = %d AND state = %d; COMMIT",
+			 KIND_BATCH, L1_JOB_FAILED, L1_JOB_QUEUED, KIND_BATCH, L1_JOB_FAILED);
+		if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK) {
+			rc = 0;
+			goto out;
+		}
+	}
+rollback:
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Readers                                                              */
 

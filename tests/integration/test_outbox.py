@@ -25,12 +25,13 @@ import time
 import unittest
 import urllib.request
 
-from harness import (BUILD, CAST, MEZZANINE_TEST, Daemon, cast, free_port, run_async,
+from harness import (BUILD, CAST, MEZZ, MEZZANINE_TEST, Daemon, cast, free_port, run_async,
                      ws_call, ws_connect)
 
 CONTRACTS = os.path.join(BUILD, "contracts")
 KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ADDR0 = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+ADDR1 = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"  # anvil's account 1
 BATCH_TOPIC = None  # keccak of the BatchPosted signature, set on first use
 GWEI = 10 ** 9
 
@@ -440,6 +441,51 @@ class NonceSpentTest(OutboxCase):
         self.assertEqual(rows[0][4], first[4], "the same job")
         self.assertGreater(rows[0][0], first[0], "signed again with a later nonce")
         self.assertEqual(self.l1(d)["requeued"], 1)
+        self.check_chain()
+
+
+class RetryTest(OutboxCase):
+    def owner_call(self, sig, *args):
+        """The Inbox's owner (account 1, not the poster's key) calls sig."""
+        data = cast("calldata", sig, *args).stdout.strip()
+        h = self.anvil.rpc("eth_sendTransaction", [{"from": ADDR1, "to": self.inbox,
+                                                    "data": data}])
+        r = self.wait_for("the owner's call mined",
+                          lambda: self.anvil.rpc("eth_getTransactionReceipt", [h]))
+        self.assertEqual(r["status"], "0x1")
+
+    def retry(self):
+        return subprocess.run([MEZZ, "--data-dir", self.data, "l1", "retry"],
+                              capture_output=True, text=True, timeout=30)
+
+    def test_a_failed_batch_is_queued_again_by_mezz_l1_retry(self):
+        """The poster is changed on the Inbox: the next batch reverts at
+        estimation and the outbox halts. With the poster set back and the
+        daemon stopped, `mezz l1 retry` queues it again and the next start
+        posts it and the rest, the chain of batches unbroken."""
+        cast("send", "--rpc-url", self.anvil.url, "--private-key", KEY0, self.inbox,
+             "transferOwnership(address)", ADDR1)
+        d = self.daemon().start()
+        self.wait_for("posted", lambda: self.l1(d)["postedHeight"] >= 1, d=d)
+        self.owner_call("setPoster(address)", ADDR1)
+        st = self.wait_for("halted", lambda: self.l1(d)["status"] == "halted" and self.l1(d),
+                           d=d)
+        self.assertIn("reverts at estimation", st["lastError"])
+        held = st["postedHeight"]
+        p = self.retry()
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("is running on", p.stderr)
+        d.stop()
+        self.owner_call("setPoster(address)", ADDR0)
+        p = self.retry()
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertRegex(p.stdout, r"batch \d+ \(heights \d+\.\.\d+\), failed: .*queued again")
+        self.assertIn("1 batch queued again", p.stdout)
+        self.assertIn("no failed batch", self.retry().stdout)
+        d.start()
+        self.wait_for("posted past the failed batch",
+                      lambda: self.l1(d)["postedHeight"] > held + 2, d=d)
+        self.assertNotEqual(self.l1(d)["status"], "halted")
         self.check_chain()
 
 

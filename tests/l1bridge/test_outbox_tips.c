@@ -48,6 +48,7 @@ Test(outbox_tips, a_failed_batch_stops_the_tips_and_halts_every_start, .fini = c
 {
 	struct l1_outbox_info info;
 	struct l1_outbox *ob;
+	size_t n = 0;
 
 	l1t_temp_path(path, sizeof(path), "mezz-obtips");
 	l1_outbox_close(reopen()); /* the schema */
@@ -66,11 +67,9 @@ Test(outbox_tips, a_failed_batch_stops_the_tips_and_halts_every_start, .fini = c
 		  "%s", info.last_error);
 	l1_outbox_close(ob);
 
-	/* queued again by hand as PROTOCOL-ethereum.md says: no longer halted */
-	sql("DELETE FROM txs WHERE job IN (SELECT id FROM jobs WHERE kind = 1 AND state = 6);"
-	    "UPDATE jobs SET state = 0, error = NULL, nonce = NULL, tx_hash = NULL,"
-	    " sent_block = NULL, block_number = NULL, block_hash = NULL"
-	    " WHERE kind = 1 AND state = 6");
+	/* queued again (`mezz l1 retry`): no longer halted */
+	cr_assert_eq(l1_outbox_retry_failed(path, NULL, NULL, &n), 0);
+	cr_assert_eq(n, 1, "one failed batch");
 	ob = reopen();
 	l1_outbox_get_info(ob, &info);
 	cr_assert_neq(info.status, L1_OB_HALTED);
