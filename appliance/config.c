@@ -7,6 +7,7 @@
  * and a commented entry in the default file.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <sched.h>
@@ -506,6 +507,22 @@ static int handler(void *user, const char *section, const char *name, const char
 	return 1; /* keep going: report every error, not just the first */
 }
 
+/* 1 if the sentence names "section.key" of e as a whole word. */
+static int names_key(const char *why, const struct app_cfg_entry *e)
+{
+	char name[96];
+	size_t n = (size_t)snprintf(name, sizeof(name), "%s.%s", e->section, e->name);
+
+	for (const char *p = why; (p = strstr(p, name)) != NULL; p++) {
+		char before = p == why ? ' ' : p[-1], after = p[n];
+
+		if (!isalnum((unsigned char)before) && before != '_' && before != '.' &&
+		    !isalnum((unsigned char)after) && after != '_')
+			return 1;
+	}
+	return 0;
+}
+
 int app_config_load(struct app_config *c, const char *path, char *err, size_t errlen)
 {
 	struct load_ctx x = {.c = c, .path = path, .err = err, .errlen = errlen};
@@ -545,13 +562,12 @@ int app_config_load(struct app_config *c, const char *path, char *err, size_t er
 	else if (rc < 0)
 		add_error(&x, 0, "could not parse file");
 	if (app_config_validate(c, why, sizeof(why))) {
-		/* Name the line that broke the rule: the later of the keys involved. */
+		/* Name the line that broke the rule: the last, in this file, of
+		 * the keys its sentence names (none set here: line 0). */
 		int line = 0;
 
 		for (size_t i = 0; i < app_cfg_table_len; i++)
-			if ((!strcmp(app_cfg_table[i].section, "da") ||
-			     !strcmp(app_cfg_table[i].section, "rights")) &&
-			    x.key_line[i] > line)
+			if (x.key_line[i] > line && names_key(why, &app_cfg_table[i]))
 				line = x.key_line[i];
 		add_error(&x, line, "%s", why);
 	}

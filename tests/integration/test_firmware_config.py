@@ -57,6 +57,21 @@ class FirmwareConfigTest(unittest.TestCase):
             self.assertRegex(p.stderr, r"(?m)^%s:%d: " % (re.escape(f.name), line), p.stderr)
         self.assertIn("7 error(s)", p.stderr)
 
+    def test_a_rule_across_keys_names_the_line_of_a_key_it_names(self):
+        """A rule between keys (l1.rpc_urls needs l1.inbox) is reported at
+        the line of the key its sentence names, not at line 0 or at an
+        unrelated [da] line."""
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("[da]\n"              # 1
+                    "k = 4\n"             # 2
+                    "[l1]\n"              # 3
+                    "rpc_urls = http://127.0.0.1:8545\n")  # 4
+        self.addCleanup(os.unlink, f.name)
+        p = check(f.name)
+        self.assertEqual(p.returncode, 1)
+        self.assertRegex(p.stderr, r"(?m)^%s:4: l1\.rpc_urls is set" % re.escape(f.name),
+                         p.stderr)
+
     def test_sysctl_keys_exist_and_are_commented(self):
         path = os.path.join(FW, "sysctl.d", "90-mezzanine.conf")
         with open(path) as f:
