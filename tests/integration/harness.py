@@ -346,6 +346,23 @@ class DaemonCase(unittest.TestCase):
         self.assertTrue(doc["error"]["message"], "empty error message")
 
 
+def fault_daemon(tc, var, name, exists=False, **kw):
+    """A test-build daemon (cleaned up by test case tc) whose fault file,
+    named by the environment variable var (MEZZ_FAULT_..._FILE), is `name`
+    in a temporary directory of its own; exists: created before the start.
+    Returns (daemon, path of the file)."""
+    tmp = tempfile.mkdtemp(prefix="mezz-fault-")
+    tc.addCleanup(shutil.rmtree, tmp, True)
+    path = os.path.join(tmp, name)
+    if exists:
+        open(path, "w").close()
+    env = dict(kw.pop("env", None) or {})
+    env[var] = path
+    d = Daemon(MEZZANINE_TEST, env=env, **kw)
+    tc.addCleanup(d.cleanup)
+    return d, path
+
+
 def run_async(coro, timeout=60):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 

@@ -11,7 +11,7 @@ import unittest
 
 import websockets
 
-from harness import (DEV_PRIVATE_KEY, MEZZANINE_TEST, Daemon, DaemonCase, cast, free_port, mktx,
+from harness import (DEV_PRIVATE_KEY, Daemon, DaemonCase, cast, fault_daemon, free_port, mktx,
                      run_async, ws_call, ws_connect)
 
 
@@ -472,11 +472,7 @@ class AuthReadFaultTest(unittest.TestCase):
     feeding a key revoked meanwhile."""
 
     def test_feed_stops_trusting_keys_when_auth_cannot_be_read(self):
-        tmp = tempfile.mkdtemp(prefix="mezz-authfault-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        fault = os.path.join(tmp, "auth-read")
-        d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_AUTH_READ_FILE": fault})
-        self.addCleanup(d.cleanup)
+        d, fault = fault_daemon(self, "MEZZ_FAULT_AUTH_READ_FILE", "auth-read")
         d.start()
         d.setup_tenant("acme", "priv", 1001, ingress="key", feed="key", key=False)
         k = d.create_key("acme")

@@ -18,7 +18,7 @@ import tempfile
 import time
 import unittest
 
-from harness import MEZZ, MEZZANINE_TEST, Daemon, run_async, ws_connect, ws_call
+from harness import MEZZ, Daemon, fault_daemon, run_async, ws_connect, ws_call
 
 K, M, D = 8, 8, 4
 
@@ -593,12 +593,8 @@ class QueueWeightTest(unittest.TestCase):
 
     def test_a_queued_block_counts_its_rendered_json(self):
         from test_ops import parse_prometheus, value
-        tmp = tempfile.mkdtemp(prefix="mezz-qw-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        stall = os.path.join(tmp, "stall-da")
-        open(stall, "w").close()  # mz-da holds its first block; the rest queue
-        d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_STALL_DA_FILE": stall})
-        self.addCleanup(d.cleanup)
+        # mz-da holds its first block; the rest queue
+        d, _ = fault_daemon(self, "MEZZ_FAULT_STALL_DA_FILE", "stall-da", exists=True)
         d.start()
         d.setup_tenant("t", "demo", 31337, key=False)
         d.wait_height(2)

@@ -16,8 +16,8 @@ import threading
 import time
 import unittest
 
-from harness import (MEZZ, MEZZANINE, MEZZANINE_TEST, Daemon, DaemonCase, free_port, run_async,
-                     ws_call, ws_connect)
+from harness import (MEZZ, MEZZANINE, MEZZANINE_TEST, Daemon, DaemonCase, fault_daemon,
+                     free_port, run_async, ws_call, ws_connect)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -344,11 +344,7 @@ class AvailableGaugeTest(unittest.TestCase):
     availableHeight, which is not 0."""
 
     def test_available_height_gauge_set_on_start(self):
-        tmp = tempfile.mkdtemp(prefix="mezz-stall-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        stall = os.path.join(tmp, "stall-da")
-        d = Daemon(MEZZANINE_TEST, env={"MEZZ_FAULT_STALL_DA_FILE": stall})
-        self.addCleanup(d.cleanup)
+        d, stall = fault_daemon(self, "MEZZ_FAULT_STALL_DA_FILE", "stall-da")
         d.start()
         deadline = time.time() + 10
         while d.status()["availableHeight"] < 3:
