@@ -61,32 +61,40 @@ static struct l1_rpc *client(const char *const *urls, size_t n, long timeout_ms)
 	return c;
 }
 
-static void start_anvil(void)
+/* An anvil of chain `chain` on a free port, its URL in url; its pid once it
+ * answers eth_chainId. */
+static pid_t spawn_anvil(const char *chain, char *url, size_t len)
 {
-	const char *anvil = getenv("ANVIL");
+	const char *anvil = getenv("ANVIL") ? getenv("ANVIL") : ".deps/bin/anvil";
+	const char *urls[1] = { url };
 	char port[16];
-	const char *urls[1] = { anvil_url };
 	struct l1_rpc *c;
 	uint64_t id = 0;
-	size_t n;
+	pid_t pid;
 
-	if (anvil == NULL)
-		anvil = ".deps/bin/anvil";
 	cr_assert(access(anvil, X_OK) == 0, "anvil not found at %s", anvil);
 	snprintf(port, sizeof(port), "%d", free_port());
-	snprintf(anvil_url, sizeof(anvil_url), "http://127.0.0.1:%s", port);
-	anvil_pid = fork();
-	cr_assert(anvil_pid >= 0);
-	if (anvil_pid == 0) {
+	snprintf(url, len, "http://127.0.0.1:%s", port);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
 		freopen("/dev/null", "w", stdout);
-		execl(anvil, anvil, "--port", port, "--silent", (char *)NULL);
+		execl(anvil, anvil, "--port", port, "--chain-id", chain, "--silent", (char *)NULL);
 		_exit(127);
 	}
 	c = client(urls, 1, 1000);
 	for (int i = 0; i < 200 && l1_rpc_chain_id(c, &id) != 0; i++)
 		usleep(50 * 1000);
 	l1_rpc_destroy(c);
-	cr_assert_eq(id, 31337, "anvil did not come up at %s", anvil_url);
+	cr_assert_eq(id, strtoull(chain, NULL, 10), "anvil did not come up at %s", url);
+	return pid;
+}
+
+static void start_anvil(void)
+{
+	size_t n;
+
+	anvil_pid = spawn_anvil("31337", anvil_url, sizeof(anvil_url));
 	cr_assert_eq(l1_hex_decode(dev_key, 32, &n, DEV_KEY, 64), 0);
 	cr_assert_eq(l1_key_address(dev_key, dev_addr), 0);
 }
@@ -345,29 +353,14 @@ Test(rpc, dead_first_url_falls_through)
 
 Test(rpc, a_url_of_another_chain_is_passed_over)
 {
-	const char *anvil = getenv("ANVIL") ? getenv("ANVIL") : ".deps/bin/anvil";
-	char other[64], port[16];
+	char other[64];
 	const char *urls[2] = { other, anvil_url };
 	struct l1_rpc_opts o = { .urls = urls, .nurls = 2, .connect_timeout_ms = 2000,
 				 .timeout_ms = 2000, .chain_id = 31337 };
 	struct l1_rpc *c = NULL;
 	uint64_t id = 0, bn = 0;
 
-	snprintf(port, sizeof(port), "%d", free_port());
-	snprintf(other, sizeof(other), "http://127.0.0.1:%s", port);
-	other_pid = fork();
-	cr_assert(other_pid >= 0);
-	if (other_pid == 0) {
-		freopen("/dev/null", "w", stdout);
-		execl(anvil, anvil, "--port", port, "--chain-id", "5", "--silent", (char *)NULL);
-		_exit(127);
-	}
-	c = client(urls, 1, 1000); /* unchecked: wait for it to answer */
-	for (int i = 0; i < 200 && l1_rpc_chain_id(c, &id) != 0; i++)
-		usleep(50 * 1000);
-	l1_rpc_destroy(c);
-	cr_assert_eq(id, 5, "the second anvil did not come up");
-
+	other_pid = spawn_anvil("5", other, sizeof(other));
 	cr_assert_eq(l1_rpc_create(&c, &o), 0);
 	cr_assert_eq(l1_rpc_get_transaction_count(c, dev_addr, "latest", &bn), 0, "%s", l1_rpc_last_error(c)->message);
 	cr_assert_eq(l1_rpc_last_error(c)->url_index, 1, "answered by the right chain's URL");
