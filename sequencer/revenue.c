@@ -57,24 +57,16 @@ void seq_revenue_split(uint64_t revenue, uint32_t burn_bps, const uint64_t *weig
 
 uint64_t seq_revenue_weight(const struct seq_sale *s, uint32_t r)
 {
-	uint64_t bits[SEQ__WORDS] = {0};
-	int64_t b;
-
-	assert(r < s->n_rollups);
-	bits[r / 64] = UINT64_C(1) << (r % 64);
-	b = seq__bundle_lookup(s, bits);
-	/* A rollup in a shared winning bundle never won its singleton, so its
-	 * singleton tickets are always refunded: free to inflate after seeing
-	 * every other bid. Its reserve was fixed before the sale opened and is
+	/* The reserve, fixed in the rollup's offer before the sale opened and
 	 * costly to inflate (a bundle that cannot pay it is invalid, and the
-	 * rollup goes unsold). The weight is therefore the standalone value
-	 * capped at the reserve: both signals must agree (docs/RIGHTS.md
-	 * "Shill bidding"). */
-	if (b >= 0 && s->bundles[b].tickets > 0) {
-		uint64_t v = seq__value(s, s->bundles[b].tickets);
-
-		return v < s->rollups[r].reserve ? v : s->rollups[r].reserve;
-	}
+	 * rollup goes unsold). Not the tickets on the rollup's singleton: a
+	 * rollup in a shared winning bundle never won its singleton, so those
+	 * tickets are always refunded and free to place. Counted up to the
+	 * reserve, they let a rollup raise its own share; counted below it,
+	 * anyone lower a rival's (one refunded ticket each on three rivals'
+	 * singletons took 69 of 90 instead of 23). docs/RIGHTS.md, "Shill
+	 * bidding". */
+	assert(r < s->n_rollups);
 	return s->rollups[r].reserve;
 }
 

@@ -512,9 +512,9 @@ uint64_t seq_draw_ticket(const uint8_t seed[static 32], uint64_t sale_id,
  */
 void seq_revenue_split(uint64_t revenue, uint32_t burn_bps, const uint64_t *weights,
 		       size_t n, uint64_t *shares, uint64_t *burn);
-/* Weight of a rollup (by index) in a shared bundle: the tickets x price of
- * its singleton bundle capped at its reserve, or its reserve when nobody
- * bought that singleton (docs/RIGHTS.md "Shill bidding" says why). */
+/* Weight of a rollup (by index) in a shared bundle: its reserve; tickets on
+ * its singleton bundle, always refunded when it shares, count neither up
+ * nor down (docs/RIGHTS.md "Shill bidding" says why). */
 uint64_t seq_revenue_weight(const struct seq_sale *s, uint32_t rollup_index);
 
 /* Next sale's price: see docs/RIGHTS.md "Price rule". Sold out (sold >=

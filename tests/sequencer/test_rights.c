@@ -770,8 +770,8 @@ Test(rights, shill_bidding)
 	struct shill honest, mild, heavy;
 
 	/* Honest: {A,B,C,D} wins (100 > 35 and > 15 + 15); 90 after burn.
-	 * Weights are standalone values capped at the reserve: A 10 (no
-	 * singleton: reserve), B 10, C min(15, 10), D min(15, 10): 22.5 each,
+	 * Weights are the reserves, 10 each (C's and D's singleton tickets do
+	 * not count): 22.5 each,
 	 * the two leftover gwei to the lower ids: 23, 23, 22, 22. */
 	shill_run(&honest, 0);
 	cr_assert_eq(honest.st.n_winners, 1);
@@ -802,9 +802,9 @@ Test(rights, shill_bidding)
 	cr_assert_eq(buyer_of(&heavy, 1)->refund, 100); /* the grand bundle lost */
 
 	/* Mild shill (k = 32): 32 + 32 + 35 = 99 < 100, the grand bundle still
-	 * wins and the shill tickets are refunded. Under the uncapped rule the
+	 * wins and the shill tickets are refunded. Under the standalone rule the
 	 * weights would be 32, 32, 15, 15 and A and B would take 31 each
-	 * instead of their share; capped at the reserve the weights stay 10
+	 * instead of their share; at the reserves the weights stay 10
 	 * each and nobody's credit moves. */
 	shill_run(&mild, 32);
 	cr_assert_eq(mild.st.n_winners, 1);
@@ -844,6 +844,49 @@ static uint64_t credit_at_reserve(const struct shill *x, size_t vi)
 		if (ids[i] == x->st.credits[vi].rollup)
 			out = sh[i];
 	return out;
+}
+
+/*
+ * A rival lowering others' weights: bids that cannot win are refunded in
+ * full, so one ticket on each rival's singleton cost buyer A nothing, and
+ * while a singleton bid below the reserve set the weight, it took 69 of
+ * the 90 to share (B, C and D 7 each) instead of 23. Weights are the
+ * reserves: no bid moves them.
+ */
+static void grief_run(struct shill *x, bool grief)
+{
+	struct seq_offer o[4] = {{1, 10, true}, {2, 10, true}, {3, 10, true}, {4, 10, true}};
+	struct seq_sale_params p = params(43, o, 4);
+	uint8_t h1[20], ra[20], seed[32] = {9};
+
+	p.price = 1;
+	addr(h1, 1);
+	addr(ra, 0xa);
+	cr_assert_eq(seq_sale_create(&x->s, &p), 0);
+	cr_assert_eq(seq_sale_buy(&x->s, 0, h1, (uint64_t[]){1, 2, 3, 4}, 4, 100), 0);
+	if (grief)
+		for (uint64_t r = 2; r <= 4; r++)
+			cr_assert_eq(seq_sale_buy(&x->s, 0, ra, (uint64_t[]){r}, 1, 1), 0);
+	cr_assert_eq(seq_sale_close(&x->s, START - CLOSE_LEAD), 0);
+	cr_assert_eq(seq_sale_settle(&x->s, START - IMPROVE_LEAD, seed, &x->st), 0);
+	cr_assert_eq(seq_settlement_check(&x->st), 0);
+}
+
+Test(rights, singleton_bids_cannot_lower_a_rivals_share)
+{
+	struct shill honest, grief;
+
+	grief_run(&honest, false);
+	grief_run(&grief, true);
+	cr_assert_eq(grief.st.n_winners, 1);
+	cr_assert_eq(buyer_of(&grief, 0xa)->refund, 3, "the griefing tickets were free");
+	for (uint64_t r = 1; r <= 4; r++)
+		cr_assert_eq(credit_of(&grief, r), credit_of(&honest, r),
+			     "rollup %llu: %llu with the rival's bids, %llu without",
+			     (unsigned long long)r, (unsigned long long)credit_of(&grief, r),
+			     (unsigned long long)credit_of(&honest, r));
+	shill_free(&honest);
+	shill_free(&grief);
 }
 
 Test(rights, shill_never_raises_a_shared_rollups_credit)
