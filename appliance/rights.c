@@ -39,6 +39,7 @@
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <sqlite3.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1407,7 +1408,14 @@ static int find_seed(struct app_rights *r, const struct rsale *rs, struct l1_rpc
 			return APP_ENOTFOUND;
 		if (l1_rpc_get_block(rpc, NULL, rs->s.p.draw_block, &b))
 			return APP_ENOTFOUND;
-		memcpy(seed, b.hash, 32);
+		/* prevrandao: its proposer can only withhold the block (one bit
+		 * of influence). The block hash it could grind freely, over
+		 * transaction order and extra data. A chain without it (zero, or
+		 * before the Merge) leaves the hash. */
+		if (b.has_mix_hash && !sodium_is_zero(b.mix_hash, 32))
+			memcpy(seed, b.mix_hash, 32);
+		else
+			memcpy(seed, b.hash, 32);
 		return 0;
 	}
 	return app_store_block_hash_from_slot(r->ro, rs->s.p.draw_block, seed, &height);

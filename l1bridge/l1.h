@@ -592,6 +592,8 @@ struct l1_block {
 	uint8_t hash[32], parent_hash[32];
 	int has_base_fee;
 	uint8_t base_fee[32];
+	int has_mix_hash;
+	uint8_t mix_hash[32]; /* prevrandao since the Merge (EIP-4399) */
 };
 /* tag ("latest", "safe", "finalized", ...) or, when tag is NULL, number.
  * L1_ENOTFOUND when the node has no such block. */

@@ -618,6 +618,14 @@ int l1_rpc_get_block(struct l1_rpc *c, const char *tag, uint64_t number, struct 
 		}
 		b->has_base_fee = 1;
 	}
+	bf = json_object_get(j, "mixHash"); /* prevrandao since the Merge */
+	if (bf != NULL && !json_is_null(bf)) {
+		if (get_data(bf, NULL, b->mix_hash, 32) < 0) {
+			rc = bad_result(c, "eth_getBlockByNumber mixHash");
+			goto out;
+		}
+		b->has_mix_hash = 1;
+	}
 out:
 	json_decref(j);
 	return rc;

@@ -146,9 +146,11 @@ class RightsE2ETest(OutboxCase):
 
         done = case.wait_state(n, "settled", timeout=90)
         st = done["settlement"]
-        # the seed is the draw block's hash
+        # the seed is the draw block's prevrandao (mixHash), not its hash,
+        # which that block's proposer could grind
         blk = self.anvil.rpc("eth_getBlockByNumber", [hex(done["drawBlock"]), False])
-        self.assertEqual(st["seed"], blk["hash"])
+        self.assertNotEqual(int(blk["mixHash"], 16), 0)
+        self.assertEqual(st["seed"], blk["mixHash"])
         self.assertEqual(st["revenueGwei"], 4 * p)
         self.wait_for("SaleSettled", lambda: self.logs("SaleSettled"), 60, d)
         [ev] = self.logs("SaleSettled")
