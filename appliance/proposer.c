@@ -648,11 +648,35 @@ static int leg_is_new(struct app_committer *c, const struct app_slot_block *b,
 	return 1;
 }
 
+/*
+ * The ref of a bundle (two legs or more) held for b's (winner, slot) with a
+ * leg (ns, hash), other than `except`; 0 if none. A user's held bundle is
+ * all-or-nothing: one of its legs sequenced ahead of it by the winner (its
+ * own copy of the leg, or the same transaction held again as a single)
+ * made the bundle fail while the rest of the block was accepted.
+ */
+static uint64_t held_bundle_with(const struct app_prop *p, const struct app_slot_block *b,
+				 uint64_t ns, const uint8_t hash[32], uint64_t except)
+{
+	for (size_t i = 0; i < p->pn; i++) {
+		const struct pend *e = &p->p[i];
+
+		if (e->n < 2 || e->ref == except || e->slot != b->slot ||
+		    memcmp(e->winner, b->winner, 20))
+			continue;
+		for (size_t k = 0; k < e->n; k++)
+			if (e->legs[k].ns == ns && !memcmp(e->legs[k].hash, hash, 32))
+				return e->ref;
+	}
+	return 0;
+}
+
 static int sb_validate(struct app_committer *c, const struct app_slot_block *b, char *why,
 		       size_t whylen)
 {
 	struct app_prop *p = c->prop;
 	char where[64], other[64];
+	uint64_t bref;
 
 	for (size_t i = 0; i < b->n; i++) {
 		const struct app_sb_item *it = &b->items[i];
@@ -673,12 +697,28 @@ static int sb_validate(struct app_committer *c, const struct app_slot_block *b, 
 					 i, (unsigned long long)it->ref, (unsigned long long)b->slot);
 				return -1;
 			}
+			if (e->n == 1 && (bref = held_bundle_with(p, b, e->legs[0].ns,
+								   e->legs[0].hash, e->ref))) {
+				snprintf(why, whylen,
+					 "txs[%zu]: pendingRef %llu is also a leg of bundle pendingRef "
+					 "%llu, which is all-or-nothing: include the bundle",
+					 i, (unsigned long long)it->ref, (unsigned long long)bref);
+				return -1;
+			}
 			continue;
+		}
+		sb_where(where, sizeof(where), it);
+		bref = held_bundle_with(p, b, it->ns, it->hash, 0);
+		if (bref) {
+			snprintf(why, whylen,
+				 "%s is a leg of bundle pendingRef %llu held for you, which is "
+				 "all-or-nothing: include the bundle by its pendingRef",
+				 where, (unsigned long long)bref);
+			return -1;
 		}
 		{
 			const struct grant *g = grant_of(p, it->ns, b->slot);
 
-			sb_where(where, sizeof(where), it);
 			if (!g || memcmp(g->winner, b->winner, 20)) {
 				snprintf(why, whylen,
 					 "%s: namespace '%s' is not granted to you for slot %llu", where,

@@ -597,6 +597,68 @@ class ProposerBundleTest(DaemonCase):
                 else:  # left out: after the winner's items
                     self.assertEqual(r["firstSeq"], seq[own] + 1)
 
+    def test_a_held_bundles_leg_cannot_be_sequenced_ahead_of_it(self):
+        """The winner sees a user's held bundle and sequences one of its legs
+        ahead of it: as its own transaction, or as the same transaction held
+        again as a single. The bundle then failed (-32010, one leg sealed
+        alone) while the sub-block was accepted. Such a sub-block is now
+        invalid (-32020), and the appliance sequences the bundle whole."""
+        async def attempt(mode):
+            win = await pending_session(self.d.ws_url())
+            sender = await ws_connect(self.d.ws_url())
+            legs = [{"namespace": "alpha", "data": rnd()}, {"namespace": "gamma", "data": rnd()}]
+            await sender.send(json.dumps({"jsonrpc": "2.0", "id": 7, "method": "mezz_sendBundle",
+                                          "params": {"txs": legs}}))
+            want = [x["data"] for x in legs]
+            notes, note = [], None
+            while note is None:
+                await collect_pending(win, len(notes) + 1, notes)
+                note = next((n for n in notes if [t["data"] for t in n["txs"]] == want), None)
+            if mode == "own":
+                txs = [{"namespace": "alpha", "data": want[0]}]
+            else:  # the same leg again, alone: held as a single for the winner
+                other = await ws_connect(self.d.ws_url())
+                await other.send(json.dumps({"jsonrpc": "2.0", "id": 8,
+                                             "method": "mezz_sendTransaction",
+                                             "params": legs[0]}))
+                single = None
+                while single is None:
+                    await collect_pending(win, len(notes) + 1, notes)
+                    single = next((n for n in notes if n["ref"] != note["ref"] and
+                                   [t["data"] for t in n["txs"]] == want[:1]), None)
+                txs = [{"pendingRef": single["ref"]}, {"pendingRef": note["ref"]}]
+            while self.d.status()["slot"] < note["slot"]:
+                await asyncio.sleep(0.05)
+            res = await call(win, "mezz_submitSlotBlock", {"slot": note["slot"], "txs": txs})
+            ans = await recv_json(sender, 30)
+            if mode != "own":
+                await recv_json(other, 30)
+                await other.close()
+            await win.close()
+            await sender.close()
+            if "error" in res and ("open slot" in res["error"]["message"] or
+                                   "already decided" in res["error"]["message"]):
+                return None
+            return res, ans, want
+
+        for mode, why in (("own", r"txs\[0\] is a leg of bundle pendingRef \d+ held for you"),
+                          ("single", r"txs\[0\]: pendingRef \d+ is also a leg of bundle")):
+            with self.subTest(mode=mode):
+                for _ in range(4):
+                    got = run_async(attempt(mode), timeout=90)
+                    if got:
+                        break
+                else:
+                    self.fail("the winner never made a deadline in 4 slots")
+                res, ans, want = got
+                self.assertEqual(res.get("error", {}).get("code"), -32020, res)
+                self.assertRegex(res["error"]["message"], why)
+                self.assertIn("result", ans, "the bundle was sequenced whole: %r" % ans)
+                r = ans["result"]
+                self.assertEqual(r["count"], 2, ans)
+                seq = self.sealed()
+                self.assertEqual([seq[x] for x in want], [r["firstSeq"], r["firstSeq"] + 1])
+
     def test_malformed_bundles_refused(self):
         async def go():
             async with ws_connect(self.d.ws_url()) as ws:
