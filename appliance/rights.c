@@ -757,6 +757,54 @@ static int buy_error_code(int rc)
 static int check_deposit(struct app_rights *r, struct l1_rpc *rpc, const uint8_t buyer[20],
 			 uint64_t cost, char *why, size_t whylen);
 
+/* The answer to a stored purchase: index `i` of sale rs. */
+static void answer_stored(struct app_rights *r, const struct app_rights_req *q,
+			  const struct rsale *rs, const char *addr, size_t i)
+{
+	answer(r, q, 0,
+	       dump(json_pack("{s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:s}", "sale",
+			      (json_int_t)q->sale, "purchase", (json_int_t)i, "buyer", addr, "bundle",
+			      (json_int_t)rs->s.purchases[i].bundle, "tickets",
+			      (json_int_t)q->tickets, "paidGwei",
+			      (json_int_t)(q->tickets * q->price_gwei), "nonce",
+			      (json_int_t)q->nonce, "sold", (json_int_t)rs->s.sold, "status",
+			      "stored")));
+}
+
+/*
+ * 1 with *index if (buyer, nonce) is already this very purchase in this
+ * sale (same rollups, tickets, price and signature): a retry whose first
+ * answer was lost. It gets the first answer again; telling it to sign with
+ * a fresh nonce would have had it buy, and escrow, twice.
+ */
+static int same_purchase(struct app_rights *r, const struct app_rights_req *q,
+			 const struct rsale *rs, const uint8_t buyer[20], const char *ids,
+			 const uint8_t sig[65], size_t *index)
+{
+	sqlite3_stmt *st = prep(r, "SELECT (SELECT count(*) FROM purchases q WHERE q.sale = p.sale"
+				   " AND q.id < p.id), sale, rollups, tickets, price, sig"
+				   " FROM purchases p WHERE buyer = ? AND nonce = ?");
+	int same = 0;
+
+	if (!st)
+		return 0;
+	sqlite3_bind_blob(st, 1, buyer, 20, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)q->nonce);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *have = (const char *)sqlite3_column_text(st, 2);
+
+		*index = (size_t)sqlite3_column_int64(st, 0);
+		same = (uint64_t)sqlite3_column_int64(st, 1) == q->sale && have &&
+		       !strcmp(have, ids) && (uint64_t)sqlite3_column_int64(st, 3) == q->tickets &&
+		       (uint64_t)sqlite3_column_int64(st, 4) == q->price_gwei &&
+		       sqlite3_column_bytes(st, 5) == 65 &&
+		       !memcmp(sqlite3_column_blob(st, 5), sig, 65) &&
+		       *index < rs->s.n_purchases;
+	}
+	sqlite3_finalize(st);
+	return same;
+}
+
 static void do_buy(struct app_rights *r, const struct app_rights_req *q, struct l1_rpc *rpc)
 {
 	struct rsale *rs = live_find(r, q->sale);
@@ -810,6 +858,16 @@ static void do_buy(struct app_rights *r, const struct app_rights_req *q, struct 
 	if (sig[64] < 27)
 		sig[64] = (uint8_t)(sig[64] + 27);
 	l1_hex_encode(addr, buyer, 20);
+	ids_text(ids, sizeof(ids), q->rollups, q->n_rollups);
+	{
+		size_t index;
+
+		/* before the deposit check, which counts the stored one too */
+		if (same_purchase(r, q, rs, buyer, ids, sig, &index)) {
+			answer_stored(r, q, rs, addr, index);
+			return;
+		}
+	}
 	/* -1: not covered; -2: could not be checked now (RPC_BUSY, retry). */
 	rc = r->on_l1 ? check_deposit(r, rpc, buyer, q->tickets * rs->s.p.price, why, sizeof(why))
 		      : 0;
@@ -817,7 +875,6 @@ static void do_buy(struct app_rights *r, const struct app_rights_req *q, struct 
 		ANSWER_ERR(r, q, rc == -1 ? RPC_NO_DEPOSIT : RPC_BUSY, "%s", why);
 		return;
 	}
-	ids_text(ids, sizeof(ids), q->rollups, q->n_rollups);
 	if (sql_exec(r, "BEGIN IMMEDIATE")) {
 		ANSWER_ERR(r, q, RPC_INTERNAL, "database error");
 		return;
@@ -875,15 +932,7 @@ static void do_buy(struct app_rights *r, const struct app_rights_req *q, struct 
 	app_info("rights_purchase", "sale=%llu buyer=%s rollups=%s tickets=%llu nonce=%llu",
 		 (unsigned long long)q->sale, addr, ids, (unsigned long long)q->tickets,
 		 (unsigned long long)q->nonce);
-	answer(r, q, 0,
-	       dump(json_pack("{s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:s}", "sale",
-			      (json_int_t)q->sale, "purchase",
-			      (json_int_t)(rs->s.n_purchases - 1), "buyer", addr, "bundle",
-			      (json_int_t)rs->s.purchases[rs->s.n_purchases - 1].bundle, "tickets",
-			      (json_int_t)q->tickets, "paidGwei",
-			      (json_int_t)(q->tickets * q->price_gwei), "nonce",
-			      (json_int_t)q->nonce, "sold", (json_int_t)rs->s.sold, "status",
-			      "stored")));
+	answer_stored(r, q, rs, addr, rs->s.n_purchases - 1);
 }
 
 static const char *reject_reason(int rc)

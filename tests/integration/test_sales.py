@@ -253,6 +253,13 @@ class PurchaseErrorsTest(SalesCase):
         ok = self.buy(0, s, [1006], 1, nonce=nonce)
         self.assertEqual(ok["buyer"], self.buyers[0])
         self.assertRpcError(self.buy_call(0, s, [1007], 1, nonce=nonce), NONCE_USED)
+        # the very same purchase again (its first answer lost): the first
+        # answer again, nothing bought twice; before, -32036 "sign with a
+        # fresh nonce" had the buyer buy and escrow twice
+        again = self.buy(0, s, [1006], 1, nonce=nonce)
+        self.assertEqual((again["purchase"], again["sold"], again["status"]),
+                         (ok["purchase"], ok["sold"], "stored"), (ok, again))
+        self.assertEqual(len(self.sale(n)["purchases"]), 2)
         # opted out, unknown, unsorted, empty
         self.assertRpcError(self.buy_call(0, s, [1006, OPTED_OUT], 1), BAD_BUNDLE)
         self.assertRpcError(self.buy_call(0, s, [4242], 1), BAD_BUNDLE)
