@@ -956,6 +956,12 @@ void app_feed_pump(struct app_conn *c)
 			return;
 		budget -= n;
 	}
+	/* A catch-up block goes into an empty queue: behind the level events
+	 * just queued, one bigger than server.ws_send_queue_bytes would pass
+	 * the cap and drop a reader that keeps up. The writeable callback
+	 * comes back for it once they are sent (app_feed_pending). */
+	if (c->out_head)
+		return;
 	for (struct app_subscr *sub = c->subs; sub; sub = sub->next) {
 		struct app_block *b;
 

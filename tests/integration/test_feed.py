@@ -661,6 +661,38 @@ class BigBlockTest(DaemonCase):
                              "catch-up %d" % attempt)
         self.assertTrue(d.alive())
 
+    def test_catch_up_with_level_events_delivers_a_block_over_the_byte_cap(self):
+        """With the default levels a catch-up queued the due level events
+        (available h-1), then the big block behind them in the same turn:
+        over the cap, so a prompt reader was dropped (1008, resubscribe at
+        h) at every big block. The block now waits for an empty queue."""
+        d = self.d
+        start = d.status()["height"] + 1
+        [(_, seq0)] = send_batch(d, "alpha", 1, size=100)
+        d.wait_sealed_seq(seq0 + 1)
+        [(h, seq)] = send_batch(d, "alpha", 1, size=40000)  # 80 KB of hex, a later block
+        big = d.wait_sealed_seq(seq + 1)
+        deadline = time.time() + 10
+        while d.status()["availableHeight"] < big:
+            self.assertLess(time.time(), deadline, "blocks not available")
+            time.sleep(0.05)
+
+        async def catch_up():
+            async with ws_connect(d.ws_url(), max_size=2 ** 24) as ws:
+                sid = (await ws_call(ws, "mezz_subscribe",
+                                     ["blocks", {"fromHeight": start}]))["result"]
+                c = Collector(self, start)
+                levels = 0
+                while h not in c.txs:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if msg["params"]["result"]["level"] == "sealed":
+                        c.add(msg, sid)
+                    else:
+                        levels += 1
+                self.assertGreater(levels, 0, "level events came with the catch-up")
+                return c.txs
+        self.assertEqual(run_async(catch_up(), 60)[h][0], seq, "block %d" % big)
+        self.assertTrue(d.alive())
 
     def test_batch_answer_too_large_starts_no_subscription(self):
         """A batch whose answer would pass the byte cap is answered with
