@@ -614,6 +614,10 @@ static struct fan_view *view_get(struct app_server *s, struct fan_views *fv, str
 static int deliver(struct app_conn *c, unsigned char *p, size_t len, int live, uint64_t height,
 		   uint64_t sub)
 {
+	/* The client closed: lws echoes its close frame, and nothing may follow
+	 * it (as direct_ok says for the direct path). */
+	if (c->peer_closed)
+		return 0;
 	if (live && c->wsi && !c->closing && !c->out_head && !lws_partial_buffered(c->wsi)) {
 		if (lws_write(c->wsi, p, len, LWS_WRITE_TEXT) < (int)len) {
 			app_conn_drop(c, "write to the socket failed");
