@@ -36,6 +36,38 @@ static void usage(FILE *f)
 		   "  -V, --version       print the version\n");
 }
 
+/* The embedded defaults, then the file, then each --set, then the rules
+ * across keys: 0, or -1 after printing every error. */
+static int configure(struct app_config *cfg, const char *config_path, char **sets, int nsets)
+{
+	char err[4096];
+	int rc;
+
+	app_config_defaults(cfg);
+	if (config_path) {
+		rc = app_config_load(cfg, config_path, err, sizeof(err));
+		if (rc < 0) {
+			fprintf(stderr, "mezzanine: cannot read %s: %s\n", config_path, strerror(-rc));
+			return -1;
+		}
+		if (rc > 0) {
+			fprintf(stderr, "%s", err);
+			fprintf(stderr, "mezzanine: %d error(s) in %s\n", rc, config_path);
+			return -1;
+		}
+	}
+	for (int i = 0; i < nsets; i++)
+		if (app_config_set(cfg, sets[i], err, sizeof(err))) {
+			fprintf(stderr, "mezzanine: --set %s\n", err);
+			return -1;
+		}
+	if (app_config_validate(cfg, err, sizeof(err))) {
+		fprintf(stderr, "mezzanine: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -89,30 +121,11 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	app_config_defaults(&cfg);
-	if (config_path) {
-		rc = app_config_load(&cfg, config_path, err, sizeof(err));
-		if (rc < 0) {
-			fprintf(stderr, "mezzanine: cannot read %s: %s\n", config_path, strerror(-rc));
-			return EX_CONFIG;
-		}
-		if (rc > 0) {
-			fprintf(stderr, "%s", err);
-			fprintf(stderr, "mezzanine: %d error(s) in %s\n", rc, config_path);
-			return EX_CONFIG;
-		}
-	}
-	for (int i = 0; i < nsets; i++) {
-		if (app_config_set(&cfg, sets[i], err, sizeof(err))) {
-			fprintf(stderr, "mezzanine: --set %s\n", err);
-			return EX_CONFIG;
-		}
+	rc = configure(&cfg, config_path, sets, nsets);
+	for (int i = 0; i < nsets; i++)
 		free(sets[i]);
-	}
-	if (app_config_validate(&cfg, err, sizeof(err))) {
-		fprintf(stderr, "mezzanine: %s\n", err);
+	if (rc)
 		return EX_CONFIG;
-	}
 	app_log_level_parse(cfg.log_level, &lvl);
 	app_log_set_level(lvl);
 	if (sodium_init() < 0) {
