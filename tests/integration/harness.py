@@ -379,6 +379,16 @@ async def ws_call(ws, method, params=None, id=1):
         return msg
 
 
+async def recv_until_quiet(ws, quiet):
+    """Every JSON message ws receives until `quiet` seconds pass without one."""
+    out = []
+    try:
+        while True:
+            out.append(json.loads(await asyncio.wait_for(ws.recv(), quiet)))
+    except asyncio.TimeoutError:
+        return out
+
+
 def ws_connect(url, key=None, headers=None, **kw):
     h = dict(headers or {})
     if key is not None:

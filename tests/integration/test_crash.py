@@ -23,8 +23,8 @@ import unittest
 
 import websockets
 
-from harness import (MEZZ, MEZZANINE, MEZZANINE_TEST, Daemon, RpcError, keccak_hex, run_async,
-                     ws_call, ws_connect)
+from harness import (MEZZ, MEZZANINE, MEZZANINE_TEST, Daemon, RpcError, keccak_hex, recv_until_quiet,
+                     run_async, ws_call, ws_connect)
 
 ROUNDS = int(os.environ.get("MEZZ_CRASH_ROUNDS", "20"))
 CONNECTIONS = 6
@@ -491,13 +491,7 @@ class HeldUntilFsyncTest(unittest.TestCase):
                 unsub = json.loads(await asyncio.wait_for(ws.recv(), 10))
                 os.unlink(stall)
                 batch = json.loads(await asyncio.wait_for(ws.recv(), 30))
-                later = []
-                try:
-                    while True:
-                        later.append(json.loads(await asyncio.wait_for(ws.recv(), 1.5)))
-                except asyncio.TimeoutError:
-                    pass
-                return nxt, unsub, batch, later
+                return nxt, unsub, batch, await recv_until_quiet(ws, 1.5)
 
         nxt, unsub, batch, later = run_async(scenario(), 60)
         self.assertEqual(unsub, {"jsonrpc": "2.0", "id": 5, "result": True})

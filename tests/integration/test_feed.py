@@ -14,8 +14,8 @@ import unittest
 
 import websockets
 
-from harness import (MEZZ, MEZZANINE_TEST, Daemon, DaemonCase, free_port, run_async, ws_call,
-                     ws_connect)
+from harness import (MEZZ, MEZZANINE_TEST, Daemon, DaemonCase, free_port, recv_until_quiet,
+                     run_async, ws_call, ws_connect)
 
 
 def send_batch(d, ns, n, size=40):
@@ -149,11 +149,7 @@ class FeedTest(DaemonCase):
                 self.assertIs(u.get("result"), False, u)
                 # drain anything in flight, then nothing more arrives
                 await asyncio.sleep(0.2)
-                while True:
-                    try:
-                        await asyncio.wait_for(ws.recv(), 0.05)
-                    except asyncio.TimeoutError:
-                        break
+                await recv_until_quiet(ws, 0.05)
                 try:
                     m = await asyncio.wait_for(ws.recv(), 0.5)
                     self.fail("notification after unsubscribe: %s" % m[:200])
@@ -714,13 +710,7 @@ class BigBlockTest(DaemonCase):
                     {"jsonrpc": "2.0", "id": 2, "method": "mezz_getBlock",
                      "params": {"height": height}}]))
                 ans = json.loads(await asyncio.wait_for(ws.recv(), 10))
-                later = []
-                try:
-                    while True:
-                        later.append(json.loads(await asyncio.wait_for(ws.recv(), 1.0)))
-                except asyncio.TimeoutError:
-                    pass
-                return ans, later, subscribers()
+                return ans, await recv_until_quiet(ws, 1.0), subscribers()
         base = subscribers()
         ans, later, during = run_async(go(), 30)
         self.assertEqual(sorted(x["id"] for x in ans), [1, 2])

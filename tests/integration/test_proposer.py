@@ -16,8 +16,8 @@ import sqlite3
 import tempfile
 import unittest
 
-from harness import (DEV_PRIVATE_KEY, MEZZANINE_TEST, Daemon, DaemonCase, cast, run_async,
-                     ws_connect)
+from harness import (DEV_PRIVATE_KEY, MEZZANINE_TEST, Daemon, DaemonCase, cast, recv_until_quiet,
+                     run_async, ws_connect)
 
 WINNER_KEY = DEV_PRIVATE_KEY
 WINNER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -85,6 +85,13 @@ async def collect_pending(ws, n, notes, timeout=30):
         if msg.get("method") == "mezz_subscription":
             notes.append(msg["params"]["result"])
     return notes
+
+
+def late(res):
+    """A sub-block's answer saying it came after its slot was decided or
+    closed (the deadline passed while the notice travelled): try the next."""
+    return "error" in res and ("open slot" in res["error"]["message"] or
+                               "already decided" in res["error"]["message"])
 
 
 def granted_daemon(d, pause=0.2):
@@ -197,14 +204,8 @@ class ProposerTest(DaemonCase):
                                           "method": "mezz_sendTransaction",
                                           "params": {"namespace": "alpha", "data": data}}))
             await recv_json(sender, 30)  # sequenced (by the winner's fallback)
-            notes = []
-            try:
-                while True:
-                    m = await recv_json(ws, 1.0)
-                    if m.get("method") == "mezz_subscription":
-                        notes.append(m)
-            except asyncio.TimeoutError:
-                pass
+            notes = [m for m in await recv_until_quiet(ws, 1.0)
+                     if m.get("method") == "mezz_subscription"]
             # and a new one may be made
             doc = await call(ws, "mezz_subscribe", ["pending"])
             await ws.close()
@@ -266,8 +267,7 @@ class ProposerTest(DaemonCase):
             res = await call(win, "mezz_submitSlotBlock", {
                 "slot": slot, "txs": [{"pendingRef": r} for r in order] +
                 [{"namespace": "alpha", "data": own}]})
-            if "error" in res and ("open slot" in res["error"]["message"] or
-                                   "already decided" in res["error"]["message"]):
+            if late(res):
                 # too late for that slot: the appliance ordered it; try again
                 for ws in (win, feed, sender):
                     await ws.close()
@@ -327,20 +327,19 @@ class ProposerTest(DaemonCase):
             self.assertIn("error", res)
             # Too late for this slot (the deadline passed while the note
             # travelled, or the slot was already decided): retry next slot.
-            late = ("open slot" in res["error"]["message"] or
-                    "already decided" in res["error"]["message"])
-            if not late:
+            was_late = late(res)
+            if not was_late:
                 self.assertEqual(res["error"]["code"], -32020)
                 self.assertIn(why, res["error"]["message"])
             # either way the appliance orders the held transaction, once
             ans = await recv_json(sender, 30)
             self.assertEqual(ans["id"], 7)
             self.assertIn("seq", ans["result"])
-            if not late:
+            if not was_late:
                 self.assertGreater(self.d.status()["proposer"]["misses"], misses0)
             await win.close()
             await sender.close()
-            return data, not late
+            return data, not was_late
 
         for name, build, why in cases:
             with self.subTest(name):
@@ -463,11 +462,37 @@ class ProposerBundleTest(DaemonCase):
                     out[t["data"]] = t["seq"]
         return out
 
+    def until_decided(self, attempt):
+        """run attempt() (an async function returning None when late) until
+        the winner makes a deadline, at most 4 slots."""
+        last = []
+        for _ in range(4):
+            got = run_async(attempt(last), timeout=90)
+            if got:
+                return got
+        self.fail("the winner never made a deadline in 4 slots: %r" % last[-1:])
+
+    async def hold_user_bundle(self):
+        """A winner's pending session, a user's bundle [alpha, gamma] sent on
+        another socket and its pending notice: (win, sender, legs, notes,
+        note), note["ref"] the bundle's pendingRef."""
+        win = await pending_session(self.d.ws_url())
+        sender = await ws_connect(self.d.ws_url())
+        legs = [{"namespace": "alpha", "data": rnd()}, {"namespace": "gamma", "data": rnd()}]
+        await sender.send(json.dumps({"jsonrpc": "2.0", "id": 7, "method": "mezz_sendBundle",
+                                      "params": {"txs": legs}}))
+        want = [x["data"] for x in legs]
+        notes, note = [], None
+        while note is None:
+            await collect_pending(win, len(notes) + 1, notes)
+            note = next((n for n in notes if [t["data"] for t in n["txs"]] == want), None)
+        return win, sender, legs, notes, note
+
     def submit_around(self, build):
         """Hold two alpha transactions for the winner, submit build(refs) for
         their slot; retried (fresh transactions) while the slot was missed.
         Returns (answer, the two held datas)."""
-        async def attempt():
+        async def attempt(last):
             win = await pending_session(self.d.ws_url())
             sender = await ws_connect(self.d.ws_url())
             datas = [rnd(), rnd()]
@@ -488,17 +513,10 @@ class ProposerBundleTest(DaemonCase):
             await recv_json(sender, 30)  # the held ones are sequenced either way
             await win.close()
             await sender.close()
-            late = "error" in res and ("open slot" in res["error"]["message"] or
-                                       "already decided" in res["error"]["message"])
             last.append(res)
-            return None if late else (res, datas)
+            return None if late(res) else (res, datas)
 
-        last = []
-        for _ in range(4):
-            got = run_async(attempt(), timeout=90)
-            if got:
-                return got
-        self.fail("the winner never made a deadline in 4 slots: %r" % last)
+        return self.until_decided(attempt)
 
     def test_own_bundle_lands_contiguous_in_order(self):
         legs = [("gamma", rnd()), ("alpha", rnd()), ("gamma", rnd())]
@@ -550,17 +568,9 @@ class ProposerBundleTest(DaemonCase):
                                                         {"namespace": "beta", "data": rnd()}]})
         self.assertRpcError(mixed, -32010)
 
-        async def attempt(include):
-            win = await pending_session(self.d.ws_url())
-            sender = await ws_connect(self.d.ws_url())
-            legs = [{"namespace": "alpha", "data": rnd()}, {"namespace": "gamma", "data": rnd()}]
-            await sender.send(json.dumps({"jsonrpc": "2.0", "id": 7, "method": "mezz_sendBundle",
-                                          "params": {"txs": legs}}))
+        async def attempt(include, last):
+            win, sender, legs, _, note = await self.hold_user_bundle()
             want = [x["data"] for x in legs]
-            notes, note = [], None
-            while note is None:
-                await collect_pending(win, len(notes) + 1, notes)
-                note = next((n for n in notes if [t["data"] for t in n["txs"]] == want), None)
             self.assertIs(note["bundle"], True, note)
             while self.d.status()["slot"] < note["slot"]:
                 await asyncio.sleep(0.05)
@@ -571,20 +581,13 @@ class ProposerBundleTest(DaemonCase):
             ans = await recv_json(sender, 30)  # sequenced either way
             await win.close()
             await sender.close()
-            if "error" in res and ("open slot" in res["error"]["message"] or
-                                   "already decided" in res["error"]["message"]):
-                return None
-            return res, ans, want, own
+            last.append(res)
+            return None if late(res) else (res, ans, want, own)
 
         for include in (True, False):
             with self.subTest(include=include):
-                for _ in range(4):
-                    got = run_async(attempt(include), timeout=90)
-                    if got:
-                        break
-                else:
-                    self.fail("the winner never made a deadline in 4 slots")
-                res, ans, want, own = got
+                res, ans, want, own = self.until_decided(
+                    lambda last: attempt(include, last))
                 self.assertTrue(res["result"]["accepted"], res)
                 self.assertEqual(ans["id"], 7)
                 r = ans["result"]
@@ -603,17 +606,9 @@ class ProposerBundleTest(DaemonCase):
         again as a single. The bundle then failed (-32010, one leg sealed
         alone) while the sub-block was accepted. Such a sub-block is now
         invalid (-32020), and the appliance sequences the bundle whole."""
-        async def attempt(mode):
-            win = await pending_session(self.d.ws_url())
-            sender = await ws_connect(self.d.ws_url())
-            legs = [{"namespace": "alpha", "data": rnd()}, {"namespace": "gamma", "data": rnd()}]
-            await sender.send(json.dumps({"jsonrpc": "2.0", "id": 7, "method": "mezz_sendBundle",
-                                          "params": {"txs": legs}}))
+        async def attempt(mode, last):
+            win, sender, legs, notes, note = await self.hold_user_bundle()
             want = [x["data"] for x in legs]
-            notes, note = [], None
-            while note is None:
-                await collect_pending(win, len(notes) + 1, notes)
-                note = next((n for n in notes if [t["data"] for t in n["txs"]] == want), None)
             if mode == "own":
                 txs = [{"namespace": "alpha", "data": want[0]}]
             else:  # the same leg again, alone: held as a single for the winner
@@ -636,21 +631,13 @@ class ProposerBundleTest(DaemonCase):
                 await other.close()
             await win.close()
             await sender.close()
-            if "error" in res and ("open slot" in res["error"]["message"] or
-                                   "already decided" in res["error"]["message"]):
-                return None
-            return res, ans, want
+            last.append(res)
+            return None if late(res) else (res, ans, want)
 
         for mode, why in (("own", r"txs\[0\] is a leg of bundle pendingRef \d+ held for you"),
                           ("single", r"txs\[0\]: pendingRef \d+ is also a leg of bundle")):
             with self.subTest(mode=mode):
-                for _ in range(4):
-                    got = run_async(attempt(mode), timeout=90)
-                    if got:
-                        break
-                else:
-                    self.fail("the winner never made a deadline in 4 slots")
-                res, ans, want = got
+                res, ans, want = self.until_decided(lambda last: attempt(mode, last))
                 self.assertEqual(res.get("error", {}).get("code"), -32020, res)
                 self.assertRegex(res["error"]["message"], why)
                 self.assertIn("result", ans, "the bundle was sequenced whole: %r" % ans)
@@ -797,8 +784,7 @@ class ProposerFaultTest(unittest.TestCase):
                 os.unlink(stall)
             res = json.loads(early) if early else await recv_json(ws, 30)
             await ws.close()
-            if "error" in res and ("open slot" in res["error"]["message"] or
-                                   "already decided" in res["error"]["message"]):
+            if late(res):
                 return None
             self.assertIsNone(early, "answered while its fsync was stalled: %s" % early)
             self.assertIs(res["result"]["accepted"], True, res)
